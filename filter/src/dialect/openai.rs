@@ -1,0 +1,333 @@
+//! OpenAI Chat Completions: request validation and rewriting, response and stream rewriting.
+//! This is also the pivot shape the other dialects translate through.
+
+use crate::errors::{Code, GatewayError};
+use crate::sse::Event;
+use crate::usage::{self, Usage};
+use serde_json::{Map, Value};
+
+/// A validated chat request.
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub body: Map<String, Value>,
+    pub model: String,
+    pub stream: bool,
+    /// The client itself asked for the usage chunk (`stream_options.include_usage`).
+    pub wants_usage: bool,
+    pub max_tokens: Option<u64>,
+}
+
+pub fn parse_json_object(body: &[u8]) -> Result<Map<String, Value>, GatewayError> {
+    if body.is_empty() {
+        return Err(GatewayError::new(Code::BadRequest, "The request body is empty; a JSON object is required"));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(GatewayError::new(Code::BadRequest, "The request body must be a JSON object")),
+        Err(e) => Err(GatewayError::new(Code::BadRequest, format!("The request body is not valid JSON: {e}"))),
+    }
+}
+
+/// The `model` field: required, a non-empty string.
+pub fn required_model(body: &Map<String, Value>) -> Result<String, GatewayError> {
+    match body.get("model") {
+        None | Some(Value::Null) => Err(GatewayError::missing("model")),
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(Value::String(_)) => Err(GatewayError::missing("model")),
+        Some(_) => Err(GatewayError::bad("model", "'model' must be a string")),
+    }
+}
+
+fn opt_number(body: &Map<String, Value>, field: &str, min: f64, max: f64) -> Result<(), GatewayError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(x) if x >= min && x <= max => Ok(()),
+            _ => Err(GatewayError::bad(field, format!("'{field}' must be between {min} and {max}"))),
+        },
+        Some(_) => Err(GatewayError::bad(field, format!("'{field}' must be a number"))),
+    }
+}
+
+fn opt_positive_int(body: &Map<String, Value>, field: &str) -> Result<Option<u64>, GatewayError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(x) if x >= 1 => Ok(Some(x)),
+            _ => Err(GatewayError::bad(field, format!("'{field}' must be a positive integer"))),
+        },
+        Some(_) => Err(GatewayError::bad(field, format!("'{field}' must be an integer"))),
+    }
+}
+
+fn opt_bool(body: &Map<String, Value>, field: &str) -> Result<bool, GatewayError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(GatewayError::bad(field, format!("'{field}' must be a boolean"))),
+    }
+}
+
+/// Validates a Chat Completions request body.
+pub fn parse_chat(raw: &[u8]) -> Result<ChatRequest, GatewayError> {
+    let body = parse_json_object(raw)?;
+    let model = required_model(&body)?;
+    match body.get("messages") {
+        None | Some(Value::Null) => return Err(GatewayError::missing("messages")),
+        Some(Value::Array(msgs)) => {
+            if msgs.is_empty() {
+                return Err(GatewayError::bad("messages", "'messages' must contain at least one message"));
+            }
+            for (i, m) in msgs.iter().enumerate() {
+                let role = m.as_object().and_then(|o| o.get("role")).and_then(Value::as_str);
+                if role.is_none() {
+                    return Err(GatewayError::bad(
+                        &format!("messages[{i}].role"),
+                        format!("'messages[{i}]' must be an object with a string 'role'"),
+                    ));
+                }
+            }
+        }
+        Some(_) => return Err(GatewayError::bad("messages", "'messages' must be an array")),
+    }
+    let stream = opt_bool(&body, "stream")?;
+    let wants_usage = match body.get("stream_options") {
+        None | Some(Value::Null) => false,
+        Some(Value::Object(o)) => match o.get("include_usage") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(GatewayError::bad("stream_options.include_usage", "'include_usage' must be a boolean"))
+            }
+        },
+        Some(_) => return Err(GatewayError::bad("stream_options", "'stream_options' must be an object")),
+    };
+    opt_number(&body, "temperature", 0.0, 2.0)?;
+    opt_number(&body, "top_p", 0.0, 1.0)?;
+    opt_number(&body, "presence_penalty", -2.0, 2.0)?;
+    opt_number(&body, "frequency_penalty", -2.0, 2.0)?;
+    opt_positive_int(&body, "n")?;
+    let max_tokens = match opt_positive_int(&body, "max_completion_tokens")? {
+        Some(m) => Some(m),
+        None => opt_positive_int(&body, "max_tokens")?,
+    };
+    match body.get("stop") {
+        None | Some(Value::Null) | Some(Value::String(_)) => {}
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {}
+        Some(_) => return Err(GatewayError::bad("stop", "'stop' must be a string or an array of strings")),
+    }
+    Ok(ChatRequest { body, model, stream, wants_usage, max_tokens })
+}
+
+/// The body to send to an OpenAI-dialect upstream: the upstream's model id, and on streams
+/// `stream_options.include_usage` so the upstream reports usage. `None`: send the original bytes.
+pub fn upstream_chat_body(req: &ChatRequest, upstream_model: &str) -> Option<Vec<u8>> {
+    let needs_model = req.model != upstream_model;
+    let needs_usage = req.stream && !req.wants_usage;
+    if !needs_model && !needs_usage {
+        return None;
+    }
+    let mut body = req.body.clone();
+    if needs_model {
+        body.insert("model".to_string(), Value::String(upstream_model.to_string()));
+    }
+    if needs_usage {
+        let mut opts = match body.remove("stream_options") {
+            Some(Value::Object(o)) => o,
+            _ => Map::new(),
+        };
+        opts.insert("include_usage".to_string(), Value::Bool(true));
+        body.insert("stream_options".to_string(), Value::Object(opts));
+    }
+    serde_json::to_vec(&Value::Object(body)).ok()
+}
+
+/// Rewrites a non-streamed OpenAI response for the client: the client's model name back, and the
+/// usage read. Returns the new body (`None`: unchanged) and the usage.
+pub fn rewrite_response(body: &[u8], client_model: Option<&str>) -> (Option<Vec<u8>>, Option<Usage>) {
+    let mut v: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(_) => return (None, None),
+    };
+    let usage = usage::from_openai(&v);
+    let mut out = None;
+    if let (Some(name), Some(obj)) = (client_model, v.as_object_mut()) {
+        if obj.contains_key("model") {
+            obj.insert("model".to_string(), Value::String(name.to_string()));
+            out = serde_json::to_vec(&v).ok();
+        }
+    }
+    (out, usage)
+}
+
+/// OpenAI upstream stream -> OpenAI client stream: model renamed, usage read, the usage chunk
+/// dropped for clients that did not ask for it.
+#[derive(Debug)]
+pub struct OpenAiStream {
+    /// Rename `model` to this (the client's name) when it differs from the upstream's.
+    pub client_model: Option<String>,
+    pub client_wants_usage: bool,
+    pub usage: Option<Usage>,
+    pub saw_done: bool,
+    /// Completion text seen, in bytes (for estimates when usage never comes).
+    pub completion_bytes: usize,
+}
+
+impl OpenAiStream {
+    pub fn new(client_model: Option<String>, client_wants_usage: bool) -> Self {
+        OpenAiStream { client_model, client_wants_usage, usage: None, saw_done: false, completion_bytes: 0 }
+    }
+
+    /// Translates one upstream event, appending what the client gets to `out`.
+    pub fn on_event(&mut self, ev: &Event, out: &mut Vec<u8>) {
+        let data = ev.data.trim();
+        if data == "[DONE]" {
+            self.saw_done = true;
+            out.extend_from_slice(b"data: [DONE]\n\n");
+            return;
+        }
+        let has_usage = data.contains("\"usage\"");
+        if self.client_model.is_none() && !has_usage {
+            self.completion_bytes = self.completion_bytes.saturating_add(content_len_hint(data));
+            write_data(out, data.as_bytes());
+            return;
+        }
+        let mut v: Value = match serde_json::from_str(data) {
+            Ok(v) => v,
+            Err(_) => {
+                // Not JSON: forward as it came; the client's parser decides.
+                write_data(out, data.as_bytes());
+                return;
+            }
+        };
+        self.completion_bytes = self.completion_bytes.saturating_add(content_len_hint(data));
+        let Some(obj) = v.as_object_mut() else {
+            write_data(out, data.as_bytes());
+            return;
+        };
+        if let Some(u) = obj.get("usage").filter(|u| u.is_object()) {
+            let _ = u;
+            if let Some(found) = usage::from_openai(&Value::Object(obj.clone())) {
+                self.usage = Some(found);
+            }
+            if !self.client_wants_usage {
+                let no_choices = obj.get("choices").and_then(Value::as_array).is_none_or(|a| a.is_empty());
+                if no_choices {
+                    return; // the extra chunk we asked for: the client never sees it
+                }
+                obj.remove("usage");
+            }
+        }
+        if let Some(name) = &self.client_model {
+            if obj.contains_key("model") {
+                obj.insert("model".to_string(), Value::String(name.clone()));
+            }
+        }
+        match serde_json::to_vec(&v) {
+            Ok(bytes) => write_data(out, &bytes),
+            Err(_) => write_data(out, data.as_bytes()),
+        }
+    }
+}
+
+fn write_data(out: &mut Vec<u8>, data: &[u8]) {
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\n\n");
+}
+
+/// A cheap upper bound of the completion text in a chunk: the bytes of its `"content":"..."`.
+fn content_len_hint(data: &str) -> usize {
+    match data.find("\"content\":\"") {
+        Some(i) => {
+            let rest = data.get(i + 11..).unwrap_or("");
+            rest.find('"').unwrap_or(rest.len())
+        }
+        None => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn validation_codes() {
+        let e = parse_chat(br#"{"messages":[{"role":"user","content":"hi"}]}"#).unwrap_err();
+        assert_eq!((e.code, e.param.as_deref()), (Code::MissingField, Some("model")));
+        let e = parse_chat(br#"{"model":"m"}"#).unwrap_err();
+        assert_eq!((e.code, e.param.as_deref()), (Code::MissingField, Some("messages")));
+        let e = parse_chat(br#"{"model":"m","messages":"hi"}"#).unwrap_err();
+        assert_eq!(e.code, Code::BadRequest);
+        let e = parse_chat(br#"{"model":5,"messages":[]}"#).unwrap_err();
+        assert_eq!((e.code, e.param.as_deref()), (Code::BadRequest, Some("model")));
+        let e = parse_chat(b"{nope").unwrap_err();
+        assert_eq!(e.code, Code::BadRequest);
+        let e = parse_chat(b"").unwrap_err();
+        assert_eq!(e.code, Code::BadRequest);
+        let e = parse_chat(br#"[1]"#).unwrap_err();
+        assert_eq!(e.code, Code::BadRequest);
+        let e = parse_chat(br#"{"model":"m","messages":[{"content":"x"}]}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("messages[0].role"));
+        let e = parse_chat(br#"{"model":"m","messages":[{"role":"user"}],"temperature":3}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("temperature"));
+        let e = parse_chat(br#"{"model":"m","messages":[{"role":"user"}],"max_tokens":-1}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("max_tokens"));
+        let e = parse_chat(br#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("stream"));
+        let ok = parse_chat(br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"max_tokens":9,"extra":{"a":1}}"#).unwrap();
+        assert!(ok.stream && !ok.wants_usage);
+        assert_eq!(ok.max_tokens, Some(9));
+    }
+
+    #[test]
+    fn upstream_body_renames_model_and_asks_for_usage() {
+        let req = parse_chat(br#"{"model":"qai-flash","messages":[{"role":"user","content":"x"}],"stream":true,"custom":1}"#).unwrap();
+        let out: Value = serde_json::from_slice(&upstream_chat_body(&req, "flash-v1").unwrap()).unwrap();
+        assert_eq!(out["model"], "flash-v1");
+        assert_eq!(out["stream_options"]["include_usage"], true);
+        assert_eq!(out["custom"], 1);
+        let req = parse_chat(br#"{"model":"m","messages":[{"role":"user"}]}"#).unwrap();
+        assert!(upstream_chat_body(&req, "m").is_none());
+    }
+
+    #[test]
+    fn response_rewrite() {
+        let body = json!({"id":"x","model":"flash-v1","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}});
+        let (out, usage) = rewrite_response(&serde_json::to_vec(&body).unwrap(), Some("qai-flash"));
+        let out: Value = serde_json::from_slice(&out.unwrap()).unwrap();
+        assert_eq!(out["model"], "qai-flash");
+        assert_eq!(usage.unwrap().completion_tokens, 4);
+    }
+
+    fn run(stream: &mut OpenAiStream, datas: &[&str]) -> String {
+        let mut out = Vec::new();
+        for d in datas {
+            stream.on_event(&Event { event: None, data: d.to_string() }, &mut out);
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn stream_drops_usage_chunk_for_clients_that_did_not_ask() {
+        let chunks = [
+            r#"{"model":"up","choices":[{"index":0,"delta":{"content":"hi"}}]}"#,
+            r#"{"model":"up","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":1}}"#,
+            "[DONE]",
+        ];
+        let mut s = OpenAiStream::new(Some("qai".into()), false);
+        let out = run(&mut s, &chunks);
+        assert!(!out.contains("usage"), "{out}");
+        assert!(out.contains("\"model\":\"qai\""));
+        assert!(out.ends_with("data: [DONE]\n\n"));
+        assert_eq!(s.usage.unwrap().prompt_tokens, 5);
+
+        let mut s = OpenAiStream::new(None, true);
+        let out = run(&mut s, &chunks);
+        assert!(out.contains("\"usage\""));
+        assert!(out.contains("\"model\":\"up\""));
+        assert_eq!(s.usage.unwrap().completion_tokens, 1);
+        assert!(s.saw_done);
+    }
+}

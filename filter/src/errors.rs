@@ -1,0 +1,275 @@
+//! One error type for everything the gateway refuses or fails at, rendered in the caller's
+//! dialect (OpenAI, Anthropic or Gemini error shape) with that dialect's status conventions.
+
+use crate::dialect::Dialect;
+use serde_json::json;
+
+/// What went wrong, as the gateway's own stable codes (seed 000's list, plus a few of our own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// 400: a required field is absent.
+    MissingField,
+    /// 400: the model is unknown or of the wrong type for this endpoint.
+    InvalidModel,
+    /// 400: malformed JSON, wrong types, out-of-range values.
+    BadRequest,
+    /// 401: no key, malformed key, unknown key.
+    Unauthorized,
+    /// 402: spend cap reached.
+    InsufficientFunds,
+    /// 403: the key's account is inactive.
+    Forbidden,
+    /// 404: no such endpoint.
+    NotFound,
+    /// 405: the endpoint exists but not with this method.
+    MethodNotAllowed,
+    /// 413: the request body is larger than allowed.
+    RequestTooLarge,
+    /// 429: account-wide requests per minute exhausted.
+    RateLimitExceeded,
+    /// 429: per-key daily sandbox quota exhausted.
+    SandboxQuotaExceeded,
+    /// 500: a bug or misconfiguration on our side.
+    InternalError,
+    /// 502: the upstream failed or could not be reached.
+    UpstreamError,
+    /// 503: the gateway cannot decide (shared state unavailable).
+    ServiceUnavailable,
+}
+
+impl Code {
+    /// The HTTP status this code is returned with.
+    pub fn status(self) -> u16 {
+        match self {
+            Code::MissingField | Code::InvalidModel | Code::BadRequest => 400,
+            Code::Unauthorized => 401,
+            Code::InsufficientFunds => 402,
+            Code::Forbidden => 403,
+            Code::NotFound => 404,
+            Code::MethodNotAllowed => 405,
+            Code::RequestTooLarge => 413,
+            Code::RateLimitExceeded | Code::SandboxQuotaExceeded => 429,
+            Code::InternalError => 500,
+            Code::UpstreamError => 502,
+            Code::ServiceUnavailable => 503,
+        }
+    }
+
+    /// The stable string code (the OpenAI shape's `code`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::MissingField => "missing_field",
+            Code::InvalidModel => "invalid_model",
+            Code::BadRequest => "bad_request",
+            Code::Unauthorized => "unauthorized",
+            Code::InsufficientFunds => "insufficient_funds",
+            Code::Forbidden => "forbidden",
+            Code::NotFound => "not_found",
+            Code::MethodNotAllowed => "method_not_allowed",
+            Code::RequestTooLarge => "request_entity_too_large",
+            Code::RateLimitExceeded => "rate_limit_exceeded",
+            Code::SandboxQuotaExceeded => "sandbox_quota_exceeded",
+            Code::InternalError => "internal_error",
+            Code::UpstreamError => "upstream_error",
+            Code::ServiceUnavailable => "service_unavailable",
+        }
+    }
+
+    /// The OpenAI error `type`.
+    fn openai_type(self) -> &'static str {
+        match self {
+            Code::RateLimitExceeded | Code::SandboxQuotaExceeded => "rate_limit_error",
+            Code::InsufficientFunds => "insufficient_quota",
+            Code::InternalError | Code::UpstreamError | Code::ServiceUnavailable => "api_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    /// The Anthropic error `type` (their documented list).
+    fn anthropic_type(self) -> &'static str {
+        match self {
+            Code::Unauthorized => "authentication_error",
+            Code::Forbidden | Code::InsufficientFunds => "permission_error",
+            Code::NotFound => "not_found_error",
+            Code::RequestTooLarge => "request_too_large",
+            Code::RateLimitExceeded | Code::SandboxQuotaExceeded => "rate_limit_error",
+            Code::InternalError | Code::UpstreamError => "api_error",
+            Code::ServiceUnavailable => "overloaded_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    /// The Gemini (google.rpc) error `status`.
+    fn gemini_status(self) -> &'static str {
+        match self {
+            Code::Unauthorized => "UNAUTHENTICATED",
+            Code::Forbidden | Code::InsufficientFunds => "PERMISSION_DENIED",
+            Code::NotFound => "NOT_FOUND",
+            Code::RateLimitExceeded | Code::SandboxQuotaExceeded => "RESOURCE_EXHAUSTED",
+            Code::InternalError => "INTERNAL",
+            Code::UpstreamError | Code::ServiceUnavailable => "UNAVAILABLE",
+            _ => "INVALID_ARGUMENT",
+        }
+    }
+
+    /// Whether an SDK should retry this error on its own (sent as `x-should-retry`).
+    pub fn retryable(self) -> bool {
+        matches!(
+            self,
+            Code::RateLimitExceeded
+                | Code::SandboxQuotaExceeded
+                | Code::UpstreamError
+                | Code::ServiceUnavailable
+                | Code::InternalError
+        )
+    }
+}
+
+/// An error the gateway answers with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayError {
+    pub code: Code,
+    pub message: String,
+    /// The offending request field, where there is one.
+    pub param: Option<String>,
+    /// Seconds until a retry can succeed (sent as `Retry-After`).
+    pub retry_after: Option<u64>,
+    /// A status other than the code's default (used for pass-through upstream statuses).
+    pub status_override: Option<u16>,
+}
+
+impl GatewayError {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        GatewayError { code, message: message.into(), param: None, retry_after: None, status_override: None }
+    }
+
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    pub fn missing(field: &str) -> Self {
+        GatewayError::new(Code::MissingField, format!("'{field}' is a required field")).with_param(field)
+    }
+
+    pub fn bad(field: &str, message: impl Into<String>) -> Self {
+        GatewayError::new(Code::BadRequest, message).with_param(field)
+    }
+
+    pub fn status(&self) -> u16 {
+        self.status_override.unwrap_or_else(|| self.code.status())
+    }
+
+    /// The error's body in the given dialect.
+    pub fn body(&self, dialect: Dialect) -> Vec<u8> {
+        let v = match dialect {
+            Dialect::OpenAi => json!({
+                "error": {
+                    "message": self.message,
+                    "type": self.code.openai_type(),
+                    "param": self.param,
+                    "code": self.code.as_str(),
+                }
+            }),
+            Dialect::Anthropic => json!({
+                "type": "error",
+                "error": { "type": self.code.anthropic_type(), "message": self.message },
+            }),
+            Dialect::Gemini => json!({
+                "error": {
+                    "code": self.status(),
+                    "message": self.message,
+                    "status": self.code.gemini_status(),
+                }
+            }),
+        };
+        serde_json::to_vec(&v).unwrap_or_default()
+    }
+
+    /// The Anthropic `event: error` frame for an error that happens after a stream began.
+    pub fn anthropic_stream_event(&self) -> Vec<u8> {
+        let mut out = b"event: error\ndata: ".to_vec();
+        out.extend_from_slice(&self.body(Dialect::Anthropic));
+        out.extend_from_slice(b"\n\n");
+        out
+    }
+
+    /// A complete local reply: status, headers and body in the caller's dialect.
+    pub fn reply(&self, dialect: Dialect) -> crate::exchange::LocalReply {
+        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+        if let Some(secs) = self.retry_after {
+            headers.push(("retry-after".to_string(), secs.to_string()));
+            headers.push(("retry-after-ms".to_string(), secs.saturating_mul(1000).to_string()));
+        }
+        headers.push((
+            "x-should-retry".to_string(),
+            if self.code.retryable() { "true" } else { "false" }.to_string(),
+        ));
+        crate::exchange::LocalReply { status: self.status(), headers, body: self.body(dialect) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn parse(b: &[u8]) -> Value {
+        serde_json::from_slice(b).unwrap()
+    }
+
+    #[test]
+    fn openai_shape_has_message_type_param_code() {
+        let e = GatewayError::missing("model");
+        let v = parse(&e.body(Dialect::OpenAi));
+        assert_eq!(v["error"]["code"], "missing_field");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["param"], "model");
+        assert!(v["error"]["message"].as_str().unwrap().contains("model"));
+        assert_eq!(e.status(), 400);
+    }
+
+    #[test]
+    fn statuses_and_types_follow_seed_000() {
+        let cases = [
+            (Code::Unauthorized, 401, "invalid_request_error"),
+            (Code::Forbidden, 403, "invalid_request_error"),
+            (Code::RateLimitExceeded, 429, "rate_limit_error"),
+            (Code::SandboxQuotaExceeded, 429, "rate_limit_error"),
+            (Code::InsufficientFunds, 402, "insufficient_quota"),
+            (Code::UpstreamError, 502, "api_error"),
+            (Code::InternalError, 500, "api_error"),
+            (Code::ServiceUnavailable, 503, "api_error"),
+        ];
+        for (code, status, ty) in cases {
+            let e = GatewayError::new(code, "x");
+            assert_eq!(e.status(), status, "{code:?}");
+            assert_eq!(parse(&e.body(Dialect::OpenAi))["error"]["type"], ty, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn anthropic_and_gemini_shapes() {
+        let e = GatewayError::new(Code::Unauthorized, "Invalid API key");
+        let a = parse(&e.body(Dialect::Anthropic));
+        assert_eq!(a["type"], "error");
+        assert_eq!(a["error"]["type"], "authentication_error");
+        let g = parse(&e.body(Dialect::Gemini));
+        assert_eq!(g["error"]["code"], 401);
+        assert_eq!(g["error"]["status"], "UNAUTHENTICATED");
+    }
+
+    #[test]
+    fn retry_after_headers_on_429() {
+        let r = GatewayError::new(Code::RateLimitExceeded, "slow down").with_retry_after(7).reply(Dialect::OpenAi);
+        assert_eq!(r.status, 429);
+        assert!(r.headers.iter().any(|(k, v)| k == "retry-after" && v == "7"));
+        assert!(r.headers.iter().any(|(k, v)| k == "retry-after-ms" && v == "7000"));
+        assert!(r.headers.iter().any(|(k, v)| k == "x-should-retry" && v == "true"));
+    }
+}

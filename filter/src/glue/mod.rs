@@ -1,0 +1,189 @@
+//! The only module that talks to the host (proxy-wasm). It reads headers and bodies, feeds them
+//! to the pure `Exchange`, and applies what it decides. Every hostcall that can fail is called
+//! through `hostcalls`, which returns a `Result`, never through the SDK's unwrapping helpers.
+
+use crate::config::Config;
+use crate::exchange::{BodyAction, ChunkAction, Exchange, HeadAction, HeaderEdit, LocalReply, RequestHead};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use std::rc::Rc;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { config: None }) });
+}}
+
+fn log(level: LogLevel, msg: &str) {
+    let _ = hostcalls::log(level, msg);
+}
+
+struct Root {
+    config: Option<Rc<Config>>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
+            Ok(Some(b)) => b,
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                log(LogLevel::Critical, &format!("tollgate: cannot read the plugin configuration: {e:?}"));
+                return false;
+            }
+        };
+        let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
+        match Config::parse(bytes) {
+            Ok(cfg) => {
+                log(
+                    LogLevel::Info,
+                    &format!(
+                        "tollgate: configured {} keys, {} accounts, {} models, {} clusters",
+                        cfg.keys.len(),
+                        cfg.accounts.len(),
+                        cfg.models.len(),
+                        cfg.clusters.len()
+                    ),
+                );
+                self.config = Some(Rc::new(cfg));
+                true
+            }
+            Err(e) => {
+                log(LogLevel::Critical, &format!("tollgate: invalid configuration: {e}"));
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let config = self.config.clone()?;
+        Some(Box::new(Http { id: context_id, config, ex: Exchange::new() }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Http {
+    id: u32,
+    config: Rc<Config>,
+    ex: Exchange,
+}
+
+fn header(map: MapType, name: &str) -> Option<String> {
+    hostcalls::get_map_value(map, name).ok().flatten()
+}
+
+fn apply(map: MapType, edits: &[HeaderEdit]) {
+    for e in edits {
+        let _ = match e {
+            HeaderEdit::Set(k, v) => hostcalls::set_map_value(map, k, Some(v)),
+            HeaderEdit::Remove(k) => hostcalls::remove_map_value(map, k),
+        };
+    }
+}
+
+impl Http {
+    fn reply(&self, r: &LocalReply) -> Action {
+        let headers: Vec<(&str, &str)> = r.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        if let Err(e) = hostcalls::send_http_response(u32::from(r.status), headers, Some(&r.body)) {
+            log(LogLevel::Error, &format!("tollgate[{}]: local reply failed: {e:?}", self.id));
+        }
+        Action::Pause
+    }
+}
+
+impl Context for Http {}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
+        let m = MapType::HttpRequestHeaders;
+        let method = header(m, ":method").unwrap_or_default();
+        let path = header(m, ":path").unwrap_or_default();
+        let authorization = header(m, "authorization");
+        let x_api_key = header(m, "x-api-key");
+        let x_goog_api_key = header(m, "x-goog-api-key");
+        let head = RequestHead {
+            method: &method,
+            path: &path,
+            authorization: authorization.as_deref(),
+            x_api_key: x_api_key.as_deref(),
+            x_goog_api_key: x_goog_api_key.as_deref(),
+            end_of_stream,
+        };
+        let cfg = Rc::clone(&self.config);
+        match self.ex.on_request_headers(&cfg, &head) {
+            HeadAction::Reply(r) => self.reply(&r),
+            HeadAction::ReadBody(edits) => {
+                apply(m, &edits);
+                Action::Pause
+            }
+        }
+    }
+
+    fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        if self.ex.local_reply {
+            return Action::Pause;
+        }
+        let cfg = Rc::clone(&self.config);
+        if let Some(r) = self.ex.request_too_large(&cfg, size) {
+            return self.reply(&r);
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let body = match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size) {
+            Ok(b) => b.unwrap_or_default(),
+            Err(e) => {
+                log(LogLevel::Error, &format!("tollgate[{}]: cannot read the request body: {e:?}", self.id));
+                Vec::new()
+            }
+        };
+        match self.ex.on_request_body(&cfg, &body) {
+            BodyAction::Reply(r) => self.reply(&r),
+            BodyAction::Forward { edits, body: new_body } => {
+                apply(MapType::HttpRequestHeaders, &edits);
+                if let Some(b) = new_body {
+                    if let Err(e) = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, size, &b) {
+                        log(LogLevel::Error, &format!("tollgate[{}]: cannot rewrite the request body: {e:?}", self.id));
+                    }
+                }
+                Action::Continue
+            }
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
+        let m = MapType::HttpResponseHeaders;
+        let status = header(m, ":status").and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
+        let content_type = header(m, "content-type");
+        let edits = self.ex.on_response_headers(status, content_type.as_deref());
+        apply(m, &edits);
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        let chunk = if size == 0 {
+            Vec::new()
+        } else {
+            match hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size) {
+                Ok(b) => b.unwrap_or_default(),
+                Err(_) => Vec::new(),
+            }
+        };
+        let max = self.config.max_body_bytes;
+        match self.ex.on_response_chunk(&chunk, end_of_stream, max) {
+            ChunkAction::Pass => Action::Continue,
+            ChunkAction::Buffer => Action::Pause,
+            ChunkAction::Replace(out) => {
+                if let Err(e) = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, &out) {
+                    log(LogLevel::Error, &format!("tollgate[{}]: cannot rewrite the response body: {e:?}", self.id));
+                }
+                Action::Continue
+            }
+        }
+    }
+}

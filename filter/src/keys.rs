@@ -1,0 +1,210 @@
+//! Client keys: extraction from the request, SHA-256 hashing, lookup among configured hashes.
+//!
+//! Only hashes are configured. Lookup is a binary search over sorted 32-byte hashes (36 bytes a
+//! key in memory, no per-entry allocation), followed by a constant-time comparison of the whole
+//! hash. The search's timing depends only on the SHA-256 of the presented key, which tells an
+//! attacker nothing about any configured key.
+
+use sha2::{Digest, Sha256};
+
+pub type Hash = [u8; 32];
+
+pub fn sha256(data: &[u8]) -> Hash {
+    let out = Sha256::digest(data);
+    let mut h = [0u8; 32];
+    h.copy_from_slice(&out);
+    h
+}
+
+pub fn to_hex(h: &Hash) -> String {
+    fn digit(n: u8) -> char {
+        char::from(if n < 10 { b'0' + n } else { b'a' + n - 10 })
+    }
+    let mut s = String::with_capacity(64);
+    for b in h {
+        s.push(digit(b >> 4));
+        s.push(digit(b & 15));
+    }
+    s
+}
+
+pub fn from_hex(s: &str) -> Option<Hash> {
+    let bytes = s.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut h = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        let hi = hex_val(*pair.first()?)?;
+        let lo = hex_val(*pair.get(1)?)?;
+        *h.get_mut(i)? = (hi << 4) | lo;
+    }
+    Some(h)
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Compares two hashes in time independent of where they differ.
+pub fn ct_eq(a: &Hash, b: &Hash) -> bool {
+    let mut diff = 0u8;
+    for (x, y) in a.iter().zip(b.iter()) {
+        diff |= x ^ y;
+    }
+    diff == 0
+}
+
+/// Sorted table of configured key hashes -> key index.
+#[derive(Debug, Default, Clone)]
+pub struct KeyTable {
+    entries: Vec<(Hash, u32)>,
+}
+
+impl KeyTable {
+    /// Builds the table; returns the first duplicated hash if any.
+    pub fn build(mut entries: Vec<(Hash, u32)>) -> Result<Self, Hash> {
+        entries.sort_unstable_by_key(|e| e.0);
+        for w in entries.windows(2) {
+            if let [a, b] = w {
+                if a.0 == b.0 {
+                    return Err(a.0);
+                }
+            }
+        }
+        Ok(KeyTable { entries })
+    }
+
+    pub fn lookup(&self, hash: &Hash) -> Option<u32> {
+        let i = self.entries.binary_search_by(|e| e.0.cmp(hash)).ok()?;
+        let (h, idx) = self.entries.get(i)?;
+        if ct_eq(h, hash) {
+            Some(*idx)
+        } else {
+            None
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Where a client's key came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    Bearer,
+    XApiKey,
+    XGoogApiKey,
+    QueryKey,
+}
+
+/// Outcome of reading the key from the request headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presented<'a> {
+    Key(&'a str, KeySource),
+    Missing,
+    /// Present but unusable (e.g. `Authorization: Basic ...`, empty bearer, two different keys).
+    Malformed(&'static str),
+}
+
+/// Reads the client's key from `Authorization: Bearer` or `x-api-key` (and, on Gemini paths,
+/// `x-goog-api-key` or `?key=`). Two different keys in one request are refused.
+pub fn extract<'a>(
+    authorization: Option<&'a str>,
+    x_api_key: Option<&'a str>,
+    x_goog_api_key: Option<&'a str>,
+    query_key: Option<&'a str>,
+) -> Presented<'a> {
+    let mut found: Option<(&'a str, KeySource)> = None;
+    if let Some(auth) = authorization {
+        let auth = auth.trim();
+        let (scheme, rest) = auth.split_once(' ').unwrap_or((auth, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Presented::Malformed("the Authorization header must use the Bearer scheme");
+        }
+        let token = rest.trim();
+        if token.is_empty() {
+            return Presented::Malformed("the Authorization header has an empty bearer token");
+        }
+        found = Some((token, KeySource::Bearer));
+    }
+    for (value, source) in [
+        (x_api_key, KeySource::XApiKey),
+        (x_goog_api_key, KeySource::XGoogApiKey),
+        (query_key, KeySource::QueryKey),
+    ] {
+        if let Some(v) = value {
+            let v = v.trim();
+            if v.is_empty() {
+                continue;
+            }
+            match found {
+                Some((k, _)) if k != v => return Presented::Malformed("the request carries two different API keys"),
+                Some(_) => {}
+                None => found = Some((v, source)),
+            }
+        }
+    }
+    match found {
+        Some((k, s)) => Presented::Key(k, s),
+        None => Presented::Missing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_known_vector() {
+        assert_eq!(
+            to_hex(&sha256(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn hex_round_trip_and_rejects() {
+        let h = sha256(b"sk-demo-active");
+        assert_eq!(from_hex(&to_hex(&h)), Some(h));
+        assert_eq!(from_hex(&to_hex(&h).to_uppercase()), Some(h));
+        assert_eq!(from_hex("abc"), None);
+        assert_eq!(from_hex(&"g".repeat(64)), None);
+    }
+
+    #[test]
+    fn table_lookup_and_duplicates() {
+        let keys: Vec<(Hash, u32)> = (0..1000u32).map(|i| (sha256(format!("k{i}").as_bytes()), i)).collect();
+        let t = KeyTable::build(keys).unwrap();
+        for i in [0u32, 1, 499, 999] {
+            assert_eq!(t.lookup(&sha256(format!("k{i}").as_bytes())), Some(i));
+        }
+        assert_eq!(t.lookup(&sha256(b"nope")), None);
+        let dup = vec![(sha256(b"a"), 0), (sha256(b"a"), 1)];
+        assert!(KeyTable::build(dup).is_err());
+    }
+
+    #[test]
+    fn extraction_rules() {
+        assert_eq!(extract(Some("Bearer sk-1"), None, None, None), Presented::Key("sk-1", KeySource::Bearer));
+        assert_eq!(extract(Some("bearer   sk-1 "), None, None, None), Presented::Key("sk-1", KeySource::Bearer));
+        assert_eq!(extract(None, Some("sk-2"), None, None), Presented::Key("sk-2", KeySource::XApiKey));
+        assert_eq!(extract(None, None, None, None), Presented::Missing);
+        assert!(matches!(extract(Some("Basic abc"), None, None, None), Presented::Malformed(_)));
+        assert!(matches!(extract(Some("Bearer "), None, None, None), Presented::Malformed(_)));
+        assert!(matches!(extract(Some("Bearer a"), Some("b"), None, None), Presented::Malformed(_)));
+        assert_eq!(extract(Some("Bearer a"), Some("a"), None, None), Presented::Key("a", KeySource::Bearer));
+        assert_eq!(extract(None, None, Some("g"), None), Presented::Key("g", KeySource::XGoogApiKey));
+        assert_eq!(extract(None, None, None, Some("q")), Presented::Key("q", KeySource::QueryKey));
+    }
+}

@@ -1,0 +1,228 @@
+//! Incremental Server-Sent Events framer: bytes in, complete events out.
+//!
+//! Chunks may split an event at any byte: inside a UTF-8 character, between `\r` and `\n`, inside
+//! a field name. The framer keeps the unfinished line between calls, so feeding a stream in one
+//! piece or byte by byte yields the same events. Lines end with `\r\n`, `\n` or `\r`; `data:` with
+//! or without the space; comment lines (`: keepalive`) are dropped; an unfinished event larger than
+//! the cap is an error rather than unbounded memory.
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Event {
+    /// The `event:` field, if any.
+    pub event: Option<String>,
+    /// The `data:` lines joined with `\n`.
+    pub data: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooLarge;
+
+#[derive(Debug)]
+pub struct Framer {
+    line: Vec<u8>,
+    /// The previous chunk ended in `\r`: a `\n` at the start of the next one belongs to it.
+    after_cr: bool,
+    current: Event,
+    has_fields: bool,
+    data_seen: bool,
+    event_bytes: usize,
+    max_event_bytes: usize,
+}
+
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
+
+impl Default for Framer {
+    fn default() -> Self {
+        Framer::new(DEFAULT_MAX_EVENT_BYTES)
+    }
+}
+
+impl Framer {
+    pub fn new(max_event_bytes: usize) -> Self {
+        Framer {
+            line: Vec::new(),
+            after_cr: false,
+            current: Event::default(),
+            has_fields: false,
+            data_seen: false,
+            event_bytes: 0,
+            max_event_bytes,
+        }
+    }
+
+    /// Feeds a chunk; complete events are appended to `out`.
+    pub fn push(&mut self, mut chunk: &[u8], out: &mut Vec<Event>) -> Result<(), TooLarge> {
+        if self.after_cr {
+            if let Some(rest) = chunk.strip_prefix(b"\n") {
+                chunk = rest;
+            }
+            if !chunk.is_empty() {
+                self.after_cr = false;
+            }
+        }
+        while !chunk.is_empty() {
+            match chunk.iter().position(|&b| b == b'\n' || b == b'\r') {
+                None => {
+                    self.event_bytes = self.event_bytes.saturating_add(chunk.len());
+                    if self.event_bytes > self.max_event_bytes {
+                        return Err(TooLarge);
+                    }
+                    self.line.extend_from_slice(chunk);
+                    return Ok(());
+                }
+                Some(pos) => {
+                    let (head, tail) = chunk.split_at(pos);
+                    self.event_bytes = self.event_bytes.saturating_add(head.len());
+                    if self.event_bytes > self.max_event_bytes {
+                        return Err(TooLarge);
+                    }
+                    let is_cr = tail.first() == Some(&b'\r');
+                    let mut rest = tail.get(1..).unwrap_or(&[]);
+                    if is_cr {
+                        match rest.first() {
+                            Some(b'\n') => rest = rest.get(1..).unwrap_or(&[]),
+                            None => self.after_cr = true,
+                            Some(_) => {}
+                        }
+                    }
+                    if self.line.is_empty() {
+                        self.process_line(head, out);
+                    } else {
+                        self.line.extend_from_slice(head);
+                        let line = std::mem::take(&mut self.line);
+                        self.process_line(&line, out);
+                    }
+                    chunk = rest;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// End of stream: an event that was not closed by a blank line is still delivered.
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        if !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            self.process_line(&line, out);
+        }
+        self.dispatch(out);
+    }
+
+    /// Bytes held for an unfinished event.
+    pub fn pending(&self) -> usize {
+        self.event_bytes
+    }
+
+    fn process_line(&mut self, line: &[u8], out: &mut Vec<Event>) {
+        if line.is_empty() {
+            self.dispatch(out);
+            return;
+        }
+        if line.first() == Some(&b':') {
+            return;
+        }
+        let (name, value) = match line.iter().position(|&b| b == b':') {
+            Some(i) => {
+                let (n, v) = line.split_at(i);
+                let v = v.get(1..).unwrap_or(&[]);
+                (n, v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &[][..]),
+        };
+        match name {
+            b"data" => {
+                if self.has_data() {
+                    self.current.data.push('\n');
+                }
+                self.current.data.push_str(&String::from_utf8_lossy(value));
+                self.has_fields = true;
+                self.data_seen = true;
+            }
+            b"event" => {
+                self.current.event = Some(String::from_utf8_lossy(value).into_owned());
+                self.has_fields = true;
+            }
+            _ => {} // id, retry and unknown fields carry nothing we translate
+        }
+    }
+
+    fn has_data(&self) -> bool {
+        self.data_seen
+    }
+
+    fn dispatch(&mut self, out: &mut Vec<Event>) {
+        if self.has_fields {
+            out.push(std::mem::take(&mut self.current));
+        }
+        self.current = Event::default();
+        self.has_fields = false;
+        self.data_seen = false;
+        self.event_bytes = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame_all(chunks: &[&[u8]]) -> Vec<Event> {
+        let mut f = Framer::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            f.push(c, &mut out).unwrap();
+        }
+        f.finish(&mut out);
+        out
+    }
+
+    fn ev(event: Option<&str>, data: &str) -> Event {
+        Event { event: event.map(str::to_string), data: data.to_string() }
+    }
+
+    #[test]
+    fn basic_events_and_line_endings() {
+        let s = b"data: a\n\ndata:b\r\n\r\nevent: x\rdata: c\r\r: keepalive\n\ndata: d1\ndata: d2\n\n";
+        assert_eq!(
+            frame_all(&[s]),
+            vec![ev(None, "a"), ev(None, "b"), ev(Some("x"), "c"), ev(None, "d1\nd2")]
+        );
+    }
+
+    #[test]
+    fn unterminated_last_event_is_delivered_at_finish() {
+        assert_eq!(frame_all(&[b"data: [DONE]"]), vec![ev(None, "[DONE]")]);
+        assert_eq!(frame_all(&[b": only a comment\n"]), vec![]);
+    }
+
+    #[test]
+    fn every_split_gives_the_same_events() {
+        let s = "event: message_start\r\ndata: {\"t\":\"h\u{e9}llo \u{1F600}\"}\r\n\r\n: ping\n\ndata:x\rdata: y\r\rdata: \u{4e16}\n\n".as_bytes();
+        let whole = frame_all(&[s]);
+        assert_eq!(whole.len(), 3);
+        for i in 0..=s.len() {
+            for j in i..=s.len() {
+                let got = frame_all(&[&s[..i], &s[i..j], &s[j..]]);
+                assert_eq!(got, whole, "split at {i},{j}");
+            }
+        }
+        // byte by byte
+        let pieces: Vec<&[u8]> = s.chunks(1).collect();
+        assert_eq!(frame_all(&pieces), whole);
+    }
+
+    #[test]
+    fn cr_at_chunk_end_then_lf() {
+        assert_eq!(frame_all(&[b"data: a\r", b"\n\r", b"\n"]), vec![ev(None, "a")]);
+        assert_eq!(frame_all(&[b"data: a\r", b"", b"\n\r\n"]), vec![ev(None, "a")]);
+    }
+
+    #[test]
+    fn oversize_event_is_refused() {
+        let mut f = Framer::new(16);
+        let mut out = Vec::new();
+        assert!(f.push(b"data: 0123456789", &mut out).is_ok());
+        assert_eq!(f.push(b"abcdefghij", &mut out), Err(TooLarge));
+        let mut f = Framer::new(16);
+        assert!(f.push(b"data: 01234\n\ndata: 0123456789\n\n", &mut out).is_ok());
+    }
+}

@@ -1,0 +1,69 @@
+//! Test controls read from `x-demo-*` request headers. Invalid values are ignored.
+
+use std::time::Duration;
+
+use hyper::{HeaderMap, StatusCode};
+
+/// Longest delay honoured by the delay controls (1 hour).
+const MAX_DELAY_MS: u64 = 3_600_000;
+/// Largest `x-demo-chunks` honoured.
+pub const MAX_CHUNKS: usize = 1_000_000;
+
+#[derive(Debug, Default, Clone)]
+pub struct Controls {
+    /// `x-demo-chunks: N` — emit exactly N synthetic pieces "tok0 ", "tok1 ", ...
+    pub chunks: Option<usize>,
+    /// `x-demo-status: CODE` — reply with this status and an error body.
+    pub status: Option<StatusCode>,
+    /// `x-demo-delay-ms: N` — sleep before responding.
+    pub delay: Duration,
+    /// `x-demo-chunk-delay-ms: N` — sleep between streamed events.
+    pub chunk_delay: Duration,
+    /// `x-demo-no-usage: 1` — omit usage everywhere.
+    pub no_usage: bool,
+    /// `x-demo-cut-after: N` — abort a stream after N content chunks.
+    pub cut_after: Option<usize>,
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name)?.to_str().ok().map(str::trim)
+}
+
+fn number(h: &HeaderMap, name: &str) -> Option<u64> {
+    header(h, name)?.parse().ok()
+}
+
+fn millis(h: &HeaderMap, name: &str) -> Duration {
+    Duration::from_millis(number(h, name).unwrap_or(0).min(MAX_DELAY_MS))
+}
+
+impl Controls {
+    pub fn from_headers(h: &HeaderMap) -> Self {
+        Controls {
+            chunks: number(h, "x-demo-chunks").map(|n| (n as usize).min(MAX_CHUNKS)),
+            status: number(h, "x-demo-status")
+                .filter(|c| (200..=599).contains(c))
+                .and_then(|c| StatusCode::from_u16(c as u16).ok()),
+            delay: millis(h, "x-demo-delay-ms"),
+            chunk_delay: millis(h, "x-demo-chunk-delay-ms"),
+            no_usage: matches!(
+                header(h, "x-demo-no-usage").map(str::to_ascii_lowercase).as_deref(),
+                Some("1" | "true" | "yes" | "on")
+            ),
+            cut_after: number(h, "x-demo-cut-after").map(|n| n as usize),
+        }
+    }
+
+    /// Apply `x-demo-delay-ms` (non-blocking).
+    pub async fn pre_delay(&self) {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+    }
+
+    /// How many content chunks a stream of `total` pieces emits before the
+    /// end (all of them, or `min(cut_after, total)` when a cut is requested).
+    pub fn emit_count(&self, total: usize) -> usize {
+        self.cut_after.map_or(total, |n| n.min(total))
+    }
+}

@@ -1,0 +1,364 @@
+//! `demo-backend`: the bundled demo LLM generation backend of the Tollgate
+//! gateway and the mock upstream for integration tests and benchmarks.
+//!
+//! Speaks OpenAI Chat Completions, Anthropic Messages and Gemini
+//! generateContent (plus a few OpenAI media endpoints) with deterministic
+//! replies, and honours `x-demo-*` test-control headers (see `controls.rs`).
+
+mod anthropic;
+mod body;
+mod capture;
+mod controls;
+mod gemini;
+mod media;
+mod openai;
+mod tokens;
+mod util;
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::HOST;
+use hyper::http::request::Parts;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+use body::Resp;
+use capture::Capture;
+use controls::Controls;
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 64 << 20;
+
+const USAGE: &str = "\
+usage: demo-backend [--listen ADDR] [--port-file PATH] [--no-capture] [--threads N]
+
+  --listen ADDR      address to listen on (default 127.0.0.1:8000; port 0 = ephemeral)
+  --port-file PATH   after binding, write the actual port number to PATH
+  --no-capture       do not record requests for GET /__demo/requests (benchmarks)
+  --threads N        tokio worker threads (default: number of CPUs)";
+
+struct Config {
+    listen: String,
+    port_file: Option<PathBuf>,
+    capture: bool,
+    threads: Option<usize>,
+}
+
+fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
+    let mut cfg = Config {
+        listen: "127.0.0.1:8000".into(),
+        port_file: None,
+        capture: true,
+        threads: None,
+    };
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "--listen" => cfg.listen = value("--listen")?,
+            "--port-file" => cfg.port_file = Some(PathBuf::from(value("--port-file")?)),
+            "--no-capture" => cfg.capture = false,
+            "--threads" => {
+                let v = value("--threads")?;
+                let n: usize = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("--threads: invalid number {v:?}"))?;
+                cfg.threads = Some(n);
+            }
+            "-h" | "--help" => return Ok(None),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(Some(cfg))
+}
+
+fn main() -> ExitCode {
+    let cfg = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(cfg)) => cfg,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("demo-backend: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = cfg.threads {
+        builder.worker_threads(n);
+    }
+    let rt = match builder.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("demo-backend: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = rt.block_on(run(cfg));
+    rt.shutdown_timeout(Duration::from_millis(200));
+    code
+}
+
+struct State {
+    capture: Capture,
+}
+
+async fn run(cfg: Config) -> ExitCode {
+    media::warm_up();
+    let listener = match TcpListener::bind(&cfg.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("demo-backend: cannot listen on {}: {e}", cfg.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("demo-backend: cannot read local address: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(path) = &cfg.port_file {
+        // Write-then-rename so a reader never sees a half-written file.
+        let tmp = path.with_extension("tmp");
+        let res = std::fs::write(&tmp, format!("{}\n", addr.port()))
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = res {
+            eprintln!("demo-backend: cannot write port file {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "demo-backend listening on {addr}");
+        let _ = out.flush();
+    }
+    let state = Arc::new(State {
+        capture: Capture::new(cfg.capture),
+    });
+    tokio::select! {
+        () = accept_loop(listener, state) => {}
+        () = shutdown_signal() => eprintln!("demo-backend: shutting down"),
+    }
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn accept_loop(listener: TcpListener, state: Arc<State>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // e.g. EMFILE under load: back off briefly and keep serving.
+                eprintln!("demo-backend: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| handle(state.clone(), req));
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    let (parts, incoming) = req.into_parts();
+    let body = match Limited::new(incoming, MAX_BODY).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Ok(openai::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+                "invalid_request_error",
+                "payload_too_large",
+            ));
+        }
+        Err(e) => {
+            return Ok(openai::bad_request(&format!("cannot read request body: {e}")));
+        }
+    };
+    if state.capture.enabled() && !parts.uri.path().starts_with("/__demo/") {
+        state.capture.record(&parts, &body);
+    }
+    Ok(route(&state, &parts, body).await)
+}
+
+/// The API family of an endpoint (decides the error shape).
+#[derive(Clone, Copy)]
+enum Api {
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+fn host_of(parts: &Parts) -> String {
+    parts
+        .headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| "127.0.0.1".into())
+}
+
+async fn route(state: &State, parts: &Parts, body: Bytes) -> Resp {
+    let path = parts.uri.path();
+    let method = &parts.method;
+
+    // Non-API endpoints.
+    match (method, path) {
+        (&Method::GET, "/health") => {
+            return body::full(StatusCode::OK, "text/plain; charset=utf-8", "ok")
+        }
+        (&Method::GET, "/__demo/requests") => {
+            return body::json(StatusCode::OK, &state.capture.to_json())
+        }
+        (&Method::DELETE, "/__demo/requests") => {
+            state.capture.clear();
+            return body::json(StatusCode::OK, &serde_json::json!({"cleared": true}));
+        }
+        (&Method::GET, "/v1/files/demo.png") => return media::file_png(),
+        (&Method::GET, "/v1/files/demo.mp4") => return media::file_mp4(),
+        _ => {}
+    }
+
+    let gemini_route = gemini::route(path);
+    let api = match path {
+        "/v1/chat/completions"
+        | "/v1/images/generations"
+        | "/v1/videos/generations"
+        | "/v1/audio/speech"
+        | "/v1/audio/transcriptions" => Api::OpenAi,
+        "/v1/messages" => Api::Anthropic,
+        _ if gemini_route.is_some() => Api::Gemini,
+        "/health" | "/__demo/requests" | "/v1/files/demo.png" | "/v1/files/demo.mp4" => {
+            return method_not_allowed(method, path)
+        }
+        _ => {
+            return openai::error(
+                StatusCode::NOT_FOUND,
+                &format!("unknown path {path}"),
+                "invalid_request_error",
+                "not_found",
+            )
+        }
+    };
+    if method != Method::POST {
+        return method_not_allowed(method, path);
+    }
+
+    let ctl = Controls::from_headers(&parts.headers);
+    ctl.pre_delay().await;
+    if let Some(status) = ctl.status {
+        return match api {
+            Api::OpenAi => openai::forced_error(status),
+            Api::Anthropic => anthropic::forced_error(status),
+            Api::Gemini => gemini::forced_error(status),
+        };
+    }
+
+    match (path, gemini_route) {
+        (_, Some(r)) => gemini::generate(&ctl, r, parts.uri.query().unwrap_or(""), &body).await,
+        ("/v1/chat/completions", _) => openai::chat(&ctl, &body).await,
+        ("/v1/messages", _) => anthropic::messages(&ctl, &body).await,
+        ("/v1/images/generations", _) => media::images(&host_of(parts), &body),
+        ("/v1/videos/generations", _) => media::videos(&host_of(parts), &body),
+        ("/v1/audio/speech", _) => media::speech(&body),
+        _ => media::transcriptions(&body),
+    }
+}
+
+fn method_not_allowed(method: &Method, path: &str) -> Resp {
+    openai::error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("method {method} not allowed on {path}"),
+        "invalid_request_error",
+        "method_not_allowed",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> impl Iterator<Item = String> {
+        v.iter().map(|s| s.to_string()).collect::<Vec<_>>().into_iter()
+    }
+
+    #[test]
+    fn cli_parsing() {
+        let c = parse_args(args(&[])).unwrap().unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8000");
+        assert!(c.capture);
+        let c = parse_args(args(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--port-file=/tmp/p",
+            "--no-capture",
+            "--threads",
+            "2",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:0");
+        assert_eq!(c.port_file.as_deref(), Some(std::path::Path::new("/tmp/p")));
+        assert!(!c.capture);
+        assert_eq!(c.threads, Some(2));
+        assert!(parse_args(args(&["--bogus"])).is_err());
+        assert!(parse_args(args(&["--listen"])).is_err());
+        assert!(parse_args(args(&["--help"])).unwrap().is_none());
+    }
+}
