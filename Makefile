@@ -1,0 +1,77 @@
+# Tollgate: `make run` starts the demo, `make test` runs every test. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      := .venv
+PY        := $(VENV)/bin/python
+STAMP     := $(VENV)/.installed
+WASM      := target/wasm32-wasip1/release/tollgate.wasm
+BACKEND   := target/release/demo-backend
+KEYTOOL   := target/release/tollgate-keytool
+NODE_DEPS := tests/node/node_modules/.package-lock.json
+ENVOY     = $(shell $(PY) -c 'import envoy,os;print(os.path.join(os.path.dirname(envoy.__file__),"_bin","envoy"))')
+FILTER_SRC := $(shell find filter/src -name '*.rs') filter/Cargo.toml Cargo.toml
+BACKEND_SRC := $(shell find tests/demo-backend/src -name '*.rs') tests/demo-backend/Cargo.toml
+PYTEST_ARGS ?=
+
+.PHONY: help build run test unit clippy validate integration node-deps venv wasm-target keytool clean
+
+help:
+	@echo "make run    build what is missing, start the demo (gateway 127.0.0.1:8080, admin :9901)"
+	@echo "make test   unit tests, clippy, config validation, integration tests against real Envoy"
+	@echo "make build  the wasm filter, the demo backend and the key tool"
+	@echo "make keytool ARGS='new --account acct-demo'   mint a key / hash one"
+
+$(STAMP): tests/requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+venv: $(STAMP)
+
+wasm-target:
+	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+
+$(WASM): $(FILTER_SRC) Cargo.lock | wasm-target
+	cargo build --release --locked -p tollgate-filter --target wasm32-wasip1
+
+$(BACKEND): $(BACKEND_SRC) Cargo.lock
+	cargo build --release --locked -p tollgate-demo-backend
+
+$(KEYTOOL): $(FILTER_SRC) tools/keytool/src/main.rs tools/keytool/Cargo.toml Cargo.lock
+	cargo build --release --locked -p tollgate-keytool
+
+build: wasm-target $(WASM) $(BACKEND) $(KEYTOOL)
+
+$(NODE_DEPS): tests/node/package.json tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+node-deps: $(NODE_DEPS)
+
+run: build $(STAMP)
+	cd tests/harness && ../../$(PY) run_demo.py
+
+keytool: $(KEYTOOL)
+	@$(KEYTOOL) $(ARGS)
+
+unit:
+	cargo test --workspace --locked
+
+clippy:
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+validate: $(STAMP) $(WASM)
+	@for f in envoy/*.yaml; do \
+	  echo "envoy --mode validate $$f"; \
+	  $(ENVOY) --mode validate -c $$f --use-dynamic-base-id -l error >/dev/null || exit 1; \
+	done
+
+integration: build $(STAMP) $(NODE_DEPS)
+	$(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+test: build unit clippy validate integration
+
+clean:
+	cargo clean
+	rm -rf $(VENV) tests/node/node_modules

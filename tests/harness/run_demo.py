@@ -1,0 +1,70 @@
+"""`make run`: the demo backend and Envoy with Tollgate on 127.0.0.1:8080 (admin 9901), in the
+foreground until Ctrl-C. TEXT_UPSTREAM / IMAGE_UPSTREAM / VIDEO_UPSTREAM=host:port put that model
+type's cluster in front of another OpenAI-compatible server instead of the bundled backend."""
+import os
+import signal
+import sys
+import time
+
+from tollgate_harness import DEMO_KEYS, Stack
+
+
+def main() -> int:
+    overrides = {}
+    for env, cluster in (("TEXT_UPSTREAM", "demo_text"), ("IMAGE_UPSTREAM", "demo_image"), ("VIDEO_UPSTREAM", "demo_video")):
+        v = os.environ.get(env)
+        if v:
+            if ":" not in v:
+                print(f"{env} must be host:port, got {v!r}", file=sys.stderr)
+                return 2
+            overrides[cluster] = v
+    gw = int(os.environ.get("GATEWAY_PORT", "8080"))
+    admin = int(os.environ.get("ADMIN_PORT", "9901"))
+    backend = int(os.environ.get("BACKEND_PORT", "8000"))
+    stack = Stack(
+        concurrency=int(os.environ.get("ENVOY_CONCURRENCY", "2")),
+        gateway_port=gw,
+        admin_port=admin,
+        backend_port=backend,
+        upstream_overrides=overrides,
+        log_level=os.environ.get("ENVOY_LOG_LEVEL", "info"),
+        quiet=False,
+    )
+    stop = {"now": False}
+
+    def on_signal(*_):
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    stack.start()
+    try:
+        print()
+        print(f"Tollgate is up: gateway {stack.url}/v1   admin {stack.admin}")
+        print(f"  demo backend  {stack.backend}")
+        for cluster, addr in overrides.items():
+            print(f"  {cluster} -> {addr}")
+        print(f"  Envoy log     {stack.envoy_log}")
+        print(f"  access log    {stack.access_log}")
+        print("Demo keys:")
+        for what, key in DEMO_KEYS.items():
+            print(f"  {key:<18} ({what})")
+        print()
+        print(f"Try: curl {stack.url}/v1/models -H 'Authorization: Bearer sk-demo-active'")
+        print("Ctrl-C stops everything.", flush=True)
+        while not stop["now"]:
+            if stack.envoy_proc.poll() is not None:
+                print("Envoy exited; see", stack.envoy_log, file=sys.stderr)
+                return 1
+            if stack.backend_proc is not None and stack.backend_proc.poll() is not None:
+                print("the demo backend exited", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+    finally:
+        stack.stop()
+        print("stopped.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
