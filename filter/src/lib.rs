@@ -8,6 +8,7 @@ pub mod endpoints;
 pub mod errors;
 pub mod exchange;
 pub mod keys;
+pub mod limits;
 pub mod routing;
 pub mod sse;
 pub mod usage;

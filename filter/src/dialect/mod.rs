@@ -1,7 +1,10 @@
 //! The three API dialects Tollgate speaks, to clients (fronts) and to upstreams.
 //! OpenAI Chat Completions is the pivot shape: every other dialect translates to and from it.
 
+pub mod anthropic;
+pub mod gemini;
 pub mod openai;
+pub mod pivot;
 
 use serde::Deserialize;
 

@@ -1,0 +1,1238 @@
+//! Anthropic Messages (`POST /v1/messages`): translation to and from the pivot shape
+//! (OpenAI Chat Completions) for requests, responses and streams.
+//!
+//! Client side: `request_to_pivot` (validate + translate), `response_from_pivot`,
+//! `StreamFromPivot`. Upstream side: `request_from_pivot`, `response_to_pivot`, `StreamToPivot`.
+
+use super::openai;
+use super::pivot::{
+    self, content_texts, opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, opt_strings,
+    opt_uint, req_array, req_object, req_str, text_part, texts_to_content, Finish, PivotRequest,
+};
+use crate::errors::GatewayError;
+use crate::sse::Event;
+use crate::usage::Usage;
+use serde_json::{json, Map, Value};
+
+/// The path of the Messages endpoint under an upstream's base path (`/v1` -> `/v1/messages`).
+pub fn upstream_path(base_path: &str) -> String {
+    format!("{}/messages", base_path.trim_end_matches('/'))
+}
+
+/// Anthropic `stop_reason` -> pivot finish reason.
+pub fn finish_from_stop_reason(s: &str) -> Finish {
+    match s {
+        "max_tokens" | "model_context_window_exceeded" => Finish::Length,
+        "tool_use" => Finish::ToolCalls,
+        "refusal" => Finish::ContentFilter,
+        // end_turn, stop_sequence, pause_turn
+        _ => Finish::Stop,
+    }
+}
+
+/// Pivot finish reason -> Anthropic `stop_reason`.
+pub fn stop_reason_of(f: Finish) -> &'static str {
+    match f {
+        Finish::Stop => "end_turn",
+        Finish::Length => "max_tokens",
+        Finish::ToolCalls => "tool_use",
+        Finish::ContentFilter => "refusal",
+    }
+}
+
+fn bad(param: &str, msg: impl Into<String>) -> GatewayError {
+    GatewayError::bad(param, msg)
+}
+
+fn ins(m: &mut Map<String, Value>, k: &str, v: Value) {
+    m.insert(k.to_string(), v);
+}
+
+// ================================================================================================
+// Requests: Anthropic client -> pivot
+// ================================================================================================
+
+/// Validates an Anthropic Messages request and translates it to an OpenAI chat body.
+pub fn request_to_pivot(body: &Map<String, Value>) -> Result<PivotRequest, GatewayError> {
+    let model = openai::required_model(body)?;
+    let max_tokens = match body.get("max_tokens") {
+        None | Some(Value::Null) => return Err(GatewayError::missing("max_tokens")),
+        v => opt_positive(v, "max_tokens")?.ok_or_else(|| GatewayError::missing("max_tokens"))?,
+    };
+    let stream = opt_bool(body.get("stream"), "stream")?.unwrap_or(false);
+
+    let mut messages: Vec<Value> = Vec::new();
+    if let Some(sys) = system_to_pivot(body.get("system"))? {
+        messages.push(json!({"role": "system", "content": sys}));
+    }
+    let msgs = req_array(body.get("messages"), "messages")?;
+    if msgs.is_empty() {
+        return Err(bad("messages", "'messages' must contain at least one message"));
+    }
+    for (i, m) in msgs.iter().enumerate() {
+        message_to_pivot(i, m, &mut messages)?;
+    }
+
+    let mut out = Map::new();
+    ins(&mut out, "model", Value::String(model.clone()));
+    ins(&mut out, "messages", Value::Array(messages));
+    ins(&mut out, "max_tokens", json!(max_tokens));
+    if let Some(stop) = opt_strings(body.get("stop_sequences"), "stop_sequences", false)? {
+        if !stop.is_empty() {
+            ins(&mut out, "stop", json!(stop));
+        }
+    }
+    for field in ["temperature", "top_p"] {
+        if let Some(n) = opt_number(body.get(field), field)? {
+            ins(&mut out, field, n.clone());
+        }
+    }
+    if let Some(k) = opt_uint(body.get("top_k"), "top_k")? {
+        ins(&mut out, "top_k", json!(k));
+    }
+    if let Some(meta) = opt_object(body.get("metadata"), "metadata")? {
+        if let Some(u) = opt_str(meta.get("user_id"), "metadata.user_id")? {
+            ins(&mut out, "user", json!(u));
+        }
+    }
+    let has_tools = tools_to_pivot(body.get("tools"), &mut out)?;
+    if let Some(tc) = opt_object(body.get("tool_choice"), "tool_choice")? {
+        let ty = req_str(tc.get("type"), "tool_choice.type")?;
+        let choice = match ty {
+            "auto" => json!("auto"),
+            "any" => json!("required"),
+            "none" => json!("none"),
+            "tool" => json!({"type": "function", "function": {"name": req_str(tc.get("name"), "tool_choice.name")?}}),
+            other => return Err(bad("tool_choice.type", format!("unknown tool_choice type '{other}'"))),
+        };
+        let no_parallel = opt_bool(tc.get("disable_parallel_tool_use"), "tool_choice.disable_parallel_tool_use")?;
+        // OpenAI refuses tool_choice without tools.
+        if has_tools {
+            ins(&mut out, "tool_choice", choice);
+            if no_parallel == Some(true) && ty != "none" {
+                ins(&mut out, "parallel_tool_calls", Value::Bool(false));
+            }
+        }
+    }
+    if stream {
+        ins(&mut out, "stream", Value::Bool(true));
+        ins(&mut out, "stream_options", json!({"include_usage": true}));
+    }
+    Ok(PivotRequest { body: out, model, stream, max_tokens: Some(max_tokens) })
+}
+
+fn system_to_pivot(v: Option<&Value>) -> Result<Option<Value>, GatewayError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(Value::String(s.clone()))),
+        Some(Value::Array(blocks)) => {
+            let mut texts = Vec::with_capacity(blocks.len());
+            for (i, b) in blocks.iter().enumerate() {
+                let p = format!("system[{i}]");
+                let (o, ty) = block(b, &p)?;
+                if ty != "text" {
+                    return Err(bad(&format!("{p}.type"), "system blocks must be of type 'text'"));
+                }
+                texts.push(req_str(o.get("text"), &format!("{p}.text"))?.to_string());
+            }
+            Ok(match texts_to_content(texts) {
+                Value::Null => None,
+                c => Some(c),
+            })
+        }
+        Some(_) => Err(bad("system", "'system' must be a string or an array of text blocks")),
+    }
+}
+
+enum Content<'a> {
+    Text(&'a str),
+    Blocks(&'a [Value]),
+}
+
+fn content_of<'a>(v: Option<&'a Value>, param: &str) -> Result<Content<'a>, GatewayError> {
+    match v {
+        None | Some(Value::Null) => Err(GatewayError::missing(param)),
+        Some(Value::String(s)) => Ok(Content::Text(s)),
+        Some(Value::Array(a)) => Ok(Content::Blocks(a)),
+        Some(_) => Err(bad(param, format!("'{param}' must be a string or an array of content blocks"))),
+    }
+}
+
+/// A content block: its object and its `type`.
+fn block<'a>(b: &'a Value, param: &str) -> Result<(&'a Map<String, Value>, &'a str), GatewayError> {
+    let o = b.as_object().ok_or_else(|| bad(param, format!("'{param}' must be an object")))?;
+    let ty = req_str(o.get("type"), &format!("{param}.type"))?;
+    Ok((o, ty))
+}
+
+fn message_to_pivot(i: usize, m: &Value, out: &mut Vec<Value>) -> Result<(), GatewayError> {
+    let p = format!("messages[{i}]");
+    let obj = m.as_object().ok_or_else(|| bad(&p, format!("'{p}' must be an object")))?;
+    let rp = format!("{p}.role");
+    let role = req_str(obj.get("role"), &rp)?;
+    let cp = format!("{p}.content");
+    match role {
+        "user" => user_to_pivot(&cp, obj.get("content"), out),
+        "assistant" => assistant_to_pivot(&cp, obj.get("content"), out),
+        _ => Err(bad(&rp, format!("'{rp}' must be 'user' or 'assistant'"))),
+    }
+}
+
+fn user_to_pivot(cp: &str, content: Option<&Value>, out: &mut Vec<Value>) -> Result<(), GatewayError> {
+    let blocks = match content_of(content, cp)? {
+        Content::Text(s) => {
+            out.push(json!({"role": "user", "content": s}));
+            return Ok(());
+        }
+        Content::Blocks(b) => b,
+    };
+    let mut parts = Vec::new();
+    let mut tool_msgs = Vec::new();
+    for (j, b) in blocks.iter().enumerate() {
+        let bp = format!("{cp}[{j}]");
+        let (o, ty) = block(b, &bp)?;
+        match ty {
+            "text" => parts.push(text_part(req_str(o.get("text"), &format!("{bp}.text"))?)),
+            "image" => parts.push(image_to_part(o, &bp)?),
+            "document" => parts.push(document_to_part(o, &bp)?),
+            "tool_result" => tool_msgs.push(tool_result_to_pivot(o, &bp, &mut parts)?),
+            "thinking" | "redacted_thinking" => {}
+            "tool_use" => return Err(bad(&format!("{bp}.type"), "'tool_use' blocks belong in assistant messages")),
+            other => {
+                return Err(bad(&format!("{bp}.type"), format!("content block type '{other}' is not supported")))
+            }
+        }
+    }
+    // Tool results answer the previous assistant turn: OpenAI wants them right after it.
+    let had_tools = !tool_msgs.is_empty();
+    out.extend(tool_msgs);
+    if !parts.is_empty() {
+        out.push(json!({"role": "user", "content": parts}));
+    } else if !had_tools {
+        out.push(json!({"role": "user", "content": ""}));
+    }
+    Ok(())
+}
+
+fn image_to_part(o: &Map<String, Value>, bp: &str) -> Result<Value, GatewayError> {
+    let sp = format!("{bp}.source");
+    let src = req_object(o.get("source"), &sp)?;
+    let url = match req_str(src.get("type"), &format!("{sp}.type"))? {
+        "base64" => pivot::data_url(
+            req_str(src.get("media_type"), &format!("{sp}.media_type"))?,
+            req_str(src.get("data"), &format!("{sp}.data"))?,
+        ),
+        "url" => req_str(src.get("url"), &format!("{sp}.url"))?.to_string(),
+        other => return Err(bad(&format!("{sp}.type"), format!("image source type '{other}' is not supported"))),
+    };
+    Ok(json!({"type": "image_url", "image_url": {"url": url}}))
+}
+
+fn document_to_part(o: &Map<String, Value>, bp: &str) -> Result<Value, GatewayError> {
+    let sp = format!("{bp}.source");
+    let src = req_object(o.get("source"), &sp)?;
+    match req_str(src.get("type"), &format!("{sp}.type"))? {
+        "base64" => {
+            let url = pivot::data_url(
+                req_str(src.get("media_type"), &format!("{sp}.media_type"))?,
+                req_str(src.get("data"), &format!("{sp}.data"))?,
+            );
+            let name = opt_str(o.get("title"), &format!("{bp}.title"))?.unwrap_or("document.pdf");
+            Ok(json!({"type": "file", "file": {"filename": name, "file_data": url}}))
+        }
+        "text" => Ok(text_part(req_str(src.get("data"), &format!("{sp}.data"))?)),
+        other => Err(bad(&format!("{sp}.type"), format!("document source type '{other}' is not supported"))),
+    }
+}
+
+/// A `tool_result` block -> an OpenAI `tool` message. Images in the result cannot go in a tool
+/// message: they join the user message that follows (`extra`).
+fn tool_result_to_pivot(o: &Map<String, Value>, bp: &str, extra: &mut Vec<Value>) -> Result<Value, GatewayError> {
+    let id = req_str(o.get("tool_use_id"), &format!("{bp}.tool_use_id"))?;
+    let cp = format!("{bp}.content");
+    let content = match o.get("content") {
+        None | Some(Value::Null) => Value::String(String::new()),
+        Some(Value::String(s)) => Value::String(s.clone()),
+        Some(Value::Array(blocks)) => {
+            let mut texts = Vec::new();
+            for (k, b) in blocks.iter().enumerate() {
+                let kp = format!("{cp}[{k}]");
+                let (bo, ty) = block(b, &kp)?;
+                match ty {
+                    "text" => texts.push(req_str(bo.get("text"), &format!("{kp}.text"))?.to_string()),
+                    "image" => extra.push(image_to_part(bo, &kp)?),
+                    "document" => extra.push(document_to_part(bo, &kp)?),
+                    other => {
+                        return Err(bad(&format!("{kp}.type"), format!("tool_result block type '{other}' is not supported")))
+                    }
+                }
+            }
+            match texts_to_content(texts) {
+                Value::Null => Value::String(String::new()),
+                c => c,
+            }
+        }
+        Some(_) => return Err(bad(&cp, format!("'{cp}' must be a string or an array of content blocks"))),
+    };
+    opt_bool(o.get("is_error"), &format!("{bp}.is_error"))?;
+    Ok(json!({"role": "tool", "tool_call_id": id, "content": content}))
+}
+
+fn assistant_to_pivot(cp: &str, content: Option<&Value>, out: &mut Vec<Value>) -> Result<(), GatewayError> {
+    let blocks = match content_of(content, cp)? {
+        Content::Text(s) => {
+            out.push(json!({"role": "assistant", "content": s}));
+            return Ok(());
+        }
+        Content::Blocks(b) => b,
+    };
+    let mut texts = Vec::new();
+    let mut calls = Vec::new();
+    for (j, b) in blocks.iter().enumerate() {
+        let bp = format!("{cp}[{j}]");
+        let (o, ty) = block(b, &bp)?;
+        match ty {
+            "text" => texts.push(req_str(o.get("text"), &format!("{bp}.text"))?.to_string()),
+            "tool_use" => {
+                let id = req_str(o.get("id"), &format!("{bp}.id"))?;
+                let name = req_str(o.get("name"), &format!("{bp}.name"))?;
+                let input = match opt_object(o.get("input"), &format!("{bp}.input"))? {
+                    Some(m) => Value::Object(m.clone()),
+                    None => Value::Object(Map::new()),
+                };
+                let args = serde_json::to_string(&input).unwrap_or_else(|_| "{}".to_string());
+                calls.push(json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}}));
+            }
+            "thinking" | "redacted_thinking" => {}
+            "tool_result" => {
+                return Err(bad(&format!("{bp}.type"), "'tool_result' blocks belong in user messages"))
+            }
+            other => {
+                return Err(bad(
+                    &format!("{bp}.type"),
+                    format!("content block type '{other}' is not supported in assistant messages"),
+                ))
+            }
+        }
+    }
+    let mut msg = Map::new();
+    ins(&mut msg, "role", json!("assistant"));
+    let content = match texts_to_content(texts) {
+        Value::Null if calls.is_empty() => Value::String(String::new()),
+        c => c,
+    };
+    ins(&mut msg, "content", content);
+    if !calls.is_empty() {
+        ins(&mut msg, "tool_calls", Value::Array(calls));
+    }
+    out.push(Value::Object(msg));
+    Ok(())
+}
+
+/// `tools` -> OpenAI function tools. Returns whether any tool was added.
+fn tools_to_pivot(v: Option<&Value>, out: &mut Map<String, Value>) -> Result<bool, GatewayError> {
+    let Some(tools) = opt_array(v, "tools")? else {
+        return Ok(false);
+    };
+    let mut list = Vec::with_capacity(tools.len());
+    for (i, t) in tools.iter().enumerate() {
+        let tp = format!("tools[{i}]");
+        let o = t.as_object().ok_or_else(|| bad(&tp, format!("'{tp}' must be an object")))?;
+        if let Some(ty) = opt_str(o.get("type"), &format!("{tp}.type"))? {
+            if ty != "custom" {
+                return Err(bad(&format!("{tp}.type"), format!("tool type '{ty}' is not supported by this gateway")));
+            }
+        }
+        let name = req_str(o.get("name"), &format!("{tp}.name"))?;
+        let schema = req_object(o.get("input_schema"), &format!("{tp}.input_schema"))?;
+        let mut f = Map::new();
+        ins(&mut f, "name", json!(name));
+        if let Some(d) = opt_str(o.get("description"), &format!("{tp}.description"))? {
+            ins(&mut f, "description", json!(d));
+        }
+        ins(&mut f, "parameters", Value::Object(schema.clone()));
+        list.push(json!({"type": "function", "function": f}));
+    }
+    if list.is_empty() {
+        return Ok(false);
+    }
+    ins(out, "tools", Value::Array(list));
+    Ok(true)
+}
+
+// ================================================================================================
+// Requests: pivot -> Anthropic upstream
+// ================================================================================================
+
+/// An OpenAI chat body -> an Anthropic Messages body for an upstream speaking Anthropic.
+/// `max_tokens` (required by Anthropic) comes from `max_completion_tokens`, `max_tokens`, or
+/// `default_max_tokens`. System and developer messages are hoisted into `system`; consecutive
+/// tool results (and the user message after them) share one user message.
+pub fn request_from_pivot(
+    pivot: &Map<String, Value>,
+    upstream_model: &str,
+    default_max_tokens: u64,
+) -> Result<Value, GatewayError> {
+    let max_tokens = match opt_positive(pivot.get("max_completion_tokens"), "max_completion_tokens")? {
+        Some(m) => m,
+        None => opt_positive(pivot.get("max_tokens"), "max_tokens")?.unwrap_or(default_max_tokens.max(1)),
+    };
+    let msgs = req_array(pivot.get("messages"), "messages")?;
+    let mut system: Vec<String> = Vec::new();
+    let mut messages: Vec<Value> = Vec::new();
+    // The last message is a user message opened by tool results: later results and the next
+    // user message join it.
+    let mut joinable = false;
+    for (i, m) in msgs.iter().enumerate() {
+        let p = format!("messages[{i}]");
+        let obj = m.as_object().ok_or_else(|| bad(&p, format!("'{p}' must be an object")))?;
+        let role = req_str(obj.get("role"), &format!("{p}.role"))?;
+        let cp = format!("{p}.content");
+        match role {
+            "system" | "developer" => system.extend(content_texts(obj.get("content"))),
+            "user" => {
+                let content = user_from_pivot(obj.get("content"), &cp)?;
+                if joinable {
+                    let blocks = match content {
+                        Value::String(s) if s.is_empty() => Vec::new(),
+                        Value::String(s) => vec![json!({"type": "text", "text": s})],
+                        Value::Array(a) => a,
+                        _ => Vec::new(),
+                    };
+                    append_blocks(&mut messages, blocks);
+                } else {
+                    messages.push(json!({"role": "user", "content": content}));
+                }
+                joinable = false;
+            }
+            "assistant" => {
+                if let Some(msg) = assistant_from_pivot(obj, &p)? {
+                    messages.push(msg);
+                }
+                joinable = false;
+            }
+            "tool" => {
+                let id = req_str(obj.get("tool_call_id"), &format!("{p}.tool_call_id"))?;
+                let content = match obj.get("content") {
+                    Some(Value::String(s)) => Value::String(s.clone()),
+                    c => {
+                        let blocks: Vec<Value> =
+                            content_texts(c).iter().map(|t| json!({"type": "text", "text": t})).collect();
+                        Value::Array(blocks)
+                    }
+                };
+                let result = json!({"type": "tool_result", "tool_use_id": id, "content": content});
+                if joinable {
+                    append_blocks(&mut messages, vec![result]);
+                } else {
+                    messages.push(json!({"role": "user", "content": [result]}));
+                }
+                joinable = true;
+            }
+            other => return Err(bad(&format!("{p}.role"), format!("role '{other}' is not supported"))),
+        }
+    }
+
+    let mut out = Map::new();
+    ins(&mut out, "model", json!(upstream_model));
+    ins(&mut out, "max_tokens", json!(max_tokens));
+    match system.len() {
+        0 => {}
+        1 => ins(&mut out, "system", json!(system.first().cloned().unwrap_or_default())),
+        _ => ins(
+            &mut out,
+            "system",
+            Value::Array(system.iter().map(|t| json!({"type": "text", "text": t})).collect()),
+        ),
+    }
+    ins(&mut out, "messages", Value::Array(messages));
+    if let Some(stop) = opt_strings(pivot.get("stop"), "stop", true)? {
+        if !stop.is_empty() {
+            ins(&mut out, "stop_sequences", json!(stop));
+        }
+    }
+    if let Some(t) = opt_number(pivot.get("temperature"), "temperature")? {
+        // Anthropic's range is 0..1, OpenAI's 0..2.
+        let clamped = if t.as_f64().is_some_and(|x| x > 1.0) { json!(1.0) } else { t.clone() };
+        ins(&mut out, "temperature", clamped);
+    }
+    if let Some(n) = opt_number(pivot.get("top_p"), "top_p")? {
+        ins(&mut out, "top_p", n.clone());
+    }
+    if let Some(k) = opt_uint(pivot.get("top_k"), "top_k")? {
+        ins(&mut out, "top_k", json!(k));
+    }
+    if let Some(u) = opt_str(pivot.get("user"), "user")? {
+        ins(&mut out, "metadata", json!({"user_id": u}));
+    }
+    let mut has_tools = false;
+    if let Some(tools) = opt_array(pivot.get("tools"), "tools")? {
+        let mut list = Vec::with_capacity(tools.len());
+        for (i, t) in tools.iter().enumerate() {
+            let tp = format!("tools[{i}]");
+            let f = req_object(t.get("function"), &format!("{tp}.function"))?;
+            let mut tool = Map::new();
+            ins(&mut tool, "name", json!(req_str(f.get("name"), &format!("{tp}.function.name"))?));
+            if let Some(d) = opt_str(f.get("description"), &format!("{tp}.function.description"))? {
+                ins(&mut tool, "description", json!(d));
+            }
+            let schema = match opt_object(f.get("parameters"), &format!("{tp}.function.parameters"))? {
+                Some(s) => Value::Object(s.clone()),
+                None => json!({"type": "object", "properties": {}}),
+            };
+            ins(&mut tool, "input_schema", schema);
+            list.push(Value::Object(tool));
+        }
+        has_tools = !list.is_empty();
+        if has_tools {
+            ins(&mut out, "tools", Value::Array(list));
+        }
+    }
+    let no_parallel = opt_bool(pivot.get("parallel_tool_calls"), "parallel_tool_calls")? == Some(false);
+    if has_tools {
+        let mut choice = match pivot.get("tool_choice") {
+            None | Some(Value::Null) => {
+                if no_parallel {
+                    Some(json!({"type": "auto"}))
+                } else {
+                    None
+                }
+            }
+            Some(Value::String(s)) => match s.as_str() {
+                "auto" => Some(json!({"type": "auto"})),
+                "required" => Some(json!({"type": "any"})),
+                "none" => Some(json!({"type": "none"})),
+                other => return Err(bad("tool_choice", format!("unknown tool_choice '{other}'"))),
+            },
+            Some(Value::Object(o)) => {
+                let f = req_object(o.get("function"), "tool_choice.function")?;
+                Some(json!({"type": "tool", "name": req_str(f.get("name"), "tool_choice.function.name")?}))
+            }
+            Some(_) => return Err(bad("tool_choice", "'tool_choice' must be a string or an object")),
+        };
+        if let Some(Value::Object(c)) = choice.as_mut() {
+            if no_parallel && c.get("type").and_then(Value::as_str) != Some("none") {
+                ins(c, "disable_parallel_tool_use", Value::Bool(true));
+            }
+        }
+        if let Some(c) = choice {
+            ins(&mut out, "tool_choice", c);
+        }
+    }
+    if opt_bool(pivot.get("stream"), "stream")? == Some(true) {
+        ins(&mut out, "stream", Value::Bool(true));
+    }
+    Ok(Value::Object(out))
+}
+
+fn append_blocks(messages: &mut [Value], blocks: Vec<Value>) {
+    if let Some(Value::Array(a)) = messages.last_mut().and_then(|m| m.get_mut("content")) {
+        a.extend(blocks);
+    }
+}
+
+fn user_from_pivot(content: Option<&Value>, cp: &str) -> Result<Value, GatewayError> {
+    match content {
+        None | Some(Value::Null) => Ok(Value::String(String::new())),
+        Some(Value::String(s)) => Ok(Value::String(s.clone())),
+        Some(Value::Array(parts)) => {
+            let mut blocks = Vec::with_capacity(parts.len());
+            for (j, part) in parts.iter().enumerate() {
+                let pp = format!("{cp}[{j}]");
+                let ty = part.get("type").and_then(Value::as_str).unwrap_or("text");
+                match ty {
+                    "text" => {
+                        let t = req_str(part.get("text"), &format!("{pp}.text"))?;
+                        blocks.push(json!({"type": "text", "text": t}));
+                    }
+                    "image_url" => {
+                        let url = match part.get("image_url") {
+                            Some(Value::String(s)) => s.as_str(),
+                            iu => req_str(iu.and_then(|i| i.get("url")), &format!("{pp}.image_url.url"))?,
+                        };
+                        let source = match pivot::split_data_url(url) {
+                            Some((mime, data)) => json!({"type": "base64", "media_type": mime, "data": data}),
+                            None => json!({"type": "url", "url": url}),
+                        };
+                        blocks.push(json!({"type": "image", "source": source}));
+                    }
+                    "file" => {
+                        let data = req_str(part.get("file").and_then(|f| f.get("file_data")), &format!("{pp}.file.file_data"))?;
+                        let (mime, b64) = pivot::split_data_url(data)
+                            .ok_or_else(|| bad(&format!("{pp}.file.file_data"), "only base64 data URLs are supported"))?;
+                        blocks.push(json!({"type": "document", "source": {"type": "base64", "media_type": mime, "data": b64}}));
+                    }
+                    other => {
+                        return Err(bad(&format!("{pp}.type"), format!("content part type '{other}' is not supported")))
+                    }
+                }
+            }
+            Ok(Value::Array(blocks))
+        }
+        Some(_) => Err(bad(cp, format!("'{cp}' must be a string or an array"))),
+    }
+}
+
+fn assistant_from_pivot(obj: &Map<String, Value>, p: &str) -> Result<Option<Value>, GatewayError> {
+    let calls = opt_array(obj.get("tool_calls"), &format!("{p}.tool_calls"))?;
+    if let (Some(Value::String(s)), None) = (obj.get("content"), calls) {
+        return Ok(Some(json!({"role": "assistant", "content": s})));
+    }
+    let mut blocks: Vec<Value> = content_texts(obj.get("content"))
+        .into_iter()
+        .filter(|t| !t.is_empty())
+        .map(|t| json!({"type": "text", "text": t}))
+        .collect();
+    for (k, tc) in calls.map(|c| c.as_slice()).unwrap_or(&[]).iter().enumerate() {
+        let tp = format!("{p}.tool_calls[{k}]");
+        let f = req_object(tc.get("function"), &format!("{tp}.function"))?;
+        let name = req_str(f.get("name"), &format!("{tp}.function.name"))?;
+        let id = opt_str(tc.get("id"), &format!("{tp}.id"))?.map(str::to_string).unwrap_or_else(|| format!("toolu_{k}"));
+        let input = match f.get("arguments") {
+            Some(Value::String(s)) => pivot::parse_arguments(s),
+            Some(o @ Value::Object(_)) => o.clone(),
+            _ => Value::Object(Map::new()),
+        };
+        blocks.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
+    }
+    if blocks.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(json!({"role": "assistant", "content": blocks})))
+}
+
+// ================================================================================================
+// Non-streamed responses
+// ================================================================================================
+
+/// Anthropic `usage` -> Usage. Prompt tokens include cache writes and reads.
+pub fn usage_from_anthropic(u: &Value) -> Option<Usage> {
+    if !u.is_object() {
+        return None;
+    }
+    let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let cache_read = n("cache_read_input_tokens");
+    Some(Usage {
+        prompt_tokens: n("input_tokens").saturating_add(n("cache_creation_input_tokens")).saturating_add(cache_read),
+        completion_tokens: n("output_tokens"),
+        cached_tokens: cache_read,
+        reasoning_tokens: 0,
+    })
+}
+
+/// Usage -> Anthropic `usage` (input tokens exclude cache reads, as Anthropic counts them).
+fn usage_to_anthropic(u: &Usage) -> Map<String, Value> {
+    let mut m = Map::new();
+    ins(&mut m, "input_tokens", json!(u.prompt_tokens.saturating_sub(u.cached_tokens)));
+    ins(&mut m, "cache_creation_input_tokens", json!(0));
+    ins(&mut m, "cache_read_input_tokens", json!(u.cached_tokens));
+    ins(&mut m, "output_tokens", json!(u.completion_tokens));
+    m
+}
+
+/// An Anthropic upstream's message -> an OpenAI `chat.completion` and the usage.
+/// `Err` carries the message of an Anthropic error body or says why the body is not a message.
+/// `usage.credits_consumed` (seed 003) is carried through into the completion's `usage`.
+pub fn response_to_pivot(v: &Value) -> Result<(Value, Option<Usage>), String> {
+    let obj = v.as_object().ok_or("the Anthropic response is not a JSON object")?;
+    if obj.get("type").and_then(Value::as_str) == Some("error") {
+        return Err(error_message(v));
+    }
+    let content = obj.get("content").and_then(Value::as_array).ok_or("the Anthropic response has no 'content'")?;
+    let mut text = String::new();
+    let mut reasoning = String::new();
+    let mut calls = Vec::new();
+    for b in content {
+        match b.get("type").and_then(Value::as_str) {
+            Some("text") => text.push_str(b.get("text").and_then(Value::as_str).unwrap_or("")),
+            Some("thinking") => reasoning.push_str(b.get("thinking").and_then(Value::as_str).unwrap_or("")),
+            Some("tool_use") => {
+                let input = b.get("input").cloned().unwrap_or_else(|| json!({}));
+                calls.push(json!({
+                    "id": b.get("id").and_then(Value::as_str).unwrap_or(""),
+                    "type": "function",
+                    "function": {
+                        "name": b.get("name").and_then(Value::as_str).unwrap_or(""),
+                        "arguments": serde_json::to_string(&input).unwrap_or_else(|_| "{}".to_string()),
+                    },
+                }));
+            }
+            _ => {}
+        }
+    }
+    let finish = obj.get("stop_reason").and_then(Value::as_str).map(finish_from_stop_reason).unwrap_or(Finish::Stop);
+    let mut message = Map::new();
+    ins(&mut message, "role", json!("assistant"));
+    let content = if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) };
+    ins(&mut message, "content", content);
+    ins(&mut message, "refusal", Value::Null);
+    if !reasoning.is_empty() {
+        ins(&mut message, "reasoning_content", Value::String(reasoning));
+    }
+    if !calls.is_empty() {
+        ins(&mut message, "tool_calls", Value::Array(calls));
+    }
+    let choice = json!({"index": 0, "message": message, "logprobs": null, "finish_reason": finish.as_openai()});
+    let usage = obj.get("usage").and_then(usage_from_anthropic);
+    let id = obj.get("id").and_then(Value::as_str).unwrap_or("");
+    let model = obj.get("model").and_then(Value::as_str).unwrap_or("");
+    let mut out = pivot::completion(id, model, vec![choice], usage.as_ref());
+    if let (Some(c), Some(Value::Object(u))) = (pivot::credits_of(v), out.get_mut("usage")) {
+        ins(u, "credits_consumed", c);
+    }
+    Ok((out, usage))
+}
+
+fn error_message(v: &Value) -> String {
+    v.pointer("/error/message")
+        .and_then(Value::as_str)
+        .or_else(|| v.pointer("/error/type").and_then(Value::as_str))
+        .unwrap_or("upstream error")
+        .to_string()
+}
+
+fn message_id(pivot_id: Option<&str>) -> String {
+    let bare = pivot::bare_id(pivot_id);
+    if bare.starts_with("msg_") {
+        bare.to_string()
+    } else if bare.is_empty() {
+        "msg_tollgate".to_string()
+    } else {
+        format!("msg_{bare}")
+    }
+}
+
+/// An OpenAI `chat.completion` -> the Anthropic message the client expects (first choice).
+pub fn response_from_pivot(v: &Value, client_model: &str) -> Value {
+    let choice = v.get("choices").and_then(|c| c.get(0));
+    let msg = choice.and_then(|c| c.get("message"));
+    let mut content: Vec<Value> = Vec::new();
+    let text = pivot::content_text(msg.and_then(|m| m.get("content")));
+    if !text.is_empty() {
+        content.push(json!({"type": "text", "text": text}));
+    }
+    if let Some(r) = msg.and_then(|m| m.get("refusal")).and_then(Value::as_str).filter(|r| !r.is_empty()) {
+        content.push(json!({"type": "text", "text": r}));
+    }
+    let calls = msg.and_then(|m| m.get("tool_calls")).and_then(Value::as_array);
+    for (k, tc) in calls.map(|c| c.as_slice()).unwrap_or(&[]).iter().enumerate() {
+        let f = tc.get("function");
+        let input = match f.and_then(|f| f.get("arguments")) {
+            Some(Value::String(s)) => pivot::parse_arguments(s),
+            Some(o @ Value::Object(_)) => o.clone(),
+            _ => json!({}),
+        };
+        let id = tc.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| format!("toolu_{k}"));
+        content.push(json!({
+            "type": "tool_use",
+            "id": id,
+            "name": f.and_then(|f| f.get("name")).and_then(Value::as_str).unwrap_or(""),
+            "input": input,
+        }));
+    }
+    let mut finish =
+        choice.and_then(|c| c.get("finish_reason")).and_then(Value::as_str).map(Finish::from_openai).unwrap_or(Finish::Stop);
+    if finish == Finish::Stop && calls.is_some_and(|c| !c.is_empty()) {
+        finish = Finish::ToolCalls;
+    }
+    let mut usage = usage_to_anthropic(&pivot::usage_of(v).unwrap_or_default());
+    if let Some(c) = pivot::credits_of(v) {
+        ins(&mut usage, "credits_consumed", c);
+    }
+    json!({
+        "id": message_id(v.get("id").and_then(Value::as_str)),
+        "type": "message",
+        "role": "assistant",
+        "model": client_model,
+        "content": content,
+        "stop_reason": stop_reason_of(finish),
+        "stop_sequence": null,
+        "usage": usage,
+    })
+}
+
+// ================================================================================================
+// Streams: Anthropic upstream -> pivot chunks
+// ================================================================================================
+
+/// Anthropic upstream stream -> OpenAI `chat.completion.chunk` values, one event at a time.
+///
+/// Emits the role chunk at `message_start`, content and tool-call deltas as blocks stream, the
+/// finish chunk at `message_delta`, and the usage chunk (`choices: []`) at `message_stop` (or at
+/// `finish()` when the stream ends without one). A stream cut short gets no finish chunk.
+#[derive(Debug, Default)]
+pub struct StreamToPivot {
+    id: String,
+    model: String,
+    model_override: Option<String>,
+    role_sent: bool,
+    /// (Anthropic block index, OpenAI tool-call index) of tool_use blocks.
+    tool_blocks: Vec<(u64, u64)>,
+    next_tool: u64,
+    input_tokens: Option<u64>,
+    cache_creation: u64,
+    cache_read: u64,
+    output_tokens: u64,
+    finish_sent: bool,
+    usage_sent: bool,
+    error: Option<String>,
+}
+
+impl StreamToPivot {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Name this model in the chunks instead of the upstream's.
+    pub fn with_model(mut self, model: &str) -> Self {
+        self.model_override = Some(model.to_string());
+        self
+    }
+
+    /// Usage so far: input tokens from `message_start`, cumulative output from the latest
+    /// `message_delta`. `None` before any usage arrived.
+    pub fn usage(&self) -> Option<Usage> {
+        let input = self.input_tokens?;
+        Some(Usage {
+            prompt_tokens: input.saturating_add(self.cache_creation).saturating_add(self.cache_read),
+            completion_tokens: self.output_tokens,
+            cached_tokens: self.cache_read,
+            reasoning_tokens: 0,
+        })
+    }
+
+    /// The message of an `error` event, if the upstream sent one.
+    pub fn error(&self) -> Option<String> {
+        self.error.clone()
+    }
+
+    fn model(&self) -> &str {
+        self.model_override.as_deref().unwrap_or(&self.model)
+    }
+
+    fn push(&mut self, out: &mut Vec<Value>, delta: Value, finish: Option<&str>) {
+        if !self.role_sent {
+            self.role_sent = true;
+            out.push(pivot::chunk(&self.id, self.model(), json!({"role": "assistant", "content": ""}), None));
+        }
+        out.push(pivot::chunk(&self.id, self.model(), delta, finish));
+    }
+
+    fn take_usage(&mut self, u: &Value) {
+        let n = |k: &str| u.get(k).and_then(Value::as_u64);
+        if let Some(x) = n("input_tokens") {
+            self.input_tokens = Some(x);
+        }
+        if let Some(x) = n("cache_creation_input_tokens") {
+            self.cache_creation = x;
+        }
+        if let Some(x) = n("cache_read_input_tokens") {
+            self.cache_read = x;
+        }
+        if let Some(x) = n("output_tokens") {
+            // cumulative: the latest count replaces, never adds
+            self.output_tokens = x;
+        }
+    }
+
+    /// One upstream event -> zero or more pivot chunks.
+    pub fn on_event(&mut self, ev: &Event, out: &mut Vec<Value>) {
+        let Ok(v) = serde_json::from_str::<Value>(ev.data.trim()) else {
+            return;
+        };
+        let ty = v.get("type").and_then(Value::as_str).or(ev.event.as_deref()).unwrap_or("");
+        match ty {
+            "message_start" => {
+                let m = v.get("message");
+                if let Some(id) = m.and_then(|m| m.get("id")).and_then(Value::as_str) {
+                    self.id = id.to_string();
+                }
+                if let Some(model) = m.and_then(|m| m.get("model")).and_then(Value::as_str) {
+                    self.model = model.to_string();
+                }
+                if let Some(u) = m.and_then(|m| m.get("usage")) {
+                    self.take_usage(u);
+                }
+                if !self.role_sent {
+                    self.role_sent = true;
+                    out.push(pivot::chunk(&self.id, self.model(), json!({"role": "assistant", "content": ""}), None));
+                }
+            }
+            "content_block_start" => {
+                let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+                let Some(b) = v.get("content_block") else { return };
+                match b.get("type").and_then(Value::as_str) {
+                    Some("text") => {
+                        if let Some(t) = b.get("text").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+                            self.push(out, json!({"content": t}), None);
+                        }
+                    }
+                    Some("tool_use") => {
+                        let k = self.next_tool;
+                        self.next_tool = self.next_tool.saturating_add(1);
+                        self.tool_blocks.push((index, k));
+                        let call = json!({
+                            "index": k,
+                            "id": b.get("id").and_then(Value::as_str).unwrap_or(""),
+                            "type": "function",
+                            "function": {"name": b.get("name").and_then(Value::as_str).unwrap_or(""), "arguments": ""},
+                        });
+                        self.push(out, json!({"tool_calls": [call]}), None);
+                        // Input given whole at the start (not the usual `{}` + deltas).
+                        if let Some(input) = b.get("input").and_then(Value::as_object).filter(|o| !o.is_empty()) {
+                            let args = serde_json::to_string(input).unwrap_or_default();
+                            self.push(out, json!({"tool_calls": [{"index": k, "function": {"arguments": args}}]}), None);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            "content_block_delta" => {
+                let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+                let Some(d) = v.get("delta") else { return };
+                match d.get("type").and_then(Value::as_str) {
+                    Some("text_delta") => {
+                        if let Some(t) = d.get("text").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+                            self.push(out, json!({"content": t}), None);
+                        }
+                    }
+                    Some("input_json_delta") => {
+                        let pj = d.get("partial_json").and_then(Value::as_str).unwrap_or("");
+                        let tool = self.tool_blocks.iter().find(|(b, _)| *b == index).map(|(_, k)| *k);
+                        if let (Some(k), false) = (tool, pj.is_empty()) {
+                            self.push(out, json!({"tool_calls": [{"index": k, "function": {"arguments": pj}}]}), None);
+                        }
+                    }
+                    Some("thinking_delta") => {
+                        if let Some(t) = d.get("thinking").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+                            self.push(out, json!({"reasoning_content": t}), None);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            "message_delta" => {
+                if let Some(u) = v.get("usage") {
+                    self.take_usage(u);
+                }
+                let reason = v.pointer("/delta/stop_reason").and_then(Value::as_str);
+                if let (Some(r), false) = (reason, self.finish_sent) {
+                    self.finish_sent = true;
+                    let f = finish_from_stop_reason(r).as_openai();
+                    self.push(out, json!({}), Some(f));
+                }
+            }
+            "message_stop" => self.emit_usage(out),
+            "error" => self.error = Some(error_message(&v)),
+            _ => {} // ping, content_block_stop, unknown events
+        }
+    }
+
+    fn emit_usage(&mut self, out: &mut Vec<Value>) {
+        if self.usage_sent {
+            return;
+        }
+        if let Some(u) = self.usage() {
+            self.usage_sent = true;
+            out.push(pivot::usage_chunk(&self.id, self.model(), &u));
+        }
+    }
+
+    /// End of the upstream stream: the usage chunk, if not sent yet and usage is known.
+    pub fn finish(&mut self, out: &mut Vec<Value>) {
+        self.emit_usage(out);
+    }
+}
+
+// ================================================================================================
+// Streams: pivot chunks -> Anthropic client
+// ================================================================================================
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    Text(u64),
+    /// (Anthropic block index, OpenAI tool-call index)
+    Tool(u64, u64),
+}
+
+/// Pivot chunks -> the Anthropic event sequence: `message_start`, per block
+/// `content_block_start` / `content_block_delta` / `content_block_stop`, then `message_delta`
+/// and `message_stop`. OpenAI sends usage in a chunk after the finish chunk, so `message_delta`
+/// (which carries the usage) waits for that chunk, `on_done` or `finish`.
+#[derive(Debug)]
+pub struct StreamFromPivot {
+    client_model: String,
+    id: String,
+    started: bool,
+    closed: bool,
+    next_block: u64,
+    open: Option<Open>,
+    tools_seen: Vec<u64>,
+    finish: Option<Finish>,
+    usage: Option<Usage>,
+    credits: Option<Value>,
+}
+
+impl StreamFromPivot {
+    pub fn new(client_model: &str) -> Self {
+        StreamFromPivot {
+            client_model: client_model.to_string(),
+            id: String::new(),
+            started: false,
+            closed: false,
+            next_block: 0,
+            open: None,
+            tools_seen: Vec::new(),
+            finish: None,
+            usage: None,
+            credits: None,
+        }
+    }
+
+    /// The usage seen in the pivot stream.
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    /// Whether `message_stop` (or an error event) has been written.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    fn event(out: &mut Vec<u8>, name: &str, data: &Value) {
+        pivot::write_sse(out, Some(name), data, "\n");
+    }
+
+    fn start(&mut self, chunk: Option<&Value>, out: &mut Vec<u8>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        self.id = message_id(chunk.and_then(|c| c.get("id")).and_then(Value::as_str));
+        let input = self.usage.map(|u| u.prompt_tokens.saturating_sub(u.cached_tokens)).unwrap_or(0);
+        let cached = self.usage.map(|u| u.cached_tokens).unwrap_or(0);
+        let start = json!({
+            "type": "message_start",
+            "message": {
+                "id": self.id,
+                "type": "message",
+                "role": "assistant",
+                "model": self.client_model,
+                "content": [],
+                "stop_reason": null,
+                "stop_sequence": null,
+                "usage": {
+                    "input_tokens": input,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": cached,
+                    "output_tokens": 0,
+                },
+            },
+        });
+        Self::event(out, "message_start", &start);
+    }
+
+    fn close_block(&mut self, out: &mut Vec<u8>) {
+        if let Some(open) = self.open.take() {
+            let index = match open {
+                Open::Text(i) | Open::Tool(i, _) => i,
+            };
+            Self::event(out, "content_block_stop", &json!({"type": "content_block_stop", "index": index}));
+        }
+    }
+
+    fn new_block(&mut self) -> u64 {
+        let i = self.next_block;
+        self.next_block = self.next_block.saturating_add(1);
+        i
+    }
+
+    fn text(&mut self, text: &str, out: &mut Vec<u8>) {
+        let index = match self.open {
+            Some(Open::Text(i)) => i,
+            _ => {
+                self.close_block(out);
+                let i = self.new_block();
+                self.open = Some(Open::Text(i));
+                let start = json!({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}});
+                Self::event(out, "content_block_start", &start);
+                i
+            }
+        };
+        let d = json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}});
+        Self::event(out, "content_block_delta", &d);
+    }
+
+    fn tool_fragment(&mut self, tc: &Value, out: &mut Vec<u8>) {
+        let k = tc.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let f = tc.get("function");
+        let index = match self.open {
+            Some(Open::Tool(i, t)) if t == k => i,
+            _ => {
+                if self.tools_seen.contains(&k) {
+                    return; // a late fragment of a closed tool block: Anthropic cannot reopen it
+                }
+                self.tools_seen.push(k);
+                self.close_block(out);
+                let i = self.new_block();
+                self.open = Some(Open::Tool(i, k));
+                let id = tc.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| format!("toolu_{k}"));
+                let name = f.and_then(|f| f.get("name")).and_then(Value::as_str).unwrap_or("");
+                let start = json!({
+                    "type": "content_block_start",
+                    "index": i,
+                    "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}},
+                });
+                Self::event(out, "content_block_start", &start);
+                i
+            }
+        };
+        if let Some(args) = f.and_then(|f| f.get("arguments")).and_then(Value::as_str).filter(|a| !a.is_empty()) {
+            let d = json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": args}});
+            Self::event(out, "content_block_delta", &d);
+        }
+    }
+
+    /// One pivot chunk (a parsed `chat.completion.chunk`) -> Anthropic SSE bytes.
+    pub fn on_chunk(&mut self, chunk: &Value, out: &mut Vec<u8>) {
+        if self.closed {
+            return;
+        }
+        if let Some(u) = pivot::usage_of(chunk) {
+            self.usage = Some(u);
+            if let Some(c) = pivot::credits_of(chunk) {
+                self.credits = Some(c);
+            }
+        }
+        let choice = chunk
+            .get("choices")
+            .and_then(Value::as_array)
+            .and_then(|c| c.iter().find(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0));
+        if let Some(choice) = choice {
+            self.start(Some(chunk), out);
+            let delta = choice.get("delta");
+            for field in ["content", "refusal"] {
+                if let Some(t) = delta.and_then(|d| d.get(field)).and_then(Value::as_str).filter(|t| !t.is_empty()) {
+                    self.text(t, out);
+                }
+            }
+            if let Some(calls) = delta.and_then(|d| d.get("tool_calls")).and_then(Value::as_array) {
+                for tc in calls {
+                    self.tool_fragment(tc, out);
+                }
+            }
+            if let Some(fr) = choice.get("finish_reason").and_then(Value::as_str) {
+                let mut f = Finish::from_openai(fr);
+                if f == Finish::Stop && !self.tools_seen.is_empty() {
+                    f = Finish::ToolCalls;
+                }
+                self.finish = Some(f);
+                self.close_block(out);
+            }
+        }
+        if self.finish.is_some() && self.usage.is_some() {
+            self.end(out);
+        }
+    }
+
+    /// The pivot stream's `[DONE]`: closes the message if still open.
+    pub fn on_done(&mut self, out: &mut Vec<u8>) {
+        self.end(out);
+    }
+
+    /// End of stream: closes the message if still open (stop_reason null if none was seen).
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        self.end(out);
+    }
+
+    fn end(&mut self, out: &mut Vec<u8>) {
+        if self.closed {
+            return;
+        }
+        self.start(None, out);
+        self.close_block(out);
+        let mut usage = Map::new();
+        if let Some(u) = &self.usage {
+            usage = usage_to_anthropic(u);
+        } else {
+            ins(&mut usage, "output_tokens", json!(0));
+        }
+        if let Some(c) = &self.credits {
+            ins(&mut usage, "credits_consumed", c.clone());
+        }
+        let reason = self.finish.map(|f| Value::String(stop_reason_of(f).to_string())).unwrap_or(Value::Null);
+        let md = json!({
+            "type": "message_delta",
+            "delta": {"stop_reason": reason, "stop_sequence": null},
+            "usage": usage,
+        });
+        Self::event(out, "message_delta", &md);
+        Self::event(out, "message_stop", &json!({"type": "message_stop"}));
+        self.closed = true;
+    }
+
+    /// An error after the stream began: `event: error` (type `api_error`); nothing follows it.
+    pub fn error(&mut self, message: &str, out: &mut Vec<u8>) {
+        if self.closed {
+            return;
+        }
+        let e = json!({"type": "error", "error": {"type": "api_error", "message": message}});
+        Self::event(out, "error", &e);
+        self.closed = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::errors::Code;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn validation() {
+        let e = request_to_pivot(&obj(json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}))).unwrap_err();
+        assert_eq!((e.code, e.param.as_deref()), (Code::MissingField, Some("max_tokens")));
+        let e = request_to_pivot(&obj(json!({"max_tokens": 5, "messages": []}))).unwrap_err();
+        assert_eq!((e.code, e.param.as_deref()), (Code::MissingField, Some("model")));
+        let e = request_to_pivot(&obj(json!({"model": "m", "max_tokens": 0, "messages": []}))).unwrap_err();
+        assert_eq!((e.code, e.param.as_deref()), (Code::BadRequest, Some("max_tokens")));
+        let e = request_to_pivot(&obj(json!({"model": "m", "max_tokens": "9", "messages": []}))).unwrap_err();
+        assert_eq!((e.code, e.param.as_deref()), (Code::BadRequest, Some("max_tokens")));
+        let e = request_to_pivot(&obj(json!({"model": "m", "max_tokens": 5}))).unwrap_err();
+        assert_eq!((e.code, e.param.as_deref()), (Code::MissingField, Some("messages")));
+        let e = request_to_pivot(&obj(json!({"model": "m", "max_tokens": 5, "messages": [
+            {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": 7}
+        ]})))
+        .unwrap_err();
+        assert_eq!((e.code, e.param.as_deref()), (Code::BadRequest, Some("messages[2].content")));
+        let e = request_to_pivot(&obj(json!({"model": "m", "max_tokens": 5, "messages": [
+            {"role": "system", "content": "a"}]})))
+        .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("messages[0].role"));
+        let e = request_to_pivot(&obj(json!({"model": "m", "max_tokens": 5, "messages": [
+            {"role": "user", "content": [{"type": "text", "text": 1}]}]})))
+        .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("messages[0].content[0].text"));
+        let e = request_to_pivot(&obj(json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+            "tools": [{"name": "t"}]})))
+        .unwrap_err();
+        assert_eq!((e.code, e.param.as_deref()), (Code::MissingField, Some("tools[0].input_schema")));
+        let e = request_to_pivot(&obj(json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+            "temperature": "hot"})))
+        .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("temperature"));
+    }
+
+    #[test]
+    fn stop_reasons_both_ways() {
+        for (a, o) in [("end_turn", "stop"), ("max_tokens", "length"), ("tool_use", "tool_calls"), ("refusal", "content_filter")] {
+            assert_eq!(finish_from_stop_reason(a).as_openai(), o);
+            assert_eq!(stop_reason_of(Finish::from_openai(o)), a);
+        }
+        assert_eq!(finish_from_stop_reason("stop_sequence"), Finish::Stop);
+    }
+}

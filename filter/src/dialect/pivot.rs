@@ -1,0 +1,336 @@
+//! Pieces shared by the translators to and from the pivot shape (OpenAI Chat Completions):
+//! the translated request, finish reasons, chunk and completion builders, SSE writing, and
+//! the small typed accessors the request validators use.
+
+use crate::errors::GatewayError;
+use crate::usage::Usage;
+use serde_json::{json, Map, Value};
+
+/// A client request translated to an OpenAI Chat Completions body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PivotRequest {
+    /// The OpenAI chat body. Its `model` is the client's model name: the caller swaps in the
+    /// upstream's. On streams it carries `stream_options.include_usage: true`.
+    pub body: Map<String, Value>,
+    /// The model the client asked for.
+    pub model: String,
+    pub stream: bool,
+    /// The completion token cap the client asked for, if any.
+    pub max_tokens: Option<u64>,
+}
+
+/// Why a completion ended, in the pivot's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    Stop,
+    Length,
+    ToolCalls,
+    ContentFilter,
+}
+
+impl Finish {
+    pub fn as_openai(self) -> &'static str {
+        match self {
+            Finish::Stop => "stop",
+            Finish::Length => "length",
+            Finish::ToolCalls => "tool_calls",
+            Finish::ContentFilter => "content_filter",
+        }
+    }
+
+    /// An OpenAI `finish_reason`; unknown values count as `stop`.
+    pub fn from_openai(s: &str) -> Finish {
+        match s {
+            "length" => Finish::Length,
+            "tool_calls" | "function_call" => Finish::ToolCalls,
+            "content_filter" => Finish::ContentFilter,
+            _ => Finish::Stop,
+        }
+    }
+}
+
+/// The OpenAI `usage` object.
+pub fn usage_json(u: &Usage) -> Value {
+    json!({
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.total(),
+        "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
+    })
+}
+
+/// A `chat.completion.chunk` with one choice (index 0).
+pub fn chunk(id: &str, model: &str, delta: Value, finish: Option<&str>) -> Value {
+    chunk_at(id, model, 0, delta, finish)
+}
+
+/// A `chat.completion.chunk` with one choice at `index`.
+pub fn chunk_at(id: &str, model: &str, index: u64, delta: Value, finish: Option<&str>) -> Value {
+    json!({
+        "id": id,
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": index, "delta": delta, "logprobs": null, "finish_reason": finish}],
+    })
+}
+
+/// The final usage chunk (`choices: []`), as OpenAI sends it with `include_usage`.
+pub fn usage_chunk(id: &str, model: &str, u: &Usage) -> Value {
+    json!({
+        "id": id,
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": model,
+        "choices": [],
+        "usage": usage_json(u),
+    })
+}
+
+/// A `chat.completion` object.
+pub fn completion(id: &str, model: &str, choices: Vec<Value>, usage: Option<&Usage>) -> Value {
+    let mut v = json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": choices,
+    });
+    if let (Some(u), Some(obj)) = (usage, v.as_object_mut()) {
+        obj.insert("usage".to_string(), usage_json(u));
+    }
+    v
+}
+
+/// Writes one SSE event: `event: NAME` (if any), `data: JSON`, then the blank line, all with
+/// the given line ending (`"\n"`, or `"\r\n"` as Gemini frames).
+pub fn write_sse(out: &mut Vec<u8>, event: Option<&str>, data: &Value, eol: &str) {
+    if let Some(name) = event {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(eol.as_bytes());
+    }
+    out.extend_from_slice(b"data: ");
+    // Serializing a Value cannot fail (string keys only); an empty object is the safe fallback.
+    match serde_json::to_vec(data) {
+        Ok(b) => out.extend_from_slice(&b),
+        Err(_) => out.extend_from_slice(b"{}"),
+    }
+    out.extend_from_slice(eol.as_bytes());
+    out.extend_from_slice(eol.as_bytes());
+}
+
+/// `data:{mime};base64,{data}`.
+pub fn data_url(mime: &str, data: &str) -> String {
+    format!("data:{mime};base64,{data}")
+}
+
+/// Splits a base64 data URL into (media type, data). `None` for anything else.
+pub fn split_data_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (head, data) = rest.split_once(',')?;
+    let mime = head.strip_suffix(";base64")?;
+    Some((if mime.is_empty() { "application/octet-stream" } else { mime }, data))
+}
+
+/// Tool-call arguments (a JSON text) as an object; empty or unparseable arguments become `{}`.
+pub fn parse_arguments(args: &str) -> Value {
+    match serde_json::from_str::<Value>(args) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => Value::Object(Map::new()),
+    }
+}
+
+/// The text of an OpenAI message `content`: the string, or its text parts concatenated.
+pub fn content_text(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => {
+            let mut s = String::new();
+            for p in parts {
+                if let Some(t) = p.get("text").and_then(Value::as_str) {
+                    s.push_str(t);
+                }
+            }
+            s
+        }
+        _ => String::new(),
+    }
+}
+
+/// The text parts of an OpenAI `content` (string -> one part). Non-text parts are skipped.
+pub fn content_texts(content: Option<&Value>) -> Vec<String> {
+    match content {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter(|p| matches!(p.get("type").and_then(Value::as_str), None | Some("text")))
+            .filter_map(|p| p.get("text").and_then(Value::as_str).map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `{"type":"text","text":..}` OpenAI content part.
+pub fn text_part(text: &str) -> Value {
+    json!({"type": "text", "text": text})
+}
+
+/// One text stays a string; several become an array of text parts; none is `null`.
+pub fn texts_to_content(texts: Vec<String>) -> Value {
+    match texts.len() {
+        0 => Value::Null,
+        1 => texts.into_iter().next().map(Value::String).unwrap_or(Value::Null),
+        _ => Value::Array(texts.iter().map(|t| text_part(t)).collect()),
+    }
+}
+
+/// Reads the pivot usage of a chat completion or chunk (`None` when absent).
+pub fn usage_of(v: &Value) -> Option<Usage> {
+    crate::usage::from_openai(v)
+}
+
+/// The `usage.credits_consumed` extension (seed 003), carried through when present.
+pub fn credits_of(v: &Value) -> Option<Value> {
+    v.get("usage").and_then(|u| u.get("credits_consumed")).filter(|c| c.is_number()).cloned()
+}
+
+// ---- typed accessors for request validation -------------------------------------------------
+
+fn type_error(param: &str, what: &str) -> GatewayError {
+    GatewayError::bad(param, format!("'{param}' must be {what}"))
+}
+
+/// An optional number (kept as the original JSON number).
+pub fn opt_number<'a>(v: Option<&'a Value>, param: &str) -> Result<Option<&'a Value>, GatewayError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(n @ Value::Number(_)) => Ok(Some(n)),
+        Some(_) => Err(type_error(param, "a number")),
+    }
+}
+
+/// An optional non-negative integer.
+pub fn opt_uint(v: Option<&Value>, param: &str) -> Result<Option<u64>, GatewayError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(x) => Ok(Some(x)),
+            None => match n.as_f64() {
+                // 5.0 is an integer too
+                Some(f) if f >= 0.0 && f.fract() == 0.0 && f < 9.0e15 => Ok(Some(f as u64)),
+                _ => Err(type_error(param, "a non-negative integer")),
+            },
+        },
+        Some(_) => Err(type_error(param, "an integer")),
+    }
+}
+
+/// An optional positive integer.
+pub fn opt_positive(v: Option<&Value>, param: &str) -> Result<Option<u64>, GatewayError> {
+    match opt_uint(v, param) {
+        Ok(Some(0)) | Err(_) => Err(type_error(param, "an integer >= 1")),
+        other => other,
+    }
+}
+
+pub fn opt_str<'a>(v: Option<&'a Value>, param: &str) -> Result<Option<&'a str>, GatewayError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(type_error(param, "a string")),
+    }
+}
+
+pub fn req_str<'a>(v: Option<&'a Value>, param: &str) -> Result<&'a str, GatewayError> {
+    opt_str(v, param)?.ok_or_else(|| GatewayError::missing(param))
+}
+
+pub fn opt_bool(v: Option<&Value>, param: &str) -> Result<Option<bool>, GatewayError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(type_error(param, "a boolean")),
+    }
+}
+
+pub fn opt_array<'a>(v: Option<&'a Value>, param: &str) -> Result<Option<&'a Vec<Value>>, GatewayError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) => Ok(Some(a)),
+        Some(_) => Err(type_error(param, "an array")),
+    }
+}
+
+pub fn req_array<'a>(v: Option<&'a Value>, param: &str) -> Result<&'a Vec<Value>, GatewayError> {
+    opt_array(v, param)?.ok_or_else(|| GatewayError::missing(param))
+}
+
+pub fn opt_object<'a>(v: Option<&'a Value>, param: &str) -> Result<Option<&'a Map<String, Value>>, GatewayError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(o)) => Ok(Some(o)),
+        Some(_) => Err(type_error(param, "an object")),
+    }
+}
+
+pub fn req_object<'a>(v: Option<&'a Value>, param: &str) -> Result<&'a Map<String, Value>, GatewayError> {
+    opt_object(v, param)?.ok_or_else(|| GatewayError::missing(param))
+}
+
+/// An optional array of strings (`stop`-like fields). A lone string is accepted when `lone` is set.
+pub fn opt_strings(v: Option<&Value>, param: &str, lone: bool) -> Result<Option<Vec<String>>, GatewayError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if lone => Ok(Some(vec![s.clone()])),
+        Some(Value::Array(a)) => {
+            let mut out = Vec::with_capacity(a.len());
+            for (i, s) in a.iter().enumerate() {
+                match s.as_str() {
+                    Some(s) => out.push(s.to_string()),
+                    None => return Err(type_error(&format!("{param}[{i}]"), "a string")),
+                }
+            }
+            Ok(Some(out))
+        }
+        Some(_) => Err(type_error(param, "an array of strings")),
+    }
+}
+
+/// A Gemini-style message id: the chunk or completion id, with OpenAI's `chatcmpl-` prefix off.
+pub fn bare_id(id: Option<&str>) -> &str {
+    let id = id.unwrap_or("");
+    id.strip_prefix("chatcmpl-").unwrap_or(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_urls() {
+        assert_eq!(split_data_url("data:image/png;base64,AAA"), Some(("image/png", "AAA")));
+        assert_eq!(split_data_url("https://x/y.png"), None);
+        assert_eq!(split_data_url("data:text/plain,hi"), None);
+        assert_eq!(data_url("image/png", "AAA"), "data:image/png;base64,AAA");
+    }
+
+    #[test]
+    fn arguments_default_to_empty_object() {
+        assert_eq!(parse_arguments(""), json!({}));
+        assert_eq!(parse_arguments("{\"a\":"), json!({}));
+        assert_eq!(parse_arguments("[1]"), json!({}));
+        assert_eq!(parse_arguments("{\"a\":1}"), json!({"a": 1}));
+    }
+
+    #[test]
+    fn accessors() {
+        assert_eq!(opt_uint(Some(&json!(5.0)), "x").unwrap(), Some(5));
+        assert!(opt_uint(Some(&json!(-1)), "x").is_err());
+        assert!(opt_positive(Some(&json!(0)), "x").is_err());
+        let e = opt_strings(Some(&json!(["a", 1])), "stop", false).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("stop[1]"));
+        assert_eq!(req_str(None, "m").unwrap_err().code, crate::errors::Code::MissingField);
+    }
+}

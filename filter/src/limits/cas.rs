@@ -1,0 +1,203 @@
+//! The bounded read-decide-write loop every limit goes through.
+
+use super::store::{Counters, StoreError};
+use crate::errors::Code;
+use std::fmt;
+
+/// How many CAS conflicts [`update`] tolerates before giving up, as used by the limit checks.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 16;
+
+/// The bound for writes that record what has already happened (spend settlement, releases and
+/// rollbacks, window refunds): more patient, since giving up there leaks budget or loses a
+/// refund instead of refusing one request.
+pub const SETTLE_MAX_ATTEMPTS: u32 = 64;
+
+/// What an [`update`] closure decided from the current value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision<T> {
+    /// Write this new value and, once the write has landed, return `T`.
+    Write(Vec<u8>, T),
+    /// Write nothing and return `T` (e.g. a rejection, or nothing to change).
+    Keep(T),
+}
+
+/// Why a limit could not be decided. Every variant fails closed: the gateway answers
+/// 503 `service_unavailable` (see [`LimitError::code`]) rather than admit unchecked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitError {
+    /// Other workers kept winning the compare-and-swap; gave up after this many conflicts.
+    Contended {
+        /// Conflicts met.
+        attempts: u32,
+    },
+    /// The counter store failed.
+    Unavailable,
+}
+
+impl LimitError {
+    /// The gateway error this maps to: always [`Code::ServiceUnavailable`] (503).
+    pub fn code(self) -> Code {
+        Code::ServiceUnavailable
+    }
+}
+
+impl fmt::Display for LimitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LimitError::Contended { attempts } => {
+                write!(f, "limit counter still contended after {attempts} compare-and-swap attempts")
+            }
+            LimitError::Unavailable => f.write_str("limit counter store unavailable"),
+        }
+    }
+}
+
+impl std::error::Error for LimitError {}
+
+impl From<StoreError> for LimitError {
+    /// A stray `CasMismatch` outside the retry loop counts as one lost attempt.
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::CasMismatch => LimitError::Contended { attempts: 1 },
+            StoreError::Unavailable => LimitError::Unavailable,
+        }
+    }
+}
+
+/// Atomically updates `key`: reads it, lets `f` decide from the current value, and if `f` wants
+/// to write, writes with the token just read, retrying from the read on a CAS conflict.
+///
+/// * `f` sees `None` when the key is absent **or** its value is empty (an empty value is the
+///   "zero" state of every limit). It may be called several times, so it must have no side
+///   effects beyond its return value.
+/// * If the key is absent and `f` wants to write, an empty placeholder is created first and the
+///   loop goes round again, so the real value is always written by CAS (see the module docs on
+///   hosts without atomic create). That first round does not count as a conflict.
+/// * After `max_attempts` conflicts (at least 1) it returns [`LimitError::Contended`]; any
+///   [`StoreError::Unavailable`] returns [`LimitError::Unavailable`] at once. Nothing has been
+///   written by a call that returns an error, except possibly the empty placeholder.
+pub fn update<S, T, F>(store: &S, key: &str, max_attempts: u32, mut f: F) -> Result<T, LimitError>
+where
+    S: Counters + ?Sized,
+    F: FnMut(Option<&[u8]>) -> Decision<T>,
+{
+    let max_attempts = max_attempts.max(1);
+    let mut conflicts: u32 = 0;
+    let mut placeholder_written = false;
+    while conflicts < max_attempts {
+        match store.get(key).map_err(unavailable)? {
+            None => match f(None) {
+                Decision::Keep(t) => return Ok(t),
+                Decision::Write(..) => {
+                    if placeholder_written {
+                        // Removed again since we created it: someone else is churning this key.
+                        conflicts = conflicts.saturating_add(1);
+                    }
+                    placeholder_written = true;
+                    match store.create(key, &[]) {
+                        Ok(()) => {}
+                        Err(StoreError::CasMismatch) => conflicts = conflicts.saturating_add(1),
+                        Err(StoreError::Unavailable) => return Err(LimitError::Unavailable),
+                    }
+                }
+            },
+            Some((value, token)) => {
+                let current = if value.is_empty() { None } else { Some(value.as_slice()) };
+                match f(current) {
+                    Decision::Keep(t) => return Ok(t),
+                    Decision::Write(new, t) => match store.set(key, &new, Some(token)) {
+                        Ok(()) => return Ok(t),
+                        Err(StoreError::CasMismatch) => conflicts = conflicts.saturating_add(1),
+                        Err(StoreError::Unavailable) => return Err(LimitError::Unavailable),
+                    },
+                }
+            }
+        }
+    }
+    Err(LimitError::Contended { attempts: conflicts })
+}
+
+fn unavailable(_: StoreError) -> LimitError {
+    // `get` has no token to mismatch; any failure to read is an outage.
+    LimitError::Unavailable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::store::flaky::FlakyStore;
+    use crate::limits::store::MemoryStore;
+
+    fn incr(v: Option<&[u8]>) -> Decision<u64> {
+        let n: u64 = v.and_then(|b| std::str::from_utf8(b).ok()?.parse().ok()).unwrap_or(0) + 1;
+        Decision::Write(n.to_string().into_bytes(), n)
+    }
+
+    #[test]
+    fn creates_then_increments() {
+        let s = MemoryStore::new();
+        assert_eq!(update(&s, "c", 1, incr), Ok(1), "placeholder round is not a conflict");
+        assert_eq!(update(&s, "c", 1, incr), Ok(2));
+        assert_eq!(s.value("c").unwrap(), b"2");
+    }
+
+    #[test]
+    fn keep_writes_nothing() {
+        let s = MemoryStore::new();
+        assert_eq!(update(&s, "c", 4, |_| Decision::Keep(7)), Ok(7));
+        assert!(s.is_empty(), "no placeholder when nothing is written");
+    }
+
+    #[test]
+    fn retries_up_to_the_bound_then_fails_closed() {
+        let f = FlakyStore::new(MemoryStore::new());
+        f.inner.set("c", b"5", None).unwrap();
+        f.conflicts.set(3);
+        assert_eq!(update(&f, "c", 4, incr), Ok(6));
+        assert_eq!(f.cas_writes.get(), 4);
+
+        f.conflicts.set(4);
+        assert_eq!(update(&f, "c", 4, incr), Err(LimitError::Contended { attempts: 4 }));
+        assert_eq!(f.inner.value("c").unwrap(), b"6", "nothing written on failure");
+
+        f.conflicts.set(DEFAULT_MAX_ATTEMPTS);
+        assert!(update(&f, "c", DEFAULT_MAX_ATTEMPTS, incr).is_err());
+        f.conflicts.set(DEFAULT_MAX_ATTEMPTS - 1);
+        assert_eq!(update(&f, "c", DEFAULT_MAX_ATTEMPTS, incr), Ok(7));
+    }
+
+    #[test]
+    fn zero_attempts_means_one() {
+        let s = MemoryStore::new();
+        s.set("c", b"1", None).unwrap();
+        assert_eq!(update(&s, "c", 0, incr), Ok(2));
+    }
+
+    #[test]
+    fn unavailable_fails_closed() {
+        let f = FlakyStore::new(MemoryStore::new());
+        f.get_failures.set(1);
+        assert_eq!(update(&f, "c", 16, incr), Err(LimitError::Unavailable));
+        f.set_failures.set(1);
+        assert_eq!(update(&f, "c", 16, incr), Err(LimitError::Unavailable), "placeholder create fails");
+        f.inner.set("c", b"1", None).unwrap();
+        f.set_failures.set(1);
+        assert_eq!(update(&f, "c", 16, incr), Err(LimitError::Unavailable), "CAS write fails");
+        assert_eq!(f.inner.value("c").unwrap(), b"1");
+        assert_eq!(LimitError::Unavailable.code().status(), 503);
+        assert_eq!(LimitError::Contended { attempts: 16 }.code().as_str(), "service_unavailable");
+    }
+
+    #[test]
+    fn empty_value_reads_as_absent_and_is_updated_by_cas() {
+        let s = MemoryStore::new();
+        s.set("c", b"", None).unwrap();
+        let mut seen = Vec::new();
+        let r = update(&s, "c", 2, |v| {
+            seen.push(v.map(<[u8]>::to_vec));
+            incr(v)
+        });
+        assert_eq!(r, Ok(1));
+        assert_eq!(seen, vec![None]);
+    }
+}

@@ -1,0 +1,730 @@
+//! Stream translators against recorded-shape fixtures: expected output, and byte-identical
+//! output however the upstream bytes are split.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use serde_json::{json, Value};
+use tollgate::dialect::{anthropic, gemini};
+use tollgate::sse::{Event, Framer};
+use tollgate::usage::Usage;
+
+const ANTHROPIC_TEXT: &[u8] = include_bytes!("fixtures/anthropic_text.sse");
+const ANTHROPIC_TOOL: &[u8] = include_bytes!("fixtures/anthropic_tool.sse");
+const GEMINI_TEXT: &[u8] = include_bytes!("fixtures/gemini_text.sse");
+const GEMINI_TOOL: &[u8] = include_bytes!("fixtures/gemini_tool.sse");
+const OPENAI_TEXT: &[u8] = include_bytes!("fixtures/openai_text.sse");
+const OPENAI_TOOL: &[u8] = include_bytes!("fixtures/openai_tool.sse");
+// Short streams, split in three pieces at every pair of byte boundaries.
+const ANTHROPIC_SHORT: &[u8] = include_bytes!("fixtures/anthropic_short.sse");
+const GEMINI_SHORT: &[u8] = include_bytes!("fixtures/gemini_short.sse");
+const OPENAI_SHORT: &[u8] = include_bytes!("fixtures/openai_short.sse");
+
+/// A translator driven one SSE event at a time, producing bytes.
+trait Drive {
+    fn event(&mut self, ev: &Event, out: &mut Vec<u8>);
+    fn end(&mut self, out: &mut Vec<u8>);
+}
+
+fn write_chunks(chunks: Vec<Value>, out: &mut Vec<u8>) {
+    for c in chunks {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(serde_json::to_string(&c).unwrap().as_bytes());
+        out.extend_from_slice(b"\n\n");
+    }
+}
+
+/// Anthropic upstream -> pivot chunks (written as OpenAI SSE).
+#[derive(Default)]
+struct AnthropicUp(anthropic::StreamToPivot);
+impl Drive for AnthropicUp {
+    fn event(&mut self, ev: &Event, out: &mut Vec<u8>) {
+        let mut chunks = Vec::new();
+        self.0.on_event(ev, &mut chunks);
+        write_chunks(chunks, out);
+    }
+    fn end(&mut self, out: &mut Vec<u8>) {
+        let mut chunks = Vec::new();
+        self.0.finish(&mut chunks);
+        write_chunks(chunks, out);
+    }
+}
+
+/// Gemini upstream -> pivot chunks.
+#[derive(Default)]
+struct GeminiUp(gemini::StreamToPivot);
+impl Drive for GeminiUp {
+    fn event(&mut self, ev: &Event, out: &mut Vec<u8>) {
+        let mut chunks = Vec::new();
+        self.0.on_event(ev, &mut chunks);
+        write_chunks(chunks, out);
+    }
+    fn end(&mut self, out: &mut Vec<u8>) {
+        let mut chunks = Vec::new();
+        self.0.finish(&mut chunks);
+        write_chunks(chunks, out);
+    }
+}
+
+/// OpenAI upstream -> Anthropic client.
+struct ToAnthropic(anthropic::StreamFromPivot);
+impl Drive for ToAnthropic {
+    fn event(&mut self, ev: &Event, out: &mut Vec<u8>) {
+        if ev.data.trim() == "[DONE]" {
+            self.0.on_done(out);
+        } else if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
+            self.0.on_chunk(&v, out);
+        }
+    }
+    fn end(&mut self, out: &mut Vec<u8>) {
+        self.0.finish(out);
+    }
+}
+
+/// OpenAI upstream -> Gemini client.
+struct ToGemini(gemini::StreamFromPivot);
+impl Drive for ToGemini {
+    fn event(&mut self, ev: &Event, out: &mut Vec<u8>) {
+        if ev.data.trim() == "[DONE]" {
+            self.0.on_done(out);
+        } else if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
+            self.0.on_chunk(&v, out);
+        }
+    }
+    fn end(&mut self, out: &mut Vec<u8>) {
+        self.0.finish(out);
+    }
+}
+
+/// Anthropic upstream -> pivot -> Gemini client.
+struct AnthropicToGemini(anthropic::StreamToPivot, gemini::StreamFromPivot);
+impl Drive for AnthropicToGemini {
+    fn event(&mut self, ev: &Event, out: &mut Vec<u8>) {
+        let mut chunks = Vec::new();
+        self.0.on_event(ev, &mut chunks);
+        chunks.iter().for_each(|c| self.1.on_chunk(c, out));
+    }
+    fn end(&mut self, out: &mut Vec<u8>) {
+        let mut chunks = Vec::new();
+        self.0.finish(&mut chunks);
+        chunks.iter().for_each(|c| self.1.on_chunk(c, out));
+        self.1.finish(out);
+    }
+}
+
+/// Gemini upstream -> pivot -> Anthropic client.
+struct GeminiToAnthropic(gemini::StreamToPivot, anthropic::StreamFromPivot);
+impl Drive for GeminiToAnthropic {
+    fn event(&mut self, ev: &Event, out: &mut Vec<u8>) {
+        let mut chunks = Vec::new();
+        self.0.on_event(ev, &mut chunks);
+        chunks.iter().for_each(|c| self.1.on_chunk(c, out));
+    }
+    fn end(&mut self, out: &mut Vec<u8>) {
+        let mut chunks = Vec::new();
+        self.0.finish(&mut chunks);
+        chunks.iter().for_each(|c| self.1.on_chunk(c, out));
+        self.1.finish(out);
+    }
+}
+
+/// Feeds the pieces through a framer and the translator, as the filter does chunk by chunk.
+fn run(d: &mut dyn Drive, pieces: &[&[u8]]) -> Vec<u8> {
+    let mut framer = Framer::default();
+    let mut out = Vec::new();
+    for p in pieces {
+        let mut events = Vec::new();
+        framer.push(p, &mut events).unwrap();
+        for ev in &events {
+            d.event(ev, &mut out);
+        }
+    }
+    let mut events = Vec::new();
+    framer.finish(&mut events);
+    for ev in &events {
+        d.event(ev, &mut out);
+    }
+    d.end(&mut out);
+    out
+}
+
+fn events_of(bytes: &[u8]) -> Vec<Event> {
+    let mut f = Framer::default();
+    let mut evs = Vec::new();
+    f.push(bytes, &mut evs).unwrap();
+    f.finish(&mut evs);
+    evs
+}
+
+fn chunks_of(bytes: &[u8]) -> Vec<Value> {
+    events_of(bytes).iter().filter(|e| e.data != "[DONE]").map(|e| serde_json::from_str(&e.data).unwrap()).collect()
+}
+
+// ---- what the pivot chunks say ----------------------------------------------------------------
+
+#[derive(Debug, Default, PartialEq)]
+struct Said {
+    text: String,
+    /// (index, id, name, arguments)
+    tools: Vec<(u64, String, String, String)>,
+    finish: Option<String>,
+    usage: Option<Usage>,
+    usage_chunks: usize,
+}
+
+fn said(chunks: &[Value]) -> Said {
+    let mut s = Said::default();
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant", "the first chunk carries the role");
+    for c in chunks {
+        assert_eq!(c["object"], "chat.completion.chunk");
+        if let Some(u) = tollgate::usage::from_openai(c) {
+            s.usage = Some(u);
+            s.usage_chunks += 1;
+            assert_eq!(c["choices"], json!([]));
+        }
+        for ch in c["choices"].as_array().unwrap() {
+            let d = &ch["delta"];
+            if let Some(t) = d["content"].as_str() {
+                s.text.push_str(t);
+            }
+            for tc in d["tool_calls"].as_array().into_iter().flatten() {
+                let k = tc["index"].as_u64().unwrap();
+                match s.tools.iter_mut().find(|t| t.0 == k) {
+                    Some(t) => {
+                        assert!(tc.get("id").is_none(), "id only on the first fragment");
+                        t.3.push_str(tc["function"]["arguments"].as_str().unwrap());
+                    }
+                    None => {
+                        assert_eq!(tc["type"], "function");
+                        s.tools.push((
+                            k,
+                            tc["id"].as_str().unwrap().to_string(),
+                            tc["function"]["name"].as_str().unwrap().to_string(),
+                            tc["function"]["arguments"].as_str().unwrap().to_string(),
+                        ));
+                    }
+                }
+            }
+            if let Some(f) = ch["finish_reason"].as_str() {
+                assert!(s.finish.is_none(), "one finish chunk");
+                s.finish = Some(f.to_string());
+            }
+        }
+    }
+    if s.usage.is_some() {
+        assert!(chunks.last().unwrap()["usage"].is_object(), "usage chunk comes last");
+    }
+    s
+}
+
+#[test]
+fn anthropic_text_stream_to_pivot() {
+    let mut d = AnthropicUp::default();
+    let out = run(&mut d, &[ANTHROPIC_TEXT]);
+    let chunks = chunks_of(&out);
+    let s = said(&chunks);
+    assert_eq!(s.text, "Hello, wörld! 👋");
+    assert_eq!(s.finish.as_deref(), Some("stop"));
+    assert!(s.tools.is_empty());
+    // input 25 + cache read 10; output is cumulative: 15, not 1 + 15
+    let want = Usage { prompt_tokens: 35, completion_tokens: 15, cached_tokens: 10, reasoning_tokens: 0 };
+    assert_eq!(s.usage, Some(want));
+    assert_eq!(s.usage_chunks, 1);
+    assert_eq!(d.0.usage(), Some(want));
+    assert_eq!(chunks[0]["id"], "msg_01XFDUDYJgAACzvnptvVoYEL");
+    assert_eq!(chunks[0]["model"], "claude-sonnet-4-20250514");
+    assert_eq!(d.0.error(), None);
+}
+
+#[test]
+fn anthropic_tool_stream_to_pivot() {
+    let out = run(&mut AnthropicUp::default(), &[ANTHROPIC_TOOL]);
+    let s = said(&chunks_of(&out));
+    assert_eq!(s.text, "Okay, let me check the weather.");
+    assert_eq!(s.tools.len(), 1);
+    let (k, id, name, args) = &s.tools[0];
+    assert_eq!((*k, id.as_str(), name.as_str()), (0, "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "get_weather"));
+    let args: Value = serde_json::from_str(args).unwrap();
+    assert_eq!(args, json!({"location": "San Francisco, CA", "unit": "fahrenheit"}));
+    assert_eq!(s.finish.as_deref(), Some("tool_calls"));
+    assert_eq!(s.usage.unwrap().completion_tokens, 89);
+    assert_eq!(s.usage.unwrap().prompt_tokens, 472);
+}
+
+#[test]
+fn anthropic_error_event_is_recorded_not_emitted() {
+    let stream = b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"c\",\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n\
+event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+    let mut d = AnthropicUp::default();
+    let evs = events_of(stream);
+    let mut out = Vec::new();
+    d.event(&evs[0], &mut out);
+    let before = out.len();
+    d.event(&evs[1], &mut out);
+    assert_eq!(out.len(), before, "the error event emits nothing");
+    assert_eq!(d.0.error().as_deref(), Some("Overloaded"));
+}
+
+#[test]
+fn anthropic_stream_cut_short_has_no_finish_chunk() {
+    let cut = &ANTHROPIC_TEXT[..ANTHROPIC_TEXT.windows(13).position(|w| w == b"event: conten").unwrap() + 200];
+    let out = run(&mut AnthropicUp::default(), &[cut]);
+    let s = said(&chunks_of(&out));
+    assert_eq!(s.finish, None);
+    // the input tokens are known, so usage is still reported at the end
+    assert_eq!(s.usage.unwrap().prompt_tokens, 35);
+}
+
+#[test]
+fn gemini_text_stream_to_pivot() {
+    let mut d = GeminiUp::default();
+    let out = run(&mut d, &[GEMINI_TEXT]);
+    let chunks = chunks_of(&out);
+    let s = said(&chunks);
+    assert_eq!(s.text, "The capital of France is Paris — é.");
+    assert_eq!(s.finish.as_deref(), Some("stop"));
+    // the last cumulative usageMetadata, not a sum: 7 candidates + 12 thoughts
+    let want = Usage { prompt_tokens: 8, completion_tokens: 19, cached_tokens: 3, reasoning_tokens: 12 };
+    assert_eq!(s.usage, Some(want));
+    assert_eq!(s.usage_chunks, 1);
+    assert_eq!(d.0.usage(), Some(want));
+    assert_eq!(chunks[0]["model"], "gemini-2.5-flash");
+    assert_eq!(chunks[0]["id"], "9R1Xab2tN5");
+}
+
+#[test]
+fn gemini_function_call_stream_to_pivot() {
+    let out = run(&mut GeminiUp::default(), &[GEMINI_TOOL]);
+    let chunks = chunks_of(&out);
+    let s = said(&chunks);
+    assert_eq!(s.text, "Let me check.");
+    assert_eq!(
+        s.tools,
+        vec![
+            (0, "call_0".into(), "get_weather".into(), r#"{"location":"Boston, MA","unit":"celsius"}"#.into()),
+            (1, "call_1".into(), "get_time".into(), "{}".into()),
+        ]
+    );
+    assert_eq!(s.finish.as_deref(), Some("tool_calls"));
+    assert_eq!(s.usage.unwrap().completion_tokens, 30);
+    let sig = chunks
+        .iter()
+        .filter_map(|c| c.pointer("/choices/0/delta/tool_calls/0/extra_content/google/thought_signature"))
+        .next();
+    assert_eq!(sig, Some(&json!("CiQB0e2Kb")));
+}
+
+#[test]
+fn gemini_error_object_is_recorded() {
+    let mut d = GeminiUp::default();
+    let out = run(&mut d, &[b"data: {\"error\":{\"code\":503,\"message\":\"The model is overloaded.\",\"status\":\"UNAVAILABLE\"}}\r\n\r\n"]);
+    assert!(out.is_empty());
+    assert_eq!(d.0.error().as_deref(), Some("The model is overloaded."));
+}
+
+// ---- pivot -> Anthropic client ------------------------------------------------------------------
+
+fn anthropic_events(out: &[u8]) -> Vec<(String, Value)> {
+    let text = std::str::from_utf8(out).unwrap();
+    assert!(text.starts_with("event: message_start\ndata: "), "{text}");
+    events_of(out)
+        .into_iter()
+        .map(|e| {
+            let name = e.event.clone().unwrap();
+            let v: Value = serde_json::from_str(&e.data).unwrap();
+            assert_eq!(v["type"], name.as_str(), "event name matches data.type");
+            (name, v)
+        })
+        .collect()
+}
+
+fn names(evs: &[(String, Value)]) -> Vec<&str> {
+    evs.iter().map(|(n, _)| n.as_str()).collect()
+}
+
+#[test]
+fn openai_text_stream_to_anthropic() {
+    let mut d = ToAnthropic(anthropic::StreamFromPivot::new("claude-front"));
+    let out = run(&mut d, &[OPENAI_TEXT]);
+    let evs = anthropic_events(&out);
+    assert_eq!(
+        names(&evs),
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    let start = &evs[0].1["message"];
+    assert_eq!(start["model"], "claude-front");
+    assert_eq!(start["id"], "msg_B9MBs8CjcvOU2jLn4n570S5qMJKcT");
+    assert_eq!(start["content"], json!([]));
+    assert_eq!(start["usage"]["input_tokens"], 0);
+    assert_eq!(start["usage"]["output_tokens"], 0);
+    assert_eq!(evs[1].1["content_block"], json!({"type": "text", "text": ""}));
+    let text: String = evs
+        .iter()
+        .filter(|(n, _)| n == "content_block_delta")
+        .map(|(_, v)| v["delta"]["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(text, "Hello! How can I help — today?");
+    let md = &evs[6].1;
+    assert_eq!(md["delta"], json!({"stop_reason": "end_turn", "stop_sequence": null}));
+    assert_eq!(md["usage"]["output_tokens"], 10);
+    assert_eq!(md["usage"]["input_tokens"], 15); // 19 prompt - 4 cached
+    assert_eq!(md["usage"]["cache_read_input_tokens"], 4);
+    assert_eq!(d.0.usage().unwrap().prompt_tokens, 19);
+}
+
+#[test]
+fn openai_tool_stream_to_anthropic() {
+    let out = run(&mut ToAnthropic(anthropic::StreamFromPivot::new("c")), &[OPENAI_TOOL]);
+    let evs = anthropic_events(&out);
+    assert_eq!(
+        names(&evs),
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    assert_eq!(
+        evs[1].1["content_block"],
+        json!({"type": "tool_use", "id": "call_DdmO9pD3xa9XTPNJ32zg2hcA", "name": "get_weather", "input": {}})
+    );
+    assert_eq!(evs[1].1["index"], 0);
+    let args: String = evs[2..7].iter().map(|(_, v)| v["delta"]["partial_json"].as_str().unwrap().to_string()).collect();
+    assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({"location": "Paris"}));
+    assert!(evs[2..7].iter().all(|(_, v)| v["delta"]["type"] == "input_json_delta" && v["index"] == 0));
+    assert_eq!(evs[7].1["index"], 0);
+    assert_eq!(evs[8].1["index"], 1);
+    assert_eq!(evs[8].1["content_block"]["name"], "get_time");
+    assert_eq!(evs[11].1["delta"]["stop_reason"], "tool_use");
+    assert_eq!(evs[11].1["usage"]["output_tokens"], 33);
+}
+
+#[test]
+fn anthropic_message_delta_waits_for_the_usage_chunk() {
+    let evs = events_of(OPENAI_TEXT);
+    let mut s = anthropic::StreamFromPivot::new("c");
+    let mut out = Vec::new();
+    // everything up to and including the finish chunk
+    for e in &evs[..5] {
+        s.on_chunk(&serde_json::from_str(&e.data).unwrap(), &mut out);
+    }
+    let text = String::from_utf8(out.clone()).unwrap();
+    assert!(text.contains("content_block_stop"));
+    assert!(!text.contains("message_delta"), "held until usage: {text}");
+    s.on_chunk(&serde_json::from_str(&evs[5].data).unwrap(), &mut out);
+    let text = String::from_utf8(out.clone()).unwrap();
+    assert!(text.contains("event: message_delta") && text.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
+    // [DONE] and finish() after that add nothing
+    let n = out.len();
+    s.on_done(&mut out);
+    s.finish(&mut out);
+    assert_eq!(out.len(), n);
+
+    // no usage chunk at all: [DONE] closes the message
+    let mut s = anthropic::StreamFromPivot::new("c");
+    let mut out = Vec::new();
+    for e in &evs[..5] {
+        s.on_chunk(&serde_json::from_str(&e.data).unwrap(), &mut out);
+    }
+    s.on_done(&mut out);
+    let evs = anthropic_events(&out);
+    let md = &evs[evs.len() - 2].1;
+    assert_eq!(md["delta"]["stop_reason"], "end_turn");
+    assert_eq!(md["usage"]["output_tokens"], 0);
+}
+
+#[test]
+fn anthropic_error_mid_stream() {
+    let evs = events_of(OPENAI_TEXT);
+    let mut s = anthropic::StreamFromPivot::new("c");
+    let mut out = Vec::new();
+    s.on_chunk(&serde_json::from_str(&evs[1].data).unwrap(), &mut out);
+    let n = out.len();
+    s.error("upstream went away", &mut out);
+    let frame = std::str::from_utf8(&out[n..]).unwrap();
+    let data = frame.strip_prefix("event: error\ndata: ").unwrap().strip_suffix("\n\n").unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(data).unwrap(),
+        json!({"type": "error", "error": {"type": "api_error", "message": "upstream went away"}})
+    );
+    s.finish(&mut out);
+    assert!(!String::from_utf8(out).unwrap().contains("message_stop"), "nothing after an error");
+}
+
+// ---- pivot -> Gemini client ---------------------------------------------------------------------
+
+fn gemini_objects(out: &[u8]) -> Vec<Value> {
+    let text = std::str::from_utf8(out).unwrap();
+    let objs: Vec<Value> = text
+        .split_terminator("\r\n\r\n")
+        .map(|frame| {
+            let data = frame.strip_prefix("data: ").unwrap_or_else(|| panic!("frame must start with 'data: ': {frame:?}"));
+            assert!(!data.contains('\n'));
+            serde_json::from_str(data).unwrap()
+        })
+        .collect();
+    assert!(text.ends_with("\r\n\r\n"));
+    objs
+}
+
+#[test]
+fn openai_text_stream_to_gemini() {
+    let out = run(&mut ToGemini(gemini::StreamFromPivot::new("gemini-front")), &[OPENAI_TEXT]);
+    let objs = gemini_objects(&out);
+    assert_eq!(objs.len(), 4, "three text objects and the final one");
+    let text: String = objs
+        .iter()
+        .flat_map(|o| o["candidates"][0]["content"]["parts"].as_array().unwrap().clone())
+        .filter_map(|p| p["text"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(text, "Hello! How can I help — today?");
+    for o in &objs[..3] {
+        assert!(o.get("usageMetadata").is_none());
+        assert!(o["candidates"][0].get("finishReason").is_none());
+        assert_eq!(o["candidates"][0]["content"]["role"], "model");
+        assert_eq!(o["modelVersion"], "gemini-front");
+        assert_eq!(o["responseId"], "B9MBs8CjcvOU2jLn4n570S5qMJKcT");
+    }
+    let last = &objs[3];
+    assert_eq!(last["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(
+        last["usageMetadata"],
+        json!({"promptTokenCount": 19, "candidatesTokenCount": 10, "totalTokenCount": 29, "cachedContentTokenCount": 4})
+    );
+}
+
+#[test]
+fn openai_tool_stream_to_gemini() {
+    let out = run(&mut ToGemini(gemini::StreamFromPivot::new("g")), &[OPENAI_TOOL]);
+    let objs = gemini_objects(&out);
+    assert_eq!(objs.len(), 1, "function calls go out whole, with the finish");
+    let cand = &objs[0]["candidates"][0];
+    assert_eq!(
+        cand["content"]["parts"],
+        json!([
+            {"functionCall": {"name": "get_weather", "args": {"location": "Paris"}}},
+            {"functionCall": {"name": "get_time", "args": {}}}
+        ])
+    );
+    assert_eq!(cand["finishReason"], "STOP");
+    assert_eq!(objs[0]["usageMetadata"]["totalTokenCount"], 115);
+}
+
+#[test]
+fn gemini_final_object_waits_for_usage_and_error_frame() {
+    let evs = events_of(OPENAI_TEXT);
+    let mut s = gemini::StreamFromPivot::new("g");
+    let mut out = Vec::new();
+    for e in &evs[..5] {
+        s.on_chunk(&serde_json::from_str(&e.data).unwrap(), &mut out);
+    }
+    assert!(!String::from_utf8(out.clone()).unwrap().contains("finishReason"));
+    s.on_done(&mut out);
+    let objs = gemini_objects(&out);
+    let last = objs.last().unwrap();
+    assert_eq!(last["candidates"][0]["finishReason"], "STOP");
+    assert!(last.get("usageMetadata").is_none(), "no usage was ever sent");
+
+    let mut s = gemini::StreamFromPivot::new("g");
+    let mut out = Vec::new();
+    s.on_chunk(&serde_json::from_str(&evs[1].data).unwrap(), &mut out);
+    s.error("boom", &mut out);
+    s.finish(&mut out);
+    let objs = gemini_objects(&out);
+    assert_eq!(objs.last().unwrap()["error"]["message"], "boom");
+    assert_eq!(objs.len(), 2);
+}
+
+// ---- through both translators -------------------------------------------------------------------
+
+#[test]
+fn anthropic_upstream_to_gemini_client() {
+    let out = run(&mut AnthropicToGemini(anthropic::StreamToPivot::new(), gemini::StreamFromPivot::new("g")), &[ANTHROPIC_TOOL]);
+    let objs = gemini_objects(&out);
+    let last = objs.last().unwrap();
+    assert_eq!(
+        last["candidates"][0]["content"]["parts"],
+        json!([{"functionCall": {"name": "get_weather", "args": {"location": "San Francisco, CA", "unit": "fahrenheit"}}}])
+    );
+    assert_eq!(last["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(last["usageMetadata"], json!({"promptTokenCount": 472, "candidatesTokenCount": 89, "totalTokenCount": 561}));
+}
+
+#[test]
+fn gemini_upstream_to_anthropic_client() {
+    let out = run(&mut GeminiToAnthropic(gemini::StreamToPivot::new(), anthropic::StreamFromPivot::new("c")), &[GEMINI_TOOL]);
+    let evs = anthropic_events(&out);
+    assert_eq!(
+        names(&evs),
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    assert_eq!(evs[4].1["content_block"]["id"], "call_0");
+    assert_eq!(evs[7].1["content_block"]["name"], "get_time");
+    assert_eq!(evs[10].1["delta"]["stop_reason"], "tool_use");
+    assert_eq!(evs[10].1["usage"]["output_tokens"], 30);
+    assert_eq!(evs[10].1["usage"]["input_tokens"], 40);
+}
+
+/// OpenAI -> Anthropic SSE -> back to pivot says the same thing; likewise through Gemini.
+#[test]
+fn client_streams_read_back_to_the_same_pivot() {
+    for fixture in [OPENAI_TEXT, OPENAI_TOOL] {
+        let original = said(&chunks_of(fixture));
+        let a = run(&mut ToAnthropic(anthropic::StreamFromPivot::new("c")), &[fixture]);
+        let back = said(&chunks_of(&run(&mut AnthropicUp::default(), &[&a])));
+        assert_eq!(back, original);
+        let g = run(&mut ToGemini(gemini::StreamFromPivot::new("g")), &[fixture]);
+        let back = said(&chunks_of(&run(&mut GeminiUp::default(), &[&g])));
+        assert_eq!(back.text, original.text);
+        assert_eq!(back.finish, original.finish);
+        assert_eq!(back.usage, original.usage);
+        // Gemini has no tool-call ids: names and arguments survive, ids are minted
+        let strip = |s: &Said| -> Vec<(String, Value)> {
+            s.tools.iter().map(|t| (t.2.clone(), serde_json::from_str(&t.3).unwrap())).collect()
+        };
+        assert_eq!(strip(&back), strip(&original));
+    }
+}
+
+#[test]
+fn short_fixtures_translate() {
+    let s = said(&chunks_of(&run(&mut AnthropicUp::default(), &[ANTHROPIC_SHORT])));
+    assert_eq!((s.text.as_str(), s.finish.as_deref()), ("hé", Some("stop")));
+    assert_eq!(s.usage.map(|u| (u.prompt_tokens, u.completion_tokens)), Some((5, 2)));
+    let s = said(&chunks_of(&run(&mut GeminiUp::default(), &[GEMINI_SHORT])));
+    assert_eq!((s.text.as_str(), s.finish.as_deref()), ("hé!", Some("stop")));
+    assert_eq!(s.usage.map(|u| (u.prompt_tokens, u.completion_tokens)), Some((5, 2)));
+    let evs = anthropic_events(&run(&mut ToAnthropic(anthropic::StreamFromPivot::new("c")), &[OPENAI_SHORT]));
+    assert_eq!(evs[2].1["delta"]["text"], "hé");
+    let objs = gemini_objects(&run(&mut ToGemini(gemini::StreamFromPivot::new("g")), &[OPENAI_SHORT]));
+    assert_eq!(objs[0]["candidates"][0]["content"]["parts"][0]["text"], "hé");
+    assert_eq!(objs[1]["usageMetadata"]["totalTokenCount"], 7);
+}
+
+// ---- split at every byte ------------------------------------------------------------------------
+
+type Maker = fn() -> Box<dyn Drive>;
+
+fn drivers() -> Vec<(&'static str, &'static [u8], Maker)> {
+    vec![
+        ("anthropic_text->pivot", ANTHROPIC_TEXT, || Box::new(AnthropicUp::default())),
+        ("anthropic_tool->pivot", ANTHROPIC_TOOL, || Box::new(AnthropicUp::default())),
+        ("gemini_text->pivot", GEMINI_TEXT, || Box::new(GeminiUp::default())),
+        ("gemini_tool->pivot", GEMINI_TOOL, || Box::new(GeminiUp::default())),
+        ("openai_text->anthropic", OPENAI_TEXT, || Box::new(ToAnthropic(anthropic::StreamFromPivot::new("c")))),
+        ("openai_tool->anthropic", OPENAI_TOOL, || Box::new(ToAnthropic(anthropic::StreamFromPivot::new("c")))),
+        ("openai_text->gemini", OPENAI_TEXT, || Box::new(ToGemini(gemini::StreamFromPivot::new("g")))),
+        ("openai_tool->gemini", OPENAI_TOOL, || Box::new(ToGemini(gemini::StreamFromPivot::new("g")))),
+        ("anthropic_tool->gemini", ANTHROPIC_TOOL, || {
+            Box::new(AnthropicToGemini(anthropic::StreamToPivot::new(), gemini::StreamFromPivot::new("g")))
+        }),
+        ("gemini_tool->anthropic", GEMINI_TOOL, || {
+            Box::new(GeminiToAnthropic(gemini::StreamToPivot::new(), anthropic::StreamFromPivot::new("c")))
+        }),
+        ("anthropic_short->pivot", ANTHROPIC_SHORT, || Box::new(AnthropicUp::default())),
+        ("gemini_short->pivot", GEMINI_SHORT, || Box::new(GeminiUp::default())),
+        ("openai_short->anthropic", OPENAI_SHORT, || Box::new(ToAnthropic(anthropic::StreamFromPivot::new("c")))),
+        ("openai_short->gemini", OPENAI_SHORT, || Box::new(ToGemini(gemini::StreamFromPivot::new("g")))),
+        ("gemini_short->anthropic", GEMINI_SHORT, || {
+            Box::new(GeminiToAnthropic(gemini::StreamToPivot::new(), anthropic::StreamFromPivot::new("c")))
+        }),
+    ]
+}
+
+#[test]
+fn every_two_piece_split_gives_identical_output() {
+    for (name, fixture, make) in drivers() {
+        let whole = run(&mut *make(), &[fixture]);
+        assert!(!whole.is_empty(), "{name}");
+        for i in 0..=fixture.len() {
+            let got = run(&mut *make(), &[&fixture[..i], &fixture[i..]]);
+            assert!(got == whole, "{name}: split at {i} differs");
+        }
+        // and byte by byte
+        let pieces: Vec<&[u8]> = fixture.chunks(1).collect();
+        assert!(run(&mut *make(), &pieces) == whole, "{name}: byte by byte differs");
+    }
+}
+
+fn three_piece_splits(name: &str, fixture: &[u8], make: Maker) {
+    let whole = run(&mut *make(), &[fixture]);
+    for i in 0..=fixture.len() {
+        for j in i..=fixture.len() {
+            let got = run(&mut *make(), &[&fixture[..i], &fixture[i..j], &fixture[j..]]);
+            assert!(got == whole, "{name}: split at {i},{j} differs");
+        }
+    }
+}
+
+#[test]
+fn three_piece_splits_anthropic_short_to_pivot() {
+    three_piece_splits("anthropic_short->pivot", ANTHROPIC_SHORT, || Box::new(AnthropicUp::default()));
+}
+
+#[test]
+fn three_piece_splits_gemini_short_to_pivot() {
+    three_piece_splits("gemini_short->pivot", GEMINI_SHORT, || Box::new(GeminiUp::default()));
+}
+
+#[test]
+fn three_piece_splits_openai_short_to_anthropic() {
+    three_piece_splits("openai_short->anthropic", OPENAI_SHORT, || {
+        Box::new(ToAnthropic(anthropic::StreamFromPivot::new("c")))
+    });
+}
+
+#[test]
+fn three_piece_splits_openai_short_to_gemini() {
+    three_piece_splits("openai_short->gemini", OPENAI_SHORT, || Box::new(ToGemini(gemini::StreamFromPivot::new("g"))));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Random multi-piece splits of every fixture, through every translator.
+    #[test]
+    fn random_splits_give_identical_output(cuts in proptest::collection::vec(0usize..4000, 0..12)) {
+        for (name, fixture, make) in drivers() {
+            let whole = run(&mut *make(), &[fixture]);
+            let mut points: Vec<usize> = cuts.iter().map(|c| c % (fixture.len() + 1)).collect();
+            points.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut prev = 0;
+            for p in points {
+                pieces.push(&fixture[prev..p]);
+                prev = p;
+            }
+            pieces.push(&fixture[prev..]);
+            proptest::prop_assert!(run(&mut *make(), &pieces) == whole, "{}: {:?}", name, pieces.len());
+        }
+    }
+}
