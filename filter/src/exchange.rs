@@ -8,6 +8,8 @@ use crate::dialect::Dialect;
 use crate::endpoints::{self, Endpoint};
 use crate::errors::{Code, GatewayError};
 use crate::keys::{self, Presented};
+use crate::limits::{self, Counters, RateDecision, SpendScope};
+use crate::routing::{Model, ModelType};
 use crate::sse::{Event, Framer};
 use crate::usage::Usage;
 use serde_json::{json, Value};
@@ -32,6 +34,12 @@ fn set(k: &str, v: impl Into<String>) -> HeaderEdit {
 
 fn remove(k: &str) -> HeaderEdit {
     HeaderEdit::Remove(k.to_string())
+}
+
+/// What the host provides for one decision: the time and the shared counter store.
+pub struct Env<'a> {
+    pub now_ms: u64,
+    pub store: &'a dyn Counters,
 }
 
 /// What the request headers tell the gateway.
@@ -101,6 +109,14 @@ pub struct Exchange {
     pub local_reply: bool,
     pub status: u16,
     pub usage: Option<Usage>,
+    /// The account's rate window after this request (for the `x-ratelimit-*` headers).
+    pub rate: Option<RateDecision>,
+    /// Spend reserved at admission, to settle when the response ends.
+    reserved: Option<(Vec<SpendScope>, u64)>,
+    /// The admission estimate in micro-credits.
+    pub estimate_micros: u64,
+    /// Request body size, for estimates.
+    request_bytes: usize,
     mode: ResponseMode,
     buffered: usize,
 }
@@ -120,6 +136,10 @@ impl Exchange {
             local_reply: false,
             status: 0,
             usage: None,
+            rate: None,
+            reserved: None,
+            estimate_micros: 0,
+            request_bytes: 0,
             mode: ResponseMode::Pass,
             buffered: 0,
         }
@@ -128,11 +148,130 @@ impl Exchange {
     fn fail(&mut self, e: GatewayError) -> LocalReply {
         self.local_reply = true;
         self.status = e.status();
-        e.reply(self.front)
+        let mut r = e.reply(self.front);
+        r.headers.extend(self.rate_headers());
+        r
+    }
+
+    /// `x-ratelimit-*` headers (OpenAI's names) for responses that passed authentication.
+    pub fn rate_headers(&self) -> Vec<(String, String)> {
+        match &self.rate {
+            Some(d) => vec![
+                ("x-ratelimit-limit-requests".to_string(), d.limit.to_string()),
+                ("x-ratelimit-remaining-requests".to_string(), d.remaining.to_string()),
+                ("x-ratelimit-reset-requests".to_string(), format_duration(d.reset_after_ms)),
+            ],
+            None => Vec::new(),
+        }
+    }
+
+    /// The account's requests-per-minute check. On rejection, the 429 to send.
+    fn check_rpm(&mut self, cfg: &Config, env: &Env) -> Result<(), GatewayError> {
+        let Some(account) = self.account.and_then(|a| cfg.account(a)) else {
+            return Err(GatewayError::new(Code::InternalError, "account record missing"));
+        };
+        let d = limits::check_rpm(env.store, &account.id, account.rpm, env.now_ms).map_err(store_error)?;
+        self.rate = Some(d);
+        if d.allowed {
+            Ok(())
+        } else {
+            Err(GatewayError::new(
+                Code::RateLimitExceeded,
+                format!("Rate limit of {} requests per minute reached for this account; retry after {} s", d.limit, d.retry_after_secs),
+            )
+            .with_retry_after(d.retry_after_secs))
+        }
+    }
+
+    /// Sandbox quota and spend caps, after the rate check admitted the request. A rejection
+    /// refunds what earlier checks took, so a rejected request consumes no limit.
+    fn check_model_limits(&mut self, cfg: &Config, env: &Env, model: &Model, units: f64, max_tokens: Option<u64>) -> Result<(), GatewayError> {
+        let Some(key) = self.key.and_then(|k| cfg.key(k)) else {
+            return Err(GatewayError::new(Code::InternalError, "key record missing"));
+        };
+        let account = self.account.and_then(|a| cfg.account(a));
+        let refund_rpm = |ex: &Exchange| {
+            if let Some(a) = account {
+                let _ = limits::undo_rpm(env.store, &a.id, env.now_ms);
+            }
+            let _ = ex;
+        };
+        let mut took_daily = false;
+        if model.sandbox {
+            let d = match limits::check_daily(env.store, &key.id, key.sandbox_daily_quota, env.now_ms) {
+                Ok(d) => d,
+                Err(e) => {
+                    refund_rpm(self);
+                    return Err(store_error(e));
+                }
+            };
+            if !d.allowed {
+                refund_rpm(self);
+                return Err(GatewayError::new(
+                    Code::SandboxQuotaExceeded,
+                    format!(
+                        "The free {} tier allows {} calls per key per UTC day; wait until midnight UTC or switch to a paid model",
+                        model.id, d.limit
+                    ),
+                )
+                .with_retry_after(d.retry_after_secs));
+            }
+            took_daily = true;
+        }
+        let mut scopes = Vec::new();
+        if let Some(cap) = key.spend_cap {
+            scopes.push(SpendScope::key(&key.id, limits::credits_to_micros(cap)));
+        }
+        if let Some(cap) = account.and_then(|a| a.spend_cap) {
+            if let Some(a) = account {
+                scopes.push(SpendScope::account(&a.id, limits::credits_to_micros(cap)));
+            }
+        }
+        self.estimate_micros = estimate_micros(model, self.request_bytes, units, max_tokens);
+        if scopes.is_empty() {
+            return Ok(());
+        }
+        let undo_all = |ex: &Exchange| {
+            refund_rpm(ex);
+            if took_daily {
+                let _ = limits::undo_daily(env.store, &key.id, env.now_ms);
+            }
+        };
+        match limits::reserve(env.store, &scopes, self.estimate_micros) {
+            Ok(d) if d.allowed => {
+                self.reserved = Some((scopes, d.reserved_micros));
+                Ok(())
+            }
+            Ok(_) => {
+                undo_all(self);
+                Err(GatewayError::new(
+                    Code::InsufficientFunds,
+                    "The spend cap of this key or account is reached (or this request's estimated cost exceeds what is left); raise the cap to continue",
+                ))
+            }
+            Err(e) => {
+                undo_all(self);
+                Err(store_error(e))
+            }
+        }
+    }
+
+    /// The exchange is over (Envoy's log phase): settle the spend reserved at admission with the
+    /// actual cost (from usage; the estimate when a successful response reported none; nothing
+    /// when the upstream failed).
+    pub fn on_done(&mut self, cfg: &Config, env: &Env) {
+        let Some((scopes, reserved)) = self.reserved.take() else { return };
+        let model = self.model.as_deref().and_then(|m| cfg.model(m));
+        let actual = match (model, self.usage) {
+            (Some(m), Some(u)) => usage_micros(m, &u),
+            _ if (200..300).contains(&self.status) => self.estimate_micros,
+            _ => 0,
+        };
+        let _ = limits::settle(env.store, &scopes, reserved, actual);
     }
 
     /// Request headers: classify, authenticate, answer local endpoints.
-    pub fn on_request_headers(&mut self, cfg: &Config, head: &RequestHead) -> HeadAction {
+    pub fn on_request_headers(&mut self, cfg: &Config, head: &RequestHead, env: &Env) -> HeadAction {
         self.endpoint = endpoints::classify(head.method, head.path);
         self.front = self.endpoint.dialect();
         let query_key = None;
@@ -163,6 +302,11 @@ impl Exchange {
                 Code::Forbidden,
                 "The account of this API key is inactive",
             )));
+        }
+        if matches!(self.endpoint, Endpoint::ListModels | Endpoint::GetModel(_)) {
+            if let Err(e) = self.check_rpm(cfg, env) {
+                return HeadAction::Reply(self.fail(e));
+            }
         }
         match &self.endpoint {
             Endpoint::ListModels => {
@@ -204,11 +348,9 @@ impl Exchange {
     fn ok_json(&mut self, v: &Value) -> LocalReply {
         self.local_reply = true;
         self.status = 200;
-        LocalReply {
-            status: 200,
-            headers: vec![("content-type".to_string(), "application/json".to_string())],
-            body: serde_json::to_vec(v).unwrap_or_default(),
-        }
+        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+        headers.extend(self.rate_headers());
+        LocalReply { status: 200, headers, body: serde_json::to_vec(v).unwrap_or_default() }
     }
 
     /// Is the buffered request body over the configured cap?
@@ -224,38 +366,46 @@ impl Exchange {
     }
 
     /// The whole request body: validate, route, rewrite.
-    pub fn on_request_body(&mut self, cfg: &Config, body: &[u8]) -> BodyAction {
-        match self.route(cfg, body) {
+    pub fn on_request_body(&mut self, cfg: &Config, body: &[u8], env: &Env) -> BodyAction {
+        self.request_bytes = body.len();
+        match self.route(cfg, body, env) {
             Ok(a) => a,
             Err(e) => BodyAction::Reply(self.fail(e)),
         }
     }
 
-    fn route(&mut self, cfg: &Config, raw: &[u8]) -> Result<BodyAction, GatewayError> {
+    fn route(&mut self, cfg: &Config, raw: &[u8], env: &Env) -> Result<BodyAction, GatewayError> {
         let want_type = self.endpoint.model_type();
-        let (client_model, new_body) = match self.endpoint {
+        let (client_model, new_body, units, max_tokens) = match self.endpoint {
             Endpoint::ChatCompletions => {
                 let req = openai::parse_chat(raw)?;
                 let model = self.resolve_model(cfg, &req.model, want_type)?;
                 self.stream = req.stream;
                 self.wants_usage = req.wants_usage;
                 let body = openai::upstream_chat_body(&req, &model.upstream_model);
-                (req.model, body)
+                (req.model, body, 0.0, req.max_tokens)
             }
             _ => {
                 let mut body = openai::parse_json_object(raw)?;
                 let name = openai::required_model(&body)?;
                 let model = self.resolve_model(cfg, &name, want_type)?;
+                let units = match model.model_type {
+                    ModelType::Image => body.get("n").and_then(Value::as_f64).unwrap_or(1.0),
+                    ModelType::Video => body.get("duration").and_then(Value::as_f64).unwrap_or(6.0),
+                    _ => 1.0,
+                };
                 let body = if model.upstream_model != name {
                     body.insert("model".to_string(), Value::String(model.upstream_model.clone()));
                     serde_json::to_vec(&Value::Object(body)).ok()
                 } else {
                     None
                 };
-                (name, body)
+                (name, body, units, None)
             }
         };
         let model = cfg.model(&client_model).ok_or_else(|| GatewayError::new(Code::InternalError, "model vanished"))?;
+        self.check_rpm(cfg, env)?;
+        self.check_model_limits(cfg, env, model, units, max_tokens)?;
         let cluster = cfg
             .cluster_of(model)
             .ok_or_else(|| GatewayError::new(Code::InternalError, "the model's cluster is not configured"))?;
@@ -290,12 +440,7 @@ impl Exchange {
         Ok(BodyAction::Forward { edits, body: new_body })
     }
 
-    fn resolve_model<'c>(
-        &self,
-        cfg: &'c Config,
-        name: &str,
-        want: Option<crate::routing::ModelType>,
-    ) -> Result<&'c crate::routing::Model, GatewayError> {
+    fn resolve_model<'c>(&self, cfg: &'c Config, name: &str, want: Option<ModelType>) -> Result<&'c Model, GatewayError> {
         let model = cfg.model(name).ok_or_else(|| {
             GatewayError::new(
                 Code::InvalidModel,
@@ -326,6 +471,12 @@ impl Exchange {
             self.mode = ResponseMode::Pass;
             return Vec::new();
         }
+        let mut edits: Vec<HeaderEdit> = self.rate_headers().into_iter().map(|(k, v)| HeaderEdit::Set(k, v)).collect();
+        edits.extend(self.response_edits(status, content_type));
+        edits
+    }
+
+    fn response_edits(&mut self, status: u16, content_type: Option<&str>) -> Vec<HeaderEdit> {
         self.status = status;
         if let Some(code) = upstream_failure(status) {
             self.status = code.0;
@@ -476,10 +627,169 @@ fn truncate(s: &str, max: usize) -> String {
     format!("{}...", s.get(..end).unwrap_or(""))
 }
 
+fn store_error(e: limits::LimitError) -> GatewayError {
+    GatewayError::new(e.code(), "The gateway cannot check this request's limits right now; retry shortly")
+}
+
+/// `1s`, `12s`, `250ms`: the OpenAI style of `x-ratelimit-reset-requests`.
+pub fn format_duration(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else {
+        format!("{}s", ms.div_ceil(1000))
+    }
+}
+
+/// Admission estimate: prompt tokens from the body size (about 4 bytes a token, an upper bound
+/// for text in JSON), completion tokens from `max_tokens` or the model's default; per unit
+/// (image, second of video) for media.
+pub fn estimate_micros(model: &Model, request_bytes: usize, units: f64, max_tokens: Option<u64>) -> u64 {
+    let p = model.price;
+    let credits = match model.model_type {
+        ModelType::Text => {
+            let prompt = (request_bytes as f64 / 4.0).ceil();
+            let completion = max_tokens.unwrap_or(u64::from(model.default_max_tokens)) as f64;
+            prompt * p.prompt_per_1k / 1000.0 + completion * p.completion_per_1k / 1000.0
+        }
+        ModelType::Image => units.max(1.0) * p.per_image,
+        ModelType::Video | ModelType::Audio => units.max(0.0) * p.per_second,
+    };
+    limits::credits_to_micros(credits)
+}
+
+/// The actual cost of reported usage.
+pub fn usage_micros(model: &Model, u: &Usage) -> u64 {
+    let p = model.price;
+    limits::credits_to_micros(
+        u.prompt_tokens as f64 * p.prompt_per_1k / 1000.0 + u.completion_tokens as f64 * p.completion_per_1k / 1000.0,
+    )
+}
+
 fn client_credential_removals() -> Vec<HeaderEdit> {
     vec![remove("authorization"), remove("x-api-key"), remove("x-goog-api-key")]
 }
 
-fn model_json(m: &crate::routing::Model) -> Value {
+fn model_json(m: &Model) -> Value {
     json!({"id": m.id, "object": "model", "created": 0, "owned_by": m.owned_by, "type": m.model_type.as_str()})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::limits::MemoryStore;
+
+    fn cfg() -> Config {
+        let h = |k: &str| keys::to_hex(&keys::sha256(k.as_bytes()));
+        let j = format!(
+            r#"{{"clusters":[{{"name":"c"}}],
+            "models":[{{"id":"m","type":"text","cluster":"c","price":{{"prompt_per_1k":1,"completion_per_1k":1}}}},
+                      {{"id":"free","type":"text","cluster":"c","sandbox":true}}],
+            "accounts":[{{"id":"a","rpm":3}},{{"id":"b","rpm":100}}],
+            "keys":[{{"id":"k","sha256":"{}","account":"a","sandbox_daily_quota":2}},
+                    {{"id":"capped","sha256":"{}","account":"b","spend_cap":0.05}}]}}"#,
+            h("sk-a"),
+            h("sk-capped")
+        );
+        Config::parse(j.as_bytes()).unwrap()
+    }
+
+    fn run(cfg: &Config, store: &MemoryStore, now_ms: u64, key: &str, body: &str) -> (Exchange, Option<LocalReply>) {
+        let env = Env { now_ms, store };
+        let mut ex = Exchange::new();
+        let auth = format!("Bearer {key}");
+        let head = RequestHead { method: "POST", path: "/v1/chat/completions", authorization: Some(&auth), ..Default::default() };
+        match ex.on_request_headers(cfg, &head, &env) {
+            HeadAction::Reply(r) => return (ex, Some(r)),
+            HeadAction::ReadBody(_) => {}
+        }
+        match ex.on_request_body(cfg, body.as_bytes(), &env) {
+            BodyAction::Reply(r) => (ex, Some(r)),
+            BodyAction::Forward { .. } => (ex, None),
+        }
+    }
+
+    fn header<'a>(r: &'a LocalReply, name: &str) -> Option<&'a str> {
+        r.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    const CHAT: &str = r#"{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#;
+    const FREE: &str = r#"{"model":"free","messages":[{"role":"user","content":"hi"}]}"#;
+
+    #[test]
+    fn rpm_admits_exactly_the_limit_then_429_with_retry_after() {
+        let (c, s) = (cfg(), MemoryStore::new());
+        let t = 1_700_000_040_000; // 40 s into a minute... of the unix minute
+        for _ in 0..3 {
+            assert!(run(&c, &s, t, "sk-a", CHAT).1.is_none());
+        }
+        let (_, r) = run(&c, &s, t, "sk-a", CHAT);
+        let r = r.unwrap();
+        assert_eq!(r.status, 429);
+        let secs_left = (60_000 - t % 60_000).div_ceil(1000);
+        assert_eq!(header(&r, "retry-after"), Some(secs_left.to_string().as_str()));
+        assert_eq!(header(&r, "x-ratelimit-remaining-requests"), Some("0"));
+        assert_eq!(header(&r, "x-ratelimit-limit-requests"), Some("3"));
+        // next window admits again
+        assert!(run(&c, &s, t + 60_000, "sk-a", CHAT).1.is_none());
+    }
+
+    #[test]
+    fn validation_errors_do_not_count_against_the_rate() {
+        let (c, s) = (cfg(), MemoryStore::new());
+        for _ in 0..10 {
+            assert_eq!(run(&c, &s, 0, "sk-a", r#"{"model":"m"}"#).1.unwrap().status, 400);
+        }
+        assert!(run(&c, &s, 0, "sk-a", CHAT).1.is_none());
+    }
+
+    #[test]
+    fn sandbox_quota_then_other_models_still_work_and_rejection_refunds_rpm() {
+        let (c, s) = (cfg(), MemoryStore::new());
+        let t = 86_400_000 * 20_000 + 1000;
+        assert!(run(&c, &s, t, "sk-a", FREE).1.is_none());
+        assert!(run(&c, &s, t, "sk-a", FREE).1.is_none());
+        let r = run(&c, &s, t, "sk-a", FREE).1.unwrap();
+        assert_eq!(r.status, 429);
+        assert!(String::from_utf8_lossy(&r.body).contains("sandbox_quota_exceeded"));
+        assert_eq!(header(&r, "retry-after"), Some("86399"));
+        // The rejected sandbox call was refunded: one rpm slot is left for the paid model.
+        assert!(run(&c, &s, t, "sk-a", CHAT).1.is_none());
+        assert_eq!(run(&c, &s, t, "sk-a", CHAT).1.unwrap().status, 429);
+        // UTC midnight rolls the quota over.
+        assert!(run(&c, &s, t - 1000 + 86_400_000, "sk-a", FREE).1.is_none());
+    }
+
+    #[test]
+    fn spend_cap_reserves_settles_and_then_402() {
+        let (c, s) = (cfg(), MemoryStore::new());
+        let mut admitted = 0;
+        for i in 0..100 {
+            let (mut ex, r) = run(&c, &s, i * 100_000, "sk-capped", CHAT);
+            match r {
+                None => {
+                    admitted += 1;
+                    ex.status = 200;
+                    ex.usage = Some(Usage { prompt_tokens: 5, completion_tokens: 5, ..Default::default() });
+                    ex.on_done(&c, &Env { now_ms: 0, store: &s });
+                }
+                Some(r) => {
+                    assert_eq!(r.status, 402);
+                    assert!(String::from_utf8_lossy(&r.body).contains("insufficient_funds"));
+                    break;
+                }
+            }
+        }
+        let (spent, reserved) = limits::spend_state(&s, "spend:key:capped").unwrap();
+        assert_eq!(reserved, 0);
+        assert!(spent <= 50_000, "spent {spent} over the cap");
+        assert!(admitted >= 3, "admitted only {admitted}");
+    }
+
+    #[test]
+    fn format_duration_style() {
+        assert_eq!(format_duration(250), "250ms");
+        assert_eq!(format_duration(1000), "1s");
+        assert_eq!(format_duration(12_001), "13s");
+    }
 }

@@ -3,14 +3,12 @@
 //! through `hostcalls`, which returns a `Result`, never through the SDK's unwrapping helpers.
 
 use crate::config::Config;
-use crate::exchange::{BodyAction, ChunkAction, Exchange, HeadAction, HeaderEdit, LocalReply, RequestHead};
+use crate::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, HeaderEdit, LocalReply, RequestHead};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 use std::rc::Rc;
 
-// The limits store over Envoy shared data; wired into the request path by issue 3.
-#[allow(dead_code)]
 mod store;
 
 proxy_wasm::main! {{
@@ -77,6 +75,18 @@ struct Http {
     ex: Exchange,
 }
 
+fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn env(store: &store::SharedData) -> Env<'_> {
+    Env { now_ms: now_ms(), store }
+}
+
 fn header(map: MapType, name: &str) -> Option<String> {
     hostcalls::get_map_value(map, name).ok().flatten()
 }
@@ -119,7 +129,7 @@ impl HttpContext for Http {
             end_of_stream,
         };
         let cfg = Rc::clone(&self.config);
-        match self.ex.on_request_headers(&cfg, &head) {
+        match self.ex.on_request_headers(&cfg, &head, &env(&store::SharedData)) {
             HeadAction::Reply(r) => self.reply(&r),
             HeadAction::ReadBody(edits) => {
                 apply(m, &edits);
@@ -146,7 +156,7 @@ impl HttpContext for Http {
                 Vec::new()
             }
         };
-        match self.ex.on_request_body(&cfg, &body) {
+        match self.ex.on_request_body(&cfg, &body, &env(&store::SharedData)) {
             BodyAction::Reply(r) => self.reply(&r),
             BodyAction::Forward { edits, body: new_body } => {
                 apply(MapType::HttpRequestHeaders, &edits);
@@ -167,6 +177,11 @@ impl HttpContext for Http {
         let edits = self.ex.on_response_headers(status, content_type.as_deref());
         apply(m, &edits);
         Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        let cfg = Rc::clone(&self.config);
+        self.ex.on_done(&cfg, &env(&store::SharedData));
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {

@@ -1,0 +1,122 @@
+"""Limits in real Envoy with 4 workers: exact rate limits under parallel load, the sandbox quota,
+spend caps and the rate-limit headers."""
+import hashlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import openai
+import pytest
+
+from conftest import Http
+from tollgate_harness import Stack
+
+BURST_KEY = "sk-test-burst"
+QUOTA_KEY = "sk-test-quota"
+BURST_LIMIT = 40
+
+
+def _patch(cfg):
+    sha = lambda k: hashlib.sha256(k.encode()).hexdigest()  # noqa: E731
+    cfg["accounts"].append({"id": "acct-burst", "rpm": BURST_LIMIT})
+    cfg["accounts"].append({"id": "acct-quota", "rpm": 1000})
+    cfg["keys"].append({"id": "key-burst", "account": "acct-burst", "sha256": sha(BURST_KEY)})
+    cfg["keys"].append({"id": "key-quota", "account": "acct-quota", "sha256": sha(QUOTA_KEY), "sandbox_daily_quota": 3})
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def lstack():
+    s = Stack(concurrency=4, patch_filter=_patch)
+    s.start()
+    yield s
+    s.stop()
+
+
+def chat(http, key, model="qai-flash", **extra):
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], **extra}
+    return http.json("POST", "/v1/chat/completions", body, {"Authorization": f"Bearer {key}"})
+
+
+def _avoid_minute_edge(margin=8.0):
+    """A burst must fall inside one fixed window: wait out the end of the current minute."""
+    left = 60 - time.time() % 60
+    if left < margin:
+        time.sleep(left + 0.2)
+
+
+def test_burst_admits_exactly_the_limit(lstack):
+    http = Http(lstack.url)
+    _avoid_minute_edge()
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        results = list(pool.map(lambda _: chat(http, BURST_KEY), range(BURST_LIMIT + 30)))
+    statuses = [s for s, _, _ in results]
+    assert statuses.count(200) == BURST_LIMIT, statuses
+    assert statuses.count(429) == 30
+    for s, h, b in results:
+        h = {k.lower(): v for k, v in h.items()}
+        assert h["x-ratelimit-limit-requests"] == str(BURST_LIMIT)
+        if s == 429:
+            assert b["error"]["code"] == "rate_limit_exceeded"
+            assert b["error"]["type"] == "rate_limit_error"
+            assert 1 <= int(h["retry-after"]) <= 60
+    remaining = sorted(int({k.lower(): v for k, v in h.items()}["x-ratelimit-remaining-requests"])
+                       for s, h, _ in results if s == 200)
+    assert remaining == list(range(BURST_LIMIT)), "each admitted request saw its own remaining count"
+
+
+def test_limited_key_gets_429_after_5_and_sdk_raises_rate_limit_error(lstack):
+    _avoid_minute_edge()
+    client = openai.OpenAI(base_url=lstack.url + "/v1", api_key="sk-demo-limited", max_retries=0)
+    for _ in range(5):
+        client.chat.completions.create(model="qai-flash", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.RateLimitError) as e:
+        client.chat.completions.create(model="qai-flash", messages=[{"role": "user", "content": "hi"}])
+    assert e.value.code == "rate_limit_exceeded"
+    retry_after = int(e.value.response.headers["retry-after"])
+    expected = 60 - int(time.time()) % 60
+    assert abs(retry_after - expected) <= 2, (retry_after, expected)
+    assert e.value.response.headers["x-ratelimit-remaining-requests"] == "0"
+
+
+def test_sandbox_quota_stops_the_free_model_only(lstack):
+    http = Http(lstack.url)
+    for _ in range(3):
+        s, _, _ = chat(http, QUOTA_KEY, "qai-hello-world")
+        assert s == 200
+    s, h, b = chat(http, QUOTA_KEY, "qai-hello-world")
+    assert (s, b["error"]["code"]) == (429, "sandbox_quota_exceeded")
+    to_midnight = 86400 - int(time.time()) % 86400
+    assert abs(int(h["retry-after"]) - to_midnight) <= 2
+    s, _, _ = chat(http, QUOTA_KEY, "qai-flash")
+    assert s == 200
+
+
+def test_capped_key_gets_402_once_budget_is_spent(lstack):
+    http = Http(lstack.url)
+    statuses = []
+    for _ in range(60):
+        s, _, b = chat(http, "sk-demo-capped", "qai-think", max_tokens=100)
+        statuses.append(s)
+        if s == 402:
+            assert b["error"]["code"] == "insufficient_funds"
+            assert b["error"]["type"] == "insufficient_quota"
+            break
+    assert statuses[-1] == 402, statuses
+    assert statuses.count(200) >= 3
+    client = openai.OpenAI(base_url=lstack.url + "/v1", api_key="sk-demo-capped", max_retries=0)
+    with pytest.raises(openai.APIStatusError) as e:
+        client.chat.completions.create(model="qai-think", max_tokens=100, messages=[{"role": "user", "content": "x"}])
+    assert e.value.status_code == 402
+
+
+def test_rate_headers_on_success_and_on_local_answers(lstack):
+    http = Http(lstack.url)
+    s, h, _ = http.json("GET", "/v1/models", headers={"Authorization": "Bearer sk-demo-active"})
+    assert s == 200 and h["x-ratelimit-limit-requests"] == "1000"
+    s, h, _ = chat(http, "sk-demo-active")
+    assert s == 200
+    assert h["x-ratelimit-limit-requests"] == "1000"
+    assert int(h["x-ratelimit-remaining-requests"]) < 1000
+    assert h["x-ratelimit-reset-requests"].endswith("s")
+    s, h, _ = http.json("GET", "/v1/models", headers={"Authorization": "Bearer wrong"})
+    assert s == 401 and "x-ratelimit-limit-requests" not in h
