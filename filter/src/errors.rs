@@ -134,13 +134,22 @@ pub struct GatewayError {
     pub param: Option<String>,
     /// Seconds until a retry can succeed (sent as `Retry-After`).
     pub retry_after: Option<u64>,
+    /// The same, to the millisecond (sent as `retry-after-ms`, which the OpenAI SDKs prefer).
+    pub retry_after_ms: Option<u64>,
     /// A status other than the code's default (used for pass-through upstream statuses).
     pub status_override: Option<u16>,
 }
 
 impl GatewayError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        GatewayError { code, message: message.into(), param: None, retry_after: None, status_override: None }
+        GatewayError {
+            code,
+            message: message.into(),
+            param: None,
+            retry_after: None,
+            retry_after_ms: None,
+            status_override: None,
+        }
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
@@ -150,6 +159,14 @@ impl GatewayError {
 
     pub fn with_retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);
+        self
+    }
+
+    /// Retry after `ms` milliseconds: `Retry-After` in whole seconds rounded up (at least 1),
+    /// `retry-after-ms` exact.
+    pub fn with_retry_after_ms(mut self, ms: u64) -> Self {
+        self.retry_after = Some(ms.div_ceil(1000).max(1));
+        self.retry_after_ms = Some(ms.max(1));
         self
     }
 
@@ -204,7 +221,8 @@ impl GatewayError {
         let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
         if let Some(secs) = self.retry_after {
             headers.push(("retry-after".to_string(), secs.to_string()));
-            headers.push(("retry-after-ms".to_string(), secs.saturating_mul(1000).to_string()));
+            let ms = self.retry_after_ms.unwrap_or(secs.saturating_mul(1000));
+            headers.push(("retry-after-ms".to_string(), ms.to_string()));
         }
         headers.push((
             "x-should-retry".to_string(),

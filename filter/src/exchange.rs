@@ -109,6 +109,8 @@ pub struct Exchange {
     pub local_reply: bool,
     pub status: u16,
     pub usage: Option<Usage>,
+    /// Times the counter store failed this request (fail closed: 503); the glue counts them.
+    pub store_failures: u32,
     /// The account's rate window after this request (for the `x-ratelimit-*` headers).
     pub rate: Option<RateDecision>,
     /// Spend reserved at admission, to settle when the response ends.
@@ -136,6 +138,7 @@ impl Exchange {
             local_reply: false,
             status: 0,
             usage: None,
+            store_failures: 0,
             rate: None,
             reserved: None,
             estimate_micros: 0,
@@ -146,6 +149,9 @@ impl Exchange {
     }
 
     fn fail(&mut self, e: GatewayError) -> LocalReply {
+        if e.code == Code::ServiceUnavailable {
+            self.store_failures = self.store_failures.saturating_add(1);
+        }
         self.local_reply = true;
         self.status = e.status();
         let mut r = e.reply(self.front);
@@ -179,7 +185,7 @@ impl Exchange {
                 Code::RateLimitExceeded,
                 format!("Rate limit of {} requests per minute reached for this account; retry after {} s", d.limit, d.retry_after_secs),
             )
-            .with_retry_after(d.retry_after_secs))
+            .with_retry_after_ms(d.reset_after_ms))
         }
     }
 

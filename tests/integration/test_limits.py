@@ -12,6 +12,7 @@ from tollgate_harness import Stack
 
 BURST_KEY = "sk-test-burst"
 QUOTA_KEY = "sk-test-quota"
+RETRY_KEY = "sk-test-retry"
 BURST_LIMIT = 40
 
 
@@ -21,6 +22,8 @@ def _patch(cfg):
     cfg["accounts"].append({"id": "acct-quota", "rpm": 1000})
     cfg["keys"].append({"id": "key-burst", "account": "acct-burst", "sha256": sha(BURST_KEY)})
     cfg["keys"].append({"id": "key-quota", "account": "acct-quota", "sha256": sha(QUOTA_KEY), "sandbox_daily_quota": 3})
+    cfg["accounts"].append({"id": "acct-retry", "rpm": 1})
+    cfg["keys"].append({"id": "key-retry", "account": "acct-retry", "sha256": sha(RETRY_KEY)})
     return cfg
 
 
@@ -120,3 +123,28 @@ def test_rate_headers_on_success_and_on_local_answers(lstack):
     assert h["x-ratelimit-reset-requests"].endswith("s")
     s, h, _ = http.json("GET", "/v1/models", headers={"Authorization": "Bearer wrong"})
     assert s == 401 and "x-ratelimit-limit-requests" not in h
+    # The bursts above never exhausted the CAS bound: nothing was refused with 503.
+    assert "wasmcustom.tollgate.limits.store_failures: 0" in lstack.stats()
+
+
+def test_sdk_retry_waits_for_retry_after(lstack):
+    """The openai SDK, allowed one retry, sleeps what `retry-after-ms` says and then succeeds in
+    the next window. The window is the unix minute, so the test starts 3-4 s before its end."""
+    second = time.time() % 60
+    if not 56.0 <= second < 57.0:
+        time.sleep((56.0 - second) % 60)
+    http = Http(lstack.url)
+    s, _, _ = chat(http, RETRY_KEY)
+    assert s == 200
+    s, h, _ = chat(http, RETRY_KEY)
+    assert s == 429
+    wait_ms = int(h["retry-after-ms"])
+    assert 1000 <= wait_ms <= 5000, wait_ms
+    assert int(h["retry-after"]) == -(-wait_ms // 1000)
+    client = openai.OpenAI(base_url=lstack.url + "/v1", api_key=RETRY_KEY, max_retries=1)
+    t0 = time.time()
+    r = client.chat.completions.create(model="qai-flash", messages=[{"role": "user", "content": "hi"}])
+    elapsed = time.time() - t0
+    assert r.choices[0].message.content.startswith("Hello from qai-flash")
+    assert elapsed >= wait_ms / 1000 - 0.3, (elapsed, wait_ms)
+    assert elapsed < wait_ms / 1000 + 5

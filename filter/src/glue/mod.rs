@@ -6,14 +6,14 @@ use crate::config::Config;
 use crate::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, HeaderEdit, LocalReply, RequestHead};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 use std::rc::Rc;
 
 mod store;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { config: None }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { config: None, metrics: Rc::new(Metrics::default()) }) });
 }}
 
 fn log(level: LogLevel, msg: &str) {
@@ -22,6 +22,29 @@ fn log(level: LogLevel, msg: &str) {
 
 struct Root {
     config: Option<Rc<Config>>,
+    metrics: Rc<Metrics>,
+}
+
+/// Envoy stats the filter defines (ids per VM; shared by name across VMs).
+#[derive(Default)]
+struct Metrics {
+    /// `tollgate.limits.store_failures`: requests refused with 503 because the shared counters
+    /// could not be read or written within the CAS bound.
+    store_failures: Option<u32>,
+}
+
+impl Metrics {
+    fn define() -> Self {
+        Metrics {
+            store_failures: hostcalls::define_metric(MetricType::Counter, "tollgate.limits.store_failures").ok(),
+        }
+    }
+}
+
+fn count(metric: Option<u32>, n: u32) {
+    if let (Some(id), true) = (metric, n > 0) {
+        let _ = hostcalls::increment_metric(id, i64::from(n));
+    }
 }
 
 impl Context for Root {}
@@ -50,6 +73,7 @@ impl RootContext for Root {
                     ),
                 );
                 self.config = Some(Rc::new(cfg));
+                self.metrics = Rc::new(Metrics::define());
                 true
             }
             Err(e) => {
@@ -61,7 +85,7 @@ impl RootContext for Root {
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         let config = self.config.clone()?;
-        Some(Box::new(Http { id: context_id, config, ex: Exchange::new() }))
+        Some(Box::new(Http { id: context_id, config, metrics: Rc::clone(&self.metrics), ex: Exchange::new() }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -72,6 +96,7 @@ impl RootContext for Root {
 struct Http {
     id: u32,
     config: Rc<Config>,
+    metrics: Rc<Metrics>,
     ex: Exchange,
 }
 
@@ -182,6 +207,7 @@ impl HttpContext for Http {
     fn on_log(&mut self) {
         let cfg = Rc::clone(&self.config);
         self.ex.on_done(&cfg, &env(&store::SharedData));
+        count(self.metrics.store_failures, self.ex.store_failures);
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
