@@ -15,6 +15,10 @@ pub enum Endpoint {
     GetModel(String),
     /// `POST /v1/chat/completions`.
     ChatCompletions,
+    /// `POST /v1/messages` (Anthropic Messages).
+    Messages,
+    /// `POST /v1beta/models/{model}:generateContent` or `:streamGenerateContent` (Gemini).
+    Gemini { model: String, stream: bool },
     /// `POST /v1/images/generations`.
     Images,
     /// `POST /v1/videos/generations`.
@@ -28,18 +32,27 @@ pub enum Endpoint {
 impl Endpoint {
     /// The dialect errors for this endpoint are rendered in.
     pub fn dialect(&self) -> Dialect {
-        Dialect::OpenAi
+        match self {
+            Endpoint::Messages => Dialect::Anthropic,
+            Endpoint::Gemini { .. } => Dialect::Gemini,
+            _ => Dialect::OpenAi,
+        }
+    }
+
+    /// A chat endpoint, in any dialect.
+    pub fn is_chat(&self) -> bool {
+        matches!(self, Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Gemini { .. })
     }
 
     /// Whether the endpoint carries a JSON body the filter must read before routing.
     pub fn needs_body(&self) -> bool {
-        matches!(self, Endpoint::ChatCompletions | Endpoint::Images | Endpoint::Videos)
+        self.is_chat() || matches!(self, Endpoint::Images | Endpoint::Videos)
     }
 
     /// The model type the endpoint serves.
     pub fn model_type(&self) -> Option<ModelType> {
         match self {
-            Endpoint::ChatCompletions => Some(ModelType::Text),
+            Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Gemini { .. } => Some(ModelType::Text),
             Endpoint::Images => Some(ModelType::Image),
             Endpoint::Videos => Some(ModelType::Video),
             _ => None,
@@ -61,6 +74,8 @@ impl Endpoint {
             Endpoint::ListModels => "models",
             Endpoint::GetModel(_) => "model",
             Endpoint::ChatCompletions => "chat_completions",
+            Endpoint::Messages => "messages",
+            Endpoint::Gemini { .. } => "generate_content",
             Endpoint::Images => "images",
             Endpoint::Videos => "videos",
             Endpoint::MethodNotAllowed => "method_not_allowed",
@@ -81,7 +96,12 @@ pub fn split_query(path: &str) -> (&str, Option<&str>) {
 pub fn classify(method: &str, full_path: &str) -> Endpoint {
     let (path, _query) = split_query(full_path);
     let path = path.strip_suffix('/').unwrap_or(path);
-    let rest = match path.strip_prefix("/api/v1/").or_else(|| path.strip_prefix("/v1/")) {
+    let rest = match path
+        .strip_prefix("/api/v1/")
+        .or_else(|| path.strip_prefix("/v1/"))
+        .or_else(|| path.strip_prefix("/api/v1beta/"))
+        .or_else(|| path.strip_prefix("/v1beta/"))
+    {
         Some(r) => r,
         None => return Endpoint::Unknown,
     };
@@ -91,9 +111,21 @@ pub fn classify(method: &str, full_path: &str) -> Endpoint {
     match rest {
         "models" => want(is_get, Endpoint::ListModels),
         "chat/completions" => want(is_post, Endpoint::ChatCompletions),
+        "messages" => want(is_post, Endpoint::Messages),
         "images/generations" => want(is_post, Endpoint::Images),
         "videos/generations" => want(is_post, Endpoint::Videos),
         _ => {
+            if let Some((model, action)) = rest.strip_prefix("models/").and_then(|r| r.rsplit_once(':')) {
+                let stream = match action {
+                    "generateContent" => false,
+                    "streamGenerateContent" => true,
+                    _ => return Endpoint::Unknown,
+                };
+                if model.is_empty() || model.contains('/') {
+                    return Endpoint::Unknown;
+                }
+                return want(is_post, Endpoint::Gemini { model: percent_decode(model), stream });
+            }
             if let Some(id) = rest.strip_prefix("models/") {
                 if !id.is_empty() && !id.contains('/') && !id.contains(':') {
                     return want(is_get, Endpoint::GetModel(id.to_string()));
@@ -102,6 +134,37 @@ pub fn classify(method: &str, full_path: &str) -> Endpoint {
             Endpoint::Unknown
         }
     }
+}
+
+/// The value of query parameter `name`, if present.
+pub fn query_param<'a>(full_path: &'a str, name: &str) -> Option<&'a str> {
+    let (_, q) = split_query(full_path);
+    q?.split('&').find_map(|kv| match kv.split_once('=') {
+        Some((k, v)) if k == name => Some(v),
+        None if kv == name => Some(""),
+        _ => None,
+    })
+}
+
+/// Decodes `%XX` escapes (model names in Gemini paths); invalid escapes stay as they are.
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let c = b.get(i).copied().unwrap_or(0);
+        if c == b'%' {
+            let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+            if let Some(v) = hex {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -126,6 +189,21 @@ mod tests {
         assert_eq!(classify("POST", "/v1/models"), Endpoint::MethodNotAllowed);
         assert_eq!(classify("GET", "/v2/models"), Endpoint::Unknown);
         assert_eq!(classify("GET", "/"), Endpoint::Unknown);
-        assert_eq!(classify("POST", "/v1/models/qai-flash:generateContent"), Endpoint::Unknown);
+        assert_eq!(classify("POST", "/v1/models/qai-flash:embedContent"), Endpoint::Unknown);
+    }
+
+    #[test]
+    fn anthropic_and_gemini_paths() {
+        assert_eq!(classify("POST", "/v1/messages"), Endpoint::Messages);
+        assert_eq!(classify("POST", "/api/v1/messages"), Endpoint::Messages);
+        let g = |m: &str, s| Endpoint::Gemini { model: m.to_string(), stream: s };
+        assert_eq!(classify("POST", "/v1beta/models/qai-flash:generateContent"), g("qai-flash", false));
+        assert_eq!(classify("POST", "/v1/models/qai-flash:generateContent"), g("qai-flash", false));
+        assert_eq!(classify("POST", "/api/v1beta/models/qai-pro:streamGenerateContent?alt=sse"), g("qai-pro", true));
+        assert_eq!(classify("GET", "/v1beta/models/qai-pro:generateContent"), Endpoint::MethodNotAllowed);
+        assert_eq!(classify("GET", "/v1/models"), Endpoint::ListModels);
+        assert_eq!(query_param("/x?alt=sse&key=abc", "key"), Some("abc"));
+        assert_eq!(query_param("/x?alt=sse", "key"), None);
+        assert_eq!(percent_decode("a%2Fb%zz"), "a/b%zz");
     }
 }

@@ -3,7 +3,10 @@
 //! It decides; the glue applies (header edits, body replacement, local replies).
 
 use crate::config::{AccountStatus, Config};
-use crate::dialect::openai::{self, OpenAiStream};
+use crate::dialect::openai;
+use crate::dialect::pivot::PivotRequest;
+use crate::dialect::{anthropic, gemini};
+use crate::translate::{self, StreamPipe};
 use crate::dialect::Dialect;
 use crate::endpoints::{self, Endpoint};
 use crate::errors::{Code, GatewayError};
@@ -78,7 +81,7 @@ enum ResponseMode {
     /// Buffer the upstream's error body and answer with our own error at the end.
     UpstreamError { status: u16, code: Code },
     /// Translate SSE chunk by chunk.
-    Stream { framer: Framer, translator: OpenAiStream },
+    Stream { framer: Framer, pipe: Box<StreamPipe> },
 }
 
 /// What to do with a response body chunk.
@@ -105,6 +108,8 @@ pub struct Exchange {
     pub cluster: Option<usize>,
     pub stream: bool,
     pub wants_usage: bool,
+    /// The dialect of the upstream cluster.
+    pub upstream: Dialect,
     /// Set when the filter answered by itself.
     pub local_reply: bool,
     pub status: u16,
@@ -135,6 +140,7 @@ impl Exchange {
             cluster: None,
             stream: false,
             wants_usage: false,
+            upstream: Dialect::OpenAi,
             local_reply: false,
             status: 0,
             usage: None,
@@ -280,14 +286,18 @@ impl Exchange {
     pub fn on_request_headers(&mut self, cfg: &Config, head: &RequestHead, env: &Env) -> HeadAction {
         self.endpoint = endpoints::classify(head.method, head.path);
         self.front = self.endpoint.dialect();
-        let query_key = None;
-        let presented = keys::extract(head.authorization, head.x_api_key, head.x_goog_api_key, query_key);
+        // Gemini's key headers count only on Gemini paths.
+        let (goog, query_key) = match self.endpoint {
+            Endpoint::Gemini { .. } => (head.x_goog_api_key, endpoints::query_param(head.path, "key")),
+            _ => (None, None),
+        };
+        let presented = keys::extract(head.authorization, head.x_api_key, goog, query_key);
         let key = match presented {
             Presented::Key(k, _) => k,
             Presented::Missing => {
                 return HeadAction::Reply(self.fail(GatewayError::new(
                     Code::Unauthorized,
-                    "Missing API key: pass it as 'Authorization: Bearer <key>' or 'x-api-key'",
+                    "Missing API key: pass it as 'Authorization: Bearer <key>' or 'x-api-key' (or 'x-goog-api-key' on Gemini paths)",
                 )))
             }
             Presented::Malformed(why) => {
@@ -382,17 +392,26 @@ impl Exchange {
 
     fn route(&mut self, cfg: &Config, raw: &[u8], env: &Env) -> Result<BodyAction, GatewayError> {
         let want_type = self.endpoint.model_type();
-        let (client_model, new_body, units, max_tokens) = match self.endpoint {
+        let chat: Option<PivotRequest> = match &self.endpoint {
             Endpoint::ChatCompletions => {
                 let req = openai::parse_chat(raw)?;
-                let model = self.resolve_model(cfg, &req.model, want_type)?;
-                self.stream = req.stream;
                 self.wants_usage = req.wants_usage;
-                let body = openai::upstream_chat_body(&req, &model.upstream_model);
-                (req.model, body, 0.0, req.max_tokens)
+                Some(PivotRequest { body: req.body, model: req.model, stream: req.stream, max_tokens: req.max_tokens })
             }
-            _ => {
-                let mut body = openai::parse_json_object(raw)?;
+            Endpoint::Messages => Some(anthropic::request_to_pivot(&openai::parse_json_object(raw)?)?),
+            Endpoint::Gemini { model, stream } => {
+                Some(gemini::request_to_pivot(&openai::parse_json_object(raw)?, model, *stream)?)
+            }
+            _ => None,
+        };
+        let (client_model, units, max_tokens) = match &chat {
+            Some(req) => {
+                self.resolve_model(cfg, &req.model, want_type)?;
+                self.stream = req.stream;
+                (req.model.clone(), 0.0, req.max_tokens)
+            }
+            None => {
+                let body = openai::parse_json_object(raw)?;
                 let name = openai::required_model(&body)?;
                 let model = self.resolve_model(cfg, &name, want_type)?;
                 let units = match model.model_type {
@@ -400,13 +419,7 @@ impl Exchange {
                     ModelType::Video => body.get("duration").and_then(Value::as_f64).unwrap_or(6.0),
                     _ => 1.0,
                 };
-                let body = if model.upstream_model != name {
-                    body.insert("model".to_string(), Value::String(model.upstream_model.clone()));
-                    serde_json::to_vec(&Value::Object(body)).ok()
-                } else {
-                    None
-                };
-                (name, body, units, None)
+                (name, units, None)
             }
         };
         let model = cfg.model(&client_model).ok_or_else(|| GatewayError::new(Code::InternalError, "model vanished"))?;
@@ -417,12 +430,36 @@ impl Exchange {
             .ok_or_else(|| GatewayError::new(Code::InternalError, "the model's cluster is not configured"))?;
         self.cluster = Some(model.cluster);
         self.upstream_model = Some(model.upstream_model.clone());
+        self.upstream = cluster.dialect;
+        let (new_body, path) = match &chat {
+            Some(req) => translate::upstream_request(
+                self.front,
+                cluster.dialect,
+                req,
+                self.wants_usage,
+                &model.upstream_model,
+                &cluster.base_path,
+                u64::from(model.default_max_tokens),
+            )?,
+            None => {
+                let body = if model.upstream_model != client_model {
+                    let mut body = openai::parse_json_object(raw)?;
+                    body.insert("model".to_string(), Value::String(model.upstream_model.clone()));
+                    serde_json::to_vec(&Value::Object(body)).ok()
+                } else {
+                    None
+                };
+                (body, format!("{}{}", cluster.base_path, self.endpoint.upstream_suffix()))
+            }
+        };
         self.model = Some(client_model);
 
         let mut edits = vec![
             set(&cfg.cluster_header, cluster.name.clone()),
-            set(":path", format!("{}{}", cluster.base_path, self.endpoint.upstream_suffix())),
+            set(":path", path),
             remove("accept-encoding"),
+            remove("anthropic-version"),
+            remove("anthropic-beta"),
         ];
         if let Some(a) = &cluster.authority {
             edits.push(set(":authority", a.clone()));
@@ -495,12 +532,15 @@ impl Exchange {
             ];
         }
         let is_sse = content_type.map(|c| c.trim_start().to_ascii_lowercase().starts_with("text/event-stream")).unwrap_or(false);
-        let client_model = self
-            .model
-            .clone()
-            .filter(|m| Some(m) != self.upstream_model.as_ref());
         if is_sse {
-            self.mode = ResponseMode::Stream { framer: Framer::default(), translator: OpenAiStream::new(client_model, self.wants_usage) };
+            let pipe = StreamPipe::new(
+                self.front,
+                self.upstream,
+                self.model.as_deref().unwrap_or(""),
+                self.upstream_model.as_deref().unwrap_or(""),
+                self.wants_usage,
+            );
+            self.mode = ResponseMode::Stream { framer: Framer::default(), pipe: Box::new(pipe) };
             vec![remove("content-length")]
         } else if content_type.map(|c| c.contains("json")).unwrap_or(false) {
             self.mode = ResponseMode::BufferJson;
@@ -521,8 +561,13 @@ impl Exchange {
                     self.buffered = self.buffered.saturating_add(chunk.len());
                     return if self.buffered > max_body { ChunkAction::Pass } else { ChunkAction::Buffer };
                 }
-                let client_model = self.model.clone().filter(|m| Some(m) != self.upstream_model.as_ref());
-                let (out, usage) = openai::rewrite_response(chunk, client_model.as_deref());
+                let (out, usage) = translate::response(
+                    self.front,
+                    self.upstream,
+                    chunk,
+                    self.model.as_deref().unwrap_or(""),
+                    self.upstream_model.as_deref().unwrap_or(""),
+                );
                 self.usage = usage;
                 match out {
                     Some(b) => ChunkAction::Replace(b),
@@ -536,7 +581,7 @@ impl Exchange {
                 let e = upstream_error(*status, *code, chunk);
                 ChunkAction::Replace(e.body(self.front))
             }
-            ResponseMode::Stream { framer, translator } => {
+            ResponseMode::Stream { framer, pipe } => {
                 let mut events: Vec<Event> = Vec::new();
                 let pushed = framer.push(chunk, &mut events);
                 if end_of_stream {
@@ -544,14 +589,16 @@ impl Exchange {
                 }
                 let mut out = Vec::with_capacity(chunk.len() + 64);
                 for ev in &events {
-                    translator.on_event(ev, &mut out);
+                    pipe.on_event(ev, &mut out);
                 }
                 if pushed.is_err() {
-                    let e = GatewayError::new(Code::UpstreamError, "The upstream sent an oversized stream event");
-                    write_stream_error(&mut out, &e, self.front);
+                    pipe.error("The upstream sent an oversized stream event", &mut out);
                 }
-                if translator.usage.is_some() {
-                    self.usage = translator.usage;
+                if end_of_stream {
+                    pipe.finish(&mut out);
+                }
+                if let Some(u) = pipe.usage() {
+                    self.usage = Some(u);
                 }
                 ChunkAction::Replace(out)
             }
@@ -565,16 +612,6 @@ impl Default for Exchange {
     }
 }
 
-fn write_stream_error(out: &mut Vec<u8>, e: &GatewayError, front: Dialect) {
-    match front {
-        Dialect::Anthropic => out.extend_from_slice(&e.anthropic_stream_event()),
-        _ => {
-            out.extend_from_slice(b"data: ");
-            out.extend_from_slice(&e.body(front));
-            out.extend_from_slice(b"\n\n");
-        }
-    }
-}
 
 /// Upstream statuses the gateway does not pass through: (status to send, code).
 fn upstream_failure(status: u16) -> Option<(u16, Code)> {

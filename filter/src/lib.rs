@@ -11,6 +11,7 @@ pub mod keys;
 pub mod limits;
 pub mod routing;
 pub mod sse;
+pub mod translate;
 pub mod usage;
 
 mod glue;

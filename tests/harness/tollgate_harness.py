@@ -84,6 +84,7 @@ def render(
     access_log: Path | None = None,
     patch_filter=None,
     base: Path = DEMO_YAML,
+    extra_clusters: list[str] | None = None,
 ) -> dict:
     """Renders the demo config: ports, wasm path, cluster addresses (cluster name -> host:port),
     an optional access log file, and an optional function that edits the filter's JSON config."""
@@ -107,7 +108,13 @@ def render(
                     "path": str(access_log),
                     **{k: v for k, v in al["typed_config"].items() if k != "@type"},
                 }
-    for cluster in doc["static_resources"]["clusters"]:
+    clusters = doc["static_resources"]["clusters"]
+    for name in extra_clusters or []:
+        c = copy.deepcopy(clusters[0])
+        c["name"] = name
+        c["load_assignment"]["cluster_name"] = name
+        clusters.append(c)
+    for cluster in clusters:
         addr = upstreams.get(cluster["name"])
         if addr is None:
             continue
@@ -130,6 +137,7 @@ class Stack:
         upstream_overrides: dict[str, str] | None = None,
         patch_filter=None,
         start_backend: bool = True,
+        extra_clusters: list[str] | None = None,
         log_level: str = "warning",
         quiet: bool = True,
     ):
@@ -140,6 +148,7 @@ class Stack:
         self.upstream_overrides = upstream_overrides or {}
         self.patch_filter = patch_filter
         self.start_backend = start_backend
+        self.extra_clusters = extra_clusters or []
         self.log_level = log_level
         self.quiet = quiet
         self.tmp = Path(tempfile.mkdtemp(prefix="tollgate-"))
@@ -182,7 +191,7 @@ class Stack:
         upstreams = {}
         if self.backend_port:
             addr = f"127.0.0.1:{self.backend_port}"
-            upstreams = {"demo_text": addr, "demo_image": addr, "demo_video": addr}
+            upstreams = {name: addr for name in ["demo_text", "demo_image", "demo_video", *self.extra_clusters]}
         upstreams.update(self.upstream_overrides)
         doc = render(
             self.gateway_port,
@@ -190,6 +199,7 @@ class Stack:
             upstreams,
             access_log=self.access_log,
             patch_filter=self.patch_filter,
+            extra_clusters=self.extra_clusters,
         )
         cfg_path = self.tmp / "envoy.yaml"
         cfg_path.write_text(yaml.safe_dump(doc, sort_keys=False))

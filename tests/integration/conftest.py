@@ -13,10 +13,19 @@ from tollgate_harness import Stack, free_port  # noqa: E402
 UPSTREAM_SECRET = "sk-upstream-secret-for-tests"
 
 
+UPSTREAM_ANTHROPIC_SECRET = "sk-ant-upstream-secret-for-tests"
+UPSTREAM_GEMINI_SECRET = "goog-upstream-secret-for-tests"
+
+
 def _with_upstream_credential(cfg):
     for c in cfg["clusters"]:
         if c["name"] == "demo_text":
             c["api_key"] = UPSTREAM_SECRET
+    # Two more clusters on the demo backend that speak Anthropic and Gemini, and a model on each.
+    cfg["clusters"].append({"name": "demo_anthropic", "dialect": "anthropic", "api_key": UPSTREAM_ANTHROPIC_SECRET})
+    cfg["clusters"].append({"name": "demo_gemini", "dialect": "gemini", "api_key": UPSTREAM_GEMINI_SECRET})
+    cfg["models"].append({"id": "test-claude", "type": "text", "cluster": "demo_anthropic", "upstream_model": "claude-demo"})
+    cfg["models"].append({"id": "test-gemini", "type": "text", "cluster": "demo_gemini", "upstream_model": "gemini-demo"})
     return cfg
 
 
@@ -29,6 +38,7 @@ def stack():
         concurrency=2,
         patch_filter=_with_upstream_credential,
         upstream_overrides={"demo_video": f"127.0.0.1:{free_port()}"},
+        extra_clusters=["demo_anthropic", "demo_gemini"],
     )
     s.start()
     yield s

@@ -1,0 +1,275 @@
+//! Per-exchange translation between the client's dialect (the front) and the upstream's, through
+//! the OpenAI pivot: requests, non-streamed responses and streams. OpenAI to OpenAI keeps a fast
+//! path that only renames the model and handles the usage chunk.
+
+use crate::dialect::openai::{self, OpenAiStream};
+use crate::dialect::pivot::{self, PivotRequest};
+use crate::dialect::{anthropic, gemini, Dialect};
+use crate::errors::GatewayError;
+use crate::sse::Event;
+use crate::usage::Usage;
+use serde_json::{Map, Value};
+
+/// The upstream request body and path for a validated pivot request.
+pub fn upstream_request(
+    front: Dialect,
+    upstream: Dialect,
+    req: &PivotRequest,
+    wants_usage: bool,
+    upstream_model: &str,
+    base_path: &str,
+    default_max_tokens: u64,
+) -> Result<(Option<Vec<u8>>, String), GatewayError> {
+    match upstream {
+        Dialect::OpenAi => {
+            let path = format!("{base_path}/chat/completions");
+            if front == Dialect::OpenAi {
+                let chat = openai::ChatRequest {
+                    body: req.body.clone(),
+                    model: req.model.clone(),
+                    stream: req.stream,
+                    wants_usage,
+                    max_tokens: req.max_tokens,
+                };
+                return Ok((openai::upstream_chat_body(&chat, upstream_model), path));
+            }
+            let mut body = req.body.clone();
+            body.insert("model".to_string(), Value::String(upstream_model.to_string()));
+            if req.stream {
+                let mut opts = Map::new();
+                opts.insert("include_usage".to_string(), Value::Bool(true));
+                body.insert("stream_options".to_string(), Value::Object(opts));
+            }
+            Ok((serde_json::to_vec(&Value::Object(body)).ok(), path))
+        }
+        Dialect::Anthropic => {
+            let v = anthropic::request_from_pivot(&req.body, upstream_model, default_max_tokens)?;
+            Ok((serde_json::to_vec(&v).ok(), anthropic::upstream_path(base_path)))
+        }
+        Dialect::Gemini => {
+            let v = gemini::request_from_pivot(&req.body, upstream_model)?;
+            Ok((serde_json::to_vec(&v).ok(), gemini::upstream_path(base_path, upstream_model, req.stream)))
+        }
+    }
+}
+
+/// A non-streamed upstream response for the client: new body (`None`: unchanged) and usage.
+pub fn response(front: Dialect, upstream: Dialect, body: &[u8], client_model: &str, upstream_model: &str) -> (Option<Vec<u8>>, Option<Usage>) {
+    if front == Dialect::OpenAi && upstream == Dialect::OpenAi {
+        let rename = (client_model != upstream_model).then_some(client_model);
+        return openai::rewrite_response(body, rename);
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(body) else { return (None, None) };
+    let (pivot_v, usage) = match upstream {
+        Dialect::OpenAi => {
+            let u = pivot::usage_of(&v);
+            (v, u)
+        }
+        Dialect::Anthropic => match anthropic::response_to_pivot(&v) {
+            Ok(x) => x,
+            Err(_) => return (None, None),
+        },
+        Dialect::Gemini => match gemini::response_to_pivot(&v) {
+            Ok(x) => x,
+            Err(_) => return (None, None),
+        },
+    };
+    let out = match front {
+        Dialect::OpenAi => {
+            let mut p = pivot_v;
+            if let Some(o) = p.as_object_mut() {
+                o.insert("model".to_string(), Value::String(client_model.to_string()));
+            }
+            p
+        }
+        Dialect::Anthropic => anthropic::response_from_pivot(&pivot_v, client_model),
+        Dialect::Gemini => gemini::response_from_pivot(&pivot_v, client_model),
+    };
+    (serde_json::to_vec(&out).ok(), usage)
+}
+
+enum Up {
+    OpenAi,
+    Anthropic(anthropic::StreamToPivot),
+    Gemini(gemini::StreamToPivot),
+}
+
+enum Down {
+    OpenAi { model: String, wants_usage: bool, done: bool },
+    Anthropic(anthropic::StreamFromPivot),
+    Gemini(gemini::StreamFromPivot),
+}
+
+/// A stream translator: upstream SSE events in, client SSE bytes out.
+pub enum StreamPipe {
+    /// OpenAI to OpenAI.
+    Fast(OpenAiStream),
+    Translated { up: Box<Halves>, usage: Option<Usage>, error_sent: bool },
+}
+
+/// The two halves of a translated stream.
+pub struct Halves {
+    up: Up,
+    down: Down,
+}
+
+impl std::fmt::Debug for StreamPipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamPipe")
+    }
+}
+
+impl StreamPipe {
+    pub fn new(front: Dialect, upstream: Dialect, client_model: &str, upstream_model: &str, wants_usage: bool) -> Self {
+        if front == Dialect::OpenAi && upstream == Dialect::OpenAi {
+            let rename = (client_model != upstream_model).then(|| client_model.to_string());
+            return StreamPipe::Fast(OpenAiStream::new(rename, wants_usage));
+        }
+        let up = match upstream {
+            Dialect::OpenAi => Up::OpenAi,
+            Dialect::Anthropic => Up::Anthropic(anthropic::StreamToPivot::new().with_model(client_model)),
+            Dialect::Gemini => Up::Gemini(gemini::StreamToPivot::new().with_model(client_model)),
+        };
+        let down = match front {
+            Dialect::OpenAi => Down::OpenAi { model: client_model.to_string(), wants_usage, done: false },
+            Dialect::Anthropic => Down::Anthropic(anthropic::StreamFromPivot::new(client_model)),
+            Dialect::Gemini => Down::Gemini(gemini::StreamFromPivot::new(client_model)),
+        };
+        StreamPipe::Translated { up: Box::new(Halves { up, down }), usage: None, error_sent: false }
+    }
+
+    pub fn usage(&self) -> Option<Usage> {
+        match self {
+            StreamPipe::Fast(s) => s.usage,
+            StreamPipe::Translated { usage, .. } => *usage,
+        }
+    }
+
+    /// One upstream event.
+    pub fn on_event(&mut self, ev: &Event, out: &mut Vec<u8>) {
+        match self {
+            StreamPipe::Fast(s) => s.on_event(ev, out),
+            StreamPipe::Translated { up, usage, error_sent } => {
+                let mut chunks = Vec::new();
+                let mut done = false;
+                match &mut up.up {
+                    Up::OpenAi => {
+                        let d = ev.data.trim();
+                        if d == "[DONE]" {
+                            done = true;
+                        } else if let Ok(v) = serde_json::from_str::<Value>(d) {
+                            chunks.push(v);
+                        }
+                    }
+                    Up::Anthropic(t) => t.on_event(ev, &mut chunks),
+                    Up::Gemini(t) => t.on_event(ev, &mut chunks),
+                }
+                for c in &chunks {
+                    if let Some(u) = pivot::usage_of(c) {
+                        *usage = Some(u);
+                    }
+                    down_chunk(&mut up.down, c, out);
+                }
+                let err = match &up.up {
+                    Up::Anthropic(t) => t.error(),
+                    Up::Gemini(t) => t.error(),
+                    Up::OpenAi => None,
+                };
+                if let (Some(msg), false) = (err, *error_sent) {
+                    *error_sent = true;
+                    down_error(&mut up.down, &msg, out);
+                }
+                if done {
+                    down_done(&mut up.down, out);
+                }
+            }
+        }
+    }
+
+    /// End of the upstream stream.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if let StreamPipe::Translated { up, usage, error_sent } = self {
+            let mut chunks = Vec::new();
+            match &mut up.up {
+                Up::OpenAi => {}
+                Up::Anthropic(t) => t.finish(&mut chunks),
+                Up::Gemini(t) => t.finish(&mut chunks),
+            }
+            for c in &chunks {
+                if let Some(u) = pivot::usage_of(c) {
+                    *usage = Some(u);
+                }
+                down_chunk(&mut up.down, c, out);
+            }
+            if !*error_sent {
+                down_done(&mut up.down, out);
+            }
+        }
+    }
+
+    /// An error after the stream began, in the client's dialect.
+    pub fn error(&mut self, msg: &str, out: &mut Vec<u8>) {
+        match self {
+            StreamPipe::Fast(_) => write_openai_error(msg, out),
+            StreamPipe::Translated { up, error_sent, .. } => {
+                if !*error_sent {
+                    *error_sent = true;
+                    down_error(&mut up.down, msg, out);
+                }
+            }
+        }
+    }
+}
+
+fn write_openai_error(msg: &str, out: &mut Vec<u8>) {
+    let e = GatewayError::new(crate::errors::Code::UpstreamError, msg);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(&e.body(Dialect::OpenAi));
+    out.extend_from_slice(b"\n\n");
+}
+
+fn down_chunk(down: &mut Down, c: &Value, out: &mut Vec<u8>) {
+    match down {
+        Down::OpenAi { model, wants_usage, .. } => {
+            let mut v = c.clone();
+            let Some(o) = v.as_object_mut() else { return };
+            let has_usage = o.get("usage").is_some_and(Value::is_object);
+            let no_choices = o.get("choices").and_then(Value::as_array).is_none_or(|a| a.is_empty());
+            if has_usage && !*wants_usage {
+                if no_choices {
+                    return;
+                }
+                o.remove("usage");
+            }
+            o.insert("model".to_string(), Value::String(model.clone()));
+            if let Ok(b) = serde_json::to_vec(&v) {
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(&b);
+                out.extend_from_slice(b"\n\n");
+            }
+        }
+        Down::Anthropic(s) => s.on_chunk(c, out),
+        Down::Gemini(s) => s.on_chunk(c, out),
+    }
+}
+
+fn down_done(down: &mut Down, out: &mut Vec<u8>) {
+    match down {
+        Down::OpenAi { done, .. } => {
+            if !*done {
+                *done = true;
+                out.extend_from_slice(b"data: [DONE]\n\n");
+            }
+        }
+        Down::Anthropic(s) => s.on_done(out),
+        Down::Gemini(s) => s.on_done(out),
+    }
+}
+
+fn down_error(down: &mut Down, msg: &str, out: &mut Vec<u8>) {
+    match down {
+        Down::OpenAi { .. } => write_openai_error(msg, out),
+        Down::Anthropic(s) => s.error(msg, out),
+        Down::Gemini(s) => s.error(msg, out),
+    }
+}
