@@ -23,6 +23,10 @@ pub enum Endpoint {
     Images,
     /// `POST /v1/videos/generations`.
     Videos,
+    /// `GET /v1beta/models`: the catalog in Gemini's shape.
+    GeminiListModels,
+    /// `GET /v1beta/models/{id}`: one model in Gemini's shape.
+    GeminiGetModel(String),
     /// A known path with the wrong method.
     MethodNotAllowed,
     /// Anything else.
@@ -34,7 +38,7 @@ impl Endpoint {
     pub fn dialect(&self) -> Dialect {
         match self {
             Endpoint::Messages => Dialect::Anthropic,
-            Endpoint::Gemini { .. } => Dialect::Gemini,
+            Endpoint::Gemini { .. } | Endpoint::GeminiListModels | Endpoint::GeminiGetModel(_) => Dialect::Gemini,
             _ => Dialect::OpenAi,
         }
     }
@@ -76,6 +80,7 @@ impl Endpoint {
             Endpoint::ChatCompletions => "chat_completions",
             Endpoint::Messages => "messages",
             Endpoint::Gemini { .. } => "generate_content",
+            Endpoint::GeminiListModels | Endpoint::GeminiGetModel(_) => "models",
             Endpoint::Images => "images",
             Endpoint::Videos => "videos",
             Endpoint::MethodNotAllowed => "method_not_allowed",
@@ -96,19 +101,18 @@ pub fn split_query(path: &str) -> (&str, Option<&str>) {
 pub fn classify(method: &str, full_path: &str) -> Endpoint {
     let (path, _query) = split_query(full_path);
     let path = path.strip_suffix('/').unwrap_or(path);
-    let rest = match path
-        .strip_prefix("/api/v1/")
-        .or_else(|| path.strip_prefix("/v1/"))
-        .or_else(|| path.strip_prefix("/api/v1beta/"))
-        .or_else(|| path.strip_prefix("/v1beta/"))
-    {
-        Some(r) => r,
-        None => return Endpoint::Unknown,
+    let (rest, beta) = match path.strip_prefix("/api/v1/").or_else(|| path.strip_prefix("/v1/")) {
+        Some(r) => (r, false),
+        None => match path.strip_prefix("/api/v1beta/").or_else(|| path.strip_prefix("/v1beta/")) {
+            Some(r) => (r, true),
+            None => return Endpoint::Unknown,
+        },
     };
     let is_get = method.eq_ignore_ascii_case("GET");
     let is_post = method.eq_ignore_ascii_case("POST");
     let want = |ok: bool, ep: Endpoint| if ok { ep } else { Endpoint::MethodNotAllowed };
     match rest {
+        "models" if beta => want(is_get, Endpoint::GeminiListModels),
         "models" => want(is_get, Endpoint::ListModels),
         "chat/completions" => want(is_post, Endpoint::ChatCompletions),
         "messages" => want(is_post, Endpoint::Messages),
@@ -128,7 +132,8 @@ pub fn classify(method: &str, full_path: &str) -> Endpoint {
             }
             if let Some(id) = rest.strip_prefix("models/") {
                 if !id.is_empty() && !id.contains('/') && !id.contains(':') {
-                    return want(is_get, Endpoint::GetModel(id.to_string()));
+                    let id = percent_decode(id);
+                    return want(is_get, if beta { Endpoint::GeminiGetModel(id) } else { Endpoint::GetModel(id) });
                 }
             }
             Endpoint::Unknown
@@ -202,6 +207,8 @@ mod tests {
         assert_eq!(classify("POST", "/api/v1beta/models/qai-pro:streamGenerateContent?alt=sse"), g("qai-pro", true));
         assert_eq!(classify("GET", "/v1beta/models/qai-pro:generateContent"), Endpoint::MethodNotAllowed);
         assert_eq!(classify("GET", "/v1/models"), Endpoint::ListModels);
+        assert_eq!(classify("GET", "/v1beta/models"), Endpoint::GeminiListModels);
+        assert_eq!(classify("GET", "/v1beta/models/m"), Endpoint::GeminiGetModel("m".into()));
         assert_eq!(query_param("/x?alt=sse&key=abc", "key"), Some("abc"));
         assert_eq!(query_param("/x?alt=sse", "key"), None);
         assert_eq!(percent_decode("a%2Fb%zz"), "a/b%zz");

@@ -287,10 +287,11 @@ impl Exchange {
         self.endpoint = endpoints::classify(head.method, head.path);
         self.front = self.endpoint.dialect();
         // Gemini's key headers count only on Gemini paths.
-        let (goog, query_key) = match self.endpoint {
-            Endpoint::Gemini { .. } => (head.x_goog_api_key, endpoints::query_param(head.path, "key")),
-            _ => (None, None),
+        let query_key = match self.front {
+            Dialect::Gemini => endpoints::query_param(head.path, "key"),
+            _ => None,
         };
+        let goog = head.x_goog_api_key;
         let presented = keys::extract(head.authorization, head.x_api_key, goog, query_key);
         let key = match presented {
             Presented::Key(k, _) => k,
@@ -319,7 +320,10 @@ impl Exchange {
                 "The account of this API key is inactive",
             )));
         }
-        if matches!(self.endpoint, Endpoint::ListModels | Endpoint::GetModel(_)) {
+        if matches!(
+            self.endpoint,
+            Endpoint::ListModels | Endpoint::GetModel(_) | Endpoint::GeminiListModels | Endpoint::GeminiGetModel(_)
+        ) {
             if let Err(e) = self.check_rpm(cfg, env) {
                 return HeadAction::Reply(self.fail(e));
             }
@@ -329,6 +333,20 @@ impl Exchange {
                 let data: Vec<Value> = cfg.models.iter().map(model_json).collect();
                 HeadAction::Reply(self.ok_json(&json!({"object": "list", "data": data})))
             }
+            Endpoint::GeminiListModels => {
+                let models: Vec<Value> = cfg.models.iter().map(gemini_model_json).collect();
+                HeadAction::Reply(self.ok_json(&json!({ "models": models })))
+            }
+            Endpoint::GeminiGetModel(id) | Endpoint::GetModel(id) if cfg.model(id.trim_start_matches("models/")).is_none() => {
+                let id = id.clone();
+                HeadAction::Reply(self.fail(
+                    GatewayError::new(Code::NotFound, format!("The model '{id}' does not exist")).with_param("model"),
+                ))
+            }
+            Endpoint::GeminiGetModel(id) => match cfg.model(id.trim_start_matches("models/")) {
+                Some(m) => HeadAction::Reply(self.ok_json(&gemini_model_json(m))),
+                None => HeadAction::Reply(self.fail(GatewayError::new(Code::NotFound, "model not found"))),
+            },
             Endpoint::GetModel(id) => match cfg.model(id) {
                 Some(m) => HeadAction::Reply(self.ok_json(&model_json(m))),
                 None => {
@@ -710,6 +728,11 @@ pub fn usage_micros(model: &Model, u: &Usage) -> u64 {
 
 fn client_credential_removals() -> Vec<HeaderEdit> {
     vec![remove("authorization"), remove("x-api-key"), remove("x-goog-api-key")]
+}
+
+fn gemini_model_json(m: &Model) -> Value {
+    let methods: &[&str] = if m.model_type == ModelType::Text { &["generateContent", "streamGenerateContent"] } else { &[] };
+    json!({"name": format!("models/{}", m.id), "displayName": m.id, "version": "1", "supportedGenerationMethods": methods})
 }
 
 fn model_json(m: &Model) -> Value {

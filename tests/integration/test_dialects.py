@@ -167,3 +167,15 @@ def test_anthropic_upstream_gets_its_own_credential(stack):
     h = {k.lower(): v for k, v in r["headers"]}
     assert h["x-api-key"] == UPSTREAM_ANTHROPIC_SECRET and "anthropic-version" in h
     assert "authorization" not in h and KEY not in str(r)
+
+
+def test_gemini_404_is_client_error(stack):
+    with pytest.raises(genai_errors.ClientError) as e:
+        gem(stack).models.get(model="no-such-model")
+    assert e.value.code == 404
+
+
+def test_gemini_models_get(stack):
+    m = gem(stack).models.get(model="qai-flash")
+    assert m.name == "models/qai-flash"
+    assert "generateContent" in m.supported_actions
