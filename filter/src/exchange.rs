@@ -202,23 +202,23 @@ impl Exchange {
             return Err(GatewayError::new(Code::InternalError, "key record missing"));
         };
         let account = self.account.and_then(|a| cfg.account(a));
-        let refund_rpm = |ex: &Exchange| {
+        // Refunds are best effort: a failed refund leaves the slot taken (the safe direction).
+        let refund_rpm = || {
             if let Some(a) = account {
                 let _ = limits::undo_rpm(env.store, &a.id, env.now_ms);
             }
-            let _ = ex;
         };
         let mut took_daily = false;
         if model.sandbox {
             let d = match limits::check_daily(env.store, &key.id, key.sandbox_daily_quota, env.now_ms) {
                 Ok(d) => d,
                 Err(e) => {
-                    refund_rpm(self);
+                    refund_rpm();
                     return Err(store_error(e));
                 }
             };
             if !d.allowed {
-                refund_rpm(self);
+                refund_rpm();
                 return Err(GatewayError::new(
                     Code::SandboxQuotaExceeded,
                     format!(
@@ -234,17 +234,15 @@ impl Exchange {
         if let Some(cap) = key.spend_cap {
             scopes.push(SpendScope::key(&key.id, limits::credits_to_micros(cap)));
         }
-        if let Some(cap) = account.and_then(|a| a.spend_cap) {
-            if let Some(a) = account {
-                scopes.push(SpendScope::account(&a.id, limits::credits_to_micros(cap)));
-            }
+        if let Some((a, cap)) = account.and_then(|a| Some((a, a.spend_cap?))) {
+            scopes.push(SpendScope::account(&a.id, limits::credits_to_micros(cap)));
         }
         self.estimate_micros = estimate_micros(model, self.request_bytes, units, max_tokens);
         if scopes.is_empty() {
             return Ok(());
         }
-        let undo_all = |ex: &Exchange| {
-            refund_rpm(ex);
+        let undo_all = || {
+            refund_rpm();
             if took_daily {
                 let _ = limits::undo_daily(env.store, &key.id, env.now_ms);
             }
@@ -255,14 +253,14 @@ impl Exchange {
                 Ok(())
             }
             Ok(_) => {
-                undo_all(self);
+                undo_all();
                 Err(GatewayError::new(
                     Code::InsufficientFunds,
                     "The spend cap of this key or account is reached (or this request's estimated cost exceeds what is left); raise the cap to continue",
                 ))
             }
             Err(e) => {
-                undo_all(self);
+                undo_all();
                 Err(store_error(e))
             }
         }
