@@ -21,6 +21,16 @@ def main() -> int:
     gw = int(os.environ.get("GATEWAY_PORT", "8080"))
     admin = int(os.environ.get("ADMIN_PORT", "9901"))
     backend = int(os.environ.get("BACKEND_PORT", "8000"))
+    import socket
+
+    for port, var in ((gw, "GATEWAY_PORT"), (admin, "ADMIN_PORT"), (backend, "BACKEND_PORT")):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                print(f"port {port} on 127.0.0.1 is in use: stop what holds it or set {var}=another port",
+                      file=sys.stderr)
+                return 1
     stack = Stack(
         concurrency=int(os.environ.get("ENVOY_CONCURRENCY", "2")),
         gateway_port=gw,
