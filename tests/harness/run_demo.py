@@ -25,6 +25,8 @@ def main() -> int:
 
     for port, var in ((gw, "GATEWAY_PORT"), (admin, "ADMIN_PORT"), (backend, "BACKEND_PORT")):
         with socket.socket() as probe:
+            # Like the servers themselves: a port with connections in TIME_WAIT is still free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
