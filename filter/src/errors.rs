@@ -38,6 +38,24 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code (for defining one error stat per code).
+    pub const ALL: [Code; 14] = [
+        Code::MissingField,
+        Code::InvalidModel,
+        Code::BadRequest,
+        Code::Unauthorized,
+        Code::InsufficientFunds,
+        Code::Forbidden,
+        Code::NotFound,
+        Code::MethodNotAllowed,
+        Code::RequestTooLarge,
+        Code::RateLimitExceeded,
+        Code::SandboxQuotaExceeded,
+        Code::InternalError,
+        Code::UpstreamError,
+        Code::ServiceUnavailable,
+    ];
+
     /// The HTTP status this code is returned with.
     pub fn status(self) -> u16 {
         match self {

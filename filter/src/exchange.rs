@@ -12,10 +12,14 @@ use crate::endpoints::{self, Endpoint};
 use crate::errors::{Code, GatewayError};
 use crate::keys::{self, Presented};
 use crate::limits::{self, Counters, RateDecision, SpendScope};
-use crate::routing::{Model, ModelType};
+use crate::routing::{Model, ModelType, Price};
 use crate::sse::{Event, Framer};
-use crate::usage::Usage;
-use serde_json::{json, Value};
+use crate::usage::{self, Usage};
+use serde_json::{json, Map, Value};
+
+/// At most this much of a request or response body goes into a billing record, for keys whose
+/// configuration opts in to content logging (`log_content`).
+pub const CONTENT_LOG_CAP: usize = 64 * 1024;
 
 /// A reply the filter sends itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +57,8 @@ pub struct RequestHead<'a> {
     pub authorization: Option<&'a str>,
     pub x_api_key: Option<&'a str>,
     pub x_goog_api_key: Option<&'a str>,
+    /// Envoy's `x-request-id`, for the billing record.
+    pub request_id: Option<&'a str>,
     /// The request has no body (headers ended the stream).
     pub end_of_stream: bool,
 }
@@ -126,6 +132,43 @@ pub struct Exchange {
     request_bytes: usize,
     mode: ResponseMode,
     buffered: usize,
+    /// Envoy's request id.
+    pub request_id: String,
+    /// When the request headers arrived, and the latest time the host gave (ms since the epoch).
+    pub start_ms: u64,
+    now_ms: u64,
+    /// When the response began (headers from upstream, or our local reply).
+    pub first_byte_ms: Option<u64>,
+    /// The error code the client got, if any.
+    pub error: Option<Code>,
+    /// Prompt tokens estimated from the request (for records without usage).
+    pub prompt_estimate: u64,
+    /// Completion text bytes seen in a response without usage.
+    text_bytes: u64,
+    /// The response body ended normally (its last chunk was seen).
+    pub response_done: bool,
+    /// Billable units of a media request (images, seconds).
+    pub units: Option<f64>,
+    /// Request and response bytes, for keys that opt in to content logging.
+    content: Option<(Vec<u8>, Vec<u8>)>,
+    /// The model's price (for `credits_consumed`).
+    price: Option<Price>,
+}
+
+/// The end of an exchange: what to bill and count, and the billing record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub status: u16,
+    pub error: Option<Code>,
+    /// The client's model name, when the request named a known model.
+    pub model: Option<String>,
+    /// Billed usage: reported by the upstream, or estimated.
+    pub usage: Usage,
+    pub estimated: bool,
+    /// Billed micro-credits.
+    pub micros: u64,
+    /// The billing record: one JSON object, no newline.
+    pub record: Vec<u8>,
 }
 
 impl Exchange {
@@ -151,7 +194,29 @@ impl Exchange {
             request_bytes: 0,
             mode: ResponseMode::Pass,
             buffered: 0,
+            request_id: String::new(),
+            start_ms: 0,
+            now_ms: 0,
+            first_byte_ms: None,
+            error: None,
+            prompt_estimate: 0,
+            text_bytes: 0,
+            response_done: false,
+            units: None,
+            content: None,
+            price: None,
         }
+    }
+
+    /// The host's clock at the current callback.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+    }
+
+    /// The response began now (the upstream's headers arrived).
+    pub fn response_started(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+        self.first_byte_ms.get_or_insert(now_ms);
     }
 
     fn fail(&mut self, e: GatewayError) -> LocalReply {
@@ -160,6 +225,8 @@ impl Exchange {
         }
         self.local_reply = true;
         self.status = e.status();
+        self.error = Some(e.code);
+        self.first_byte_ms.get_or_insert(self.now_ms);
         let mut r = e.reply(self.front);
         r.headers.extend(self.rate_headers());
         r
@@ -266,22 +333,105 @@ impl Exchange {
         }
     }
 
-    /// The exchange is over (Envoy's log phase): settle the spend reserved at admission with the
-    /// actual cost (from usage; the estimate when a successful response reported none; nothing
-    /// when the upstream failed).
-    pub fn on_done(&mut self, cfg: &Config, env: &Env) {
-        let Some((scopes, reserved)) = self.reserved.take() else { return };
+    /// The exchange is over (Envoy's log phase, also after a client disconnect): decide the billed
+    /// usage (the upstream's, or an estimate marked as such when it reported none or the response
+    /// was cut short), settle the spend reserved at admission with its cost, and write the record.
+    pub fn on_done(&mut self, cfg: &Config, env: &Env) -> Outcome {
+        self.now_ms = env.now_ms;
         let model = self.model.as_deref().and_then(|m| cfg.model(m));
-        let actual = match (model, self.usage) {
-            (Some(m), Some(u)) => usage_micros(m, &u),
-            _ if (200..300).contains(&self.status) => self.estimate_micros,
+        let (billed, estimated) = self.billed_usage();
+        let forwarded = model.is_some() && !self.local_reply;
+        let upstream_ok = forwarded && (200..300).contains(&self.status);
+        let micros = match model {
+            Some(m) if upstream_ok && m.model_type == ModelType::Text => limits::credits_to_micros(usage::credits(&m.price, &billed)),
+            Some(_) if upstream_ok => self.estimate_micros,
             _ => 0,
         };
-        let _ = limits::settle(env.store, &scopes, reserved, actual);
+        if let Some((scopes, reserved)) = self.reserved.take() {
+            let _ = limits::settle(env.store, &scopes, reserved, micros);
+        }
+        let record = self.record(cfg, &billed, estimated, micros);
+        Outcome { status: self.status, error: self.error, model: self.model.clone(), usage: billed, estimated, micros, record }
+    }
+
+    /// The usage to bill and whether it is an estimate.
+    fn billed_usage(&self) -> (Usage, bool) {
+        let forwarded = self.model.is_some() && !self.local_reply;
+        let text = self.endpoint.model_type() == Some(ModelType::Text);
+        if !forwarded || !text || !(200..300).contains(&self.status) {
+            return (self.usage.unwrap_or_default(), false);
+        }
+        let complete = match &self.mode {
+            ResponseMode::Stream { pipe, .. } => pipe.complete(),
+            _ => self.response_done && self.usage.is_some(),
+        };
+        if let (true, Some(u)) = (complete, self.usage) {
+            return (u, false);
+        }
+        let text_bytes = match &self.mode {
+            ResponseMode::Stream { pipe, .. } => pipe.text_bytes(),
+            _ => self.text_bytes,
+        };
+        let partial = self.usage.unwrap_or_default();
+        let prompt = if partial.prompt_tokens > 0 { partial.prompt_tokens } else { self.prompt_estimate };
+        let completion = partial.completion_tokens.max(usage::tokens_from_bytes(text_bytes));
+        (Usage { prompt_tokens: prompt, completion_tokens: completion, ..partial }, true)
+    }
+
+    /// The billing record: who, what, how much, how long. Never the key, never content unless
+    /// the key opts in.
+    fn record(&mut self, cfg: &Config, u: &Usage, estimated: bool, micros: u64) -> Vec<u8> {
+        let key = self.key.and_then(|k| cfg.key(k));
+        let account = self.account.and_then(|a| cfg.account(a));
+        let cluster = self.cluster.and_then(|c| cfg.clusters.get(c));
+        let forwarded = self.model.is_some() && !self.local_reply;
+        let end = self.now_ms.max(self.start_ms);
+        let mut r = Map::new();
+        let mut put = |k: &str, v: Value| {
+            r.insert(k.to_string(), v);
+        };
+        put("time", Value::String(rfc3339(self.start_ms)));
+        put("request_id", Value::String(self.request_id.clone()));
+        put("key_id", key.map(|k| Value::String(k.id.clone())).unwrap_or(Value::Null));
+        put("account_id", account.map(|a| Value::String(a.id.clone())).unwrap_or(Value::Null));
+        put("endpoint", Value::String(self.endpoint.name().to_string()));
+        put("model", self.model.clone().map(Value::String).unwrap_or(Value::Null));
+        put("upstream_model", if forwarded { self.upstream_model.clone().map(Value::String).unwrap_or(Value::Null) } else { Value::Null });
+        put("cluster", if forwarded { cluster.map(|c| Value::String(c.name.clone())).unwrap_or(Value::Null) } else { Value::Null });
+        put("front", Value::String(self.front.as_str().to_string()));
+        put("upstream", if forwarded { Value::String(self.upstream.as_str().to_string()) } else { Value::Null });
+        put("stream", Value::Bool(self.stream));
+        put("status", json!(self.status));
+        put("error", self.error.map(|c| Value::String(c.as_str().to_string())).unwrap_or(Value::Null));
+        put("prompt_tokens", json!(u.prompt_tokens));
+        put("completion_tokens", json!(u.completion_tokens));
+        put("cached_tokens", json!(u.cached_tokens));
+        put("reasoning_tokens", json!(u.reasoning_tokens));
+        put("units", self.units.filter(|_| forwarded).map(|n| json!(n)).unwrap_or(Value::Null));
+        put("credits", json!(micros as f64 / 1e6));
+        put("estimated", Value::Bool(estimated));
+        put("complete", Value::Bool(self.local_reply || self.response_done));
+        put("duration_ms", json!(end.saturating_sub(self.start_ms)));
+        put("ttfb_ms", self.first_byte_ms.map(|t| json!(t.saturating_sub(self.start_ms))).unwrap_or(Value::Null));
+        if let Some((req, resp)) = self.content.take() {
+            put("request_body", Value::String(String::from_utf8_lossy(&req).into_owned()));
+            put("response_body", Value::String(String::from_utf8_lossy(&resp).into_owned()));
+        }
+        serde_json::to_vec(&Value::Object(r)).unwrap_or_default()
+    }
+
+    fn capture_response(&mut self, bytes: &[u8]) {
+        if let Some((_, resp)) = &mut self.content {
+            let room = CONTENT_LOG_CAP.saturating_sub(resp.len());
+            resp.extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or(&[]));
+        }
     }
 
     /// Request headers: classify, authenticate, answer local endpoints.
     pub fn on_request_headers(&mut self, cfg: &Config, head: &RequestHead, env: &Env) -> HeadAction {
+        self.start_ms = env.now_ms;
+        self.now_ms = env.now_ms;
+        self.request_id = head.request_id.unwrap_or("").chars().take(128).collect();
         self.endpoint = endpoints::classify(head.method, head.path);
         self.front = self.endpoint.dialect();
         // Gemini's key headers count only on Gemini paths.
@@ -311,6 +461,9 @@ impl Exchange {
         };
         self.key = Some(idx);
         self.account = Some(rec.account);
+        if rec.log_content {
+            self.content = Some((Vec::new(), Vec::new()));
+        }
         let active = cfg.account(rec.account).map(|a| a.status == AccountStatus::Active).unwrap_or(false);
         if !active {
             return HeadAction::Reply(self.fail(GatewayError::new(
@@ -380,6 +533,7 @@ impl Exchange {
     fn ok_json(&mut self, v: &Value) -> LocalReply {
         self.local_reply = true;
         self.status = 200;
+        self.first_byte_ms.get_or_insert(self.now_ms);
         let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
         headers.extend(self.rate_headers());
         LocalReply { status: 200, headers, body: serde_json::to_vec(v).unwrap_or_default() }
@@ -399,7 +553,11 @@ impl Exchange {
 
     /// The whole request body: validate, route, rewrite.
     pub fn on_request_body(&mut self, cfg: &Config, body: &[u8], env: &Env) -> BodyAction {
+        self.now_ms = env.now_ms;
         self.request_bytes = body.len();
+        if let Some((req, _)) = &mut self.content {
+            req.extend_from_slice(body.get(..CONTENT_LOG_CAP.min(body.len())).unwrap_or(&[]));
+        }
         match self.route(cfg, body, env) {
             Ok(a) => a,
             Err(e) => BodyAction::Reply(self.fail(e)),
@@ -424,6 +582,7 @@ impl Exchange {
             Some(req) => {
                 self.resolve_model(cfg, &req.model, want_type)?;
                 self.stream = req.stream;
+                self.prompt_estimate = usage::estimate_prompt_tokens(&req.body);
                 (req.model.clone(), 0.0, req.max_tokens)
             }
             None => {
@@ -435,6 +594,7 @@ impl Exchange {
                     ModelType::Video => body.get("duration").and_then(Value::as_f64).unwrap_or(6.0),
                     _ => 1.0,
                 };
+                self.units = Some(units);
                 (name, units, None)
             }
         };
@@ -447,6 +607,7 @@ impl Exchange {
         self.cluster = Some(model.cluster);
         self.upstream_model = Some(model.upstream_model.clone());
         self.upstream = cluster.dialect;
+        self.price = Some(model.price);
         let (new_body, path) = match &chat {
             Some(req) => translate::upstream_request(
                 self.front,
@@ -539,6 +700,7 @@ impl Exchange {
         self.status = status;
         if let Some(code) = upstream_failure(status) {
             self.status = code.0;
+            self.error = Some(code.1);
             self.mode = ResponseMode::UpstreamError { status, code: code.1 };
             return vec![
                 set(":status", code.0.to_string()),
@@ -549,12 +711,13 @@ impl Exchange {
         }
         let is_sse = content_type.map(|c| c.trim_start().to_ascii_lowercase().starts_with("text/event-stream")).unwrap_or(false);
         if is_sse {
-            let pipe = StreamPipe::new(
+            let pipe = StreamPipe::priced(
                 self.front,
                 self.upstream,
                 self.model.as_deref().unwrap_or(""),
                 self.upstream_model.as_deref().unwrap_or(""),
                 self.wants_usage,
+                self.price,
             );
             self.mode = ResponseMode::Stream { framer: Framer::default(), pipe: Box::new(pipe) };
             vec![remove("content-length")]
@@ -570,6 +733,24 @@ impl Exchange {
     /// A response body chunk. `whole` is the full buffered body when `end_of_stream` in a
     /// buffering mode; otherwise the current chunk.
     pub fn on_response_chunk(&mut self, chunk: &[u8], end_of_stream: bool, max_body: usize) -> ChunkAction {
+        if end_of_stream {
+            self.response_done = true;
+        }
+        let action = self.response_chunk(chunk, end_of_stream, max_body);
+        if self.content.is_some() {
+            match &action {
+                ChunkAction::Pass => self.capture_response(chunk),
+                ChunkAction::Replace(b) => {
+                    let b = b.clone();
+                    self.capture_response(&b);
+                }
+                ChunkAction::Buffer => {}
+            }
+        }
+        action
+    }
+
+    fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool, max_body: usize) -> ChunkAction {
         match &mut self.mode {
             ResponseMode::Pass => ChunkAction::Pass,
             ResponseMode::BufferJson => {
@@ -577,13 +758,17 @@ impl Exchange {
                     self.buffered = self.buffered.saturating_add(chunk.len());
                     return if self.buffered > max_body { ChunkAction::Pass } else { ChunkAction::Buffer };
                 }
-                let (out, usage) = translate::response(
+                let (out, usage) = translate::response_priced(
                     self.front,
                     self.upstream,
                     chunk,
                     self.model.as_deref().unwrap_or(""),
                     self.upstream_model.as_deref().unwrap_or(""),
+                    self.price.as_ref(),
                 );
+                if usage.is_none() {
+                    self.text_bytes = usage::text_len_hint(chunk);
+                }
                 self.usage = usage;
                 match out {
                     Some(b) => ChunkAction::Replace(b),
@@ -718,10 +903,30 @@ pub fn estimate_micros(model: &Model, request_bytes: usize, units: f64, max_toke
 
 /// The actual cost of reported usage.
 pub fn usage_micros(model: &Model, u: &Usage) -> u64 {
-    let p = model.price;
-    limits::credits_to_micros(
-        u.prompt_tokens as f64 * p.prompt_per_1k / 1000.0 + u.completion_tokens as f64 * p.completion_per_1k / 1000.0,
-    )
+    limits::credits_to_micros(usage::credits(&model.price, u))
+}
+
+/// `2026-11-23T10:00:00.123Z` for milliseconds since the Unix epoch (UTC).
+pub fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, ms % 1000)
+}
+
+/// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
 }
 
 fn client_credential_removals() -> Vec<HeaderEdit> {

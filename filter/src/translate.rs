@@ -7,7 +7,8 @@ use crate::dialect::pivot::{self, PivotRequest};
 use crate::dialect::{anthropic, gemini, Dialect};
 use crate::errors::GatewayError;
 use crate::sse::Event;
-use crate::usage::Usage;
+use crate::routing::Price;
+use crate::usage::{self, Usage};
 use serde_json::{Map, Value};
 
 /// The upstream request body and path for a validated pivot request.
@@ -55,6 +56,29 @@ pub fn upstream_request(
 
 /// A non-streamed upstream response for the client: new body (`None`: unchanged) and usage.
 pub fn response(front: Dialect, upstream: Dialect, body: &[u8], client_model: &str, upstream_model: &str) -> (Option<Vec<u8>>, Option<Usage>) {
+    response_priced(front, upstream, body, client_model, upstream_model, None)
+}
+
+/// `usage.credits_consumed` (seed 003) for Anthropic-front responses: the credits at `price`,
+/// rounded to micro-credits.
+pub fn set_credits(pivot_chunk: &mut Value, price: &Price, u: &Usage) {
+    let c = (usage::credits(price, u) * 1e6).round() / 1e6;
+    if let Some(Value::Object(o)) = pivot_chunk.get_mut("usage") {
+        if let Some(n) = serde_json::Number::from_f64(c) {
+            o.insert("credits_consumed".to_string(), Value::Number(n));
+        }
+    }
+}
+
+/// As `response`; with a price, Anthropic-front responses carry `usage.credits_consumed`.
+pub fn response_priced(
+    front: Dialect,
+    upstream: Dialect,
+    body: &[u8],
+    client_model: &str,
+    upstream_model: &str,
+    price: Option<&Price>,
+) -> (Option<Vec<u8>>, Option<Usage>) {
     if front == Dialect::OpenAi && upstream == Dialect::OpenAi {
         let rename = (client_model != upstream_model).then_some(client_model);
         return openai::rewrite_response(body, rename);
@@ -82,7 +106,13 @@ pub fn response(front: Dialect, upstream: Dialect, body: &[u8], client_model: &s
             }
             p
         }
-        Dialect::Anthropic => anthropic::response_from_pivot(&pivot_v, client_model),
+        Dialect::Anthropic => {
+            let mut p = pivot_v;
+            if let (Some(price), Some(u)) = (price, usage.as_ref()) {
+                set_credits(&mut p, price, u);
+            }
+            anthropic::response_from_pivot(&p, client_model)
+        }
         Dialect::Gemini => gemini::response_from_pivot(&pivot_v, client_model),
     };
     (serde_json::to_vec(&out).ok(), usage)
@@ -107,10 +137,43 @@ pub enum StreamPipe {
     Translated { up: Box<Halves>, usage: Option<Usage>, error_sent: bool },
 }
 
+/// What a translated stream learned besides its output.
+#[derive(Debug, Default, Clone, Copy)]
+struct Seen {
+    /// Completion text bytes that passed through (for estimates).
+    text_bytes: u64,
+    /// A finish reason arrived (the upstream ended the message).
+    finished: bool,
+}
+
 /// The two halves of a translated stream.
 pub struct Halves {
     up: Up,
     down: Down,
+    seen: Seen,
+    /// Set for Anthropic fronts: `usage.credits_consumed` at this price.
+    price: Option<Price>,
+}
+
+impl Halves {
+    /// Notes what a pivot chunk says, prices its usage for Anthropic fronts, and translates it.
+    fn chunk(&mut self, c: &mut Value, usage: &mut Option<Usage>, out: &mut Vec<u8>) {
+        self.seen.text_bytes = self.seen.text_bytes.saturating_add(usage::pivot_text_bytes(c));
+        let finished = c
+            .get("choices")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| cs.iter().any(|ch| ch.get("finish_reason").is_some_and(Value::is_string)));
+        if finished {
+            self.seen.finished = true;
+        }
+        if let Some(u) = pivot::usage_of(c) {
+            *usage = Some(u);
+            if let (Some(p), Down::Anthropic(_)) = (&self.price, &self.down) {
+                set_credits(c, p, &u);
+            }
+        }
+        down_chunk(&mut self.down, c, out);
+    }
 }
 
 impl std::fmt::Debug for StreamPipe {
@@ -121,6 +184,18 @@ impl std::fmt::Debug for StreamPipe {
 
 impl StreamPipe {
     pub fn new(front: Dialect, upstream: Dialect, client_model: &str, upstream_model: &str, wants_usage: bool) -> Self {
+        Self::priced(front, upstream, client_model, upstream_model, wants_usage, None)
+    }
+
+    /// As `new`; with a price, Anthropic fronts get `usage.credits_consumed` in `message_delta`.
+    pub fn priced(
+        front: Dialect,
+        upstream: Dialect,
+        client_model: &str,
+        upstream_model: &str,
+        wants_usage: bool,
+        price: Option<Price>,
+    ) -> Self {
         if front == Dialect::OpenAi && upstream == Dialect::OpenAi {
             let rename = (client_model != upstream_model).then(|| client_model.to_string());
             return StreamPipe::Fast(OpenAiStream::new(rename, wants_usage));
@@ -135,7 +210,25 @@ impl StreamPipe {
             Dialect::Anthropic => Down::Anthropic(anthropic::StreamFromPivot::new(client_model)),
             Dialect::Gemini => Down::Gemini(gemini::StreamFromPivot::new(client_model)),
         };
-        StreamPipe::Translated { up: Box::new(Halves { up, down }), usage: None, error_sent: false }
+        let price = if front == Dialect::Anthropic { price } else { None };
+        StreamPipe::Translated { up: Box::new(Halves { up, down, seen: Seen::default(), price }), usage: None, error_sent: false }
+    }
+
+    /// Completion text bytes that passed through so far.
+    pub fn text_bytes(&self) -> u64 {
+        match self {
+            StreamPipe::Fast(s) => s.completion_bytes,
+            StreamPipe::Translated { up, .. } => up.seen.text_bytes,
+        }
+    }
+
+    /// Whether the upstream finished the message and reported its final usage: when false at
+    /// the end, the usage (if any) is partial and the record is an estimate.
+    pub fn complete(&self) -> bool {
+        match self {
+            StreamPipe::Fast(s) => s.usage.is_some(),
+            StreamPipe::Translated { up, usage, .. } => up.seen.finished && usage.is_some(),
+        }
     }
 
     pub fn usage(&self) -> Option<Usage> {
@@ -164,11 +257,8 @@ impl StreamPipe {
                     Up::Anthropic(t) => t.on_event(ev, &mut chunks),
                     Up::Gemini(t) => t.on_event(ev, &mut chunks),
                 }
-                for c in &chunks {
-                    if let Some(u) = pivot::usage_of(c) {
-                        *usage = Some(u);
-                    }
-                    down_chunk(&mut up.down, c, out);
+                for c in &mut chunks {
+                    up.chunk(c, usage, out);
                 }
                 let err = match &up.up {
                     Up::Anthropic(t) => t.error(),
@@ -195,11 +285,8 @@ impl StreamPipe {
                 Up::Anthropic(t) => t.finish(&mut chunks),
                 Up::Gemini(t) => t.finish(&mut chunks),
             }
-            for c in &chunks {
-                if let Some(u) = pivot::usage_of(c) {
-                    *usage = Some(u);
-                }
-                down_chunk(&mut up.down, c, out);
+            for c in &mut chunks {
+                up.chunk(c, usage, out);
             }
             if !*error_sent {
                 down_done(&mut up.down, out);

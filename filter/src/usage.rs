@@ -1,6 +1,7 @@
 //! Token usage: what the upstream reported, in one shape for every dialect.
 
-use serde_json::Value;
+use crate::routing::Price;
+use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Usage {
@@ -36,10 +37,198 @@ pub fn from_openai(obj: &Value) -> Option<Usage> {
     })
 }
 
+/// Credits for `u` at `price`: prompt and completion tokens at their per-1k prices.
+pub fn credits(price: &Price, u: &Usage) -> f64 {
+    u.prompt_tokens as f64 * price.prompt_per_1k / 1000.0 + u.completion_tokens as f64 * price.completion_per_1k / 1000.0
+}
+
+// ---- The estimator -------------------------------------------------------------------------
+//
+// Used when the upstream reports no usage (it omits it, the stream is cut short, the client
+// disconnects, the upstream fails mid-stream). Tokens are estimated from the UTF-8 bytes of the
+// text that passed through: one token per 4 bytes (rounded up), the usual figure for English
+// with BPE tokenizers, plus 4 tokens of framing per prompt message and 3 for the reply. The
+// error on the fixtures is measured by `estimator_error_on_fixtures` in filter/tests.
+
+/// Bytes of text per token.
+pub const BYTES_PER_TOKEN: u64 = 4;
+/// Framing tokens per prompt message (role markers).
+pub const TOKENS_PER_MESSAGE: u64 = 4;
+/// Framing tokens for the reply.
+pub const REPLY_TOKENS: u64 = 3;
+
+/// Tokens for `bytes` bytes of text.
+pub fn tokens_from_bytes(bytes: u64) -> u64 {
+    bytes.div_ceil(BYTES_PER_TOKEN)
+}
+
+/// Prompt tokens of a pivot (OpenAI chat) request: every string in `messages` and `tools`
+/// (texts, tool arguments and schemas; image data URLs count at their length, an over-estimate).
+pub fn estimate_prompt_tokens(body: &Map<String, Value>) -> u64 {
+    let mut bytes = 0u64;
+    let mut messages = 0u64;
+    if let Some(Value::Array(ms)) = body.get("messages") {
+        messages = ms.len() as u64;
+        for m in ms {
+            bytes = bytes.saturating_add(string_bytes(m, 0));
+        }
+    }
+    if let Some(t) = body.get("tools") {
+        bytes = bytes.saturating_add(string_bytes(t, 0));
+    }
+    tokens_from_bytes(bytes).saturating_add(messages.saturating_mul(TOKENS_PER_MESSAGE)).saturating_add(REPLY_TOKENS)
+}
+
+/// Total UTF-8 bytes of the strings in `v` (keys of objects included), bounded in depth.
+fn string_bytes(v: &Value, depth: u32) -> u64 {
+    if depth > 64 {
+        return 0;
+    }
+    match v {
+        Value::String(s) => s.len() as u64,
+        Value::Array(a) => a.iter().map(|x| string_bytes(x, depth + 1)).fold(0u64, u64::saturating_add),
+        Value::Object(o) => o
+            .iter()
+            .filter(|(k, _)| k.as_str() != "role" && k.as_str() != "type")
+            .map(|(_, x)| string_bytes(x, depth + 1))
+            .fold(0u64, u64::saturating_add),
+        _ => 0,
+    }
+}
+
+/// Completion text bytes in a pivot chunk or completion: `content`, `refusal`, `reasoning_content`
+/// and tool-call `arguments`, in `delta` or `message` of every choice.
+pub fn pivot_text_bytes(v: &Value) -> u64 {
+    let Some(choices) = v.get("choices").and_then(Value::as_array) else { return 0 };
+    let mut n = 0u64;
+    for c in choices {
+        let Some(m) = c.get("delta").or_else(|| c.get("message")) else { continue };
+        for f in ["content", "refusal", "reasoning_content"] {
+            if let Some(s) = m.get(f).and_then(Value::as_str) {
+                n = n.saturating_add(s.len() as u64);
+            }
+        }
+        if let Some(calls) = m.get("tool_calls").and_then(Value::as_array) {
+            for tc in calls {
+                let f = tc.get("function");
+                for k in ["name", "arguments"] {
+                    if let Some(s) = f.and_then(|f| f.get(k)).and_then(Value::as_str) {
+                        n = n.saturating_add(s.len() as u64);
+                    }
+                }
+            }
+        }
+    }
+    n
+}
+
+/// Completion text bytes in raw JSON, without parsing it: the lengths of the string values of
+/// `"content"`, `"text"`, `"refusal"`, `"arguments"` and `"partial_json"` keys, escapes counted
+/// as the byte they stand for (approximately: `\uXXXX` counts 1). For the fast stream path.
+pub fn text_len_hint(data: impl AsRef<[u8]>) -> u64 {
+    const KEYS: [&[u8]; 5] = [b"\"content\"", b"\"text\"", b"\"refusal\"", b"\"arguments\"", b"\"partial_json\""];
+    let b = data.as_ref();
+    let mut total = 0u64;
+    let mut i = 0usize;
+    while let Some(off) = b.get(i..).and_then(|rest| rest.iter().position(|&c| c == b'"')) {
+        let start = i + off;
+        let rest = b.get(start..).unwrap_or(&[]);
+        let Some(key) = KEYS.iter().find(|k| rest.starts_with(k)) else {
+            // Skip this string (key or value) entirely so values are never read as keys.
+            i = skip_string(b, start + 1);
+            continue;
+        };
+        let mut j = start + key.len();
+        while matches!(b.get(j), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            j += 1;
+        }
+        if b.get(j) != Some(&b':') {
+            i = start + key.len();
+            continue;
+        }
+        j += 1;
+        while matches!(b.get(j), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            j += 1;
+        }
+        if b.get(j) != Some(&b'"') {
+            i = j;
+            continue;
+        }
+        let (len, end) = string_len(b, j + 1);
+        total = total.saturating_add(len);
+        i = end;
+    }
+    total
+}
+
+/// Index just past the closing quote of the JSON string whose content starts at `i`.
+fn skip_string(b: &[u8], i: usize) -> usize {
+    string_len(b, i).1
+}
+
+/// (decoded length, index past the closing quote) of the JSON string whose content starts at `i`.
+fn string_len(b: &[u8], mut i: usize) -> (u64, usize) {
+    let mut n = 0u64;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'"' => return (n, i + 1),
+            b'\\' => {
+                i += if b.get(i + 1) == Some(&b'u') { 6 } else { 2 };
+                n += 1;
+            }
+            _ => {
+                i += 1;
+                n += 1;
+            }
+        }
+    }
+    (n, i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn text_len_hint_counts_text_values_only() {
+        let d = r#"{"id":"x","choices":[{"delta":{"content":"he said \"hi\""}}]}"#;
+        assert_eq!(text_len_hint(d), 12);
+        // A value that looks like a key is not read as one.
+        let d = r#"{"name":"\"content\":\"zzzz","delta":{"text":"abc"}}"#;
+        assert_eq!(text_len_hint(d), 3);
+        let d = r#"{"delta":{"type":"input_json_delta","partial_json":"{\"a\": 1}"}}"#;
+        assert_eq!(text_len_hint(d), 8);
+        assert_eq!(text_len_hint(r#"{"content": null, "arguments" : "{}"}"#), 2);
+        assert_eq!(text_len_hint(r#"{"content":"unterminated"#), 12);
+        assert_eq!(text_len_hint(""), 0);
+        assert_eq!(text_len_hint(r#"{"content":"\u00e9t\u00e9"}"#), 3);
+    }
+
+    #[test]
+    fn pivot_text_bytes_reads_deltas_messages_and_tool_calls() {
+        let c = json!({"choices":[{"delta":{"content":"hello","tool_calls":[{"function":{"name":"f","arguments":"{}"}}]}}]});
+        assert_eq!(pivot_text_bytes(&c), 8);
+        let m = json!({"choices":[{"message":{"content":"héllo"}}]});
+        assert_eq!(pivot_text_bytes(&m), 6);
+        assert_eq!(pivot_text_bytes(&json!({"choices":[]})), 0);
+    }
+
+    #[test]
+    fn prompt_estimate_counts_strings_and_messages() {
+        let b = json!({"model":"m","messages":[{"role":"user","content":"12345678"},{"role":"assistant","content":[{"type":"text","text":"1234"}]}]});
+        // 12 bytes -> 3 tokens, 2 messages -> 8, reply 3
+        assert_eq!(estimate_prompt_tokens(b.as_object().unwrap()), 14);
+        assert_eq!(tokens_from_bytes(0), 0);
+        assert_eq!(tokens_from_bytes(5), 2);
+    }
+
+    #[test]
+    fn credits_at_price() {
+        let p = Price { prompt_per_1k: 1.0, completion_per_1k: 2.0, ..Default::default() };
+        let u = Usage { prompt_tokens: 500, completion_tokens: 250, ..Default::default() };
+        assert!((credits(&p, &u) - 1.0).abs() < 1e-12);
+    }
 
     #[test]
     fn openai_usage_with_details() {

@@ -58,6 +58,7 @@ def main() -> int:
             print(f"  {cluster} -> {addr}")
         print(f"  Envoy log     {stack.envoy_log}")
         print(f"  access log    {stack.access_log}")
+        print(f"  billing log   {stack.billing_log}")
         print("Demo keys:")
         for what, key in DEMO_KEYS.items():
             print(f"  {key:<18} ({what})")

@@ -83,6 +83,7 @@ def render(
     wasm: Path = WASM,
     access_log: Path | None = None,
     patch_filter=None,
+    billing_log: Path | None = None,
     base: Path = DEMO_YAML,
     extra_clusters: list[str] | None = None,
 ) -> dict:
@@ -98,8 +99,12 @@ def render(
         cfg = filter_config(doc)
         cfg = patch_filter(copy.deepcopy(cfg)) or cfg
         wf["typed_config"]["config"]["configuration"]["value"] = json.dumps(cfg)
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    if billing_log is not None:
+        for al in hcm.get("access_log", []):
+            if "FILTER_STATE(wasm.tollgate.billing" in json.dumps(al):
+                al["typed_config"]["path"] = str(billing_log)
     if access_log is not None:
-        hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
         for al in hcm.get("access_log", []):
             if al["name"] == "envoy.access_loggers.stdout":
                 al["name"] = "envoy.access_loggers.file"
@@ -153,6 +158,7 @@ class Stack:
         self.quiet = quiet
         self.tmp = Path(tempfile.mkdtemp(prefix="tollgate-"))
         self.access_log = self.tmp / "access.log"
+        self.billing_log = self.tmp / "billing.jsonl"
         self.envoy_log = self.tmp / "envoy.log"
         self.backend_proc: subprocess.Popen | None = None
         self.envoy_proc: subprocess.Popen | None = None
@@ -198,6 +204,7 @@ class Stack:
             self.admin_port,
             upstreams,
             access_log=self.access_log,
+            billing_log=self.billing_log,
             patch_filter=self.patch_filter,
             extra_clusters=self.extra_clusters,
         )
@@ -213,6 +220,8 @@ class Stack:
                 "--use-dynamic-base-id",
                 "-l", self.log_level,
                 "--disable-hot-restart",
+                # Access logs (billing records among them) reach the file within 100 ms.
+                "--file-flush-interval-msec", "100",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -254,6 +263,29 @@ class Stack:
     def clear_backend_requests(self) -> None:
         req = urllib.request.Request(f"{self.backend}/__demo/requests", method="DELETE")
         urllib.request.urlopen(req, timeout=5).read()
+
+    def billing_records(self) -> list[dict]:
+        """Every billing record written so far (Envoy flushes access logs about once a second)."""
+        if not self.billing_log.exists():
+            return []
+        out = []
+        for line in self.billing_log.read_text().splitlines():
+            if line.strip() and line.strip() != "-":
+                out.append(json.loads(line))
+        return out
+
+    def billing_record(self, request_id: str | None = None, timeout: float = 5.0, **match) -> dict:
+        """Waits for the record with this request id (or whose fields equal `match`)."""
+        deadline = time.time() + timeout
+        while True:
+            for r in self.billing_records():
+                if request_id is not None and r.get("request_id") != request_id:
+                    continue
+                if all(r.get(k) == v for k, v in match.items()):
+                    return r
+            if time.time() > deadline:
+                raise AssertionError(f"no billing record for {request_id or match} in {self.billing_log}")
+            time.sleep(0.1)
 
     def envoy_log_text(self) -> str:
         return self.envoy_log.read_text()

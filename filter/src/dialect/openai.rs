@@ -170,7 +170,7 @@ pub struct OpenAiStream {
     pub usage: Option<Usage>,
     pub saw_done: bool,
     /// Completion text seen, in bytes (for estimates when usage never comes).
-    pub completion_bytes: usize,
+    pub completion_bytes: u64,
 }
 
 impl OpenAiStream {
@@ -188,7 +188,7 @@ impl OpenAiStream {
         }
         let has_usage = data.contains("\"usage\"");
         if self.client_model.is_none() && !has_usage {
-            self.completion_bytes = self.completion_bytes.saturating_add(content_len_hint(data));
+            self.completion_bytes = self.completion_bytes.saturating_add(usage::text_len_hint(data));
             write_data(out, data.as_bytes());
             return;
         }
@@ -200,7 +200,7 @@ impl OpenAiStream {
                 return;
             }
         };
-        self.completion_bytes = self.completion_bytes.saturating_add(content_len_hint(data));
+        self.completion_bytes = self.completion_bytes.saturating_add(usage::text_len_hint(data));
         let Some(obj) = v.as_object_mut() else {
             write_data(out, data.as_bytes());
             return;
@@ -237,16 +237,6 @@ fn write_data(out: &mut Vec<u8>, data: &[u8]) {
 }
 
 /// A cheap upper bound of the completion text in a chunk: the bytes of its `"content":"..."`.
-fn content_len_hint(data: &str) -> usize {
-    match data.find("\"content\":\"") {
-        Some(i) => {
-            let rest = data.get(i + 11..).unwrap_or("");
-            rest.find('"').unwrap_or(rest.len())
-        }
-        None => 0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,10 +3,12 @@
 //! through `hostcalls`, which returns a `Result`, never through the SDK's unwrapping helpers.
 
 use crate::config::Config;
-use crate::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, HeaderEdit, LocalReply, RequestHead};
+use crate::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, HeaderEdit, LocalReply, Outcome, RequestHead};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 mod store;
@@ -15,6 +17,10 @@ proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { config: None, metrics: Rc::new(Metrics::default()) }) });
 }}
+
+/// The billing record's filter state name; access logs read it as
+/// `%FILTER_STATE(wasm.tollgate.billing:PLAIN)%` (Envoy prefixes `wasm.`).
+const BILLING_PROPERTY: &str = "tollgate.billing";
 
 fn log(level: LogLevel, msg: &str) {
     let _ = hostcalls::log(level, msg);
@@ -25,25 +31,44 @@ struct Root {
     metrics: Rc<Metrics>,
 }
 
-/// Envoy stats the filter defines (ids per VM; shared by name across VMs).
+/// Envoy stats the filter defines. Ids are per VM, stats are shared by name across VMs.
+/// Names and tags come from `crate::metrics`.
 #[derive(Default)]
 struct Metrics {
-    /// `tollgate.limits.store_failures`: requests refused with 503 because the shared counters
-    /// could not be read or written within the CAS bound.
-    store_failures: Option<u32>,
+    ids: RefCell<HashMap<String, u32>>,
 }
 
 impl Metrics {
-    fn define() -> Self {
-        Metrics {
-            store_failures: hostcalls::define_metric(MetricType::Counter, "tollgate.limits.store_failures").ok(),
+    fn counter(&self, name: &str) -> Option<u32> {
+        if let Some(id) = self.ids.borrow().get(name) {
+            return Some(*id);
+        }
+        let id = hostcalls::define_metric(MetricType::Counter, name).ok()?;
+        self.ids.borrow_mut().insert(name.to_string(), id);
+        Some(id)
+    }
+
+    fn add(&self, name: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        if let Some(id) = self.counter(name) {
+            let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
-}
 
-fn count(metric: Option<u32>, n: u32) {
-    if let (Some(id), true) = (metric, n > 0) {
-        let _ = hostcalls::increment_metric(id, i64::from(n));
+    /// Defines the stats every model has, so they show (at zero) before the first request.
+    fn define_all(&self, cfg: &Config) {
+        for name in crate::metrics::all_names(cfg) {
+            let _ = self.counter(&name);
+        }
+    }
+
+    fn record(&self, o: &Outcome, store_failures: u32) {
+        for (name, n) in crate::metrics::increments(o) {
+            self.add(&name, n);
+        }
+        self.add(crate::metrics::STORE_FAILURES, u64::from(store_failures));
     }
 }
 
@@ -72,8 +97,10 @@ impl RootContext for Root {
                         cfg.clusters.len()
                     ),
                 );
+                let metrics = Metrics::default();
+                metrics.define_all(&cfg);
                 self.config = Some(Rc::new(cfg));
-                self.metrics = Rc::new(Metrics::define());
+                self.metrics = Rc::new(metrics);
                 true
             }
             Err(e) => {
@@ -145,12 +172,14 @@ impl HttpContext for Http {
         let authorization = header(m, "authorization");
         let x_api_key = header(m, "x-api-key");
         let x_goog_api_key = header(m, "x-goog-api-key");
+        let request_id = header(m, "x-request-id");
         let head = RequestHead {
             method: &method,
             path: &path,
             authorization: authorization.as_deref(),
             x_api_key: x_api_key.as_deref(),
             x_goog_api_key: x_goog_api_key.as_deref(),
+            request_id: request_id.as_deref(),
             end_of_stream,
         };
         let cfg = Rc::clone(&self.config);
@@ -196,6 +225,7 @@ impl HttpContext for Http {
     }
 
     fn on_http_response_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
+        self.ex.response_started(now_ms());
         let m = MapType::HttpResponseHeaders;
         let status = header(m, ":status").and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
         let content_type = header(m, "content-type");
@@ -204,10 +234,15 @@ impl HttpContext for Http {
         Action::Continue
     }
 
+    /// The log phase: Envoy runs it for every request, also after a client disconnect or an
+    /// upstream reset, and before its access loggers (so the record is there for them).
     fn on_log(&mut self) {
         let cfg = Rc::clone(&self.config);
-        self.ex.on_done(&cfg, &env(&store::SharedData));
-        count(self.metrics.store_failures, self.ex.store_failures);
+        let outcome = self.ex.on_done(&cfg, &env(&store::SharedData));
+        if let Err(e) = hostcalls::set_property(vec![BILLING_PROPERTY], Some(&outcome.record)) {
+            log(LogLevel::Error, &format!("tollgate[{}]: cannot store the billing record: {e:?}", self.id));
+        }
+        self.metrics.record(&outcome, self.ex.store_failures);
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
