@@ -129,11 +129,11 @@ pub async fn messages(ctl: &Controls, body: &[u8]) -> Resp {
         if !ctl.no_usage {
             resp["usage"] = json!({"input_tokens": input_tokens, "output_tokens": output_tokens});
         }
-        return body::json(StatusCode::OK, &resp);
+        return body::with_usage(body::json(StatusCode::OK, &resp), input_tokens, output_tokens);
     }
 
     let ctl = ctl.clone();
-    body::stream("text/event-stream", ctl.chunk_delay, move |mut sink| async move {
+    let resp = body::stream("text/event-stream", ctl.chunk_delay, move |mut sink| async move {
         let mut message = json!({
             "id": id,
             "type": "message",
@@ -215,5 +215,6 @@ pub async fn messages(ctl: &Controls, body: &[u8]) -> Resp {
             return;
         }
         event(&mut sink, "message_stop", r#"{"type":"message_stop"}"#).await;
-    })
+    });
+    body::with_usage(resp, input_tokens, output_tokens)
 }

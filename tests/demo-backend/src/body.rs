@@ -70,6 +70,15 @@ pub fn json(status: StatusCode, v: &Value) -> Resp {
     )
 }
 
+/// `x-demo-usage: <prompt> <completion>`: the usage this response reports (or would, under
+/// `x-demo-no-usage` / `x-demo-cut-after`), so tests can compare the gateway's billing with it.
+pub fn with_usage(mut r: Resp, prompt: u64, completion: u64) -> Resp {
+    if let Ok(v) = HeaderValue::from_str(&format!("{prompt} {completion}")) {
+        r.headers_mut().insert("x-demo-usage", v);
+    }
+    r
+}
+
 /// Producer side of a streamed body.
 pub struct EventSink {
     tx: mpsc::Sender<Item>,

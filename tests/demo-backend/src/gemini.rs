@@ -194,7 +194,7 @@ pub async fn generate(ctl: &Controls, route: Route, query: &str, body: &[u8]) ->
         }
         resp["modelVersion"] = json!(model);
         resp["responseId"] = json!(response_id);
-        return body::json(StatusCode::OK, &resp);
+        return body::with_usage(body::json(StatusCode::OK, &resp), prompt_tokens, total);
     }
 
     // `alt=sse` -> Server-Sent Events with CRLF separators; otherwise Gemini
@@ -204,7 +204,7 @@ pub async fn generate(ctl: &Controls, route: Route, query: &str, body: &[u8]) ->
         .any(|kv| kv.eq_ignore_ascii_case("alt=sse"));
     let content_type = if sse { "text/event-stream" } else { "application/json" };
     let ctl = ctl.clone();
-    body::stream(content_type, ctl.chunk_delay, move |mut sink| async move {
+    let resp = body::stream(content_type, ctl.chunk_delay, move |mut sink| async move {
         let tail = format!(
             ",\"modelVersion\":{},\"responseId\":\"{response_id}\"}}",
             json_str(&model)
@@ -279,5 +279,6 @@ pub async fn generate(ctl: &Controls, route: Route, query: &str, body: &[u8]) ->
             let close: &'static [u8] = if first { b"[]" } else { b"]" };
             sink.send(Bytes::from_static(close)).await;
         }
-    })
+    });
+    body::with_usage(resp, prompt_tokens, total)
 }

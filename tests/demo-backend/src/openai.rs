@@ -172,7 +172,7 @@ pub async fn chat(ctl: &Controls, body: &[u8]) -> Resp {
         if !ctl.no_usage {
             resp["usage"] = usage(prompt_tokens, completion);
         }
-        return body::json(StatusCode::OK, &resp);
+        return body::with_usage(body::json(StatusCode::OK, &resp), prompt_tokens, completion);
     }
 
     let ctl = ctl.clone();
@@ -184,7 +184,11 @@ pub async fn chat(ctl: &Controls, body: &[u8]) -> Resp {
             cap,
         )),
     };
-    body::stream("text/event-stream", ctl.chunk_delay, move |mut sink| async move {
+    let completion = match &reply {
+        Reply::Tool(t) => t.args.tokens(),
+        Reply::Text(p) => p.tokens(),
+    };
+    let resp = body::stream("text/event-stream", ctl.chunk_delay, move |mut sink| async move {
         let head = format!(
             "data: {{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":{},\"choices\":[{{\"index\":0,\"delta\":",
             json_str(&model)
@@ -257,5 +261,6 @@ pub async fn chat(ctl: &Controls, body: &[u8]) -> Resp {
             }
         }
         sink.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
-    })
+    });
+    body::with_usage(resp, prompt_tokens, completion)
 }
