@@ -285,3 +285,26 @@ fn estimator_on_fixtures_without_usage() {
         assert!(o.usage.prompt_tokens > 0, "{name}");
     }
 }
+
+/// The estimator (`usage::tokens_from_bytes`) against a real tokenizer's counts (OpenAI's
+/// o200k_base, counted by tests/estimator/corpus.mjs) on prose in six languages, code, JSON,
+/// Markdown, numbers and emoji. `cargo test --test usage_records -- --nocapture` prints the
+/// table the README quotes. Bounds: the corpus total within 15%, each text within 60%.
+#[test]
+fn estimator_against_a_real_tokenizer() {
+    let corpus: Vec<Value> = serde_json::from_str(include_str!("fixtures/estimator_corpus.json")).unwrap();
+    let (mut real_total, mut est_total) = (0u64, 0u64);
+    for e in &corpus {
+        let text = e["text"].as_str().unwrap();
+        let real = e["o200k_tokens"].as_u64().unwrap();
+        let est = usage::tokens_from_bytes(text.len() as u64);
+        let err = (est as f64 - real as f64) / real as f64;
+        println!("{:<24} o200k {real:>4}  estimate {est:>4}  {:+4.0}%", e["kind"].as_str().unwrap(), err * 100.0);
+        assert!(err.abs() <= 0.6, "{}: {err}", e["kind"]);
+        real_total += real;
+        est_total += est;
+    }
+    let err = (est_total as f64 - real_total as f64) / real_total as f64;
+    println!("corpus total: o200k {real_total}, estimate {est_total}, {:+.1}%", err * 100.0);
+    assert!(err.abs() <= 0.15, "{err}");
+}
