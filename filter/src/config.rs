@@ -3,7 +3,7 @@
 
 use crate::dialect::Dialect;
 use crate::keys::{self, KeyTable};
-use crate::routing::{Model, ModelType, Price};
+use crate::routing::{AudioTask, Model, ModelType, Price};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -26,12 +26,16 @@ struct RawConfig {
     /// Largest JSON body (request or non-streamed response) the filter will buffer.
     #[serde(default)]
     max_body_bytes: Option<usize>,
+    /// Largest upload (multipart transcription body), counted as it streams, never buffered.
+    #[serde(default)]
+    max_upload_bytes: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawDefaults {
     rpm: Option<u32>,
+    image_rpm: Option<u32>,
     sandbox_daily_quota: Option<u32>,
     owned_by: Option<String>,
     default_max_tokens: Option<u32>,
@@ -44,6 +48,7 @@ struct RawAccount {
     #[serde(default = "active")]
     status: AccountStatus,
     rpm: Option<u32>,
+    image_rpm: Option<u32>,
     spend_cap: Option<f64>,
 }
 
@@ -84,6 +89,10 @@ struct RawModel {
     sandbox: bool,
     default_max_tokens: Option<u32>,
     owned_by: Option<String>,
+    #[serde(default)]
+    sizes: Vec<String>,
+    max_seconds: Option<f64>,
+    task: Option<AudioTask>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +113,8 @@ pub struct Account {
     pub id: String,
     pub status: AccountStatus,
     pub rpm: u32,
+    /// Image generations per minute (seed 001: a separate limit from chat's).
+    pub image_rpm: u32,
     pub spend_cap: Option<f64>,
 }
 
@@ -142,12 +153,17 @@ pub struct Config {
     pub clusters: Vec<Cluster>,
     pub cluster_header: String,
     pub max_body_bytes: usize,
+    pub max_upload_bytes: u64,
 }
 
 pub const DEFAULT_RPM: u32 = 100;
 pub const DEFAULT_SANDBOX_DAILY: u32 = 100;
 pub const DEFAULT_MAX_BODY: usize = 8 * 1024 * 1024;
 pub const DEFAULT_CLUSTER_HEADER: &str = "x-tollgate-cluster";
+/// Image generations per minute per account, unless configured (seed 001's Standard plan).
+pub const DEFAULT_IMAGE_RPM: u32 = 20;
+/// The largest upload (seed 002: 25 MB).
+pub const DEFAULT_MAX_UPLOAD: u64 = 25 * 1024 * 1024;
 
 impl Config {
     /// Parses and validates the JSON plugin configuration.
@@ -183,6 +199,7 @@ fn check_cap(cap: Option<f64>, where_: &str) -> Result<(), String> {
 fn compile(raw: RawConfig) -> Result<Config, String> {
     let defaults = raw.defaults;
     let default_rpm = defaults.rpm.unwrap_or(DEFAULT_RPM);
+    let default_image_rpm = defaults.image_rpm.unwrap_or(DEFAULT_IMAGE_RPM);
     let default_quota = defaults.sandbox_daily_quota.unwrap_or(DEFAULT_SANDBOX_DAILY);
     let default_owner = defaults.owned_by.unwrap_or_else(|| "tollgate".to_string());
     let default_max_tokens = defaults.default_max_tokens.unwrap_or(1024);
@@ -241,10 +258,24 @@ fn compile(raw: RawConfig) -> Result<Config, String> {
             ("completion_per_1k", p.completion_per_1k),
             ("per_image", p.per_image),
             ("per_second", p.per_second),
+            ("per_1k_chars", p.per_1k_chars),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(format!("{here}.price.{name}: must be a non-negative number"));
             }
+        }
+        for (j, size) in m.sizes.iter().enumerate() {
+            if crate::media::parse_size(size).is_none() {
+                return Err(format!("{here}.sizes[{j}]: must be WIDTHxHEIGHT, like 1024x1024"));
+            }
+        }
+        if let Some(s) = m.max_seconds {
+            if !(s.is_finite() && s > 0.0) {
+                return Err(format!("{here}.max_seconds: must be a positive number"));
+            }
+        }
+        if m.task.is_some() && m.model_type != ModelType::Audio {
+            return Err(format!("{here}.task: only audio models have a task"));
         }
         if model_index.insert(m.id.clone(), i).is_some() {
             return Err(format!("{here}.id: duplicate model '{}'", m.id));
@@ -258,6 +289,9 @@ fn compile(raw: RawConfig) -> Result<Config, String> {
             sandbox: m.sandbox,
             default_max_tokens: m.default_max_tokens.unwrap_or(default_max_tokens),
             owned_by: m.owned_by.unwrap_or_else(|| default_owner.clone()),
+            sizes: m.sizes,
+            max_seconds: m.max_seconds.unwrap_or(crate::media::DEFAULT_MAX_VIDEO_SECONDS),
+            task: m.task,
         });
     }
 
@@ -269,7 +303,13 @@ fn compile(raw: RawConfig) -> Result<Config, String> {
         if account_index.insert(a.id.clone(), i).is_some() {
             return Err(format!("{here}.id: duplicate account '{}'", a.id));
         }
-        accounts.push(Account { id: a.id, status: a.status, rpm: a.rpm.unwrap_or(default_rpm), spend_cap: a.spend_cap });
+        accounts.push(Account {
+            id: a.id,
+            status: a.status,
+            rpm: a.rpm.unwrap_or(default_rpm),
+            image_rpm: a.image_rpm.unwrap_or(default_image_rpm),
+            spend_cap: a.spend_cap,
+        });
     }
 
     let mut keys_out = Vec::with_capacity(raw.keys.len());
@@ -310,6 +350,7 @@ fn compile(raw: RawConfig) -> Result<Config, String> {
         clusters,
         cluster_header,
         max_body_bytes: raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
+        max_upload_bytes: raw.max_upload_bytes.unwrap_or(DEFAULT_MAX_UPLOAD),
     })
 }
 

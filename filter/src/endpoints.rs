@@ -23,6 +23,10 @@ pub enum Endpoint {
     Images,
     /// `POST /v1/videos/generations`.
     Videos,
+    /// `POST /v1/audio/speech`, and seed 002's `POST /api/v1/tts/text_to_audio`.
+    Speech,
+    /// `POST /v1/audio/transcriptions` (multipart upload).
+    Transcriptions,
     /// `GET /v1beta/models`: the catalog in Gemini's shape.
     GeminiListModels,
     /// `GET /v1beta/models/{id}`: one model in Gemini's shape.
@@ -50,7 +54,7 @@ impl Endpoint {
 
     /// Whether the endpoint carries a JSON body the filter must read before routing.
     pub fn needs_body(&self) -> bool {
-        self.is_chat() || matches!(self, Endpoint::Images | Endpoint::Videos)
+        self.is_chat() || matches!(self, Endpoint::Images | Endpoint::Videos | Endpoint::Speech | Endpoint::Transcriptions)
     }
 
     /// The model type the endpoint serves.
@@ -59,6 +63,7 @@ impl Endpoint {
             Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Gemini { .. } => Some(ModelType::Text),
             Endpoint::Images => Some(ModelType::Image),
             Endpoint::Videos => Some(ModelType::Video),
+            Endpoint::Speech | Endpoint::Transcriptions => Some(ModelType::Audio),
             _ => None,
         }
     }
@@ -69,6 +74,8 @@ impl Endpoint {
             Endpoint::ChatCompletions => "/chat/completions",
             Endpoint::Images => "/images/generations",
             Endpoint::Videos => "/videos/generations",
+            Endpoint::Speech => "/audio/speech",
+            Endpoint::Transcriptions => "/audio/transcriptions",
             _ => "",
         }
     }
@@ -83,6 +90,8 @@ impl Endpoint {
             Endpoint::GeminiListModels | Endpoint::GeminiGetModel(_) => "models",
             Endpoint::Images => "images",
             Endpoint::Videos => "videos",
+            Endpoint::Speech => "speech",
+            Endpoint::Transcriptions => "transcriptions",
             Endpoint::MethodNotAllowed => "method_not_allowed",
             Endpoint::Unknown => "unknown",
         }
@@ -118,6 +127,10 @@ pub fn classify(method: &str, full_path: &str) -> Endpoint {
         "messages" => want(is_post, Endpoint::Messages),
         "images/generations" => want(is_post, Endpoint::Images),
         "videos/generations" => want(is_post, Endpoint::Videos),
+        "audio/speech" => want(is_post, Endpoint::Speech),
+        "audio/transcriptions" => want(is_post, Endpoint::Transcriptions),
+        // Seed 002 puts text to speech one level up: /api/v1/tts/text_to_audio.
+        "tts/text_to_audio" if path.starts_with("/api/v1/") => want(is_post, Endpoint::Speech),
         _ => {
             if let Some((model, action)) = rest.strip_prefix("models/").and_then(|r| r.rsplit_once(':')) {
                 let stream = match action {

@@ -12,6 +12,7 @@ use crate::endpoints::{self, Endpoint};
 use crate::errors::{Code, GatewayError};
 use crate::keys::{self, Presented};
 use crate::limits::{self, Counters, RateDecision, SpendScope};
+use crate::media::{self, FieldScan};
 use crate::routing::{Model, ModelType, Price};
 use crate::sse::{Event, Framer};
 use crate::usage::{self, Usage};
@@ -59,6 +60,8 @@ pub struct RequestHead<'a> {
     pub x_goog_api_key: Option<&'a str>,
     /// Envoy's `x-request-id`, for the billing record.
     pub request_id: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub content_length: Option<u64>,
     /// The request has no body (headers ended the stream).
     pub end_of_stream: bool,
 }
@@ -68,6 +71,18 @@ pub enum HeadAction {
     Reply(LocalReply),
     /// Apply the edits, then buffer the whole body and call `on_request_body`.
     ReadBody(Vec<HeaderEdit>),
+}
+
+/// What to do with a piece of a streamed upload (a multipart transcription).
+#[derive(Debug, PartialEq)]
+pub enum UploadAction {
+    /// Keep buffering: the `model` field has not arrived yet.
+    NeedMore,
+    /// Routed: apply the edits, replace the buffered body if given, and let it all stream on.
+    Forward { edits: Vec<HeaderEdit>, body: Option<Vec<u8>> },
+    /// Let this piece through.
+    Continue,
+    Reply(LocalReply),
 }
 
 #[derive(Debug, PartialEq)]
@@ -153,7 +168,23 @@ pub struct Exchange {
     content: Option<(Vec<u8>, Vec<u8>)>,
     /// The model's price (for `credits_consumed`).
     price: Option<Price>,
+    /// A multipart upload being streamed: its boundary, its declared length, bytes seen, and
+    /// whether it was routed (forwarded) already.
+    upload: Option<Upload>,
+    /// Media units came from an estimate (a transcription response that reported no seconds).
+    units_estimated: bool,
 }
+
+#[derive(Debug)]
+struct Upload {
+    boundary: String,
+    declared: Option<u64>,
+    seen: u64,
+    forwarded: bool,
+}
+
+/// How far into an upload the `model` field may be looked for.
+pub const UPLOAD_SCAN_LIMIT: usize = 1024 * 1024;
 
 /// The end of an exchange: what to bill and count, and the billing record.
 #[derive(Debug, Clone, PartialEq)]
@@ -205,6 +236,8 @@ impl Exchange {
             units: None,
             content: None,
             price: None,
+            upload: None,
+            units_estimated: false,
         }
     }
 
@@ -249,16 +282,27 @@ impl Exchange {
         let Some(account) = self.account.and_then(|a| cfg.account(a)) else {
             return Err(GatewayError::new(Code::InternalError, "account record missing"));
         };
-        let d = limits::check_rpm(env.store, &account.id, account.rpm, env.now_ms).map_err(store_error)?;
+        let (scope, limit, what) = self.rate_scope(account);
+        let d = limits::check_rpm(env.store, &scope, limit, env.now_ms).map_err(store_error)?;
         self.rate = Some(d);
         if d.allowed {
             Ok(())
         } else {
             Err(GatewayError::new(
                 Code::RateLimitExceeded,
-                format!("Rate limit of {} requests per minute reached for this account; retry after {} s", d.limit, d.retry_after_secs),
+                format!("Rate limit of {} {what} per minute reached for this account; retry after {} s", d.limit, d.retry_after_secs),
             )
             .with_retry_after_ms(d.reset_after_ms))
+        }
+    }
+
+    /// The rate window this request counts in: image generations have their own (seed 001),
+    /// kept under `rpm:img:{account}`; everything else shares the account's `rpm:{account}`.
+    fn rate_scope(&self, account: &crate::config::Account) -> (String, u32, &'static str) {
+        if self.endpoint == Endpoint::Images {
+            (format!("img:{}", account.id), account.image_rpm, "image generations")
+        } else {
+            (account.id.clone(), account.rpm, "requests")
         }
     }
 
@@ -270,9 +314,10 @@ impl Exchange {
         };
         let account = self.account.and_then(|a| cfg.account(a));
         // Refunds are best effort: a failed refund leaves the slot taken (the safe direction).
+        let scope = account.map(|a| self.rate_scope(a).0);
         let refund_rpm = || {
-            if let Some(a) = account {
-                let _ = limits::undo_rpm(env.store, &a.id, env.now_ms);
+            if let Some(s) = &scope {
+                let _ = limits::undo_rpm(env.store, s, env.now_ms);
             }
         };
         let mut took_daily = false;
@@ -304,7 +349,10 @@ impl Exchange {
         if let Some((a, cap)) = account.and_then(|a| Some((a, a.spend_cap?))) {
             scopes.push(SpendScope::account(&a.id, limits::credits_to_micros(cap)));
         }
-        self.estimate_micros = estimate_micros(model, self.request_bytes, units, max_tokens);
+        self.estimate_micros = match model.model_type {
+            ModelType::Text => estimate_micros(model, self.request_bytes, units, max_tokens),
+            _ => media_micros(model, &self.endpoint, units),
+        };
         if scopes.is_empty() {
             return Ok(());
         }
@@ -344,9 +392,10 @@ impl Exchange {
         let upstream_ok = forwarded && (200..300).contains(&self.status);
         let micros = match model {
             Some(m) if upstream_ok && m.model_type == ModelType::Text => limits::credits_to_micros(usage::credits(&m.price, &billed)),
-            Some(_) if upstream_ok => self.estimate_micros,
+            Some(m) if upstream_ok => media_micros(m, &self.endpoint, self.units.unwrap_or(0.0)),
             _ => 0,
         };
+        let estimated = estimated || (upstream_ok && self.units_estimated);
         if let Some((scopes, reserved)) = self.reserved.take() {
             let _ = limits::settle(env.store, &scopes, reserved, micros);
         }
@@ -523,8 +572,14 @@ impl Exchange {
                     )));
                 }
                 let mut edits = client_credential_removals();
-                edits.push(remove("content-length"));
                 edits.push(remove(&cfg.cluster_header));
+                if self.endpoint == Endpoint::Transcriptions {
+                    if let Err(e) = self.start_upload(cfg, head) {
+                        return HeadAction::Reply(self.fail(e));
+                    }
+                } else {
+                    edits.push(remove("content-length"));
+                }
                 HeadAction::ReadBody(edits)
             }
         }
@@ -537,6 +592,132 @@ impl Exchange {
         let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
         headers.extend(self.rate_headers());
         LocalReply { status: 200, headers, body: serde_json::to_vec(v).unwrap_or_default() }
+    }
+
+    /// A multipart upload: refused at once when its declared length is over the cap (before a
+    /// byte of it is read), else streamed and counted.
+    fn start_upload(&mut self, cfg: &Config, head: &RequestHead) -> Result<(), GatewayError> {
+        if let Some(n) = head.content_length.filter(|n| *n > cfg.max_upload_bytes) {
+            return Err(too_large_upload(cfg.max_upload_bytes, n));
+        }
+        let boundary = head.content_type.and_then(media::multipart_boundary).ok_or_else(|| {
+            GatewayError::bad("file", "Transcriptions take a multipart/form-data body with the fields 'model' and 'file'")
+        })?;
+        self.upload = Some(Upload { boundary, declared: head.content_length, seen: 0, forwarded: false });
+        Ok(())
+    }
+
+    /// Whether a streamed upload was routed already (its pieces are only counted now).
+    pub fn upload_routed(&self) -> bool {
+        self.upload.as_ref().is_some_and(|u| u.forwarded)
+    }
+
+    /// Whether this request's body is a streamed upload (see `on_upload_body`).
+    pub fn is_upload(&self) -> bool {
+        self.upload.is_some()
+    }
+
+    /// A piece of a streamed upload. Before routing, `buffered` is the whole body so far (the
+    /// host buffers it while the answer is `NeedMore`) and `size` its length; after, `size` is the
+    /// new piece's length (the piece itself is not needed). Bytes are counted, never kept.
+    pub fn on_upload_body(&mut self, cfg: &Config, buffered: &[u8], size: usize, end_of_stream: bool, env: &Env) -> UploadAction {
+        self.now_ms = env.now_ms;
+        let max = cfg.max_upload_bytes;
+        let Some(up) = self.upload.as_mut() else { return UploadAction::Continue };
+        if up.forwarded {
+            up.seen = up.seen.saturating_add(size as u64);
+            if up.seen > max {
+                let e = too_large_upload(max, up.seen);
+                return UploadAction::Reply(self.fail(e));
+            }
+            return UploadAction::Continue;
+        }
+        up.seen = size as u64;
+        if up.seen > max {
+            let e = too_large_upload(max, up.seen);
+            return UploadAction::Reply(self.fail(e));
+        }
+        match media::scan_field(buffered, &up.boundary, "model", end_of_stream) {
+            FieldScan::NeedMore if buffered.len() < UPLOAD_SCAN_LIMIT => UploadAction::NeedMore,
+            FieldScan::NeedMore | FieldScan::Absent => {
+                let e = GatewayError::missing("model");
+                let e = GatewayError { message: format!("{} (a form field, before the file)", e.message), ..e };
+                UploadAction::Reply(self.fail(e))
+            }
+            FieldScan::Found { value, start, end } => match self.route_upload(cfg, buffered, &value, start, end, env) {
+                Ok(a) => a,
+                Err(e) => UploadAction::Reply(self.fail(e)),
+            },
+        }
+    }
+
+    fn route_upload(&mut self, cfg: &Config, buffered: &[u8], name: &str, start: usize, end: usize, env: &Env) -> Result<UploadAction, GatewayError> {
+        let model = self.resolve_model(cfg, name, Some(ModelType::Audio))?;
+        if !media::task_matches(&self.endpoint, model) {
+            return Err(wrong_task(name, &self.endpoint));
+        }
+        let declared = self.upload.as_ref().and_then(|u| u.declared);
+        let seen = self.upload.as_ref().map(|u| u.seen).unwrap_or(0);
+        let units = media::estimated_upload_seconds(declared.unwrap_or(seen));
+        self.units = Some(units);
+        self.check_rpm(cfg, env)?;
+        self.check_model_limits(cfg, env, model, units, None)?;
+        let cluster = cfg
+            .cluster_of(model)
+            .ok_or_else(|| GatewayError::new(Code::InternalError, "the model's cluster is not configured"))?;
+        self.model = Some(name.to_string());
+        self.cluster = Some(model.cluster);
+        self.upstream_model = Some(model.upstream_model.clone());
+        self.upstream = cluster.dialect;
+        self.price = Some(model.price);
+        let mut body = None;
+        let mut length = declared;
+        if model.upstream_model != name {
+            let mut b = Vec::with_capacity(buffered.len() + model.upstream_model.len());
+            b.extend_from_slice(buffered.get(..start).unwrap_or(&[]));
+            b.extend_from_slice(model.upstream_model.as_bytes());
+            b.extend_from_slice(buffered.get(end..).unwrap_or(&[]));
+            length = declared.map(|n| (n + b.len() as u64).saturating_sub(buffered.len() as u64));
+            body = Some(b);
+        }
+        if let Some(u) = self.upload.as_mut() {
+            u.forwarded = true;
+        }
+        let path = format!("{}{}", cluster.base_path, self.endpoint.upstream_suffix());
+        let mut edits = self.upstream_edits(cfg, cluster, path);
+        match length {
+            Some(n) => edits.push(set("content-length", n.to_string())),
+            None => edits.push(remove("content-length")),
+        }
+        Ok(UploadAction::Forward { edits, body })
+    }
+
+    /// Routing headers for the upstream: cluster, path, the cluster's credential and headers.
+    fn upstream_edits(&self, cfg: &Config, cluster: &crate::config::Cluster, path: String) -> Vec<HeaderEdit> {
+        let mut edits = vec![
+            set(&cfg.cluster_header, cluster.name.clone()),
+            set(":path", path),
+            remove("accept-encoding"),
+            remove("anthropic-version"),
+            remove("anthropic-beta"),
+        ];
+        if let Some(a) = &cluster.authority {
+            edits.push(set(":authority", a.clone()));
+        }
+        if let Some(k) = &cluster.api_key {
+            match cluster.dialect {
+                Dialect::OpenAi => edits.push(set("authorization", format!("Bearer {k}"))),
+                Dialect::Anthropic => {
+                    edits.push(set("x-api-key", k.clone()));
+                    edits.push(set("anthropic-version", "2023-06-01"));
+                }
+                Dialect::Gemini => edits.push(set("x-goog-api-key", k.clone())),
+            }
+        }
+        for (k, v) in &cluster.headers {
+            edits.push(set(k, v.clone()));
+        }
+        edits
     }
 
     /// Is the buffered request body over the configured cap?
@@ -589,11 +770,10 @@ impl Exchange {
                 let body = openai::parse_json_object(raw)?;
                 let name = openai::required_model(&body)?;
                 let model = self.resolve_model(cfg, &name, want_type)?;
-                let units = match model.model_type {
-                    ModelType::Image => body.get("n").and_then(Value::as_f64).unwrap_or(1.0),
-                    ModelType::Video => body.get("duration").and_then(Value::as_f64).unwrap_or(6.0),
-                    _ => 1.0,
-                };
+                if !media::task_matches(&self.endpoint, model) {
+                    return Err(wrong_task(&name, &self.endpoint));
+                }
+                let units = media::validate(&self.endpoint, &body, model)?;
                 self.units = Some(units);
                 (name, units, None)
             }
@@ -619,9 +799,16 @@ impl Exchange {
                 u64::from(model.default_max_tokens),
             )?,
             None => {
-                let body = if model.upstream_model != client_model {
+                // Seed 002's TTS names the text `text`; the upstream's speech API wants `input`.
+                let tts_text = self.endpoint == Endpoint::Speech && openai::parse_json_object(raw)?.get("input").is_none();
+                let body = if model.upstream_model != client_model || tts_text {
                     let mut body = openai::parse_json_object(raw)?;
                     body.insert("model".to_string(), Value::String(model.upstream_model.clone()));
+                    if tts_text {
+                        if let Some(t) = body.remove("text") {
+                            body.insert("input".to_string(), t);
+                        }
+                    }
                     serde_json::to_vec(&Value::Object(body)).ok()
                 } else {
                     None
@@ -631,29 +818,7 @@ impl Exchange {
         };
         self.model = Some(client_model);
 
-        let mut edits = vec![
-            set(&cfg.cluster_header, cluster.name.clone()),
-            set(":path", path),
-            remove("accept-encoding"),
-            remove("anthropic-version"),
-            remove("anthropic-beta"),
-        ];
-        if let Some(a) = &cluster.authority {
-            edits.push(set(":authority", a.clone()));
-        }
-        if let Some(k) = &cluster.api_key {
-            match cluster.dialect {
-                Dialect::OpenAi => edits.push(set("authorization", format!("Bearer {k}"))),
-                Dialect::Anthropic => {
-                    edits.push(set("x-api-key", k.clone()));
-                    edits.push(set("anthropic-version", "2023-06-01"));
-                }
-                Dialect::Gemini => edits.push(set("x-goog-api-key", k.clone())),
-            }
-        }
-        for (k, v) in &cluster.headers {
-            edits.push(set(k, v.clone()));
-        }
+        let mut edits = self.upstream_edits(cfg, cluster, path);
         let len = new_body.as_ref().map(Vec::len).unwrap_or(raw.len());
         edits.push(set("content-length", len.to_string()));
         edits.push(set("content-type", "application/json"));
@@ -709,6 +874,13 @@ impl Exchange {
                 remove("content-encoding"),
             ];
         }
+        let is_json = content_type.map(|c| c.contains("json")).unwrap_or(false);
+        if !self.endpoint.is_chat() {
+            // Media bodies pass untouched (images can be megabytes of base64); a transcription's
+            // small JSON is read for the seconds it bills.
+            self.mode = if self.endpoint == Endpoint::Transcriptions && is_json { ResponseMode::BufferJson } else { ResponseMode::Pass };
+            return Vec::new();
+        }
         let is_sse = content_type.map(|c| c.trim_start().to_ascii_lowercase().starts_with("text/event-stream")).unwrap_or(false);
         if is_sse {
             let pipe = StreamPipe::priced(
@@ -757,6 +929,13 @@ impl Exchange {
                 if !end_of_stream {
                     self.buffered = self.buffered.saturating_add(chunk.len());
                     return if self.buffered > max_body { ChunkAction::Pass } else { ChunkAction::Buffer };
+                }
+                if self.endpoint == Endpoint::Transcriptions {
+                    match media::transcription_seconds(chunk) {
+                        Some(s) => self.units = Some(s),
+                        None => self.units_estimated = true,
+                    }
+                    return ChunkAction::Pass;
                 }
                 let (out, usage) = translate::response_priced(
                     self.front,
@@ -899,6 +1078,31 @@ pub fn estimate_micros(model: &Model, request_bytes: usize, units: f64, max_toke
         ModelType::Video | ModelType::Audio => units.max(0.0) * p.per_second,
     };
     limits::credits_to_micros(credits)
+}
+
+/// Credits of a media request, in micro-credits: per image, per second (video, transcription),
+/// per 1000 characters (speech).
+pub fn media_micros(model: &Model, endpoint: &Endpoint, units: f64) -> u64 {
+    let p = model.price;
+    let units = units.max(0.0);
+    let credits = match (model.model_type, endpoint) {
+        (ModelType::Image, _) => units * p.per_image,
+        (ModelType::Audio, Endpoint::Speech) => units * p.per_1k_chars / 1000.0,
+        _ => units * p.per_second,
+    };
+    limits::credits_to_micros(credits)
+}
+
+fn too_large_upload(max: u64, got: u64) -> GatewayError {
+    GatewayError::new(
+        Code::RequestTooLarge,
+        format!("The upload is larger than {} MB ({got} bytes); send at most {max} bytes", max / (1024 * 1024)),
+    )
+}
+
+fn wrong_task(name: &str, endpoint: &Endpoint) -> GatewayError {
+    GatewayError::new(Code::InvalidModel, format!("The model '{name}' cannot be used on the {} endpoint", endpoint.name()))
+        .with_param("model")
 }
 
 /// The actual cost of reported usage.

@@ -9,6 +9,7 @@ pub mod errors;
 pub mod exchange;
 pub mod keys;
 pub mod limits;
+pub mod media;
 pub mod metrics;
 pub mod routing;
 pub mod sse;

@@ -34,6 +34,19 @@ pub struct Price {
     pub per_image: f64,
     #[serde(default)]
     pub per_second: f64,
+    /// Text to speech: credits per 1000 characters of input.
+    #[serde(default)]
+    pub per_1k_chars: f64,
+}
+
+/// What an `audio` model does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioTask {
+    /// Text to speech (`/v1/audio/speech`, `/api/v1/tts/text_to_audio`).
+    Speech,
+    /// Speech to text (`/v1/audio/transcriptions`).
+    Transcription,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -50,4 +63,10 @@ pub struct Model {
     /// Completion budget assumed when a request gives no `max_tokens`.
     pub default_max_tokens: u32,
     pub owned_by: String,
+    /// Image and video models: the sizes (`WxH`) accepted; empty accepts any `WxH`.
+    pub sizes: Vec<String>,
+    /// Video models: the longest video, in seconds.
+    pub max_seconds: f64,
+    /// Audio models: speech or transcription (`None`: either).
+    pub task: Option<AudioTask>,
 }

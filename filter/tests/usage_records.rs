@@ -88,7 +88,7 @@ fn run(cfg: &Config, store: &MemoryStore, front: &str, up: &str, events: &[&str]
         x_api_key,
         x_goog_api_key: goog,
         request_id: Some("rid-1"),
-        end_of_stream: false,
+        ..Default::default()
     };
     assert!(matches!(ex.on_request_headers(cfg, &head, &env), HeadAction::ReadBody(_)));
     match ex.on_request_body(cfg, body.as_bytes(), &env) {

@@ -3,7 +3,7 @@
 //! through `hostcalls`, which returns a `Result`, never through the SDK's unwrapping helpers.
 
 use crate::config::Config;
-use crate::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, HeaderEdit, LocalReply, Outcome, RequestHead};
+use crate::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, HeaderEdit, LocalReply, Outcome, RequestHead, UploadAction};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
@@ -162,6 +162,34 @@ impl Http {
     }
 }
 
+impl Http {
+    /// A streamed upload: the buffered start is read until the `model` field is found; after
+    /// routing, pieces are only counted (their bytes are never copied into the VM).
+    fn upload_body(&mut self, cfg: &Config, size: usize, end_of_stream: bool) -> Action {
+        let buffered = if self.ex.local_reply {
+            return Action::Pause;
+        } else if self.ex.upload_routed() {
+            Vec::new()
+        } else {
+            hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size).ok().flatten().unwrap_or_default()
+        };
+        match self.ex.on_upload_body(cfg, &buffered, size, end_of_stream, &env(&store::SharedData)) {
+            UploadAction::NeedMore => Action::Pause,
+            UploadAction::Continue => Action::Continue,
+            UploadAction::Reply(r) => self.reply(&r),
+            UploadAction::Forward { edits, body } => {
+                apply(MapType::HttpRequestHeaders, &edits);
+                if let Some(b) = body {
+                    if let Err(e) = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, size, &b) {
+                        log(LogLevel::Error, &format!("tollgate[{}]: cannot rewrite the upload: {e:?}", self.id));
+                    }
+                }
+                Action::Continue
+            }
+        }
+    }
+}
+
 impl Context for Http {}
 
 impl HttpContext for Http {
@@ -173,6 +201,8 @@ impl HttpContext for Http {
         let x_api_key = header(m, "x-api-key");
         let x_goog_api_key = header(m, "x-goog-api-key");
         let request_id = header(m, "x-request-id");
+        let content_type = header(m, "content-type");
+        let content_length = header(m, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
         let head = RequestHead {
             method: &method,
             path: &path,
@@ -180,6 +210,8 @@ impl HttpContext for Http {
             x_api_key: x_api_key.as_deref(),
             x_goog_api_key: x_goog_api_key.as_deref(),
             request_id: request_id.as_deref(),
+            content_type: content_type.as_deref(),
+            content_length,
             end_of_stream,
         };
         let cfg = Rc::clone(&self.config);
@@ -197,6 +229,9 @@ impl HttpContext for Http {
             return Action::Pause;
         }
         let cfg = Rc::clone(&self.config);
+        if self.ex.is_upload() {
+            return self.upload_body(&cfg, size, end_of_stream);
+        }
         if let Some(r) = self.ex.request_too_large(&cfg, size) {
             return self.reply(&r);
         }

@@ -229,7 +229,11 @@ pub fn speech(body: &[u8]) -> Resp {
 pub fn transcriptions(body: &[u8]) -> Resp {
     body::json(
         StatusCode::OK,
-        &json!({"text": format!("demo transcription of {} bytes", body.len())}),
+        &json!({
+            "text": format!("demo transcription of {} bytes", body.len()),
+            // As OpenAI reports it: seconds of audio (here: of 16 kHz mono 16-bit PCM).
+            "usage": {"type": "duration", "seconds": (body.len() as u64 / 32_000).max(1)},
+        }),
     )
 }
 

@@ -754,7 +754,10 @@ fn media_endpoints() {
         &[("content-type", "multipart/form-data; boundary=b")],
         form,
     );
-    assert_eq!(r.json(), json!({"text": format!("demo transcription of {} bytes", form.len())}));
+    assert_eq!(
+        r.json(),
+        json!({"text": format!("demo transcription of {} bytes", form.len()), "usage": {"type": "duration", "seconds": 1}})
+    );
 }
 
 #[test]

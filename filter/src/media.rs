@@ -1,0 +1,347 @@
+//! Media and audio requests: validation of image, video and speech bodies (seeds 000, 001, 002)
+//! and what they bill, and the streaming scan of a multipart transcription upload for its
+//! `model` field. Unknown fields are never rejected: they go to the backend untouched
+//! (`hostMedia` among them).
+
+use crate::endpoints::Endpoint;
+use crate::errors::{Code, GatewayError};
+use crate::routing::{AudioTask, Model, ModelType};
+use serde_json::{Map, Value};
+
+/// Seed 001: prompts of at most 4000 characters.
+pub const MAX_PROMPT_CHARS: usize = 4000;
+/// Seed 001: 1 to 4 images per request.
+pub const MAX_IMAGES: u64 = 4;
+/// Seed 000's default video length, and the longest unless the model says otherwise.
+pub const DEFAULT_VIDEO_SECONDS: f64 = 6.0;
+pub const DEFAULT_MAX_VIDEO_SECONDS: f64 = 10.0;
+/// Frames per second a video request may ask for.
+pub const FPS_RANGE: (u64, u64) = (1, 60);
+/// OpenAI's limit on speech input.
+pub const MAX_SPEECH_CHARS: usize = 4096;
+const SPEECH_FORMATS: [&str; 6] = ["mp3", "opus", "aac", "flac", "wav", "pcm"];
+const IMAGE_FORMATS: [&str; 2] = ["b64_json", "url"];
+const QUALITIES: [&str; 4] = ["standard", "hd", "low", "high"];
+
+/// `WxH` -> (W, H), each 1..=8192.
+pub fn parse_size(s: &str) -> Option<(u32, u32)> {
+    let (w, h) = s.split_once('x')?;
+    let w: u32 = w.parse().ok()?;
+    let h: u32 = h.parse().ok()?;
+    ((1..=8192).contains(&w) && (1..=8192).contains(&h)).then_some((w, h))
+}
+
+fn bad(param: &str, msg: impl Into<String>) -> GatewayError {
+    GatewayError::new(Code::BadRequest, msg).with_param(param)
+}
+
+fn opt_str<'a>(body: &'a Map<String, Value>, k: &str) -> Result<Option<&'a str>, GatewayError> {
+    match body.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(bad(k, format!("'{k}' must be a string"))),
+    }
+}
+
+fn req_text<'a>(body: &'a Map<String, Value>, k: &str, max_chars: usize) -> Result<&'a str, GatewayError> {
+    let s = opt_str(body, k)?.ok_or_else(|| GatewayError::missing(k))?;
+    if s.trim().is_empty() {
+        return Err(bad(k, format!("'{k}' must not be empty")));
+    }
+    let n = s.chars().count();
+    if n > max_chars {
+        return Err(bad(k, format!("'{k}' is {n} characters long; the limit is {max_chars}")));
+    }
+    Ok(s)
+}
+
+fn one_of(body: &Map<String, Value>, k: &str, allowed: &[&str]) -> Result<(), GatewayError> {
+    match opt_str(body, k)? {
+        Some(v) if !allowed.contains(&v) => Err(bad(k, format!("'{k}' must be one of {}; got '{v}'", allowed.join(", ")))),
+        _ => Ok(()),
+    }
+}
+
+fn size(body: &Map<String, Value>, model: &Model) -> Result<(), GatewayError> {
+    let Some(s) = opt_str(body, "size")? else { return Ok(()) };
+    if parse_size(s).is_none() {
+        return Err(bad("size", format!("'size' must be WIDTHxHEIGHT, like 1024x1024; got '{s}'")));
+    }
+    if !model.sizes.is_empty() && !model.sizes.iter().any(|x| x == s) {
+        return Err(bad("size", format!("'{}' supports the sizes {}; got '{s}'", model.id, model.sizes.join(", "))));
+    }
+    Ok(())
+}
+
+/// A number given as a JSON number (or a numeric string, as some clients send form values).
+fn number(body: &Map<String, Value>, k: &str) -> Result<Option<f64>, GatewayError> {
+    match body.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_f64().map(Some).ok_or_else(|| bad(k, format!("'{k}' must be a number"))),
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(Some).ok_or_else(|| bad(k, format!("'{k}' must be a number"))),
+        Some(_) => Err(bad(k, format!("'{k}' must be a number"))),
+    }
+}
+
+fn integer_in(body: &Map<String, Value>, k: &str, lo: u64, hi: u64) -> Result<Option<u64>, GatewayError> {
+    let Some(v) = body.get(k).filter(|v| !v.is_null()) else { return Ok(None) };
+    match v.as_u64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)) {
+        Some(n) if (lo..=hi).contains(&n) => Ok(Some(n)),
+        Some(n) => Err(bad(k, format!("'{k}' must be between {lo} and {hi}; got {n}"))),
+        None => Err(bad(k, format!("'{k}' must be an integer between {lo} and {hi}"))),
+    }
+}
+
+/// Does `model` serve `endpoint`? (Its type was checked already; audio models have a task.)
+pub fn task_matches(endpoint: &Endpoint, model: &Model) -> bool {
+    !matches!(
+        (endpoint, model.task),
+        (Endpoint::Speech, Some(AudioTask::Transcription)) | (Endpoint::Transcriptions, Some(AudioTask::Speech))
+    )
+}
+
+/// Validates a JSON media body for `model` and returns its billable units: images, seconds of
+/// video, characters of speech input.
+pub fn validate(endpoint: &Endpoint, body: &Map<String, Value>, model: &Model) -> Result<f64, GatewayError> {
+    match (endpoint, model.model_type) {
+        (Endpoint::Images, ModelType::Image) => {
+            req_text(body, "prompt", MAX_PROMPT_CHARS)?;
+            let n = integer_in(body, "n", 1, MAX_IMAGES)?.unwrap_or(1);
+            size(body, model)?;
+            one_of(body, "response_format", &IMAGE_FORMATS)?;
+            one_of(body, "quality", &QUALITIES)?;
+            Ok(n as f64)
+        }
+        (Endpoint::Videos, ModelType::Video) => {
+            req_text(body, "prompt", MAX_PROMPT_CHARS)?;
+            size(body, model)?;
+            let seconds = number(body, "duration")?.unwrap_or(DEFAULT_VIDEO_SECONDS);
+            if !(seconds > 0.0 && seconds <= model.max_seconds) {
+                return Err(bad(
+                    "duration",
+                    format!("'duration' must be more than 0 and at most {} seconds for '{}'; got {seconds}", model.max_seconds, model.id),
+                ));
+            }
+            integer_in(body, "fps", FPS_RANGE.0, FPS_RANGE.1)?;
+            Ok(seconds)
+        }
+        (Endpoint::Speech, ModelType::Audio) => {
+            // Seed 002's TTS endpoint calls the text `text`; OpenAI's speech calls it `input`.
+            let key = if body.contains_key("input") || !body.contains_key("text") { "input" } else { "text" };
+            let input = req_text(body, key, MAX_SPEECH_CHARS)?;
+            opt_str(body, "voice")?;
+            one_of(body, "response_format", &SPEECH_FORMATS)?;
+            if let Some(s) = number(body, "speed")? {
+                if !(0.25..=4.0).contains(&s) {
+                    return Err(bad("speed", format!("'speed' must be between 0.25 and 4.0; got {s}")));
+                }
+            }
+            Ok(input.chars().count() as f64)
+        }
+        _ => Ok(1.0),
+    }
+}
+
+/// Seconds of audio a transcription response reports: OpenAI's `usage.seconds` (type
+/// `duration`) or verbose_json's `duration`.
+pub fn transcription_seconds(body: &[u8]) -> Option<f64> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    v.pointer("/usage/seconds")
+        .and_then(Value::as_f64)
+        .or_else(|| v.get("duration").and_then(Value::as_f64))
+        .filter(|s| s.is_finite() && *s >= 0.0)
+}
+
+/// Seconds of audio assumed for an upload when the response reports none: 16 kB a second
+/// (128 kbit/s, as MP3 at a usual rate; WAV at 16 kHz mono is 32 kB/s, so this over-counts it).
+pub fn estimated_upload_seconds(bytes: u64) -> f64 {
+    (bytes as f64 / 16_000.0).ceil().max(1.0)
+}
+
+/// The boundary of a `multipart/form-data` content type.
+pub fn multipart_boundary(content_type: &str) -> Option<String> {
+    let (kind, params) = content_type.split_once(';')?;
+    if !kind.trim().eq_ignore_ascii_case("multipart/form-data") {
+        return None;
+    }
+    params.split(';').find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        if !k.trim().eq_ignore_ascii_case("boundary") {
+            return None;
+        }
+        let v = v.trim().trim_matches('"');
+        (!v.is_empty() && v.len() <= 200).then(|| v.to_string())
+    })
+}
+
+/// What the start of a multipart body says about a field.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FieldScan {
+    /// The field's value, and the byte range of the value in the body.
+    Found { value: String, start: usize, end: usize },
+    /// Not seen yet: more bytes are needed.
+    NeedMore,
+    /// A file part came first, or the body ended, without the field.
+    Absent,
+}
+
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if needle.is_empty() {
+        return None;
+    }
+    hay.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+}
+
+/// Looks for the form field `name` in the start of a multipart body, part by part. A part with a
+/// `filename` (the upload itself) before the field means the field is not in front of the file:
+/// the scan stops there rather than read the file (clients put form fields first; the SDKs do).
+pub fn scan_field(body: &[u8], boundary: &str, name: &str, complete: bool) -> FieldScan {
+    let delim = format!("--{boundary}");
+    let mut pos = match find(body, delim.as_bytes(), 0) {
+        Some(p) => p,
+        None => return if complete { FieldScan::Absent } else { FieldScan::NeedMore },
+    };
+    loop {
+        let after = pos + delim.len();
+        if body.get(after..after + 2) == Some(b"--") {
+            return FieldScan::Absent; // the closing delimiter
+        }
+        let Some(head_end) = find(body, b"\r\n\r\n", after) else {
+            return if complete { FieldScan::Absent } else { FieldScan::NeedMore };
+        };
+        let head = String::from_utf8_lossy(body.get(after..head_end).unwrap_or(&[])).to_ascii_lowercase();
+        let disposition = head.lines().find(|l| l.trim_start().starts_with("content-disposition:")).unwrap_or("");
+        let is_file = disposition.contains("filename=");
+        let field = disposition.split(';').find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            (k.trim() == "name").then(|| v.trim().trim_matches('"').to_string())
+        });
+        let value_start = head_end + 4;
+        if field.as_deref() == Some(name) && !is_file {
+            let closing = format!("\r\n--{boundary}");
+            return match find(body, closing.as_bytes(), value_start) {
+                Some(end) => FieldScan::Found {
+                    value: String::from_utf8_lossy(body.get(value_start..end).unwrap_or(&[])).trim().to_string(),
+                    start: value_start,
+                    end,
+                },
+                None if complete => FieldScan::Absent,
+                None => FieldScan::NeedMore,
+            };
+        }
+        if is_file {
+            return FieldScan::Absent;
+        }
+        match find(body, format!("\r\n{delim}").as_bytes(), value_start) {
+            Some(next) => pos = next + 2,
+            None => return if complete { FieldScan::Absent } else { FieldScan::NeedMore },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::Price;
+    use serde_json::json;
+
+    fn model(t: ModelType) -> Model {
+        Model {
+            id: "m".into(),
+            model_type: t,
+            cluster: 0,
+            upstream_model: "m".into(),
+            price: Price::default(),
+            sandbox: false,
+            default_max_tokens: 10,
+            owned_by: "x".into(),
+            sizes: vec!["1024x1024".into(), "512x512".into()],
+            max_seconds: 10.0,
+            task: None,
+        }
+    }
+
+    fn check(ep: Endpoint, t: ModelType, body: Value) -> Result<f64, (Code, Option<String>)> {
+        validate(&ep, body.as_object().unwrap(), &model(t)).map_err(|e| (e.code, e.param))
+    }
+
+    #[test]
+    fn images() {
+        assert_eq!(check(Endpoint::Images, ModelType::Image, json!({"prompt": "a cat", "n": 3, "hostMedia": true, "extra": 1})), Ok(3.0));
+        assert_eq!(check(Endpoint::Images, ModelType::Image, json!({"prompt": "a cat"})), Ok(1.0));
+        let p = |c: Code, f: &str| Err((c, Some(f.to_string())));
+        assert_eq!(check(Endpoint::Images, ModelType::Image, json!({})), p(Code::MissingField, "prompt"));
+        assert_eq!(check(Endpoint::Images, ModelType::Image, json!({"prompt": 5})), p(Code::BadRequest, "prompt"));
+        assert_eq!(check(Endpoint::Images, ModelType::Image, json!({"prompt": "x".repeat(4001)})), p(Code::BadRequest, "prompt"));
+        assert!(check(Endpoint::Images, ModelType::Image, json!({"prompt": "é".repeat(4000)})).is_ok());
+        assert_eq!(check(Endpoint::Images, ModelType::Image, json!({"prompt": "a", "n": 5})), p(Code::BadRequest, "n"));
+        assert_eq!(check(Endpoint::Images, ModelType::Image, json!({"prompt": "a", "n": 0})), p(Code::BadRequest, "n"));
+        assert_eq!(check(Endpoint::Images, ModelType::Image, json!({"prompt": "a", "n": "2"})), p(Code::BadRequest, "n"));
+        assert_eq!(check(Endpoint::Images, ModelType::Image, json!({"prompt": "a", "size": "999x999"})), p(Code::BadRequest, "size"));
+        assert_eq!(check(Endpoint::Images, ModelType::Image, json!({"prompt": "a", "size": "big"})), p(Code::BadRequest, "size"));
+        assert_eq!(check(Endpoint::Images, ModelType::Image, json!({"prompt": "a", "response_format": "gif"})), p(Code::BadRequest, "response_format"));
+    }
+
+    #[test]
+    fn videos_and_speech() {
+        let p = |c: Code, f: &str| Err((c, Some(f.to_string())));
+        assert_eq!(check(Endpoint::Videos, ModelType::Video, json!({"prompt": "a", "duration": 4})), Ok(4.0));
+        assert_eq!(check(Endpoint::Videos, ModelType::Video, json!({"prompt": "a"})), Ok(6.0));
+        assert_eq!(check(Endpoint::Videos, ModelType::Video, json!({"prompt": "a", "duration": 11})), p(Code::BadRequest, "duration"));
+        assert_eq!(check(Endpoint::Videos, ModelType::Video, json!({"prompt": "a", "duration": "x"})), p(Code::BadRequest, "duration"));
+        assert_eq!(check(Endpoint::Videos, ModelType::Video, json!({"prompt": "a", "fps": 0})), p(Code::BadRequest, "fps"));
+        assert_eq!(check(Endpoint::Videos, ModelType::Video, json!({"prompt": "a", "fps": 16.5})), p(Code::BadRequest, "fps"));
+        assert_eq!(check(Endpoint::Speech, ModelType::Audio, json!({"input": "héllo", "voice": "alloy"})), Ok(5.0));
+        assert_eq!(check(Endpoint::Speech, ModelType::Audio, json!({"text": "hi"})), Ok(2.0));
+        assert_eq!(check(Endpoint::Speech, ModelType::Audio, json!({"voice": "alloy"})), p(Code::MissingField, "input"));
+        assert_eq!(check(Endpoint::Speech, ModelType::Audio, json!({"input": "a", "speed": 9})), p(Code::BadRequest, "speed"));
+        assert_eq!(check(Endpoint::Speech, ModelType::Audio, json!({"input": "a", "response_format": "mp4"})), p(Code::BadRequest, "response_format"));
+    }
+
+    const B: &str = "XyZ";
+
+    fn form(parts: &[(&str, Option<&str>, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, file, value) in parts {
+            out.extend_from_slice(format!("--{B}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes());
+            if let Some(f) = file {
+                out.extend_from_slice(format!("; filename=\"{f}\"\r\nContent-Type: audio/wav").as_bytes());
+            }
+            out.extend_from_slice(format!("\r\n\r\n{value}\r\n").as_bytes());
+        }
+        out.extend_from_slice(format!("--{B}--\r\n").as_bytes());
+        out
+    }
+
+    #[test]
+    fn multipart_model_field_at_any_split() {
+        let body = form(&[("response_format", None, "json"), ("model", None, "qai-listen"), ("file", Some("a.wav"), "RIFFdata")]);
+        let whole = scan_field(&body, B, "model", true);
+        let FieldScan::Found { value, start, end } = &whole else { panic!("{whole:?}") };
+        assert_eq!(value, "qai-listen");
+        assert_eq!(&body[*start..*end], b"qai-listen");
+        for cut in 0..body.len() {
+            match scan_field(&body[..cut], B, "model", false) {
+                FieldScan::NeedMore => assert!(cut < *end + 2 + B.len() + 2, "cut {cut}"),
+                FieldScan::Found { value, .. } => assert_eq!(value, "qai-listen"),
+                FieldScan::Absent => panic!("absent at cut {cut}"),
+            }
+        }
+        // The file before the model: not read through.
+        let body = form(&[("file", Some("a.wav"), "RIFFdata"), ("model", None, "m")]);
+        assert_eq!(scan_field(&body, B, "model", false), FieldScan::Absent);
+        assert_eq!(scan_field(&form(&[("x", None, "1")]), B, "model", true), FieldScan::Absent);
+        assert_eq!(scan_field(b"garbage", B, "model", true), FieldScan::Absent);
+    }
+
+    #[test]
+    fn boundaries_and_seconds() {
+        assert_eq!(multipart_boundary("multipart/form-data; boundary=abc").as_deref(), Some("abc"));
+        assert_eq!(multipart_boundary("Multipart/Form-Data; charset=x; boundary=\"a b\"").as_deref(), Some("a b"));
+        assert_eq!(multipart_boundary("application/json"), None);
+        assert_eq!(transcription_seconds(br#"{"text":"x","usage":{"type":"duration","seconds":3}}"#), Some(3.0));
+        assert_eq!(transcription_seconds(br#"{"text":"x","duration":2.5}"#), Some(2.5));
+        assert_eq!(transcription_seconds(br#"{"text":"x"}"#), None);
+        assert_eq!(estimated_upload_seconds(16_001), 2.0);
+    }
+}

@@ -1,0 +1,278 @@
+"""Images, videos, speech and transcription through the gateway (issue 6), against real Envoy and
+the demo backend: the openai SDK's images.generate, audio.speech.create and
+audio.transcriptions.create; a video that takes 30 s; a 413 for an oversize upload before it is
+read; each wrong-model and bad-field case; a billing record for each call."""
+import io
+import json
+import socket
+import struct
+import time
+import urllib.request
+
+import openai
+import pytest
+
+from tollgate_harness import Stack
+
+KEY = "sk-demo-active"
+
+
+@pytest.fixture(scope="module")
+def media():
+    """A stack of its own: the video cluster reaches the demo backend here."""
+    s = Stack(concurrency=2)
+    s.start()
+    yield s
+    s.stop()
+
+
+def client(stack, key=KEY, prefix="/v1"):
+    return openai.OpenAI(base_url=stack.url + prefix, api_key=key, max_retries=0)
+
+
+def post(stack, path, body, key=KEY, headers=None, timeout=30):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    h = {"authorization": f"Bearer {key}", "content-type": "application/json", **(headers or {})}
+    req = urllib.request.Request(stack.url + path, data=data, headers=h, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
+def wav_bytes(seconds: float) -> bytes:
+    rate = 16000
+    n = int(rate * seconds)
+    data = b"\x00\x00" * n
+    return (b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+            + b"data" + struct.pack("<I", len(data)) + data)
+
+
+def test_images_generate_with_the_sdk_bills_per_image(media):
+    media.clear_backend_requests()
+    r = client(media).images.with_raw_response.generate(model="qai-imagine-turbo", prompt="a cozy studio", n=3,
+                                                         size="512x512", response_format="b64_json",
+                                                         extra_body={"hostMedia": True, "style_hint": "warm"})
+    images = r.parse()
+    assert len(images.data) == 3 and images.data[0].b64_json
+    import base64
+    assert base64.b64decode(images.data[0].b64_json).startswith(b"\x89PNG\r\n\x1a\n")
+    sent = json.loads(media.backend_requests()[-1]["body"])
+    assert sent["hostMedia"] is True and sent["style_hint"] == "warm", "unknown fields pass untouched"
+    rec = media.billing_record(r.headers["x-request-id"])
+    assert rec["endpoint"] == "images" and rec["units"] == 3 and rec["credits"] == pytest.approx(6.0)
+    assert rec["estimated"] is False and rec["status"] == 200
+
+
+def test_images_under_the_api_prefix_with_urls(media):
+    images = client(media, prefix="/api/v1").images.generate(model="qai-imagine-quality", prompt="a loft",
+                                                             response_format="url")
+    assert images.data[0].url.endswith(".png")
+
+
+@pytest.mark.parametrize("body,param", [
+    ({"model": "qai-imagine-turbo", "prompt": "a", "n": 5}, "n"),
+    ({"model": "qai-imagine-turbo", "prompt": "a", "n": 0}, "n"),
+    ({"model": "qai-imagine-turbo", "prompt": "a", "n": "two"}, "n"),
+    ({"model": "qai-imagine-turbo", "prompt": "a", "size": "1792x1024"}, "size"),
+    ({"model": "qai-imagine-turbo", "prompt": "a", "size": "huge"}, "size"),
+    ({"model": "qai-imagine-turbo", "prompt": "x" * 4001}, "prompt"),
+    ({"model": "qai-imagine-turbo", "prompt": ["a"]}, "prompt"),
+    ({"model": "qai-imagine-turbo", "prompt": "a", "response_format": "gif"}, "response_format"),
+])
+def test_image_bad_fields_name_the_param(media, body, param):
+    status, _, raw = post(media, "/v1/images/generations", body)
+    err = json.loads(raw)["error"]
+    assert status == 400 and err["code"] == "bad_request" and err["param"] == param, err
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/v1/images/generations", {"model": "qai-flash", "prompt": "a"}),
+    ("/v1/videos/generations", {"model": "qai-imagine-turbo", "prompt": "a"}),
+    ("/v1/audio/speech", {"model": "qai-listen", "input": "hi", "voice": "alloy"}),
+    ("/v1/audio/speech", {"model": "qai-flash", "input": "hi", "voice": "alloy"}),
+    ("/v1/chat/completions", {"model": "qai-voice", "messages": [{"role": "user", "content": "hi"}]}),
+])
+def test_wrong_model_type_is_invalid_model(media, path, body):
+    status, _, raw = post(media, path, body)
+    err = json.loads(raw)["error"]
+    assert status == 400 and err["code"] == "invalid_model" and err["param"] == "model", err
+
+
+def test_image_rate_limit_is_separate_from_chat(media):
+    # acct-limited: 2 image generations a minute, 5 chat requests.
+    c = client(media, key="sk-demo-limited")
+    codes = []
+    for _ in range(3):
+        try:
+            c.images.generate(model="qai-imagine-turbo", prompt="a")
+            codes.append(200)
+        except openai.RateLimitError as e:
+            codes.append(429)
+            assert "image generations per minute" in e.message
+            assert int(e.response.headers["retry-after"]) >= 1
+    assert codes[:2] == [200, 200] and codes[2] == 429
+    chat = c.chat.completions.create(model="qai-flash", messages=[{"role": "user", "content": "hi"}])
+    assert chat.choices[0].message.content
+
+
+def test_video_waits_for_a_30_second_backend(media):
+    t = time.time()
+    status, headers, raw = post(media, "/v1/videos/generations",
+                                {"model": "qai-motion", "prompt": "a kitchen walkthrough", "duration": 4, "size": "832x480"},
+                                headers={"x-demo-delay-ms": "30000"}, timeout=120)
+    took = time.time() - t
+    assert status == 200, raw
+    assert took >= 30
+    body = json.loads(raw)
+    assert body["data"][0]["content_type"] == "video/mp4"
+    rec = media.billing_record(headers["x-request-id"])
+    assert rec["units"] == 4 and rec["credits"] == pytest.approx(4.0) and rec["duration_ms"] >= 30000
+
+
+@pytest.mark.parametrize("body,param", [
+    ({"model": "qai-motion", "prompt": "a", "duration": 11}, "duration"),
+    ({"model": "qai-motion", "prompt": "a", "duration": "long"}, "duration"),
+    ({"model": "qai-motion", "prompt": "a", "fps": 0}, "fps"),
+    ({"model": "qai-motion", "prompt": "a", "size": "1024x1024"}, "size"),
+    ({"model": "qai-motion"}, "prompt"),
+])
+def test_video_bad_fields(media, body, param):
+    status, _, raw = post(media, "/v1/videos/generations", body)
+    err = json.loads(raw)["error"]
+    assert status == 400 and err["param"] == param, err
+
+
+def test_speech_with_the_sdk_bills_per_character(media):
+    text = "Welcome to the gateway."
+    r = client(media).audio.speech.with_raw_response.create(model="qai-voice", voice="alloy", input=text,
+                                                            response_format="wav")
+    audio = r.parse().content
+    assert audio.startswith(b"RIFF") and audio[8:12] == b"WAVE"
+    rec = media.billing_record(r.headers["x-request-id"])
+    assert rec["endpoint"] == "speech" and rec["units"] == len(text)
+    assert rec["credits"] == pytest.approx(len(text) * 1.5 / 1000, abs=1e-6)
+
+
+def test_seed_002_tts_path(media):
+    status, headers, raw = post(media, "/api/v1/tts/text_to_audio", {"model": "qai-voice", "text": "hello", "voice": "nova"})
+    assert status == 200 and raw.startswith(b"RIFF"), raw[:100]
+    sent = json.loads(media.backend_requests()[-1]["body"])
+    assert sent["input"] == "hello"
+    assert media.billing_record(headers["x-request-id"])["units"] == 5
+
+
+def test_speech_bad_fields(media):
+    status, _, raw = post(media, "/v1/audio/speech", {"model": "qai-voice", "input": "a", "speed": 10})
+    assert status == 400 and json.loads(raw)["error"]["param"] == "speed"
+    status, _, raw = post(media, "/v1/audio/speech", {"model": "qai-voice", "voice": "alloy"})
+    assert status == 400 and json.loads(raw)["error"]["param"] == "input"
+
+
+def test_transcription_with_the_sdk_bills_the_reported_seconds(media):
+    wav = wav_bytes(3.0)
+    r = client(media).audio.transcriptions.with_raw_response.create(model="qai-listen",
+                                                                     file=("clip.wav", io.BytesIO(wav), "audio/wav"))
+    t = r.parse()
+    assert t.text.startswith("demo transcription of")
+    rec = media.billing_record(r.headers["x-request-id"])
+    assert rec["endpoint"] == "transcriptions" and rec["estimated"] is False
+    assert rec["units"] == 3 and rec["credits"] == pytest.approx(0.3)
+    assert "sk-demo" not in json.dumps(media.backend_requests()[-1])
+
+
+def test_transcription_wrong_model_and_missing_model(media):
+    with pytest.raises(openai.BadRequestError) as e:
+        client(media).audio.transcriptions.create(model="qai-voice", file=("a.wav", io.BytesIO(wav_bytes(0.1)), "audio/wav"))
+    assert e.value.code == "invalid_model"
+    boundary = "b0undary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+            f"Content-Type: audio/wav\r\n\r\n").encode() + wav_bytes(0.1) + f"\r\n--{boundary}--\r\n".encode()
+    status, _, raw = post(media, "/v1/audio/transcriptions", body,
+                          headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    err = json.loads(raw)["error"]
+    assert status == 400 and err["code"] == "missing_field" and err["param"] == "model"
+
+
+def stats_value(stack, name):
+    for line in stack.stats().splitlines():
+        if line.startswith(name + ":"):
+            return int(line.split(":")[1])
+    return 0
+
+
+def test_oversize_upload_gets_413_before_it_is_read(media):
+    """A declared 30 MB upload is refused at the headers: nothing of the body is sent, Envoy's
+    downstream byte counter stays small, and the backend never sees the request."""
+    media.clear_backend_requests()
+    size = 30 * 1024 * 1024
+    s = socket.create_connection(("127.0.0.1", media.gateway_port), timeout=10)
+    head = (f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+            f"Content-Type: multipart/form-data; boundary=zz\r\nContent-Length: {size}\r\n\r\n").encode()
+    s.sendall(head + b"--zz\r\n")
+    s.settimeout(10)
+    resp = b""
+    while b"\r\n\r\n" not in resp:
+        resp += s.recv(65536)
+    status_line = resp.split(b"\r\n", 1)[0]
+    assert b" 413 " in status_line, resp[:300]
+    hdrs, _, body = resp.partition(b"\r\n\r\n")
+    length = int(next(l.split(b":")[1] for l in hdrs.split(b"\r\n") if l.lower().startswith(b"content-length")))
+    while len(body) < length:
+        body += s.recv(65536)
+    err = json.loads(body)["error"]
+    assert err["code"] == "request_entity_too_large"
+    s.close()
+    assert media.backend_requests() == []
+
+
+def test_chunked_upload_over_the_cap_is_cut_at_the_cap(media):
+    """Without a Content-Length the upload streams through and is counted: past 25 MB the gateway
+    answers 413 and stops it mid-upload; the filter only counts the pieces (it reads the body
+    only until the `model` field), and Envoy streams them on rather than buffering them."""
+    boundary = "cc"
+    head = (f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+    first = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nqai-listen\r\n"
+             f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.wav\"\r\n\r\n").encode()
+
+    def chunk(b):
+        return f"{len(b):x}\r\n".encode() + b + b"\r\n"
+
+    s = socket.create_connection(("127.0.0.1", media.gateway_port), timeout=30)
+    s.sendall(head + chunk(first))
+    piece = b"\x00" * (1024 * 1024)
+    sent = 0
+    got = b""
+    s.settimeout(0.0)
+    try:
+        while sent < 40 * 1024 * 1024 and b"\r\n\r\n" not in got:
+            try:
+                s.sendall(chunk(piece))
+            except BlockingIOError:
+                time.sleep(0.01)
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += len(piece)
+            try:
+                got += s.recv(65536)
+            except BlockingIOError:
+                pass
+    finally:
+        s.settimeout(10)
+    deadline = time.time() + 10
+    while b"\r\n\r\n" not in got and time.time() < deadline:
+        try:
+            more = s.recv(65536)
+        except (ConnectionResetError, socket.timeout):
+            break
+        if not more:
+            break
+        got += more
+    s.close()
+    assert b" 413 " in got.split(b"\r\n", 1)[0], got[:300]
+    # The 413 came while the client was still sending (kernel socket buffers let it get a few
+    # MB past the cap before it notices), not after it had sent everything.
+    assert sent < 40 * 1024 * 1024, f"no 413 until the client had sent {sent} bytes"
