@@ -15,7 +15,6 @@ mod openai;
 mod tokens;
 mod util;
 
-use std::convert::Infallible;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -214,7 +213,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
     }
 }
 
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::io::Error> {
     let (parts, incoming) = req.into_parts();
     let body = match Limited::new(incoming, MAX_BODY).collect().await {
         Ok(c) => c.to_bytes(),
@@ -233,7 +232,17 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
     if state.capture.enabled() && !parts.uri.path().starts_with("/__demo/") {
         state.capture.record(&parts, &body);
     }
+    // `x-demo-fault: reset`: drop the connection without a response (hyper closes it when the
+    // service fails).
+    if fault(&parts) == Some("reset") {
+        Controls::from_headers(&parts.headers).pre_delay().await;
+        return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "demo backend: x-demo-fault: reset"));
+    }
     Ok(route(&state, &parts, body).await)
+}
+
+fn fault(parts: &Parts) -> Option<&str> {
+    parts.headers.get("x-demo-fault")?.to_str().ok().map(str::trim)
 }
 
 /// The API family of an endpoint (decides the error shape).
@@ -308,6 +317,22 @@ async fn route(state: &State, parts: &Parts, body: Bytes) -> Resp {
             Api::Anthropic => anthropic::forced_error(status),
             Api::Gemini => gemini::forced_error(status),
         };
+    }
+
+    // `x-demo-fault`: broken upstream answers for fault tests.
+    match fault(parts) {
+        Some("garbage-json") => {
+            return body::full(StatusCode::OK, "application/json", r#"{"id":"x","choices":[{"message":"#)
+        }
+        Some("garbage-sse") => {
+            return body::full(
+                StatusCode::OK,
+                "text/event-stream",
+                "data: {not json\n\nevent: message_start\ndata: [[[\n\ndata: {\"choices\":7,\"usage\":\"x\"}\n\n: keepalive\n\ndata: [DONE]\n\n",
+            )
+        }
+        Some("html") => return body::full(StatusCode::OK, "text/html", "<html><body>hello</body></html>"),
+        _ => {}
     }
 
     match (path, gemini_route) {
