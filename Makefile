@@ -64,7 +64,16 @@ unit:
 clippy:
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-validate: $(STAMP) $(WASM)
+# The production example (envoy/production-tls.yaml) reads envoy/tls/server.{crt,key}: a
+# throwaway self-signed pair is made here when missing (git ignores envoy/tls/).
+TLS_DEV_CERT := envoy/tls/server.crt
+$(TLS_DEV_CERT):
+	mkdir -p envoy/tls
+	openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj /CN=localhost \
+	  -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+	  -keyout envoy/tls/server.key -out $@ 2>/dev/null
+
+validate: $(STAMP) $(WASM) $(TLS_DEV_CERT)
 	@for f in envoy/*.yaml; do \
 	  echo "envoy --mode validate $$f"; \
 	  $(ENVOY) --mode validate -c $$f --use-dynamic-base-id -l error >/dev/null || exit 1; \
