@@ -13,14 +13,17 @@ ENVOY     = $(shell $(PY) -c 'import envoy,os;print(os.path.join(os.path.dirname
 FILTER_SRC := $(shell find filter/src -name '*.rs') filter/Cargo.toml Cargo.toml
 BACKEND_SRC := $(shell find tests/demo-backend/src -name '*.rs') tests/demo-backend/Cargo.toml
 PYTEST_ARGS ?=
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 4
 
-.PHONY: help build run test unit clippy validate integration node-deps venv wasm-target keytool clean
+.PHONY: help build run test unit clippy validate integration node-deps venv wasm-target keytool clean fuzz fuzz-smoke fuzz-tools
 
 help:
 	@echo "make run    build what is missing, start the demo (gateway 127.0.0.1:8080, admin :9901)"
 	@echo "make test   unit tests, clippy, config validation, integration tests against real Envoy"
 	@echo "make build  the wasm filter, the demo backend and the key tool"
 	@echo "make keytool ARGS='new --account acct-demo'   mint a key / hash one"
+	@echo "make fuzz   every fuzz target for FUZZ_SECONDS (60) each (cargo fuzz, nightly)"
 
 $(STAMP): tests/requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -61,7 +64,16 @@ unit:
 clippy:
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-validate: $(STAMP) $(WASM)
+# The production example (envoy/production-tls.yaml) reads envoy/tls/server.{crt,key}: a
+# throwaway self-signed pair is made here when missing (git ignores envoy/tls/).
+TLS_DEV_CERT := envoy/tls/server.crt
+$(TLS_DEV_CERT):
+	mkdir -p envoy/tls
+	openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj /CN=localhost \
+	  -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+	  -keyout envoy/tls/server.key -out $@ 2>/dev/null
+
+validate: $(STAMP) $(WASM) $(TLS_DEV_CERT)
 	@for f in envoy/*.yaml; do \
 	  echo "envoy --mode validate $$f"; \
 	  $(ENVOY) --mode validate -c $$f --use-dynamic-base-id -l error >/dev/null || exit 1; \
@@ -70,7 +82,19 @@ validate: $(STAMP) $(WASM)
 integration: build $(STAMP) $(NODE_DEPS)
 	$(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
 
-test: build unit clippy validate integration
+# Fuzzing (fuzz/, its own workspace): nightly and cargo-fuzz are installed when missing.
+fuzz-tools:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@cargo +nightly fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+
+fuzz: fuzz-tools
+	fuzz/run.sh $(FUZZ_SECONDS)
+
+# A few seconds per target from the committed seeds, with a throwaway corpus: part of `make test`.
+fuzz-smoke: fuzz-tools
+	FUZZ_CORPUS=tmp fuzz/run.sh $(FUZZ_SMOKE_SECONDS)
+
+test: build unit clippy validate fuzz-smoke integration
 
 clean:
 	cargo clean

@@ -156,6 +156,10 @@ pub fn extract<'a>(
         }
     }
     match found {
+        Some((k, _)) if k.bytes().any(|b| b == b',' || b.is_ascii_whitespace() || b.is_ascii_control()) => {
+            // A comma is how repeated headers are joined: two keys in one value.
+            Presented::Malformed("the API key contains a comma, a space or a control character (more than one key?)")
+        }
         Some((k, s)) => Presented::Key(k, s),
         None => Presented::Missing,
     }
@@ -206,5 +210,17 @@ mod tests {
         assert_eq!(extract(Some("Bearer a"), Some("a"), None, None), Presented::Key("a", KeySource::Bearer));
         assert_eq!(extract(None, None, Some("g"), None), Presented::Key("g", KeySource::XGoogApiKey));
         assert_eq!(extract(None, None, None, Some("q")), Presented::Key("q", KeySource::QueryKey));
+    }
+
+    #[test]
+    fn joined_or_padded_keys_are_malformed() {
+        // Repeated headers arrive joined with ", ": two keys in one value are refused, not hashed.
+        for v in ["sk-1, sk-2", "sk-1,sk-2", "sk-1 sk-2", "sk-1\tx", "sk-1\rx-injected: 1", "sk-\u{0}"] {
+            assert!(matches!(extract(None, Some(v), None, None), Presented::Malformed(_)), "{v:?}");
+            let bearer = format!("Bearer {v}");
+            assert!(matches!(extract(Some(&bearer), None, None, None), Presented::Malformed(_)), "{v:?}");
+        }
+        assert!(matches!(extract(Some("Bearer sk-1, Bearer sk-2"), None, None, None), Presented::Malformed(_)));
+        assert_eq!(extract(None, Some("  sk-1 "), None, None), Presented::Key("sk-1", KeySource::XApiKey));
     }
 }

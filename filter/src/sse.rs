@@ -53,10 +53,12 @@ impl Framer {
     /// Feeds a chunk; complete events are appended to `out`.
     pub fn push(&mut self, mut chunk: &[u8], out: &mut Vec<Event>) -> Result<(), TooLarge> {
         if self.after_cr {
+            // The `\n` of a `\r\n` split across chunks is consumed once; an empty chunk keeps
+            // the state for the next one.
             if let Some(rest) = chunk.strip_prefix(b"\n") {
                 chunk = rest;
-            }
-            if !chunk.is_empty() {
+                self.after_cr = false;
+            } else if !chunk.is_empty() {
                 self.after_cr = false;
             }
         }
@@ -214,6 +216,16 @@ mod tests {
     fn cr_at_chunk_end_then_lf() {
         assert_eq!(frame_all(&[b"data: a\r", b"\n\r", b"\n"]), vec![ev(None, "a")]);
         assert_eq!(frame_all(&[b"data: a\r", b"", b"\n\r\n"]), vec![ev(None, "a")]);
+    }
+
+    #[test]
+    fn lf_chunk_after_cr_is_consumed_once() {
+        // Found by the sse_framer fuzz target: "\r" | "\n" | "\n" lost the blank line, merging
+        // two events into one.
+        let want = vec![ev(None, "a"), ev(None, "b")];
+        assert_eq!(frame_all(&[b"data: a\r", b"\n", b"\ndata: b\n\n"]), want);
+        assert_eq!(frame_all(&[b"data: a\r", b"\n", b"", b"\n", b"data: b\n\n"]), want);
+        assert_eq!(frame_all(&[b"data: a\r\n\ndata: b\n\n"]), want);
     }
 
     #[test]

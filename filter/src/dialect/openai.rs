@@ -230,10 +230,16 @@ impl OpenAiStream {
     }
 }
 
+/// One SSE event with `data` as its payload. An event's data joins its `data:` lines with `\n`,
+/// so each line goes back out as its own `data:` line: written raw, a multi-line event would
+/// reach the client as a truncated event plus stray lines.
 fn write_data(out: &mut Vec<u8>, data: &[u8]) {
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\n\n");
+    for line in data.split(|&b| b == b'\n') {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(line);
+        out.push(b'\n');
+    }
+    out.push(b'\n');
 }
 
 /// A cheap upper bound of the completion text in a chunk: the bytes of its `"content":"..."`.
@@ -319,5 +325,25 @@ mod tests {
         assert!(out.contains("\"model\":\"up\""));
         assert_eq!(s.usage.unwrap().completion_tokens, 1);
         assert!(s.saw_done);
+    }
+
+    #[test]
+    fn stream_forwards_a_multi_line_event_line_by_line() {
+        // Found by the stream fuzz target: a pass-through event whose data spans several `data:`
+        // lines (here pretty-printed JSON, which SSE allows) was written as one `data:` line with
+        // raw newlines in it, so the client parsed a truncated event plus stray lines.
+        let mut s = OpenAiStream::new(None, false);
+        let data = "{\n\"choices\": [{\"index\":0,\"delta\":{\"content\":\"hi\"}}]\n}";
+        let out = run(&mut s, &[data, "not json\n\nstill not"]);
+        assert_eq!(
+            out,
+            "data: {\ndata: \"choices\": [{\"index\":0,\"delta\":{\"content\":\"hi\"}}]\ndata: }\n\n\
+             data: not json\ndata: \ndata: still not\n\n"
+        );
+        let mut framer = crate::sse::Framer::default();
+        let mut events = Vec::new();
+        framer.push(out.as_bytes(), &mut events).unwrap();
+        let datas: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
+        assert_eq!(datas, vec![data, "not json\n\nstill not"]);
     }
 }
