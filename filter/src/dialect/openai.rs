@@ -145,6 +145,12 @@ pub fn upstream_chat_body(req: &ChatRequest, upstream_model: &str) -> Option<Vec
 /// Rewrites a non-streamed OpenAI response for the client: the client's model name back, and the
 /// usage read. Returns the new body (`None`: unchanged) and the usage.
 pub fn rewrite_response(body: &[u8], client_model: Option<&str>) -> (Option<Vec<u8>>, Option<Usage>) {
+    if client_model.is_none() {
+        // Nothing to rename: read only `usage` and skip the rest without building it.
+        if let Some(u) = usage_only(body) {
+            return (None, u);
+        }
+    }
     let mut v: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(_) => return (None, None),
@@ -158,6 +164,22 @@ pub fn rewrite_response(body: &[u8], client_model: Option<&str>) -> (Option<Vec<
         }
     }
     (out, usage)
+}
+
+/// The usage of a JSON object body, reading nothing else into memory: `Some(usage)` when the body
+/// is an object with at most one `usage` member (valid JSON throughout), `None` to let the caller
+/// take the general path (which then decides exactly as before).
+fn usage_only(body: &[u8]) -> Option<Option<Usage>> {
+    #[derive(serde::Deserialize)]
+    struct Only {
+        usage: Option<Value>,
+    }
+    // A derived struct would also accept a JSON array (fields by position): objects only.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
+    let only: Only = serde_json::from_slice(body).ok()?;
+    Some(only.usage.and_then(|u| usage::from_openai(&Value::Object(Map::from_iter([("usage".to_string(), u)])))))
 }
 
 /// OpenAI upstream stream -> OpenAI client stream: model renamed, usage read, the usage chunk
@@ -238,19 +260,54 @@ fn write_data(out: &mut Vec<u8>, data: &[u8]) {
 
 /// A cheap upper bound of the completion text in a chunk: the bytes of its `"content":"..."`.
 fn content_len_hint(data: &str) -> usize {
-    match data.find("\"content\":\"") {
-        Some(i) => {
-            let rest = data.get(i + 11..).unwrap_or("");
-            rest.find('"').unwrap_or(rest.len())
+    const NEEDLE: &[u8] = b"\"content\":\"";
+    let bytes = data.as_bytes();
+    // Scanning quote to quote is cheaper than a general substring search on these short chunks.
+    let mut from = 0;
+    while let Some(rest) = bytes.get(from..) {
+        let Some(q) = rest.iter().position(|&b| b == b'"') else { break };
+        let at = from + q;
+        if bytes.get(at..).is_some_and(|r| r.starts_with(NEEDLE)) {
+            let value = bytes.get(at + NEEDLE.len()..).unwrap_or(&[]);
+            return value.iter().position(|&b| b == b'"').unwrap_or(value.len());
         }
-        None => 0,
+        from = at + 1;
     }
+    0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn usage_fast_path_agrees_with_the_general_path() {
+        let general = |b: &[u8]| -> Option<Usage> {
+            serde_json::from_slice::<Value>(b).ok().and_then(|v| usage::from_openai(&v))
+        };
+        for body in [
+            &br#"{"id":"x","model":"m","choices":[{"message":{"content":"hi \"there\""}}],"usage":{"prompt_tokens":3,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":1}}}"#[..],
+            br#"{"usage":null}"#,
+            br#"{"usage":5}"#,
+            br#"{"model":"m"}"#,
+            br#" {"usage":{"prompt_tokens":1},"usage":{"prompt_tokens":2}}"#,
+            br#"[{"prompt_tokens":1}]"#,
+            br#"{"usage":{"prompt_tokens":1}} trailing"#,
+            b"not json",
+        ] {
+            assert_eq!(rewrite_response(body, None), (None, general(body)), "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn content_hint_reads_the_first_content_string() {
+        assert_eq!(content_len_hint(r#"{"choices":[{"delta":{"content":"tok1 "}}]}"#), 5);
+        assert_eq!(content_len_hint(r#"{"a":"content","content":"xy"}"#), 2);
+        assert_eq!(content_len_hint(r#"{"content":"unterminated"#), 12);
+        assert_eq!(content_len_hint(r#"{"content": "spaced"}"#), 0);
+        assert_eq!(content_len_hint(""), 0);
+    }
 
     #[test]
     fn validation_codes() {
