@@ -14,7 +14,7 @@ FILTER_SRC := $(shell find filter/src -name '*.rs') filter/Cargo.toml Cargo.toml
 BACKEND_SRC := $(shell find tests/demo-backend/src -name '*.rs') tests/demo-backend/Cargo.toml
 PYTEST_ARGS ?=
 
-.PHONY: help build run test unit clippy validate integration node-deps venv wasm-target keytool clean
+.PHONY: help build run test unit clippy validate integration node-deps venv wasm-target keytool clean bench
 
 help:
 	@echo "make run    build what is missing, start the demo (gateway 127.0.0.1:8080, admin :9901)"
@@ -71,6 +71,11 @@ integration: build $(STAMP) $(NODE_DEPS)
 	$(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 test: build unit clippy validate integration
+
+# Overhead against plain Envoy, side by side (issue 7): table on stdout, JSON in bench-results/.
+bench: build $(STAMP)
+	cargo build --release --locked -p tollgate-bench
+	$(PY) tests/bench/bench.py
 
 clean:
 	cargo clean
