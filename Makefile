@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 4
 
-.PHONY: help build run test unit clippy validate integration node-deps venv wasm-target keytool clean fuzz fuzz-smoke fuzz-tools
+.PHONY: help build run test unit clippy validate integration node-deps venv wasm-target keytool clean fuzz fuzz-smoke fuzz-tools bench
 
 help:
 	@echo "make run    build what is missing, start the demo (gateway 127.0.0.1:8080, admin :9901)"
@@ -95,6 +95,11 @@ fuzz-smoke: fuzz-tools
 	FUZZ_CORPUS=tmp fuzz/run.sh $(FUZZ_SMOKE_SECONDS)
 
 test: build unit clippy validate fuzz-smoke integration
+
+# Overhead against plain Envoy, side by side (issue 7): table on stdout, JSON in bench-results/.
+bench: build $(STAMP)
+	cargo build --release --locked -p tollgate-bench
+	$(PY) tests/bench/bench.py
 
 clean:
 	cargo clean

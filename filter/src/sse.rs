@@ -136,7 +136,11 @@ impl Framer {
                 if self.has_data() {
                     self.current.data.push('\n');
                 }
-                self.current.data.push_str(&String::from_utf8_lossy(value));
+                // `from_utf8` checks ASCII a word at a time; the lossy path is for broken input only.
+                match std::str::from_utf8(value) {
+                    Ok(text) => self.current.data.push_str(text),
+                    Err(_) => self.current.data.push_str(&String::from_utf8_lossy(value)),
+                }
                 self.has_fields = true;
                 self.data_seen = true;
             }

@@ -145,6 +145,12 @@ pub fn upstream_chat_body(req: &ChatRequest, upstream_model: &str) -> Option<Vec
 /// Rewrites a non-streamed OpenAI response for the client: the client's model name back, and the
 /// usage read. Returns the new body (`None`: unchanged) and the usage.
 pub fn rewrite_response(body: &[u8], client_model: Option<&str>) -> (Option<Vec<u8>>, Option<Usage>) {
+    if client_model.is_none() {
+        // Nothing to rename: read only `usage` and skip the rest without building it.
+        if let Some(u) = usage_only(body) {
+            return (None, u);
+        }
+    }
     let mut v: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(_) => return (None, None),
@@ -158,6 +164,22 @@ pub fn rewrite_response(body: &[u8], client_model: Option<&str>) -> (Option<Vec<
         }
     }
     (out, usage)
+}
+
+/// The usage of a JSON object body, reading nothing else into memory: `Some(usage)` when the body
+/// is an object with at most one `usage` member (valid JSON throughout), `None` to let the caller
+/// take the general path (which then decides exactly as before).
+fn usage_only(body: &[u8]) -> Option<Option<Usage>> {
+    #[derive(serde::Deserialize)]
+    struct Only {
+        usage: Option<Value>,
+    }
+    // A derived struct would also accept a JSON array (fields by position): objects only.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
+    let only: Only = serde_json::from_slice(body).ok()?;
+    Some(only.usage.and_then(|u| usage::from_openai(&Value::Object(Map::from_iter([("usage".to_string(), u)])))))
 }
 
 /// OpenAI upstream stream -> OpenAI client stream: model renamed, usage read, the usage chunk
@@ -242,11 +264,29 @@ fn write_data(out: &mut Vec<u8>, data: &[u8]) {
     out.push(b'\n');
 }
 
-/// A cheap upper bound of the completion text in a chunk: the bytes of its `"content":"..."`.
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn usage_fast_path_agrees_with_the_general_path() {
+        let general = |b: &[u8]| -> Option<Usage> {
+            serde_json::from_slice::<Value>(b).ok().and_then(|v| usage::from_openai(&v))
+        };
+        for body in [
+            &br#"{"id":"x","model":"m","choices":[{"message":{"content":"hi \"there\""}}],"usage":{"prompt_tokens":3,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":1}}}"#[..],
+            br#"{"usage":null}"#,
+            br#"{"usage":5}"#,
+            br#"{"model":"m"}"#,
+            br#" {"usage":{"prompt_tokens":1},"usage":{"prompt_tokens":2}}"#,
+            br#"[{"prompt_tokens":1}]"#,
+            br#"{"usage":{"prompt_tokens":1}} trailing"#,
+            b"not json",
+        ] {
+            assert_eq!(rewrite_response(body, None), (None, general(body)), "{}", String::from_utf8_lossy(body));
+        }
+    }
 
     #[test]
     fn validation_codes() {

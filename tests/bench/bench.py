@@ -1,0 +1,423 @@
+"""`make bench`: Tollgate's overhead against plain Envoy, measured side by side in one run.
+
+Starts the demo backend, plain Envoy (the demo listener and clusters, no wasm filter) and Envoy
+with Tollgate, drives both with tools/bench's loadgen at a fixed concurrency, alternating the two
+configurations round by round (ABBA order) so machine drift cancels, then measures configuration
+load and per-VM memory with 1k / 100k / 1M keys and the native parse / lookup costs.
+Prints a table and writes bench-results/bench-<time>.json (and latest.json).
+
+Environment knobs (defaults are what `make bench` publishes):
+  BENCH_DURATION=4 BENCH_WARMUP=1 BENCH_ROUNDS=3 BENCH_CONCURRENCY=16 BENCH_ENVOY_WORKERS=1
+  BENCH_KEYS=1000,100000,1000000 BENCH_SCENARIOS=all (comma list of scenario ids)
+"""
+from __future__ import annotations
+
+import copy
+import datetime
+import hashlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
+
+from tollgate_harness import BACKEND_BIN, ROOT, WASM, _wait_http, _wasm_filter, envoy_bin, free_port, render  # noqa: E402
+
+LOADGEN = ROOT / "target" / "release" / "tollgate-loadgen"
+KEYBENCH = ROOT / "target" / "release" / "tollgate-keybench"
+RESULTS = ROOT / "bench-results"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+DURATION = float(os.environ.get("BENCH_DURATION", "4"))
+WARMUP = float(os.environ.get("BENCH_WARMUP", "1"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
+LATENCY_DURATION = float(os.environ.get("BENCH_LATENCY_DURATION", "2"))  # the unloaded pass: 1 connection
+WORKERS = int(os.environ.get("BENCH_ENVOY_WORKERS", "1"))
+KEY_COUNTS = [int(x) for x in os.environ.get("BENCH_KEYS", "1000,100000,1000000").split(",") if x]
+ONLY = [x for x in os.environ.get("BENCH_SCENARIOS", "all").split(",") if x and x != "all"]
+
+STREAM_CHUNKS = 200
+GOOD_KEY = "sk-bench-unlimited"
+LIMITED_KEY = "sk-bench-limited"
+BAD_KEY = "sk-bench-not-a-key"
+
+
+def sha_hex(s: str) -> str:
+    return hashlib.sha256(s.encode()).hexdigest()
+
+
+def bench_accounts(cfg: dict, extra_keys: int = 0) -> dict:
+    """The demo filter config plus a bench account without limits that matter (1e9 rpm, no spend
+    cap), a 1-rpm account for the rate-limit rejection, and optionally `extra_keys` synthetic keys."""
+    cfg["accounts"].append({"id": "acct-bench", "status": "active", "rpm": 1_000_000_000})
+    cfg["accounts"].append({"id": "acct-bench-limited", "status": "active", "rpm": 1})
+    cfg["keys"].append({"id": "key-bench", "account": "acct-bench", "sha256": sha_hex(GOOD_KEY)})
+    cfg["keys"].append({"id": "key-bench-limited", "account": "acct-bench-limited", "sha256": sha_hex(LIMITED_KEY)})
+    for i in range(extra_keys):
+        cfg["keys"].append({"id": f"key-{i}", "account": "acct-bench", "sha256": sha_hex(f"sk-synthetic-{i}")})
+    return cfg
+
+
+def _hcm(doc: dict) -> dict:
+    return doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+def tollgate_doc(gw: int, admin: int, backend: int, extra_keys: int = 0) -> dict:
+    ups = {n: f"127.0.0.1:{backend}" for n in ("demo_text", "demo_image", "demo_video")}
+    doc = render(gw, admin, ups, patch_filter=lambda c: bench_accounts(c, extra_keys))
+    _hcm(doc).pop("access_log", None)  # neither configuration logs: the filter is what is measured
+    return doc
+
+
+def plain_doc(gw: int, admin: int, backend: int) -> dict:
+    """Same listener and clusters, no wasm filter: routes name the text cluster directly, and the
+    two rejections are Envoy direct responses (what plain Envoy does fastest to say no)."""
+    doc = tollgate_doc(gw, admin, backend)
+    hcm = _hcm(doc)
+    hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] != "envoy.filters.http.wasm"]
+    vh = hcm["route_config"]["virtual_hosts"][0]
+    deny = []
+    for key, status in ((BAD_KEY, 401), (LIMITED_KEY, 429)):
+        deny.append({
+            "match": {"prefix": "/", "headers": [{"name": "authorization", "string_match": {"exact": f"Bearer {key}"}}]},
+            "direct_response": {"status": status, "body": {"inline_string": '{"error":{"message":"no","type":"x"}}'}},
+        })
+    vh["routes"] = deny + [{"match": {"prefix": "/"}, "route": {"cluster": "demo_text", "timeout": "120s"}}]
+    return doc
+
+
+class Proc:
+    def __init__(self, argv, log: Path, cwd=None):
+        self.log = open(log, "w")
+        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, cwd=cwd)
+
+    @property
+    def pid(self) -> int:
+        return self.p.pid
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.log.close()
+
+
+def start_envoy(doc: dict, tmp: Path, name: str, workers: int = WORKERS, timeout: float = 60) -> tuple[Proc, float]:
+    cfg = tmp / f"{name}.json"
+    cfg.write_text(json.dumps(doc))
+    admin = doc["admin"]["address"]["socket_address"]["port_value"]
+    t0 = time.monotonic()
+    p = Proc([envoy_bin(), "-c", str(cfg), "--concurrency", str(workers), "--use-dynamic-base-id",
+              "--disable-hot-restart", "-l", "warning"], tmp / f"{name}.log", cwd=str(ROOT))
+    try:
+        _wait_http(f"http://127.0.0.1:{admin}/ready", timeout, p.p)
+    except Exception:
+        p.stop()
+        raise RuntimeError(f"Envoy ({name}) did not start:\n{(tmp / f'{name}.log').read_text()[-3000:]}")
+    return p, time.monotonic() - t0
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+# ---------------------------------------------------------------- scenarios
+
+OPENAI_BODY = {"model": "qai-flash", "max_tokens": 64,
+               "messages": [{"role": "user", "content": "Say hello to the benchmark, briefly please."}]}
+ANTHROPIC_BODY = {"model": "qai-flash", "max_tokens": 64,
+                  "messages": [{"role": "user", "content": "Say hello to the benchmark, briefly please."}]}
+
+
+def scenarios() -> list[dict]:
+    j = {"content-type": "application/json"}
+    bearer = {**j, "authorization": f"Bearer {GOOD_KEY}"}
+    anth = {**j, "x-api-key": GOOD_KEY, "anthropic-version": "2023-06-01"}
+    chunks = {"x-demo-chunks": str(STREAM_CHUNKS)}
+    return [
+        {"id": "1-openai", "name": "1 OpenAI chat", "path": "/v1/chat/completions", "headers": bearer, "body": OPENAI_BODY},
+        {"id": "2-anthropic", "name": "2 Anthropic front -> OpenAI", "path": "/v1/messages", "headers": anth, "body": ANTHROPIC_BODY},
+        {"id": "3-openai-stream", "name": "3 OpenAI stream 200 chunks", "path": "/v1/chat/completions",
+         "headers": {**bearer, **chunks}, "body": {**OPENAI_BODY, "stream": True, "max_tokens": 1000}, "chunks": STREAM_CHUNKS},
+        {"id": "4-anthropic-stream", "name": "4 Anthropic stream 200 chunks", "path": "/v1/messages",
+         "headers": {**anth, **chunks}, "body": {**ANTHROPIC_BODY, "stream": True, "max_tokens": 1000}, "chunks": STREAM_CHUNKS},
+        {"id": "5a-bad-key", "name": "5a rejected: bad key (401)", "path": "/v1/chat/completions",
+         "headers": {**j, "authorization": f"Bearer {BAD_KEY}"}, "body": OPENAI_BODY, "status": 401},
+        {"id": "5b-rate-limited", "name": "5b rejected: over rpm (429)", "path": "/v1/chat/completions",
+         "headers": {**j, "authorization": f"Bearer {LIMITED_KEY}"}, "body": OPENAI_BODY, "status": 429},
+    ]
+
+
+def loadgen(port: int, sc: dict, pid: int, duration: float, warmup: float, concurrency: int = CONCURRENCY) -> dict:
+    argv = [str(LOADGEN), "--url", f"http://127.0.0.1:{port}{sc['path']}", "--body", json.dumps(sc["body"]),
+            "--concurrency", str(concurrency), "--duration", str(duration), "--warmup", str(warmup),
+            "--expect-status", str(sc.get("status", 200)), "--cpu-pid", str(pid)]
+    for k, v in sc["headers"].items():
+        argv += ["-H", f"{k}: {v}"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + warmup + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"loadgen failed on {sc['id']}: {out.stderr.strip()} {out.stdout.strip()}")
+    r = json.loads(out.stdout)
+    r["envoy_cpu_s"] = (r["cpu_ticks"].get(str(pid)) or 0) / CLK_TCK
+    return r
+
+
+def aggregate(runs: list[dict], chunks: int | None) -> dict:
+    ok = sum(r["ok"] for r in runs)
+    secs = sum(r["duration_s"] for r in runs)
+    cpu = sum(r["envoy_cpu_s"] for r in runs)
+    events = sum(r["sse_events"] for r in runs)
+    out = {
+        "rounds": len(runs),
+        "requests": ok,
+        "rps": ok / secs if secs else 0.0,
+        "p50_us": statistics.median(r["latency_us"]["p50"] for r in runs),
+        "p99_us": statistics.median(r["latency_us"]["p99"] for r in runs),
+        "cpu_s_per_1k": cpu / ok * 1000 if ok else None,
+        "bad_status": sum(r["bad_status"] for r in runs),
+        "errors": sum(r["errors"] for r in runs),
+        "reconnects": sum(r.get("reconnects", 0) for r in runs),
+        "rps_rounds": [round(r["rps"], 1) for r in runs],
+    }
+    if chunks:
+        out["chunks_per_s"] = out["rps"] * chunks
+        out["sse_events_per_response"] = events / ok if ok else 0
+    return out
+
+
+def run_scenarios(tmp: Path, backend_port: int) -> list[dict]:
+    plain_ports = (free_port(), free_port())
+    toll_ports = (free_port(), free_port())
+    plain, _ = start_envoy(plain_doc(*plain_ports, backend_port), tmp, "plain")
+    toll, _ = start_envoy(tollgate_doc(*toll_ports, backend_port), tmp, "tollgate")
+    results = []
+    try:
+        for sc in scenarios():
+            if ONLY and sc["id"] not in ONLY:
+                continue
+            runs = {"plain": [], "tollgate": []}
+            targets = {"plain": (plain_ports[0], plain.pid), "tollgate": (toll_ports[0], toll.pid)}
+            for rnd in range(ROUNDS):
+                order = ("plain", "tollgate") if rnd % 2 == 0 else ("tollgate", "plain")  # ABBA
+                for which in order:
+                    port, pid = targets[which]
+                    runs[which].append(loadgen(port, sc, pid, DURATION, WARMUP))
+            # Unloaded latency: one connection, one request at a time (ABBA again).
+            lat = {"plain": [], "tollgate": []}
+            for rnd in range(2):
+                for which in (("plain", "tollgate") if rnd == 0 else ("tollgate", "plain")):
+                    port, pid = targets[which]
+                    lat[which].append(loadgen(port, sc, pid, LATENCY_DURATION, 0.3, concurrency=1))
+            p = aggregate(runs["plain"], sc.get("chunks"))
+            t = aggregate(runs["tollgate"], sc.get("chunks"))
+            for which, agg in (("plain", p), ("tollgate", t)):
+                agg["unloaded_p50_us"] = statistics.median(r["latency_us"]["p50"] for r in lat[which])
+                agg["unloaded_p99_us"] = statistics.median(r["latency_us"]["p99"] for r in lat[which])
+            res = {"id": sc["id"], "name": sc["name"], "plain": p, "tollgate": t,
+                   "throughput_ratio": t["rps"] / p["rps"] if p["rps"] else None,
+                   "added_p50_us": t["p50_us"] - p["p50_us"],
+                   "added_p99_us": t["p99_us"] - p["p99_us"],
+                   "added_unloaded_p50_us": t["unloaded_p50_us"] - p["unloaded_p50_us"],
+                   "cpu_ratio": (t["cpu_s_per_1k"] / p["cpu_s_per_1k"]) if p["cpu_s_per_1k"] else None}
+            results.append(res)
+            print(f"  {sc['name']}: plain {p['rps']:.0f} req/s, tollgate {t['rps']:.0f} req/s "
+                  f"(x{res['throughput_ratio']:.2f}), p50 {res['added_p50_us']:+.0f} us loaded, "
+                  f"{res['added_unloaded_p50_us']:+.0f} us unloaded", flush=True)
+    finally:
+        toll.stop()
+        plain.stop()
+    return results
+
+
+# ---------------------------------------------------------------- keys
+
+def run_keys(tmp: Path, backend_port: int) -> list[dict]:
+    """Envoy with Tollgate and N extra keys, at 1 and 2 workers: time to ready and RSS. Each worker
+    adds one VM (the main thread has one too), so RSS(2 workers) - RSS(1 worker) is one VM's cost;
+    the same difference with no extra keys is subtracted to leave what the keys add per VM."""
+    out = []
+    base = None
+    for n in [0, *KEY_COUNTS]:
+        row = {"keys": n}
+        for w in (1, 2):
+            gw, admin = free_port(), free_port()
+            doc = tollgate_doc(gw, admin, backend_port, extra_keys=n)
+            cfg_bytes = len(_wasm_filter(doc)["typed_config"]["config"]["configuration"]["value"])
+            try:
+                p, ready_s = start_envoy(doc, tmp, f"keys-{n}-{w}", workers=w, timeout=300)
+            except RuntimeError as e:
+                row[f"w{w}"] = {"error": str(e)[-500:]}
+                continue
+            try:
+                time.sleep(0.5)
+                ok = subprocess.run([str(LOADGEN), "--url", f"http://127.0.0.1:{gw}/v1/models", "-H",
+                                     f"authorization: Bearer {GOOD_KEY}", "--concurrency", "1", "--duration", "0.2",
+                                     "--warmup", "0"], capture_output=True, text=True).returncode == 0
+                row[f"w{w}"] = {"ready_s": ready_s, "rss_mb": rss_kb(p.pid) / 1024, "serves": ok}
+            finally:
+                p.stop()
+            row["config_mb"] = cfg_bytes / 1e6
+        if "rss_mb" in row.get("w1", {}) and "rss_mb" in row.get("w2", {}):
+            row["vm_mb"] = row["w2"]["rss_mb"] - row["w1"]["rss_mb"]
+        if n == 0:
+            base = row
+        elif base and "vm_mb" in row and "vm_mb" in base:
+            row["added_per_vm_mb"] = row["vm_mb"] - base["vm_mb"]
+            row["added_ready_s"] = row["w1"]["ready_s"] - base["w1"]["ready_s"]
+        out.append(row)
+        print(f"  {n} keys: {json.dumps(row)}", flush=True)
+    return out
+
+
+def run_native() -> dict:
+    out = subprocess.run([str(KEYBENCH), *map(str, KEY_COUNTS)], capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(f"keybench failed: {out.stderr}")
+    return json.loads(out.stdout)
+
+
+# ---------------------------------------------------------------- report
+
+def machine() -> dict:
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    ver = subprocess.run([envoy_bin(), "--version"], capture_output=True, text=True).stdout.strip()
+    return {"nproc": os.cpu_count(), "cpu": model, "kernel": platform.release(),
+            "envoy": ver.split("version:")[-1].strip(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def fmt_table(report: dict) -> str:
+    lines = []
+    m = report["machine"]
+    s = report["settings"]
+    lines.append(f"machine: {m['nproc']} cpus, {m['cpu']}, Envoy {m['envoy']}, {m['date']}")
+    lines.append(f"settings: {s['envoy_workers']} Envoy worker(s), {s['concurrency']} connections, "
+                 f"{s['rounds']} rounds x {s['duration_s']} s per configuration (ABBA), .wasm {report['wasm_bytes'] / 1024:.0f} KiB")
+    lines.append("")
+    lines.append("| scenario | plain req/s | tollgate req/s | ratio | plain p50/p99 µs | tollgate p50/p99 µs | added p50 µs | unloaded p50 µs plain / tollgate (added) | Envoy CPU s/1k req plain / tollgate |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in report["scenarios"]:
+        p, t = r["plain"], r["tollgate"]
+        rate = f"{p['rps']:.0f}", f"{t['rps']:.0f}"
+        if "chunks_per_s" in p:
+            rate = f"{p['rps']:.0f} ({p['chunks_per_s'] / 1000:.0f}k chunks/s)", f"{t['rps']:.0f} ({t['chunks_per_s'] / 1000:.0f}k chunks/s)"
+        cpu = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
+        lines.append(f"| {r['name']} | {rate[0]} | {rate[1]} | {r['throughput_ratio']:.2f} | {p['p50_us']:.0f} / {p['p99_us']:.0f} | "
+                     f"{t['p50_us']:.0f} / {t['p99_us']:.0f} | {r['added_p50_us']:+.0f} | "
+                     f"{p['unloaded_p50_us']:.0f} / {t['unloaded_p50_us']:.0f} ({r['added_unloaded_p50_us']:+.0f}) | "
+                     f"{cpu(p['cpu_s_per_1k'])} / {cpu(t['cpu_s_per_1k'])} |")
+    if report.get("keys"):
+        lines.append("")
+        lines.append("| keys | config size | Envoy ready (1 worker) | added load time | RSS 1 / 2 workers | added per VM |")
+        lines.append("|---:|---:|---:|---:|---:|---:|")
+        for k in report["keys"]:
+            w1, w2 = k.get("w1", {}), k.get("w2", {})
+            if "error" in w1 or "error" in w2:
+                lines.append(f"| {k['keys']} | {k.get('config_mb', 0):.1f} MB | failed: {(w1.get('error') or w2.get('error'))[:80]} | | | |")
+                continue
+            lines.append(f"| {k['keys']} | {k['config_mb']:.1f} MB | {w1['ready_s']:.2f} s | "
+                         f"{k.get('added_ready_s', 0):+.2f} s | {w1['rss_mb']:.0f} / {w2['rss_mb']:.0f} MB | "
+                         f"{k.get('added_per_vm_mb', 0):+.1f} MB |")
+    if report.get("native"):
+        lines.append("")
+        lines.append("| keys (native, one VM's work) | Config::parse | heap after | peak heap in parse | lookup hit | lookup miss | sha256 + lookup |")
+        lines.append("|---:|---:|---:|---:|---:|---:|---:|")
+        for n in report["native"]["keys"]:
+            lines.append(f"| {n['keys']} | {n['parse_ms']:.1f} ms | {n['heap_mb']:.1f} MB | {n['peak_heap_mb']:.1f} MB | "
+                         f"{n['lookup_hit_ns']:.0f} ns | {n['lookup_miss_ns']:.0f} ns | {n['hash_and_lookup_ns']:.0f} ns |")
+    if report.get("budgets"):
+        lines.append("")
+        for b in report["budgets"]:
+            lines.append(f"- {'MET ' if b['met'] else 'MISSED'} {b['what']}: {b['measured']}")
+    return "\n".join(lines)
+
+
+def budgets(report: dict) -> list[dict]:
+    out = []
+    sc = {r["id"]: r for r in report["scenarios"]}
+    if "1-openai" in sc:
+        r = sc["1-openai"]
+        out.append({"what": "scenario 1 throughput >= 80% of plain", "met": r["throughput_ratio"] >= 0.8,
+                    "measured": f"{r['throughput_ratio'] * 100:.0f}%"})
+        out.append({"what": "scenario 1 added p50 <= 50 us (unloaded: 1 connection)", "met": r["added_unloaded_p50_us"] <= 50,
+                    "measured": f"{r['added_unloaded_p50_us']:+.0f} us (at {CONCURRENCY} connections: {r['added_p50_us']:+.0f} us)"})
+    for sid in ("3-openai-stream", "4-anthropic-stream"):
+        if sid in sc:
+            r = sc[sid]
+            out.append({"what": f"scenario {sid[0]} chunks/s >= 70% of plain", "met": r["throughput_ratio"] >= 0.7,
+                        "measured": f"{r['throughput_ratio'] * 100:.0f}%"})
+    for k in report.get("keys", []):
+        if k["keys"] == 100_000 and "added_per_vm_mb" in k:
+            out.append({"what": "100k keys load < 1 s", "met": k["added_ready_s"] < 1, "measured": f"{k['added_ready_s']:+.2f} s"})
+            out.append({"what": "100k keys add < 64 MB per VM", "met": k["added_per_vm_mb"] < 64,
+                        "measured": f"{k['added_per_vm_mb']:+.1f} MB"})
+        if k["keys"] == 1_000_000:
+            ok = all(k.get(w, {}).get("serves") for w in ("w1", "w2"))
+            out.append({"what": "1M keys work", "met": ok, "measured": "serves" if ok else "fails"})
+    out.append({"what": ".wasm < 1 MB", "met": report["wasm_bytes"] < 1_000_000, "measured": f"{report['wasm_bytes']} bytes"})
+    return out
+
+
+def main() -> int:
+    for p in (WASM, BACKEND_BIN, LOADGEN, KEYBENCH):
+        if not p.exists():
+            print(f"{p} is missing: run `make build` (and build tools/bench)", file=sys.stderr)
+            return 1
+    t_start = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
+    report = {"machine": machine(), "wasm_bytes": WASM.stat().st_size,
+              "settings": {"duration_s": DURATION, "warmup_s": WARMUP, "rounds": ROUNDS, "concurrency": CONCURRENCY,
+                           "envoy_workers": WORKERS, "backend_threads": 1, "stream_chunks": STREAM_CHUNKS}}
+    backend = Proc([str(BACKEND_BIN), "--listen", "127.0.0.1:0", "--port-file", str(tmp / "backend.port"),
+                    "--no-capture", "--threads", "1"], tmp / "backend.log")
+    try:
+        deadline = time.time() + 10
+        while not (tmp / "backend.port").exists():
+            if time.time() > deadline or backend.p.poll() is not None:
+                raise RuntimeError("demo backend did not start")
+            time.sleep(0.02)
+        bport = int((tmp / "backend.port").read_text())
+        print(f"scenarios ({ROUNDS} rounds x {DURATION} s per configuration, {CONCURRENCY} connections, "
+              f"{WORKERS} Envoy worker(s)):", flush=True)
+        report["scenarios"] = run_scenarios(tmp, bport)
+        if KEY_COUNTS:
+            print("native configuration parse and key lookup:", flush=True)
+            report["native"] = run_native()
+            print("Envoy with many keys:", flush=True)
+            report["keys"] = run_keys(tmp, bport)
+    finally:
+        backend.stop()
+    report["budgets"] = budgets(report)
+    report["wall_s"] = time.monotonic() - t_start
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    text = json.dumps(report, indent=2)
+    (RESULTS / f"bench-{stamp}.json").write_text(text)
+    (RESULTS / "latest.json").write_text(text)
+    table = fmt_table(report)
+    (RESULTS / "latest.md").write_text(table + "\n")
+    print()
+    print(table)
+    print(f"\nwritten: bench-results/bench-{stamp}.json (bench took {report['wall_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

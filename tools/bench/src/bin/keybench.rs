@@ -1,0 +1,105 @@
+//! `tollgate-keybench N...`: for each key count N, the native cost of what every Envoy VM does with
+//! the configuration: `Config::parse` time, heap held by the parsed `Config`, peak heap during
+//! parsing (the JSON text itself not counted), and key lookup time (hit, miss, and SHA-256 +
+//! lookup as on each request). Prints one JSON document.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Instant;
+use tollgate::config::Config;
+use tollgate::keys;
+use tollgate_bench::bench_config_json;
+
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let p = System.alloc(l);
+        if !p.is_null() {
+            let now = LIVE.fetch_add(l.size(), Relaxed) + l.size();
+            PEAK.fetch_max(now, Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size(), Relaxed);
+        System.dealloc(p, l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        let q = System.realloc(p, l, new);
+        if !q.is_null() {
+            let now = if new >= l.size() {
+                LIVE.fetch_add(new - l.size(), Relaxed) + new - l.size()
+            } else {
+                LIVE.fetch_sub(l.size() - new, Relaxed) - (l.size() - new)
+            };
+            PEAK.fetch_max(now, Relaxed);
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn mb(b: usize) -> f64 {
+    b as f64 / (1024.0 * 1024.0)
+}
+
+fn main() {
+    let counts: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let counts = if counts.is_empty() { vec![1000, 100_000, 1_000_000] } else { counts };
+    let mut rows = Vec::new();
+    for n in counts {
+        let json = bench_config_json(n);
+        let before = LIVE.load(Relaxed);
+        PEAK.store(before, Relaxed);
+        let t0 = Instant::now();
+        let cfg = match Config::parse(json.as_bytes()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{n} keys: {e}");
+                std::process::exit(1);
+            }
+        };
+        let parse = t0.elapsed();
+        let heap = LIVE.load(Relaxed) - before;
+        let peak = PEAK.load(Relaxed) - before;
+        // Lookups: presented keys hashed up front (hit: configured keys; miss: unknown ones).
+        let probes = 100_000.min(n.max(1000));
+        let hits: Vec<keys::Hash> =
+            (0..probes).map(|i| keys::sha256(format!("sk-synthetic-{}", (i * 7919) % n.max(1)).as_bytes())).collect();
+        let misses: Vec<keys::Hash> = (0..probes).map(|i| keys::sha256(format!("sk-unknown-{i}").as_bytes())).collect();
+        let time = |hs: &[keys::Hash]| {
+            let t = Instant::now();
+            let mut found = 0usize;
+            for h in hs {
+                found += usize::from(black_box(cfg.key_table.lookup(black_box(h))).is_some());
+            }
+            (t.elapsed().as_nanos() as f64 / hs.len() as f64, found)
+        };
+        let (hit_ns, found_hits) = time(&hits);
+        let (miss_ns, found_misses) = time(&misses);
+        let presented: Vec<String> = (0..probes).map(|i| format!("sk-synthetic-{}", (i * 7919) % n.max(1))).collect();
+        let t = Instant::now();
+        let mut found = 0usize;
+        for k in &presented {
+            found += usize::from(cfg.key_table.lookup(&keys::sha256(black_box(k.as_bytes()))).is_some());
+        }
+        let hash_lookup_ns = t.elapsed().as_nanos() as f64 / presented.len() as f64;
+        if n > 0 && (found_hits != probes || found_misses != 0 || found != probes) {
+            eprintln!("{n} keys: lookups wrong ({found_hits} / {found_misses} / {found})");
+            std::process::exit(1);
+        }
+        rows.push(serde_json::json!({
+            "keys": n, "config_bytes": json.len(), "parse_ms": parse.as_secs_f64() * 1000.0,
+            "heap_mb": mb(heap), "peak_heap_mb": mb(peak),
+            "lookup_hit_ns": hit_ns, "lookup_miss_ns": miss_ns, "hash_and_lookup_ns": hash_lookup_ns,
+        }));
+        drop(cfg);
+    }
+    println!("{}", serde_json::json!({ "keys": rows }));
+}
