@@ -87,7 +87,7 @@ fn parse_args() -> Result<Args, String> {
         None if body.is_some() => Method::POST,
         None => Method::GET,
     };
-    if concurrency == 0 || !(duration > 0.0) || !(warmup >= 0.0) {
+    if concurrency == 0 || duration.is_nan() || duration <= 0.0 || warmup.is_nan() || warmup < 0.0 {
         return Err("concurrency and duration must be positive".into());
     }
     Ok(Args {
