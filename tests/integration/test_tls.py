@@ -7,6 +7,7 @@ import socket
 import ssl
 import sys
 import urllib.request
+import warnings
 from pathlib import Path
 
 import httpx2 as httpx  # the HTTP client the openai SDK pinned in requirements.txt uses
@@ -58,8 +59,10 @@ def test_https_refuses_an_unverified_client_side_check(tls):
         httpx.get(f"https://localhost:{tls.https_port}/v1/models", timeout=5)
     # And TLS below 1.2 is not offered.
     ctx = ssl.create_default_context(cafile=str(tls.cert))
-    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
-    ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # asking for TLS 1.1 is the point
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
     with pytest.raises(ssl.SSLError):
         with socket.create_connection(("127.0.0.1", tls.https_port), timeout=5) as sock:
             ctx.wrap_socket(sock, server_hostname="localhost")
