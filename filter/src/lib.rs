@@ -6,6 +6,7 @@ pub mod config;
 pub mod dialect;
 pub mod endpoints;
 pub mod errors;
+pub mod headers;
 pub mod exchange;
 pub mod keys;
 pub mod limits;

@@ -358,13 +358,6 @@ def test_conflicting_auth_headers_are_401(stack, vms_before, front):
         assert_error(r, front, 401)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Envoy hands the filter only the first value of a repeated header (proxy_get_header_map_value), "
-    "so 'x-api-key: A' + 'x-api-key: B' authenticates as A. Fix in glue/mod.rs: read repeated "
-    "credential headers in full (hostcalls::get_map_bytes) and join them with ', ' (RFC 9110); "
-    "keys::extract already refuses a key with a comma in it (two keys in one header).",
-)
 @pytest.mark.parametrize("front", FRONT_NAMES)
 def test_repeated_key_header_with_different_keys_is_401(stack, vms_before, front):
     r = send(stack, front, FRONTS[front]["body"],
@@ -453,15 +446,6 @@ def test_zz_vms_never_restarted_and_normal_requests_still_work(stack, vms_before
 
 # --- non-UTF-8 header values, on a stack of their own ---------------------------------------
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="glue::header() reads header values with proxy_wasm::hostcalls::get_map_value, which "
-    "unwraps String::from_utf8 inside the SDK: one non-UTF-8 byte in any header the filter reads "
-    "(authorization, x-api-key, x-goog-api-key, :path; content-type from the upstream) panics and "
-    "kills the worker's VM for good (every later request on it is a bare 503). Fix in glue/mod.rs: "
-    "read with hostcalls::get_map_value_bytes and decode with String::from_utf8_lossy (a lossy key "
-    "then fails the hash lookup: 401).",
-)
 @pytest.mark.parametrize("front", FRONT_NAMES)
 def test_non_utf8_header_values_are_401_not_a_dead_vm(front):
     """Run on a throwaway Envoy, so that the VM this kills does not take the session's with it."""

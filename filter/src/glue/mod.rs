@@ -139,8 +139,9 @@ fn env(store: &store::SharedData) -> Env<'_> {
     Env { now_ms: now_ms(), store }
 }
 
+/// A header's value, decoded lossily (the SDK's `get_map_value` panics on non-UTF-8 bytes).
 fn header(map: MapType, name: &str) -> Option<String> {
-    hostcalls::get_map_value(map, name).ok().flatten()
+    hostcalls::get_map_value_bytes(map, name).ok().flatten().map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
 fn apply(map: MapType, edits: &[HeaderEdit]) {
@@ -195,23 +196,18 @@ impl Context for Http {}
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         let m = MapType::HttpRequestHeaders;
-        let method = header(m, ":method").unwrap_or_default();
-        let path = header(m, ":path").unwrap_or_default();
-        let authorization = header(m, "authorization");
-        let x_api_key = header(m, "x-api-key");
-        let x_goog_api_key = header(m, "x-goog-api-key");
-        let request_id = header(m, "x-request-id");
-        let content_type = header(m, "content-type");
-        let content_length = header(m, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+        // One hostcall for all of them; bytes, never the SDK's unwrapping UTF-8 conversion.
+        let pairs = hostcalls::get_map_bytes(m).unwrap_or_default();
+        let h = crate::headers::collect(&pairs);
         let head = RequestHead {
-            method: &method,
-            path: &path,
-            authorization: authorization.as_deref(),
-            x_api_key: x_api_key.as_deref(),
-            x_goog_api_key: x_goog_api_key.as_deref(),
-            request_id: request_id.as_deref(),
-            content_type: content_type.as_deref(),
-            content_length,
+            method: &h.method,
+            path: &h.path,
+            authorization: h.authorization.as_deref(),
+            x_api_key: h.x_api_key.as_deref(),
+            x_goog_api_key: h.x_goog_api_key.as_deref(),
+            request_id: h.request_id.as_deref(),
+            content_type: h.content_type.as_deref(),
+            content_length: h.content_length.as_deref().and_then(|v| v.trim().parse::<u64>().ok()),
             end_of_stream,
         };
         let cfg = Rc::clone(&self.config);
