@@ -173,6 +173,8 @@ pub struct Exchange {
     upload: Option<Upload>,
     /// Media units came from an estimate (a transcription response that reported no seconds).
     units_estimated: bool,
+    /// A status to set on the held response headers (an invalid upstream body became our 502).
+    status_override: Option<u16>,
 }
 
 #[derive(Debug)]
@@ -238,6 +240,7 @@ impl Exchange {
             price: None,
             upload: None,
             units_estimated: false,
+            status_override: None,
         }
     }
 
@@ -607,6 +610,17 @@ impl Exchange {
         Ok(())
     }
 
+    /// Whether the glue should hold the response headers until the body is read: a buffered chat
+    /// response, whose status becomes 502 if the upstream's body turns out not to be JSON.
+    pub fn hold_response_headers(&self) -> bool {
+        matches!(self.mode, ResponseMode::BufferJson) && self.endpoint.is_chat()
+    }
+
+    /// The status the held response headers must get, once.
+    pub fn take_status_override(&mut self) -> Option<u16> {
+        self.status_override.take()
+    }
+
     /// Whether a streamed upload was routed already (its pieces are only counted now).
     pub fn upload_routed(&self) -> bool {
         self.upload.as_ref().is_some_and(|u| u.forwarded)
@@ -946,6 +960,14 @@ impl Exchange {
                     self.price.as_ref(),
                 );
                 if usage.is_none() {
+                    if out.is_none() && serde_json::from_slice::<serde::de::IgnoredAny>(chunk).is_err() {
+                        // Not JSON at all: the client gets our 502 in its dialect, not the garbage.
+                        let e = GatewayError::new(Code::UpstreamError, "The generation service sent an invalid response (not JSON)");
+                        self.status = e.status();
+                        self.error = Some(e.code);
+                        self.status_override = Some(e.status());
+                        return ChunkAction::Replace(e.body(self.front));
+                    }
                     self.text_bytes = usage::text_len_hint(chunk);
                 }
                 self.usage = usage;

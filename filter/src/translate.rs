@@ -245,6 +245,7 @@ impl StreamPipe {
             StreamPipe::Translated { up, usage, error_sent } => {
                 let mut chunks = Vec::new();
                 let mut done = false;
+                let mut invalid = false;
                 match &mut up.up {
                     Up::OpenAi => {
                         let d = ev.data.trim();
@@ -252,6 +253,8 @@ impl StreamPipe {
                             done = true;
                         } else if let Ok(v) = serde_json::from_str::<Value>(d) {
                             chunks.push(v);
+                        } else if !d.is_empty() {
+                            invalid = true;
                         }
                     }
                     Up::Anthropic(t) => t.on_event(ev, &mut chunks),
@@ -263,6 +266,7 @@ impl StreamPipe {
                 let err = match &up.up {
                     Up::Anthropic(t) => t.error(),
                     Up::Gemini(t) => t.error(),
+                    Up::OpenAi if invalid => Some("The generation service sent an invalid stream event".to_string()),
                     Up::OpenAi => None,
                 };
                 if let (Some(msg), false) = (err, *error_sent) {

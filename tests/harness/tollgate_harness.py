@@ -86,6 +86,7 @@ def render(
     billing_log: Path | None = None,
     base: Path = DEMO_YAML,
     extra_clusters: list[str] | None = None,
+    patch_envoy=None,
 ) -> dict:
     """Renders the demo config: ports, wasm path, cluster addresses (cluster name -> host:port),
     an optional access log file, and an optional function that edits the filter's JSON config."""
@@ -127,6 +128,8 @@ def render(
         sa = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
         sa["address"] = host or "127.0.0.1"
         sa["port_value"] = int(port)
+    if patch_envoy is not None:
+        doc = patch_envoy(doc) or doc
     return doc
 
 
@@ -145,7 +148,9 @@ class Stack:
         extra_clusters: list[str] | None = None,
         log_level: str = "warning",
         quiet: bool = True,
+        patch_envoy=None,
     ):
+        self.patch_envoy = patch_envoy
         self.concurrency = concurrency
         self.gateway_port = gateway_port or free_port()
         self.admin_port = admin_port or free_port()
@@ -207,6 +212,7 @@ class Stack:
             billing_log=self.billing_log,
             patch_filter=self.patch_filter,
             extra_clusters=self.extra_clusters,
+            patch_envoy=self.patch_envoy,
         )
         cfg_path = self.tmp / "envoy.yaml"
         cfg_path.write_text(yaml.safe_dump(doc, sort_keys=False))

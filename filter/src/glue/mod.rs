@@ -262,6 +262,10 @@ impl HttpContext for Http {
         let content_type = header(m, "content-type");
         let edits = self.ex.on_response_headers(status, content_type.as_deref());
         apply(m, &edits);
+        if self.ex.hold_response_headers() {
+            // Sent with the body, so that an invalid body can still become a 502.
+            return Action::Pause;
+        }
         Action::Continue
     }
 
@@ -286,7 +290,13 @@ impl HttpContext for Http {
             }
         };
         let max = self.config.max_body_bytes;
-        match self.ex.on_response_chunk(&chunk, end_of_stream, max) {
+        let action = self.ex.on_response_chunk(&chunk, end_of_stream, max);
+        if let Some(status) = self.ex.take_status_override() {
+            let m = MapType::HttpResponseHeaders;
+            let _ = hostcalls::set_map_value(m, ":status", Some(&status.to_string()));
+            let _ = hostcalls::set_map_value(m, "content-type", Some("application/json"));
+        }
+        match action {
             ChunkAction::Pass => Action::Continue,
             ChunkAction::Buffer => Action::Pause,
             ChunkAction::Replace(out) => {
