@@ -164,6 +164,19 @@ pub fn query_param<'a>(full_path: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// The path without the query parameter `name` (`None` when it has none): a key in `?key=`
+/// must not reach the upstream or Envoy's access log.
+pub fn without_query_param(full_path: &str, name: &str) -> Option<String> {
+    let (path, q) = split_query(full_path);
+    let q = q?;
+    let is_it = |kv: &&str| kv.split_once('=').map(|(k, _)| k).unwrap_or(kv) == name;
+    if !q.split('&').any(|kv| is_it(&kv)) {
+        return None;
+    }
+    let rest: Vec<&str> = q.split('&').filter(|kv| !is_it(kv)).collect();
+    Some(if rest.is_empty() { path.to_string() } else { format!("{path}?{}", rest.join("&")) })
+}
+
 /// Decodes `%XX` escapes (model names in Gemini paths); invalid escapes stay as they are.
 pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
@@ -188,6 +201,15 @@ pub fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_param_is_removed_from_paths() {
+        assert_eq!(without_query_param("/v1beta/models?key=sk-1", "key").as_deref(), Some("/v1beta/models"));
+        assert_eq!(without_query_param("/v1beta/m:streamGenerateContent?alt=sse&key=k", "key").as_deref(), Some("/v1beta/m:streamGenerateContent?alt=sse"));
+        assert_eq!(without_query_param("/x?key", "key").as_deref(), Some("/x"));
+        assert_eq!(without_query_param("/x?keys=1", "key"), None);
+        assert_eq!(without_query_param("/x", "key"), None);
+    }
 
     #[test]
     fn classifies_openai_paths_under_both_prefixes() {

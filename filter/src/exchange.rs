@@ -175,6 +175,8 @@ pub struct Exchange {
     units_estimated: bool,
     /// A status to set on the held response headers (an invalid upstream body became our 502).
     status_override: Option<u16>,
+    /// The request path without its `?key=` (set before anything else happens to the request).
+    path_without_key: Option<String>,
 }
 
 #[derive(Debug)]
@@ -241,6 +243,7 @@ impl Exchange {
             upload: None,
             units_estimated: false,
             status_override: None,
+            path_without_key: None,
         }
     }
 
@@ -491,6 +494,9 @@ impl Exchange {
             Dialect::Gemini => endpoints::query_param(head.path, "key"),
             _ => None,
         };
+        if query_key.is_some() {
+            self.path_without_key = endpoints::without_query_param(head.path, "key");
+        }
         let goog = head.x_goog_api_key;
         let presented = keys::extract(head.authorization, head.x_api_key, goog, query_key);
         let key = match presented {
@@ -614,6 +620,12 @@ impl Exchange {
     /// response, whose status becomes 502 if the upstream's body turns out not to be JSON.
     pub fn hold_response_headers(&self) -> bool {
         matches!(self.mode, ResponseMode::BufferJson) && self.endpoint.is_chat()
+    }
+
+    /// The request path with its `?key=` removed, once: the glue sets it before replying or
+    /// forwarding, so the key reaches neither the upstream nor Envoy's access log.
+    pub fn take_path_without_key(&mut self) -> Option<String> {
+        self.path_without_key.take()
     }
 
     /// The status the held response headers must get, once.

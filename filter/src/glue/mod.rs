@@ -211,7 +211,11 @@ impl HttpContext for Http {
             end_of_stream,
         };
         let cfg = Rc::clone(&self.config);
-        match self.ex.on_request_headers(&cfg, &head, &env(&store::SharedData)) {
+        let action = self.ex.on_request_headers(&cfg, &head, &env(&store::SharedData));
+        if let Some(p) = self.ex.take_path_without_key() {
+            let _ = hostcalls::set_map_value(m, ":path", Some(&p));
+        }
+        match action {
             HeadAction::Reply(r) => self.reply(&r),
             HeadAction::ReadBody(edits) => {
                 apply(m, &edits);
