@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 4
 
-.PHONY: help build run test unit clippy validate integration node-deps venv wasm-target keytool clean fuzz fuzz-smoke fuzz-tools bench
+.PHONY: help build run test unit clippy validate integration node-deps venv wasm-target keytool clean fuzz fuzz-smoke fuzz-tools bench soak
 
 help:
 	@echo "make run    build what is missing, start the demo (gateway 127.0.0.1:8080, admin :9901)"
@@ -100,6 +100,10 @@ test: build unit clippy validate fuzz-smoke integration
 bench: build $(STAMP)
 	cargo build --release --locked -p tollgate-bench
 	$(PY) tests/bench/bench.py
+
+# A few minutes of mixed valid, hostile and faulty traffic on 4 workers (SOAK_SECONDS, default 180).
+soak: build $(STAMP)
+	$(PY) tests/soak/soak.py
 
 clean:
 	cargo clean
