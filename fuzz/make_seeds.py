@@ -130,6 +130,10 @@ def main():
     write("exchange", bytes([0, 1, 8, 0, 3, 0, 0, 0]) + b"/v1/chat/completions\n--\n" + j(OPENAI_REQ[0]) + b"\n--\n{\"error\":{\"message\":\"boom\"}}")
     write("exchange", bytes([1, 3, 0, 0, 0, 0, 0, 0]) + b"/v1beta/models?key=sk-a\n--\n\n--\n")
     write("exchange", bytes([0, 5, 0, 0, 0, 6, 0, 0]) + b"/v1/images/generations\n--\n{\"model\":\"img\",\"n\":2}\n--\n{}")
+    form = (b"--BB\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nlisten\r\n"
+            b"--BB\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nRIFF....WAVE\r\n--BB--\r\n")
+    write("exchange", bytes([0, 1, 0, 0, 7, 6, 0, 0]) + b"/v1/audio/transcriptions\n--\n" + form + b"\n--\n{\"text\":\"hi\",\"usage\":{\"seconds\":2}}")
+    write("exchange", bytes([0, 1, 0, 0, 0, 0, 0, 0]) + b"/v1/audio/speech\n--\n{\"model\":\"voice\",\"input\":\"hello\"}\n--\nRIFF")
 
 
 if __name__ == "__main__":

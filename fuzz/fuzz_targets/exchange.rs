@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::sync::OnceLock;
 use tollgate::config::Config;
 use tollgate::dialect::Dialect;
-use tollgate::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, LocalReply, RequestHead};
+use tollgate::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, LocalReply, RequestHead, UploadAction};
 use tollgate::keys;
 use tollgate::limits::MemoryStore;
 
@@ -28,13 +28,15 @@ fn config() -> &'static Config {
                  {{"id":"mg","type":"text","cluster":"g","upstream_model":"gem"}},
                  {{"id":"free","type":"text","cluster":"o","sandbox":true}},
                  {{"id":"img","type":"image","cluster":"o","price":{{"per_image":1}}}},
-                 {{"id":"vid","type":"video","cluster":"o","price":{{"per_second":1}}}}],
+                 {{"id":"vid","type":"video","cluster":"o","price":{{"per_second":1}}}},
+                 {{"id":"listen","type":"audio","task":"transcription","cluster":"o","upstream_model":"whisper","price":{{"per_second":1}}}},
+                 {{"id":"voice","type":"audio","task":"speech","cluster":"o","price":{{"per_1k_chars":1}}}}],
                "accounts":[{{"id":"a","rpm":1000}},{{"id":"l","rpm":2}},{{"id":"c","spend_cap":0.01}},{{"id":"i","status":"inactive"}}],
                "keys":[{{"id":"k","sha256":"{}","account":"a","sandbox_daily_quota":2}},
                  {{"id":"kl","sha256":"{}","account":"l"}},
                  {{"id":"kc","sha256":"{}","account":"c","spend_cap":0.005}},
                  {{"id":"ki","sha256":"{}","account":"i"}}],
-               "max_body_bytes": 4096}}"#,
+               "max_body_bytes": 4096, "max_upload_bytes": 8192}}"#,
             h("sk-a"),
             h("sk-l"),
             h("sk-c"),
@@ -93,6 +95,9 @@ fn one(store: &MemoryStore, ctl: &[u8; 8], path: &str, body: &[u8], resp: &[u8])
         authorization: auth,
         x_api_key: xkey,
         x_goog_api_key: gkey,
+        request_id: Some("rid"),
+        content_type: Some(if ctl[5] & 2 == 2 { "multipart/form-data; boundary=BB" } else { "application/json" }),
+        content_length: (ctl[5] & 4 == 4).then_some(body.len() as u64),
         end_of_stream: ctl[5] & 1 == 1,
     };
     let mut ex = Exchange::new();
@@ -100,6 +105,32 @@ fn one(store: &MemoryStore, ctl: &[u8; 8], path: &str, body: &[u8], resp: &[u8])
         HeadAction::Reply(r) => {
             check_reply(ex.front, &r);
             false
+        }
+        HeadAction::ReadBody(_) if ex.is_upload() => {
+            // A streamed upload: growing prefixes until routed, then counted pieces.
+            let mut routed = false;
+            let mut done = false;
+            let mut upto = 0usize;
+            for piece in pieces(body, &[ctl[4], ctl[4] / 5 + 1]) {
+                upto += piece.len();
+                let last = upto == body.len();
+                let action = if routed {
+                    ex.on_upload_body(cfg, &[], piece.len(), last, &env)
+                } else {
+                    ex.on_upload_body(cfg, &body[..upto], upto, last, &env)
+                };
+                match action {
+                    UploadAction::NeedMore => {}
+                    UploadAction::Continue => {}
+                    UploadAction::Forward { .. } => routed = true,
+                    UploadAction::Reply(r) => {
+                        check_reply(ex.front, &r);
+                        done = true;
+                        break;
+                    }
+                }
+            }
+            routed && !done
         }
         HeadAction::ReadBody(_) => {
             if let Some(r) = ex.request_too_large(cfg, body.len()) {
