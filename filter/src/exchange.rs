@@ -746,6 +746,11 @@ impl Exchange {
     }
 
     fn route(&mut self, cfg: &Config, raw: &[u8], env: &Env) -> Result<BodyAction, GatewayError> {
+        if self.endpoint == Endpoint::ChatCompletions {
+            if let Some(a) = self.route_chat_unchanged(cfg, raw, env) {
+                return a;
+            }
+        }
         let want_type = self.endpoint.model_type();
         let chat: Option<PivotRequest> = match &self.endpoint {
             Endpoint::ChatCompletions => {
@@ -823,6 +828,38 @@ impl Exchange {
         edits.push(set("content-length", len.to_string()));
         edits.push(set("content-type", "application/json"));
         Ok(BodyAction::Forward { edits, body: new_body })
+    }
+
+    /// The common case of an OpenAI chat request to an OpenAI upstream whose body goes on as it
+    /// came (the model keeps its name; a stream already asks for usage): read with
+    /// `openai::scan_chat`, never built. `None`: take the general path, which decides the same
+    /// way for these requests and words every error.
+    fn route_chat_unchanged(&mut self, cfg: &Config, raw: &[u8], env: &Env) -> Option<Result<BodyAction, GatewayError>> {
+        let scan = openai::scan_chat(raw)?;
+        let model = cfg.model(&scan.model).filter(|m| m.model_type == ModelType::Text)?;
+        let cluster = cfg.cluster_of(model).filter(|c| c.dialect == Dialect::OpenAi)?;
+        if model.upstream_model != scan.model || (scan.stream && !scan.wants_usage) {
+            return None;
+        }
+        self.wants_usage = scan.wants_usage;
+        self.stream = scan.stream;
+        self.prompt_estimate = scan.prompt_estimate;
+        if let Err(e) = self.check_rpm(cfg, env) {
+            return Some(Err(e));
+        }
+        if let Err(e) = self.check_model_limits(cfg, env, model, 0.0, scan.max_tokens) {
+            return Some(Err(e));
+        }
+        self.cluster = Some(model.cluster);
+        self.upstream_model = Some(model.upstream_model.clone());
+        self.upstream = cluster.dialect;
+        self.price = Some(model.price);
+        self.model = Some(scan.model);
+        let path = format!("{}/chat/completions", cluster.base_path);
+        let mut edits = self.upstream_edits(cfg, cluster, path);
+        edits.push(set("content-length", raw.len().to_string()));
+        edits.push(set("content-type", "application/json"));
+        Some(Ok(BodyAction::Forward { edits, body: None }))
     }
 
     fn resolve_model<'c>(&self, cfg: &'c Config, name: &str, want: Option<ModelType>) -> Result<&'c Model, GatewayError> {
