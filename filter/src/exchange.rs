@@ -101,8 +101,9 @@ enum ResponseMode {
     BufferJson,
     /// Buffer the upstream's error body and answer with our own error at the end.
     UpstreamError { status: u16, code: Code },
-    /// Translate SSE chunk by chunk.
-    Stream { framer: Framer, pipe: Box<StreamPipe> },
+    /// Translate SSE chunk by chunk. `events` and `out` are kept from chunk to chunk so their
+    /// memory is reused.
+    Stream { framer: Framer, pipe: Box<StreamPipe>, events: Vec<Event>, out: Vec<u8> },
 }
 
 /// What to do with a response body chunk.
@@ -928,7 +929,7 @@ impl Exchange {
                 self.wants_usage,
                 self.price,
             );
-            self.mode = ResponseMode::Stream { framer: Framer::default(), pipe: Box::new(pipe) };
+            self.mode = ResponseMode::Stream { framer: Framer::default(), pipe: Box::new(pipe), events: Vec::new(), out: Vec::new() };
             vec![remove("content-length")]
         } else if content_type.map(|c| c.contains("json")).unwrap_or(false) {
             self.mode = ResponseMode::BufferJson;
@@ -998,26 +999,32 @@ impl Exchange {
                 let e = upstream_error(*status, *code, chunk);
                 ChunkAction::Replace(e.body(self.front))
             }
-            ResponseMode::Stream { framer, pipe } => {
-                let mut events: Vec<Event> = Vec::new();
-                let pushed = framer.push(chunk, &mut events);
+            ResponseMode::Stream { framer, pipe, events, out } => {
+                events.clear();
+                out.clear();
+                let pushed = framer.push(chunk, events);
                 if end_of_stream {
-                    framer.finish(&mut events);
+                    framer.finish(events);
                 }
-                let mut out = Vec::with_capacity(chunk.len() + 64);
-                for ev in &events {
-                    pipe.on_event(ev, &mut out);
+                out.reserve(chunk.len() + 64);
+                for ev in events.iter() {
+                    pipe.on_event(ev, out);
                 }
                 if pushed.is_err() {
-                    pipe.error("The upstream sent an oversized stream event", &mut out);
+                    pipe.error("The upstream sent an oversized stream event", out);
                 }
                 if end_of_stream {
-                    pipe.finish(&mut out);
+                    pipe.finish(out);
                 }
                 if let Some(u) = pipe.usage() {
                     self.usage = Some(u);
                 }
-                ChunkAction::Replace(out)
+                // Byte for byte what came in (whole events that pass unchanged): let the chunk
+                // through rather than replace it with a copy of itself.
+                if out.as_slice() == chunk {
+                    return ChunkAction::Pass;
+                }
+                ChunkAction::Replace(std::mem::take(out))
             }
         }
     }
@@ -1294,6 +1301,51 @@ mod tests {
         assert_eq!(reserved, 0);
         assert!(spent <= 50_000, "spent {spent} over the cap");
         assert!(admitted >= 3, "admitted only {admitted}");
+    }
+
+    #[test]
+    fn stream_chunks_of_whole_unchanged_events_pass_and_any_split_gives_the_same_bytes() {
+        let c = cfg();
+        let body = r#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#;
+        let stream = concat!(
+            "data: {\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n",
+            // (the usage chunk is parsed and written again: its keys are in that order already)
+            "data: {\"choices\":[],\"model\":\"m\",\"usage\":{\"completion_tokens\":1,\"prompt_tokens\":2}}\n\n",
+            "data: [DONE]\n\n",
+        )
+        .as_bytes();
+        let feed = |cuts: &[usize]| -> (Vec<u8>, Vec<bool>) {
+            let (mut ex, r) = run(&c, &MemoryStore::new(), 0, "sk-a", body);
+            assert!(r.is_none());
+            ex.on_response_headers(200, Some("text/event-stream"));
+            let (mut client, mut passed) = (Vec::new(), Vec::new());
+            let mut start = 0;
+            for (i, &end) in cuts.iter().chain([stream.len()].iter()).enumerate() {
+                let piece = &stream[start..end];
+                let last = i == cuts.len();
+                match ex.on_response_chunk(piece, last, 1 << 20) {
+                    ChunkAction::Pass => {
+                        client.extend_from_slice(piece);
+                        passed.push(true);
+                    }
+                    ChunkAction::Replace(b) => {
+                        client.extend_from_slice(&b);
+                        passed.push(false);
+                    }
+                    ChunkAction::Buffer => panic!("a stream is never buffered"),
+                }
+                start = end;
+            }
+            assert_eq!(ex.usage.map(|u| u.prompt_tokens), Some(2));
+            (client, passed)
+        };
+        let events: Vec<usize> = stream.windows(2).enumerate().filter(|(_, w)| w == b"\n\n").map(|(i, _)| i + 2).collect();
+        let (whole, passed) = feed(&events[..events.len() - 1]);
+        assert_eq!(whole, stream);
+        assert!(passed.iter().all(|p| *p), "{passed:?}");
+        for cut in 1..stream.len() {
+            assert_eq!(feed(&[cut]).0, whole, "split at {cut}");
+        }
     }
 
     #[test]

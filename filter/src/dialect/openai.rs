@@ -613,7 +613,7 @@ impl OpenAiStream {
             out.extend_from_slice(b"data: [DONE]\n\n");
             return;
         }
-        let has_usage = data.contains("\"usage\"");
+        let has_usage = memchr::memmem::find(data.as_bytes(), b"\"usage\"").is_some();
         if self.client_model.is_none() && !has_usage {
             self.completion_bytes = self.completion_bytes.saturating_add(usage::text_len_hint(data));
             write_data(out, data.as_bytes());
@@ -661,6 +661,13 @@ impl OpenAiStream {
 /// so each line goes back out as its own `data:` line: written raw, a multi-line event would
 /// reach the client as a truncated event plus stray lines.
 fn write_data(out: &mut Vec<u8>, data: &[u8]) {
+    if memchr::memchr(b'\n', data).is_none() {
+        out.reserve(data.len() + 8);
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\n\n");
+        return;
+    }
     for line in data.split(|&b| b == b'\n') {
         out.extend_from_slice(b"data: ");
         out.extend_from_slice(line);
