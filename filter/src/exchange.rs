@@ -16,7 +16,7 @@ use crate::media::{self, FieldScan};
 use crate::routing::{Model, ModelType, Price};
 use crate::sse::{Event, Framer};
 use crate::usage::{self, Usage};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// At most this much of a request or response body goes into a billing record, for keys whose
 /// configuration opts in to content logging (`log_content`).
@@ -182,6 +182,22 @@ struct Upload {
     declared: Option<u64>,
     seen: u64,
     forwarded: bool,
+}
+
+/// A JSON object being written (the billing record): `{` before the first field, `,` between.
+struct Record(Vec<u8>);
+
+impl Record {
+    fn field<T: serde::Serialize + ?Sized>(&mut self, key: &str, value: &T) {
+        self.0.push(if self.0.is_empty() { b'{' } else { b',' });
+        self.0.push(b'"');
+        self.0.extend_from_slice(key.as_bytes());
+        self.0.extend_from_slice(b"\":");
+        // Writing a string, number, bool or null to a Vec cannot fail.
+        if serde_json::to_writer(&mut self.0, value).is_err() {
+            self.0.extend_from_slice(b"null");
+        }
+    }
 }
 
 /// How far into an upload the `model` field may be looked for.
@@ -436,38 +452,41 @@ impl Exchange {
         let cluster = self.cluster.and_then(|c| cfg.clusters.get(c));
         let forwarded = self.model.is_some() && !self.local_reply;
         let end = self.now_ms.max(self.start_ms);
-        let mut r = Map::new();
-        let mut put = |k: &str, v: Value| {
-            r.insert(k.to_string(), v);
-        };
-        put("time", Value::String(rfc3339(self.start_ms)));
-        put("request_id", Value::String(self.request_id.clone()));
-        put("key_id", key.map(|k| Value::String(k.id.clone())).unwrap_or(Value::Null));
-        put("account_id", account.map(|a| Value::String(a.id.clone())).unwrap_or(Value::Null));
-        put("endpoint", Value::String(self.endpoint.name().to_string()));
-        put("model", self.model.clone().map(Value::String).unwrap_or(Value::Null));
-        put("upstream_model", if forwarded { self.upstream_model.clone().map(Value::String).unwrap_or(Value::Null) } else { Value::Null });
-        put("cluster", if forwarded { cluster.map(|c| Value::String(c.name.clone())).unwrap_or(Value::Null) } else { Value::Null });
-        put("front", Value::String(self.front.as_str().to_string()));
-        put("upstream", if forwarded { Value::String(self.upstream.as_str().to_string()) } else { Value::Null });
-        put("stream", Value::Bool(self.stream));
-        put("status", json!(self.status));
-        put("error", self.error.map(|c| Value::String(c.as_str().to_string())).unwrap_or(Value::Null));
-        put("prompt_tokens", json!(u.prompt_tokens));
-        put("completion_tokens", json!(u.completion_tokens));
-        put("cached_tokens", json!(u.cached_tokens));
-        put("reasoning_tokens", json!(u.reasoning_tokens));
-        put("units", self.units.filter(|_| forwarded).map(|n| json!(n)).unwrap_or(Value::Null));
-        put("credits", json!(micros as f64 / 1e6));
-        put("estimated", Value::Bool(estimated));
-        put("complete", Value::Bool(self.local_reply || self.response_done));
-        put("duration_ms", json!(end.saturating_sub(self.start_ms)));
-        put("ttfb_ms", self.first_byte_ms.map(|t| json!(t.saturating_sub(self.start_ms))).unwrap_or(Value::Null));
-        if let Some((req, resp)) = self.content.take() {
-            put("request_body", Value::String(String::from_utf8_lossy(&req).into_owned()));
-            put("response_body", Value::String(String::from_utf8_lossy(&resp).into_owned()));
+        let content = self.content.take();
+        let content = content.as_ref().map(|(req, resp)| (String::from_utf8_lossy(req), String::from_utf8_lossy(resp)));
+        // Written field by field, in the sorted key order a parsed-and-written object has.
+        let mut r = Record(Vec::with_capacity(640));
+        r.field("account_id", &account.map(|a| a.id.as_str()));
+        r.field("cached_tokens", &u.cached_tokens);
+        r.field("cluster", &cluster.filter(|_| forwarded).map(|c| c.name.as_str()));
+        r.field("complete", &(self.local_reply || self.response_done));
+        r.field("completion_tokens", &u.completion_tokens);
+        r.field("credits", &Value::from(micros as f64 / 1e6));
+        r.field("duration_ms", &end.saturating_sub(self.start_ms));
+        r.field("endpoint", self.endpoint.name());
+        r.field("error", &self.error.map(|c| c.as_str()));
+        r.field("estimated", &estimated);
+        r.field("front", self.front.as_str());
+        r.field("key_id", &key.map(|k| k.id.as_str()));
+        r.field("model", &self.model);
+        r.field("prompt_tokens", &u.prompt_tokens);
+        r.field("reasoning_tokens", &u.reasoning_tokens);
+        if let Some((req, _)) = &content {
+            r.field("request_body", req.as_ref());
         }
-        serde_json::to_vec(&Value::Object(r)).unwrap_or_default()
+        r.field("request_id", self.request_id.as_str());
+        if let Some((_, resp)) = &content {
+            r.field("response_body", resp.as_ref());
+        }
+        r.field("status", &self.status);
+        r.field("stream", &self.stream);
+        r.field("time", rfc3339(self.start_ms).as_str());
+        r.field("ttfb_ms", &self.first_byte_ms.map(|t| t.saturating_sub(self.start_ms)));
+        r.field("units", &self.units.filter(|_| forwarded).map(Value::from).unwrap_or(Value::Null));
+        r.field("upstream", &forwarded.then(|| self.upstream.as_str()));
+        r.field("upstream_model", &self.upstream_model.as_deref().filter(|_| forwarded));
+        r.0.push(b'}');
+        r.0
     }
 
     fn capture_response(&mut self, bytes: &[u8]) {
@@ -1195,6 +1214,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::limits::MemoryStore;
+    use serde_json::Map;
 
     fn cfg() -> Config {
         let h = |k: &str| keys::to_hex(&keys::sha256(k.as_bytes()));
@@ -1345,6 +1365,89 @@ mod tests {
         assert!(passed.iter().all(|p| *p), "{passed:?}");
         for cut in 1..stream.len() {
             assert_eq!(feed(&[cut]).0, whole, "split at {cut}");
+        }
+    }
+
+    impl Exchange {
+        /// The billing record as it was written before (a `Map`, then serialized): the reference.
+        fn record_by_map(&mut self, cfg: &Config, u: &Usage, estimated: bool, micros: u64) -> Vec<u8> {
+            let key = self.key.and_then(|k| cfg.key(k));
+            let account = self.account.and_then(|a| cfg.account(a));
+            let cluster = self.cluster.and_then(|c| cfg.clusters.get(c));
+            let forwarded = self.model.is_some() && !self.local_reply;
+            let end = self.now_ms.max(self.start_ms);
+            let mut r = Map::new();
+            let mut put = |k: &str, v: Value| {
+                r.insert(k.to_string(), v);
+            };
+            put("time", Value::String(rfc3339(self.start_ms)));
+            put("request_id", Value::String(self.request_id.clone()));
+            put("key_id", key.map(|k| Value::String(k.id.clone())).unwrap_or(Value::Null));
+            put("account_id", account.map(|a| Value::String(a.id.clone())).unwrap_or(Value::Null));
+            put("endpoint", Value::String(self.endpoint.name().to_string()));
+            put("model", self.model.clone().map(Value::String).unwrap_or(Value::Null));
+            put("upstream_model", if forwarded { self.upstream_model.clone().map(Value::String).unwrap_or(Value::Null) } else { Value::Null });
+            put("cluster", if forwarded { cluster.map(|c| Value::String(c.name.clone())).unwrap_or(Value::Null) } else { Value::Null });
+            put("front", Value::String(self.front.as_str().to_string()));
+            put("upstream", if forwarded { Value::String(self.upstream.as_str().to_string()) } else { Value::Null });
+            put("stream", Value::Bool(self.stream));
+            put("status", json!(self.status));
+            put("error", self.error.map(|c| Value::String(c.as_str().to_string())).unwrap_or(Value::Null));
+            put("prompt_tokens", json!(u.prompt_tokens));
+            put("completion_tokens", json!(u.completion_tokens));
+            put("cached_tokens", json!(u.cached_tokens));
+            put("reasoning_tokens", json!(u.reasoning_tokens));
+            put("units", self.units.filter(|_| forwarded).map(|n| json!(n)).unwrap_or(Value::Null));
+            put("credits", json!(micros as f64 / 1e6));
+            put("estimated", Value::Bool(estimated));
+            put("complete", Value::Bool(self.local_reply || self.response_done));
+            put("duration_ms", json!(end.saturating_sub(self.start_ms)));
+            put("ttfb_ms", self.first_byte_ms.map(|t| json!(t.saturating_sub(self.start_ms))).unwrap_or(Value::Null));
+            if let Some((req, resp)) = self.content.take() {
+                put("request_body", Value::String(String::from_utf8_lossy(&req).into_owned()));
+                put("response_body", Value::String(String::from_utf8_lossy(&resp).into_owned()));
+            }
+            serde_json::to_vec(&Value::Object(r)).unwrap_or_default()
+        }
+    }
+
+    #[test]
+    fn record_is_written_as_the_map_wrote_it() {
+        let (c, s) = (cfg(), MemoryStore::new());
+        let cases: [fn(&mut Exchange); 4] = [
+            |_| {},
+            |ex| {
+                ex.local_reply = true;
+                ex.units = Some(2.5);
+            },
+            |ex| {
+                ex.units = Some(f64::NAN);
+                ex.request_id = "r\"i\u{1}d\u{e9}".into();
+                ex.content = Some((b"{\"a\":\"\xff\"}".to_vec(), b"resp\n".to_vec()));
+                ex.first_byte_ms = Some(5);
+                ex.error = Some(Code::UpstreamError);
+                ex.response_done = true;
+            },
+            |ex| {
+                ex.model = None;
+                ex.key = None;
+                ex.account = None;
+                ex.units = Some(3.0);
+            },
+        ];
+        for (i, f) in cases.iter().enumerate() {
+            let (mut x, _) = run(&c, &s, 1_700_000_000_123 + i as u64 * 60_000, "sk-a", CHAT);
+            x.status = 200;
+            f(&mut x);
+            let content = x.content.clone();
+            let u = Usage { prompt_tokens: 3, completion_tokens: 4, cached_tokens: 1, reasoning_tokens: 2 };
+            for (est, micros) in [(false, 0u64), (true, 1_234_567)] {
+                x.content = content.clone();
+                let new = x.record(&c, &u, est, micros);
+                x.content = content.clone();
+                let old = x.record_by_map(&c, &u, est, micros);
+                assert_eq!(String::from_utf8_lossy(&new), String::from_utf8_lossy(&old), "case {i}");
+            }
         }
     }
 
