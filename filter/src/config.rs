@@ -5,15 +5,16 @@ use crate::dialect::Dialect;
 use crate::keys::{self, KeyTable};
 use crate::routing::{AudioTask, Model, ModelType, Price};
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawConfig {
+struct RawConfig<'a> {
     #[serde(default)]
     accounts: Vec<RawAccount>,
-    #[serde(default)]
-    keys: Vec<RawKey>,
+    #[serde(default, borrow)]
+    keys: Vec<RawKey<'a>>,
     #[serde(default)]
     models: Vec<RawModel>,
     #[serde(default)]
@@ -65,10 +66,13 @@ pub enum AccountStatus {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawKey {
+struct RawKey<'a> {
     id: String,
-    sha256: String,
-    account: String,
+    /// Borrowed from the configuration text when it has no escapes: read once, never kept.
+    #[serde(borrow)]
+    sha256: Cow<'a, str>,
+    #[serde(borrow)]
+    account: Cow<'a, str>,
     spend_cap: Option<f64>,
     sandbox_daily_quota: Option<u32>,
     #[serde(default)]
@@ -196,7 +200,7 @@ fn check_cap(cap: Option<f64>, where_: &str) -> Result<(), String> {
     }
 }
 
-fn compile(raw: RawConfig) -> Result<Config, String> {
+fn compile(raw: RawConfig<'_>) -> Result<Config, String> {
     let defaults = raw.defaults;
     let default_rpm = defaults.rpm.unwrap_or(DEFAULT_RPM);
     let default_image_rpm = defaults.image_rpm.unwrap_or(DEFAULT_IMAGE_RPM);
@@ -315,13 +319,15 @@ fn compile(raw: RawConfig) -> Result<Config, String> {
     let mut keys_out = Vec::with_capacity(raw.keys.len());
     let mut table = Vec::with_capacity(keys_out.capacity());
     for (i, k) in raw.keys.into_iter().enumerate() {
-        let here = format!("keys[{i}]");
+        // `keys[i]` is written only for an error: a million keys need no million strings.
         let hash = keys::from_hex(&k.sha256)
-            .ok_or_else(|| format!("{here}.sha256: must be 64 hexadecimal characters (the SHA-256 of the key)"))?;
+            .ok_or_else(|| format!("keys[{i}].sha256: must be 64 hexadecimal characters (the SHA-256 of the key)"))?;
         let account = *account_index
-            .get(&k.account)
-            .ok_or_else(|| format!("{here}.account: no account '{}' in 'accounts'", k.account))?;
-        check_cap(k.spend_cap, &here)?;
+            .get(k.account.as_ref())
+            .ok_or_else(|| format!("keys[{i}].account: no account '{}' in 'accounts'", k.account))?;
+        if k.spend_cap.is_some() {
+            check_cap(k.spend_cap, &format!("keys[{i}]"))?;
+        }
         let idx = u32::try_from(i).map_err(|_| "keys: too many keys".to_string())?;
         table.push((hash, idx));
         keys_out.push(KeyRecord {

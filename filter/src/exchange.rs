@@ -16,7 +16,7 @@ use crate::media::{self, FieldScan};
 use crate::routing::{Model, ModelType, Price};
 use crate::sse::{Event, Framer};
 use crate::usage::{self, Usage};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// At most this much of a request or response body goes into a billing record, for keys whose
 /// configuration opts in to content logging (`log_content`).
@@ -101,8 +101,9 @@ enum ResponseMode {
     BufferJson,
     /// Buffer the upstream's error body and answer with our own error at the end.
     UpstreamError { status: u16, code: Code },
-    /// Translate SSE chunk by chunk.
-    Stream { framer: Framer, pipe: Box<StreamPipe> },
+    /// Translate SSE chunk by chunk. `events` and `out` are kept from chunk to chunk so their
+    /// memory is reused.
+    Stream { framer: Framer, pipe: Box<StreamPipe>, events: Vec<Event>, out: Vec<u8> },
 }
 
 /// What to do with a response body chunk.
@@ -185,6 +186,22 @@ struct Upload {
     declared: Option<u64>,
     seen: u64,
     forwarded: bool,
+}
+
+/// A JSON object being written (the billing record): `{` before the first field, `,` between.
+struct Record(Vec<u8>);
+
+impl Record {
+    fn field<T: serde::Serialize + ?Sized>(&mut self, key: &str, value: &T) {
+        self.0.push(if self.0.is_empty() { b'{' } else { b',' });
+        self.0.push(b'"');
+        self.0.extend_from_slice(key.as_bytes());
+        self.0.extend_from_slice(b"\":");
+        // Writing a string, number, bool or null to a Vec cannot fail.
+        if serde_json::to_writer(&mut self.0, value).is_err() {
+            self.0.extend_from_slice(b"null");
+        }
+    }
 }
 
 /// How far into an upload the `model` field may be looked for.
@@ -441,38 +458,41 @@ impl Exchange {
         let cluster = self.cluster.and_then(|c| cfg.clusters.get(c));
         let forwarded = self.model.is_some() && !self.local_reply;
         let end = self.now_ms.max(self.start_ms);
-        let mut r = Map::new();
-        let mut put = |k: &str, v: Value| {
-            r.insert(k.to_string(), v);
-        };
-        put("time", Value::String(rfc3339(self.start_ms)));
-        put("request_id", Value::String(self.request_id.clone()));
-        put("key_id", key.map(|k| Value::String(k.id.clone())).unwrap_or(Value::Null));
-        put("account_id", account.map(|a| Value::String(a.id.clone())).unwrap_or(Value::Null));
-        put("endpoint", Value::String(self.endpoint.name().to_string()));
-        put("model", self.model.clone().map(Value::String).unwrap_or(Value::Null));
-        put("upstream_model", if forwarded { self.upstream_model.clone().map(Value::String).unwrap_or(Value::Null) } else { Value::Null });
-        put("cluster", if forwarded { cluster.map(|c| Value::String(c.name.clone())).unwrap_or(Value::Null) } else { Value::Null });
-        put("front", Value::String(self.front.as_str().to_string()));
-        put("upstream", if forwarded { Value::String(self.upstream.as_str().to_string()) } else { Value::Null });
-        put("stream", Value::Bool(self.stream));
-        put("status", json!(self.status));
-        put("error", self.error.map(|c| Value::String(c.as_str().to_string())).unwrap_or(Value::Null));
-        put("prompt_tokens", json!(u.prompt_tokens));
-        put("completion_tokens", json!(u.completion_tokens));
-        put("cached_tokens", json!(u.cached_tokens));
-        put("reasoning_tokens", json!(u.reasoning_tokens));
-        put("units", self.units.filter(|_| forwarded).map(|n| json!(n)).unwrap_or(Value::Null));
-        put("credits", json!(micros as f64 / 1e6));
-        put("estimated", Value::Bool(estimated));
-        put("complete", Value::Bool(self.local_reply || self.response_done));
-        put("duration_ms", json!(end.saturating_sub(self.start_ms)));
-        put("ttfb_ms", self.first_byte_ms.map(|t| json!(t.saturating_sub(self.start_ms))).unwrap_or(Value::Null));
-        if let Some((req, resp)) = self.content.take() {
-            put("request_body", Value::String(String::from_utf8_lossy(&req).into_owned()));
-            put("response_body", Value::String(String::from_utf8_lossy(&resp).into_owned()));
+        let content = self.content.take();
+        let content = content.as_ref().map(|(req, resp)| (String::from_utf8_lossy(req), String::from_utf8_lossy(resp)));
+        // Written field by field, in the sorted key order a parsed-and-written object has.
+        let mut r = Record(Vec::with_capacity(640));
+        r.field("account_id", &account.map(|a| a.id.as_str()));
+        r.field("cached_tokens", &u.cached_tokens);
+        r.field("cluster", &cluster.filter(|_| forwarded).map(|c| c.name.as_str()));
+        r.field("complete", &(self.local_reply || self.response_done));
+        r.field("completion_tokens", &u.completion_tokens);
+        r.field("credits", &Value::from(micros as f64 / 1e6));
+        r.field("duration_ms", &end.saturating_sub(self.start_ms));
+        r.field("endpoint", self.endpoint.name());
+        r.field("error", &self.error.map(|c| c.as_str()));
+        r.field("estimated", &estimated);
+        r.field("front", self.front.as_str());
+        r.field("key_id", &key.map(|k| k.id.as_str()));
+        r.field("model", &self.model);
+        r.field("prompt_tokens", &u.prompt_tokens);
+        r.field("reasoning_tokens", &u.reasoning_tokens);
+        if let Some((req, _)) = &content {
+            r.field("request_body", req.as_ref());
         }
-        serde_json::to_vec(&Value::Object(r)).unwrap_or_default()
+        r.field("request_id", self.request_id.as_str());
+        if let Some((_, resp)) = &content {
+            r.field("response_body", resp.as_ref());
+        }
+        r.field("status", &self.status);
+        r.field("stream", &self.stream);
+        r.field("time", rfc3339(self.start_ms).as_str());
+        r.field("ttfb_ms", &self.first_byte_ms.map(|t| t.saturating_sub(self.start_ms)));
+        r.field("units", &self.units.filter(|_| forwarded).map(Value::from).unwrap_or(Value::Null));
+        r.field("upstream", &forwarded.then(|| self.upstream.as_str()));
+        r.field("upstream_model", &self.upstream_model.as_deref().filter(|_| forwarded));
+        r.0.push(b'}');
+        r.0
     }
 
     fn capture_response(&mut self, bytes: &[u8]) {
@@ -772,6 +792,11 @@ impl Exchange {
     }
 
     fn route(&mut self, cfg: &Config, raw: &[u8], env: &Env) -> Result<BodyAction, GatewayError> {
+        if self.endpoint == Endpoint::ChatCompletions {
+            if let Some(a) = self.route_chat_unchanged(cfg, raw, env) {
+                return a;
+            }
+        }
         let want_type = self.endpoint.model_type();
         let chat: Option<PivotRequest> = match &self.endpoint {
             Endpoint::ChatCompletions => {
@@ -851,6 +876,38 @@ impl Exchange {
         Ok(BodyAction::Forward { edits, body: new_body })
     }
 
+    /// The common case of an OpenAI chat request to an OpenAI upstream whose body goes on as it
+    /// came (the model keeps its name; a stream already asks for usage): read with
+    /// `openai::scan_chat`, never built. `None`: take the general path, which decides the same
+    /// way for these requests and words every error.
+    fn route_chat_unchanged(&mut self, cfg: &Config, raw: &[u8], env: &Env) -> Option<Result<BodyAction, GatewayError>> {
+        let scan = openai::scan_chat(raw)?;
+        let model = cfg.model(&scan.model).filter(|m| m.model_type == ModelType::Text)?;
+        let cluster = cfg.cluster_of(model).filter(|c| c.dialect == Dialect::OpenAi)?;
+        if model.upstream_model != scan.model || (scan.stream && !scan.wants_usage) {
+            return None;
+        }
+        self.wants_usage = scan.wants_usage;
+        self.stream = scan.stream;
+        self.prompt_estimate = scan.prompt_estimate;
+        if let Err(e) = self.check_rpm(cfg, env) {
+            return Some(Err(e));
+        }
+        if let Err(e) = self.check_model_limits(cfg, env, model, 0.0, scan.max_tokens) {
+            return Some(Err(e));
+        }
+        self.cluster = Some(model.cluster);
+        self.upstream_model = Some(model.upstream_model.clone());
+        self.upstream = cluster.dialect;
+        self.price = Some(model.price);
+        self.model = Some(scan.model);
+        let path = format!("{}/chat/completions", cluster.base_path);
+        let mut edits = self.upstream_edits(cfg, cluster, path);
+        edits.push(set("content-length", raw.len().to_string()));
+        edits.push(set("content-type", "application/json"));
+        Some(Ok(BodyAction::Forward { edits, body: None }))
+    }
+
     fn resolve_model<'c>(&self, cfg: &'c Config, name: &str, want: Option<ModelType>) -> Result<&'c Model, GatewayError> {
         let model = cfg.model(name).ok_or_else(|| {
             GatewayError::new(
@@ -917,7 +974,7 @@ impl Exchange {
                 self.wants_usage,
                 self.price,
             );
-            self.mode = ResponseMode::Stream { framer: Framer::default(), pipe: Box::new(pipe) };
+            self.mode = ResponseMode::Stream { framer: Framer::default(), pipe: Box::new(pipe), events: Vec::new(), out: Vec::new() };
             vec![remove("content-length")]
         } else if content_type.map(|c| c.contains("json")).unwrap_or(false) {
             self.mode = ResponseMode::BufferJson;
@@ -995,26 +1052,32 @@ impl Exchange {
                 let e = upstream_error(*status, *code, chunk);
                 ChunkAction::Replace(e.body(self.front))
             }
-            ResponseMode::Stream { framer, pipe } => {
-                let mut events: Vec<Event> = Vec::new();
-                let pushed = framer.push(chunk, &mut events);
+            ResponseMode::Stream { framer, pipe, events, out } => {
+                events.clear();
+                out.clear();
+                let pushed = framer.push(chunk, events);
                 if end_of_stream {
-                    framer.finish(&mut events);
+                    framer.finish(events);
                 }
-                let mut out = Vec::with_capacity(chunk.len() + 64);
-                for ev in &events {
-                    pipe.on_event(ev, &mut out);
+                out.reserve(chunk.len() + 64);
+                for ev in events.iter() {
+                    pipe.on_event(ev, out);
                 }
                 if pushed.is_err() {
-                    pipe.error("The upstream sent an oversized stream event", &mut out);
+                    pipe.error("The upstream sent an oversized stream event", out);
                 }
                 if end_of_stream {
-                    pipe.finish(&mut out);
+                    pipe.finish(out);
                 }
                 if let Some(u) = pipe.usage() {
                     self.usage = Some(u);
                 }
-                ChunkAction::Replace(out)
+                // Byte for byte what came in (whole events that pass unchanged): let the chunk
+                // through rather than replace it with a copy of itself.
+                if out.as_slice() == chunk {
+                    return ChunkAction::Pass;
+                }
+                ChunkAction::Replace(std::mem::take(out))
             }
         }
     }
@@ -1185,6 +1248,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::limits::MemoryStore;
+    use serde_json::Map;
 
     fn cfg() -> Config {
         let h = |k: &str| keys::to_hex(&keys::sha256(k.as_bytes()));
@@ -1291,6 +1355,142 @@ mod tests {
         assert_eq!(reserved, 0);
         assert!(spent <= 50_000, "spent {spent} over the cap");
         assert!(admitted >= 3, "admitted only {admitted}");
+    }
+
+    #[test]
+    fn stream_chunks_of_whole_unchanged_events_pass_and_any_split_gives_the_same_bytes() {
+        let c = cfg();
+        let body = r#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#;
+        let stream = concat!(
+            "data: {\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n",
+            // (the usage chunk is parsed and written again: its keys are in that order already)
+            "data: {\"choices\":[],\"model\":\"m\",\"usage\":{\"completion_tokens\":1,\"prompt_tokens\":2}}\n\n",
+            "data: [DONE]\n\n",
+        )
+        .as_bytes();
+        let feed = |cuts: &[usize]| -> (Vec<u8>, Vec<bool>) {
+            let (mut ex, r) = run(&c, &MemoryStore::new(), 0, "sk-a", body);
+            assert!(r.is_none());
+            ex.on_response_headers(200, Some("text/event-stream"));
+            let (mut client, mut passed) = (Vec::new(), Vec::new());
+            let mut start = 0;
+            for (i, &end) in cuts.iter().chain([stream.len()].iter()).enumerate() {
+                let piece = &stream[start..end];
+                let last = i == cuts.len();
+                match ex.on_response_chunk(piece, last, 1 << 20) {
+                    ChunkAction::Pass => {
+                        client.extend_from_slice(piece);
+                        passed.push(true);
+                    }
+                    ChunkAction::Replace(b) => {
+                        client.extend_from_slice(&b);
+                        passed.push(false);
+                    }
+                    ChunkAction::Buffer => panic!("a stream is never buffered"),
+                }
+                start = end;
+            }
+            assert_eq!(ex.usage.map(|u| u.prompt_tokens), Some(2));
+            (client, passed)
+        };
+        let events: Vec<usize> = stream.windows(2).enumerate().filter(|(_, w)| w == b"\n\n").map(|(i, _)| i + 2).collect();
+        let (whole, passed) = feed(&events[..events.len() - 1]);
+        assert_eq!(whole, stream);
+        assert!(passed.iter().all(|p| *p), "{passed:?}");
+        for cut in 1..stream.len() {
+            assert_eq!(feed(&[cut]).0, whole, "split at {cut}");
+        }
+    }
+
+    impl Exchange {
+        /// The billing record as it was written before (a `Map`, then serialized): the reference.
+        fn record_by_map(&mut self, cfg: &Config, u: &Usage, estimated: bool, micros: u64) -> Vec<u8> {
+            let key = self.key.and_then(|k| cfg.key(k));
+            let account = self.account.and_then(|a| cfg.account(a));
+            let cluster = self.cluster.and_then(|c| cfg.clusters.get(c));
+            let forwarded = self.model.is_some() && !self.local_reply;
+            let end = self.now_ms.max(self.start_ms);
+            let mut r = Map::new();
+            let mut put = |k: &str, v: Value| {
+                r.insert(k.to_string(), v);
+            };
+            put("time", Value::String(rfc3339(self.start_ms)));
+            put("request_id", Value::String(self.request_id.clone()));
+            put("key_id", key.map(|k| Value::String(k.id.clone())).unwrap_or(Value::Null));
+            put("account_id", account.map(|a| Value::String(a.id.clone())).unwrap_or(Value::Null));
+            put("endpoint", Value::String(self.endpoint.name().to_string()));
+            put("model", self.model.clone().map(Value::String).unwrap_or(Value::Null));
+            put("upstream_model", if forwarded { self.upstream_model.clone().map(Value::String).unwrap_or(Value::Null) } else { Value::Null });
+            put("cluster", if forwarded { cluster.map(|c| Value::String(c.name.clone())).unwrap_or(Value::Null) } else { Value::Null });
+            put("front", Value::String(self.front.as_str().to_string()));
+            put("upstream", if forwarded { Value::String(self.upstream.as_str().to_string()) } else { Value::Null });
+            put("stream", Value::Bool(self.stream));
+            put("status", json!(self.status));
+            put("error", self.error.map(|c| Value::String(c.as_str().to_string())).unwrap_or(Value::Null));
+            put("prompt_tokens", json!(u.prompt_tokens));
+            put("completion_tokens", json!(u.completion_tokens));
+            put("cached_tokens", json!(u.cached_tokens));
+            put("reasoning_tokens", json!(u.reasoning_tokens));
+            put("units", self.units.filter(|_| forwarded).map(|n| json!(n)).unwrap_or(Value::Null));
+            put("credits", json!(micros as f64 / 1e6));
+            put("estimated", Value::Bool(estimated));
+            put("complete", Value::Bool(self.local_reply || self.response_done));
+            put("duration_ms", json!(end.saturating_sub(self.start_ms)));
+            put("ttfb_ms", self.first_byte_ms.map(|t| json!(t.saturating_sub(self.start_ms))).unwrap_or(Value::Null));
+            if let Some((req, resp)) = self.content.take() {
+                put("request_body", Value::String(String::from_utf8_lossy(&req).into_owned()));
+                put("response_body", Value::String(String::from_utf8_lossy(&resp).into_owned()));
+            }
+            serde_json::to_vec(&Value::Object(r)).unwrap_or_default()
+        }
+    }
+
+    #[test]
+    fn record_is_written_as_the_map_wrote_it() {
+        let (c, s) = (cfg(), MemoryStore::new());
+        let cases: [fn(&mut Exchange); 4] = [
+            |_| {},
+            |ex| {
+                ex.local_reply = true;
+                ex.units = Some(2.5);
+            },
+            |ex| {
+                ex.units = Some(f64::NAN);
+                ex.request_id = "r\"i\u{1}d\u{e9}".into();
+                ex.content = Some((b"{\"a\":\"\xff\"}".to_vec(), b"resp\n".to_vec()));
+                ex.first_byte_ms = Some(5);
+                ex.error = Some(Code::UpstreamError);
+                ex.response_done = true;
+            },
+            |ex| {
+                ex.model = None;
+                ex.key = None;
+                ex.account = None;
+                ex.units = Some(3.0);
+            },
+        ];
+        for (i, f) in cases.iter().enumerate() {
+            let (mut x, _) = run(&c, &s, 1_700_000_000_123 + i as u64 * 60_000, "sk-a", CHAT);
+            x.status = 200;
+            f(&mut x);
+            let content = x.content.clone();
+            let u = Usage { prompt_tokens: 3, completion_tokens: 4, cached_tokens: 1, reasoning_tokens: 2 };
+            for (est, micros) in [(false, 0u64), (true, 1_234_567)] {
+                x.content = content.clone();
+                let new = x.record(&c, &u, est, micros);
+                x.content = content.clone();
+                let old = x.record_by_map(&c, &u, est, micros);
+                // Same object; the Map's key order depends on serde_json's `preserve_order`
+                // (a workspace build may turn it on), the written record is always sorted.
+                let parsed = |b: &[u8]| serde_json::from_slice::<Value>(b).unwrap();
+                assert_eq!(parsed(&new), parsed(&old), "case {i}");
+                let keys: Vec<String> = parsed(&new).as_object().unwrap().keys().cloned().collect();
+                let mut sorted = keys.clone();
+                sorted.sort();
+                assert_eq!(keys, sorted);
+                assert_eq!(new.len(), old.len(), "case {i}");
+            }
+        }
     }
 
     #[test]

@@ -63,7 +63,7 @@ impl Framer {
             }
         }
         while !chunk.is_empty() {
-            match chunk.iter().position(|&b| b == b'\n' || b == b'\r') {
+            match memchr::memchr2(b'\n', b'\r', chunk) {
                 None => {
                     self.event_bytes = self.event_bytes.saturating_add(chunk.len());
                     if self.event_bytes > self.max_event_bytes {

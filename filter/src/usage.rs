@@ -130,7 +130,7 @@ pub fn text_len_hint(data: impl AsRef<[u8]>) -> u64 {
     let b = data.as_ref();
     let mut total = 0u64;
     let mut i = 0usize;
-    while let Some(off) = b.get(i..).and_then(|rest| rest.iter().position(|&c| c == b'"')) {
+    while let Some(off) = b.get(i..).and_then(|rest| memchr::memchr(b'"', rest)) {
         let start = i + off;
         let rest = b.get(start..).unwrap_or(&[]);
         let Some(key) = KEYS.iter().find(|k| rest.starts_with(k)) else {
@@ -169,18 +169,19 @@ fn skip_string(b: &[u8], i: usize) -> usize {
 /// (decoded length, index past the closing quote) of the JSON string whose content starts at `i`.
 fn string_len(b: &[u8], mut i: usize) -> (u64, usize) {
     let mut n = 0u64;
-    while let Some(&c) = b.get(i) {
-        match c {
-            b'"' => return (n, i + 1),
-            b'\\' => {
-                i += if b.get(i + 1) == Some(&b'u') { 6 } else { 2 };
-                n += 1;
-            }
-            _ => {
-                i += 1;
-                n += 1;
-            }
+    while let Some(rest) = b.get(i..) {
+        let Some(off) = memchr::memchr2(b'"', b'\\', rest) else {
+            // Unterminated: every byte left counts.
+            n = n.saturating_add(rest.len() as u64);
+            return (n, b.len());
+        };
+        n = n.saturating_add(off as u64);
+        i += off;
+        if rest.get(off) == Some(&b'"') {
+            return (n, i + 1);
         }
+        i += if b.get(i + 1) == Some(&b'u') { 6 } else { 2 };
+        n += 1;
     }
     (n, i)
 }
@@ -189,6 +190,35 @@ fn string_len(b: &[u8], mut i: usize) -> (u64, usize) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// `string_len` as it was before memchr: the reference.
+    fn string_len_bytewise(b: &[u8], mut i: usize) -> (u64, usize) {
+        let mut n = 0u64;
+        while let Some(&c) = b.get(i) {
+            match c {
+                b'"' => return (n, i + 1),
+                b'\\' => {
+                    i += if b.get(i + 1) == Some(&b'u') { 6 } else { 2 };
+                    n += 1;
+                }
+                _ => {
+                    i += 1;
+                    n += 1;
+                }
+            }
+        }
+        (n, i)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn string_len_matches_the_bytewise_reference(
+            b in proptest::collection::vec(proptest::sample::select(vec![b'a', b'"', b'\\', b'u', b'\xc3', b'\n']), 0..40),
+            start in 0usize..42,
+        ) {
+            proptest::prop_assert_eq!(string_len(&b, start), string_len_bytewise(&b, start));
+        }
+    }
 
     #[test]
     fn text_len_hint_counts_text_values_only() {

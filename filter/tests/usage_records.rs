@@ -101,8 +101,11 @@ fn run(cfg: &Config, store: &MemoryStore, front: &str, up: &str, events: &[&str]
     for (i, ev) in events.iter().enumerate() {
         let last = closes && i + 1 == events.len();
         let chunk = format!("{ev}\n\n");
-        if let tollgate::exchange::ChunkAction::Replace(b) = ex.on_response_chunk(chunk.as_bytes(), last, 1 << 20) {
-            client.extend_from_slice(&b);
+        match ex.on_response_chunk(chunk.as_bytes(), last, 1 << 20) {
+            // Passed through unchanged, as the glue lets it.
+            tollgate::exchange::ChunkAction::Pass => client.extend_from_slice(chunk.as_bytes()),
+            tollgate::exchange::ChunkAction::Replace(b) => client.extend_from_slice(&b),
+            tollgate::exchange::ChunkAction::Buffer => {}
         }
     }
     if closes && events.is_empty() {

@@ -38,8 +38,8 @@ pub fn required_model(body: &Map<String, Value>) -> Result<String, GatewayError>
     }
 }
 
-fn opt_number(body: &Map<String, Value>, field: &str, min: f64, max: f64) -> Result<(), GatewayError> {
-    match body.get(field) {
+fn opt_number(value: Option<&Value>, field: &str, min: f64, max: f64) -> Result<(), GatewayError> {
+    match value {
         None | Some(Value::Null) => Ok(()),
         Some(Value::Number(n)) => match n.as_f64() {
             Some(x) if x >= min && x <= max => Ok(()),
@@ -49,8 +49,8 @@ fn opt_number(body: &Map<String, Value>, field: &str, min: f64, max: f64) -> Res
     }
 }
 
-fn opt_positive_int(body: &Map<String, Value>, field: &str) -> Result<Option<u64>, GatewayError> {
-    match body.get(field) {
+fn opt_positive_int(value: Option<&Value>, field: &str) -> Result<Option<u64>, GatewayError> {
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_u64() {
             Some(x) if x >= 1 => Ok(Some(x)),
@@ -60,12 +60,55 @@ fn opt_positive_int(body: &Map<String, Value>, field: &str) -> Result<Option<u64
     }
 }
 
-fn opt_bool(body: &Map<String, Value>, field: &str) -> Result<bool, GatewayError> {
-    match body.get(field) {
+fn opt_bool(value: Option<&Value>, field: &str) -> Result<bool, GatewayError> {
+    match value {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
         Some(_) => Err(GatewayError::bad(field, format!("'{field}' must be a boolean"))),
     }
+}
+
+/// `stream_options.include_usage`.
+fn opt_include_usage(value: Option<&Value>) -> Result<bool, GatewayError> {
+    match value {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Object(o)) => match o.get("include_usage") {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(GatewayError::bad("stream_options.include_usage", "'include_usage' must be a boolean")),
+        },
+        Some(_) => Err(GatewayError::bad("stream_options", "'stream_options' must be an object")),
+    }
+}
+
+/// The scalar fields after `messages`, in the order they are validated: the token cap.
+struct Scalars<'a> {
+    temperature: Option<&'a Value>,
+    top_p: Option<&'a Value>,
+    presence_penalty: Option<&'a Value>,
+    frequency_penalty: Option<&'a Value>,
+    n: Option<&'a Value>,
+    max_completion_tokens: Option<&'a Value>,
+    max_tokens: Option<&'a Value>,
+    stop: Option<&'a Value>,
+}
+
+fn check_scalars(s: &Scalars) -> Result<Option<u64>, GatewayError> {
+    opt_number(s.temperature, "temperature", 0.0, 2.0)?;
+    opt_number(s.top_p, "top_p", 0.0, 1.0)?;
+    opt_number(s.presence_penalty, "presence_penalty", -2.0, 2.0)?;
+    opt_number(s.frequency_penalty, "frequency_penalty", -2.0, 2.0)?;
+    opt_positive_int(s.n, "n")?;
+    let max_tokens = match opt_positive_int(s.max_completion_tokens, "max_completion_tokens")? {
+        Some(m) => Some(m),
+        None => opt_positive_int(s.max_tokens, "max_tokens")?,
+    };
+    match s.stop {
+        None | Some(Value::Null) | Some(Value::String(_)) => {}
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {}
+        Some(_) => return Err(GatewayError::bad("stop", "'stop' must be a string or an array of strings")),
+    }
+    Ok(max_tokens)
 }
 
 /// Validates a Chat Completions request body.
@@ -90,33 +133,395 @@ pub fn parse_chat(raw: &[u8]) -> Result<ChatRequest, GatewayError> {
         }
         Some(_) => return Err(GatewayError::bad("messages", "'messages' must be an array")),
     }
-    let stream = opt_bool(&body, "stream")?;
-    let wants_usage = match body.get("stream_options") {
-        None | Some(Value::Null) => false,
-        Some(Value::Object(o)) => match o.get("include_usage") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                return Err(GatewayError::bad("stream_options.include_usage", "'include_usage' must be a boolean"))
-            }
-        },
-        Some(_) => return Err(GatewayError::bad("stream_options", "'stream_options' must be an object")),
-    };
-    opt_number(&body, "temperature", 0.0, 2.0)?;
-    opt_number(&body, "top_p", 0.0, 1.0)?;
-    opt_number(&body, "presence_penalty", -2.0, 2.0)?;
-    opt_number(&body, "frequency_penalty", -2.0, 2.0)?;
-    opt_positive_int(&body, "n")?;
-    let max_tokens = match opt_positive_int(&body, "max_completion_tokens")? {
-        Some(m) => Some(m),
-        None => opt_positive_int(&body, "max_tokens")?,
-    };
-    match body.get("stop") {
-        None | Some(Value::Null) | Some(Value::String(_)) => {}
-        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {}
-        Some(_) => return Err(GatewayError::bad("stop", "'stop' must be a string or an array of strings")),
-    }
+    let stream = opt_bool(body.get("stream"), "stream")?;
+    let wants_usage = opt_include_usage(body.get("stream_options"))?;
+    let max_tokens = check_scalars(&Scalars {
+        temperature: body.get("temperature"),
+        top_p: body.get("top_p"),
+        presence_penalty: body.get("presence_penalty"),
+        frequency_penalty: body.get("frequency_penalty"),
+        n: body.get("n"),
+        max_completion_tokens: body.get("max_completion_tokens"),
+        max_tokens: body.get("max_tokens"),
+        stop: body.get("stop"),
+    })?;
     Ok(ChatRequest { body, model, stream, wants_usage, max_tokens })
+}
+
+/// What the routing path needs from a valid chat request, read without building the body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatScan {
+    pub model: String,
+    pub stream: bool,
+    pub wants_usage: bool,
+    pub max_tokens: Option<u64>,
+    /// `usage::estimate_prompt_tokens` of the body.
+    pub prompt_estimate: u64,
+}
+
+/// The fast read of a Chat Completions body: `Some` only when `parse_chat` accepts it, with the
+/// same model, flags, token cap and prompt estimate. Anything unusual (an error of any kind, an
+/// escaped or repeated key inside a message, a very wide message object) gives `None`, and the
+/// caller takes `parse_chat`, which decides (and words every error) exactly as always.
+pub fn scan_chat(raw: &[u8]) -> Option<ChatScan> {
+    if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
+    let top: scan::Top = serde_json::from_slice(raw).ok()?;
+    let model = match top.model {
+        Some(Value::String(s)) if !s.is_empty() => s,
+        _ => return None,
+    };
+    let (messages, bytes) = top.messages?;
+    let stream = opt_bool(top.stream.as_ref(), "stream").ok()?;
+    let wants_usage = opt_include_usage(top.stream_options.as_ref()).ok()?;
+    let max_tokens = check_scalars(&Scalars {
+        temperature: top.temperature.as_ref(),
+        top_p: top.top_p.as_ref(),
+        presence_penalty: top.presence_penalty.as_ref(),
+        frequency_penalty: top.frequency_penalty.as_ref(),
+        n: top.n.as_ref(),
+        max_completion_tokens: top.max_completion_tokens.as_ref(),
+        max_tokens: top.max_tokens.as_ref(),
+        stop: top.stop.as_ref(),
+    })
+    .ok()?;
+    let bytes = bytes.saturating_add(top.tools_bytes);
+    let prompt_estimate = usage::tokens_from_bytes(bytes)
+        .saturating_add(messages.saturating_mul(usage::TOKENS_PER_MESSAGE))
+        .saturating_add(usage::REPLY_TOKENS);
+    Some(ChatScan { model, stream, wants_usage, max_tokens, prompt_estimate })
+}
+
+/// The serde visitors of `scan_chat`. Every failure is an error, which `scan_chat` turns into
+/// "take the general path".
+mod scan {
+    use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde_json::Value;
+    use std::fmt;
+
+    /// Deeper than this, `usage::string_bytes` counts nothing.
+    const MAX_DEPTH: u32 = 64;
+    /// Keys per object tracked for repeats; a wider object goes to the general path.
+    const MAX_KEYS: usize = 16;
+
+    #[derive(Default)]
+    pub struct Top {
+        pub model: Option<Value>,
+        /// (message count, string bytes as `estimate_prompt_tokens` counts them); `None`: absent.
+        pub messages: Option<(u64, u64)>,
+        pub tools_bytes: u64,
+        pub stream: Option<Value>,
+        pub stream_options: Option<Value>,
+        pub temperature: Option<Value>,
+        pub top_p: Option<Value>,
+        pub presence_penalty: Option<Value>,
+        pub frequency_penalty: Option<Value>,
+        pub n: Option<Value>,
+        pub max_completion_tokens: Option<Value>,
+        pub max_tokens: Option<Value>,
+        pub stop: Option<Value>,
+    }
+
+    enum Field {
+        Model,
+        Messages,
+        Tools,
+        Stream,
+        StreamOptions,
+        Temperature,
+        TopP,
+        PresencePenalty,
+        FrequencyPenalty,
+        N,
+        MaxCompletionTokens,
+        MaxTokens,
+        Stop,
+        Other,
+    }
+
+    impl<'de> de::Deserialize<'de> for Field {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = Field;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a key")
+                }
+                fn visit_str<E: de::Error>(self, k: &str) -> Result<Field, E> {
+                    Ok(match k {
+                        "model" => Field::Model,
+                        "messages" => Field::Messages,
+                        "tools" => Field::Tools,
+                        "stream" => Field::Stream,
+                        "stream_options" => Field::StreamOptions,
+                        "temperature" => Field::Temperature,
+                        "top_p" => Field::TopP,
+                        "presence_penalty" => Field::PresencePenalty,
+                        "frequency_penalty" => Field::FrequencyPenalty,
+                        "n" => Field::N,
+                        "max_completion_tokens" => Field::MaxCompletionTokens,
+                        "max_tokens" => Field::MaxTokens,
+                        "stop" => Field::Stop,
+                        _ => Field::Other,
+                    })
+                }
+            }
+            d.deserialize_identifier(V)
+        }
+    }
+
+    impl<'de> de::Deserialize<'de> for Top {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Top;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
+                    // A repeated key: the last one counts, as in a parsed object.
+                    let mut t = Top::default();
+                    while let Some(k) = map.next_key::<Field>()? {
+                        match k {
+                            Field::Model => t.model = Some(map.next_value()?),
+                            Field::Messages => t.messages = Some(map.next_value_seed(Messages)?),
+                            Field::Tools => t.tools_bytes = map.next_value_seed(StrBytes { depth: 0 })?,
+                            Field::Stream => t.stream = Some(map.next_value()?),
+                            Field::StreamOptions => t.stream_options = Some(map.next_value()?),
+                            Field::Temperature => t.temperature = Some(map.next_value()?),
+                            Field::TopP => t.top_p = Some(map.next_value()?),
+                            Field::PresencePenalty => t.presence_penalty = Some(map.next_value()?),
+                            Field::FrequencyPenalty => t.frequency_penalty = Some(map.next_value()?),
+                            Field::N => t.n = Some(map.next_value()?),
+                            Field::MaxCompletionTokens => t.max_completion_tokens = Some(map.next_value()?),
+                            Field::MaxTokens => t.max_tokens = Some(map.next_value()?),
+                            Field::Stop => t.stop = Some(map.next_value()?),
+                            Field::Other => {
+                                map.next_value::<IgnoredAny>()?;
+                            }
+                        }
+                    }
+                    Ok(t)
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+
+    /// An object key, borrowed from the body (an escaped key is an error: general path).
+    struct Key<'de>(&'de str);
+
+    impl<'de> de::Deserialize<'de> for Key<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Key<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("an unescaped key")
+                }
+                fn visit_borrowed_str<E: de::Error>(self, k: &'de str) -> Result<Key<'de>, E> {
+                    Ok(Key(k))
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+
+    /// The keys of one object so far, to refuse repeats (a parsed object keeps only the last).
+    struct Seen<'de> {
+        keys: [&'de str; MAX_KEYS],
+        len: usize,
+    }
+
+    impl<'de> Seen<'de> {
+        fn new() -> Self {
+            Seen { keys: [""; MAX_KEYS], len: 0 }
+        }
+
+        fn add<E: de::Error>(&mut self, k: &'de str) -> Result<(), E> {
+            let seen = self.keys.get(..self.len).unwrap_or(&[]);
+            if seen.contains(&k) {
+                return Err(E::custom("repeated key"));
+            }
+            match self.keys.get_mut(self.len) {
+                Some(slot) => *slot = k,
+                None => return Err(E::custom("too many keys")),
+            }
+            self.len += 1;
+            Ok(())
+        }
+    }
+
+    /// `messages`: an array of at least one object with a string `role`; its message count and
+    /// string bytes.
+    struct Messages;
+
+    impl<'de> DeserializeSeed<'de> for Messages {
+        type Value = (u64, u64);
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(u64, u64), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Messages {
+        type Value = (u64, u64);
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("messages")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(u64, u64), A::Error> {
+            let (mut count, mut bytes) = (0u64, 0u64);
+            while let Some(b) = seq.next_element_seed(Message)? {
+                count += 1;
+                bytes = bytes.saturating_add(b);
+            }
+            if count == 0 {
+                return Err(de::Error::custom("no messages"));
+            }
+            Ok((count, bytes))
+        }
+    }
+
+    /// One message: an object with a string `role`; its string bytes.
+    struct Message;
+
+    impl<'de> DeserializeSeed<'de> for Message {
+        type Value = u64;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Message {
+        type Value = u64;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a message")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
+            let mut seen = Seen::new();
+            let mut role = false;
+            let mut bytes = 0u64;
+            while let Some(Key(k)) = map.next_key()? {
+                seen.add(k)?;
+                match k {
+                    "role" => role = map.next_value_seed(IsString)?,
+                    "type" => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    _ => bytes = bytes.saturating_add(map.next_value_seed(StrBytes { depth: 1 })?),
+                }
+            }
+            if !role {
+                return Err(de::Error::custom("no role"));
+            }
+            Ok(bytes)
+        }
+    }
+
+    /// Whether a value is a string.
+    struct IsString;
+
+    impl<'de> DeserializeSeed<'de> for IsString {
+        type Value = bool;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for IsString {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
+            Ok(true)
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(false)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(false)
+        }
+    }
+
+    /// `usage::string_bytes` of a value at `depth`: the bytes of its strings, the values of
+    /// `role` and `type` keys left out, nothing past `MAX_DEPTH`.
+    struct StrBytes {
+        depth: u32,
+    }
+
+    impl<'de> DeserializeSeed<'de> for StrBytes {
+        type Value = u64;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
+            if self.depth > MAX_DEPTH {
+                <IgnoredAny as de::Deserialize>::deserialize(d)?;
+                return Ok(0);
+            }
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for StrBytes {
+        type Value = u64;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any value")
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<u64, E> {
+            Ok(s.len() as u64)
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<u64, E> {
+            Ok(0)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<u64, E> {
+            Ok(0)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<u64, E> {
+            Ok(0)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<u64, E> {
+            Ok(0)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<u64, E> {
+            Ok(0)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
+            let mut n = 0u64;
+            while let Some(b) = seq.next_element_seed(StrBytes { depth: self.depth + 1 })? {
+                n = n.saturating_add(b);
+            }
+            Ok(n)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
+            let mut seen = Seen::new();
+            let mut n = 0u64;
+            while let Some(Key(k)) = map.next_key()? {
+                seen.add(k)?;
+                if k == "role" || k == "type" {
+                    map.next_value::<IgnoredAny>()?;
+                } else {
+                    n = n.saturating_add(map.next_value_seed(StrBytes { depth: self.depth + 1 })?);
+                }
+            }
+            Ok(n)
+        }
+    }
 }
 
 /// The body to send to an OpenAI-dialect upstream: the upstream's model id, and on streams
@@ -208,7 +613,7 @@ impl OpenAiStream {
             out.extend_from_slice(b"data: [DONE]\n\n");
             return;
         }
-        let has_usage = data.contains("\"usage\"");
+        let has_usage = memchr::memmem::find(data.as_bytes(), b"\"usage\"").is_some();
         if self.client_model.is_none() && !has_usage {
             self.completion_bytes = self.completion_bytes.saturating_add(usage::text_len_hint(data));
             write_data(out, data.as_bytes());
@@ -256,6 +661,13 @@ impl OpenAiStream {
 /// so each line goes back out as its own `data:` line: written raw, a multi-line event would
 /// reach the client as a truncated event plus stray lines.
 fn write_data(out: &mut Vec<u8>, data: &[u8]) {
+    if memchr::memchr(b'\n', data).is_none() {
+        out.reserve(data.len() + 8);
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\n\n");
+        return;
+    }
     for line in data.split(|&b| b == b'\n') {
         out.extend_from_slice(b"data: ");
         out.extend_from_slice(line);
@@ -285,6 +697,56 @@ mod tests {
             b"not json",
         ] {
             assert_eq!(rewrite_response(body, None), (None, general(body)), "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn scan_agrees_with_parse_chat() {
+        let bodies: &[&str] = &[
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#,
+            r#" {"model":"m","max_tokens":64,"stream":false,"messages":[{"role":"user","content":"Say hello"}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"12345678"},{"type":"image_url","image_url":{"url":"x"}}]}],"tools":[{"type":"function","function":{"name":"f","description":"d\u00e9","parameters":{"type":"object"}}}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"a"}],"stream":true,"stream_options":{"include_usage":true},"max_completion_tokens":5,"max_tokens":9}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"a"}],"stream":true,"stream_options":{"include_usage":false,"include_usage":true}}"#,
+            r#"{"model":"x","model":"m","messages":[{"content":"no role"}],"messages":[{"role":"user","name":"n","content":"b"}]}"#,
+            r#"{"m\u006fdel":"m","messages":[{"role":"user","content":"a"}],"temperature":1.5,"top_p":0,"n":1,"stop":["x"]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"a","content":"longer text"}]}"#,
+            r#"{"model":"m","messages":[{"r\u006fle":"user","content":"a"}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":{"role":"x","type":"y","z":["abc",1,null,true,{"q":"r"}]}}],"tools":"abc"}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}]}"#,
+            // Each of these fails parse_chat: the scan must give up on it.
+            r#"{"model":"","messages":[{"role":"user"}]}"#,
+            r#"{"model":"m","messages":[]}"#,
+            r#"{"model":"m","messages":null}"#,
+            r#"{"model":"m","messages":[{"role":5}]}"#,
+            r#"{"model":"m","messages":["x"]}"#,
+            r#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#,
+            r#"{"model":"m","messages":[{"role":"user"}],"stream_options":[]}"#,
+            r#"{"model":"m","messages":[{"role":"user"}],"stream_options":{"include_usage":1}}"#,
+            r#"{"model":"m","messages":[{"role":"user"}],"max_tokens":0}"#,
+            r#"{"model":"m","messages":[{"role":"user"}],"temperature":"hot"}"#,
+            r#"{"model":"m","messages":[{"role":"user"}],"stop":[1]}"#,
+            r#"{"model":"m","messages":[{"role":"user"}]} x"#,
+            r#"{"model":"m","messages":[{"role":"user"}]"#,
+            r#"[{"model":"m"}]"#,
+            "",
+        ];
+        for b in bodies {
+            let parsed = parse_chat(b.as_bytes());
+            let scanned = scan_chat(b.as_bytes());
+            match (&parsed, &scanned) {
+                (Ok(p), Some(s)) => {
+                    assert_eq!((&p.model, p.stream, p.wants_usage, p.max_tokens), (&s.model, s.stream, s.wants_usage, s.max_tokens), "{b}");
+                    assert_eq!(usage::estimate_prompt_tokens(&p.body), s.prompt_estimate, "{b}");
+                }
+                (Err(_), None) => {}
+                (Ok(_), None) => {
+                    // Allowed (the general path decides), but only for the unusual shapes.
+                    assert!(b.contains("\\u") || b.contains(r#""content":"a","content""#) || b.contains("no role"), "scan gave up on {b}");
+                }
+                (Err(e), Some(_)) => panic!("scan accepted what parse_chat refuses ({e:?}): {b}"),
+            }
         }
     }
 

@@ -91,8 +91,10 @@ fn main() {
         if stream {
             out_bytes += ex.on_response_headers(200, Some("text/event-stream")).len();
             for ev in &events {
-                if let tollgate::exchange::ChunkAction::Replace(b) = ex.on_response_chunk(ev, false, 1 << 23) {
-                    out_bytes += b.len();
+                match ex.on_response_chunk(ev, false, 1 << 23) {
+                    tollgate::exchange::ChunkAction::Replace(b) => out_bytes += b.len(),
+                    tollgate::exchange::ChunkAction::Pass => out_bytes += ev.len(),
+                    tollgate::exchange::ChunkAction::Buffer => {}
                 }
             }
             if let tollgate::exchange::ChunkAction::Replace(b) = ex.on_response_chunk(b"", true, 1 << 23) {
