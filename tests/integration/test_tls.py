@@ -43,7 +43,7 @@ def raw_http(port, request: bytes) -> bytes:
 
 
 def test_https_with_the_openai_sdk_verifying_the_certificate(tls):
-    with httpx.Client(verify=str(tls.cert)) as http:
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(tls.cert))) as http:
         client = openai.OpenAI(base_url=f"https://localhost:{tls.https_port}/v1", api_key=KEY,
                                http_client=http, max_retries=0)
         r = client.chat.completions.create(model="qai-flash", messages=[{"role": "user", "content": "over tls"}])
@@ -94,7 +94,7 @@ def test_plain_http_is_redirected_to_https_without_credentials(tls, method):
 
 def test_httpx_following_the_redirect_lands_on_https(tls):
     # A client that follows the redirect ends up on HTTPS (what the seed documents).
-    with httpx.Client(verify=str(tls.cert), follow_redirects=True) as http:
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(tls.cert)), follow_redirects=True) as http:
         r = http.get(f"http://localhost:{tls.http_port}/v1/models", headers={"Authorization": f"Bearer {KEY}"})
         assert r.history and r.history[0].status_code in (301, 308)
         assert str(r.url).startswith(f"https://localhost:{tls.https_port}/")
@@ -102,7 +102,7 @@ def test_httpx_following_the_redirect_lands_on_https(tls):
 
 def test_oversize_request_is_413_in_the_callers_dialect(tls):
     big = "x" * (10 * 1000 * 1000)
-    with httpx.Client(verify=str(tls.cert), timeout=30) as http:
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(tls.cert)), timeout=30) as http:
         base = f"https://localhost:{tls.https_port}"
         r = http.post(f"{base}/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}"},
                       json={"model": "qai-flash", "messages": [{"role": "user", "content": big}]})
