@@ -20,10 +20,12 @@ FUZZ_SMOKE_SECONDS ?= 4
 
 help:
 	@echo "make run    build what is missing, start the demo (gateway 127.0.0.1:8080, admin :9901)"
-	@echo "make test   unit tests, clippy, config validation, integration tests against real Envoy"
+	@echo "make test   unit tests, clippy, config validation, fuzz smoke, integration tests against real Envoy"
 	@echo "make build  the wasm filter, the demo backend and the key tool"
 	@echo "make keytool ARGS='new --account acct-demo'   mint a key / hash one"
 	@echo "make fuzz   every fuzz target for FUZZ_SECONDS (60) each (cargo fuzz, nightly)"
+	@echo "make bench  Tollgate against plain Envoy side by side; table + bench-results/*.json"
+	@echo "make soak   SOAK_SECONDS (180) of mixed traffic on 4 workers: records, VM restarts, memory"
 
 $(STAMP): tests/requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
