@@ -1,0 +1,65 @@
+//! Tests of `dialect/gemini.rs` (in their own file, so test code is found by its path).
+use super::*;
+use crate::errors::Code;
+
+fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+#[test]
+fn validation() {
+    let e = request_to_pivot(&obj(json!({})), "g", false).unwrap_err();
+    assert_eq!((e.code, e.param.as_deref()), (Code::MissingField, Some("contents")));
+    let e = request_to_pivot(&obj(json!({"contents": {}})), "g", false).unwrap_err();
+    assert_eq!((e.code, e.param.as_deref()), (Code::BadRequest, Some("contents")));
+    let e = request_to_pivot(&obj(json!({"contents": [{"parts": [{"text": 3}]}]})), "g", false).unwrap_err();
+    assert_eq!(e.param.as_deref(), Some("contents[0].parts[0].text"));
+    let e = request_to_pivot(&obj(json!({"contents": [{"role": "bot", "parts": []}]})), "g", false).unwrap_err();
+    assert_eq!(e.param.as_deref(), Some("contents[0].role"));
+    let e = request_to_pivot(
+        &obj(json!({"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"maxOutputTokens": "9"}})),
+        "g",
+        false,
+    )
+    .unwrap_err();
+    assert_eq!(e.param.as_deref(), Some("generationConfig.maxOutputTokens"));
+    let e = request_to_pivot(
+        &obj(json!({"contents": [{"role": "user", "parts": [{"functionResponse": {"name": "f", "response": {}}}]}]})),
+        "g",
+        false,
+    )
+    .unwrap_err();
+    assert_eq!(e.param.as_deref(), Some("contents[0].parts[0].functionResponse.name"));
+}
+
+#[test]
+fn snake_case_fields_are_read() {
+    let r = request_to_pivot(
+        &obj(json!({"contents": [{"parts": [{"text": "x"}]}], "generation_config": {"max_output_tokens": 7},
+            "system_instruction": {"parts": [{"text": "be brief"}]}})),
+        "g",
+        false,
+    )
+    .unwrap();
+    assert_eq!(r.max_tokens, Some(7));
+    assert_eq!(r.body["messages"][0], json!({"role": "system", "content": "be brief"}));
+}
+
+#[test]
+fn paths_and_finish_reasons() {
+    assert_eq!(upstream_path("/v1beta/", "gemini-2.5-flash", false), "/v1beta/models/gemini-2.5-flash:generateContent");
+    assert_eq!(upstream_path("/v1beta", "m", true), "/v1beta/models/m:streamGenerateContent?alt=sse");
+    for r in ["SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII"] {
+        assert_eq!(finish_from_gemini(r), Finish::ContentFilter);
+    }
+    assert_eq!(finish_from_gemini("MAX_TOKENS"), Finish::Length);
+    assert_eq!(finish_to_gemini(Finish::ToolCalls), "STOP");
+    assert_eq!(finish_to_gemini(Finish::ContentFilter), "SAFETY");
+}
+
+#[test]
+fn types_lowercased() {
+    let mut s = json!({"type": "OBJECT", "properties": {"type": {"type": "STRING"}}});
+    lower_types(&mut s);
+    assert_eq!(s, json!({"type": "object", "properties": {"type": {"type": "string"}}}));
+}

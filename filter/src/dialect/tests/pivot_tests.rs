@@ -1,0 +1,28 @@
+//! Tests of `dialect/pivot.rs` (in their own file, so test code is found by its path).
+use super::*;
+
+#[test]
+fn data_urls() {
+    assert_eq!(split_data_url("data:image/png;base64,AAA"), Some(("image/png", "AAA")));
+    assert_eq!(split_data_url("https://x/y.png"), None);
+    assert_eq!(split_data_url("data:text/plain,hi"), None);
+    assert_eq!(data_url("image/png", "AAA"), "data:image/png;base64,AAA");
+}
+
+#[test]
+fn arguments_default_to_empty_object() {
+    assert_eq!(parse_arguments(""), json!({}));
+    assert_eq!(parse_arguments("{\"a\":"), json!({}));
+    assert_eq!(parse_arguments("[1]"), json!({}));
+    assert_eq!(parse_arguments("{\"a\":1}"), json!({"a": 1}));
+}
+
+#[test]
+fn accessors() {
+    assert_eq!(opt_uint(Some(&json!(5.0)), "x").unwrap(), Some(5));
+    assert!(opt_uint(Some(&json!(-1)), "x").is_err());
+    assert!(opt_positive(Some(&json!(0)), "x").is_err());
+    let e = opt_strings(Some(&json!(["a", 1])), "stop", false).unwrap_err();
+    assert_eq!(e.param.as_deref(), Some("stop[1]"));
+    assert_eq!(req_str(None, "m").unwrap_err().code, crate::errors::Code::MissingField);
+}

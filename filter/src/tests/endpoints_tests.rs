@@ -1,0 +1,49 @@
+//! Tests of `endpoints.rs` (in their own file, so test code is found by its path).
+use super::*;
+
+#[test]
+fn key_param_is_removed_from_paths() {
+    assert_eq!(without_query_param("/v1beta/models?key=sk-1", "key").as_deref(), Some("/v1beta/models"));
+    assert_eq!(without_query_param("/v1beta/m:streamGenerateContent?alt=sse&key=k", "key").as_deref(), Some("/v1beta/m:streamGenerateContent?alt=sse"));
+    assert_eq!(without_query_param("/x?key", "key").as_deref(), Some("/x"));
+    assert_eq!(without_query_param("/x?keys=1", "key"), None);
+    assert_eq!(without_query_param("/x", "key"), None);
+}
+
+#[test]
+fn classifies_openai_paths_under_both_prefixes() {
+    assert_eq!(classify("GET", "/v1/models"), Endpoint::ListModels);
+    assert_eq!(classify("GET", "/api/v1/models"), Endpoint::ListModels);
+    assert_eq!(classify("GET", "/v1/models/"), Endpoint::ListModels);
+    assert_eq!(classify("POST", "/v1/chat/completions"), Endpoint::ChatCompletions);
+    assert_eq!(classify("POST", "/v1/chat/completions?x=1"), Endpoint::ChatCompletions);
+    assert_eq!(classify("POST", "/api/v1/images/generations"), Endpoint::Images);
+    assert_eq!(classify("POST", "/v1/videos/generations"), Endpoint::Videos);
+    assert_eq!(classify("GET", "/v1/models/qai-flash"), Endpoint::GetModel("qai-flash".into()));
+}
+
+#[test]
+fn wrong_method_and_unknown_paths() {
+    assert_eq!(classify("GET", "/v1/chat/completions"), Endpoint::MethodNotAllowed);
+    assert_eq!(classify("POST", "/v1/models"), Endpoint::MethodNotAllowed);
+    assert_eq!(classify("GET", "/v2/models"), Endpoint::Unknown);
+    assert_eq!(classify("GET", "/"), Endpoint::Unknown);
+    assert_eq!(classify("POST", "/v1/models/qai-flash:embedContent"), Endpoint::Unknown);
+}
+
+#[test]
+fn anthropic_and_gemini_paths() {
+    assert_eq!(classify("POST", "/v1/messages"), Endpoint::Messages);
+    assert_eq!(classify("POST", "/api/v1/messages"), Endpoint::Messages);
+    let g = |m: &str, s| Endpoint::Gemini { model: m.to_string(), stream: s };
+    assert_eq!(classify("POST", "/v1beta/models/qai-flash:generateContent"), g("qai-flash", false));
+    assert_eq!(classify("POST", "/v1/models/qai-flash:generateContent"), g("qai-flash", false));
+    assert_eq!(classify("POST", "/api/v1beta/models/qai-pro:streamGenerateContent?alt=sse"), g("qai-pro", true));
+    assert_eq!(classify("GET", "/v1beta/models/qai-pro:generateContent"), Endpoint::MethodNotAllowed);
+    assert_eq!(classify("GET", "/v1/models"), Endpoint::ListModels);
+    assert_eq!(classify("GET", "/v1beta/models"), Endpoint::GeminiListModels);
+    assert_eq!(classify("GET", "/v1beta/models/m"), Endpoint::GeminiGetModel("m".into()));
+    assert_eq!(query_param("/x?alt=sse&key=abc", "key"), Some("abc"));
+    assert_eq!(query_param("/x?alt=sse", "key"), None);
+    assert_eq!(percent_decode("a%2Fb%zz"), "a/b%zz");
+}

@@ -1,0 +1,57 @@
+//! Tests of `keys.rs` (in their own file, so test code is found by its path).
+use super::*;
+
+#[test]
+fn sha256_known_vector() {
+    assert_eq!(
+        to_hex(&sha256(b"abc")),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+}
+
+#[test]
+fn hex_round_trip_and_rejects() {
+    let h = sha256(b"sk-demo-active");
+    assert_eq!(from_hex(&to_hex(&h)), Some(h));
+    assert_eq!(from_hex(&to_hex(&h).to_uppercase()), Some(h));
+    assert_eq!(from_hex("abc"), None);
+    assert_eq!(from_hex(&"g".repeat(64)), None);
+}
+
+#[test]
+fn table_lookup_and_duplicates() {
+    let keys: Vec<(Hash, u32)> = (0..1000u32).map(|i| (sha256(format!("k{i}").as_bytes()), i)).collect();
+    let t = KeyTable::build(keys).unwrap();
+    for i in [0u32, 1, 499, 999] {
+        assert_eq!(t.lookup(&sha256(format!("k{i}").as_bytes())), Some(i));
+    }
+    assert_eq!(t.lookup(&sha256(b"nope")), None);
+    let dup = vec![(sha256(b"a"), 0), (sha256(b"a"), 1)];
+    assert!(KeyTable::build(dup).is_err());
+}
+
+#[test]
+fn extraction_rules() {
+    assert_eq!(extract(Some("Bearer sk-1"), None, None, None), Presented::Key("sk-1", KeySource::Bearer));
+    assert_eq!(extract(Some("bearer   sk-1 "), None, None, None), Presented::Key("sk-1", KeySource::Bearer));
+    assert_eq!(extract(None, Some("sk-2"), None, None), Presented::Key("sk-2", KeySource::XApiKey));
+    assert_eq!(extract(None, None, None, None), Presented::Missing);
+    assert!(matches!(extract(Some("Basic abc"), None, None, None), Presented::Malformed(_)));
+    assert!(matches!(extract(Some("Bearer "), None, None, None), Presented::Malformed(_)));
+    assert!(matches!(extract(Some("Bearer a"), Some("b"), None, None), Presented::Malformed(_)));
+    assert_eq!(extract(Some("Bearer a"), Some("a"), None, None), Presented::Key("a", KeySource::Bearer));
+    assert_eq!(extract(None, None, Some("g"), None), Presented::Key("g", KeySource::XGoogApiKey));
+    assert_eq!(extract(None, None, None, Some("q")), Presented::Key("q", KeySource::QueryKey));
+}
+
+#[test]
+fn joined_or_padded_keys_are_malformed() {
+    // Repeated headers arrive joined with ", ": two keys in one value are refused, not hashed.
+    for v in ["sk-1, sk-2", "sk-1,sk-2", "sk-1 sk-2", "sk-1\tx", "sk-1\rx-injected: 1", "sk-\u{0}"] {
+        assert!(matches!(extract(None, Some(v), None, None), Presented::Malformed(_)), "{v:?}");
+        let bearer = format!("Bearer {v}");
+        assert!(matches!(extract(Some(&bearer), None, None, None), Presented::Malformed(_)), "{v:?}");
+    }
+    assert!(matches!(extract(Some("Bearer sk-1, Bearer sk-2"), None, None, None), Presented::Malformed(_)));
+    assert_eq!(extract(None, Some("  sk-1 "), None, None), Presented::Key("sk-1", KeySource::XApiKey));
+}

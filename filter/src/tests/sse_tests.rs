@@ -1,0 +1,73 @@
+//! Tests of `sse.rs` (in their own file, so test code is found by its path).
+use super::*;
+
+fn frame_all(chunks: &[&[u8]]) -> Vec<Event> {
+    let mut f = Framer::default();
+    let mut out = Vec::new();
+    for c in chunks {
+        f.push(c, &mut out).unwrap();
+    }
+    f.finish(&mut out);
+    out
+}
+
+fn ev(event: Option<&str>, data: &str) -> Event {
+    Event { event: event.map(str::to_string), data: data.to_string() }
+}
+
+#[test]
+fn basic_events_and_line_endings() {
+    let s = b"data: a\n\ndata:b\r\n\r\nevent: x\rdata: c\r\r: keepalive\n\ndata: d1\ndata: d2\n\n";
+    assert_eq!(
+        frame_all(&[s]),
+        vec![ev(None, "a"), ev(None, "b"), ev(Some("x"), "c"), ev(None, "d1\nd2")]
+    );
+}
+
+#[test]
+fn unterminated_last_event_is_delivered_at_finish() {
+    assert_eq!(frame_all(&[b"data: [DONE]"]), vec![ev(None, "[DONE]")]);
+    assert_eq!(frame_all(&[b": only a comment\n"]), vec![]);
+}
+
+#[test]
+fn every_split_gives_the_same_events() {
+    let s = "event: message_start\r\ndata: {\"t\":\"h\u{e9}llo \u{1F600}\"}\r\n\r\n: ping\n\ndata:x\rdata: y\r\rdata: \u{4e16}\n\n".as_bytes();
+    let whole = frame_all(&[s]);
+    assert_eq!(whole.len(), 3);
+    for i in 0..=s.len() {
+        for j in i..=s.len() {
+            let got = frame_all(&[&s[..i], &s[i..j], &s[j..]]);
+            assert_eq!(got, whole, "split at {i},{j}");
+        }
+    }
+    // byte by byte
+    let pieces: Vec<&[u8]> = s.chunks(1).collect();
+    assert_eq!(frame_all(&pieces), whole);
+}
+
+#[test]
+fn cr_at_chunk_end_then_lf() {
+    assert_eq!(frame_all(&[b"data: a\r", b"\n\r", b"\n"]), vec![ev(None, "a")]);
+    assert_eq!(frame_all(&[b"data: a\r", b"", b"\n\r\n"]), vec![ev(None, "a")]);
+}
+
+#[test]
+fn lf_chunk_after_cr_is_consumed_once() {
+    // Found by the sse_framer fuzz target: "\r" | "\n" | "\n" lost the blank line, merging
+    // two events into one.
+    let want = vec![ev(None, "a"), ev(None, "b")];
+    assert_eq!(frame_all(&[b"data: a\r", b"\n", b"\ndata: b\n\n"]), want);
+    assert_eq!(frame_all(&[b"data: a\r", b"\n", b"", b"\n", b"data: b\n\n"]), want);
+    assert_eq!(frame_all(&[b"data: a\r\n\ndata: b\n\n"]), want);
+}
+
+#[test]
+fn oversize_event_is_refused() {
+    let mut f = Framer::new(16);
+    let mut out = Vec::new();
+    assert!(f.push(b"data: 0123456789", &mut out).is_ok());
+    assert_eq!(f.push(b"abcdefghij", &mut out), Err(TooLarge));
+    let mut f = Framer::new(16);
+    assert!(f.push(b"data: 01234\n\ndata: 0123456789\n\n", &mut out).is_ok());
+}

@@ -1,0 +1,83 @@
+//! Tests of `usage.rs` (in their own file, so test code is found by its path).
+use super::*;
+use serde_json::json;
+
+/// `string_len` as it was before memchr: the reference.
+fn string_len_bytewise(b: &[u8], mut i: usize) -> (u64, usize) {
+    let mut n = 0u64;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'"' => return (n, i + 1),
+            b'\\' => {
+                i += if b.get(i + 1) == Some(&b'u') { 6 } else { 2 };
+                n += 1;
+            }
+            _ => {
+                i += 1;
+                n += 1;
+            }
+        }
+    }
+    (n, i)
+}
+
+proptest::proptest! {
+    #[test]
+    fn string_len_matches_the_bytewise_reference(
+        b in proptest::collection::vec(proptest::sample::select(vec![b'a', b'"', b'\\', b'u', b'\xc3', b'\n']), 0..40),
+        start in 0usize..42,
+    ) {
+        proptest::prop_assert_eq!(string_len(&b, start), string_len_bytewise(&b, start));
+    }
+}
+
+#[test]
+fn text_len_hint_counts_text_values_only() {
+    let d = r#"{"id":"x","choices":[{"delta":{"content":"he said \"hi\""}}]}"#;
+    assert_eq!(text_len_hint(d), 12);
+    // A value that looks like a key is not read as one.
+    let d = r#"{"name":"\"content\":\"zzzz","delta":{"text":"abc"}}"#;
+    assert_eq!(text_len_hint(d), 3);
+    let d = r#"{"delta":{"type":"input_json_delta","partial_json":"{\"a\": 1}"}}"#;
+    assert_eq!(text_len_hint(d), 8);
+    assert_eq!(text_len_hint(r#"{"content": null, "arguments" : "{}"}"#), 2);
+    assert_eq!(text_len_hint(r#"{"content":"unterminated"#), 12);
+    assert_eq!(text_len_hint(""), 0);
+    assert_eq!(text_len_hint(r#"{"content":"\u00e9t\u00e9"}"#), 3);
+}
+
+#[test]
+fn pivot_text_bytes_reads_deltas_messages_and_tool_calls() {
+    let c = json!({"choices":[{"delta":{"content":"hello","tool_calls":[{"function":{"name":"f","arguments":"{}"}}]}}]});
+    assert_eq!(pivot_text_bytes(&c), 8);
+    let m = json!({"choices":[{"message":{"content":"héllo"}}]});
+    assert_eq!(pivot_text_bytes(&m), 6);
+    assert_eq!(pivot_text_bytes(&json!({"choices":[]})), 0);
+}
+
+#[test]
+fn prompt_estimate_counts_strings_and_messages() {
+    let b = json!({"model":"m","messages":[{"role":"user","content":"12345678"},{"role":"assistant","content":[{"type":"text","text":"1234"}]}]});
+    // 12 bytes -> 3 tokens, 2 messages -> 8, reply 3
+    assert_eq!(estimate_prompt_tokens(b.as_object().unwrap()), 14);
+    assert_eq!(tokens_from_bytes(0), 0);
+    assert_eq!(tokens_from_bytes(5), 2);
+}
+
+#[test]
+fn credits_at_price() {
+    let p = Price { prompt_per_1k: 1.0, completion_per_1k: 2.0, ..Default::default() };
+    let u = Usage { prompt_tokens: 500, completion_tokens: 250, ..Default::default() };
+    assert!((credits(&p, &u) - 1.0).abs() < 1e-12);
+}
+
+#[test]
+fn openai_usage_with_details() {
+    let v = json!({"usage": {"prompt_tokens": 25, "completion_tokens": 42, "total_tokens": 67,
+        "prompt_tokens_details": {"cached_tokens": 5}, "completion_tokens_details": {"reasoning_tokens": 7}}});
+    let got = from_openai(&v).unwrap();
+    assert_eq!(got, Usage { prompt_tokens: 25, completion_tokens: 42, cached_tokens: 5, reasoning_tokens: 7 });
+    assert_eq!(got.total(), 67);
+    assert_eq!(from_openai(&json!({"usage": null})), None);
+    assert_eq!(from_openai(&json!({})), None);
+}
