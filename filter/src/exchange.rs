@@ -321,11 +321,11 @@ impl Exchange {
 
     /// The rate window this request counts in: image generations have their own (seed 001),
     /// kept under `rpm:img:{account}`; everything else shares the account's `rpm:{account}`.
-    fn rate_scope(&self, account: &crate::config::Account) -> (String, u32, &'static str) {
+    fn rate_scope<'c>(&self, account: &'c crate::config::Account) -> (std::borrow::Cow<'c, str>, u32, &'static str) {
         if self.endpoint == Endpoint::Images {
-            (format!("img:{}", account.id), account.image_rpm, "image generations")
+            (format!("img:{}", account.id).into(), account.image_rpm, "image generations")
         } else {
-            (account.id.clone(), account.rpm, "requests")
+            (account.id.as_str().into(), account.rpm, "requests")
         }
     }
 
@@ -810,6 +810,8 @@ impl Exchange {
             }
             _ => None,
         };
+        // A media body, parsed once: validated here, rewritten below if it must change.
+        let mut media_body = None;
         let (client_model, units, max_tokens) = match &chat {
             Some(req) => {
                 self.resolve_model(cfg, &req.model, want_type)?;
@@ -826,6 +828,7 @@ impl Exchange {
                 }
                 let units = media::validate(&self.endpoint, &body, model)?;
                 self.units = Some(units);
+                media_body = Some(body);
                 (name, units, None)
             }
         };
@@ -850,10 +853,10 @@ impl Exchange {
                 u64::from(model.default_max_tokens),
             )?,
             None => {
+                let mut body = media_body.unwrap_or_default();
                 // Seed 002's TTS names the text `text`; the upstream's speech API wants `input`.
-                let tts_text = self.endpoint == Endpoint::Speech && openai::parse_json_object(raw)?.get("input").is_none();
+                let tts_text = self.endpoint == Endpoint::Speech && !body.contains_key("input") && body.contains_key("text");
                 let body = if model.upstream_model != client_model || tts_text {
-                    let mut body = openai::parse_json_object(raw)?;
                     body.insert("model".to_string(), Value::String(model.upstream_model.clone()));
                     if tts_text {
                         if let Some(t) = body.remove("text") {

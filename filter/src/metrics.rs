@@ -20,6 +20,7 @@ use crate::exchange::Outcome;
 
 pub const STORE_FAILURES: &str = "tollgate.limits.store_failures";
 const NONE: &str = "none";
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 const TOKEN_KINDS: [&str; 4] = ["prompt", "completion", "cached", "reasoning"];
 
 /// `name=.=value;.;`; characters that would break the encoding become `_`.
@@ -28,33 +29,60 @@ fn tag(name: &str, value: &str) -> String {
     format!("{name}=.={clean};.;")
 }
 
-pub fn requests(model: &str, class: &str) -> String {
-    format!("tollgate.requests.{}{}", tag("model", model), tag("class", class))
+/// A per-model stat. The host defines each name once per VM and keeps its id in a slot, so the
+/// per-request work is a lookup by model name, not a name built per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stat {
+    /// Requests, by status class (index into 1xx..5xx).
+    Requests(usize),
+    /// Billed tokens, by kind (prompt, completion, cached, reasoning).
+    Tokens(usize),
+    Estimated,
+    Microcredits,
 }
 
-pub fn tokens(model: &str, kind: &str) -> String {
-    format!("tollgate.tokens.{}{}", tag("model", model), tag("kind", kind))
+/// Slots per model: 5 status classes, 4 token kinds, estimated, microcredits.
+pub const MODEL_SLOTS: usize = CLASSES.len() + TOKEN_KINDS.len() + 2;
+
+impl Stat {
+    pub fn slot(self) -> usize {
+        match self {
+            Stat::Requests(c) => c,
+            Stat::Tokens(k) => CLASSES.len() + k,
+            Stat::Estimated => CLASSES.len() + TOKEN_KINDS.len(),
+            Stat::Microcredits => CLASSES.len() + TOKEN_KINDS.len() + 1,
+        }
+    }
+
+    /// The stat's full name for `model`.
+    pub fn name(self, model: &str) -> String {
+        let m = tag("model", model);
+        match self {
+            Stat::Requests(c) => format!("tollgate.requests.{m}{}", tag("class", CLASSES.get(c).copied().unwrap_or("5xx"))),
+            Stat::Tokens(k) => format!("tollgate.tokens.{m}{}", tag("kind", TOKEN_KINDS.get(k).copied().unwrap_or("prompt"))),
+            Stat::Estimated => format!("tollgate.usage_estimated.{m}"),
+            Stat::Microcredits => format!("tollgate.microcredits.{m}"),
+        }
+    }
 }
 
-pub fn estimated(model: &str) -> String {
-    format!("tollgate.usage_estimated.{}", tag("model", model))
-}
-
-pub fn microcredits(model: &str) -> String {
-    format!("tollgate.microcredits.{}", tag("model", model))
-}
-
+/// The error stat of a code.
 pub fn errors(code: Code) -> String {
     format!("tollgate.errors.{}", tag("code", code.as_str()))
 }
 
-fn class(status: u16) -> &'static str {
+/// The position of a code in `Code::ALL` (its error stat's slot).
+pub fn error_slot(code: Code) -> usize {
+    Code::ALL.iter().position(|c| *c == code).unwrap_or(0)
+}
+
+fn class(status: u16) -> usize {
     match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
     }
 }
 
@@ -62,11 +90,11 @@ fn class(status: u16) -> &'static str {
 pub fn all_names(cfg: &Config) -> Vec<String> {
     let mut out = Vec::new();
     for id in cfg.models.iter().map(|m| m.id.as_str()).chain(std::iter::once(NONE)) {
-        out.extend(["2xx", "4xx", "5xx"].iter().map(|c| requests(id, c)));
+        out.extend([1, 3, 4].iter().map(|c| Stat::Requests(*c).name(id)));
         if id != NONE {
-            out.extend(TOKEN_KINDS.iter().map(|k| tokens(id, k)));
-            out.push(estimated(id));
-            out.push(microcredits(id));
+            out.extend((0..TOKEN_KINDS.len()).map(|k| Stat::Tokens(k).name(id)));
+            out.push(Stat::Estimated.name(id));
+            out.push(Stat::Microcredits.name(id));
         }
     }
     out.extend(Code::ALL.iter().map(|c| errors(*c)));
@@ -74,28 +102,34 @@ pub fn all_names(cfg: &Config) -> Vec<String> {
     out
 }
 
+/// What one finished exchange adds: per-model stats (for `model`) and the error, if any.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Increments<'a> {
+    /// The model label (`none` when the request named no known model).
+    pub model: &'a str,
+    pub per_model: Vec<(Stat, u64)>,
+    pub error: Option<Code>,
+}
+
 /// The counter increments for one finished exchange.
-pub fn increments(o: &Outcome) -> Vec<(String, u64)> {
+pub fn increments(o: &Outcome) -> Increments<'_> {
     let model = o.model.as_deref().unwrap_or(NONE);
-    let mut out = vec![(requests(model, class(o.status)), 1)];
-    if let Some(code) = o.error {
-        out.push((errors(code), 1));
-    }
+    let mut per_model = vec![(Stat::Requests(class(o.status)), 1)];
     if o.model.is_some() {
         let u = &o.usage;
-        for (kind, n) in TOKEN_KINDS.iter().zip([u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.reasoning_tokens]) {
+        for (k, n) in [u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.reasoning_tokens].into_iter().enumerate() {
             if n > 0 {
-                out.push((tokens(model, kind), n));
+                per_model.push((Stat::Tokens(k), n));
             }
         }
         if o.estimated {
-            out.push((estimated(model), 1));
+            per_model.push((Stat::Estimated, 1));
         }
         if o.micros > 0 {
-            out.push((microcredits(model), o.micros));
+            per_model.push((Stat::Microcredits, o.micros));
         }
     }
-    out
+    Increments { model, per_model, error: o.error }
 }
 
 #[cfg(test)]

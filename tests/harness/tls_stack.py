@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from tollgate_harness import BACKEND_BIN, ROOT, WASM, _wait_http, envoy_bin, free_port
+from tollgate_harness import BACKEND_BIN, ROOT, WASM, _wait_http, envoy_bin, free_port, stop_processes
 
 PRODUCTION_YAML = ROOT / "envoy" / "production-tls.yaml"
 
@@ -100,14 +100,7 @@ class TlsStack:
         return self
 
     def stop(self) -> None:
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+        stop_processes(reversed(self.procs))
 
     def __enter__(self) -> "TlsStack":
         return self.start()

@@ -133,6 +133,18 @@ def render(
     return doc
 
 
+def stop_processes(procs) -> None:
+    """Terminates each running process in order (killing it after 10 s)."""
+    for p in procs:
+        if p is not None and p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
 class Stack:
     """The demo backend plus Envoy with Tollgate, on free ports (or given ones)."""
 
@@ -241,14 +253,7 @@ class Stack:
         return self
 
     def stop(self) -> None:
-        for p in (self.envoy_proc, self.backend_proc):
-            if p is not None and p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+        stop_processes([self.envoy_proc, self.backend_proc])
 
     def __enter__(self) -> "Stack":
         return self.start()

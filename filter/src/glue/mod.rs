@@ -3,6 +3,8 @@
 //! through `hostcalls`, which returns a `Result`, never through the SDK's unwrapping helpers.
 
 use crate::config::Config;
+use crate::errors::Code;
+use crate::metrics::{Stat, MODEL_SLOTS};
 use crate::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, HeaderEdit, LocalReply, Outcome, RequestHead, UploadAction};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -31,44 +33,69 @@ struct Root {
     metrics: Rc<Metrics>,
 }
 
-/// Envoy stats the filter defines. Ids are per VM, stats are shared by name across VMs.
-/// Names and tags come from `crate::metrics`.
+/// Envoy stats the filter defines. Ids are per VM, stats are shared by name across VMs. Names
+/// and tags come from `crate::metrics`; each is defined once per VM and its id kept in a slot
+/// (per model, per error code), so a request costs lookups, not names built and hashed.
 #[derive(Default)]
 struct Metrics {
-    ids: RefCell<HashMap<String, u32>>,
+    per_model: RefCell<HashMap<String, [Option<u32>; MODEL_SLOTS]>>,
+    errors: RefCell<[Option<u32>; Code::ALL.len()]>,
+    store_failures: Option<u32>,
+}
+
+fn define(name: &str) -> Option<u32> {
+    hostcalls::define_metric(MetricType::Counter, name).ok()
+}
+
+fn add(id: Option<u32>, n: u64) {
+    if let (Some(id), true) = (id, n > 0) {
+        let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
+    }
 }
 
 impl Metrics {
-    fn counter(&self, name: &str) -> Option<u32> {
-        if let Some(id) = self.ids.borrow().get(name) {
-            return Some(*id);
+    /// Defines every stat of the configuration, so they show (at zero) before the first request.
+    fn new(cfg: &Config) -> Self {
+        for name in crate::metrics::all_names(cfg) {
+            let _ = define(&name);
         }
-        let id = hostcalls::define_metric(MetricType::Counter, name).ok()?;
-        self.ids.borrow_mut().insert(name.to_string(), id);
+        Metrics { store_failures: define(crate::metrics::STORE_FAILURES), ..Metrics::default() }
+    }
+
+    fn model_stat(&self, model: &str, stat: Stat) -> Option<u32> {
+        let slot = stat.slot();
+        if let Some(id) = self.per_model.borrow().get(model).and_then(|ids| ids.get(slot).copied().flatten()) {
+            return Some(id);
+        }
+        let id = define(&stat.name(model))?;
+        let mut map = self.per_model.borrow_mut();
+        if let Some(s) = map.entry(model.to_string()).or_insert([None; MODEL_SLOTS]).get_mut(slot) {
+            *s = Some(id);
+        }
         Some(id)
     }
 
-    fn add(&self, name: &str, n: u64) {
-        if n == 0 {
-            return;
+    fn error_stat(&self, code: Code) -> Option<u32> {
+        let slot = crate::metrics::error_slot(code);
+        if let Some(id) = self.errors.borrow().get(slot).copied().flatten() {
+            return Some(id);
         }
-        if let Some(id) = self.counter(name) {
-            let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
+        let id = define(&crate::metrics::errors(code))?;
+        if let Some(s) = self.errors.borrow_mut().get_mut(slot) {
+            *s = Some(id);
         }
-    }
-
-    /// Defines the stats every model has, so they show (at zero) before the first request.
-    fn define_all(&self, cfg: &Config) {
-        for name in crate::metrics::all_names(cfg) {
-            let _ = self.counter(&name);
-        }
+        Some(id)
     }
 
     fn record(&self, o: &Outcome, store_failures: u32) {
-        for (name, n) in crate::metrics::increments(o) {
-            self.add(&name, n);
+        let inc = crate::metrics::increments(o);
+        for (stat, n) in &inc.per_model {
+            add(self.model_stat(inc.model, *stat), *n);
         }
-        self.add(crate::metrics::STORE_FAILURES, u64::from(store_failures));
+        if let Some(code) = inc.error {
+            add(self.error_stat(code), 1);
+        }
+        add(self.store_failures, u64::from(store_failures));
     }
 }
 
@@ -97,8 +124,7 @@ impl RootContext for Root {
                         cfg.clusters.len()
                     ),
                 );
-                let metrics = Metrics::default();
-                metrics.define_all(&cfg);
+                let metrics = Metrics::new(&cfg);
                 self.config = Some(Rc::new(cfg));
                 self.metrics = Rc::new(metrics);
                 true

@@ -4,10 +4,24 @@ use crate::usage::Usage;
 
 #[test]
 fn names_carry_tags_and_never_break_the_encoding() {
-    assert_eq!(requests("qai-chat", "2xx"), "tollgate.requests.model=.=qai-chat;.;class=.=2xx;.;");
-    assert_eq!(tokens("gemini-2.5", "prompt"), "tollgate.tokens.model=.=gemini-2.5;.;kind=.=prompt;.;");
-    assert_eq!(estimated("a;b=c"), "tollgate.usage_estimated.model=.=a_b_c;.;");
+    assert_eq!(Stat::Requests(1).name("qai-chat"), "tollgate.requests.model=.=qai-chat;.;class=.=2xx;.;");
+    assert_eq!(Stat::Tokens(0).name("gemini-2.5"), "tollgate.tokens.model=.=gemini-2.5;.;kind=.=prompt;.;");
+    assert_eq!(Stat::Estimated.name("a;b=c"), "tollgate.usage_estimated.model=.=a_b_c;.;");
+    assert_eq!(Stat::Microcredits.name("m"), "tollgate.microcredits.model=.=m;.;");
     assert_eq!(errors(Code::RateLimitExceeded), "tollgate.errors.code=.=rate_limit_exceeded;.;");
+    assert_eq!(Code::ALL.get(error_slot(Code::UpstreamError)), Some(&Code::UpstreamError));
+}
+
+#[test]
+fn slots_are_distinct_and_in_range() {
+    let mut all: Vec<usize> = (0..5).map(|c| Stat::Requests(c).slot()).collect();
+    all.extend((0..4).map(|k| Stat::Tokens(k).slot()));
+    all.extend([Stat::Estimated.slot(), Stat::Microcredits.slot()]);
+    let mut sorted = all.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), MODEL_SLOTS);
+    assert!(all.iter().all(|s| *s < MODEL_SLOTS));
 }
 
 #[test]
@@ -22,12 +36,12 @@ fn increments_for_a_billed_stream_and_for_a_401() {
         record: Vec::new(),
     };
     let got = increments(&o);
-    assert!(got.contains(&(requests("m", "2xx"), 1)));
-    assert!(got.contains(&(tokens("m", "prompt"), 10)));
-    assert!(got.contains(&(tokens("m", "reasoning"), 2)));
-    assert!(!got.iter().any(|(n, _)| n == &tokens("m", "cached")));
-    assert!(got.contains(&(estimated("m"), 1)));
-    assert!(got.contains(&(microcredits("m"), 15)));
+    assert_eq!(got.model, "m");
+    assert_eq!(got.error, None);
+    assert_eq!(
+        got.per_model,
+        vec![(Stat::Requests(1), 1), (Stat::Tokens(0), 10), (Stat::Tokens(1), 5), (Stat::Tokens(3), 2), (Stat::Estimated, 1), (Stat::Microcredits, 15)]
+    );
     let o = Outcome { status: 401, error: Some(Code::Unauthorized), model: None, usage: Usage::default(), estimated: false, micros: 0, record: Vec::new() };
-    assert_eq!(increments(&o), vec![(requests("none", "4xx"), 1), (errors(Code::Unauthorized), 1)]);
+    assert_eq!(increments(&o), Increments { model: "none", per_model: vec![(Stat::Requests(3), 1)], error: Some(Code::Unauthorized) });
 }
