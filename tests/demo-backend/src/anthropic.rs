@@ -106,6 +106,7 @@ pub async fn messages(ctl: &Controls, body: &[u8]) -> Resp {
         Reply::Text(p) => (if p.truncated { "max_tokens" } else { "end_turn" }, p.tokens()),
         Reply::Tool(t) => ("tool_use", t.args.tokens()),
     };
+    let (input_tokens, output_tokens) = ctl.usage(input_tokens, output_tokens);
     let id = format!("msg_{}", rand_hex(24));
 
     if !stream {

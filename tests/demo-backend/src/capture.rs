@@ -24,13 +24,16 @@ struct Entry {
 
 pub struct Capture {
     enabled: bool,
+    /// The instance's `--name`, kept with every entry.
+    name: String,
     ring: Mutex<VecDeque<Entry>>,
 }
 
 impl Capture {
-    pub fn new(enabled: bool) -> Self {
+    pub fn new(enabled: bool, name: &str) -> Self {
         Capture {
             enabled,
+            name: name.to_string(),
             ring: Mutex::new(VecDeque::with_capacity(if enabled { CAPACITY } else { 0 })),
         }
     }
@@ -82,6 +85,7 @@ impl Capture {
                 .map(|e| {
                     json!({
                         "ts_ms": e.ts_ms,
+                        "backend": self.name,
                         "method": e.method,
                         "path": e.path,
                         "headers": e.headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),

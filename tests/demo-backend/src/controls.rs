@@ -23,6 +23,9 @@ pub struct Controls {
     pub no_usage: bool,
     /// `x-demo-cut-after: N` — abort a stream after N content chunks.
     pub cut_after: Option<usize>,
+    /// `x-demo-usage-fixed: P C` — report exactly P prompt and C completion tokens, whatever
+    /// the request (tests choose the usage instead of recomputing the mock's count).
+    pub usage_fixed: Option<(u64, u64)>,
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -51,7 +54,19 @@ impl Controls {
                 Some("1" | "true" | "yes" | "on")
             ),
             cut_after: number(h, "x-demo-cut-after").map(|n| n as usize),
+            usage_fixed: header(h, "x-demo-usage-fixed").and_then(|v| {
+                let mut it = v.split_whitespace().map(str::parse::<u64>);
+                match (it.next(), it.next(), it.next()) {
+                    (Some(Ok(p)), Some(Ok(c)), None) => Some((p, c)),
+                    _ => None,
+                }
+            }),
         }
+    }
+
+    /// The usage to report: `x-demo-usage-fixed` if given, else the mock's own count.
+    pub fn usage(&self, prompt: u64, completion: u64) -> (u64, u64) {
+        self.usage_fixed.unwrap_or((prompt, completion))
     }
 
     /// Apply `x-demo-delay-ms` (non-blocking).

@@ -172,6 +172,8 @@ pub async fn generate(ctl: &Controls, route: Route, query: &str, body: &[u8]) ->
         Reply::Text(p) => (if p.truncated { "MAX_TOKENS" } else { "STOP" }, p.tokens()),
         Reply::Tool(t) => ("STOP", t.args.tokens()),
     };
+    let fixed = ctl.usage_fixed;
+    let (prompt_tokens, total) = ctl.usage(prompt_tokens, total);
     let function_call_part = |t: &ToolCall| {
         let args: Value = serde_json::from_str(t.args.json()).unwrap_or_else(|_| json!({}));
         json!({"functionCall": {"name": t.name, "args": args}})
@@ -246,7 +248,7 @@ pub async fn generate(ctl: &Controls, route: Route, query: &str, body: &[u8]) ->
                 let n = plan.len();
                 let emit = ctl.emit_count(n);
                 if n == 0 && ctl.cut_after.is_none() {
-                    let obj = object("{\"text\":\"\"}", true, 0);
+                    let obj = object("{\"text\":\"\"}", true, fixed.map_or(0, |(_, c)| c));
                     if !sink.send(frame(obj, &mut first)).await {
                         return;
                     }
@@ -254,7 +256,13 @@ pub async fn generate(ctl: &Controls, route: Route, query: &str, body: &[u8]) ->
                 for i in 0..emit {
                     let part = format!("{{\"text\":{}}}", json_str(&plan.piece(i)));
                     let last = i + 1 == n && ctl.cut_after.is_none();
-                    let obj = object(&part, last, i as u64 + 1);
+                    // Cumulative usage; with `x-demo-usage-fixed` it reaches exactly C at the end.
+                    let so_far = match fixed {
+                        Some((_, c)) if i + 1 == n => c,
+                        Some((_, c)) => (i as u64 + 1).min(c),
+                        None => i as u64 + 1,
+                    };
+                    let obj = object(&part, last, so_far);
                     if !sink.send(frame(obj, &mut first)).await {
                         return;
                     }

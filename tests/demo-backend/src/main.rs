@@ -12,6 +12,7 @@ mod controls;
 mod gemini;
 mod media;
 mod openai;
+mod strict;
 mod tokens;
 mod util;
 
@@ -24,7 +25,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::HOST;
+use hyper::header::{HeaderValue, HOST};
 use hyper::http::request::Parts;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -41,17 +42,24 @@ const MAX_BODY: usize = 64 << 20;
 
 const USAGE: &str = "\
 usage: demo-backend [--listen ADDR] [--port-file PATH] [--no-capture] [--threads N]
+                    [--name NAME] [--strict]
 
   --listen ADDR      address to listen on (default 127.0.0.1:8000; port 0 = ephemeral)
   --port-file PATH   after binding, write the actual port number to PATH
   --no-capture       do not record requests for GET /__demo/requests (benchmarks)
-  --threads N        tokio worker threads (default: number of CPUs)";
+  --threads N        tokio worker threads (default: number of CPUs)
+  --name NAME        this instance's name (e.g. the Envoy cluster it serves), sent back in
+                     `x-demo-backend` on every response and kept with each captured request
+  --strict           refuse what the real APIs refuse (unknown fields, missing required fields,
+                     bad roles, wrong types) with their error shapes and statuses";
 
 struct Config {
     listen: String,
     port_file: Option<PathBuf>,
     capture: bool,
     threads: Option<usize>,
+    name: String,
+    strict: bool,
 }
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
@@ -60,6 +68,8 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
         port_file: None,
         capture: true,
         threads: None,
+        name: "demo".into(),
+        strict: false,
     };
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
@@ -77,6 +87,14 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
             "--listen" => cfg.listen = value("--listen")?,
             "--port-file" => cfg.port_file = Some(PathBuf::from(value("--port-file")?)),
             "--no-capture" => cfg.capture = false,
+            "--strict" => cfg.strict = true,
+            "--name" => {
+                let v = value("--name")?;
+                if v.is_empty() || HeaderValue::from_str(&v).is_err() {
+                    return Err(format!("--name: invalid name {v:?}"));
+                }
+                cfg.name = v;
+            }
             "--threads" => {
                 let v = value("--threads")?;
                 let n: usize = v
@@ -124,6 +142,10 @@ fn main() -> ExitCode {
 
 struct State {
     capture: Capture,
+    /// `--name`: sent back in `x-demo-backend`.
+    name: HeaderValue,
+    /// `--strict`: validate requests as the real APIs do.
+    strict: bool,
 }
 
 async fn run(cfg: Config) -> ExitCode {
@@ -158,7 +180,9 @@ async fn run(cfg: Config) -> ExitCode {
         let _ = out.flush();
     }
     let state = Arc::new(State {
-        capture: Capture::new(cfg.capture),
+        capture: Capture::new(cfg.capture, &cfg.name),
+        name: HeaderValue::from_str(&cfg.name).unwrap_or_else(|_| HeaderValue::from_static("demo")),
+        strict: cfg.strict,
     });
     tokio::select! {
         () = accept_loop(listener, state) => {}
@@ -214,6 +238,12 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
 }
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::io::Error> {
+    let mut resp = serve(&state, req).await?;
+    resp.headers_mut().insert("x-demo-backend", state.name.clone());
+    Ok(resp)
+}
+
+async fn serve(state: &State, req: Request<Incoming>) -> Result<Resp, std::io::Error> {
     let (parts, incoming) = req.into_parts();
     let body = match Limited::new(incoming, MAX_BODY).collect().await {
         Ok(c) => c.to_bytes(),
@@ -238,7 +268,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::
         Controls::from_headers(&parts.headers).pre_delay().await;
         return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "demo backend: x-demo-fault: reset"));
     }
-    Ok(route(&state, &parts, body).await)
+    Ok(route(state, &parts, body).await)
 }
 
 fn fault(parts: &Parts) -> Option<&str> {
@@ -335,6 +365,12 @@ async fn route(state: &State, parts: &Parts, body: Bytes) -> Resp {
         _ => {}
     }
 
+    if state.strict {
+        if let Some(refusal) = strict_check(api, path, &body) {
+            return refusal;
+        }
+    }
+
     match (path, gemini_route) {
         (_, Some(r)) => gemini::generate(&ctl, r, parts.uri.query().unwrap_or(""), &body).await,
         ("/v1/chat/completions", _) => openai::chat(&ctl, &body).await,
@@ -344,6 +380,30 @@ async fn route(state: &State, parts: &Parts, body: Bytes) -> Resp {
         ("/v1/audio/speech", _) => media::speech(&body),
         _ => media::transcriptions(&body),
     }
+}
+
+/// `--strict`: the real API's 400 for a text request it would refuse (media endpoints are not
+/// checked).
+fn strict_check(api: Api, path: &str, body: &[u8]) -> Option<Resp> {
+    let text = matches!(api, Api::Anthropic | Api::Gemini) || path == "/v1/chat/completions";
+    if !text {
+        return None;
+    }
+    // Bodies that are not JSON objects get each handler's own 400.
+    let Ok(serde_json::Value::Object(req)) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return None;
+    };
+    let refused = match api {
+        Api::OpenAi => strict::openai_chat(&req),
+        Api::Anthropic => strict::anthropic_messages(&req),
+        Api::Gemini => strict::gemini_generate(&req),
+    };
+    let r = refused.err()?;
+    Some(match api {
+        Api::OpenAi => openai::strict_error(&r),
+        Api::Anthropic => anthropic::error(StatusCode::BAD_REQUEST, "invalid_request_error", &r.message),
+        Api::Gemini => gemini::error(StatusCode::BAD_REQUEST, &r.message),
+    })
 }
 
 fn method_not_allowed(method: &Method, path: &str) -> Resp {
@@ -382,6 +442,12 @@ mod tests {
         assert_eq!(c.port_file.as_deref(), Some(std::path::Path::new("/tmp/p")));
         assert!(!c.capture);
         assert_eq!(c.threads, Some(2));
+        assert!(!c.strict);
+        assert_eq!(c.name, "demo");
+        let c = parse_args(args(&["--strict", "--name", "demo_text"])).unwrap().unwrap();
+        assert!(c.strict);
+        assert_eq!(c.name, "demo_text");
+        assert!(parse_args(args(&["--name", ""])).is_err());
         assert!(parse_args(args(&["--bogus"])).is_err());
         assert!(parse_args(args(&["--listen"])).is_err());
         assert!(parse_args(args(&["--help"])).unwrap().is_none());

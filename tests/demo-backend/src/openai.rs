@@ -17,6 +17,14 @@ pub fn error(status: StatusCode, message: &str, ty: &str, code: &str) -> Resp {
     )
 }
 
+/// A `--strict` refusal as api.openai.com words it: `param` and `code` may be null.
+pub fn strict_error(r: &crate::strict::Refusal) -> Resp {
+    body::json(
+        StatusCode::BAD_REQUEST,
+        &json!({"error": {"message": r.message, "type": "invalid_request_error", "param": r.param, "code": r.code}}),
+    )
+}
+
 pub fn bad_request(message: &str) -> Resp {
     error(
         StatusCode::BAD_REQUEST,
@@ -169,6 +177,7 @@ pub async fn chat(ctl: &Controls, body: &[u8]) -> Resp {
             "model": model,
             "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": null}],
         });
+        let (prompt_tokens, completion) = ctl.usage(prompt_tokens, completion);
         if !ctl.no_usage {
             resp["usage"] = usage(prompt_tokens, completion);
         }
@@ -188,6 +197,7 @@ pub async fn chat(ctl: &Controls, body: &[u8]) -> Resp {
         Reply::Tool(t) => t.args.tokens(),
         Reply::Text(p) => p.tokens(),
     };
+    let (prompt_tokens, completion) = ctl.usage(prompt_tokens, completion);
     let resp = body::stream("text/event-stream", ctl.chunk_delay, move |mut sink| async move {
         let head = format!(
             "data: {{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":{},\"choices\":[{{\"index\":0,\"delta\":",
@@ -203,7 +213,7 @@ pub async fn chat(ctl: &Controls, body: &[u8]) -> Resp {
             Bytes::from(s)
         };
 
-        let (finish, completion) = match &reply {
+        let finish = match &reply {
             Reply::Text(plan) => {
                 if !sink.send(chunk(r#"{"role":"assistant","content":""}"#, "null")).await {
                     return;
@@ -214,8 +224,7 @@ pub async fn chat(ctl: &Controls, body: &[u8]) -> Resp {
                         return;
                     }
                 }
-                let finish = if plan.truncated { "\"length\"" } else { "\"stop\"" };
-                (finish, plan.tokens())
+                if plan.truncated { "\"length\"" } else { "\"stop\"" }
             }
             Reply::Tool(t) => {
                 let first = json!({"role": "assistant", "content": null, "tool_calls": [{
@@ -237,7 +246,7 @@ pub async fn chat(ctl: &Controls, body: &[u8]) -> Resp {
                         return;
                     }
                 }
-                ("\"tool_calls\"", t.args.tokens())
+                "\"tool_calls\""
             }
         };
         if ctl.cut_after.is_some() {

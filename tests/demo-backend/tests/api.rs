@@ -830,3 +830,77 @@ fn port_file_and_sigterm() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn strict_mode_refuses_like_the_real_apis() {
+    let lenient = Server::start();
+    let srv = Server::start_with(&["--strict", "--name", "demo_text"]);
+    let top_k = json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "top_k": 3});
+    assert_eq!(lenient.post_json("/v1/chat/completions", &[], &top_k).status, 200);
+    let r = srv.post_json("/v1/chat/completions", &[], &top_k);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("x-demo-backend"), Some("demo_text"));
+    assert_eq!(
+        r.json(),
+        json!({"error": {"message": "Unrecognized request argument supplied: top_k",
+                         "type": "invalid_request_error", "param": null, "code": null}})
+    );
+    assert_eq!(srv.post_json("/v1/chat/completions", &[], &chat_body("x", true)).status, 200);
+
+    let r = srv.post_json("/v1/messages", &[], &json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}));
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json(),
+        json!({"type": "error", "error": {"type": "invalid_request_error", "message": "max_tokens: Field required"}})
+    );
+    let ok = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]});
+    assert_eq!(srv.post_json("/v1/messages", &[], &ok).status, 200);
+
+    let r = srv.post_json(
+        "/v1beta/models/g:generateContent",
+        &[],
+        &json!({"contents": [{"role": "assistant", "parts": [{"text": "x"}]}]}),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json(),
+        json!({"error": {"code": 400, "message": "Please use a valid role: user, model.", "status": "INVALID_ARGUMENT"}})
+    );
+    let ok = json!({"contents": [{"role": "user", "parts": [{"text": "x"}]}]});
+    assert_eq!(srv.post_json("/v1beta/models/g:generateContent", &[], &ok).status, 200);
+
+    // The name is kept with captured requests too.
+    let list = srv.req("GET", "/__demo/requests", &[], b"").json();
+    assert_eq!(list[0]["backend"], "demo_text");
+    assert_eq!(lenient.req("GET", "/health", &[], b"").header("x-demo-backend"), Some("demo"));
+}
+
+#[test]
+fn usage_fixed_reports_exactly_the_chosen_counts() {
+    let srv = Server::start();
+    let h = [("x-demo-usage-fixed", "123 45")];
+    let v = srv.post_json("/v1/chat/completions", &h, &chat_body("hello", false)).json();
+    assert_eq!(v["usage"], json!({"prompt_tokens": 123, "completion_tokens": 45, "total_tokens": 168}));
+    let mut b = chat_body("hello", true);
+    b["stream_options"] = json!({"include_usage": true});
+    let r = srv.post_json("/v1/chat/completions", &h, &b);
+    let (_, chunks) = stream_content(&sse_data(&r.text()));
+    let last = chunks.iter().rev().find(|c| c.get("usage").is_some()).unwrap();
+    assert_eq!(last["usage"]["completion_tokens"], 45);
+    assert_eq!(last["usage"]["prompt_tokens"], 123);
+    let a = json!({"model": "m", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(srv.post_json("/v1/messages", &h, &a).json()["usage"], json!({"input_tokens": 123, "output_tokens": 45}));
+    let mut a = a;
+    a["stream"] = json!(true);
+    let text = srv.post_json("/v1/messages", &h, &a).text();
+    assert!(text.contains(r#""usage":{"input_tokens":123,"output_tokens":1}"#), "{text}");
+    assert!(text.contains(r#""usage":{"output_tokens":45}"#), "{text}");
+    let g = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+    let v = srv.post_json("/v1beta/models/g:generateContent", &h, &g).json();
+    assert_eq!(v["usageMetadata"], json!({"promptTokenCount": 123, "candidatesTokenCount": 45, "totalTokenCount": 168}));
+    let text = srv.post_json("/v1beta/models/g:streamGenerateContent?alt=sse", &h, &g).text();
+    let frames: Vec<&str> = text.split("\r\n\r\n").filter(|f| !f.trim().is_empty()).collect();
+    let last: Value = serde_json::from_str(frames.last().unwrap().strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(last["usageMetadata"]["candidatesTokenCount"], 45);
+    assert_eq!(last["usageMetadata"]["promptTokenCount"], 123);
+}
