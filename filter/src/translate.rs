@@ -35,6 +35,7 @@ pub fn upstream_request(
                 return Ok((openai::upstream_chat_body(&chat, upstream_model), path));
             }
             let mut body = req.body.clone();
+            pivot::strip_pivot_only(&mut body);
             body.insert("model".to_string(), Value::String(upstream_model.to_string()));
             if req.stream {
                 let mut opts = Map::new();

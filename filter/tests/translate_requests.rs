@@ -324,6 +324,33 @@ fn pivot_to_gemini_from_a_plain_openai_request() {
 }
 
 #[test]
+fn openai_upstreams_never_get_top_k() {
+    // Anthropic and Gemini clients may send top_k; the pivot keeps it for Anthropic and Gemini
+    // upstreams, but the real OpenAI API refuses it ("Unrecognized request argument supplied").
+    use tollgate::dialect::Dialect;
+    use tollgate::translate::upstream_request;
+    let a = anthropic::request_to_pivot(&obj(anthropic_request())).unwrap();
+    assert_eq!(a.body["top_k"], 40);
+    let g = gemini::request_to_pivot(&obj(gemini_request()), "g", false).unwrap();
+    assert!(g.body.contains_key("top_k"));
+    for (front, pivot) in [(Dialect::Anthropic, &a), (Dialect::Gemini, &g)] {
+        let (body, path) = upstream_request(front, Dialect::OpenAi, pivot, true, "up", "/v1", 4096).unwrap();
+        let v: Value = serde_json::from_slice(&body.unwrap()).unwrap();
+        assert_eq!(path, "/v1/chat/completions");
+        assert!(v.get("top_k").is_none(), "{front:?}: {v}");
+        assert_eq!(v["model"], "up");
+        assert_eq!(v["temperature"], pivot.body["temperature"]);
+        // The other upstreams still get it, in their own spelling.
+        let (body, _) = upstream_request(front, Dialect::Anthropic, pivot, true, "up", "/v1", 4096).unwrap();
+        let v: Value = serde_json::from_slice(&body.unwrap()).unwrap();
+        assert_eq!(v["top_k"], pivot.body["top_k"]);
+        let (body, _) = upstream_request(front, Dialect::Gemini, pivot, true, "up", "/v1beta", 4096).unwrap();
+        let v: Value = serde_json::from_slice(&body.unwrap()).unwrap();
+        assert_eq!(v["generationConfig"]["topK"], pivot.body["top_k"]);
+    }
+}
+
+#[test]
 fn cross_dialect_requests() {
     // Anthropic client -> Gemini upstream: tool results find their function names.
     let r = anthropic::request_to_pivot(&obj(anthropic_request())).unwrap();

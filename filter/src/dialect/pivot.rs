@@ -19,6 +19,18 @@ pub struct PivotRequest {
     pub max_tokens: Option<u64>,
 }
 
+/// Pivot fields that OpenAI Chat Completions does not have: the Anthropic and Gemini fronts keep
+/// them for Anthropic and Gemini upstreams (`top_k`), and the real OpenAI API refuses a request
+/// that carries one ("Unrecognized request argument supplied").
+pub const PIVOT_ONLY_FIELDS: [&str; 1] = ["top_k"];
+
+/// A pivot body as an OpenAI upstream takes it: without the pivot-only fields.
+pub fn strip_pivot_only(body: &mut Map<String, Value>) {
+    for f in PIVOT_ONLY_FIELDS {
+        body.remove(f);
+    }
+}
+
 /// Why a completion ended, in the pivot's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish {

@@ -26,3 +26,10 @@ fn accessors() {
     assert_eq!(e.param.as_deref(), Some("stop[1]"));
     assert_eq!(req_str(None, "m").unwrap_err().code, crate::errors::Code::MissingField);
 }
+
+#[test]
+fn pivot_only_fields_are_stripped_for_openai() {
+    let mut b = json!({"model": "m", "messages": [], "top_k": 5, "top_p": 0.5}).as_object().cloned().unwrap_or_default();
+    strip_pivot_only(&mut b);
+    assert_eq!(Value::Object(b), json!({"model": "m", "messages": [], "top_p": 0.5}));
+}
