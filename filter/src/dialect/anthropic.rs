@@ -576,7 +576,12 @@ fn user_from_pivot(content: Option<&Value>, cp: &str) -> Result<Value, GatewayEr
 
 fn assistant_from_pivot(obj: &Map<String, Value>, p: &str) -> Result<Option<Value>, GatewayError> {
     let calls = opt_array(obj.get("tool_calls"), &format!("{p}.tool_calls"))?;
+    // An empty assistant turn (OpenAI accepts `"content": ""`) is dropped: Anthropic refuses
+    // empty content anywhere but in a final assistant message.
     if let (Some(Value::String(s)), None) = (obj.get("content"), calls) {
+        if s.is_empty() {
+            return Ok(None);
+        }
         return Ok(Some(json!({"role": "assistant", "content": s})));
     }
     let mut blocks: Vec<Value> = content_texts(obj.get("content"))

@@ -49,3 +49,22 @@ fn stop_reasons_both_ways() {
     }
     assert_eq!(finish_from_stop_reason("stop_sequence"), Finish::Stop);
 }
+
+#[test]
+fn empty_assistant_turns_are_not_sent_upstream() {
+    // OpenAI clients may send `"content": ""` for an assistant turn; Anthropic refuses empty
+    // content ("all messages must have non-empty content except for the optional final
+    // assistant message").
+    let pivot = json!({"model": "m", "messages": [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "content": ""},
+        {"role": "user", "content": "y"},
+        {"role": "assistant", "content": [{"type": "text", "text": ""}]},
+        {"role": "user", "content": "z"}
+    ]});
+    let v = request_from_pivot(pivot.as_object().unwrap_or(&Map::new()), "up", 100).unwrap_or_default();
+    assert_eq!(
+        v["messages"],
+        json!([{"role": "user", "content": "x"}, {"role": "user", "content": "y"}, {"role": "user", "content": "z"}])
+    );
+}
