@@ -41,6 +41,8 @@ def main() -> int:
         upstream_overrides=overrides,
         log_level=os.environ.get("ENVOY_LOG_LEVEL", "info"),
         quiet=False,
+        # The demo stays lenient: one backend for every cluster, no strict request checks.
+        strict=False,
     )
     stop = {"now": False}
 

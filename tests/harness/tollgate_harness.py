@@ -145,8 +145,39 @@ def stop_processes(procs) -> None:
                 p.wait()
 
 
+BASE_CLUSTERS = ["demo_text", "demo_image", "demo_video"]
+
+
+def spawn_backend(port_file: Path, port: int = 0, name: str | None = None, strict: bool = False,
+                  quiet: bool = True) -> subprocess.Popen:
+    """Starts one demo backend (`--name`, `--strict`); its port appears in `port_file`."""
+    args = [str(BACKEND_BIN), "--listen", f"127.0.0.1:{port}", "--port-file", str(port_file)]
+    if name:
+        args += ["--name", name]
+    if strict:
+        args.append("--strict")
+    out = subprocess.DEVNULL if quiet else None
+    return subprocess.Popen(args, stdout=out, stderr=out)
+
+
+def wait_port_file(port_file: Path, proc: subprocess.Popen, timeout: float = 10) -> int:
+    deadline = time.time() + timeout
+    while not port_file.exists() or not port_file.read_text().strip():
+        if time.time() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"demo backend did not start ({port_file.name})")
+        time.sleep(0.02)
+    return int(port_file.read_text().strip())
+
+
 class Stack:
-    """The demo backend plus Envoy with Tollgate, on free ports (or given ones)."""
+    """Demo backends plus Envoy with Tollgate, on free ports (or given ones).
+
+    By default every cluster (demo_text, demo_image, demo_video and `extra_clusters`, except
+    those in `upstream_overrides`) gets its own demo backend, started with `--name <cluster>`
+    (each response says `x-demo-backend: <cluster>`, each captured request `"backend"`) and,
+    with `strict` (the default), `--strict`: it refuses what the real API would. With
+    `backend_port` (as `make run` does) or `per_cluster_backends=False`, one backend named
+    `demo` serves every cluster."""
 
     def __init__(
         self,
@@ -161,6 +192,8 @@ class Stack:
         log_level: str = "warning",
         quiet: bool = True,
         patch_envoy=None,
+        strict: bool = True,
+        per_cluster_backends: bool | None = None,
     ):
         self.patch_envoy = patch_envoy
         self.concurrency = concurrency
@@ -173,11 +206,17 @@ class Stack:
         self.extra_clusters = extra_clusters or []
         self.log_level = log_level
         self.quiet = quiet
+        self.strict = strict
+        self.per_cluster_backends = backend_port is None if per_cluster_backends is None else per_cluster_backends
         self.tmp = Path(tempfile.mkdtemp(prefix="tollgate-"))
         self.access_log = self.tmp / "access.log"
         self.billing_log = self.tmp / "billing.jsonl"
         self.envoy_log = self.tmp / "envoy.log"
+        # The process of the backend behind demo_text (or the shared one), and every backend.
         self.backend_proc: subprocess.Popen | None = None
+        self.backend_procs: dict[str, subprocess.Popen] = {}
+        # Cluster -> port of the demo backend serving it.
+        self.backend_ports: dict[str, int] = {}
         self.envoy_proc: subprocess.Popen | None = None
 
     @property
@@ -190,31 +229,47 @@ class Stack:
 
     @property
     def backend(self) -> str:
+        """The demo backend behind demo_text (the shared one without per-cluster backends)."""
         return f"http://127.0.0.1:{self.backend_port}"
+
+    def backend_url(self, cluster: str) -> str:
+        return f"http://127.0.0.1:{self.backend_ports[cluster]}"
+
+    @property
+    def clusters(self) -> list[str]:
+        return [*BASE_CLUSTERS, *self.extra_clusters]
+
+    def _start_backends(self) -> None:
+        if not self.per_cluster_backends:
+            port_file = self.tmp / "backend.port"
+            self.backend_proc = spawn_backend(port_file, self.backend_port or 0, None, self.strict, self.quiet)
+            self.backend_procs["demo"] = self.backend_proc
+            self.backend_port = wait_port_file(port_file, self.backend_proc)
+            self.backend_ports = {name: self.backend_port for name in self.clusters}
+            return
+        names = [c for c in self.clusters if c not in self.upstream_overrides]
+        for name in names:  # start them all, then wait for each
+            self.backend_procs[name] = spawn_backend(self.tmp / f"backend-{name}.port", 0, name, self.strict,
+                                                     self.quiet)
+        for name in names:
+            self.backend_ports[name] = wait_port_file(self.tmp / f"backend-{name}.port", self.backend_procs[name])
+        if "demo_text" in self.backend_ports:
+            self.backend_port = self.backend_ports["demo_text"]
+            self.backend_proc = self.backend_procs["demo_text"]
 
     def start(self) -> "Stack":
         for p in (WASM, BACKEND_BIN):
             if not p.exists():
                 raise RuntimeError(f"{p} is missing: run `make build` first")
         if self.start_backend:
-            port_file = self.tmp / "backend.port"
-            port = self.backend_port or 0
-            out = subprocess.DEVNULL if self.quiet else None
-            self.backend_proc = subprocess.Popen(
-                [str(BACKEND_BIN), "--listen", f"127.0.0.1:{port}", "--port-file", str(port_file)],
-                stdout=out,
-                stderr=out,
-            )
-            deadline = time.time() + 10
-            while not port_file.exists() or not port_file.read_text().strip():
-                if time.time() > deadline or self.backend_proc.poll() is not None:
-                    raise RuntimeError("demo backend did not start")
-                time.sleep(0.02)
-            self.backend_port = int(port_file.read_text().strip())
-        upstreams = {}
-        if self.backend_port:
-            addr = f"127.0.0.1:{self.backend_port}"
-            upstreams = {name: addr for name in ["demo_text", "demo_image", "demo_video", *self.extra_clusters]}
+            try:
+                self._start_backends()
+            except Exception:
+                self.stop()
+                raise
+        elif self.backend_port:
+            self.backend_ports = {name: self.backend_port for name in self.clusters}
+        upstreams = {name: f"127.0.0.1:{port}" for name, port in self.backend_ports.items()}
         upstreams.update(self.upstream_overrides)
         doc = render(
             self.gateway_port,
@@ -253,7 +308,7 @@ class Stack:
         return self
 
     def stop(self) -> None:
-        stop_processes([self.envoy_proc, self.backend_proc])
+        stop_processes([self.envoy_proc, *self.backend_procs.values()])
 
     def __enter__(self) -> "Stack":
         return self.start()
@@ -267,13 +322,25 @@ class Stack:
         with urllib.request.urlopen(url, timeout=5) as r:
             return r.read().decode()
 
-    def backend_requests(self) -> list[dict]:
-        with urllib.request.urlopen(f"{self.backend}/__demo/requests", timeout=5) as r:
-            return json.loads(r.read())
+    def _backend_urls(self, cluster: str | None) -> list[str]:
+        if cluster is not None:
+            return [self.backend_url(cluster)]
+        return [f"http://127.0.0.1:{p}" for p in sorted(set(self.backend_ports.values()))]
 
-    def clear_backend_requests(self) -> None:
-        req = urllib.request.Request(f"{self.backend}/__demo/requests", method="DELETE")
-        urllib.request.urlopen(req, timeout=5).read()
+    def backend_requests(self, cluster: str | None = None) -> list[dict]:
+        """Requests captured by the backend of `cluster`, or by every backend (oldest first);
+        each says which backend (`"backend"`: its cluster name) got it."""
+        out = []
+        for url in self._backend_urls(cluster):
+            with urllib.request.urlopen(f"{url}/__demo/requests", timeout=5) as r:
+                out.extend(json.loads(r.read()))
+        out.sort(key=lambda e: e["ts_ms"])  # stable: one backend's order is kept
+        return out
+
+    def clear_backend_requests(self, cluster: str | None = None) -> None:
+        for url in self._backend_urls(cluster):
+            req = urllib.request.Request(f"{url}/__demo/requests", method="DELETE")
+            urllib.request.urlopen(req, timeout=5).read()
 
     def billing_records(self) -> list[dict]:
         """Every billing record written so far (Envoy flushes access logs about once a second)."""
