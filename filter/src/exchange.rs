@@ -958,6 +958,8 @@ impl Exchange {
                 set("content-type", "application/json"),
                 remove("content-length"),
                 remove("content-encoding"),
+                // As on every gateway error (README, "Errors"): not the upstream's own advice.
+                set("x-should-retry", if code.1.retryable() { "true" } else { "false" }),
             ];
         }
         let is_json = content_type.map(|c| c.contains("json")).unwrap_or(false);
