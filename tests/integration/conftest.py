@@ -24,16 +24,19 @@ def _with_upstream_credential(cfg):
     # Two more clusters on the demo backend that speak Anthropic and Gemini, and a model on each.
     cfg["clusters"].append({"name": "demo_anthropic", "dialect": "anthropic", "api_key": UPSTREAM_ANTHROPIC_SECRET})
     cfg["clusters"].append({"name": "demo_gemini", "dialect": "gemini", "api_key": UPSTREAM_GEMINI_SECRET})
-    cfg["models"].append({"id": "test-claude", "type": "text", "cluster": "demo_anthropic", "upstream_model": "claude-demo"})
-    cfg["models"].append({"id": "test-gemini", "type": "text", "cluster": "demo_gemini", "upstream_model": "gemini-demo"})
+    # Priced, so that every front x upstream pair bills credits (test_upstream_contract.PRICES).
+    cfg["models"].append({"id": "test-claude", "type": "text", "cluster": "demo_anthropic", "upstream_model": "claude-demo",
+                          "price": {"prompt_per_1k": 3.0, "completion_per_1k": 15.0}})
+    cfg["models"].append({"id": "test-gemini", "type": "text", "cluster": "demo_gemini", "upstream_model": "gemini-demo",
+                          "price": {"prompt_per_1k": 0.3, "completion_per_1k": 2.5}})
     return cfg
 
 
 @pytest.fixture(scope="session")
 def stack():
-    """Real Envoy (2 workers) with the built filter, in front of the demo backend. The text
-    cluster gets its own upstream credential; the video cluster points at a closed port so
-    unreachable-upstream handling can be tested."""
+    """Real Envoy (2 workers) with the built filter, in front of one strict demo backend per
+    cluster (see tollgate_harness.Stack). The text cluster gets its own upstream credential; the
+    video cluster points at a closed port so unreachable-upstream handling can be tested."""
     s = Stack(
         concurrency=2,
         patch_filter=_with_upstream_credential,
