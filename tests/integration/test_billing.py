@@ -1,6 +1,6 @@
 """Usage into billing records, spend and stats, against real Envoy and the demo backend: for
 every front x upstream pair, streamed and not, the record's tokens equal what the upstream
-reported (the backend states it in `x-demo-usage`); streams cut by the upstream or abandoned by
+reported (counts the test chooses, sent with `x-demo-usage-fixed`), at the model's price; streams cut by the upstream or abandoned by
 the client still write a record, marked estimated, with tokens; Prometheus shows the counters."""
 import http.client
 import json
@@ -13,6 +13,8 @@ import pytest
 
 KEY = "sk-demo-active"
 MODELS = {"openai": "qai-flash", "anthropic": "test-claude", "gemini": "test-gemini"}
+# Demo and conftest prices: per 1k prompt, per 1k completion tokens.
+PRICES = {"qai-flash": (0.1, 0.2), "test-claude": (3.0, 15.0), "test-gemini": (0.3, 2.5), "qai-max": (1.5, 4.5)}
 PROMPT = "Tell me something about billing records"
 
 
@@ -50,9 +52,9 @@ def call(stack, front, model, stream, extra_headers=None, include_usage=False):
 @pytest.mark.parametrize("upstream", ["openai", "anthropic", "gemini"])
 @pytest.mark.parametrize("front", ["openai", "anthropic", "gemini"])
 def test_record_tokens_equal_the_upstream_usage(stack, front, upstream, stream):
-    status, headers, body = call(stack, front, MODELS[upstream], stream)
+    prompt, completion = 777, 55
+    status, headers, body = call(stack, front, MODELS[upstream], stream, {"x-demo-usage-fixed": f"{prompt} {completion}"})
     assert status == 200
-    prompt, completion = (int(x) for x in headers["x-demo-usage"].split())
     rec = stack.billing_record(headers["x-request-id"])
     assert (rec["prompt_tokens"], rec["completion_tokens"]) == (prompt, completion), rec
     assert rec["estimated"] is False
@@ -64,9 +66,8 @@ def test_record_tokens_equal_the_upstream_usage(stack, front, upstream, stream):
     assert rec["status"] == 200 and rec["error"] is None
     assert rec["duration_ms"] >= rec["ttfb_ms"] >= 0
     assert rec["time"].endswith("Z")
-    if upstream == "openai":
-        # qai-flash's demo prices: 0.1 / 0.2 credits per 1k tokens
-        assert rec["credits"] == pytest.approx(prompt * 0.1 / 1000 + completion * 0.2 / 1000, abs=1e-6)
+    pp, cp = PRICES[MODELS[upstream]]
+    assert rec["credits"] == round(prompt * pp / 1000 + completion * cp / 1000, 6) > 0
     if front == "openai" and stream:
         # The client did not ask for usage: no usage chunk, though the gateway metered one.
         assert b'"usage"' not in body
@@ -160,8 +161,8 @@ def test_prometheus_has_token_counters_by_model(stack):
         return out
 
     before = tokens()
-    _, headers, _ = call(stack, "openai", "qai-max", False)
-    prompt, completion = (int(x) for x in headers["x-demo-usage"].split())
+    prompt, completion = 321, 45
+    _, headers, _ = call(stack, "openai", "qai-max", False, {"x-demo-usage-fixed": f"{prompt} {completion}"})
     stack.billing_record(headers["x-request-id"])
     after = tokens()
     assert after["prompt"] - before.get("prompt", 0) == prompt
