@@ -324,6 +324,9 @@ pub fn anthropic_messages(req: &Map<String, Value>) -> Result<(), Refusal> {
         }
     }
     let messages = req.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    if messages.is_empty() {
+        return Err(refuse("messages: at least one message is required"));
+    }
     for (i, m) in messages.iter().enumerate() {
         let Some(m) = m.as_object() else {
             return Err(refuse(format!("messages.{i}: Input should be a valid dictionary")));
@@ -584,6 +587,8 @@ mod tests {
         assert_eq!(e.message, "model: Field required");
         let e = anthropic_messages(&obj(json!({"model": "m", "max_tokens": 1, "messages": [], "n": 2}))).unwrap_err();
         assert_eq!(e.message, "n: Extra inputs are not permitted");
+        let e = anthropic_messages(&obj(json!({"model": "m", "max_tokens": 1, "messages": []}))).unwrap_err();
+        assert_eq!(e.message, "messages: at least one message is required");
         let e = anthropic_messages(&obj(json!({"model": "m", "max_tokens": 1, "messages": [{"role": "system", "content": "x"}]}))).unwrap_err();
         assert!(e.message.contains("Unexpected role \"system\""));
         let e = anthropic_messages(&obj(json!({"model": "m", "max_tokens": 1, "messages": [{"role": "tool", "content": "x"}]}))).unwrap_err();
