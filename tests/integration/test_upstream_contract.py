@@ -5,7 +5,8 @@ items 2 and 3):
   `x-demo-backend`; the record's `cluster` agrees), so a routing mistake fails here;
 - the backends run `--strict`: rich requests of every front reach every upstream dialect in a
   form the real API accepts (an OpenAI upstream never sees Anthropic/Gemini `top_k`, an
-  Anthropic upstream never sees an empty assistant turn);
+  Anthropic upstream never sees an empty assistant turn, a system-only conversation is refused
+  before Anthropic/Gemini upstreams);
 - every upstream status the gateway maps (400/422 -> 400, 413, 429 with the upstream's message,
   401/403/404/5xx -> 502) reaches the client in its own dialect, and the record says so, with 0
   credits;
@@ -199,6 +200,26 @@ def test_rich_requests_pass_the_real_apis_contract(cs, front, upstream, stream):
     status, headers, raw = post(cs, path, body, AUTH[front])
     assert status == 200, raw[:400]
     assert headers["x-demo-backend"] == CLUSTER_OF[upstream]
+
+
+@pytest.mark.parametrize("upstream", ["openai", "anthropic", "gemini"])
+def test_a_system_only_conversation_is_refused_before_an_upstream_that_needs_a_turn(cs, upstream):
+    """OpenAI accepts a conversation of system messages only; Anthropic and Gemini refuse an empty
+    `messages`/`contents`: the gateway says so itself, without calling the upstream."""
+    cs.clear_backend_requests()
+    body = {"model": MODELS[upstream], "messages": [{"role": "system", "content": "be brief"}]}
+    status, headers, raw = post(cs, "/v1/chat/completions", body, AUTH["openai"])
+    if upstream == "openai":
+        assert status == 200, raw[:300]
+        assert len(cs.backend_requests(CLUSTER_OF[upstream])) == 1
+        return
+    assert status == 400, raw[:300]
+    err = json.loads(raw)["error"]
+    assert (err["code"], err["param"]) == ("bad_request", "messages"), err
+    assert err["message"] == "this model needs at least one user or assistant message"
+    assert cs.backend_requests() == []
+    rec = cs.billing_record(headers["x-request-id"])
+    assert rec["status"] == 400 and rec["error"] == "bad_request" and rec["credits"] == 0, rec
 
 
 # --- upstream status mapping ----------------------------------------------------------------------

@@ -434,6 +434,10 @@ pub fn request_from_pivot(
         }
     }
 
+    // OpenAI accepts a conversation of system messages only; Anthropic refuses empty `messages`.
+    if messages.is_empty() {
+        return Err(bad("messages", "this model needs at least one user or assistant message"));
+    }
     let mut out = Map::new();
     ins(&mut out, "model", json!(upstream_model));
     ins(&mut out, "max_tokens", json!(max_tokens));

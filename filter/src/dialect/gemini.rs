@@ -588,6 +588,10 @@ pub fn request_from_pivot(pivot: &Map<String, Value>, upstream_model: &str) -> R
         }
     }
 
+    // OpenAI accepts a conversation of system messages only; Gemini refuses empty `contents`.
+    if contents.is_empty() {
+        return Err(bad("messages", "this model needs at least one user or assistant message"));
+    }
     let mut out = Map::new();
     if !system.is_empty() {
         let parts: Vec<Value> = system.iter().map(|t| json!({"text": t})).collect();

@@ -68,3 +68,10 @@ fn empty_assistant_turns_are_not_sent_upstream() {
         json!([{"role": "user", "content": "x"}, {"role": "user", "content": "y"}, {"role": "user", "content": "z"}])
     );
 }
+
+#[test]
+fn a_system_only_conversation_is_refused_before_the_upstream() {
+    let pivot = json!({"model": "m", "messages": [{"role": "system", "content": "s"}, {"role": "assistant", "content": ""}]});
+    let e = request_from_pivot(pivot.as_object().unwrap_or(&Map::new()), "up", 100).err();
+    assert_eq!(e.map(|e| (e.code, e.param)), Some((Code::BadRequest, Some("messages".to_string()))));
+}

@@ -63,3 +63,10 @@ fn types_lowercased() {
     lower_types(&mut s);
     assert_eq!(s, json!({"type": "object", "properties": {"type": {"type": "string"}}}));
 }
+
+#[test]
+fn a_system_only_conversation_is_refused_before_the_upstream() {
+    let pivot = obj(json!({"model": "m", "messages": [{"role": "system", "content": "s"}, {"role": "developer", "content": "d"}]}));
+    let e = request_from_pivot(&pivot, "up").err();
+    assert_eq!(e.map(|e| (e.code, e.param)), Some((Code::BadRequest, Some("messages".to_string()))));
+}
