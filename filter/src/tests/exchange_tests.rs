@@ -279,9 +279,9 @@ fn an_account_over_its_rate_is_refused_at_the_headers_without_counting() {
         assert_eq!(header(&r, "x-ratelimit-limit-requests"), Some("3"));
     }
     // The peek counted nothing: the window still holds exactly 3.
-    assert_eq!(limits::peek_rpm(&s, "a", 3, t).unwrap().allowed, false);
-    assert_eq!(limits::undo_rpm(&s, "a", t).unwrap(), true);
-    assert_eq!(limits::peek_rpm(&s, "a", 3, t).unwrap().allowed, true);
+    assert!(!limits::peek_rpm(&s, "a", 3, t).unwrap().allowed);
+    assert!(limits::undo_rpm(&s, "a", t).unwrap());
+    assert!(limits::peek_rpm(&s, "a", 3, t).unwrap().allowed);
     // Under the rate the headers pass, and an invalid body takes nothing.
     let (_, r) = run(&c, &s, t, "sk-a", "{not json");
     assert_eq!(r.unwrap().status, 400);
