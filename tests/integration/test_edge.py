@@ -414,6 +414,7 @@ def test_requests_envoy_refuses_itself_are_dated_now(edge):
     assert rec["time"].startswith(str(year)), rec
     assert 0 <= rec["duration_ms"] <= 5000, rec
     assert rec["credits"] == 0 and rec["key_id"] is None
+    assert rec["status"] == 431
 
 
 def test_goog_key_header_counts_only_on_gemini_paths(edge):

@@ -382,6 +382,14 @@ impl HttpContext for Http {
     /// upstream reset, and before its access loggers (so the record is there for them).
     fn on_log(&mut self) {
         let cfg = Rc::clone(&self.config);
+        if self.ex.start_ms == 0 && self.ex.status == 0 {
+            // Envoy answered before the filter saw any headers (431, 400 bad HTTP): record the
+            // status it sent (a property: a little-endian u64).
+            let code = hostcalls::get_property(vec!["response", "code"]).ok().flatten();
+            if let Some(b) = code.and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok()) {
+                self.ex.status = u16::try_from(u64::from_le_bytes(b)).unwrap_or(0);
+            }
+        }
         let outcome = self.ex.on_done(&cfg, &env(&store::SharedData));
         if let Err(e) = hostcalls::set_property(vec![BILLING_PROPERTY], Some(&outcome.record)) {
             log(LogLevel::Error, &format!("tollgate[{}]: cannot store the billing record: {e:?}", self.id));
