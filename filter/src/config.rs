@@ -30,6 +30,12 @@ struct RawConfig<'a> {
     /// Largest upload (multipart transcription body), counted as it streams, never buffered.
     #[serde(default)]
     max_upload_bytes: Option<u64>,
+    /// Largest image, video or speech JSON body (`max_media_body_bytes`).
+    #[serde(default)]
+    max_media_body_bytes: Option<usize>,
+    /// Client headers forwarded upstream besides the built-in set (`pass_request_headers`).
+    #[serde(default)]
+    pass_request_headers: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -158,11 +164,19 @@ pub struct Config {
     pub cluster_header: String,
     pub max_body_bytes: usize,
     pub max_upload_bytes: u64,
+    /// The largest image, video or speech JSON body (capped by `max_body_bytes`).
+    pub max_media_body_bytes: usize,
+    /// Client headers forwarded upstream besides the built-in set (lowercase; a trailing `*`
+    /// makes a prefix). See `crate::headers::forwarded`.
+    pub pass_request_headers: Vec<String>,
 }
 
 pub const DEFAULT_RPM: u32 = 100;
 pub const DEFAULT_SANDBOX_DAILY: u32 = 100;
 pub const DEFAULT_MAX_BODY: usize = 8 * 1024 * 1024;
+/// Image, video and speech bodies: a prompt of at most 4000 characters or a speech text of a few
+/// thousand, even written entirely as `\uXXXX\uXXXX` escapes, fits in 128 KiB.
+pub const DEFAULT_MAX_MEDIA_BODY: usize = 128 * 1024;
 pub const DEFAULT_CLUSTER_HEADER: &str = "x-tollgate-cluster";
 /// Image generations per minute per account, unless configured (seed 001's Standard plan).
 pub const DEFAULT_IMAGE_RPM: u32 = 20;
@@ -216,7 +230,7 @@ fn compile(raw: RawConfig<'_>) -> Result<Config, String> {
             return Err(format!("{here}.name: must not be empty"));
         }
         if cluster_index.insert(c.name.clone(), i).is_some() {
-            return Err(format!("{here}.name: duplicate cluster '{}'", c.name));
+            return Err(format!("{here}.name: duplicate name '{}'", c.name));
         }
         let base_path = c.base_path.unwrap_or_else(|| match c.dialect {
             Dialect::Gemini => "/v1beta".to_string(),
@@ -282,7 +296,7 @@ fn compile(raw: RawConfig<'_>) -> Result<Config, String> {
             return Err(format!("{here}.task: only audio models have a task"));
         }
         if model_index.insert(m.id.clone(), i).is_some() {
-            return Err(format!("{here}.id: duplicate model '{}'", m.id));
+            return Err(format!("{here}.id: duplicate id '{}'", m.id));
         }
         models.push(Model {
             upstream_model: m.upstream_model.unwrap_or_else(|| m.id.clone()),
@@ -305,7 +319,7 @@ fn compile(raw: RawConfig<'_>) -> Result<Config, String> {
         let here = format!("accounts[{i}]");
         check_cap(a.spend_cap, &here)?;
         if account_index.insert(a.id.clone(), i).is_some() {
-            return Err(format!("{here}.id: duplicate account '{}'", a.id));
+            return Err(format!("{here}.id: duplicate id '{}'", a.id));
         }
         accounts.push(Account {
             id: a.id,
@@ -338,11 +352,32 @@ fn compile(raw: RawConfig<'_>) -> Result<Config, String> {
             log_content: k.log_content,
         });
     }
-    let key_table = KeyTable::build(table).map_err(|h| {
-        let pos = keys_out.len();
-        format!("keys: the hash {} appears twice (of {pos} keys)", keys::to_hex(&h))
+    let key_table = KeyTable::build(table).map_err(|(h, first, again)| {
+        format!("keys[{again}].sha256: duplicate sha256 {} (the same as keys[{first}])", keys::to_hex(&h))
     })?;
+    // Key ids name keys in records and logs: two keys with one id would be billed as one.
+    let mut ids: HashMap<&str, usize> = HashMap::with_capacity(keys_out.len());
+    for (i, k) in keys_out.iter().enumerate() {
+        if k.id.is_empty() {
+            return Err(format!("keys[{i}].id: must not be empty"));
+        }
+        if let Some(first) = ids.insert(k.id.as_str(), i) {
+            return Err(format!("keys[{i}].id: duplicate id '{}' (the same as keys[{first}])", k.id));
+        }
+    }
+    drop(ids);
 
+    let mut pass_request_headers = Vec::with_capacity(raw.pass_request_headers.len());
+    for (i, h) in raw.pass_request_headers.iter().enumerate() {
+        let h = h.to_ascii_lowercase();
+        let name = h.strip_suffix('*').unwrap_or(&h);
+        if !valid_header_name(name) || crate::headers::never_forwarded(name) {
+            return Err(format!(
+                "pass_request_headers[{i}]: '{h}' is not a header name (or prefix ending in '*') that may be forwarded"
+            ));
+        }
+        pass_request_headers.push(h);
+    }
     let cluster_header = raw.cluster_header.unwrap_or_else(|| DEFAULT_CLUSTER_HEADER.to_string()).to_ascii_lowercase();
     if !valid_header_name(&cluster_header) {
         return Err("cluster_header: not a valid header name".to_string());
@@ -357,6 +392,8 @@ fn compile(raw: RawConfig<'_>) -> Result<Config, String> {
         cluster_header,
         max_body_bytes: raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
         max_upload_bytes: raw.max_upload_bytes.unwrap_or(DEFAULT_MAX_UPLOAD),
+        max_media_body_bytes: raw.max_media_body_bytes.unwrap_or(DEFAULT_MAX_MEDIA_BODY),
+        pass_request_headers,
     })
 }
 

@@ -165,11 +165,19 @@ pub fn query_param<'a>(full_path: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// The path without the query parameter `name` (`None` when it has none): a key in `?key=`
-/// must not reach the upstream or Envoy's access log.
+/// must not reach the upstream or Envoy's access log. The name matches in any case and
+/// percent-encoded (`KEY=`, `%6Bey=`), so no spelling of it is left behind.
 pub fn without_query_param(full_path: &str, name: &str) -> Option<String> {
     let (path, q) = split_query(full_path);
     let q = q?;
-    let is_it = |kv: &&str| kv.split_once('=').map(|(k, _)| k).unwrap_or(kv) == name;
+    let is_it = |kv: &&str| {
+        let k = kv.split_once('=').map(|(k, _)| k).unwrap_or(kv);
+        if k.contains('%') {
+            percent_decode(k).eq_ignore_ascii_case(name)
+        } else {
+            k.eq_ignore_ascii_case(name)
+        }
+    };
     if !q.split('&').any(|kv| is_it(&kv)) {
         return None;
     }

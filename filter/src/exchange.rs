@@ -148,8 +148,11 @@ pub struct Exchange {
     request_bytes: usize,
     mode: ResponseMode,
     buffered: usize,
-    /// Envoy's request id.
+    /// The record's id, minted by the glue (never the client's own `x-request-id`), and
+    /// returned to the client in `x-request-id`.
     pub request_id: String,
+    /// The client's own `x-request-id`, sanitized and bounded (see `client_request_id`).
+    pub client_request_id: Option<String>,
     /// When the request headers arrived, and the latest time the host gave (ms since the epoch).
     pub start_ms: u64,
     now_ms: u64,
@@ -247,6 +250,7 @@ impl Exchange {
             mode: ResponseMode::Pass,
             buffered: 0,
             request_id: String::new(),
+            client_request_id: None,
             start_ms: 0,
             now_ms: 0,
             first_byte_ms: None,
@@ -409,6 +413,11 @@ impl Exchange {
     /// was cut short), settle the spend reserved at admission with its cost, and write the record.
     pub fn on_done(&mut self, cfg: &Config, env: &Env) -> Outcome {
         self.now_ms = env.now_ms;
+        if self.start_ms == 0 {
+            // No request headers were seen (Envoy refused the request itself: headers too large,
+            // bad HTTP): the request is dated now and lasted no time, never 1970.
+            self.start_ms = env.now_ms;
+        }
         let model = self.model.as_deref().and_then(|m| cfg.model(m));
         let (billed, estimated) = self.billed_usage();
         let forwarded = model.is_some() && !self.local_reply;
@@ -464,6 +473,7 @@ impl Exchange {
         let mut r = Record(Vec::with_capacity(640));
         r.field("account_id", &account.map(|a| a.id.as_str()));
         r.field("cached_tokens", &u.cached_tokens);
+        r.field("client_request_id", &self.client_request_id);
         r.field("cluster", &cluster.filter(|_| forwarded).map(|c| c.name.as_str()));
         r.field("complete", &(self.local_reply || self.response_done));
         r.field("completion_tokens", &u.completion_tokens);
@@ -506,18 +516,16 @@ impl Exchange {
     pub fn on_request_headers(&mut self, cfg: &Config, head: &RequestHead, env: &Env) -> HeadAction {
         self.start_ms = env.now_ms;
         self.now_ms = env.now_ms;
-        self.request_id = head.request_id.unwrap_or("").chars().take(128).collect();
+        self.client_request_id = head.request_id.and_then(client_request_id);
         self.endpoint = endpoints::classify(head.method, head.path);
         self.front = self.endpoint.dialect();
-        // Gemini's key headers count only on Gemini paths.
-        let query_key = match self.front {
-            Dialect::Gemini => endpoints::query_param(head.path, "key"),
-            _ => None,
-        };
-        if query_key.is_some() {
-            self.path_without_key = endpoints::without_query_param(head.path, "key");
-        }
-        let goog = head.x_goog_api_key;
+        // A `?key=` leaves the path on every path, known or not, whatever the method (the glue
+        // applies it before anything else, so the key reaches neither the upstream nor a log).
+        self.path_without_key = endpoints::without_query_param(head.path, "key");
+        // Gemini's ways of passing a key (`?key=`, `x-goog-api-key`) count only on Gemini paths.
+        let gemini = self.front == Dialect::Gemini;
+        let query_key = if gemini { endpoints::query_param(head.path, "key") } else { None };
+        let goog = if gemini { head.x_goog_api_key } else { None };
         let presented = keys::extract(head.authorization, head.x_api_key, goog, query_key);
         let key = match presented {
             Presented::Key(k, _) => k,
@@ -594,6 +602,19 @@ impl Exchange {
                 format!("Unknown endpoint {} {}", head.method, endpoints::split_query(head.path).0),
             ))),
             _ => {
+                // What the headers already decide is refused before a byte of the body is read:
+                // an account over its rate (a read-only look; the request is counted only once
+                // its body is valid, so refusals still consume nothing), a declared length over
+                // this endpoint's cap.
+                if let Err(e) = self.peek_rpm(cfg, env) {
+                    return HeadAction::Reply(self.fail(e));
+                }
+                if self.endpoint != Endpoint::Transcriptions {
+                    let cap = self.body_cap(cfg);
+                    if let Some(n) = head.content_length.filter(|n| *n > cap as u64) {
+                        return HeadAction::Reply(self.fail(too_large_body(cap, n)));
+                    }
+                }
                 if head.end_of_stream {
                     return HeadAction::Reply(self.fail(GatewayError::new(
                         Code::BadRequest,
@@ -766,16 +787,49 @@ impl Exchange {
         edits
     }
 
-    /// Is the buffered request body over the configured cap?
+    /// Is the buffered request body over this endpoint's cap? The glue asks at every piece, so
+    /// a body is refused as soon as what is buffered passes it.
     pub fn request_too_large(&mut self, cfg: &Config, size: usize) -> Option<LocalReply> {
-        if size > cfg.max_body_bytes {
-            let limit = cfg.max_body_bytes;
-            return Some(self.fail(GatewayError::new(
-                Code::RequestTooLarge,
-                format!("The request body is larger than {limit} bytes"),
-            )));
+        let cap = self.body_cap(cfg);
+        if size > cap {
+            return Some(self.fail(too_large_body(cap, size as u64)));
         }
         None
+    }
+
+    /// The largest body this request's endpoint buffers: `max_body_bytes` for chat (base64
+    /// images), `max_media_body_bytes` (at most that) for image, video and speech JSON, whose
+    /// fields are a prompt or a text of a few thousand characters.
+    pub fn body_cap(&self, cfg: &Config) -> usize {
+        match self.endpoint {
+            Endpoint::Images | Endpoint::Videos | Endpoint::Speech => cfg.max_media_body_bytes.min(cfg.max_body_bytes),
+            _ => cfg.max_body_bytes,
+        }
+    }
+
+    /// The account's rate, read at the request headers without counting: a 429 when it is
+    /// already used up (the store failing: 503, as for the real check).
+    fn peek_rpm(&mut self, cfg: &Config, env: &Env) -> Result<(), GatewayError> {
+        let Some(account) = self.account.and_then(|a| cfg.account(a)) else {
+            return Err(GatewayError::new(Code::InternalError, "account record missing"));
+        };
+        let (scope, limit, what) = self.rate_scope(account);
+        let d = limits::peek_rpm(env.store, &scope, limit, env.now_ms).map_err(store_error)?;
+        if d.allowed {
+            return Ok(());
+        }
+        self.rate = Some(d);
+        Err(GatewayError::new(
+            Code::RateLimitExceeded,
+            format!("Rate limit of {} {what} per minute reached for this account; retry after {} s", d.limit, d.retry_after_secs),
+        )
+        .with_retry_after_ms(d.reset_after_ms))
+    }
+
+    /// The path could not be rid of its `?key=` (the host refused the edit): nothing goes
+    /// upstream, the client gets a 500 in its dialect.
+    pub fn path_strip_failed(&mut self) -> LocalReply {
+        self.fail(GatewayError::new(Code::InternalError, "The gateway could not process this request's path"))
     }
 
     /// The whole request body: validate, route, rewrite.
@@ -1193,6 +1247,39 @@ pub fn media_micros(model: &Model, endpoint: &Endpoint, units: f64) -> u64 {
         _ => units * p.per_second,
     };
     limits::credits_to_micros(credits)
+}
+
+fn too_large_body(max: usize, got: u64) -> GatewayError {
+    GatewayError::new(
+        Code::RequestTooLarge,
+        format!("The request body is larger than {max} bytes ({got} bytes), the limit of this endpoint"),
+    )
+}
+
+/// A request id in the UUID shape Envoy's own have (version 4, variant 1), from 128 bits the
+/// glue draws: the record's `request_id`, which the client cannot choose.
+pub fn format_request_id(hi: u64, lo: u64) -> String {
+    let hi = (hi & !0xf000) | 0x4000;
+    let lo = (lo & !(0xc000 << 48)) | (0x8000 << 48);
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        hi >> 32,
+        (hi >> 16) & 0xffff,
+        hi & 0xffff,
+        lo >> 48,
+        lo & 0xffff_ffff_ffff
+    )
+}
+
+/// The client's `x-request-id`, kept in the record as `client_request_id`: at most 128
+/// characters of `[A-Za-z0-9._:/+=@-]`, others replaced by `_`; empty or blank: none.
+pub fn client_request_id(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    let keep = |c: char| c.is_ascii_alphanumeric() || "._:/+=@-".contains(c);
+    Some(raw.chars().take(128).map(|c| if keep(c) { c } else { '_' }).collect())
 }
 
 fn too_large_upload(max: u64, got: u64) -> GatewayError {

@@ -51,6 +51,68 @@ pub fn collect<K: AsRef<str>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> HeadValues {
     h
 }
 
+/// Client request headers that always go upstream (besides pseudo-headers): what a request
+/// needs to be understood, and tracing. Everything else a client sends is removed before the
+/// request leaves (an allowlist: unknown headers never pass), unless the configuration names it
+/// in `pass_request_headers`. The filter then sets the cluster's own credential and headers.
+pub const FORWARDED: &[&str] = &[
+    "accept",
+    "content-length",
+    "content-type",
+    "traceparent",
+    "tracestate",
+    "transfer-encoding",
+    "user-agent",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-request-id",
+];
+
+/// Headers that carry a client's credential or identity at some provider: never forwarded,
+/// whatever the configuration says.
+pub const NEVER_FORWARDED: &[&str] = &[
+    "api-key",
+    "authorization",
+    "cookie",
+    "openai-organization",
+    "openai-project",
+    "proxy-authorization",
+    "x-api-key",
+    "x-goog-api-key",
+];
+
+/// Whether `name` (lowercase) is a header that must never be forwarded.
+pub fn never_forwarded(name: &str) -> bool {
+    NEVER_FORWARDED.contains(&name)
+}
+
+/// Whether the client's header `name` (lowercase, as Envoy gives it) may go upstream: a
+/// pseudo-header, one of [`FORWARDED`], or one the configuration passes (`extra`: names, or
+/// prefixes ending in `*`), and never one of [`NEVER_FORWARDED`].
+pub fn forwarded(name: &str, extra: &[String]) -> bool {
+    if never_forwarded(name) {
+        return false;
+    }
+    name.starts_with(':')
+        || FORWARDED.contains(&name)
+        || extra.iter().any(|e| match e.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => e == name,
+        })
+}
+
+/// The names among the request's headers that must be removed before it goes upstream.
+pub fn not_forwarded<'a, K: AsRef<str>, V>(pairs: &'a [(K, V)], extra: &[String]) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for (k, _) in pairs {
+        let k = k.as_ref();
+        if !forwarded(k, extra) && !out.contains(&k) {
+            out.push(k);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 #[path = "tests/headers_tests.rs"]
 mod tests;

@@ -67,13 +67,14 @@ pub struct KeyTable {
 }
 
 impl KeyTable {
-    /// Builds the table; returns the first duplicated hash if any.
-    pub fn build(mut entries: Vec<(Hash, u32)>) -> Result<Self, Hash> {
+    /// Builds the table; on a duplicated hash, returns the hash and the two key indices that
+    /// carry it (lower index first).
+    pub fn build(mut entries: Vec<(Hash, u32)>) -> Result<Self, (Hash, u32, u32)> {
         entries.sort_unstable_by_key(|e| e.0);
         for w in entries.windows(2) {
             if let [a, b] = w {
                 if a.0 == b.0 {
-                    return Err(a.0);
+                    return Err((a.0, a.1.min(b.1), a.1.max(b.1)));
                 }
             }
         }

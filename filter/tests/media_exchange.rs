@@ -143,10 +143,12 @@ fn images_bill_per_image_and_have_their_own_rate() {
     assert_eq!(ex.on_response_chunk(b"{\"data\":[]}", true, 1 << 20), tollgate::exchange::ChunkAction::Pass);
     let o = ex.on_done(&c, &env);
     assert_eq!(o.micros, 6_000_000);
-    // image_rpm is 1: the next image is refused; speech (the account's rpm) is not.
-    let (_, a) = run(r#"{"model":"img","prompt":"a cat"}"#);
-    match a {
-        BodyAction::Reply(r) => {
+    // image_rpm is 1: the next image is refused, at the headers (before its body is read);
+    // speech (the account's rpm) is not.
+    let mut ex = Exchange::new();
+    let h = RequestHead { method: "POST", path: "/v1/images/generations", authorization: Some("Bearer sk-test"), ..Default::default() };
+    match ex.on_request_headers(&c, &h, &env) {
+        HeadAction::Reply(r) => {
             assert_eq!(r.status, 429);
             assert!(String::from_utf8_lossy(&r.body).contains("image generations"));
         }

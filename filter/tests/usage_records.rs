@@ -145,7 +145,7 @@ fn complete_streams_bill_the_upstream_usage_exactly_on_every_front() {
             assert_eq!(r["front"], front);
             assert_eq!(r["upstream"], up);
             assert_eq!(r["cluster"], format!("c_{up}"));
-            assert_eq!(r["request_id"], "rid-1");
+            assert_eq!(r["client_request_id"], "rid-1"); // the record's own id is minted by the glue
             assert_eq!(r["key_id"], "k");
             assert_eq!(r["account_id"], "a");
             assert_eq!(r["status"], 200);

@@ -425,6 +425,41 @@ def test_bare_cr_in_a_header_value_splits_nothing_and_authenticates_nothing(stac
     assert all(not k.startswith("x-injected") for k, _ in r.headers)
 
 
+# --- the edge (issue 12): what the headers decide, what never goes upstream ----------------------
+
+@pytest.mark.parametrize("front", FRONT_NAMES)
+def test_declared_oversize_body_is_413_at_the_headers_in_dialect(stack, vms_before, front):
+    """A Content-Length over the cap and no body at all: the 413 can only come from the headers."""
+    r = raw_request(stack.gateway_port, "POST", FRONTS[front]["path"],
+                    list(FRONTS[front]["auth"]) + [("Content-Type", "application/json"),
+                                                   ("Content-Length", str(64 * 1024 * 1024))], b"", timeout=10)
+    e = assert_error(r, front, 413)
+    if front == "openai":
+        assert e["error"]["code"] == "request_entity_too_large"
+
+
+@pytest.mark.parametrize("front", ["openai", "anthropic"])
+def test_goog_key_header_off_gemini_paths_is_401(stack, vms_before, front):
+    r = send(stack, front, FRONTS[front]["body"], auth=[("x-goog-api-key", KEY), ("anthropic-version", "2023-06-01")])
+    assert_error(r, front, 401)
+
+
+@pytest.mark.parametrize("front", FRONT_NAMES)
+def test_credential_headers_and_cookies_never_reach_the_upstream(stack, vms_before, front):
+    stack.clear_backend_requests()
+    extra = [("Proxy-Authorization", f"Bearer {KEY}"), ("api-key", KEY), ("Cookie", "sid=hostile"),
+             ("OpenAI-Organization", "org-hostile"), ("OpenAI-Project", "proj-hostile"),
+             ("X-Envoy-Upstream-Rq-Timeout-Ms", "1"), ("x-tollgate-cluster", "demo_video")]
+    r = send(stack, front, FRONTS[front]["body"], extra_headers=extra)
+    assert r.status == 200, (r.status, r.body[:300])
+    reqs = stack.backend_requests()
+    assert len(reqs) == 1
+    names = {k.lower() for k, _ in reqs[0]["headers"]}
+    assert not names & {"proxy-authorization", "api-key", "cookie", "openai-organization", "openai-project",
+                        "x-envoy-upstream-rq-timeout-ms"}, names
+    assert KEY not in json.dumps(reqs[0])
+
+
 # --- afterwards -------------------------------------------------------------------------------
 
 def test_zz_vms_never_restarted_and_normal_requests_still_work(stack, vms_before):

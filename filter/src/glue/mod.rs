@@ -10,14 +10,19 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 use std::cell::RefCell;
+use std::cell::Cell;
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::rc::Rc;
 
 mod store;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { config: None, metrics: Rc::new(Metrics::default()) }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
+        Box::new(Root { config: None, metrics: Rc::new(Metrics::default()), ids: Rc::new(Ids::new()) })
+    });
 }}
 
 /// The billing record's filter state name; access logs read it as
@@ -31,6 +36,29 @@ fn log(level: LogLevel, msg: &str) {
 struct Root {
     config: Option<Rc<Config>>,
     metrics: Rc<Metrics>,
+    ids: Rc<Ids>,
+}
+
+/// Mints the billing records' request ids: 128 bits from two hashers that std seeds from the
+/// host's random source (WASI `random_get`) once per VM, over a per-VM counter, the context id
+/// and the time. The client's own `x-request-id` is never the record's id.
+struct Ids {
+    a: RandomState,
+    b: RandomState,
+    n: Cell<u64>,
+}
+
+impl Ids {
+    fn new() -> Self {
+        Ids { a: RandomState::new(), b: RandomState::new(), n: Cell::new(0) }
+    }
+
+    fn mint(&self, context_id: u32) -> String {
+        let n = self.n.get().wrapping_add(1);
+        self.n.set(n);
+        let seed = (n, context_id, now_ms());
+        crate::exchange::format_request_id(self.a.hash_one(seed), self.b.hash_one(seed))
+    }
 }
 
 /// Envoy stats the filter defines. Ids are per VM, stats are shared by name across VMs. Names
@@ -138,7 +166,9 @@ impl RootContext for Root {
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         let config = self.config.clone()?;
-        Some(Box::new(Http { id: context_id, config, metrics: Rc::clone(&self.metrics), ex: Exchange::new() }))
+        let mut ex = Exchange::new();
+        ex.request_id = self.ids.mint(context_id);
+        Some(Box::new(Http { id: context_id, config, metrics: Rc::clone(&self.metrics), ex, body_size: 0, body_done: false }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -151,6 +181,10 @@ struct Http {
     config: Rc<Config>,
     metrics: Rc<Metrics>,
     ex: Exchange,
+    /// Size of the request body the host holds so far (for request trailers, which end it).
+    body_size: usize,
+    /// The request body phase has ended (end of stream or trailers seen).
+    body_done: bool,
 }
 
 fn now_ms() -> u64 {
@@ -217,43 +251,9 @@ impl Http {
     }
 }
 
-impl Context for Http {}
-
-impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
-        let m = MapType::HttpRequestHeaders;
-        // One hostcall for all of them; bytes, never the SDK's unwrapping UTF-8 conversion.
-        let pairs = hostcalls::get_map_bytes(m).unwrap_or_default();
-        let h = crate::headers::collect(&pairs);
-        let head = RequestHead {
-            method: &h.method,
-            path: &h.path,
-            authorization: h.authorization.as_deref(),
-            x_api_key: h.x_api_key.as_deref(),
-            x_goog_api_key: h.x_goog_api_key.as_deref(),
-            request_id: h.request_id.as_deref(),
-            content_type: h.content_type.as_deref(),
-            content_length: h.content_length.as_deref().and_then(|v| v.trim().parse::<u64>().ok()),
-            end_of_stream,
-        };
-        let cfg = Rc::clone(&self.config);
-        let action = self.ex.on_request_headers(&cfg, &head, &env(&store::SharedData));
-        if let Some(p) = self.ex.take_path_without_key() {
-            let _ = hostcalls::set_map_value(m, ":path", Some(&p));
-        }
-        match action {
-            HeadAction::Reply(r) => self.reply(&r),
-            HeadAction::ReadBody(edits) => {
-                apply(m, &edits);
-                Action::Pause
-            }
-        }
-    }
-
-    fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
-        if self.ex.local_reply {
-            return Action::Pause;
-        }
+impl Http {
+    /// The buffered request body so far (`size` bytes); at its end, validate, route, rewrite.
+    fn request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
         let cfg = Rc::clone(&self.config);
         if self.ex.is_upload() {
             return self.upload_body(&cfg, size, end_of_stream);
@@ -284,6 +284,85 @@ impl HttpContext for Http {
             }
         }
     }
+}
+
+impl Context for Http {}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
+        let m = MapType::HttpRequestHeaders;
+        // One hostcall for all of them; bytes, never the SDK's unwrapping UTF-8 conversion.
+        let pairs = hostcalls::get_map_bytes(m).unwrap_or_default();
+        let h = crate::headers::collect(&pairs);
+        let head = RequestHead {
+            method: &h.method,
+            path: &h.path,
+            authorization: h.authorization.as_deref(),
+            x_api_key: h.x_api_key.as_deref(),
+            x_goog_api_key: h.x_goog_api_key.as_deref(),
+            request_id: h.request_id.as_deref(),
+            content_type: h.content_type.as_deref(),
+            content_length: h.content_length.as_deref().and_then(|v| v.trim().parse::<u64>().ok()),
+            end_of_stream,
+        };
+        let cfg = Rc::clone(&self.config);
+        let action = self.ex.on_request_headers(&cfg, &head, &env(&store::SharedData));
+        // The `?key=` leaves the path before anything else (reply, log or forward); if the host
+        // refuses the edit, fail closed: a 500, nothing upstream.
+        if let Some(p) = self.ex.take_path_without_key() {
+            if hostcalls::set_map_value(m, ":path", Some(&p)).is_err() {
+                log(LogLevel::Error, &format!("tollgate[{}]: cannot remove the key from the path", self.id));
+                let r = self.ex.path_strip_failed();
+                return self.reply(&r);
+            }
+        }
+        // The record's id, never the client's: the client gets it back in `x-request-id`
+        // (Envoy's `always_set_request_id_in_response` reads the request's header).
+        let _ = hostcalls::set_map_value(m, "x-request-id", Some(&self.ex.request_id));
+        match action {
+            HeadAction::Reply(r) => self.reply(&r),
+            HeadAction::ReadBody(mut edits) => {
+                // Only the allowlisted client headers go upstream (crate::headers::forwarded).
+                for name in crate::headers::not_forwarded(&pairs, &cfg.pass_request_headers) {
+                    edits.push(HeaderEdit::Remove(name.to_string()));
+                }
+                apply(m, &edits);
+                Action::Pause
+            }
+        }
+    }
+
+    fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        if self.ex.local_reply {
+            return Action::Pause;
+        }
+        if self.body_done {
+            return Action::Continue;
+        }
+        self.body_size = size;
+        self.body_done = end_of_stream;
+        self.request_body(size, end_of_stream)
+    }
+
+    /// Request trailers (HTTP/2, chunked HTTP/1.1) end the body: without this, a body followed
+    /// by trailers would never be read, so never validated, routed, limited or rewritten. The
+    /// trailers themselves are removed (they could carry a credential).
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        let m = MapType::HttpRequestTrailers;
+        for (name, _) in hostcalls::get_map_bytes(m).unwrap_or_default() {
+            let _ = hostcalls::remove_map_value(m, &name);
+        }
+        if self.ex.local_reply {
+            return Action::Pause;
+        }
+        if self.body_done {
+            return Action::Continue;
+        }
+        self.body_done = true;
+        // An upload already routed only counts new pieces: none here.
+        let size = if self.ex.upload_routed() { 0 } else { self.body_size };
+        self.request_body(size, true)
+    }
 
     fn on_http_response_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
         self.ex.response_started(now_ms());
@@ -303,6 +382,14 @@ impl HttpContext for Http {
     /// upstream reset, and before its access loggers (so the record is there for them).
     fn on_log(&mut self) {
         let cfg = Rc::clone(&self.config);
+        if self.ex.start_ms == 0 && self.ex.status == 0 {
+            // Envoy answered before the filter saw any headers (431, 400 bad HTTP): record the
+            // status it sent (a property: a little-endian u64).
+            let code = hostcalls::get_property(vec!["response", "code"]).ok().flatten();
+            if let Some(b) = code.and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok()) {
+                self.ex.status = u16::try_from(u64::from_le_bytes(b)).unwrap_or(0);
+            }
+        }
         let outcome = self.ex.on_done(&cfg, &env(&store::SharedData));
         if let Err(e) = hostcalls::set_property(vec![BILLING_PROPERTY], Some(&outcome.record)) {
             log(LogLevel::Error, &format!("tollgate[{}]: cannot store the billing record: {e:?}", self.id));

@@ -128,5 +128,5 @@ pub use spend::{
 };
 pub use store::{Counters, MemoryStore, StoreError};
 pub use window::{
-    check_daily, check_rpm, daily_key, rpm_key, undo_daily, undo_rpm, RateDecision, DAY_MS, MINUTE_MS,
+    check_daily, check_rpm, daily_key, peek_rpm, rpm_key, undo_daily, undo_rpm, RateDecision, DAY_MS, MINUTE_MS,
 };

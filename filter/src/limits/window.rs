@@ -59,6 +59,25 @@ pub fn check_daily<S: Counters + ?Sized>(
     check_window(store, &daily_key(key_id), quota, now_ms, DAY_MS)
 }
 
+/// Reads `account_id`'s requests-per-minute window without counting anything: `allowed` is
+/// whether [`check_rpm`] would admit one more request now. For refusing at the request headers
+/// an account already over its rate, before its body is read; the request is counted later, by
+/// [`check_rpm`], only once it is valid. A `limit` of 0 refuses without touching the store.
+pub fn peek_rpm<S: Counters + ?Sized>(
+    store: &S,
+    account_id: &str,
+    limit: u32,
+    now_ms: u64,
+) -> Result<RateDecision, LimitError> {
+    let start_secs = window_start(now_ms, MINUTE_MS) / 1000;
+    if limit == 0 {
+        return Ok(decision(false, 0, 0, start_secs, now_ms, MINUTE_MS));
+    }
+    let value = store.get(&rpm_key(account_id)).map_err(|_| LimitError::Unavailable)?;
+    let (start, count) = effective(decode(value.as_ref().map(|(v, _)| v.as_slice())), now_ms, MINUTE_MS);
+    Ok(decision(count < u64::from(limit), limit, count, start, now_ms, MINUTE_MS))
+}
+
 /// Gives back a request admitted by [`check_rpm`] with the same `now_ms`, for when a later check
 /// rejected it. Returns whether a request was given back: nothing is done if the window has
 /// moved on (or the count is already 0), so it can never refund another window's request.

@@ -69,7 +69,43 @@ fn errors_say_what_and_where() {
     let h = keys::to_hex(&keys::sha256(b"x"));
     let j = format!(r#"{{"accounts":[{{"id":"a"}}],"keys":[{{"id":"1","sha256":"{h}","account":"a"}},{{"id":"2","sha256":"{h}","account":"a"}}]}}"#);
     let e = Config::parse(j.as_bytes()).unwrap_err();
-    assert!(e.contains("appears twice"), "{e}");
+    assert_eq!(e, format!("keys[1].sha256: duplicate sha256 {h} (the same as keys[0])"));
+}
+
+#[test]
+fn duplicate_ids_are_refused_naming_the_place() {
+    let h = |k: &str| keys::to_hex(&keys::sha256(k.as_bytes()));
+    // Key ids: three keys, the third reuses the first's id.
+    let j = format!(
+        r#"{{"accounts":[{{"id":"a"}}],"keys":[{{"id":"x","sha256":"{}","account":"a"}},{{"id":"y","sha256":"{}","account":"a"}},{{"id":"x","sha256":"{}","account":"a"}}]}}"#,
+        h("k1"),
+        h("k2"),
+        h("k3")
+    );
+    assert_eq!(Config::parse(j.as_bytes()).unwrap_err(), "keys[2].id: duplicate id 'x' (the same as keys[0])");
+    // The same hash at keys[0] and keys[2] (sorted by hash, the indices still name both places).
+    let j = format!(
+        r#"{{"accounts":[{{"id":"a"}}],"keys":[{{"id":"x","sha256":"{}","account":"a"}},{{"id":"y","sha256":"{}","account":"a"}},{{"id":"z","sha256":"{}","account":"a"}}]}}"#,
+        h("k1"),
+        h("k2"),
+        h("k1")
+    );
+    assert_eq!(
+        Config::parse(j.as_bytes()).unwrap_err(),
+        format!("keys[2].sha256: duplicate sha256 {} (the same as keys[0])", h("k1"))
+    );
+    let e = Config::parse(br#"{"accounts":[{"id":"a"},{"id":"b"},{"id":"a"}]}"#).unwrap_err();
+    assert_eq!(e, "accounts[2].id: duplicate id 'a'");
+    let e = Config::parse(br#"{"clusters":[{"name":"c"},{"name":"c"}]}"#).unwrap_err();
+    assert_eq!(e, "clusters[1].name: duplicate name 'c'");
+    let e = Config::parse(
+        br#"{"clusters":[{"name":"c"}],"models":[{"id":"m","type":"text","cluster":"c"},{"id":"m","type":"image","cluster":"c"}]}"#,
+    )
+    .unwrap_err();
+    assert_eq!(e, "models[1].id: duplicate id 'm'");
+    let e = Config::parse(br#"{"accounts":[{"id":"a"}],"keys":[{"id":"","sha256":"0000000000000000000000000000000000000000000000000000000000000000","account":"a"}]}"#)
+        .unwrap_err();
+    assert_eq!(e, "keys[0].id: must not be empty");
 }
 
 #[test]

@@ -8,6 +8,8 @@ fn key_param_is_removed_from_paths() {
     assert_eq!(without_query_param("/x?key", "key").as_deref(), Some("/x"));
     assert_eq!(without_query_param("/x?keys=1", "key"), None);
     assert_eq!(without_query_param("/x", "key"), None);
+    assert_eq!(without_query_param("/x?KEY=a&Key=b&%6Bey=c&k%65Y=d&alt=sse", "key").as_deref(), Some("/x?alt=sse"));
+    assert_eq!(without_query_param("/x?monkey=1&key2=2", "key"), None);
 }
 
 #[test]

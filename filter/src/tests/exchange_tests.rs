@@ -169,6 +169,7 @@ impl Exchange {
             r.insert(k.to_string(), v);
         };
         put("time", Value::String(rfc3339(self.start_ms)));
+        put("client_request_id", self.client_request_id.clone().map(Value::String).unwrap_or(Value::Null));
         put("request_id", Value::String(self.request_id.clone()));
         put("key_id", key.map(|k| Value::String(k.id.clone())).unwrap_or(Value::Null));
         put("account_id", account.map(|a| Value::String(a.id.clone())).unwrap_or(Value::Null));
@@ -211,6 +212,7 @@ fn record_is_written_as_the_map_wrote_it() {
         |ex| {
             ex.units = Some(f64::NAN);
             ex.request_id = "r\"i\u{1}d\u{e9}".into();
+            ex.client_request_id = Some("c\"id".into());
             ex.content = Some((b"{\"a\":\"\xff\"}".to_vec(), b"resp\n".to_vec()));
             ex.first_byte_ms = Some(5);
             ex.error = Some(Code::UpstreamError);
@@ -252,4 +254,136 @@ fn format_duration_style() {
     assert_eq!(format_duration(250), "250ms");
     assert_eq!(format_duration(1000), "1s");
     assert_eq!(format_duration(12_001), "13s");
+}
+
+fn head_of<'a>(method: &'a str, path: &'a str, auth: &'a str) -> RequestHead<'a> {
+    RequestHead { method, path, authorization: Some(auth), ..Default::default() }
+}
+
+#[test]
+fn an_account_over_its_rate_is_refused_at_the_headers_without_counting() {
+    let (c, s) = (cfg(), MemoryStore::new());
+    let t = 1_700_000_040_000;
+    let env = Env { now_ms: t, store: &s };
+    for _ in 0..3 {
+        assert!(run(&c, &s, t, "sk-a", CHAT).1.is_none());
+    }
+    for _ in 0..2 {
+        let mut ex = Exchange::new();
+        let HeadAction::Reply(r) = ex.on_request_headers(&c, &head_of("POST", "/v1/chat/completions", "Bearer sk-a"), &env) else {
+            panic!("an account over its rate must be refused at the headers");
+        };
+        assert_eq!(r.status, 429);
+        assert_eq!(header(&r, "retry-after"), Some("60"));
+        assert_eq!(header(&r, "x-ratelimit-remaining-requests"), Some("0"));
+        assert_eq!(header(&r, "x-ratelimit-limit-requests"), Some("3"));
+    }
+    // The peek counted nothing: the window still holds exactly 3.
+    assert!(!limits::peek_rpm(&s, "a", 3, t).unwrap().allowed);
+    assert!(limits::undo_rpm(&s, "a", t).unwrap());
+    assert!(limits::peek_rpm(&s, "a", 3, t).unwrap().allowed);
+    // Under the rate the headers pass, and an invalid body takes nothing.
+    let (_, r) = run(&c, &s, t, "sk-a", "{not json");
+    assert_eq!(r.unwrap().status, 400);
+    assert!(run(&c, &s, t, "sk-a", CHAT).1.is_none());
+    assert_eq!(run(&c, &s, t, "sk-a", CHAT).1.unwrap().status, 429);
+}
+
+#[test]
+fn a_declared_length_over_the_endpoint_cap_is_413_at_the_headers() {
+    let c = cfg();
+    let s = MemoryStore::new();
+    let env = Env { now_ms: 1_700_000_040_000, store: &s };
+    let cases = [
+        ("/v1/chat/completions", c.max_body_bytes as u64 + 1, Some(413)),
+        ("/v1/chat/completions", c.max_body_bytes as u64, None),
+        ("/v1/images/generations", c.max_media_body_bytes as u64 + 1, Some(413)),
+        ("/v1/images/generations", c.max_media_body_bytes as u64, None),
+        ("/v1/audio/speech", c.max_media_body_bytes as u64 + 1, Some(413)),
+        ("/v1/videos/generations", c.max_media_body_bytes as u64 + 1, Some(413)),
+    ];
+    for (path, len, want) in cases {
+        let mut ex = Exchange::new();
+        let head = RequestHead { content_length: Some(len), ..head_of("POST", path, "Bearer sk-capped") };
+        match (ex.on_request_headers(&c, &head, &env), want) {
+            (HeadAction::Reply(r), Some(w)) => {
+                assert_eq!(r.status, w, "{path} {len}");
+                let v: Value = serde_json::from_slice(&r.body).unwrap();
+                assert_eq!(v["error"]["code"], "request_entity_too_large", "{path}");
+            }
+            (HeadAction::ReadBody(_), None) => {}
+            (a, w) => panic!("{path} {len}: {a:?}, wanted {w:?}"),
+        }
+    }
+    // Buffered sizes: the media cap applies as the body grows.
+    let mut ex = Exchange::new();
+    let _ = ex.on_request_headers(&c, &head_of("POST", "/v1/images/generations", "Bearer sk-capped"), &env);
+    assert_eq!(ex.request_too_large(&c, c.max_media_body_bytes), None);
+    assert_eq!(ex.request_too_large(&c, c.max_media_body_bytes + 1).map(|r| r.status), Some(413));
+    assert_eq!(c.max_media_body_bytes, crate::config::DEFAULT_MAX_MEDIA_BODY);
+}
+
+#[test]
+fn the_key_leaves_every_path_and_goog_key_counts_only_on_gemini_paths() {
+    let c = cfg();
+    let s = MemoryStore::new();
+    let env = Env { now_ms: 1_700_000_040_000, store: &s };
+    for (method, path, stripped) in [
+        ("POST", "/v1beta/models/m:countTokens?key=sk-a", "/v1beta/models/m:countTokens"),
+        ("POST", "/v1beta/models/m:embedContent?alt=x&key=sk-a", "/v1beta/models/m:embedContent?alt=x"),
+        ("GET", "/v1/models?key=sk-a&x=1", "/v1/models?x=1"),
+        ("GET", "/v1beta/files?key=sk-a", "/v1beta/files"),
+        ("DELETE", "/v1/chat/completions?key=sk-a", "/v1/chat/completions"),
+        ("GET", "/nowhere?key=sk-a&key=sk-b", "/nowhere"),
+        ("POST", "/v1beta/models/m:generateContent?key=sk-a", "/v1beta/models/m:generateContent"),
+    ] {
+        let mut ex = Exchange::new();
+        let head = RequestHead { method, path, ..Default::default() };
+        let _ = ex.on_request_headers(&c, &head, &env);
+        assert_eq!(ex.take_path_without_key().as_deref(), Some(stripped), "{path}");
+    }
+    // `x-goog-api-key` alone on an OpenAI or Anthropic path: no key (401).
+    for path in ["/v1/chat/completions", "/v1/messages", "/v1/models"] {
+        let mut ex = Exchange::new();
+        let head = RequestHead { method: "POST", path, x_goog_api_key: Some("sk-a"), ..Default::default() };
+        let HeadAction::Reply(r) = ex.on_request_headers(&c, &head, &env) else { panic!("{path}: admitted") };
+        assert_eq!(r.status, 401, "{path}");
+        assert_eq!(ex.key, None);
+    }
+    let mut ex = Exchange::new();
+    let head = RequestHead { method: "GET", path: "/v1beta/models", x_goog_api_key: Some("sk-a"), ..Default::default() };
+    let HeadAction::Reply(r) = ex.on_request_headers(&c, &head, &env) else { panic!() };
+    assert_eq!(r.status, 200);
+    let r = ex.path_strip_failed();
+    assert_eq!(r.status, 500);
+}
+
+#[test]
+fn record_ids_are_minted_and_the_clients_is_kept_apart() {
+    let c = cfg();
+    let s = MemoryStore::new();
+    let env = Env { now_ms: 1_700_000_040_000, store: &s };
+    let mut ex = Exchange::new();
+    ex.request_id = format_request_id(0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210);
+    assert_eq!(ex.request_id, "01234567-89ab-4def-bedc-ba9876543210");
+    let head = RequestHead { request_id: Some(" my id\"\n/é "), ..head_of("GET", "/v1/models", "Bearer sk-a") };
+    let _ = ex.on_request_headers(&c, &head, &env);
+    assert_eq!(ex.client_request_id.as_deref(), Some("my_id__/_"));
+    let rec: Value = serde_json::from_slice(&ex.on_done(&c, &env).record).unwrap();
+    assert_eq!(rec["request_id"], "01234567-89ab-4def-bedc-ba9876543210");
+    assert_eq!(rec["client_request_id"], "my_id__/_");
+    assert_eq!(client_request_id(&"x".repeat(500)).map(|s| s.len()), Some(128));
+    assert_eq!(client_request_id("  "), None);
+}
+
+#[test]
+fn a_request_envoy_refused_before_the_filter_is_dated_now() {
+    let c = cfg();
+    let s = MemoryStore::new();
+    let now = 1_700_000_040_000;
+    let mut ex = Exchange::new();
+    let o = ex.on_done(&c, &Env { now_ms: now, store: &s });
+    let rec: Value = serde_json::from_slice(&o.record).unwrap();
+    assert_eq!(rec["time"], rfc3339(now));
+    assert_eq!(rec["duration_ms"], 0);
 }
