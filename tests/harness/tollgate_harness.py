@@ -145,6 +145,11 @@ def stop_processes(procs) -> None:
                 p.wait()
 
 
+# Every upstream request of every demo backend this process started (`--capture-log`): all
+# headers and whole bodies, never trimmed or cleared (the leak test searches them all).
+UPSTREAM_LOGS: list[Path] = []
+
+
 class Stack:
     """The demo backend plus Envoy with Tollgate, on free ports (or given ones)."""
 
@@ -177,6 +182,7 @@ class Stack:
         self.access_log = self.tmp / "access.log"
         self.billing_log = self.tmp / "billing.jsonl"
         self.envoy_log = self.tmp / "envoy.log"
+        self.upstream_log = self.tmp / "upstream.jsonl"
         self.backend_proc: subprocess.Popen | None = None
         self.envoy_proc: subprocess.Popen | None = None
 
@@ -201,7 +207,8 @@ class Stack:
             port = self.backend_port or 0
             out = subprocess.DEVNULL if self.quiet else None
             self.backend_proc = subprocess.Popen(
-                [str(BACKEND_BIN), "--listen", f"127.0.0.1:{port}", "--port-file", str(port_file)],
+                [str(BACKEND_BIN), "--listen", f"127.0.0.1:{port}", "--port-file", str(port_file),
+                 "--capture-log", str(self.upstream_log)],
                 stdout=out,
                 stderr=out,
             )
@@ -211,6 +218,7 @@ class Stack:
                     raise RuntimeError("demo backend did not start")
                 time.sleep(0.02)
             self.backend_port = int(port_file.read_text().strip())
+            UPSTREAM_LOGS.append(self.upstream_log)
         upstreams = {}
         if self.backend_port:
             addr = f"127.0.0.1:{self.backend_port}"
