@@ -38,10 +38,10 @@ fn config() -> &'static Config {
                  {{"id":"vid","type":"video","cluster":"o","price":{{"per_second":1}}}},
                  {{"id":"listen","type":"audio","task":"transcription","cluster":"o","upstream_model":"whisper","price":{{"per_second":1}}}},
                  {{"id":"voice","type":"audio","task":"speech","cluster":"o","price":{{"per_1k_chars":1}}}}],
-               "accounts":[{{"id":"a","rpm":1000}},{{"id":"l","rpm":2}},{{"id":"c","spend_cap":0.01}},{{"id":"i","status":"inactive"}}],
+               "accounts":[{{"id":"a","rpm":1000}},{{"id":"l","rpm":2}},{{"id":"c","spend_cap":25}},{{"id":"i","status":"inactive"}}],
                "keys":[{{"id":"k","sha256":"{}","account":"a","sandbox_daily_quota":2}},
                  {{"id":"kl","sha256":"{}","account":"l"}},
-                 {{"id":"kc","sha256":"{}","account":"c","spend_cap":0.005}},
+                 {{"id":"kc","sha256":"{}","account":"c","spend_cap":10}},
                  {{"id":"ki","sha256":"{}","account":"i"}}],
                "max_body_bytes": 4096, "max_upload_bytes": 8192}}"#,
             h("sk-a"),
@@ -233,9 +233,10 @@ fn spend_of(store: &MemoryStore, key: &str) -> (u64, u64) {
     (a.parse().expect("spent"), b.parse().expect("reserved"))
 }
 
-/// The spend caps of the fuzz config: key `kc` (0.005) and its account `c` (0.01).
+/// The spend caps of the fuzz config: key `kc` (10) and its account `c` (25), large enough for a
+/// priced request's estimate to be admitted (and reserved, then settled) a few times.
 fn caps() -> [(&'static str, u64); 2] {
-    [("spend:key:kc", credits_to_micros(0.005)), ("spend:acct:c", credits_to_micros(0.01))]
+    [("spend:key:kc", credits_to_micros(10.0)), ("spend:acct:c", credits_to_micros(25.0))]
 }
 
 fuzz_target!(|data: &[u8]| {
