@@ -956,6 +956,7 @@ impl Exchange {
             return vec![
                 set(":status", code.0.to_string()),
                 set("content-type", "application/json"),
+                set("x-should-retry", if code.1.retryable() { "true" } else { "false" }),
                 remove("content-length"),
                 remove("content-encoding"),
             ];
