@@ -143,6 +143,10 @@ def main():
         path = paths[front] % b"m" if front == 2 else paths[front]
         write("exchange", bytes([0, 5, 0, 1, 40, 4, 1, 2]) + path + b"\n--\n" + j(r) + b"\n--\n" + streams["openai_text.sse"])
         write("exchange", bytes([0, 5, 0, 0, 0, 4, 1, 2]) + path + b"\n--\n" + j(r) + b"\n--\n" + j(RESPONSES["openai"]))
+        # An upstream reporting far more usage than the estimate: the first call overshoots the
+        # cap (as documented), the next ones must be refused.
+        big = {**RESPONSES["openai"], "usage": {"prompt_tokens": 5000, "completion_tokens": 5000, "total_tokens": 10000}}
+        write("exchange", bytes([0, 5, 0, 0, 0, 4, 1, 2]) + path + b"\n--\n" + j(r) + b"\n--\n" + j(big))
 
 
 if __name__ == "__main__":
