@@ -194,3 +194,7 @@ def test_vm_never_restarted(fs):
                 "wasm.tollgate.vm_reload_success": 0}
     assert fs.vms_at_start == expected
     assert vm_stats(fs) == expected
+    # A panic under Envoy's default FAIL_CLOSED policy leaves these counts alone (the VM is not
+    # replaced, it just fails every later request): the log and a served request tell.
+    assert not VM_CRASH.search(fs.envoy_log_text()), "a wasm VM failed"
+    next_request_works(fs, "openai")
