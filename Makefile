@@ -82,7 +82,7 @@ validate: $(STAMP) $(WASM) $(TLS_DEV_CERT)
 	done
 
 integration: build $(STAMP) $(NODE_DEPS)
-	$(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
+	$(PY) -m pytest -q tests/integration tests/bench/test_bench_strict.py $(PYTEST_ARGS)
 
 # Fuzzing (fuzz/, its own workspace): nightly and cargo-fuzz are installed when missing.
 fuzz-tools:

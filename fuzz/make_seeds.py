@@ -134,6 +134,19 @@ def main():
             b"--BB\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nRIFF....WAVE\r\n--BB--\r\n")
     write("exchange", bytes([0, 1, 0, 0, 7, 6, 0, 0]) + b"/v1/audio/transcriptions\n--\n" + form + b"\n--\n{\"text\":\"hi\",\"usage\":{\"seconds\":2}}")
     write("exchange", bytes([0, 1, 0, 0, 0, 0, 0, 0]) + b"/v1/audio/speech\n--\n{\"model\":\"voice\",\"input\":\"hello\"}\n--\nRIFF")
+    # The spend-capped key (ctl[1] = 5) on the priced model `m` from each front, three times on
+    # one store (ctl[5] = 4): reservations are made, settled, and the cap engages.
+    for front in range(3):
+        r = dict(reqs[front])
+        if front != 2:
+            r["model"] = "m"
+        path = paths[front] % b"m" if front == 2 else paths[front]
+        write("exchange", bytes([0, 5, 0, 1, 40, 4, 1, 2]) + path + b"\n--\n" + j(r) + b"\n--\n" + streams["openai_text.sse"])
+        write("exchange", bytes([0, 5, 0, 0, 0, 4, 1, 2]) + path + b"\n--\n" + j(r) + b"\n--\n" + j(RESPONSES["openai"]))
+        # An upstream reporting far more usage than the estimate: the first call overshoots the
+        # cap (as documented), the next ones must be refused.
+        big = {**RESPONSES["openai"], "usage": {"prompt_tokens": 5000, "completion_tokens": 5000, "total_tokens": 10000}}
+        write("exchange", bytes([0, 5, 0, 0, 0, 4, 1, 2]) + path + b"\n--\n" + j(r) + b"\n--\n" + j(big))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,15 @@
 //! response headers -> body chunks -> done, with a real in-memory counter store. A panic here
 //! would kill the worker's VM in Envoy. Every local reply is a JSON error (or model list) in the
 //! caller's dialect; every translated stream is SSE the client can parse.
+//!
+//! And the money: every exchange writes exactly one record, a single JSON object that agrees with
+//! the outcome (request id, status, error, tokens, `credits` = micros / 1e6); no reservation is
+//! left on a spend cap once an exchange is done; the spend on a capped key or account never
+//! exceeds its cap by more than the documented bound (the largest `actual - estimate` of one
+//! admitted request); an OpenAI client that did not ask for usage never gets a usage chunk.
 #![no_main]
 
-use fuzzkit::{assert_client_sse, pieces};
+use fuzzkit::{assert_client_sse, frame, pieces};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -12,7 +18,8 @@ use tollgate::config::Config;
 use tollgate::dialect::Dialect;
 use tollgate::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, LocalReply, RequestHead, UploadAction};
 use tollgate::keys;
-use tollgate::limits::MemoryStore;
+use tollgate::limits::{credits_to_micros, MemoryStore};
+use tollgate::exchange::Outcome;
 
 fn config() -> &'static Config {
     static CFG: OnceLock<Config> = OnceLock::new();
@@ -31,10 +38,10 @@ fn config() -> &'static Config {
                  {{"id":"vid","type":"video","cluster":"o","price":{{"per_second":1}}}},
                  {{"id":"listen","type":"audio","task":"transcription","cluster":"o","upstream_model":"whisper","price":{{"per_second":1}}}},
                  {{"id":"voice","type":"audio","task":"speech","cluster":"o","price":{{"per_1k_chars":1}}}}],
-               "accounts":[{{"id":"a","rpm":1000}},{{"id":"l","rpm":2}},{{"id":"c","spend_cap":0.01}},{{"id":"i","status":"inactive"}}],
+               "accounts":[{{"id":"a","rpm":1000}},{{"id":"l","rpm":2}},{{"id":"c","spend_cap":25}},{{"id":"i","status":"inactive"}}],
                "keys":[{{"id":"k","sha256":"{}","account":"a","sandbox_daily_quota":2}},
                  {{"id":"kl","sha256":"{}","account":"l"}},
-                 {{"id":"kc","sha256":"{}","account":"c","spend_cap":0.005}},
+                 {{"id":"kc","sha256":"{}","account":"c","spend_cap":10}},
                  {{"id":"ki","sha256":"{}","account":"i"}}],
                "max_body_bytes": 4096, "max_upload_bytes": 8192}}"#,
             h("sk-a"),
@@ -72,7 +79,14 @@ fn check_reply(front: Dialect, r: &LocalReply) {
     }
 }
 
-fn one(store: &MemoryStore, ctl: &[u8; 8], path: &str, body: &[u8], resp: &[u8]) {
+/// What one exchange left behind, for the checks across exchanges.
+struct Done {
+    outcome: Outcome,
+    /// The admission estimate, when the request went upstream.
+    estimate: Option<u64>,
+}
+
+fn one(store: &MemoryStore, ctl: &[u8; 8], path: &str, body: &[u8], resp: &[u8], rid: &str) -> Done {
     let cfg = config();
     let now_ms = 1_700_000_000_000 + u64::from(u16::from_le_bytes([ctl[6], ctl[7]])) * 997;
     let env = Env { now_ms, store };
@@ -95,7 +109,7 @@ fn one(store: &MemoryStore, ctl: &[u8; 8], path: &str, body: &[u8], resp: &[u8])
         authorization: auth,
         x_api_key: xkey,
         x_goog_api_key: gkey,
-        request_id: Some("rid"),
+        request_id: Some(rid),
         content_type: Some(if ctl[5] & 2 == 2 { "multipart/form-data; boundary=BB" } else { "application/json" }),
         content_length: (ctl[5] & 4 == 4).then_some(body.len() as u64),
         end_of_stream: ctl[5] & 1 == 1,
@@ -174,13 +188,55 @@ fn one(store: &MemoryStore, ctl: &[u8; 8], path: &str, body: &[u8], resp: &[u8])
     if n == 0 {
         let _ = ex.on_response_chunk(&[], true, max_body);
     }
-    ex.on_done(cfg, &env);
+    let outcome = ex.on_done(cfg, &env);
+    check_record(&outcome, rid);
     // A translated stream (2xx/3xx with an SSE content type) reaches the client as SSE.
     let sse = ctype.is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
     let fast = ex.front == Dialect::OpenAi && ex.upstream == Dialect::OpenAi;
     if forwarded && (200..400).contains(&status) && sse && !fast {
         assert_client_sse(ex.front, &client);
     }
+    if forwarded && ex.front == Dialect::OpenAi && ex.stream && !ex.wants_usage && (200..300).contains(&status) && sse {
+        let (events, _) = frame(&[&client], usize::MAX);
+        for ev in &events {
+            if let Ok(Value::Object(o)) = serde_json::from_str::<Value>(&ev.data) {
+                assert!(!o.get("usage").is_some_and(Value::is_object), "usage chunk sent to a client that did not ask: {}", ev.data);
+            }
+        }
+    }
+    Done { outcome, estimate: forwarded.then_some(ex.estimate_micros) }
+}
+
+/// The record is one JSON object (no newline, nothing after it) that says what the outcome says.
+fn check_record(o: &Outcome, rid: &str) {
+    assert!(!o.record.contains(&b'\n'), "record has a newline");
+    let v: Value = serde_json::from_slice(&o.record).expect("the record is one JSON value");
+    assert!(v.is_object(), "record {v}");
+    assert_eq!(v["request_id"], rid, "record {v}");
+    assert_eq!(v["status"], o.status, "record {v}");
+    assert_eq!(v["error"].as_str(), o.error.map(|c| c.as_str()), "record {v}");
+    assert_eq!(v["prompt_tokens"], o.usage.prompt_tokens, "record {v}");
+    assert_eq!(v["completion_tokens"], o.usage.completion_tokens, "record {v}");
+    assert_eq!(v["estimated"], o.estimated, "record {v}");
+    let credits = v["credits"].as_f64().expect("credits is a number");
+    assert!(credits == o.micros as f64 / 1e6, "credits {credits} != {} micros / 1e6", o.micros);
+    if o.status >= 400 || o.error.is_some() {
+        assert_eq!(o.micros, 0, "an error is not billed: {v}");
+    }
+}
+
+/// `{spent}:{reserved}` as stored (read raw: reading through the limits could write).
+fn spend_of(store: &MemoryStore, key: &str) -> (u64, u64) {
+    let Some(v) = store.value(key).filter(|v| !v.is_empty()) else { return (0, 0) };
+    let s = String::from_utf8(v).expect("spend entry is ASCII");
+    let (a, b) = s.split_once(':').expect("spend entry is spent:reserved");
+    (a.parse().expect("spent"), b.parse().expect("reserved"))
+}
+
+/// The spend caps of the fuzz config: key `kc` (10) and its account `c` (25), large enough for a
+/// priced request's estimate to be admitted (and reserved, then settled) a few times.
+fn caps() -> [(&'static str, u64); 2] {
+    [("spend:key:kc", credits_to_micros(10.0)), ("spend:acct:c", credits_to_micros(25.0))]
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -209,7 +265,18 @@ fuzz_target!(|data: &[u8]| {
     let resp = parts.get(2).copied().unwrap_or_default();
     let store = MemoryStore::new();
     // The same request a few times on one store: rate windows, quotas and spend caps engage.
-    for _ in 0..=(ctl[5] >> 1) % 4 {
-        one(&store, &ctl, &path, body, resp);
+    // The largest overshoot of one admitted request (actual - estimate): the documented bound.
+    let mut overshoot = 0u64;
+    for i in 0..=(ctl[5] >> 1) % 4 {
+        let rid = format!("rid-{i}");
+        let d = one(&store, &ctl, &path, body, resp, &rid);
+        if let Some(estimate) = d.estimate {
+            overshoot = overshoot.max(d.outcome.micros.saturating_sub(estimate));
+        }
+        for (key, cap) in caps() {
+            let (spent, reserved) = spend_of(&store, key);
+            assert_eq!(reserved, 0, "{key}: a reservation outlived its exchange");
+            assert!(spent <= cap + overshoot, "{key}: spent {spent} > cap {cap} + overshoot {overshoot}");
+        }
     }
 });

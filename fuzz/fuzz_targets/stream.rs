@@ -1,6 +1,8 @@
 //! Streams for every front x upstream pair: upstream bytes -> framer -> StreamPipe -> client
 //! bytes. The client bytes do not depend on how the upstream split its stream, and are SSE the
-//! client can parse.
+//! client can parse. What is billed (the usage, whether it is complete, the completion text
+//! bytes an estimate would use) does not depend on the split either, and an OpenAI client that did
+//! not ask for usage never gets a usage chunk.
 #![no_main]
 
 use fuzzkit::{assert_client_sse, dialect, frame, pieces};
@@ -8,7 +10,11 @@ use libfuzzer_sys::fuzz_target;
 use tollgate::dialect::Dialect;
 use tollgate::translate::StreamPipe;
 
-fn run(front: Dialect, upstream: Dialect, flags: u8, split: &[&[u8]]) -> Vec<u8> {
+/// What a stream bills: the usage, whether the upstream finished and reported it, and the text
+/// bytes an estimate falls back on.
+type Billed = (Option<tollgate::usage::Usage>, bool, u64);
+
+fn run(front: Dialect, upstream: Dialect, flags: u8, split: &[&[u8]]) -> (Vec<u8>, Billed) {
     let rename = if flags & 2 == 2 { "up-model" } else { "client-model" };
     let mut pipe = StreamPipe::new(front, upstream, "client-model", rename, flags & 1 == 1);
     let mut out = Vec::new();
@@ -17,7 +23,7 @@ fn run(front: Dialect, upstream: Dialect, flags: u8, split: &[&[u8]]) -> Vec<u8>
         let mut events = Vec::new();
         if framer.push(p, &mut events).is_err() {
             pipe.error("oversized event", &mut out);
-            return out;
+            return (out, (pipe.usage(), pipe.complete(), pipe.text_bytes()));
         }
         for ev in &events {
             pipe.on_event(ev, &mut out);
@@ -32,8 +38,8 @@ fn run(front: Dialect, upstream: Dialect, flags: u8, split: &[&[u8]]) -> Vec<u8>
         pipe.error("upstream reset", &mut out);
     }
     pipe.finish(&mut out);
-    let _ = pipe.usage();
-    out
+    let billed = (pipe.usage(), pipe.complete(), pipe.text_bytes());
+    (out, billed)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -42,9 +48,22 @@ fuzz_target!(|data: &[u8]| {
     let n = usize::from(*n % 16).min(rest.len());
     let (sizes, stream) = rest.split_at(n);
     let (front, upstream) = (dialect(*f), dialect(*u));
-    let whole = run(front, upstream, *flags, &[stream]);
-    let split = run(front, upstream, *flags, &pieces(stream, sizes));
+    let (whole, billed) = run(front, upstream, *flags, &[stream]);
+    let (split, billed_split) = run(front, upstream, *flags, &pieces(stream, sizes));
     assert!(whole == split, "splitting the upstream stream changed the client stream");
+    assert_eq!(billed, billed_split, "splitting the upstream stream changed what is billed");
+    if front == Dialect::OpenAi && *flags & 1 == 0 {
+        let (client, _) = frame(&[&whole], usize::MAX);
+        for ev in &client {
+            if let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(&ev.data) {
+                assert!(
+                    !o.get("usage").is_some_and(serde_json::Value::is_object),
+                    "usage chunk sent to a client that did not ask: {}",
+                    ev.data
+                );
+            }
+        }
+    }
     if front == Dialect::OpenAi && upstream == Dialect::OpenAi {
         // The fast path forwards what it does not understand, but event by event: re-framing
         // the client stream gives back each upstream event's data.

@@ -38,6 +38,8 @@ DURATION = float(os.environ.get("BENCH_DURATION", "4"))
 WARMUP = float(os.environ.get("BENCH_WARMUP", "1"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
+# BENCH_STRICT=1: a missed budget makes the run fail (exit 1) instead of only being reported.
+STRICT = os.environ.get("BENCH_STRICT", "") not in ("", "0")
 LATENCY_DURATION = float(os.environ.get("BENCH_LATENCY_DURATION", "2"))  # the unloaded pass: 1 connection
 WORKERS = int(os.environ.get("BENCH_ENVOY_WORKERS", "1"))
 KEY_COUNTS = [int(x) for x in os.environ.get("BENCH_KEYS", "1000,100000,1000000").split(",") if x]
@@ -375,6 +377,14 @@ def budgets(report: dict) -> list[dict]:
     return out
 
 
+def exit_status(budget_list: list[dict], strict: bool) -> int:
+    """0, or 1 when `strict` and a budget was missed (each miss is printed)."""
+    missed = [b for b in budget_list if not b["met"]]
+    for b in missed:
+        print(f"bench: budget missed: {b['what']} ({b['measured']})", file=sys.stderr)
+    return 1 if strict and missed else 0
+
+
 def main() -> int:
     for p in (WASM, BACKEND_BIN, LOADGEN, KEYBENCH):
         if not p.exists():
@@ -416,7 +426,7 @@ def main() -> int:
     print()
     print(table)
     print(f"\nwritten: bench-results/bench-{stamp}.json (bench took {report['wall_s']:.0f} s)")
-    return 0
+    return exit_status(report["budgets"], STRICT)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from tollgate_harness import BACKEND_BIN, ROOT, WASM, _wait_http, envoy_bin, free_port, stop_processes
+from tollgate_harness import BACKEND_BIN, ROOT, UPSTREAM_LOGS, WASM, _wait_http, envoy_bin, free_port, stop_processes
 
 PRODUCTION_YAML = ROOT / "envoy" / "production-tls.yaml"
 
@@ -76,7 +76,10 @@ class TlsStack:
             if not p.exists():
                 raise RuntimeError(f"{p} is missing: run `make build` first")
         port_file = self.tmp / "backend.port"
-        self.procs.append(subprocess.Popen([str(BACKEND_BIN), "--listen", "127.0.0.1:0", "--port-file", str(port_file)],
+        self.upstream_log = self.tmp / "upstream.jsonl"
+        UPSTREAM_LOGS.append(self.upstream_log)
+        self.procs.append(subprocess.Popen([str(BACKEND_BIN), "--listen", "127.0.0.1:0", "--port-file", str(port_file),
+                                            "--capture-log", str(self.upstream_log)],
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         deadline = time.time() + 10
         while not port_file.exists() or not port_file.read_text().strip():

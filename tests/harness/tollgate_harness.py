@@ -149,9 +149,12 @@ BASE_CLUSTERS = ["demo_text", "demo_image", "demo_video"]
 
 
 def spawn_backend(port_file: Path, port: int = 0, name: str | None = None, strict: bool = False,
-                  quiet: bool = True) -> subprocess.Popen:
-    """Starts one demo backend (`--name`, `--strict`); its port appears in `port_file`."""
+                  quiet: bool = True, capture_log: Path | None = None) -> subprocess.Popen:
+    """Starts one demo backend (`--name`, `--strict`, `--capture-log`); its port appears in
+    `port_file`. Backends of one stack share one capture log (whole JSON lines, appended)."""
     args = [str(BACKEND_BIN), "--listen", f"127.0.0.1:{port}", "--port-file", str(port_file)]
+    if capture_log is not None:
+        args += ["--capture-log", str(capture_log)]
     if name:
         args += ["--name", name]
     if strict:
@@ -167,6 +170,11 @@ def wait_port_file(port_file: Path, proc: subprocess.Popen, timeout: float = 10)
             raise RuntimeError(f"demo backend did not start ({port_file.name})")
         time.sleep(0.02)
     return int(port_file.read_text().strip())
+
+
+# Every upstream request of every demo backend this process started (`--capture-log`): all
+# headers and whole bodies, never trimmed or cleared (the leak test searches them all).
+UPSTREAM_LOGS: list[Path] = []
 
 
 class Stack:
@@ -213,6 +221,7 @@ class Stack:
         self.billing_log = self.tmp / "billing.jsonl"
         self.envoy_log = self.tmp / "envoy.log"
         # The process of the backend behind demo_text (or the shared one), and every backend.
+        self.upstream_log = self.tmp / "upstream.jsonl"
         self.backend_proc: subprocess.Popen | None = None
         self.backend_procs: dict[str, subprocess.Popen] = {}
         # Cluster -> port of the demo backend serving it.
@@ -240,9 +249,11 @@ class Stack:
         return [*BASE_CLUSTERS, *self.extra_clusters]
 
     def _start_backends(self) -> None:
+        UPSTREAM_LOGS.append(self.upstream_log)
         if not self.per_cluster_backends:
             port_file = self.tmp / "backend.port"
-            self.backend_proc = spawn_backend(port_file, self.backend_port or 0, None, self.strict, self.quiet)
+            self.backend_proc = spawn_backend(port_file, self.backend_port or 0, None, self.strict, self.quiet,
+                                              self.upstream_log)
             self.backend_procs["demo"] = self.backend_proc
             self.backend_port = wait_port_file(port_file, self.backend_proc)
             self.backend_ports = {name: self.backend_port for name in self.clusters}
@@ -250,7 +261,7 @@ class Stack:
         names = [c for c in self.clusters if c not in self.upstream_overrides]
         for name in names:  # start them all, then wait for each
             self.backend_procs[name] = spawn_backend(self.tmp / f"backend-{name}.port", 0, name, self.strict,
-                                                     self.quiet)
+                                                     self.quiet, self.upstream_log)
         for name in names:
             self.backend_ports[name] = wait_port_file(self.tmp / f"backend-{name}.port", self.backend_procs[name])
         if "demo_text" in self.backend_ports:

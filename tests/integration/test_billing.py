@@ -111,7 +111,9 @@ def test_client_disconnect_mid_stream_still_bills_an_estimate(stack):
     s.sendall(req)
     got = b""
     while got.count(b"data: ") < 5:
-        got += s.recv(65536)
+        more = s.recv(65536)
+        assert more, f"the gateway closed the stream early: {got[-300:]!r}"
+        got += more
     head = got.split(b"\r\n\r\n", 1)[0].decode()
     rid = next(l.split(":", 1)[1].strip() for l in head.split("\r\n") if l.lower().startswith("x-request-id:"))
     s.close()  # the client goes away mid-stream

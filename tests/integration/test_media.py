@@ -101,7 +101,11 @@ def test_wrong_model_type_is_invalid_model(media, path, body):
 
 
 def test_image_rate_limit_is_separate_from_chat(media):
-    # acct-limited: 2 image generations a minute, 5 chat requests.
+    # acct-limited: 2 image generations a minute, 5 chat requests. The window is the unix minute:
+    # the three calls must fall inside one.
+    left = 60 - time.time() % 60
+    if left < 15:
+        time.sleep(left + 0.2)
     c = client(media, key="sk-demo-limited")
     codes = []
     for _ in range(3):
@@ -195,42 +199,68 @@ def test_transcription_wrong_model_and_missing_model(media):
     assert status == 400 and err["code"] == "missing_field" and err["param"] == "model"
 
 
+RX_BYTES = "http.gateway.downstream_cx_rx_bytes_total"
+CAP = 25 * 1024 * 1024  # max_upload_bytes (the default)
+
+
 def stats_value(stack, name):
     for line in stack.stats().splitlines():
         if line.startswith(name + ":"):
             return int(line.split(":")[1])
-    return 0
+    raise KeyError(f"no stat {name}")
+
+
+def wait_for_stat(stack, name, value, timeout=20.0):
+    deadline = time.time() + timeout
+    while (got := stats_value(stack, name)) != value and time.time() < deadline:
+        time.sleep(0.05)
+    assert got == value, f"{name} = {got}, waited for {value}"
+
+
+def read_response(s):
+    """One HTTP/1.1 response with a Content-Length body; fails if the connection closes first."""
+    resp = b""
+    while b"\r\n\r\n" not in resp:
+        more = s.recv(65536)
+        assert more, f"connection closed before the response headers: {resp[:300]!r}"
+        resp += more
+    hdrs, _, body = resp.partition(b"\r\n\r\n")
+    length = int(next(l.split(b":")[1] for l in hdrs.split(b"\r\n") if l.lower().startswith(b"content-length")))
+    while len(body) < length:
+        more = s.recv(65536)
+        assert more, f"connection closed inside the response body: {resp[:300]!r}"
+        body += more
+    return hdrs.split(b"\r\n", 1)[0], body[:length]
 
 
 def test_oversize_upload_gets_413_before_it_is_read(media):
     """A declared 30 MB upload is refused at the headers: nothing of the body is sent, Envoy's
-    downstream byte counter stays small, and the backend never sees the request."""
+    downstream byte counter grows by exactly the bytes the client sent (the head and the start
+    of a body), and the backend never sees the request."""
     media.clear_backend_requests()
+    rx = stats_value(media, RX_BYTES)
     size = 30 * 1024 * 1024
     s = socket.create_connection(("127.0.0.1", media.gateway_port), timeout=10)
     head = (f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
             f"Content-Type: multipart/form-data; boundary=zz\r\nContent-Length: {size}\r\n\r\n").encode()
-    s.sendall(head + b"--zz\r\n")
-    s.settimeout(10)
-    resp = b""
-    while b"\r\n\r\n" not in resp:
-        resp += s.recv(65536)
-    status_line = resp.split(b"\r\n", 1)[0]
-    assert b" 413 " in status_line, resp[:300]
-    hdrs, _, body = resp.partition(b"\r\n\r\n")
-    length = int(next(l.split(b":")[1] for l in hdrs.split(b"\r\n") if l.lower().startswith(b"content-length")))
-    while len(body) < length:
-        body += s.recv(65536)
+    sent = head + b"--zz\r\n"
+    s.sendall(sent)
+    status_line, body = read_response(s)
+    assert b" 413 " in status_line, status_line
     err = json.loads(body)["error"]
     assert err["code"] == "request_entity_too_large"
+    assert err["message"] == f"The upload is larger than 25 MB ({size} bytes); send at most {CAP} bytes"
     s.close()
+    wait_for_stat(media, RX_BYTES, rx + len(sent))
     assert media.backend_requests() == []
 
 
 def test_chunked_upload_over_the_cap_is_cut_at_the_cap(media):
-    """Without a Content-Length the upload streams through and is counted: past 25 MB the gateway
-    answers 413 and stops it mid-upload; the filter only counts the pieces (it reads the body
-    only until the `model` field), and Envoy streams them on rather than buffering them."""
+    """Without a Content-Length the upload streams through and is counted: exactly the cap passes
+    (Envoy has read every byte of it and answered nothing), and the byte after it is refused with
+    413 mid-upload, the message counting cap + 1 bytes. The filter only counts the pieces (it
+    reads the body only until the `model` field), and Envoy streams them on."""
+    media.clear_backend_requests()
     boundary = "cc"
     head = (f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
             f"Content-Type: multipart/form-data; boundary={boundary}\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
@@ -240,39 +270,32 @@ def test_chunked_upload_over_the_cap_is_cut_at_the_cap(media):
     def chunk(b):
         return f"{len(b):x}\r\n".encode() + b + b"\r\n"
 
+    rx = stats_value(media, RX_BYTES)
     s = socket.create_connection(("127.0.0.1", media.gateway_port), timeout=30)
+    # Blocking sends: a partial send is completed by sendall, never re-sent whole (which would
+    # corrupt the chunked framing).
     s.sendall(head + chunk(first))
-    piece = b"\x00" * (1024 * 1024)
-    sent = 0
-    got = b""
-    s.settimeout(0.0)
+    wire, body = len(head) + len(chunk(first)), len(first)
+    while body < CAP:
+        piece = chunk(b"\x00" * min(1024 * 1024, CAP - body))
+        s.sendall(piece)
+        wire += len(piece)
+        body += min(1024 * 1024, CAP - body)
+    assert body == CAP
+    wait_for_stat(media, RX_BYTES, rx + wire, timeout=60)
+    s.setblocking(False)
     try:
-        while sent < 40 * 1024 * 1024 and b"\r\n\r\n" not in got:
-            try:
-                s.sendall(chunk(piece))
-            except BlockingIOError:
-                time.sleep(0.01)
-                continue
-            except (BrokenPipeError, ConnectionResetError):
-                break
-            sent += len(piece)
-            try:
-                got += s.recv(65536)
-            except BlockingIOError:
-                pass
-    finally:
-        s.settimeout(10)
-    deadline = time.time() + 10
-    while b"\r\n\r\n" not in got and time.time() < deadline:
-        try:
-            more = s.recv(65536)
-        except (ConnectionResetError, socket.timeout):
-            break
-        if not more:
-            break
-        got += more
+        early = s.recv(65536)
+    except BlockingIOError:
+        early = None
+    assert early is None, f"answered before the cap was passed: {early[:300]!r}"
+    s.setblocking(True)
+    s.settimeout(30)
+    s.sendall(chunk(b"\x00"))
+    status_line, raw = read_response(s)
     s.close()
-    assert b" 413 " in got.split(b"\r\n", 1)[0], got[:300]
-    # The 413 came while the client was still sending (kernel socket buffers let it get a few
-    # MB past the cap before it notices), not after it had sent everything.
-    assert sent < 40 * 1024 * 1024, f"no 413 until the client had sent {sent} bytes"
+    assert b" 413 " in status_line, status_line
+    err = json.loads(raw)["error"]
+    assert err["code"] == "request_entity_too_large"
+    assert err["message"] == f"The upload is larger than 25 MB ({CAP + 1} bytes); send at most {CAP} bytes"
+    assert media.backend_requests() == []  # the cut upload never completed upstream

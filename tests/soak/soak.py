@@ -1,7 +1,11 @@
 """`make soak`: a few minutes of mixed valid, hostile and faulty traffic against real Envoy with
 `--concurrency 4`, on loopback. Passes when: no wasm VM was restarted or failed, Envoy's resident
-memory after warm-up grew by less than SOAK_RSS_BOUND_MB, and every request has exactly one
-billing record. Prints a summary. SOAK_SECONDS (default 180), SOAK_CLIENTS (default 8)."""
+memory after warm-up grew by less than SOAK_RSS_BOUND_MB, every request got the status its case
+expects (valid requests succeed; only the deliberately cut stream may end in a read error), and
+every request has exactly one billing record, matched by the `x-request-id` Envoy returned.
+Prints a summary. SOAK_SECONDS (default 180), SOAK_CLIENTS (default 8)."""
+import collections
+import http.client
 import json
 import os
 import random
@@ -24,28 +28,29 @@ KEY = DEMO_KEYS["active"]
 VM_CRASH = re.compile(r"panicked at|Function: proxy_on_\w+ failed|RuntimeError")
 
 CHAT = {"model": "qai-flash", "messages": [{"role": "user", "content": "soak test prompt"}]}
+OK, CUT = {200}, "cut"  # CUT: 200, and the body may end early (the backend cuts the stream)
 CASES = [
-    # (weight, method, path, headers, body bytes)
-    (20, "POST", "/v1/chat/completions", {"authorization": f"Bearer {KEY}"}, json.dumps(CHAT)),
-    (15, "POST", "/v1/chat/completions", {"authorization": f"Bearer {KEY}", "x-demo-chunks": "50"}, json.dumps({**CHAT, "stream": True})),
+    # (weight, method, path, headers, body, the statuses it must get)
+    (20, "POST", "/v1/chat/completions", {"authorization": f"Bearer {KEY}"}, json.dumps(CHAT), OK),
+    (15, "POST", "/v1/chat/completions", {"authorization": f"Bearer {KEY}", "x-demo-chunks": "50"}, json.dumps({**CHAT, "stream": True}), OK),
     (10, "POST", "/v1/messages", {"x-api-key": KEY, "anthropic-version": "2023-06-01"},
-     json.dumps({"model": "qai-flash", "max_tokens": 64, "stream": True, "messages": CHAT["messages"]})),
+     json.dumps({"model": "qai-flash", "max_tokens": 64, "stream": True, "messages": CHAT["messages"]}), OK),
     (10, "POST", "/v1beta/models/qai-flash:streamGenerateContent?alt=sse", {"x-goog-api-key": KEY},
-     json.dumps({"contents": [{"parts": [{"text": "soak"}]}]})),
-    (5, "POST", "/v1/images/generations", {"authorization": f"Bearer {KEY}"}, json.dumps({"model": "qai-imagine-turbo", "prompt": "a"})),
-    (5, "GET", "/v1/models", {"authorization": f"Bearer {KEY}"}, None),
+     json.dumps({"contents": [{"parts": [{"text": "soak"}]}]}), OK),
+    (5, "POST", "/v1/images/generations", {"authorization": f"Bearer {KEY}"}, json.dumps({"model": "qai-imagine-turbo", "prompt": "a"}), OK),
+    (5, "GET", "/v1/models", {"authorization": f"Bearer {KEY}"}, None, OK),
     # hostile
-    (5, "POST", "/v1/chat/completions", {"authorization": f"Bearer {KEY}"}, '{"model": "qai-flash", "messages": [{'),
-    (5, "POST", "/v1/chat/completions", {"authorization": "Bearer sk-soak-wrong"}, json.dumps(CHAT)),
-    (3, "POST", "/v1/chat/completions", {"authorization": f"Bearer {KEY}"}, json.dumps({**CHAT, "model": "m" * 100_000})),
-    (3, "POST", "/v1/messages", {"x-api-key": KEY}, "[" * 50_000),
-    (2, "POST", "/v1/chat/completions", {"authorization": f"Bearer {KEY}"}, '{"model":"qai-flash","messages":[{"role":"user","content":"\udcff"}]}'),
+    (5, "POST", "/v1/chat/completions", {"authorization": f"Bearer {KEY}"}, '{"model": "qai-flash", "messages": [{', {400}),
+    (5, "POST", "/v1/chat/completions", {"authorization": "Bearer sk-soak-wrong"}, json.dumps(CHAT), {401}),
+    (3, "POST", "/v1/chat/completions", {"authorization": f"Bearer {KEY}"}, json.dumps({**CHAT, "model": "m" * 100_000}), {400}),
+    (3, "POST", "/v1/messages", {"x-api-key": KEY}, "[" * 50_000, {400}),
+    (2, "POST", "/v1/chat/completions", {"authorization": f"Bearer {KEY}"}, '{"model":"qai-flash","messages":[{"role":"user","content":"\udcff"}]}', {400}),
     # faults
-    (4, "POST", "/v1/chat/completions", {"authorization": f"Bearer {KEY}", "x-demo-status": "500"}, json.dumps(CHAT)),
-    (4, "POST", "/v1/chat/completions", {"authorization": f"Bearer {KEY}", "x-demo-chunks": "40", "x-demo-cut-after": "5"}, json.dumps({**CHAT, "stream": True})),
-    (3, "POST", "/v1/chat/completions", {"authorization": f"Bearer {KEY}", "x-demo-fault": "garbage-json"}, json.dumps(CHAT)),
+    (4, "POST", "/v1/chat/completions", {"authorization": f"Bearer {KEY}", "x-demo-status": "500"}, json.dumps(CHAT), {502}),
+    (4, "POST", "/v1/chat/completions", {"authorization": f"Bearer {KEY}", "x-demo-chunks": "40", "x-demo-cut-after": "5"}, json.dumps({**CHAT, "stream": True}), CUT),
+    (3, "POST", "/v1/chat/completions", {"authorization": f"Bearer {KEY}", "x-demo-fault": "garbage-json"}, json.dumps(CHAT), {502}),
     (3, "POST", "/v1/messages", {"x-api-key": KEY, "x-demo-fault": "garbage-sse"},
-     json.dumps({"model": "qai-flash", "max_tokens": 64, "stream": True, "messages": CHAT["messages"]})),
+     json.dumps({"model": "qai-flash", "max_tokens": 64, "stream": True, "messages": CHAT["messages"]}), OK),
 ]
 WEIGHTED = [c for c in CASES for _ in range(c[0])]
 
@@ -63,8 +68,16 @@ def disconnect_mid_stream(stack):
     s.sendall((f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
                f"Content-Type: application/json\r\nx-demo-chunks: 100\r\nx-demo-chunk-delay-ms: 5\r\n"
                f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
-    s.recv(2000)
+    got = b""
+    while b"\r\n\r\n" not in got:
+        more = s.recv(2000)
+        if not more:
+            raise ConnectionError(f"closed before the response headers: {got[:200]!r}")
+        got += more
     s.close()
+    status = int(got.split(b" ", 2)[1])
+    rid = re.search(rb"\r\nx-request-id: ([^\r]+)", got, re.I)
+    return status, rid.group(1).decode() if rid else None
 
 
 def main() -> int:
@@ -79,6 +92,8 @@ def main() -> int:
     stack.start()
     sent = 0
     statuses: dict[int, int] = {}
+    request_ids: list[str | None] = []
+    failures: list[str] = []
     lock = threading.Lock()
     stop = time.time() + SECONDS
     rss = []
@@ -87,26 +102,50 @@ def main() -> int:
         nonlocal sent
         rnd = random.Random(seed)
         while time.time() < stop:
+            failure = None
             if rnd.random() < 0.03:
-                disconnect_mid_stream(stack)
-                status = 0
+                what = "disconnect mid-stream"
+                try:
+                    status, rid = disconnect_mid_stream(stack)
+                    if status != 200:
+                        failure = f"{what}: status {status}"
+                except Exception as e:
+                    status, rid, failure = -1, None, f"{what}: {e!r}"
             else:
-                _, method, path, headers, body = rnd.choice(WEIGHTED)
+                case = rnd.choice(WEIGHTED)
+                _, method, path, headers, body, want = case
+                what = f"{method} {path} {str(headers)[:80]}"
+                cut_ok = want == CUT
+                want = OK if cut_ok else want
                 data = body.encode("utf-8", "surrogateescape") if body is not None else None
                 req = urllib.request.Request(stack.url + path, data=data, method=method,
                                              headers={"content-type": "application/json", **headers})
+                rid = None
                 try:
                     with urllib.request.urlopen(req, timeout=30) as r:
-                        r.read()
+                        rid = r.headers.get("x-request-id")
                         status = r.status
+                        try:
+                            r.read()
+                        except (http.client.IncompleteRead, ConnectionError) as e:
+                            if not cut_ok:
+                                failure = f"{what}: body read failed: {e!r}"
                 except urllib.error.HTTPError as e:
+                    rid = e.headers.get("x-request-id")
                     e.read()
                     status = e.code
-                except Exception:
-                    status = -1  # a cut stream
+                except Exception as e:  # noqa: BLE001 - every other error is a failure, reported
+                    status, failure = -1, f"{what}: {e!r}"
+                if failure is None and status not in want:
+                    failure = f"{what}: status {status}, expected {sorted(want)}"
+            if failure is None and not rid:
+                failure = f"{what}: no x-request-id in the response"
             with lock:
                 sent += 1
                 statuses[status] = statuses.get(status, 0) + 1
+                request_ids.append(rid)
+                if failure:
+                    failures.append(failure)
 
     try:
         def created():
@@ -125,7 +164,8 @@ def main() -> int:
         deadline = time.time() + 15
         while len(stack.billing_records()) < sent and time.time() < deadline:
             time.sleep(0.2)
-        records = len(stack.billing_records())
+        by_id = collections.Counter(r.get("request_id") for r in stack.billing_records())
+        records = sum(by_id.values())
         vms_after = created()
         log = stack.envoy_log_text()
     finally:
@@ -139,6 +179,16 @@ def main() -> int:
     ok = True
     if records != sent:
         print("FAIL: records != requests"); ok = False
+    wanted = collections.Counter(request_ids)
+    if wanted != by_id:
+        missing = sorted(str(k) for k in (wanted - by_id))[:5]
+        extra = sorted(str(k) for k in (by_id - wanted))[:5]
+        print(f"FAIL: records do not match requests one to one by request id (missing {missing}, extra {extra})"); ok = False
+    if failures:
+        print(f"FAIL: {len(failures)} requests did not get what their case expects, e.g.:")
+        for f in failures[:10]:
+            print(f"  {f}")
+        ok = False
     if vms_before != vms_after:
         print(f"FAIL: wasm VM stats changed: {sorted(vms_before ^ vms_after)}"); ok = False
     if VM_CRASH.search(log):

@@ -412,6 +412,8 @@ impl HttpContext for Http {
             let m = MapType::HttpResponseHeaders;
             let _ = hostcalls::set_map_value(m, ":status", Some(&status.to_string()));
             let _ = hostcalls::set_map_value(m, "content-type", Some("application/json"));
+            // The override is our 502 `upstream_error` (an invalid upstream body): retryable.
+            let _ = hostcalls::set_map_value(m, "x-should-retry", Some("true"));
         }
         match action {
             ChunkAction::Pass => Action::Continue,

@@ -387,3 +387,15 @@ fn a_request_envoy_refused_before_the_filter_is_dated_now() {
     assert_eq!(rec["time"], rfc3339(now));
     assert_eq!(rec["duration_ms"], 0);
 }
+
+#[test]
+fn upstream_errors_tell_the_sdk_whether_to_retry() {
+    let (c, s) = (cfg(), MemoryStore::new());
+    for (upstream, status, retry) in [(500u16, "502", "true"), (503, "502", "true"), (429, "429", "true"), (400, "400", "false")] {
+        let (mut ex, r) = run(&c, &s, 1_700_000_000_000 + u64::from(upstream) * 60_000, "sk-a", CHAT);
+        assert!(r.is_none());
+        let edits = ex.on_response_headers(upstream, Some("application/json"));
+        assert!(edits.contains(&HeaderEdit::Set(":status".into(), status.into())), "{upstream}: {edits:?}");
+        assert!(edits.contains(&HeaderEdit::Set("x-should-retry".into(), retry.into())), "{upstream}: {edits:?}");
+    }
+}

@@ -41,12 +41,13 @@ use controls::Controls;
 const MAX_BODY: usize = 64 << 20;
 
 const USAGE: &str = "\
-usage: demo-backend [--listen ADDR] [--port-file PATH] [--no-capture] [--threads N]
-                    [--name NAME] [--strict]
+usage: demo-backend [--listen ADDR] [--port-file PATH] [--no-capture] [--capture-log PATH]
+                    [--threads N] [--name NAME] [--strict]
 
   --listen ADDR      address to listen on (default 127.0.0.1:8000; port 0 = ephemeral)
   --port-file PATH   after binding, write the actual port number to PATH
   --no-capture       do not record requests for GET /__demo/requests (benchmarks)
+  --capture-log PATH append every request (all headers, whole body) to PATH as a JSON line
   --threads N        tokio worker threads (default: number of CPUs)
   --name NAME        this instance's name (e.g. the Envoy cluster it serves), sent back in
                      `x-demo-backend` on every response and kept with each captured request
@@ -57,6 +58,7 @@ struct Config {
     listen: String,
     port_file: Option<PathBuf>,
     capture: bool,
+    capture_log: Option<PathBuf>,
     threads: Option<usize>,
     name: String,
     strict: bool,
@@ -67,6 +69,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
         listen: "127.0.0.1:8000".into(),
         port_file: None,
         capture: true,
+        capture_log: None,
         threads: None,
         name: "demo".into(),
         strict: false,
@@ -95,6 +98,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
                 }
                 cfg.name = v;
             }
+            "--capture-log" => cfg.capture_log = Some(PathBuf::from(value("--capture-log")?)),
             "--threads" => {
                 let v = value("--threads")?;
                 let n: usize = v
@@ -179,8 +183,18 @@ async fn run(cfg: Config) -> ExitCode {
         let _ = writeln!(out, "demo-backend listening on {addr}");
         let _ = out.flush();
     }
+    let mut capture = Capture::new(cfg.capture, &cfg.name);
+    if let Some(path) = &cfg.capture_log {
+        capture = match capture.with_log(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("demo-backend: cannot open capture log {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        };
+    }
     let state = Arc::new(State {
-        capture: Capture::new(cfg.capture, &cfg.name),
+        capture,
         name: HeaderValue::from_str(&cfg.name).unwrap_or_else(|_| HeaderValue::from_static("demo")),
         strict: cfg.strict,
     });
@@ -248,6 +262,7 @@ async fn serve(state: &State, req: Request<Incoming>) -> Result<Resp, std::io::E
     let body = match Limited::new(incoming, MAX_BODY).collect().await {
         Ok(c) => c.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            state.capture.log(&parts, &[], false);
             return Ok(openai::error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "request body too large",
@@ -256,10 +271,11 @@ async fn serve(state: &State, req: Request<Incoming>) -> Result<Resp, std::io::E
             ));
         }
         Err(e) => {
+            state.capture.log(&parts, &[], false);
             return Ok(openai::bad_request(&format!("cannot read request body: {e}")));
         }
     };
-    if state.capture.enabled() && !parts.uri.path().starts_with("/__demo/") {
+    if !parts.uri.path().starts_with("/__demo/") {
         state.capture.record(&parts, &body);
     }
     // `x-demo-fault: reset`: drop the connection without a response (hyper closes it when the
