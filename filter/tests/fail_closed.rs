@@ -130,6 +130,7 @@ fn refused(cfg: &Config, store: &dyn Counters, f: &Front, key: &str) -> (Exchang
     let env = Env { now_ms: NOW, store };
     let auth = format!("Bearer {key}");
     let mut ex = Exchange::new();
+    ex.request_id = "minted-503".to_string();
     let reply = match ex.on_request_headers(cfg, &head(f, key, &auth), &env) {
         HeadAction::Reply(r) => r,
         HeadAction::ReadBody(_) => match ex.on_request_body(cfg, f.body.as_bytes(), &env) {
@@ -185,7 +186,9 @@ fn assert_fail_closed(cfg: &Config, store: &dyn Counters, f: &Front, ex: &mut Ex
     assert_eq!(rec["status"], 503, "{ctx}: {rec}");
     assert_eq!(rec["error"], "service_unavailable", "{ctx}: {rec}");
     assert_eq!(rec["front"], f.name, "{ctx}: {rec}");
-    assert_eq!(rec["request_id"], "rid-503", "{ctx}: {rec}");
+    // The record's id is the one the glue minted; the client's own id is kept apart.
+    assert_eq!(rec["request_id"], "minted-503", "{ctx}: {rec}");
+    assert_eq!(rec["client_request_id"], "rid-503", "{ctx}: {rec}");
     assert_eq!(rec["credits"], 0.0, "{ctx}: {rec}");
     assert_eq!(rec["prompt_tokens"], 0, "{ctx}: {rec}");
     assert_eq!(rec["completion_tokens"], 0, "{ctx}: {rec}");
