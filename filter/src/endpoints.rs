@@ -107,6 +107,14 @@ pub fn split_query(path: &str) -> (&str, Option<&str>) {
 }
 
 /// Classifies a request.
+/// Whether a path (known or not) lies in Gemini's namespace: `/v1beta/...` (also under `/api`),
+/// or a model action `/v1/models/{model}:{action}`.
+pub fn in_gemini_namespace(full_path: &str) -> bool {
+    let (path, _query) = split_query(full_path);
+    let path = path.strip_prefix("/api").unwrap_or(path);
+    path == "/v1beta" || path.starts_with("/v1beta/") || (path.starts_with("/v1/models/") && path.contains(':'))
+}
+
 pub fn classify(method: &str, full_path: &str) -> Endpoint {
     let (path, _query) = split_query(full_path);
     let path = path.strip_suffix('/').unwrap_or(path);

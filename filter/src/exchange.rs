@@ -522,8 +522,9 @@ impl Exchange {
         // A `?key=` leaves the path on every path, known or not, whatever the method (the glue
         // applies it before anything else, so the key reaches neither the upstream nor a log).
         self.path_without_key = endpoints::without_query_param(head.path, "key");
-        // Gemini's ways of passing a key (`?key=`, `x-goog-api-key`) count only on Gemini paths.
-        let gemini = self.front == Dialect::Gemini;
+        // Gemini's ways of passing a key (`?key=`, `x-goog-api-key`) count only on Gemini paths
+        // (known ones, and unknown ones under Gemini's namespace, which then get their 404).
+        let gemini = self.front == Dialect::Gemini || endpoints::in_gemini_namespace(head.path);
         let query_key = if gemini { endpoints::query_param(head.path, "key") } else { None };
         let goog = if gemini { head.x_goog_api_key } else { None };
         let presented = keys::extract(head.authorization, head.x_api_key, goog, query_key);

@@ -49,3 +49,13 @@ fn anthropic_and_gemini_paths() {
     assert_eq!(query_param("/x?alt=sse", "key"), None);
     assert_eq!(percent_decode("a%2Fb%zz"), "a/b%zz");
 }
+
+#[test]
+fn gemini_namespace_covers_unknown_gemini_paths_only() {
+    for p in ["/v1beta/nothing-here", "/api/v1beta/models/m:countTokens?key=k", "/v1/models/m:embedContent", "/v1beta"] {
+        assert!(in_gemini_namespace(p), "{p}");
+    }
+    for p in ["/v1/chat/completions", "/v1/messages", "/v1/models", "/v1/models/m", "/v1betax/y", "/nowhere"] {
+        assert!(!in_gemini_namespace(p), "{p}");
+    }
+}
