@@ -4,9 +4,9 @@
 //! - nesting at most [`MAX_JSON_DEPTH`] arrays and objects deep;
 //! - no key twice in one object, at any depth (a parser keeps the first or the last; the
 //!   gateway forwards the raw bytes on its fast path);
-//! - no key that differs only in ASCII case from a field the gateway reads (Go's
-//!   `encoding/json`, as in Ollama, matches keys case-insensitively: `"Model"` or `"N"` would be
-//!   read by the upstream and not by the gateway).
+//! - no key that differs only in case from a field the gateway reads (Go's `encoding/json`, as
+//!   in Ollama, matches keys case-insensitively: `"Model"`, `"N"`, even `"ſtream"` with a long s,
+//!   would be read by the upstream and not by the gateway).
 //!
 //! It does not validate JSON: a body that is not JSON passes here and is refused by the parser
 //! that follows (for valid JSON the tokenizing below is exact).
@@ -144,7 +144,7 @@ fn string_end(raw: &[u8], from: usize) -> Option<usize> {
 fn case_variant(key: &[u8], read: &[&str]) -> Result<(), GatewayError> {
     for field in read {
         let f = field.as_bytes();
-        if f.len() == key.len() && f != key && f.eq_ignore_ascii_case(key) {
+        if f != key && (f.len()..=f.len() * 3).contains(&key.len()) && folds_to(key, f) {
             let k = String::from_utf8_lossy(key);
             return Err(GatewayError::bad(
                 &k,
@@ -153,6 +153,28 @@ fn case_variant(key: &[u8], read: &[&str]) -> Result<(), GatewayError> {
         }
     }
     Ok(())
+}
+
+/// Whether `key` matches the ASCII name `field` the way Go's `encoding/json` matches keys: ASCII
+/// case folded, and the four non-ASCII letters whose case folding lands on ASCII (the Kelvin
+/// sign, long s, dotted and dotless i) taken for it.
+fn folds_to(key: &[u8], field: &[u8]) -> bool {
+    let Ok(key) = std::str::from_utf8(key) else { return false };
+    let mut f = field.iter();
+    for c in key.chars() {
+        let c = match c {
+            '\u{212A}' => b'k',
+            '\u{17F}' => b's',
+            '\u{130}' | '\u{131}' => b'i',
+            c if c.is_ascii() => c as u8,
+            _ => return false,
+        };
+        match f.next() {
+            Some(b) if b.eq_ignore_ascii_case(&c) => {}
+            _ => return false,
+        }
+    }
+    f.next().is_none()
 }
 
 fn repeated(keys: &mut [Cow<'_, [u8]>]) -> Result<(), GatewayError> {

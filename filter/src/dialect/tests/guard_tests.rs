@@ -44,6 +44,11 @@ fn case_variants_of_read_fields_are_named() {
     assert_eq!(param(r#"{"stream_options":{"Include_Usage":true}}"#).as_deref(), Some("Include_Usage"));
     assert_eq!(param(r#"{"generationConfig":{"maxoutputtokens":9}}"#).as_deref(), Some("maxoutputtokens"));
     assert_eq!(param(r#"{"GenerationConfig":{}}"#).as_deref(), Some("GenerationConfig"));
+    // Go folds these non-ASCII letters onto ASCII ones: the Kelvin sign, long s, dotted i.
+    assert_eq!(param("{\"max_to\u{212A}ens\":9}").as_deref(), Some("max_to\u{212A}ens"));
+    assert_eq!(param(r#"{"\u017ftream":true}"#).as_deref(), Some("\u{17F}tream"));
+    assert_eq!(param("{\"\u{130}nput\":\"x\"}").as_deref(), Some("\u{130}nput"));
+    assert_eq!(param("{\"mod\u{e9}l\":1,\"modelx\":2}"), None);
     // Deeper objects are user data (message content, tool schemas): not checked for case.
     assert_eq!(param(r#"{"messages":[{"role":"user","Model":"x"}]}"#), None);
 }
