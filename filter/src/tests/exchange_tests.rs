@@ -379,3 +379,31 @@ fn format_duration_style() {
     assert_eq!(format_duration(1000), "1s");
     assert_eq!(format_duration(12_001), "13s");
 }
+
+#[test]
+fn shape_refusals_come_before_any_path_and_use_no_limit() {
+    let (c, s) = (cfg(), MemoryStore::new());
+    let deep = |levels: usize| {
+        format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"hi","x":{}{}}}]}}"#,
+            "[".repeat(levels),
+            "]".repeat(levels)
+        )
+    };
+    // The fast path's own scan skips deep values; the shape check refuses them first. Same
+    // limit on every path: 61 arrays in a message (depth 64) pass, 62 do not.
+    assert!(run(&c, &s, 0, "sk-a", &deep(61)).1.is_none());
+    for body in [
+        deep(62),
+        deep(1_000_000),
+        r#"{"model":"free","Model":"m","messages":[{"role":"user","content":"hi"}]}"#.to_string(),
+        r#"{"model":"m","n":1,"N":4,"messages":[{"role":"user","content":"hi"}]}"#.to_string(),
+    ] {
+        let r = run(&c, &s, 0, "sk-a", &body).1.unwrap();
+        assert_eq!(r.status, 400);
+        assert!(String::from_utf8_lossy(&r.body).contains("bad_request"));
+    }
+    // None of them took a rate slot: two of the account's three are left.
+    let statuses: Vec<_> = (0..3).map(|_| run(&c, &s, 0, "sk-a", CHAT).1.map(|r| r.status)).collect();
+    assert_eq!(statuses, [None, None, Some(429)]);
+}
