@@ -212,7 +212,7 @@ pub fn scan_chat(raw: &[u8]) -> Option<ChatScan> {
 /// The serde visitors of `scan_chat`. Every failure is an error, which `scan_chat` turns into
 /// "take the general path".
 mod scan {
-    use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
     use serde_json::Value;
     use std::fmt;
 
@@ -315,7 +315,7 @@ mod scan {
                             Field::MaxTokens => t.max_tokens = Some(map.next_value()?),
                             Field::Stop => t.stop = Some(map.next_value()?),
                             Field::Other => {
-                                map.next_value::<IgnoredAny>()?;
+                                map.next_value_seed(StrBytes { depth: 1 })?;
                             }
                         }
                     }
@@ -423,7 +423,7 @@ mod scan {
                 match k {
                     "role" => role = map.next_value_seed(IsString)?,
                     "type" => {
-                        map.next_value::<IgnoredAny>()?;
+                        map.next_value_seed(StrBytes { depth: 1 })?;
                     }
                     _ => bytes = bytes.saturating_add(map.next_value_seed(StrBytes { depth: 1 })?),
                 }
@@ -469,11 +469,13 @@ mod scan {
             Ok(false)
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            while seq.next_element_seed(StrBytes { depth: 2 })?.is_some() {}
             Ok(false)
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            while let Some(Key(_)) = map.next_key()? {
+                map.next_value_seed(StrBytes { depth: 2 })?;
+            }
             Ok(false)
         }
     }
@@ -488,8 +490,8 @@ mod scan {
         type Value = u64;
         fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
             if self.depth > MAX_DEPTH {
-                <IgnoredAny as de::Deserialize>::deserialize(d)?;
-                return Ok(0);
+                // `guard::check` refused deeper bodies already; never skipped unread.
+                return Err(de::Error::custom("too deep"));
             }
             d.deserialize_any(self)
         }
@@ -531,7 +533,7 @@ mod scan {
             while let Some(Key(k)) = map.next_key()? {
                 seen.add(k)?;
                 if k == "role" || k == "type" {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value_seed(StrBytes { depth: self.depth + 1 })?;
                 } else {
                     n = n.saturating_add(map.next_value_seed(StrBytes { depth: self.depth + 1 })?);
                 }
