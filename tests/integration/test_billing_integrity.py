@@ -217,6 +217,12 @@ DIFFERENTIALS = [
     ("gemini", GEMINI_PATH,
      b'{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"contents":[{"role":"user","parts":[{"text":"x"}]}]}',
      "contents"),
+    # Go folds the Kelvin sign onto "k" and a long s onto "s".
+    ("openai", "/v1/chat/completions",
+     '{"model":"qai-flash","max_to\u212aens":100000,"messages":[{"role":"user","content":"hi"}]}'.encode(),
+     "max_to\u212aens"),
+    ("openai", "/v1/chat/completions",
+     '{"model":"qai-flash","\u017ftream":true,"messages":[{"role":"user","content":"hi"}]}'.encode(), "\u017ftream"),
 ]
 
 
@@ -241,6 +247,19 @@ def test_repeated_and_case_variant_keys_are_refused_before_forwarding(stack, fro
     assert s == 400, b
     assert _error_param(front, b) == param
     assert len(stack.backend_requests()) == before, "nothing reaches the upstream"
+
+
+def test_fast_path_refuses_invalid_text_in_fields_it_does_not_read(stack):
+    """The OpenAI fast path forwards the client's bytes: invalid UTF-8 or a lone surrogate in a
+    value it skips (a `type`, an unknown field) is refused as the full parser refuses it."""
+    before = len(stack.backend_requests())
+    for raw in [b'{"model":"qai-flash","messages":[{"role":"user","content":"hi","type":"ob\x96ct"}]}',
+                b'{"model":"qai-flash","x":"\xff","messages":[{"role":"user","content":"hi"}]}',
+                b'{"model":"qai-flash","x":"\\ud800","messages":[{"role":"user","content":"hi"}]}']:
+        s, _, b = Http(stack.url).request("POST", "/v1/chat/completions", headers=OPENAI, raw=raw)
+        assert s == 400, (raw, b)
+        assert json.loads(b)["error"]["code"] == "bad_request"
+    assert len(stack.backend_requests()) == before
 
 
 # --- nesting ----------------------------------------------------------------------------------
