@@ -74,22 +74,25 @@ const PAIRWISE_KEYS: usize = 16;
 /// Checks the body's shape (see the module). The error is a 400 `bad_request`; for a key, its
 /// `param` names the key.
 pub fn check(raw: &[u8]) -> Result<(), GatewayError> {
-    // (is an object, index of its first key in `keys`)
-    let mut frames: Vec<(bool, usize)> = Vec::new();
-    let mut keys: Vec<Cow<'_, [u8]>> = Vec::new();
+    // (is an object, index of its first key in `keys`), on the stack: at most MAX_JSON_DEPTH.
+    let mut frames = [(false, 0usize); MAX_JSON_DEPTH];
+    let mut depth = 0usize;
+    let mut keys: Vec<Cow<'_, [u8]>> = Vec::with_capacity(16);
     let mut expect_key = false;
     let mut i = 0usize;
     while let Some(&b) = raw.get(i) {
         match b {
             b'{' | b'[' => {
-                if frames.len() >= MAX_JSON_DEPTH {
-                    return Err(too_deep());
+                match frames.get_mut(depth) {
+                    Some(f) => *f = (b == b'{', keys.len()),
+                    None => return Err(too_deep()),
                 }
-                frames.push((b == b'{', keys.len()));
+                depth += 1;
                 expect_key = b == b'{';
             }
             b'}' | b']' => {
-                if let Some((is_object, start)) = frames.pop() {
+                if let Some(&(is_object, start)) = depth.checked_sub(1).and_then(|d| frames.get(d)) {
+                    depth -= 1;
                     if is_object {
                         repeated(keys.get_mut(start..).unwrap_or_default())?;
                     }
@@ -97,7 +100,7 @@ pub fn check(raw: &[u8]) -> Result<(), GatewayError> {
                 }
                 expect_key = false;
             }
-            b',' => expect_key = frames.last().is_some_and(|f| f.0),
+            b',' => expect_key = depth.checked_sub(1).and_then(|d| frames.get(d)).is_some_and(|f| f.0),
             b'"' => {
                 let Some(end) = string_end(raw, i + 1) else { return Ok(()) };
                 if expect_key {
@@ -109,7 +112,7 @@ pub fn check(raw: &[u8]) -> Result<(), GatewayError> {
                             None => return Ok(()),
                         },
                     };
-                    let read = match frames.len() {
+                    let read = match depth {
                         1 => TOP_FIELDS,
                         2 => NESTED_FIELDS,
                         _ => &[],
@@ -129,6 +132,18 @@ pub fn check(raw: &[u8]) -> Result<(), GatewayError> {
 
 /// The index of the quote that closes a string whose content starts at `from`.
 fn string_end(raw: &[u8], from: usize) -> Option<usize> {
+    // Most keys and many values are short: look at their first bytes directly.
+    for (i, &b) in raw.get(from..)?.iter().take(24).enumerate() {
+        match b {
+            b'"' => return Some(from + i),
+            b'\\' => return string_end_slow(raw, from),
+            _ => {}
+        }
+    }
+    string_end_slow(raw, from)
+}
+
+fn string_end_slow(raw: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     loop {
         let rest = raw.get(at..)?;
@@ -142,9 +157,15 @@ fn string_end(raw: &[u8], from: usize) -> Option<usize> {
 }
 
 fn case_variant(key: &[u8], read: &[&str]) -> Result<(), GatewayError> {
+    let ascii = key.is_ascii();
     for field in read {
         let f = field.as_bytes();
-        if f != key && (f.len()..=f.len() * 3).contains(&key.len()) && folds_to(key, f) {
+        let variant = if ascii {
+            f.len() == key.len() && f != key && f.eq_ignore_ascii_case(key)
+        } else {
+            (f.len()..=f.len() * 3).contains(&key.len()) && folds_to(key, f)
+        };
+        if variant {
             let k = String::from_utf8_lossy(key);
             return Err(GatewayError::bad(
                 &k,

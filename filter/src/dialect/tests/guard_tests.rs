@@ -64,3 +64,34 @@ fn depth_limit_is_exact() {
     let huge = "{\"a\":".repeat(1_000_000);
     assert!(check(huge.as_bytes()).is_err());
 }
+
+/// Timing of the shape check next to the fast scan it precedes (`cargo test --release -p
+/// tollgate-filter --lib guard_cost -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn guard_cost() {
+    use std::time::Instant;
+    let small = br#"{"model":"qai-flash","max_tokens":64,"stream":false,"messages":[{"role":"user","content":"Say hello to the benchmark, briefly please."}]}"#.to_vec();
+    let msgs: Vec<String> = (0..400)
+        .map(|i| format!(r#"{{"role":"{}","content":"{} {}"}}"#, if i % 2 == 0 { "user" } else { "assistant" }, "lorem ipsum dolor sit amet ".repeat(9), i))
+        .collect();
+    let big = format!(r#"{{"model":"qai-flash","messages":[{}]}}"#, msgs.join(",")).into_bytes();
+    // The fastest of 20 batches of each (the machine is shared: the minimum is the cost).
+    let min_ns = |f: &dyn Fn() -> bool, n: u32| {
+        (0..20)
+            .map(|_| {
+                let t = Instant::now();
+                for _ in 0..n {
+                    assert!(f());
+                }
+                t.elapsed().as_nanos() / u128::from(n)
+            })
+            .min()
+            .unwrap_or(0)
+    };
+    for (name, body, n) in [("small", &small, 20_000u32), ("100KB", &big, 200)] {
+        let g = min_ns(&|| check(std::hint::black_box(body)).is_ok(), n);
+        let s = min_ns(&|| crate::dialect::openai::scan_chat(std::hint::black_box(body)).is_some(), n);
+        println!("{name} ({} bytes): guard {g} ns, scan_chat {s} ns", body.len());
+    }
+}
