@@ -23,6 +23,8 @@ from tollgate_harness import Stack
 CAP_KEY = "sk-test-cap-parallel"
 N_KEY = "sk-test-cap-n"
 RELEASE_KEY = "sk-test-cap-release"
+ZERO_KEY = "sk-test-cap-zero"
+FREE_KEY = "sk-test-rate-free"
 CAP = 1.0
 # qai-flash: 0.1 credit per 1000 prompt tokens, 0.2 per 1000 completion tokens, that is 100 and
 # 200 micro-credits a token; its default budget (defaults.default_max_tokens) is 1024.
@@ -35,6 +37,10 @@ def _patch(cfg):
     for i, key in enumerate([CAP_KEY, N_KEY, RELEASE_KEY]):
         cfg["accounts"].append({"id": f"acct-bi-{i}", "rpm": 1000})
         cfg["keys"].append({"id": f"key-bi-{i}", "account": f"acct-bi-{i}", "sha256": sha(key), "spend_cap": CAP})
+    # One account, 3 requests a minute: a key whose cap is spent (0) and a key without a cap.
+    cfg["accounts"].append({"id": "acct-bi-rate", "rpm": 3})
+    cfg["keys"].append({"id": "key-bi-zero", "account": "acct-bi-rate", "sha256": sha(ZERO_KEY), "spend_cap": 0})
+    cfg["keys"].append({"id": "key-bi-free", "account": "acct-bi-rate", "sha256": sha(FREE_KEY)})
     return cfg
 
 
@@ -180,6 +186,21 @@ def test_capped_reservation_is_released_after_upstream_500_and_after_disconnect(
     assert len(recs) == count + 1
     assert recs[-1]["estimated"] is True and recs[-1]["stream"] is True
     _assert_whole_cap_left(capstack, "key-bi-2", count + 1, "after-disconnect")
+
+
+def test_a_402_refunds_the_rate_slot(capstack):
+    """Five refusals by a reached cap (even on the free sandbox model, which reserves 0) leave
+    the account's 3 requests a minute untouched: another key of the account gets all three."""
+    left = 60 - time.time() % 60
+    if left < 8:
+        time.sleep(left + 0.2)
+    sandbox = json.dumps({"model": "qai-hello-world", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    for _ in range(5):
+        s, h, b = post(capstack, ZERO_KEY, sandbox)
+        assert (s, json.loads(b)["error"]["code"]) == (402, "insufficient_funds")
+        assert {k.lower(): v for k, v in h.items()}["x-ratelimit-remaining-requests"] == "2"
+    statuses = [post(capstack, FREE_KEY, sandbox)[0] for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
 
 
 # --- parser differentials ---------------------------------------------------------------------
