@@ -94,6 +94,14 @@ def main():
             write("stream", bytes([front, up, 3, 0]) + s)
     for r in OPENAI_REQ:
         write("request_openai", j(r))
+        write("chat_differential", j(r))
+    # Bodies a lenient upstream reads otherwise (the guard refuses them): starting points for
+    # the fuzzer's mutations.
+    for raw in [b'{"model":"m","Model":"x","messages":[{"role":"user","content":"hi"}]}',
+                b'{"model":"m","n":1,"N":4,"messages":[{"role":"user","content":"hi"}]}',
+                b'{"model":"m","max_tokens":5,"max_tokens":9,"messages":[{"role":"user","content":"hi"}]}',
+                b'{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}']:
+        write("chat_differential", raw)
         for n in range(3):
             write("response", bytes([n, 0]) + j(RESPONSES["openai"]))
     for r in ANTHROPIC_REQ:

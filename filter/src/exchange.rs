@@ -3,7 +3,7 @@
 //! It decides; the glue applies (header edits, body replacement, local replies).
 
 use crate::config::{AccountStatus, Config};
-use crate::dialect::openai;
+use crate::dialect::{guard, openai};
 use crate::dialect::pivot::PivotRequest;
 use crate::dialect::{anthropic, gemini};
 use crate::translate::{self, StreamPipe};
@@ -847,13 +847,15 @@ impl Exchange {
     }
 
     fn route(&mut self, cfg: &Config, raw: &[u8], env: &Env) -> Result<BodyAction, GatewayError> {
+        // Every path reads the body the same way, and the upstream cannot read it another way.
+        guard::check(raw)?;
         if self.endpoint == Endpoint::ChatCompletions {
             if let Some(a) = self.route_chat_unchanged(cfg, raw, env) {
                 return a;
             }
         }
         let want_type = self.endpoint.model_type();
-        let chat: Option<PivotRequest> = match &self.endpoint {
+        let mut chat: Option<PivotRequest> = match &self.endpoint {
             Endpoint::ChatCompletions => {
                 let req = openai::parse_chat(raw)?;
                 self.wants_usage = req.wants_usage;
@@ -872,7 +874,9 @@ impl Exchange {
                 self.resolve_model(cfg, &req.model, want_type)?;
                 self.stream = req.stream;
                 self.prompt_estimate = usage::estimate_prompt_tokens(&req.body);
-                (req.model.clone(), 0.0, req.max_tokens)
+                // Choices (OpenAI `n`, Gemini `candidateCount`, validated): each is a completion.
+                let choices = req.body.get("n").and_then(Value::as_u64).unwrap_or(1);
+                (req.model.clone(), choices as f64, req.max_tokens)
             }
             None => {
                 let body = openai::parse_json_object(raw)?;
@@ -890,6 +894,13 @@ impl Exchange {
         let model = cfg.model(&client_model).ok_or_else(|| GatewayError::new(Code::InternalError, "model vanished"))?;
         self.check_rpm(cfg, env)?;
         self.check_model_limits(cfg, env, model, units, max_tokens)?;
+        // A spend reservation is an upper bound the upstream is held to: without a budget from
+        // the client, the reserved one goes upstream (in the upstream dialect's field).
+        let mut capped = false;
+        if let Some(req) = chat.as_mut().filter(|r| r.max_tokens.is_none() && self.reserved.is_some()) {
+            req.body.insert("max_tokens".to_string(), Value::from(model.default_max_tokens));
+            capped = true;
+        }
         let cluster = cfg
             .cluster_of(model)
             .ok_or_else(|| GatewayError::new(Code::InternalError, "the model's cluster is not configured"))?;
@@ -898,15 +909,23 @@ impl Exchange {
         self.upstream = cluster.dialect;
         self.price = Some(model.price);
         let (new_body, path) = match &chat {
-            Some(req) => translate::upstream_request(
-                self.front,
-                cluster.dialect,
-                req,
-                self.wants_usage,
-                &model.upstream_model,
-                &cluster.base_path,
-                u64::from(model.default_max_tokens),
-            )?,
+            Some(req) => {
+                let (body, path) = translate::upstream_request(
+                    self.front,
+                    cluster.dialect,
+                    req,
+                    self.wants_usage,
+                    &model.upstream_model,
+                    &cluster.base_path,
+                    u64::from(model.default_max_tokens),
+                )?;
+                // `None` is "the client's bytes as they came": not once a budget was added.
+                let body = match body {
+                    None if capped => serde_json::to_vec(&req.body).ok(),
+                    b => b,
+                };
+                (body, path)
+            }
             None => {
                 let mut body = media_body.unwrap_or_default();
                 // Seed 002's TTS names the text `text`; the upstream's speech API wants `input`.
@@ -951,9 +970,24 @@ impl Exchange {
         if let Err(e) = self.check_rpm(cfg, env) {
             return Some(Err(e));
         }
-        if let Err(e) = self.check_model_limits(cfg, env, model, 0.0, scan.max_tokens) {
+        if let Err(e) = self.check_model_limits(cfg, env, model, scan.n as f64, scan.max_tokens) {
             return Some(Err(e));
         }
+        // Reserved without a client budget: the reserved one goes upstream (see `route`), added
+        // at byte level after the opening brace (the object has `model`, so a comma follows;
+        // `scan_chat` saw no budget key at all, so none is repeated).
+        let body = match (scan.max_tokens, &self.reserved) {
+            (None, Some(_)) => {
+                let at = raw.iter().position(|b| *b == b'{').map_or(0, |p| p + 1);
+                let field = format!("\"max_tokens\":{},", model.default_max_tokens);
+                let mut b = Vec::with_capacity(raw.len() + field.len());
+                b.extend_from_slice(raw.get(..at).unwrap_or_default());
+                b.extend_from_slice(field.as_bytes());
+                b.extend_from_slice(raw.get(at..).unwrap_or_default());
+                Some(b)
+            }
+            _ => None,
+        };
         self.cluster = Some(model.cluster);
         self.upstream_model = Some(model.upstream_model.clone());
         self.upstream = cluster.dialect;
@@ -961,9 +995,9 @@ impl Exchange {
         self.model = Some(scan.model);
         let path = format!("{}/chat/completions", cluster.base_path);
         let mut edits = self.upstream_edits(cfg, cluster, path);
-        edits.push(set("content-length", raw.len().to_string()));
+        edits.push(set("content-length", body.as_ref().map_or(raw.len(), Vec::len).to_string()));
         edits.push(set("content-type", "application/json"));
-        Some(Ok(BodyAction::Forward { edits, body: None }))
+        Some(Ok(BodyAction::Forward { edits, body }))
     }
 
     fn resolve_model<'c>(&self, cfg: &'c Config, name: &str, want: Option<ModelType>) -> Result<&'c Model, GatewayError> {
@@ -1221,14 +1255,15 @@ pub fn format_duration(ms: u64) -> String {
 }
 
 /// Admission estimate: prompt tokens from the body size (about 4 bytes a token, an upper bound
-/// for text in JSON), completion tokens from `max_tokens` or the model's default; per unit
-/// (image, second of video) for media.
+/// for most text in JSON), completion tokens from `max_tokens` or the model's default times the
+/// choices asked for (`units` for text: `n`, at least 1); per unit (image, second of video) for
+/// media.
 pub fn estimate_micros(model: &Model, request_bytes: usize, units: f64, max_tokens: Option<u64>) -> u64 {
     let p = model.price;
     let credits = match model.model_type {
         ModelType::Text => {
             let prompt = (request_bytes as f64 / 4.0).ceil();
-            let completion = max_tokens.unwrap_or(u64::from(model.default_max_tokens)) as f64;
+            let completion = max_tokens.unwrap_or(u64::from(model.default_max_tokens)) as f64 * units.max(1.0);
             prompt * p.prompt_per_1k / 1000.0 + completion * p.completion_per_1k / 1000.0
         }
         ModelType::Image => units.max(1.0) * p.per_image,

@@ -81,7 +81,7 @@ pub fn estimate_prompt_tokens(body: &Map<String, Value>) -> u64 {
 
 /// Total UTF-8 bytes of the strings in `v` (keys of objects included), bounded in depth.
 fn string_bytes(v: &Value, depth: u32) -> u64 {
-    if depth > 64 {
+    if depth > crate::dialect::guard::MAX_JSON_DEPTH as u32 {
         return 0;
     }
     match v {

@@ -1,6 +1,7 @@
 """Limits in real Envoy with 4 workers: exact rate limits under parallel load, the sandbox quota,
 spend caps and the rate-limit headers."""
 import hashlib
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -113,17 +114,26 @@ def test_sandbox_quota_stops_the_free_model_only(lstack):
 
 
 def test_capped_key_gets_402_once_budget_is_spent(lstack):
+    """Each request is admitted exactly when the README's reservation (ceil(body bytes / 4)
+    prompt tokens x 2000 + max_tokens x 8000 micro-credits for qai-think) fits what the billed
+    records left of the 1-credit cap: the exact admitted count, request by request."""
     http = Http(lstack.url)
-    statuses = []
-    for _ in range(60):
-        s, _, b = chat(http, "sk-demo-capped", "qai-think", max_tokens=100)
+    cap, spent, statuses, expected = 1_000_000, 0, [], []
+    body = {"model": "qai-think", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 100}
+    reservation = -(-len(json.dumps(body).encode()) // 4) * 2000 + 100 * 8000
+    for _ in range(20):
+        expected.append(200 if spent < cap and spent + reservation <= cap else 402)
+        s, h, b = chat(http, "sk-demo-capped", "qai-think", max_tokens=100)
         statuses.append(s)
         if s == 402:
             assert b["error"]["code"] == "insufficient_funds"
             assert b["error"]["type"] == "insufficient_quota"
             break
-    assert statuses[-1] == 402, statuses
-    assert statuses.count(200) >= 3
+        rec = lstack.billing_record({k.lower(): v for k, v in h.items()}["x-request-id"])
+        assert round(rec["credits"] * 1e6) == rec["prompt_tokens"] * 2000 + rec["completion_tokens"] * 8000
+        spent += round(rec["credits"] * 1e6)
+    assert statuses == expected, (statuses, expected, reservation)
+    assert statuses == [200, 200, 200, 402], "three 0.84-credit reservations fit after 0.07-credit bills"
     client = openai.OpenAI(base_url=lstack.url + "/v1", api_key="sk-demo-capped", max_retries=0)
     with pytest.raises(openai.APIStatusError) as e:
         client.chat.completions.create(model="qai-think", max_tokens=100, messages=[{"role": "user", "content": "x"}])

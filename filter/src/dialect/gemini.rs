@@ -11,6 +11,7 @@ use super::pivot::{
     self, content_texts, opt_array, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint,
     req_array, req_object, req_str, text_part, texts_to_content, Finish, PivotRequest,
 };
+use super::openai;
 use crate::errors::GatewayError;
 use crate::sse::Event;
 use crate::usage::Usage;
@@ -400,6 +401,10 @@ fn generation_to_pivot(g: &Map<String, Value>, out: &mut Map<String, Value>) -> 
         }
     }
     if let Some(n) = opt_positive(field(g, "candidateCount"), &gp("candidateCount"))? {
+        if n > openai::MAX_CHOICES {
+            let max = openai::MAX_CHOICES;
+            return Err(bad(&gp("candidateCount"), format!("'candidateCount' must be between 1 and {max}; got {n}")));
+        }
         ins(out, "n", json!(n));
     }
     if opt_str(field(g, "responseMimeType"), &gp("responseMimeType"))? == Some("application/json") {

@@ -3,6 +3,7 @@
 
 pub mod anthropic;
 pub mod gemini;
+pub mod guard;
 pub mod openai;
 pub mod pivot;
 

@@ -6,6 +6,10 @@ use crate::sse::Event;
 use crate::usage::{self, Usage};
 use serde_json::{Map, Value};
 
+/// The most choices (`n`, Gemini's `candidateCount`) one request may ask for: each one is a
+/// whole completion, reserved and billed.
+pub const MAX_CHOICES: u64 = 8;
+
 /// A validated chat request.
 #[derive(Debug, Clone)]
 pub struct ChatRequest {
@@ -93,12 +97,16 @@ struct Scalars<'a> {
     stop: Option<&'a Value>,
 }
 
-fn check_scalars(s: &Scalars) -> Result<Option<u64>, GatewayError> {
+/// Validates the scalars; returns the completion token cap and the number of choices (`n`).
+fn check_scalars(s: &Scalars) -> Result<(Option<u64>, u64), GatewayError> {
     opt_number(s.temperature, "temperature", 0.0, 2.0)?;
     opt_number(s.top_p, "top_p", 0.0, 1.0)?;
     opt_number(s.presence_penalty, "presence_penalty", -2.0, 2.0)?;
     opt_number(s.frequency_penalty, "frequency_penalty", -2.0, 2.0)?;
-    opt_positive_int(s.n, "n")?;
+    let n = opt_positive_int(s.n, "n")?.unwrap_or(1);
+    if n > MAX_CHOICES {
+        return Err(GatewayError::bad("n", format!("'n' must be between 1 and {MAX_CHOICES}; got {n}")));
+    }
     let max_tokens = match opt_positive_int(s.max_completion_tokens, "max_completion_tokens")? {
         Some(m) => Some(m),
         None => opt_positive_int(s.max_tokens, "max_tokens")?,
@@ -108,7 +116,7 @@ fn check_scalars(s: &Scalars) -> Result<Option<u64>, GatewayError> {
         Some(Value::Array(a)) if a.iter().all(Value::is_string) => {}
         Some(_) => return Err(GatewayError::bad("stop", "'stop' must be a string or an array of strings")),
     }
-    Ok(max_tokens)
+    Ok((max_tokens, n))
 }
 
 /// Validates a Chat Completions request body.
@@ -135,7 +143,7 @@ pub fn parse_chat(raw: &[u8]) -> Result<ChatRequest, GatewayError> {
     }
     let stream = opt_bool(body.get("stream"), "stream")?;
     let wants_usage = opt_include_usage(body.get("stream_options"))?;
-    let max_tokens = check_scalars(&Scalars {
+    let (max_tokens, _) = check_scalars(&Scalars {
         temperature: body.get("temperature"),
         top_p: body.get("top_p"),
         presence_penalty: body.get("presence_penalty"),
@@ -155,6 +163,8 @@ pub struct ChatScan {
     pub stream: bool,
     pub wants_usage: bool,
     pub max_tokens: Option<u64>,
+    /// Choices asked for (`n`, 1 when absent).
+    pub n: u64,
     /// `usage::estimate_prompt_tokens` of the body.
     pub prompt_estimate: u64,
 }
@@ -175,7 +185,10 @@ pub fn scan_chat(raw: &[u8]) -> Option<ChatScan> {
     let (messages, bytes) = top.messages?;
     let stream = opt_bool(top.stream.as_ref(), "stream").ok()?;
     let wants_usage = opt_include_usage(top.stream_options.as_ref()).ok()?;
-    let max_tokens = check_scalars(&Scalars {
+    // A budget key sent as `null` reads as no budget: if one must be added upstream, the general
+    // path replaces it (a byte-level insert would repeat the key).
+    let null_budget = top.max_tokens.is_some() || top.max_completion_tokens.is_some();
+    let (max_tokens, n) = check_scalars(&Scalars {
         temperature: top.temperature.as_ref(),
         top_p: top.top_p.as_ref(),
         presence_penalty: top.presence_penalty.as_ref(),
@@ -186,22 +199,26 @@ pub fn scan_chat(raw: &[u8]) -> Option<ChatScan> {
         stop: top.stop.as_ref(),
     })
     .ok()?;
+    if null_budget && max_tokens.is_none() {
+        return None;
+    }
     let bytes = bytes.saturating_add(top.tools_bytes);
     let prompt_estimate = usage::tokens_from_bytes(bytes)
         .saturating_add(messages.saturating_mul(usage::TOKENS_PER_MESSAGE))
         .saturating_add(usage::REPLY_TOKENS);
-    Some(ChatScan { model, stream, wants_usage, max_tokens, prompt_estimate })
+    Some(ChatScan { model, stream, wants_usage, max_tokens, n, prompt_estimate })
 }
 
 /// The serde visitors of `scan_chat`. Every failure is an error, which `scan_chat` turns into
 /// "take the general path".
 mod scan {
-    use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
     use serde_json::Value;
     use std::fmt;
 
-    /// Deeper than this, `usage::string_bytes` counts nothing.
-    const MAX_DEPTH: u32 = 64;
+    /// Deeper than this, `usage::string_bytes` counts nothing (and `guard::check` refuses
+    /// deeper bodies before any scan).
+    const MAX_DEPTH: u32 = crate::dialect::guard::MAX_JSON_DEPTH as u32;
     /// Keys per object tracked for repeats; a wider object goes to the general path.
     const MAX_KEYS: usize = 16;
 
@@ -298,7 +315,7 @@ mod scan {
                             Field::MaxTokens => t.max_tokens = Some(map.next_value()?),
                             Field::Stop => t.stop = Some(map.next_value()?),
                             Field::Other => {
-                                map.next_value::<IgnoredAny>()?;
+                                map.next_value_seed(StrBytes { depth: 1 })?;
                             }
                         }
                     }
@@ -406,7 +423,7 @@ mod scan {
                 match k {
                     "role" => role = map.next_value_seed(IsString)?,
                     "type" => {
-                        map.next_value::<IgnoredAny>()?;
+                        map.next_value_seed(StrBytes { depth: 1 })?;
                     }
                     _ => bytes = bytes.saturating_add(map.next_value_seed(StrBytes { depth: 1 })?),
                 }
@@ -452,11 +469,13 @@ mod scan {
             Ok(false)
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            while seq.next_element_seed(StrBytes { depth: 2 })?.is_some() {}
             Ok(false)
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            while let Some(Key(_)) = map.next_key()? {
+                map.next_value_seed(StrBytes { depth: 2 })?;
+            }
             Ok(false)
         }
     }
@@ -471,8 +490,8 @@ mod scan {
         type Value = u64;
         fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
             if self.depth > MAX_DEPTH {
-                <IgnoredAny as de::Deserialize>::deserialize(d)?;
-                return Ok(0);
+                // `guard::check` refused deeper bodies already; never skipped unread.
+                return Err(de::Error::custom("too deep"));
             }
             d.deserialize_any(self)
         }
@@ -514,7 +533,7 @@ mod scan {
             while let Some(Key(k)) = map.next_key()? {
                 seen.add(k)?;
                 if k == "role" || k == "type" {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value_seed(StrBytes { depth: self.depth + 1 })?;
                 } else {
                     n = n.saturating_add(map.next_value_seed(StrBytes { depth: self.depth + 1 })?);
                 }

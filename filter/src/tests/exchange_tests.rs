@@ -8,30 +8,54 @@ fn cfg() -> Config {
     let h = |k: &str| keys::to_hex(&keys::sha256(k.as_bytes()));
     let j = format!(
         r#"{{"clusters":[{{"name":"c"}}],
-        "models":[{{"id":"m","type":"text","cluster":"c","price":{{"prompt_per_1k":1,"completion_per_1k":1}}}},
-                  {{"id":"free","type":"text","cluster":"c","sandbox":true}}],
-        "accounts":[{{"id":"a","rpm":3}},{{"id":"b","rpm":100}}],
+        "models":[{{"id":"m","type":"text","cluster":"c","default_max_tokens":16,"price":{{"prompt_per_1k":1,"completion_per_1k":1}}}},
+                  {{"id":"free","type":"text","cluster":"c","sandbox":true}},
+                  {{"id":"m2","type":"text","cluster":"c","upstream_model":"up-m2","default_max_tokens":10,
+                    "price":{{"prompt_per_1k":1,"completion_per_1k":1}}}}],
+        "accounts":[{{"id":"a","rpm":3}},{{"id":"b","rpm":100}},{{"id":"q","rpm":3}}],
         "keys":[{{"id":"k","sha256":"{}","account":"a","sandbox_daily_quota":2}},
-                {{"id":"capped","sha256":"{}","account":"b","spend_cap":0.05}}]}}"#,
+                {{"id":"capped","sha256":"{}","account":"b","spend_cap":0.05}},
+                {{"id":"capq","sha256":"{}","account":"q","spend_cap":0.05,"sandbox_daily_quota":2}}]}}"#,
         h("sk-a"),
-        h("sk-capped")
+        h("sk-capped"),
+        h("sk-capq")
     );
     Config::parse(j.as_bytes()).unwrap()
 }
 
 fn run(cfg: &Config, store: &MemoryStore, now_ms: u64, key: &str, body: &str) -> (Exchange, Option<LocalReply>) {
+    match send(cfg, store, now_ms, key, "/v1/chat/completions", body) {
+        (ex, BodyAction::Reply(r)) => (ex, Some(r)),
+        (ex, BodyAction::Forward { .. }) => (ex, None),
+    }
+}
+
+fn send(cfg: &Config, store: &MemoryStore, now_ms: u64, key: &str, path: &str, body: &str) -> (Exchange, BodyAction) {
     let env = Env { now_ms, store };
     let mut ex = Exchange::new();
     let auth = format!("Bearer {key}");
-    let head = RequestHead { method: "POST", path: "/v1/chat/completions", authorization: Some(&auth), ..Default::default() };
+    let head = RequestHead { method: "POST", path, authorization: Some(&auth), ..Default::default() };
     match ex.on_request_headers(cfg, &head, &env) {
-        HeadAction::Reply(r) => return (ex, Some(r)),
+        HeadAction::Reply(r) => return (ex, BodyAction::Reply(r)),
         HeadAction::ReadBody(_) => {}
     }
-    match ex.on_request_body(cfg, body.as_bytes(), &env) {
-        BodyAction::Reply(r) => (ex, Some(r)),
-        BodyAction::Forward { .. } => (ex, None),
+    let a = ex.on_request_body(cfg, body.as_bytes(), &env);
+    (ex, a)
+}
+
+/// The body that goes upstream (the client's own bytes when the action replaces none).
+fn forwarded(a: &BodyAction, raw: &str) -> Value {
+    match a {
+        BodyAction::Forward { body: Some(b), .. } => serde_json::from_slice(b).unwrap(),
+        BodyAction::Forward { body: None, .. } => serde_json::from_str(raw).unwrap(),
+        BodyAction::Reply(r) => panic!("refused: {}", String::from_utf8_lossy(&r.body)),
     }
+}
+
+/// The admission estimate as the README states it, in micro-credits, for the test models
+/// (1 credit per 1000 prompt or completion tokens): ceil(bytes / 4) + max_tokens x choices.
+fn reservation(body: &str, max_tokens: u64, choices: u64) -> u64 {
+    (body.len() as u64).div_ceil(4) * 1000 + max_tokens * choices * 1000
 }
 
 fn header<'a>(r: &'a LocalReply, name: &str) -> Option<&'a str> {
@@ -89,10 +113,16 @@ fn sandbox_quota_then_other_models_still_work_and_rejection_refunds_rpm() {
 fn spend_cap_reserves_settles_and_then_402() {
     let (c, s) = (cfg(), MemoryStore::new());
     let mut admitted = 0;
+    // Reserve (19 prompt + 10 completion tokens) x 1000 = 29_000; settle 10_000 each: three
+    // admissions fit the 50_000 cap (0+29, 10+29, 20+29 <= 50), the fourth (30+29) does not.
+    let estimate = reservation(CHAT, 10, 1);
+    assert_eq!(estimate, 29_000);
     for i in 0..100 {
         let (mut ex, r) = run(&c, &s, i * 100_000, "sk-capped", CHAT);
         match r {
             None => {
+                assert_eq!(ex.estimate_micros, estimate);
+                assert_eq!(limits::spend_state(&s, "spend:key:capped").unwrap(), (admitted * 10_000, estimate));
                 admitted += 1;
                 ex.status = 200;
                 ex.usage = Some(Usage { prompt_tokens: 5, completion_tokens: 5, ..Default::default() });
@@ -105,10 +135,106 @@ fn spend_cap_reserves_settles_and_then_402() {
             }
         }
     }
-    let (spent, reserved) = limits::spend_state(&s, "spend:key:capped").unwrap();
-    assert_eq!(reserved, 0);
-    assert!(spent <= 50_000, "spent {spent} over the cap");
-    assert!(admitted >= 3, "admitted only {admitted}");
+    assert_eq!(limits::spend_state(&s, "spend:key:capped").unwrap(), (30_000, 0));
+    assert_eq!(admitted, 3);
+}
+
+#[test]
+fn a_reservation_without_max_tokens_is_the_default_times_n_and_is_sent_upstream() {
+    let c = cfg();
+    let s = || MemoryStore::new();
+    // Fast path (the body goes on as it came, plus the reserved budget at byte level).
+    let body = r#" {"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+    let (ex, a) = send(&c, &s(), 0, "sk-capped", "/v1/chat/completions", body);
+    assert_eq!(ex.estimate_micros, reservation(body, 16, 1));
+    let up = forwarded(&a, body);
+    assert_eq!(up["max_tokens"], 16);
+    assert_eq!(up["messages"][0]["content"], "hi");
+    let BodyAction::Forward { edits, body: Some(b) } = &a else { panic!("no body") };
+    assert!(edits.contains(&HeaderEdit::Set("content-length".into(), b.len().to_string())));
+    // n = 3 at the default (17_000 + 3 x 16_000) is too big for the 50_000 cap: 402.
+    let n3 = r#"{"model":"m","n":3,"messages":[{"role":"user","content":"hi"}]}"#;
+    let (ex, r) = run(&c, &s(), 0, "sk-capped", n3);
+    assert_eq!((ex.estimate_micros, r.map(|r| r.status)), (reservation(n3, 16, 3), Some(402)));
+    // General path (the model is renamed): the reserved budget of m2 (10) times n = 2.
+    let m2 = r#"{"model":"m2","n":2,"max_tokens":null,"messages":[{"role":"user","content":"hi"}]}"#;
+    let (ex, a) = send(&c, &s(), 0, "sk-capped", "/v1/chat/completions", m2);
+    assert_eq!(ex.estimate_micros, reservation(m2, 10, 2));
+    let up = forwarded(&a, m2);
+    assert_eq!((up["model"].as_str(), up["max_tokens"].as_u64(), up["n"].as_u64()), (Some("up-m2"), Some(10), Some(2)));
+    // Same body, fast path, `null` budget: the general path adds it (the key is not repeated).
+    let null = r#"{"model":"m","max_tokens":null,"messages":[{"role":"user","content":"hi"}]}"#;
+    let (_, a) = send(&c, &s(), 0, "sk-capped", "/v1/chat/completions", null);
+    let BodyAction::Forward { body: Some(b), .. } = &a else { panic!("no body") };
+    assert_eq!(String::from_utf8_lossy(b).matches("max_tokens").count(), 1);
+    assert_eq!(forwarded(&a, null)["max_tokens"], 16);
+    // The client's own budget is kept; a key without a cap has nothing added (bytes unchanged).
+    let (_, a) = send(&c, &s(), 0, "sk-capped", "/v1/chat/completions", CHAT);
+    assert!(matches!(a, BodyAction::Forward { body: None, .. }));
+    let (_, a) = send(&c, &s(), 0, "sk-a", "/v1/chat/completions", body);
+    assert!(matches!(a, BodyAction::Forward { body: None, .. }));
+    // Gemini front: the budget becomes maxOutputTokens' pivot `max_tokens`, candidateCount
+    // multiplies it, and more than 8 candidates is refused.
+    let g = r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"generationConfig":{"candidateCount":2}}"#;
+    let (ex, a) = send(&c, &s(), 0, "sk-capped", "/v1beta/models/m2:generateContent", g);
+    assert_eq!(ex.estimate_micros, reservation(g, 10, 2));
+    assert_eq!(forwarded(&a, g)["max_tokens"], 10);
+    let g9 = r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"generationConfig":{"candidateCount":9}}"#;
+    let (_, a) = send(&c, &s(), 0, "sk-capped", "/v1beta/models/m2:generateContent", g9);
+    let BodyAction::Reply(r) = a else { panic!("admitted") };
+    assert_eq!(r.status, 400);
+    let n9 = r#"{"model":"m","n":9,"messages":[{"role":"user","content":"hi"}]}"#;
+    assert_eq!(run(&c, &s(), 0, "sk-a", n9).1.map(|r| r.status), Some(400));
+}
+
+#[test]
+fn a_402_refunds_the_rate_slot_and_the_sandbox_call() {
+    let (c, s) = (cfg(), MemoryStore::new());
+    let t = 86_400_000 * 20_000 + 1000;
+    // Spend the whole cap: one call billed 100 prompt tokens = 0.1 credit > 0.05.
+    let (mut ex, r) = run(&c, &s, t, "sk-capq", CHAT);
+    assert!(r.is_none());
+    ex.status = 200;
+    ex.usage = Some(Usage { prompt_tokens: 100, completion_tokens: 0, ..Default::default() });
+    ex.on_done(&c, &Env { now_ms: t, store: &s });
+    // The free model reserves 0, but a reached cap refuses it: every refusal gives its rate slot
+    // (3 a minute, 1 used) and its sandbox call (2 a day) back.
+    for _ in 0..5 {
+        let r = run(&c, &s, t, "sk-capq", FREE).1.unwrap();
+        assert_eq!(r.status, 402);
+        assert_eq!(header(&r, "x-ratelimit-remaining-requests"), Some("1"));
+    }
+    let mut uncapped = cfg();
+    for k in uncapped.keys.iter_mut() {
+        k.spend_cap = None;
+    }
+    let statuses: Vec<_> = (0..3).map(|_| run(&uncapped, &s, t, "sk-capq", FREE).1.map(|r| r.status)).collect();
+    assert_eq!(statuses, [None, None, Some(429)]);
+    assert!(String::from_utf8_lossy(&run(&uncapped, &s, t + 60_000, "sk-capq", FREE).1.unwrap().body).contains("sandbox_quota_exceeded"));
+}
+
+#[test]
+fn a_reservation_is_released_after_an_upstream_500_and_after_a_disconnect() {
+    let (c, s) = (cfg(), MemoryStore::new());
+    let key = "spend:key:capped";
+    let (mut ex, r) = run(&c, &s, 0, "sk-capped", CHAT);
+    assert!(r.is_none());
+    assert_eq!(limits::spend_state(&s, key).unwrap(), (0, 29_000));
+    ex.on_response_headers(500, Some("application/json"));
+    ex.on_response_chunk(br#"{"error":{"message":"boom"}}"#, true, 1 << 20);
+    let out = ex.on_done(&c, &Env { now_ms: 0, store: &s });
+    assert_eq!((out.status, out.micros), (502, 0));
+    assert_eq!(limits::spend_state(&s, key).unwrap(), (0, 0));
+    // A stream the client left after one chunk: the estimate is billed, the reservation goes.
+    let (mut ex, r) = run(&c, &s, 0, "sk-capped", CHAT);
+    assert!(r.is_none());
+    ex.on_response_headers(200, Some("text/event-stream"));
+    ex.on_response_chunk(b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"abcdefgh\"}}]}\n\n", false, 1 << 20);
+    let out = ex.on_done(&c, &Env { now_ms: 0, store: &s });
+    assert!(out.estimated);
+    let billed = out.micros;
+    assert_eq!(billed, (out.usage.prompt_tokens + out.usage.completion_tokens) * 1000);
+    assert_eq!(limits::spend_state(&s, key).unwrap(), (billed, 0));
 }
 
 #[test]
@@ -398,4 +524,32 @@ fn upstream_errors_tell_the_sdk_whether_to_retry() {
         assert!(edits.contains(&HeaderEdit::Set(":status".into(), status.into())), "{upstream}: {edits:?}");
         assert!(edits.contains(&HeaderEdit::Set("x-should-retry".into(), retry.into())), "{upstream}: {edits:?}");
     }
+}
+
+#[test]
+fn shape_refusals_come_before_any_path_and_use_no_limit() {
+    let (c, s) = (cfg(), MemoryStore::new());
+    let deep = |levels: usize| {
+        format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"hi","x":{}{}}}]}}"#,
+            "[".repeat(levels),
+            "]".repeat(levels)
+        )
+    };
+    // The fast path's own scan skips deep values; the shape check refuses them first. Same
+    // limit on every path: 61 arrays in a message (depth 64) pass, 62 do not.
+    assert!(run(&c, &s, 0, "sk-a", &deep(61)).1.is_none());
+    for body in [
+        deep(62),
+        deep(1_000_000),
+        r#"{"model":"free","Model":"m","messages":[{"role":"user","content":"hi"}]}"#.to_string(),
+        r#"{"model":"m","n":1,"N":4,"messages":[{"role":"user","content":"hi"}]}"#.to_string(),
+    ] {
+        let r = run(&c, &s, 0, "sk-a", &body).1.unwrap();
+        assert_eq!(r.status, 400);
+        assert!(String::from_utf8_lossy(&r.body).contains("bad_request"));
+    }
+    // None of them took a rate slot: two of the account's three are left.
+    let statuses: Vec<_> = (0..3).map(|_| run(&c, &s, 0, "sk-a", CHAT).1.map(|r| r.status)).collect();
+    assert_eq!(statuses, [None, None, Some(429)]);
 }

@@ -51,6 +51,9 @@ fn scan_agrees_with_parse_chat() {
         r#"{"model":"m","messages":[{"role":"user"}]} x"#,
         r#"{"model":"m","messages":[{"role":"user"}]"#,
         r#"[{"model":"m"}]"#,
+        // A lone surrogate in values the scan does not read (a top-level field, a `type`).
+        r#"{"model":"m","messages":[{"role":"user"}],"x":"\ud800"}"#,
+        r#"{"model":"m","messages":[{"role":"user","type":"\udc00"}]}"#,
         "",
     ];
     for b in bodies {
@@ -64,10 +67,29 @@ fn scan_agrees_with_parse_chat() {
             (Err(_), None) => {}
             (Ok(_), None) => {
                 // Allowed (the general path decides), but only for the unusual shapes.
-                assert!(b.contains("\\u") || b.contains(r#""content":"a","content""#) || b.contains("no role"), "scan gave up on {b}");
+                // Bodies past the one nesting limit never reach either (`guard::check` refuses
+                // them first).
+                let too_deep = crate::dialect::guard::check(b.as_bytes()).is_err_and(|e| e.param.is_none());
+                assert!(
+                    b.contains("\\u") || b.contains(r#""content":"a","content""#) || b.contains("no role") || too_deep,
+                    "scan gave up on {b}"
+                );
             }
             (Err(e), Some(_)) => panic!("scan accepted what parse_chat refuses ({e:?}): {b}"),
         }
+    }
+}
+
+#[test]
+fn scan_refuses_invalid_utf8_in_what_it_does_not_read() {
+    for b in [
+        &b"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"type\":\"ob\x96ct\"}]}"[..],
+        &b"{\"model\":\"m\",\"x\":\"\xff\",\"messages\":[{\"role\":\"user\"}]}"[..],
+        &b"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"c\":{\"role\":\"\xc3\"}}]}"[..],
+        &b"{\"model\":\"m\",\"messages\":[{\"role\":[\"\xc3\"],\"content\":\"a\"}]}"[..],
+    ] {
+        assert!(parse_chat(b).is_err());
+        assert_eq!(scan_chat(b), None, "{}", String::from_utf8_lossy(b));
     }
 }
 
