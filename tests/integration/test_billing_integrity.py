@@ -287,7 +287,9 @@ def test_fast_path_refuses_invalid_text_in_fields_it_does_not_read(stack):
 
 NEST_FRONTS = {
     "openai": ("/v1/chat/completions", OPENAI,
-               lambda v: b'{"model":"qai-flash","messages":[{"role":"user","content":"hi","extra":' + v + b"}]}", 3),
+               # Inside a tool's parameter schema: a field a strict upstream takes as it is.
+               lambda v: b'{"model":"qai-flash","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function",'
+               b'"function":{"name":"f","parameters":{"type":"object","x":' + v + b"}}}]}", 5),
     "anthropic": ("/v1/messages", ANTHROPIC,
                   lambda v: b'{"model":"qai-flash","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"extra":'
                   + v + b"}", 1),
