@@ -101,6 +101,9 @@ enum ResponseMode {
     BufferJson,
     /// Buffer the upstream's error body and answer with our own error at the end.
     UpstreamError { status: u16, code: Code },
+    /// A buffered chat response grew past `max_body_bytes`: refused with our 502, nothing of it
+    /// reaches the client; later pieces are dropped.
+    Refused,
     /// Translate SSE chunk by chunk. `events` and `out` are kept from chunk to chunk so their
     /// memory is reused.
     Stream { framer: Framer, pipe: Box<StreamPipe>, events: Vec<Event>, out: Vec<u8> },
@@ -178,6 +181,14 @@ pub struct Exchange {
     status_override: Option<u16>,
     /// The request path without its `?key=` (set before anything else happens to the request).
     path_without_key: Option<String>,
+    /// A buffered chat response refused as larger than `max_body_bytes`: the bytes of it the
+    /// gateway read (the cap), billed on an estimate.
+    cut_bytes: Option<u64>,
+    /// A reply the glue must send from the response path (an oversized buffered response), once.
+    response_reply: Option<LocalReply>,
+    /// The routed cluster's configured credentials (`api_key`, `headers` values): never relayed
+    /// in upstream text.
+    redact: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -261,6 +272,9 @@ impl Exchange {
             units_estimated: false,
             status_override: None,
             path_without_key: None,
+            cut_bytes: None,
+            response_reply: None,
+            redact: Vec::new(),
         }
     }
 
@@ -412,7 +426,8 @@ impl Exchange {
         let model = self.model.as_deref().and_then(|m| cfg.model(m));
         let (billed, estimated) = self.billed_usage();
         let forwarded = model.is_some() && !self.local_reply;
-        let upstream_ok = forwarded && (200..300).contains(&self.status);
+        // A response refused as oversized was still generated at the client's request: billed.
+        let upstream_ok = forwarded && ((200..300).contains(&self.status) || self.cut_bytes.is_some());
         let micros = match model {
             Some(m) if upstream_ok && m.model_type == ModelType::Text => limits::credits_to_micros(usage::credits(&m.price, &billed)),
             Some(m) if upstream_ok => media_micros(m, &self.endpoint, self.units.unwrap_or(0.0)),
@@ -430,6 +445,12 @@ impl Exchange {
     fn billed_usage(&self) -> (Usage, bool) {
         let forwarded = self.model.is_some() && !self.local_reply;
         let text = self.endpoint.model_type() == Some(ModelType::Text);
+        if let (true, true, Some(read)) = (forwarded, text, self.cut_bytes) {
+            // Refused as oversized: its usage (at the end of the body) was never seen. Bill the
+            // prompt estimate and the bytes read at 4 bytes a token.
+            let u = Usage { prompt_tokens: self.prompt_estimate, completion_tokens: usage::tokens_from_bytes(read), ..Usage::default() };
+            return (u, true);
+        }
         if !forwarded || !text || !(200..300).contains(&self.status) {
             return (self.usage.unwrap_or_default(), false);
         }
@@ -642,6 +663,18 @@ impl Exchange {
         matches!(self.mode, ResponseMode::BufferJson) && self.endpoint.is_chat()
     }
 
+    /// Whether response pieces are held until the end of the body (a buffered JSON response or an
+    /// upstream error): the glue then counts them (`on_response_buffered`) instead of copying them.
+    pub fn buffers_response(&self) -> bool {
+        matches!(self.mode, ResponseMode::BufferJson | ResponseMode::UpstreamError { .. } | ResponseMode::Refused)
+    }
+
+    /// A reply to send from the response path instead of the upstream's response, once (a
+    /// buffered chat response over `max_body_bytes`; its headers are still held).
+    pub fn take_response_reply(&mut self) -> Option<LocalReply> {
+        self.response_reply.take()
+    }
+
     /// The request path with its `?key=` removed, once: the glue sets it before replying or
     /// forwarding, so the key reaches neither the upstream nor Envoy's access log.
     pub fn take_path_without_key(&mut self) -> Option<String> {
@@ -739,7 +772,9 @@ impl Exchange {
     }
 
     /// Routing headers for the upstream: cluster, path, the cluster's credential and headers.
-    fn upstream_edits(&self, cfg: &Config, cluster: &crate::config::Cluster, path: String) -> Vec<HeaderEdit> {
+    fn upstream_edits(&mut self, cfg: &Config, cluster: &crate::config::Cluster, path: String) -> Vec<HeaderEdit> {
+        self.redact.clear();
+        self.redact.extend(cluster.api_key.iter().chain(cluster.headers.iter().map(|(_, v)| v)).filter(|v| !v.is_empty()).cloned());
         let mut edits = vec![
             set(&cfg.cluster_header, cluster.name.clone()),
             set(":path", path),
@@ -1011,10 +1046,14 @@ impl Exchange {
     fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool, max_body: usize) -> ChunkAction {
         match &mut self.mode {
             ResponseMode::Pass => ChunkAction::Pass,
+            ResponseMode::Refused => ChunkAction::Replace(Vec::new()),
             ResponseMode::BufferJson => {
                 if !end_of_stream {
                     self.buffered = self.buffered.saturating_add(chunk.len());
-                    return if self.buffered > max_body { ChunkAction::Pass } else { ChunkAction::Buffer };
+                    return self.over_cap(self.buffered, max_body, false).unwrap_or(ChunkAction::Buffer);
+                }
+                if let Some(a) = self.over_cap(chunk.len(), max_body, true) {
+                    return a;
                 }
                 if self.endpoint == Endpoint::Transcriptions {
                     match media::transcription_seconds(chunk) {
@@ -1052,7 +1091,7 @@ impl Exchange {
                 if !end_of_stream {
                     return ChunkAction::Buffer;
                 }
-                let e = upstream_error(*status, *code, chunk);
+                let e = upstream_error(*status, *code, chunk, &self.redact);
                 ChunkAction::Replace(e.body(self.front))
             }
             ResponseMode::Stream { framer, pipe, events, out } => {
@@ -1075,6 +1114,11 @@ impl Exchange {
                 if let Some(u) = pipe.usage() {
                     self.usage = Some(u);
                 }
+                // Upstream error text relayed in an error event never carries the cluster's
+                // credentials (checked only when the output mentions an error).
+                if !self.redact.is_empty() && memchr::memmem::find(out, b"error").is_some() {
+                    redact_bytes(out, &self.redact);
+                }
                 // Byte for byte what came in (whole events that pass unchanged): let the chunk
                 // through rather than replace it with a copy of itself.
                 if out.as_slice() == chunk {
@@ -1083,6 +1127,61 @@ impl Exchange {
                 ChunkAction::Replace(std::mem::take(out))
             }
         }
+    }
+}
+
+impl Exchange {
+    /// A non-final piece of a buffered response, when the host keeps the whole body so far and
+    /// hands over only its size (`total`): counted, not copied. `Buffer` until the end, unless it
+    /// is past `max_body` (see `over_cap`).
+    pub fn on_response_buffered(&mut self, total: usize, max_body: usize) -> ChunkAction {
+        match self.mode {
+            ResponseMode::BufferJson => {
+                self.buffered = total;
+                self.over_cap(total, max_body, false).unwrap_or(ChunkAction::Buffer)
+            }
+            ResponseMode::Refused => ChunkAction::Replace(Vec::new()),
+            _ => ChunkAction::Buffer,
+        }
+    }
+
+    /// A buffered response of `total` bytes past `max_body` is never half-passed. A chat
+    /// response (its headers are held) is refused: 502 `upstream_error` in the caller's dialect,
+    /// none of the upstream's bytes reach the client (mid-body the glue sends it as a local
+    /// reply, `take_response_reply`; at the end it replaces the body), and the record bills an
+    /// estimate from the bytes read. A transcription's JSON (passed untouched anyway) is let
+    /// through whole and billed on the upload-size estimate, marked as such.
+    fn over_cap(&mut self, total: usize, max_body: usize, end_of_stream: bool) -> Option<ChunkAction> {
+        if total <= max_body {
+            return None;
+        }
+        if !self.endpoint.is_chat() {
+            self.mode = ResponseMode::Pass;
+            self.units_estimated = true;
+            return Some(ChunkAction::Pass);
+        }
+        let e = GatewayError::new(
+            Code::UpstreamError,
+            format!("The generation service's response is larger than {max_body} bytes; ask for a shorter completion (max_tokens)"),
+        );
+        self.status = e.status();
+        self.error = Some(e.code);
+        self.cut_bytes = Some(max_body as u64);
+        self.mode = ResponseMode::Refused;
+        if end_of_stream {
+            self.status_override = Some(e.status());
+        } else {
+            let mut r = e.reply(self.front);
+            // A retry would be generated, refused and billed again: SDKs must not retry it.
+            for (k, v) in r.headers.iter_mut() {
+                if k == "x-should-retry" {
+                    *v = "false".to_string();
+                }
+            }
+            r.headers.extend(self.rate_headers());
+            self.response_reply = Some(r);
+        }
+        Some(ChunkAction::Replace(e.body(self.front)))
     }
 }
 
@@ -1104,9 +1203,17 @@ fn upstream_failure(status: u16) -> Option<(u16, Code)> {
     }
 }
 
-/// Our error for an upstream failure, carrying the upstream's own message.
-fn upstream_error(status: u16, code: Code, body: &[u8]) -> GatewayError {
-    let detail = upstream_message(body);
+/// Our error for an upstream failure, carrying the upstream's own message with the cluster's
+/// credentials (`redact`) replaced by `[redacted]`. An upstream 401/403 refused the gateway's own
+/// credential: its body (which may quote that credential) is never relayed.
+fn upstream_error(status: u16, code: Code, body: &[u8], redact: &[String]) -> GatewayError {
+    if status == 401 || status == 403 {
+        return GatewayError::new(
+            Code::UpstreamError,
+            format!("The generation service refused the gateway's credential (upstream status {status}); the gateway's upstream configuration must be fixed"),
+        );
+    }
+    let detail = upstream_message(body, redact);
     let msg = match code {
         Code::UpstreamError => format!("The generation service failed (upstream status {status}): {detail}"),
         _ => detail,
@@ -1118,8 +1225,9 @@ fn upstream_error(status: u16, code: Code, body: &[u8]) -> GatewayError {
     e
 }
 
-/// The message of an error body in any dialect, or its text.
-fn upstream_message(body: &[u8]) -> String {
+/// The message of an error body in any dialect, or its text; credentials redacted before it is
+/// cut (so no prefix of one survives the cut).
+fn upstream_message(body: &[u8], redact: &[String]) -> String {
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
         let m = v
             .pointer("/error/message")
@@ -1127,7 +1235,7 @@ fn upstream_message(body: &[u8]) -> String {
             .or_else(|| v.get("error"))
             .and_then(Value::as_str);
         if let Some(m) = m {
-            return truncate(m, 500);
+            return truncate(&redact_text(m, redact), 500);
         }
     }
     let text = String::from_utf8_lossy(body);
@@ -1135,7 +1243,38 @@ fn upstream_message(body: &[u8]) -> String {
     if text.is_empty() {
         "no details".to_string()
     } else {
-        truncate(text, 500)
+        truncate(&redact_text(text, redact), 500)
+    }
+}
+
+/// `text` with every occurrence of each of `secrets` replaced by `[redacted]`.
+pub fn redact_text(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "[redacted]");
+        }
+    }
+    out
+}
+
+/// `redact_text` on bytes, in place (JSON-escaped text of a credential made of printable ASCII is
+/// the credential itself, so a relayed JSON string is covered).
+fn redact_bytes(buf: &mut Vec<u8>, secrets: &[String]) {
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        let needle = s.as_bytes();
+        if memchr::memmem::find(buf, needle).is_none() {
+            continue;
+        }
+        let mut out = Vec::with_capacity(buf.len());
+        let mut rest: &[u8] = buf;
+        while let Some(i) = memchr::memmem::find(rest, needle) {
+            out.extend_from_slice(rest.get(..i).unwrap_or(&[]));
+            out.extend_from_slice(b"[redacted]");
+            rest = rest.get(i + needle.len()..).unwrap_or(&[]);
+        }
+        out.extend_from_slice(rest);
+        *buf = out;
     }
 }
 

@@ -311,6 +311,19 @@ impl HttpContext for Http {
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        let max = self.config.max_body_bytes;
+        if !end_of_stream && self.ex.buffers_response() {
+            // Envoy keeps the body buffered and hands over all of it each time: count it, copy it
+            // only at the end.
+            let action = self.ex.on_response_buffered(size, max);
+            if let Some(r) = self.ex.take_response_reply() {
+                return self.reply(&r);
+            }
+            return match action {
+                ChunkAction::Pass => Action::Continue,
+                _ => Action::Pause,
+            };
+        }
         let chunk = if size == 0 {
             Vec::new()
         } else {
@@ -319,7 +332,6 @@ impl HttpContext for Http {
                 Err(_) => Vec::new(),
             }
         };
-        let max = self.config.max_body_bytes;
         let action = self.ex.on_response_chunk(&chunk, end_of_stream, max);
         if let Some(status) = self.ex.take_status_override() {
             let m = MapType::HttpResponseHeaders;
