@@ -709,7 +709,11 @@ impl Exchange {
                 let e = too_large_upload(max, up.seen);
                 return UploadAction::Reply(self.fail(e));
             }
-            return UploadAction::Continue;
+            let counted = up.seen.max(up.declared.unwrap_or(0));
+            return match self.grow_upload_reservation(cfg, env, counted) {
+                Ok(()) => UploadAction::Continue,
+                Err(e) => UploadAction::Reply(self.fail(e)),
+            };
         }
         up.seen = size as u64;
         if up.seen > max {
@@ -730,6 +734,35 @@ impl Exchange {
         }
     }
 
+    /// After routing, each counted piece of an upload raises its estimate (seconds from the bytes
+    /// counted so far) and reserves the difference on the spend caps, so a chunked upload that
+    /// was admitted on its first bytes cannot outgrow its reservation: once the estimate no
+    /// longer fits, 402 `insufficient_funds` mid-upload (the reservation is released at the end).
+    fn grow_upload_reservation(&mut self, cfg: &Config, env: &Env, counted: u64) -> Result<(), GatewayError> {
+        let units = media::estimated_upload_seconds(counted);
+        if self.units.is_some_and(|u| u >= units) {
+            return Ok(());
+        }
+        let Some(model) = self.model.as_deref().and_then(|m| cfg.model(m)) else { return Ok(()) };
+        let needed = media_micros(model, &self.endpoint, units);
+        self.units = Some(units);
+        let Some((scopes, reserved)) = self.reserved.as_mut() else { return Ok(()) };
+        let Some(more) = needed.checked_sub(*reserved).filter(|m| *m > 0) else { return Ok(()) };
+        match limits::reserve(env.store, scopes, more) {
+            Ok(d) if d.allowed => {
+                *reserved = reserved.saturating_add(d.reserved_micros);
+                Ok(())
+            }
+            Ok(_) => Err(GatewayError::new(
+                Code::InsufficientFunds,
+                format!(
+                    "The spend cap of this key or account is reached: the upload so far ({counted} bytes, about {units} s of audio) costs more than is left; raise the cap to continue"
+                ),
+            )),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
     fn route_upload(&mut self, cfg: &Config, buffered: &[u8], name: &str, start: usize, end: usize, env: &Env) -> Result<UploadAction, GatewayError> {
         let model = self.resolve_model(cfg, name, Some(ModelType::Audio))?;
         if !media::task_matches(&self.endpoint, model) {
@@ -739,6 +772,8 @@ impl Exchange {
         let seen = self.upload.as_ref().map(|u| u.seen).unwrap_or(0);
         let units = media::estimated_upload_seconds(declared.unwrap_or(seen));
         self.units = Some(units);
+        // An estimate until the response reports the seconds it transcribed.
+        self.units_estimated = true;
         self.check_rpm(cfg, env)?;
         self.check_model_limits(cfg, env, model, units, None)?;
         let cluster = cfg
@@ -1057,7 +1092,10 @@ impl Exchange {
                 }
                 if self.endpoint == Endpoint::Transcriptions {
                     match media::transcription_seconds(chunk) {
-                        Some(s) => self.units = Some(s),
+                        Some(s) => {
+                            self.units = Some(s);
+                            self.units_estimated = false;
+                        }
                         None => self.units_estimated = true,
                     }
                     return ChunkAction::Pass;
