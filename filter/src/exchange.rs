@@ -1296,24 +1296,31 @@ pub fn redact_text(text: &str, secrets: &[String]) -> String {
     out
 }
 
-/// `redact_text` on bytes, in place (JSON-escaped text of a credential made of printable ASCII is
-/// the credential itself, so a relayed JSON string is covered).
+/// `redact_text` on bytes, in place: each credential as it is and as it reads inside a JSON
+/// string (where a `"` or `\` in it is escaped).
 fn redact_bytes(buf: &mut Vec<u8>, secrets: &[String]) {
     for s in secrets.iter().filter(|s| !s.is_empty()) {
-        let needle = s.as_bytes();
-        if memchr::memmem::find(buf, needle).is_none() {
-            continue;
+        redact_needle(buf, s.as_bytes());
+        let escaped = serde_json::to_string(s).unwrap_or_default();
+        if let Some(inner) = escaped.get(1..escaped.len().saturating_sub(1)).filter(|e| *e != s.as_str()) {
+            redact_needle(buf, inner.as_bytes());
         }
-        let mut out = Vec::with_capacity(buf.len());
-        let mut rest: &[u8] = buf;
-        while let Some(i) = memchr::memmem::find(rest, needle) {
-            out.extend_from_slice(rest.get(..i).unwrap_or(&[]));
-            out.extend_from_slice(b"[redacted]");
-            rest = rest.get(i + needle.len()..).unwrap_or(&[]);
-        }
-        out.extend_from_slice(rest);
-        *buf = out;
     }
+}
+
+fn redact_needle(buf: &mut Vec<u8>, needle: &[u8]) {
+    if needle.is_empty() || memchr::memmem::find(buf, needle).is_none() {
+        return;
+    }
+    let mut out = Vec::with_capacity(buf.len());
+    let mut rest: &[u8] = buf;
+    while let Some(i) = memchr::memmem::find(rest, needle) {
+        out.extend_from_slice(rest.get(..i).unwrap_or(&[]));
+        out.extend_from_slice(b"[redacted]");
+        rest = rest.get(i.saturating_add(needle.len())..).unwrap_or(&[]);
+    }
+    out.extend_from_slice(rest);
+    *buf = out;
 }
 
 fn truncate(s: &str, max: usize) -> String {

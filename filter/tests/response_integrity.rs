@@ -277,3 +277,31 @@ fn streamed_upstream_error_events_are_redacted() {
         }
     }
 }
+
+/// A credential with characters JSON escapes (`"`, `\`) is redacted from a relayed stream error
+/// event too, where it appears escaped.
+#[test]
+fn a_credential_that_json_escapes_is_redacted_in_stream_events() {
+    let h = keys::to_hex(&keys::sha256(b"sk-open"));
+    let secret = r#"sk-"quoted\secret"#;
+    let cfg = serde_json::json!({
+        "clusters": [{"name": "c", "api_key": secret}],
+        "models": [{"id": "m", "type": "text", "cluster": "c"}],
+        "accounts": [{"id": "a"}],
+        "keys": [{"id": "open", "sha256": h, "account": "a"}],
+    });
+    let c = Config::parse(cfg.to_string().as_bytes()).unwrap();
+    let s = MemoryStore::new();
+    let event = format!("data: {}\n\n", serde_json::json!({"error": {"message": format!("bad key {secret}")}}));
+    let escaped = serde_json::to_string(secret).unwrap();
+    assert!(event.contains(&escaped[1..escaped.len() - 1]));
+    let mut ex = chat(&c, &s, "openai", "sk-open", "m", true);
+    ex.on_response_headers(200, Some("text/event-stream"));
+    let out = match ex.on_response_chunk(event.as_bytes(), true, 1 << 20) {
+        ChunkAction::Replace(b) => b,
+        other => panic!("{other:?}"),
+    };
+    let text = String::from_utf8_lossy(&out);
+    assert!(!text.contains("quoted"), "{text}");
+    assert!(text.contains("bad key [redacted]"), "{text}");
+}
