@@ -129,6 +129,20 @@ def test_oversized_response_is_refused_before_any_byte_and_billed_on_an_estimate
     assert status == 200
 
 
+def test_response_just_under_the_cap_passes_whole(rs):
+    """The buffered size is Envoy's running total, not a sum of running totals: a reply of
+    max_body_bytes - 81 bytes reaches the client whole and is billed on its reported usage (the
+    filter before this change passed it half and appended a 502 body)."""
+    status, headers, raw = call(rs, "openai", "qai-flash", headers={"x-demo-pad-bytes": str(MAX_BODY - 400)})
+    assert status == 200, raw[:300]
+    assert len(raw) == MAX_BODY - 400 + len(raw.rstrip(b" ")) and len(raw) <= MAX_BODY
+    body = json.loads(raw)
+    prompt, completion = (int(x) for x in headers["x-demo-usage"].split())
+    assert body["usage"]["completion_tokens"] == completion
+    rec = rs.billing_record(headers["x-request-id"])
+    assert (rec["status"], rec["estimated"], rec["prompt_tokens"], rec["completion_tokens"]) == (200, False, prompt, completion)
+
+
 # ---- item 8: upstream credentials in relayed error text --------------------------------------
 
 @pytest.mark.parametrize("upstream", ["openai", "anthropic", "gemini"])
