@@ -1154,7 +1154,7 @@ impl Exchange {
                 }
                 // Upstream error text relayed in an error event never carries the cluster's
                 // credentials (checked only when the output mentions an error).
-                if !self.redact.is_empty() && memchr::memmem::find(out, b"error").is_some() {
+                if !self.redact.is_empty() && error_finder().find(out).is_some() {
                     redact_bytes(out, &self.redact);
                 }
                 // Byte for byte what came in (whole events that pass unchanged): let the chunk
@@ -1294,6 +1294,12 @@ pub fn redact_text(text: &str, secrets: &[String]) -> String {
         }
     }
     out
+}
+
+/// A searcher for `error`, built once (building one per chunk costs more than the search).
+fn error_finder() -> &'static memchr::memmem::Finder<'static> {
+    static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+    FINDER.get_or_init(|| memchr::memmem::Finder::new(b"error"))
 }
 
 /// `redact_text` on bytes, in place: each credential as it is and as it reads inside a JSON
