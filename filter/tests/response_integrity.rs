@@ -305,3 +305,25 @@ fn a_credential_that_json_escapes_is_redacted_in_stream_events() {
     assert!(!text.contains("quoted"), "{text}");
     assert!(text.contains("bad key [redacted]"), "{text}");
 }
+
+/// A transcription's JSON past `max_body_bytes` is never rewritten, so it passes whole (not
+/// half): billed on the estimate from the counted upload, marked as an estimate.
+#[test]
+fn oversized_transcription_json_passes_whole_and_bills_the_upload_estimate() {
+    let (c, s) = (cfg(), MemoryStore::new());
+    let env = Env { now_ms: 1, store: &s };
+    let mut ex = upload(&c, &s, "sk-open");
+    assert_eq!(ex.on_upload_body(&c, &[], 40_000, true, &env), UploadAction::Continue);
+    let counted = MODEL_PART.len() as u64 + 40_000;
+    ex.on_response_headers(200, Some("application/json"));
+    assert!(!ex.hold_response_headers(), "a transcription's headers are not held");
+    assert_eq!(ex.on_response_buffered(200, 256), ChunkAction::Buffer);
+    assert_eq!(ex.on_response_buffered(300, 256), ChunkAction::Pass, "past the cap: let it all through");
+    assert!(ex.take_response_reply().is_none());
+    assert!(!ex.buffers_response(), "the rest streams on");
+    assert_eq!(ex.on_response_chunk(br#"tail","usage":{"seconds":99}}"#, true, 256), ChunkAction::Pass);
+    let (o, r) = record(&mut ex, &c, &s);
+    let secs = counted.div_ceil(16_000);
+    assert_eq!((r["status"].as_u64(), r["units"].as_f64(), r["estimated"].as_bool()), (Some(200), Some(secs as f64), Some(true)), "{r}");
+    assert_eq!(o.micros, secs * 500_000);
+}
