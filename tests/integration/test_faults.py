@@ -114,6 +114,19 @@ def test_upstream_failure_is_a_502_in_the_callers_dialect(fs, front, fault):
 
 
 @pytest.mark.parametrize("front", ["openai", "anthropic", "gemini"])
+def test_oversized_upstream_response_is_a_502_billed_on_an_estimate(fs, front):
+    # 10 MB of JSON, past the 8 MiB max_body_bytes: none of it reaches the client.
+    status, headers, raw, _ = call(fs, front, faults={"x-demo-pad-bytes": "10000000"})
+    assert status == 502 and len(raw) < 300, (status, raw[:300])
+    kind, msg = error_of(front, 502, raw)
+    assert kind == UPSTREAM_ERROR[front] and "larger than 8388608 bytes" in msg, raw
+    rec = fs.billing_record(headers["x-request-id"])
+    assert (rec["status"], rec["error"], rec["estimated"]) == (502, "upstream_error", True)
+    assert rec["completion_tokens"] == 8388608 // 4 and rec["credits"] > 0, "the upstream generated it: billed"
+    next_request_works(fs, front)
+
+
+@pytest.mark.parametrize("front", ["openai", "anthropic", "gemini"])
 @pytest.mark.parametrize("fault", [
     {"x-demo-chunks": "30", "x-demo-cut-after": "4"},        # reset during the stream
     {"x-demo-chunks": "5", "x-demo-chunk-delay-ms": "2000"},  # stalls mid-stream past the timeout
