@@ -186,6 +186,8 @@ pub struct Exchange {
     cut_bytes: Option<u64>,
     /// A reply the glue must send from the response path (an oversized buffered response), once.
     response_reply: Option<LocalReply>,
+    /// Completion tokens the admission estimate assumed (`max_tokens` or the model's default).
+    completion_budget: u64,
     /// The routed cluster's configured credentials (`api_key`, `headers` values): never relayed
     /// in upstream text.
     redact: Vec<String>,
@@ -274,6 +276,7 @@ impl Exchange {
             path_without_key: None,
             cut_bytes: None,
             response_reply: None,
+            completion_budget: 0,
             redact: Vec::new(),
         }
     }
@@ -386,6 +389,8 @@ impl Exchange {
         if let Some((a, cap)) = account.and_then(|a| Some((a, a.spend_cap?))) {
             scopes.push(SpendScope::account(&a.id, limits::credits_to_micros(cap)));
         }
+        // The completion budget the reservation assumes (bounds an oversized response's bill).
+        self.completion_budget = max_tokens.unwrap_or(u64::from(model.default_max_tokens));
         self.estimate_micros = match model.model_type {
             ModelType::Text => estimate_micros(model, self.request_bytes, units, max_tokens),
             _ => media_micros(model, &self.endpoint, units),
@@ -447,8 +452,12 @@ impl Exchange {
         let text = self.endpoint.model_type() == Some(ModelType::Text);
         if let (true, true, Some(read)) = (forwarded, text, self.cut_bytes) {
             // Refused as oversized: its usage (at the end of the body) was never seen. Bill the
-            // prompt estimate and the bytes read at 4 bytes a token.
-            let u = Usage { prompt_tokens: self.prompt_estimate, completion_tokens: usage::tokens_from_bytes(read), ..Usage::default() };
+            // prompt estimate and the bytes read at 4 bytes a token, at most the completion
+            // budget the request authorised (its max_tokens, or the model's default): an upstream
+            // that honours it cannot have generated more, and JSON bytes (padding, logprobs,
+            // syntax) are not tokens.
+            let completion = usage::tokens_from_bytes(read).min(self.completion_budget);
+            let u = Usage { prompt_tokens: self.prompt_estimate, completion_tokens: completion, ..Usage::default() };
             return (u, true);
         }
         if !forwarded || !text || !(200..300).contains(&self.status) {

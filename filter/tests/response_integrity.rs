@@ -327,3 +327,17 @@ fn oversized_transcription_json_passes_whole_and_bills_the_upload_estimate() {
     assert_eq!((r["status"].as_u64(), r["units"].as_f64(), r["estimated"].as_bool()), (Some(200), Some(secs as f64), Some(true)), "{r}");
     assert_eq!(o.micros, secs * 500_000);
 }
+
+/// The estimate for an oversized response is capped by the completion budget the request
+/// authorised: 1024 bytes read would be 256 tokens, but the Anthropic request said max_tokens 100.
+#[test]
+fn oversized_response_bill_is_capped_by_the_authorised_completion_budget() {
+    let (c, s) = (cfg(), MemoryStore::new());
+    for (front, budget) in [("anthropic", 100u64), ("openai", 256)] {
+        let mut ex = chat(&c, &s, front, "sk-open", "m", false);
+        ex.on_response_headers(200, Some("application/json"));
+        assert!(matches!(ex.on_response_buffered(2000, 1024), ChunkAction::Replace(_)));
+        let (o, _) = record(&mut ex, &c, &s);
+        assert_eq!((o.usage.completion_tokens, o.estimated), (budget, true), "{front}");
+    }
+}

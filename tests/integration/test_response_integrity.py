@@ -104,6 +104,35 @@ CREDENTIAL_HEADER = {"openai": "authorization: Bearer [redacted]", "anthropic": 
 
 # ---- item 1: a non-streamed response over max_body_bytes -------------------------------------
 
+# What the request authorised: the Anthropic requests here say max_tokens 100; the OpenAI ones
+# give none, so the model's default_max_tokens (1024) applies.
+BUDGET = {"openai": 1024, "anthropic": 100, "gemini": 1024}
+
+
+def _probe_body(front, max_tokens):
+    # The same body on both fronts (OpenAI chat and Anthropic messages both take these fields).
+    return {"model": "qai-flash", "max_tokens": max_tokens, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _reservation_micros(front, max_tokens):
+    """The admission estimate of a probe (qai-flash: 0.1 / 0.2 credits per 1k tokens): request
+    bytes / 4 prompt tokens and max_tokens completion tokens, in micro-credits."""
+    n = len(json.dumps(_probe_body(front, max_tokens)).encode())
+    return -(-n // 4) * 100 + max_tokens * 200
+
+
+def _probe(stack, front, key, max_tokens):
+    path = "/v1/chat/completions" if front == "openai" else "/v1/messages"
+    auth = {"authorization": f"Bearer {key}"} if front == "openai" else {"x-api-key": key, "anthropic-version": "2023-06-01"}
+    req = urllib.request.Request(stack.url + path, data=json.dumps(_probe_body(front, max_tokens)).encode(), method="POST",
+                                 headers={"content-type": "application/json", **auth})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
 @pytest.mark.parametrize("front", ["openai", "anthropic"])
 def test_oversized_response_is_refused_before_any_byte_and_billed_on_an_estimate(rs, front):
     key = CAPPED[front]
@@ -117,13 +146,21 @@ def test_oversized_response_is_refused_before_any_byte_and_billed_on_an_estimate
     assert len(raw) == int(headers["content-length"]) < 300, "the client got our error and no upstream byte"
     rec = rs.billing_record(headers["x-request-id"])
     assert (rec["status"], rec["error"], rec["estimated"], rec["complete"]) == (502, "upstream_error", True, False), rec
-    # The prompt estimate ("hi": 1 token + 4 per message + 3 for the reply) and the bytes read.
-    assert (rec["prompt_tokens"], rec["completion_tokens"]) == (8, MAX_BODY // 4), rec
-    assert rec["credits"] == pytest.approx((8 * 0.1 + (MAX_BODY // 4) * 0.2) / 1000, abs=1e-6)
-    # Settled on the key's 1-credit cap as spent (far past it), not released: the next one is 402.
-    status, _, raw = call(rs, front, "qai-flash", key=key)
-    assert status == 402, raw
-    assert error_of(front, raw)[0] == {"openai": "insufficient_funds", "anthropic": "permission_error"}[front]
+    # The prompt estimate ("hi": 1 token + 4 per message + 3 for the reply) and the completion
+    # budget the request authorised (the 8 MiB read would be 2,097,152 tokens at 4 bytes each).
+    assert (rec["prompt_tokens"], rec["completion_tokens"]) == (8, BUDGET[front]), rec
+    billed = 8 * 100 + BUDGET[front] * 200  # micro-credits
+    assert rec["credits"] == pytest.approx(billed / 1e6, abs=1e-9)
+    # Settled on the key's 1-credit cap: exactly `billed` is spent and nothing stays reserved. A
+    # probe whose reservation exceeds what is left is refused (it would fit had the reservation
+    # been released unbilled); one that fits what is left is admitted (it would not, had the
+    # reservation stayed). Both probes' estimates keep a 2000-micro-credit margin.
+    left = 1_000_000 - billed
+    over = next(m for m in range(1, 6000) if _reservation_micros(front, m) > left + 2000)
+    under = max(m for m in range(1, 6000) if _reservation_micros(front, m) < left - 2000)
+    assert _reservation_micros(front, over) < 1_000_000 - 2000
+    assert _probe(rs, front, key, over) == 402
+    assert _probe(rs, front, key, under) == 200
     # The worker serves on.
     status, _, _ = call(rs, front, "qai-flash")
     assert status == 200
