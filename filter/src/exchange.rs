@@ -1196,7 +1196,7 @@ impl Exchange {
     /// response (its headers are held) is refused: 502 `upstream_error` in the caller's dialect,
     /// none of the upstream's bytes reach the client (mid-body the glue sends it as a local
     /// reply, `take_response_reply`; at the end it replaces the body), and the record bills an
-    /// estimate from the bytes read. A transcription's JSON (passed untouched anyway) is let
+    /// estimate (see `billed_usage`). A transcription's JSON (passed untouched anyway) is let
     /// through whole and billed on the upload-size estimate, marked as such.
     fn over_cap(&mut self, total: usize, max_body: usize, end_of_stream: bool) -> Option<ChunkAction> {
         if total <= max_body {
