@@ -690,6 +690,11 @@ impl Exchange {
         self.path_without_key.take()
     }
 
+    /// Whether the response was refused as larger than `max_body_bytes` (no retry should follow).
+    pub fn refused_oversized(&self) -> bool {
+        self.cut_bytes.is_some()
+    }
+
     /// The status the held response headers must get, once.
     pub fn take_status_override(&mut self) -> Option<u16> {
         self.status_override.take()

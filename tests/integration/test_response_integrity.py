@@ -166,6 +166,37 @@ def test_oversized_response_is_refused_before_any_byte_and_billed_on_an_estimate
     assert status == 200
 
 
+@pytest.fixture(scope="module")
+def small():
+    """The same gateway with max_body_bytes 2000."""
+    def patch(cfg):
+        cfg["max_body_bytes"] = 2000
+        return cfg
+    s = Stack(concurrency=1, patch_filter=patch)
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.mark.parametrize("front", ["openai", "anthropic", "gemini"])
+def test_a_small_cap_refuses_a_reply_of_a_few_kb_on_every_front(small, front):
+    """The cap is the configured one, on every front: a 3 kB reply past a 2000-byte cap gets the
+    same refusal and an estimate billed from the 2000 bytes read (within the budget). (Envoy
+    hands the end of the body over in a piece of its own here, so this is the mid-body path;
+    the path where the last piece crosses the cap is covered natively.)"""
+    status, headers, raw = call(small, front, "qai-flash", headers={"x-demo-pad-bytes": "3000"})
+    assert status == 502, raw[:300]
+    assert headers["content-type"] == "application/json" and headers["x-should-retry"] == "false"
+    kind, msg = error_of(front, raw)
+    assert kind == UPSTREAM_ERROR[front]
+    assert msg == "The generation service's response is larger than 2000 bytes; ask for a shorter completion (max_tokens)"
+    assert b"Hello from" not in raw and len(raw) < 300
+    rec = small.billing_record(headers["x-request-id"])
+    assert (rec["status"], rec["error"], rec["estimated"]) == (502, "upstream_error", True)
+    # 2000 bytes read: 500 tokens, under the budget (100 on the Anthropic front, 1024 otherwise).
+    assert rec["completion_tokens"] == {"anthropic": 100}.get(front, 500)
+
+
 def test_response_just_under_the_cap_passes_whole(rs):
     """The buffered size is Envoy's running total, not a sum of running totals: a reply of
     max_body_bytes - 81 bytes reaches the client whole and is billed on its reported usage (the

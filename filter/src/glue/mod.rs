@@ -337,6 +337,9 @@ impl HttpContext for Http {
             let m = MapType::HttpResponseHeaders;
             let _ = hostcalls::set_map_value(m, ":status", Some(&status.to_string()));
             let _ = hostcalls::set_map_value(m, "content-type", Some("application/json"));
+            if self.ex.refused_oversized() {
+                let _ = hostcalls::set_map_value(m, "x-should-retry", Some("false"));
+            }
         }
         match action {
             ChunkAction::Pass => Action::Continue,
