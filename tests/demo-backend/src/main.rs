@@ -371,10 +371,18 @@ async fn route(state: &State, parts: &Parts, body: Bytes) -> Resp {
         }
         Some("html") => return body::full(StatusCode::OK, "text/html", "<html><body>hello</body></html>"),
         Some("huge-sse") => {
-            // One event, then an event of 5 MiB that never ends.
-            let mut s = b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"first\"}}]}\n\ndata: ".to_vec();
-            s.resize(s.len() + (5 << 20), b'x');
-            return body::full(StatusCode::OK, "text/event-stream", s);
+            // One event, then an event of 5 MiB that never ends, in 64 KiB pieces 2 ms apart.
+            return body::stream("text/event-stream", Duration::from_millis(2), |mut sink| async move {
+                let first = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"first\"}}]}\n\ndata: ";
+                if !sink.send(first).await {
+                    return;
+                }
+                for _ in 0..80 {
+                    if !sink.send(vec![b'x'; 64 << 10]).await {
+                        return;
+                    }
+                }
+            });
         }
         _ => {}
     }
