@@ -101,6 +101,9 @@ enum ResponseMode {
     BufferJson,
     /// Buffer the upstream's error body and answer with our own error at the end.
     UpstreamError { status: u16, code: Code },
+    /// A buffered chat response grew past `max_body_bytes`: refused with our 502, nothing of it
+    /// reaches the client; later pieces are dropped.
+    Refused,
     /// Translate SSE chunk by chunk. `events` and `out` are kept from chunk to chunk so their
     /// memory is reused.
     Stream { framer: Framer, pipe: Box<StreamPipe>, events: Vec<Event>, out: Vec<u8> },
@@ -181,6 +184,16 @@ pub struct Exchange {
     status_override: Option<u16>,
     /// The request path without its `?key=` (set before anything else happens to the request).
     path_without_key: Option<String>,
+    /// A buffered chat response refused as larger than `max_body_bytes`: the bytes of it the
+    /// gateway read (the cap), billed on an estimate.
+    cut_bytes: Option<u64>,
+    /// A reply the glue must send from the response path (an oversized buffered response), once.
+    response_reply: Option<LocalReply>,
+    /// Completion tokens the admission estimate assumed (`max_tokens` or the model's default).
+    completion_budget: u64,
+    /// The routed cluster's configured credentials (`api_key`, `headers` values): never relayed
+    /// in upstream text.
+    redact: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -265,6 +278,10 @@ impl Exchange {
             units_estimated: false,
             status_override: None,
             path_without_key: None,
+            cut_bytes: None,
+            response_reply: None,
+            completion_budget: 0,
+            redact: Vec::new(),
         }
     }
 
@@ -376,6 +393,8 @@ impl Exchange {
         if let Some((a, cap)) = account.and_then(|a| Some((a, a.spend_cap?))) {
             scopes.push(SpendScope::account(&a.id, limits::credits_to_micros(cap)));
         }
+        // The completion budget the reservation assumes (bounds an oversized response's bill).
+        self.completion_budget = max_tokens.unwrap_or(u64::from(model.default_max_tokens));
         self.estimate_micros = match model.model_type {
             ModelType::Text => estimate_micros(model, self.request_bytes, units, max_tokens),
             _ => media_micros(model, &self.endpoint, units),
@@ -421,7 +440,8 @@ impl Exchange {
         let model = self.model.as_deref().and_then(|m| cfg.model(m));
         let (billed, estimated) = self.billed_usage();
         let forwarded = model.is_some() && !self.local_reply;
-        let upstream_ok = forwarded && (200..300).contains(&self.status);
+        // A response refused as oversized was still generated at the client's request: billed.
+        let upstream_ok = forwarded && ((200..300).contains(&self.status) || self.cut_bytes.is_some());
         let micros = match model {
             Some(m) if upstream_ok && m.model_type == ModelType::Text => limits::credits_to_micros(usage::credits(&m.price, &billed)),
             Some(m) if upstream_ok => media_micros(m, &self.endpoint, self.units.unwrap_or(0.0)),
@@ -439,6 +459,16 @@ impl Exchange {
     fn billed_usage(&self) -> (Usage, bool) {
         let forwarded = self.model.is_some() && !self.local_reply;
         let text = self.endpoint.model_type() == Some(ModelType::Text);
+        if let (true, true, Some(read)) = (forwarded, text, self.cut_bytes) {
+            // Refused as oversized: its usage (at the end of the body) was never seen. Bill the
+            // prompt estimate and the bytes read at 4 bytes a token, at most the completion
+            // budget the request authorised (its max_tokens, or the model's default): an upstream
+            // that honours it cannot have generated more, and JSON bytes (padding, logprobs,
+            // syntax) are not tokens.
+            let completion = usage::tokens_from_bytes(read).min(self.completion_budget);
+            let u = Usage { prompt_tokens: self.prompt_estimate, completion_tokens: completion, ..Usage::default() };
+            return (u, true);
+        }
         if !forwarded || !text || !(200..300).contains(&self.status) {
             return (self.usage.unwrap_or_default(), false);
         }
@@ -664,10 +694,27 @@ impl Exchange {
         matches!(self.mode, ResponseMode::BufferJson) && self.endpoint.is_chat()
     }
 
+    /// Whether response pieces are held until the end of the body (a buffered JSON response or an
+    /// upstream error): the glue then counts them (`on_response_buffered`) instead of copying them.
+    pub fn buffers_response(&self) -> bool {
+        matches!(self.mode, ResponseMode::BufferJson | ResponseMode::UpstreamError { .. } | ResponseMode::Refused)
+    }
+
+    /// A reply to send from the response path instead of the upstream's response, once (a
+    /// buffered chat response over `max_body_bytes`; its headers are still held).
+    pub fn take_response_reply(&mut self) -> Option<LocalReply> {
+        self.response_reply.take()
+    }
+
     /// The request path with its `?key=` removed, once: the glue sets it before replying or
     /// forwarding, so the key reaches neither the upstream nor Envoy's access log.
     pub fn take_path_without_key(&mut self) -> Option<String> {
         self.path_without_key.take()
+    }
+
+    /// Whether the response was refused as larger than `max_body_bytes` (no retry should follow).
+    pub fn refused_oversized(&self) -> bool {
+        self.cut_bytes.is_some()
     }
 
     /// The status the held response headers must get, once.
@@ -698,7 +745,11 @@ impl Exchange {
                 let e = too_large_upload(max, up.seen);
                 return UploadAction::Reply(self.fail(e));
             }
-            return UploadAction::Continue;
+            let counted = up.seen.max(up.declared.unwrap_or(0));
+            return match self.grow_upload_reservation(cfg, env, counted) {
+                Ok(()) => UploadAction::Continue,
+                Err(e) => UploadAction::Reply(self.fail(e)),
+            };
         }
         up.seen = size as u64;
         if up.seen > max {
@@ -719,6 +770,35 @@ impl Exchange {
         }
     }
 
+    /// After routing, each counted piece of an upload raises its estimate (seconds from the bytes
+    /// counted so far) and reserves the difference on the spend caps, so a chunked upload that
+    /// was admitted on its first bytes cannot outgrow its reservation: once the estimate no
+    /// longer fits, 402 `insufficient_funds` mid-upload (the reservation is released at the end).
+    fn grow_upload_reservation(&mut self, cfg: &Config, env: &Env, counted: u64) -> Result<(), GatewayError> {
+        let units = media::estimated_upload_seconds(counted);
+        if self.units.is_some_and(|u| u >= units) {
+            return Ok(());
+        }
+        let Some(model) = self.model.as_deref().and_then(|m| cfg.model(m)) else { return Ok(()) };
+        let needed = media_micros(model, &self.endpoint, units);
+        self.units = Some(units);
+        let Some((scopes, reserved)) = self.reserved.as_mut() else { return Ok(()) };
+        let Some(more) = needed.checked_sub(*reserved).filter(|m| *m > 0) else { return Ok(()) };
+        match limits::reserve(env.store, scopes, more) {
+            Ok(d) if d.allowed => {
+                *reserved = reserved.saturating_add(d.reserved_micros);
+                Ok(())
+            }
+            Ok(_) => Err(GatewayError::new(
+                Code::InsufficientFunds,
+                format!(
+                    "The spend cap of this key or account is reached: the upload so far ({counted} bytes, about {units} s of audio) costs more than is left; raise the cap to continue"
+                ),
+            )),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
     fn route_upload(&mut self, cfg: &Config, buffered: &[u8], name: &str, start: usize, end: usize, env: &Env) -> Result<UploadAction, GatewayError> {
         let model = self.resolve_model(cfg, name, Some(ModelType::Audio))?;
         if !media::task_matches(&self.endpoint, model) {
@@ -728,6 +808,8 @@ impl Exchange {
         let seen = self.upload.as_ref().map(|u| u.seen).unwrap_or(0);
         let units = media::estimated_upload_seconds(declared.unwrap_or(seen));
         self.units = Some(units);
+        // An estimate until the response reports the seconds it transcribed.
+        self.units_estimated = true;
         self.check_rpm(cfg, env)?;
         self.check_model_limits(cfg, env, model, units, None)?;
         let cluster = cfg
@@ -761,7 +843,9 @@ impl Exchange {
     }
 
     /// Routing headers for the upstream: cluster, path, the cluster's credential and headers.
-    fn upstream_edits(&self, cfg: &Config, cluster: &crate::config::Cluster, path: String) -> Vec<HeaderEdit> {
+    fn upstream_edits(&mut self, cfg: &Config, cluster: &crate::config::Cluster, path: String) -> Vec<HeaderEdit> {
+        self.redact.clear();
+        self.redact.extend(cluster.api_key.iter().chain(cluster.headers.iter().map(|(_, v)| v)).filter(|v| !v.is_empty()).cloned());
         let mut edits = vec![
             set(&cfg.cluster_header, cluster.name.clone()),
             set(":path", path),
@@ -1102,14 +1186,21 @@ impl Exchange {
     fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool, max_body: usize) -> ChunkAction {
         match &mut self.mode {
             ResponseMode::Pass => ChunkAction::Pass,
+            ResponseMode::Refused => ChunkAction::Replace(Vec::new()),
             ResponseMode::BufferJson => {
                 if !end_of_stream {
                     self.buffered = self.buffered.saturating_add(chunk.len());
-                    return if self.buffered > max_body { ChunkAction::Pass } else { ChunkAction::Buffer };
+                    return self.over_cap(self.buffered, max_body, false).unwrap_or(ChunkAction::Buffer);
+                }
+                if let Some(a) = self.over_cap(chunk.len(), max_body, true) {
+                    return a;
                 }
                 if self.endpoint == Endpoint::Transcriptions {
                     match media::transcription_seconds(chunk) {
-                        Some(s) => self.units = Some(s),
+                        Some(s) => {
+                            self.units = Some(s);
+                            self.units_estimated = false;
+                        }
                         None => self.units_estimated = true,
                     }
                     return ChunkAction::Pass;
@@ -1143,7 +1234,7 @@ impl Exchange {
                 if !end_of_stream {
                     return ChunkAction::Buffer;
                 }
-                let e = upstream_error(*status, *code, chunk);
+                let e = upstream_error(*status, *code, chunk, &self.redact);
                 ChunkAction::Replace(e.body(self.front))
             }
             ResponseMode::Stream { framer, pipe, events, out } => {
@@ -1166,6 +1257,11 @@ impl Exchange {
                 if let Some(u) = pipe.usage() {
                     self.usage = Some(u);
                 }
+                // Upstream error text relayed in an error event never carries the cluster's
+                // credentials (checked only when the output mentions an error).
+                if !self.redact.is_empty() && error_finder().find(out).is_some() {
+                    redact_bytes(out, &self.redact);
+                }
                 // Byte for byte what came in (whole events that pass unchanged): let the chunk
                 // through rather than replace it with a copy of itself.
                 if out.as_slice() == chunk {
@@ -1174,6 +1270,61 @@ impl Exchange {
                 ChunkAction::Replace(std::mem::take(out))
             }
         }
+    }
+}
+
+impl Exchange {
+    /// A non-final piece of a buffered response, when the host keeps the whole body so far and
+    /// hands over only its size (`total`): counted, not copied. `Buffer` until the end, unless it
+    /// is past `max_body` (see `over_cap`).
+    pub fn on_response_buffered(&mut self, total: usize, max_body: usize) -> ChunkAction {
+        match self.mode {
+            ResponseMode::BufferJson => {
+                self.buffered = total;
+                self.over_cap(total, max_body, false).unwrap_or(ChunkAction::Buffer)
+            }
+            ResponseMode::Refused => ChunkAction::Replace(Vec::new()),
+            _ => ChunkAction::Buffer,
+        }
+    }
+
+    /// A buffered response of `total` bytes past `max_body` is never half-passed. A chat
+    /// response (its headers are held) is refused: 502 `upstream_error` in the caller's dialect,
+    /// none of the upstream's bytes reach the client (mid-body the glue sends it as a local
+    /// reply, `take_response_reply`; at the end it replaces the body), and the record bills an
+    /// estimate (see `billed_usage`). A transcription's JSON (passed untouched anyway) is let
+    /// through whole and billed on the upload-size estimate, marked as such.
+    fn over_cap(&mut self, total: usize, max_body: usize, end_of_stream: bool) -> Option<ChunkAction> {
+        if total <= max_body {
+            return None;
+        }
+        if !self.endpoint.is_chat() {
+            self.mode = ResponseMode::Pass;
+            self.units_estimated = true;
+            return Some(ChunkAction::Pass);
+        }
+        let e = GatewayError::new(
+            Code::UpstreamError,
+            format!("The generation service's response is larger than {max_body} bytes; ask for a shorter completion (max_tokens)"),
+        );
+        self.status = e.status();
+        self.error = Some(e.code);
+        self.cut_bytes = Some(max_body as u64);
+        self.mode = ResponseMode::Refused;
+        if end_of_stream {
+            self.status_override = Some(e.status());
+        } else {
+            let mut r = e.reply(self.front);
+            // A retry would be generated, refused and billed again: SDKs must not retry it.
+            for (k, v) in r.headers.iter_mut() {
+                if k == "x-should-retry" {
+                    *v = "false".to_string();
+                }
+            }
+            r.headers.extend(self.rate_headers());
+            self.response_reply = Some(r);
+        }
+        Some(ChunkAction::Replace(e.body(self.front)))
     }
 }
 
@@ -1195,9 +1346,17 @@ fn upstream_failure(status: u16) -> Option<(u16, Code)> {
     }
 }
 
-/// Our error for an upstream failure, carrying the upstream's own message.
-fn upstream_error(status: u16, code: Code, body: &[u8]) -> GatewayError {
-    let detail = upstream_message(body);
+/// Our error for an upstream failure, carrying the upstream's own message with the cluster's
+/// credentials (`redact`) replaced by `[redacted]`. An upstream 401/403 refused the gateway's own
+/// credential: its body (which may quote that credential) is never relayed.
+fn upstream_error(status: u16, code: Code, body: &[u8], redact: &[String]) -> GatewayError {
+    if status == 401 || status == 403 {
+        return GatewayError::new(
+            Code::UpstreamError,
+            format!("The generation service refused the gateway's credential (upstream status {status}); the gateway's upstream configuration must be fixed"),
+        );
+    }
+    let detail = upstream_message(body, redact);
     let msg = match code {
         Code::UpstreamError => format!("The generation service failed (upstream status {status}): {detail}"),
         _ => detail,
@@ -1209,8 +1368,9 @@ fn upstream_error(status: u16, code: Code, body: &[u8]) -> GatewayError {
     e
 }
 
-/// The message of an error body in any dialect, or its text.
-fn upstream_message(body: &[u8]) -> String {
+/// The message of an error body in any dialect, or its text; credentials redacted before it is
+/// cut (so no prefix of one survives the cut).
+fn upstream_message(body: &[u8], redact: &[String]) -> String {
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
         let m = v
             .pointer("/error/message")
@@ -1218,7 +1378,7 @@ fn upstream_message(body: &[u8]) -> String {
             .or_else(|| v.get("error"))
             .and_then(Value::as_str);
         if let Some(m) = m {
-            return truncate(m, 500);
+            return truncate(&redact_text(m, redact), 500);
         }
     }
     let text = String::from_utf8_lossy(body);
@@ -1226,8 +1386,52 @@ fn upstream_message(body: &[u8]) -> String {
     if text.is_empty() {
         "no details".to_string()
     } else {
-        truncate(text, 500)
+        truncate(&redact_text(text, redact), 500)
     }
+}
+
+/// `text` with every occurrence of each of `secrets` replaced by `[redacted]`.
+pub fn redact_text(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "[redacted]");
+        }
+    }
+    out
+}
+
+/// A searcher for `error`, built once (building one per chunk costs more than the search).
+fn error_finder() -> &'static memchr::memmem::Finder<'static> {
+    static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+    FINDER.get_or_init(|| memchr::memmem::Finder::new(b"error"))
+}
+
+/// `redact_text` on bytes, in place: each credential as it is and as it reads inside a JSON
+/// string (where a `"` or `\` in it is escaped).
+fn redact_bytes(buf: &mut Vec<u8>, secrets: &[String]) {
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        redact_needle(buf, s.as_bytes());
+        let escaped = serde_json::to_string(s).unwrap_or_default();
+        if let Some(inner) = escaped.get(1..escaped.len().saturating_sub(1)).filter(|e| *e != s.as_str()) {
+            redact_needle(buf, inner.as_bytes());
+        }
+    }
+}
+
+fn redact_needle(buf: &mut Vec<u8>, needle: &[u8]) {
+    if needle.is_empty() || memchr::memmem::find(buf, needle).is_none() {
+        return;
+    }
+    let mut out = Vec::with_capacity(buf.len());
+    let mut rest: &[u8] = buf;
+    while let Some(i) = memchr::memmem::find(rest, needle) {
+        out.extend_from_slice(rest.get(..i).unwrap_or(&[]));
+        out.extend_from_slice(b"[redacted]");
+        rest = rest.get(i.saturating_add(needle.len())..).unwrap_or(&[]);
+    }
+    out.extend_from_slice(rest);
+    *buf = out;
 }
 
 fn truncate(s: &str, max: usize) -> String {

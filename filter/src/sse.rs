@@ -4,7 +4,8 @@
 //! a field name. The framer keeps the unfinished line between calls, so feeding a stream in one
 //! piece or byte by byte yields the same events. Lines end with `\r\n`, `\n` or `\r`; `data:` with
 //! or without the space; comment lines (`: keepalive`) are dropped; an unfinished event larger than
-//! the cap is an error rather than unbounded memory.
+//! the cap is an error rather than unbounded memory: that event and everything after it are
+//! dropped (nothing of it is ever delivered, not even at `finish`).
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Event {
@@ -27,6 +28,8 @@ pub struct Framer {
     data_seen: bool,
     event_bytes: usize,
     max_event_bytes: usize,
+    /// An event passed the cap: the rest of the stream is dropped.
+    failed: bool,
 }
 
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
@@ -47,11 +50,32 @@ impl Framer {
             data_seen: false,
             event_bytes: 0,
             max_event_bytes,
+            failed: false,
         }
     }
 
-    /// Feeds a chunk; complete events are appended to `out`.
-    pub fn push(&mut self, mut chunk: &[u8], out: &mut Vec<Event>) -> Result<(), TooLarge> {
+    /// Feeds a chunk; complete events are appended to `out`. `Err(TooLarge)` once, from the chunk
+    /// in which an event passes the cap: the events completed before it in that chunk are still
+    /// delivered; the oversized event and the rest of the stream never are (later calls drop
+    /// their input and return `Ok`).
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<Event>) -> Result<(), TooLarge> {
+        if self.failed {
+            return Ok(());
+        }
+        let r = self.push_inner(chunk, out);
+        if r.is_err() {
+            self.failed = true;
+            self.line = Vec::new();
+            self.current = Event::default();
+            self.has_fields = false;
+            self.data_seen = false;
+            self.event_bytes = 0;
+            self.after_cr = false;
+        }
+        r
+    }
+
+    fn push_inner(&mut self, mut chunk: &[u8], out: &mut Vec<Event>) -> Result<(), TooLarge> {
         if self.after_cr {
             // The `\n` of a `\r\n` split across chunks is consumed once; an empty chunk keeps
             // the state for the next one.
@@ -103,6 +127,9 @@ impl Framer {
 
     /// End of stream: an event that was not closed by a blank line is still delivered.
     pub fn finish(&mut self, out: &mut Vec<Event>) {
+        if self.failed {
+            return;
+        }
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
             self.process_line(&line, out);

@@ -105,7 +105,9 @@ def next_request_works(stack, front):
     {"x-demo-fault": "reset"},
     {"x-demo-delay-ms": "6000"},          # stalls past the 3 s route timeout
     {"x-demo-fault": "garbage-json"},
-], ids=["500", "503", "reset-before-headers", "stall", "invalid-json"])
+    {"x-demo-fault": "echo-auth-401"},    # the upstream refused our credential and quotes it
+    {"x-demo-fault": "echo-auth-403"},
+], ids=["500", "503", "reset-before-headers", "stall", "invalid-json", "401-quoting-auth", "403-quoting-auth"])
 def test_upstream_failure_is_a_502_in_the_callers_dialect(fs, front, fault):
     status, headers, raw, _ = call(fs, front, faults=fault)
     assert status == 502, (status, raw[:300])
@@ -113,9 +115,26 @@ def test_upstream_failure_is_a_502_in_the_callers_dialect(fs, front, fault):
     kind, msg = error_of(front, 502, raw)
     assert kind == UPSTREAM_ERROR[front], raw
     assert msg
+    if fault.get("x-demo-fault", "").startswith("echo-auth-"):
+        assert "Request headers" not in msg, "an upstream 401/403 body is never relayed"
     rec = fs.billing_record(headers["x-request-id"])
     assert rec["status"] == 502 and rec["error"] == "upstream_error"
     assert rec["credits"] == 0 and rec["prompt_tokens"] == 0, "a failed upstream call is not billed"
+    next_request_works(fs, front)
+
+
+@pytest.mark.parametrize("front", ["openai", "anthropic", "gemini"])
+def test_oversized_upstream_response_is_a_502_billed_on_an_estimate(fs, front):
+    # 10 MB of JSON, past the 8 MiB max_body_bytes: none of it reaches the client.
+    status, headers, raw, _ = call(fs, front, faults={"x-demo-pad-bytes": "10000000"})
+    assert status == 502 and len(raw) < 300, (status, raw[:300])
+    kind, msg = error_of(front, 502, raw)
+    assert kind == UPSTREAM_ERROR[front] and "larger than 8388608 bytes" in msg, raw
+    rec = fs.billing_record(headers["x-request-id"])
+    assert (rec["status"], rec["error"], rec["estimated"]) == (502, "upstream_error", True)
+    # The upstream generated it: billed, on the completion budget the request authorised
+    # (Anthropic: max_tokens 100; the others: the default 1024), not on the 8 MiB read.
+    assert rec["completion_tokens"] == {"anthropic": 100}.get(front, 1024) and rec["credits"] > 0, rec
     next_request_works(fs, front)
 
 

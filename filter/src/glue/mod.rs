@@ -398,6 +398,19 @@ impl HttpContext for Http {
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        let max = self.config.max_body_bytes;
+        if !end_of_stream && self.ex.buffers_response() {
+            // Envoy keeps the body buffered and hands over all of it each time: count it, copy it
+            // only at the end.
+            let action = self.ex.on_response_buffered(size, max);
+            if let Some(r) = self.ex.take_response_reply() {
+                return self.reply(&r);
+            }
+            return match action {
+                ChunkAction::Pass => Action::Continue,
+                _ => Action::Pause,
+            };
+        }
         let chunk = if size == 0 {
             Vec::new()
         } else {
@@ -406,14 +419,15 @@ impl HttpContext for Http {
                 Err(_) => Vec::new(),
             }
         };
-        let max = self.config.max_body_bytes;
         let action = self.ex.on_response_chunk(&chunk, end_of_stream, max);
         if let Some(status) = self.ex.take_status_override() {
             let m = MapType::HttpResponseHeaders;
             let _ = hostcalls::set_map_value(m, ":status", Some(&status.to_string()));
             let _ = hostcalls::set_map_value(m, "content-type", Some("application/json"));
-            // The override is our 502 `upstream_error` (an invalid upstream body): retryable.
-            let _ = hostcalls::set_map_value(m, "x-should-retry", Some("true"));
+            // The override is our 502 `upstream_error`: retryable when the upstream's body was
+            // invalid, not when its response was larger than the gateway buffers.
+            let retry = if self.ex.refused_oversized() { "false" } else { "true" };
+            let _ = hostcalls::set_map_value(m, "x-should-retry", Some(retry));
         }
         match action {
             ChunkAction::Pass => Action::Continue,

@@ -71,3 +71,39 @@ fn oversize_event_is_refused() {
     let mut f = Framer::new(16);
     assert!(f.push(b"data: 01234\n\ndata: 0123456789\n\n", &mut out).is_ok());
 }
+
+/// Nothing of an event that passes the cap is delivered, wherever the stream is split: not its
+/// fields, not its partial line at `finish`, not the events after it; the events before it are.
+#[test]
+fn oversized_event_is_never_flushed_at_any_split() {
+    let before = b"event: a\ndata: ok\n\n".as_slice();
+    // An oversized event (a named one, so a flushed partial would show as `Some("big")`),
+    // unterminated, then a valid event that must not be delivered either.
+    let mut stream = before.to_vec();
+    stream.extend_from_slice(b"event: big\ndata: ");
+    stream.extend_from_slice(&[b'x'; 64]);
+    stream.extend_from_slice(b"\n\ndata: after\n\n");
+    let cases: [&[u8]; 2] = [&stream, &stream[..stream.len() - 17]];
+    for s in cases {
+        let want = vec![ev(Some("a"), "ok")];
+        for cut in 0..=s.len() {
+            let mut f = Framer::new(32);
+            let (mut out, mut errors) = (Vec::new(), 0);
+            for piece in [&s[..cut], &s[cut..]] {
+                errors += usize::from(f.push(piece, &mut out).is_err());
+            }
+            f.finish(&mut out);
+            assert_eq!(out, want, "cut {cut}");
+            assert_eq!(errors, 1, "cut {cut}: the cap is reported once");
+            assert_eq!(f.pending(), 0);
+        }
+        // Byte by byte.
+        let mut f = Framer::new(32);
+        let (mut out, mut errors) = (Vec::new(), 0);
+        for b in s {
+            errors += usize::from(f.push(std::slice::from_ref(b), &mut out).is_err());
+        }
+        f.finish(&mut out);
+        assert_eq!((out, errors), (want, 1));
+    }
+}

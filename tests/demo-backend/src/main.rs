@@ -357,6 +357,44 @@ async fn route(state: &State, parts: &Parts, body: Bytes) -> Resp {
 
     let ctl = Controls::from_headers(&parts.headers);
     ctl.pre_delay().await;
+    // `x-demo-fault: echo-auth-<status>`: an error that quotes every request header it got (as
+    // some upstreams quote the credential they refused); `echo-auth-sse`: the same text in an
+    // error event of a 200 stream.
+    let quoted = || {
+        // Credential headers first, so a relay that cuts the text still meets them.
+        let mut h: Vec<(bool, String)> = parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let cred = matches!(k.as_str(), "authorization" | "x-api-key" | "x-goog-api-key");
+                (!cred, format!("{k}: {}", String::from_utf8_lossy(v.as_bytes())))
+            })
+            .collect();
+        h.sort_by_key(|(rest, _)| *rest);
+        let h: Vec<String> = h.into_iter().map(|(_, s)| s).collect();
+        format!("Incorrect API key provided. Request headers: {}", h.join("; "))
+    };
+    if fault(parts) == Some("echo-auth-sse") {
+        let msg = quoted();
+        let sse = match api {
+            Api::OpenAi => format!("data: {}\n\ndata: [DONE]\n\n", serde_json::json!({"error": {"message": msg, "type": "invalid_request_error"}})),
+            Api::Anthropic => format!("event: error\ndata: {}\n\n", serde_json::json!({"type": "error", "error": {"type": "authentication_error", "message": msg}})),
+            Api::Gemini => format!("data: {}\r\n\r\n", serde_json::json!({"error": {"code": 401, "message": msg, "status": "UNAUTHENTICATED"}})),
+        };
+        return body::full(StatusCode::OK, "text/event-stream", sse);
+    }
+    if let Some(status) = fault(parts)
+        .and_then(|f| f.strip_prefix("echo-auth-"))
+        .and_then(|c| c.parse::<u16>().ok())
+        .and_then(|c| StatusCode::from_u16(c).ok())
+    {
+        let msg = quoted();
+        return match api {
+            Api::OpenAi => openai::error(status, &msg, "invalid_request_error", "invalid_api_key"),
+            Api::Anthropic => anthropic::error(status, "authentication_error", &msg),
+            Api::Gemini => gemini::error(status, &msg),
+        };
+    }
     if let Some(status) = ctl.status {
         return match api {
             Api::OpenAi => openai::forced_error(status),
@@ -378,6 +416,20 @@ async fn route(state: &State, parts: &Parts, body: Bytes) -> Resp {
             )
         }
         Some("html") => return body::full(StatusCode::OK, "text/html", "<html><body>hello</body></html>"),
+        Some("huge-sse") => {
+            // One event, then an event of 5 MiB that never ends, in 64 KiB pieces 2 ms apart.
+            return body::stream("text/event-stream", Duration::from_millis(2), |mut sink| async move {
+                let first = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"first\"}}]}\n\ndata: ";
+                if !sink.send(first).await {
+                    return;
+                }
+                for _ in 0..80 {
+                    if !sink.send(vec![b'x'; 64 << 10]).await {
+                        return;
+                    }
+                }
+            });
+        }
         _ => {}
     }
 
@@ -389,7 +441,7 @@ async fn route(state: &State, parts: &Parts, body: Bytes) -> Resp {
 
     match (path, gemini_route) {
         (_, Some(r)) => gemini::generate(&ctl, r, parts.uri.query().unwrap_or(""), &body).await,
-        ("/v1/chat/completions", _) => openai::chat(&ctl, &body).await,
+        ("/v1/chat/completions", _) => pad(openai::chat(&ctl, &body).await, &parts.headers),
         ("/v1/messages", _) => anthropic::messages(&ctl, &body).await,
         ("/v1/images/generations", _) => media::images(&host_of(parts), &body),
         ("/v1/videos/generations", _) => media::videos(&host_of(parts), &body),
@@ -420,6 +472,29 @@ fn strict_check(api: Api, path: &str, body: &[u8]) -> Option<Resp> {
         Api::Anthropic => anthropic::error(StatusCode::BAD_REQUEST, "invalid_request_error", &r.message),
         Api::Gemini => gemini::error(StatusCode::BAD_REQUEST, &r.message),
     })
+}
+
+/// `x-demo-pad-bytes: N` (up to 64 MiB): N spaces after a complete JSON body (still valid JSON,
+/// same fields), to make a large non-streamed response.
+fn pad(resp: Resp, headers: &hyper::HeaderMap) -> Resp {
+    let n = headers
+        .get("x-demo-pad-bytes")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(64 << 20);
+    let (parts, body) = resp.into_parts();
+    match body {
+        body::RespBody::Full(Some(b)) if n > 0 => {
+            let mut v = Vec::with_capacity(b.len() + n);
+            v.extend_from_slice(&b);
+            v.resize(b.len() + n, b' ');
+            let mut r = hyper::Response::from_parts(parts, body::RespBody::Full(Some(Bytes::from(v))));
+            r.headers_mut().remove(hyper::header::CONTENT_LENGTH);
+            r
+        }
+        body => hyper::Response::from_parts(parts, body),
+    }
 }
 
 fn method_not_allowed(method: &Method, path: &str) -> Resp {

@@ -227,6 +227,14 @@ pub fn speech(body: &[u8]) -> Resp {
 
 /// `POST /v1/audio/transcriptions` (the multipart body is only counted).
 pub fn transcriptions(body: &[u8]) -> Resp {
+    // `response_format=text` (a multipart field): a plain-text reply with no duration, as OpenAI's.
+    let text_format = body
+        .windows(26)
+        .position(|w| w == b"name=\"response_format\"\r\n\r\n")
+        .is_some_and(|i| body.get(i + 26..i + 30) == Some(b"text"));
+    if text_format {
+        return body::full(StatusCode::OK, "text/plain; charset=utf-8", format!("demo transcription of {} bytes", body.len()));
+    }
     body::json(
         StatusCode::OK,
         &json!({
