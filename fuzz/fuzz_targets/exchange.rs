@@ -115,6 +115,8 @@ fn one(store: &MemoryStore, ctl: &[u8; 8], path: &str, body: &[u8], resp: &[u8],
         end_of_stream: ctl[5] & 1 == 1,
     };
     let mut ex = Exchange::new();
+    // The glue mints the record's id; the client's own `x-request-id` is kept apart.
+    ex.request_id = format!("minted-{rid}");
     let forwarded = match ex.on_request_headers(cfg, &head, &env) {
         HeadAction::Reply(r) => {
             check_reply(ex.front, &r);
@@ -212,7 +214,8 @@ fn check_record(o: &Outcome, rid: &str) {
     assert!(!o.record.contains(&b'\n'), "record has a newline");
     let v: Value = serde_json::from_slice(&o.record).expect("the record is one JSON value");
     assert!(v.is_object(), "record {v}");
-    assert_eq!(v["request_id"], rid, "record {v}");
+    assert_eq!(v["request_id"], format!("minted-{rid}"), "record {v}");
+    assert_eq!(v["client_request_id"], rid, "record {v}");
     assert_eq!(v["status"], o.status, "record {v}");
     assert_eq!(v["error"].as_str(), o.error.map(|c| c.as_str()), "record {v}");
     assert_eq!(v["prompt_tokens"], o.usage.prompt_tokens, "record {v}");
