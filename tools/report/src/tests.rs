@@ -67,13 +67,18 @@ fn groups_by_any_combination_and_keeps_absent_values_apart() {
 
 #[test]
 fn group_keys_do_not_collide_across_columns() {
-    // ("a:b", "c") and ("a", "b:c") must stay two groups.
+    // ("ab", "c"), ("a", "bc"), ("1:a", "c"), ("1", "a:c"), (None, "-"), ("-", None): six groups.
     let lines = vec![
-        rec("2026-11-23T11:00:00.000Z", Some("a:b"), Some("c"), None, 1, 1, 0.0, false),
-        rec("2026-11-23T11:00:00.000Z", Some("a"), Some("b:c"), None, 1, 1, 0.0, false),
+        rec("2026-11-23T11:00:00.000Z", Some("ab"), Some("c"), None, 1, 1, 0.0, false),
+        rec("2026-11-23T11:00:00.000Z", Some("a"), Some("bc"), None, 1, 1, 0.0, false),
+        rec("2026-11-23T11:00:00.000Z", Some("1:a"), Some("c"), None, 1, 1, 0.0, false),
+        rec("2026-11-23T11:00:00.000Z", Some("1"), Some("a:c"), None, 1, 1, 0.0, false),
+        rec("2026-11-23T11:00:00.000Z", None, Some("-"), None, 1, 1, 0.0, false),
+        rec("2026-11-23T11:00:00.000Z", Some("-"), None, None, 1, 1, 0.0, false),
     ];
     let r = report_of(&lines, &[Dim::Account, Dim::Key]);
-    assert_eq!(r.rows().len(), 2);
+    assert_eq!(r.rows().len(), 6);
+    assert!(r.rows().iter().all(|(_, t)| t.requests == 1));
 }
 
 #[test]
@@ -205,7 +210,15 @@ fn json_has_groups_totals_and_counts() {
 fn errors_count_refusals() {
     let ok = rec("2026-11-23T11:00:00.000Z", Some("a"), Some("k"), Some("m"), 3, 4, 1.5, false);
     let refused = ok.replace("\"status\":200", "\"status\":429").replace("\"error\":null", "\"error\":\"rate_limit_exceeded\"");
-    let r = report_of(&[ok, refused], &[Dim::Model]);
+    // Envoy's own refusals (headers too large) have a status but no gateway code; a stream that
+    // failed after its 200 has a code but kept its status.
+    let envoy = ok.replace("\"status\":200", "\"status\":431");
+    let mid_stream = ok.replace("\"error\":null", "\"error\":\"upstream_error\"");
+    let r = report_of(&[ok.clone(), refused], &[Dim::Model]);
+    assert_eq!((r.total.requests, r.total.errors), (2, 1));
+    let r = report_of(&[ok.clone(), envoy], &[Dim::Model]);
+    assert_eq!((r.total.requests, r.total.errors), (2, 1));
+    let r = report_of(&[ok, mid_stream], &[Dim::Model]);
     assert_eq!((r.total.requests, r.total.errors), (2, 1));
 }
 
