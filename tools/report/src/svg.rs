@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use crate::{civil_from_days, credits_grouped, credits_text, days_from_civil};
+use crate::{civil_from_days, credits_text, days_from_civil};
 
 /// Tableau 10: distinct, and still told apart by most colour-blind readers.
 const PALETTE: [&str; 8] = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7"];
@@ -82,11 +82,27 @@ fn nice_step(max: f64, ticks: f64) -> f64 {
 
 fn fmt_credits(v: f64, step: f64) -> String {
     let decimals = if step >= 1.0 { 0 } else { (-step.log10().floor()) as usize };
-    let s = format!("{v:.decimals$}");
-    if decimals == 0 && v >= 10_000.0 {
+    if decimals == 0 && v >= 1000.0 {
         crate::thousands(v.round() as u64)
     } else {
-        s
+        format!("{v:.decimals$}")
+    }
+}
+
+/// Credits for people: `2,538,379`, `179`, `85.68`, `0.0123`.
+fn human(micros: u64) -> String {
+    let v = micros as f64 / 1e6;
+    if v >= 100.0 {
+        crate::thousands(v.round() as u64)
+    } else if v >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        let s = format!("{v:.4}");
+        if micros > 0 && s == "0.0000" {
+            "< 0.0001".into()
+        } else {
+            s
+        }
     }
 }
 
@@ -172,7 +188,7 @@ pub fn chart(spend: &HashMap<String, HashMap<String, u64>>, bucket: Option<Bucke
         s,
         r##"<text x="{left}" y="46" fill="#555">Credits per {unit} (UTC), stacked by model · {} · total {} credits</text>"##,
         esc(&range),
-        credits_grouped(grand)
+        human(grand)
     );
 
     // Grid and y axis.
@@ -275,7 +291,7 @@ pub fn chart(spend: &HashMap<String, HashMap<String, u64>>, bucket: Option<Bucke
             lx + 18.0,
             esc(name),
             esc(&shown),
-            fmt_credits(*total as f64 / 1e6, if *total >= 100_000_000 { 1.0 } else { 0.01 })
+            human(*total)
         );
     }
     s.push_str("</svg>\n");

@@ -310,7 +310,8 @@ fn svg_is_well_formed_and_escapes_model_names() {
     assert!(doc.contains("Credits per day (UTC)"));
     assert_eq!(doc.matches("<g><title>").count(), 7);
     assert!(doc.contains(">other models · "));
-    assert!(doc.contains("total 192.500000 credits"), "{doc}");
+    assert!(doc.contains("total 193 credits"), "{doc}");
+    assert!(doc.contains(">m9 · 35.00 · 18.2%<"), "{doc}");
     assert!(doc.contains("2026-11-20 · m9: 5.000000 credits"), "{doc}");
     assert!(doc.contains("2026-11-20 · other models: 1.500000 credits"), "{doc}");
     assert!(!doc.contains("· qai-flash"));
