@@ -5,6 +5,7 @@ checks, exactly, that the totals per account, key, model and day grew by what th
 and that the report over the whole log equals an independent sum of its records; bad lines in a
 second log are skipped and counted; CSV agrees with JSON; the chart is well-formed SVG."""
 import csv
+import gzip
 import io
 import json
 import subprocess
@@ -199,6 +200,13 @@ def test_report_totals_grow_by_exactly_what_the_test_sent(stack, http, tmp_path)
     assert both["records"] == len(lines) + 1
     assert both["totals"]["microcredits"] == tot["microcredits"] + micro("qai-flash", 1000, 200)
     assert stderr.startswith(f"tollgate-report: skipped 4 of {len(lines) + 5} lines") and f"{extra}:1 (not_json)" in stderr
+
+    # The same log gzipped (a rotated one), and on stdin: the same groups.
+    gz = tmp_path / "billing.jsonl.1.gz"
+    gz.write_bytes(gzip.compress(raw))
+    assert groups(report_json(gz)[0]) == a
+    piped = subprocess.run([str(REPORT), "--format", "json", "-"], input=raw, capture_output=True, timeout=60)
+    assert piped.returncode == 0 and groups(json.loads(piped.stdout)) == a
 
     # CSV by model says what JSON by model says.
     by_model, _ = report_json("--by", "model", stack.billing_log)

@@ -484,7 +484,7 @@ impl Report {
         let mut body: Vec<Vec<String>> = self
             .rows()
             .into_iter()
-            .map(|(values, t)| fmt_row(values.iter().map(|v| v.clone().unwrap_or_else(|| "-".into())).collect(), t))
+            .map(|(values, t)| fmt_row(values.iter().map(|v| v.as_deref().map_or_else(|| "-".into(), printable)).collect(), t))
             .collect();
         let mut total_label = vec![String::new(); self.dims.len()];
         if let Some(first) = total_label.first_mut() {
@@ -538,6 +538,11 @@ impl Report {
             first.join(", ")
         ))
     }
+}
+
+/// A value for a terminal: control characters (escape sequences in a forged log) become U+FFFD.
+fn printable(v: &str) -> String {
+    v.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect()
 }
 
 fn value_of<'r>(rec: &'r Rec, d: Dim) -> Option<&'r str> {

@@ -239,6 +239,18 @@ fn table_has_a_total_row() {
     assert!(rows[5].starts_with("TOTAL") && rows[5].contains("1,001,234") && rows[5].ends_with("3.000000"), "{text}");
 }
 
+#[test]
+fn table_does_not_print_control_characters() {
+    let lines = vec![rec("2026-11-23T11:00:00.000Z", Some("\\u001b[2Jevil"), Some("k"), Some("m"), 1, 1, 0.5, false)];
+    let r = report_of(&lines, &[Dim::Account]);
+    assert_eq!(r.rows()[0].0[0].as_deref(), Some("\u{1b}[2Jevil"));
+    let mut out = Vec::new();
+    r.write_table(&mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(!text.contains('\u{1b}'));
+    assert!(text.contains("\u{fffd}[2Jevil"));
+}
+
 /// A small well-formedness check: every tag closes in order, attributes are quoted, `&` only
 /// starts a known entity.
 fn well_formed(x: &str) -> Result<usize, String> {
