@@ -8,6 +8,7 @@ STAMP     := $(VENV)/.installed
 WASM      := target/wasm32-wasip1/release/tollgate.wasm
 BACKEND   := target/release/demo-backend
 KEYTOOL   := target/release/tollgate-keytool
+REPORT    := target/release/tollgate-report
 NODE_DEPS := tests/node/node_modules/.package-lock.json
 ENVOY     = $(shell $(PY) -c 'import envoy,os;print(os.path.join(os.path.dirname(envoy.__file__),"_bin","envoy"))')
 FILTER_SRC := $(shell find filter/src -name '*.rs') filter/Cargo.toml Cargo.toml
@@ -21,7 +22,7 @@ FUZZ_SMOKE_SECONDS ?= 4
 help:
 	@echo "make run    build what is missing, start the demo (gateway 127.0.0.1:8080, admin :9901)"
 	@echo "make test   unit tests, clippy, config validation, fuzz smoke, integration tests against real Envoy"
-	@echo "make build  the wasm filter, the demo backend and the key tool"
+	@echo "make build  the wasm filter, the demo backend, the key tool and the report tool"
 	@echo "make keytool ARGS='new --account acct-demo'   mint a key / hash one"
 	@echo "make fuzz   every fuzz target for FUZZ_SECONDS (60) each (cargo fuzz, nightly)"
 	@echo "make bench  Tollgate against plain Envoy side by side; table + bench-results/*.json"
@@ -46,7 +47,10 @@ $(BACKEND): $(BACKEND_SRC) Cargo.lock
 $(KEYTOOL): $(FILTER_SRC) tools/keytool/src/main.rs tools/keytool/Cargo.toml Cargo.lock
 	cargo build --release --locked -p tollgate-keytool
 
-build: wasm-target $(WASM) $(BACKEND) $(KEYTOOL)
+$(REPORT): $(shell find tools/report/src -name '*.rs') tools/report/Cargo.toml Cargo.lock
+	cargo build --release --locked -p tollgate-report
+
+build: wasm-target $(WASM) $(BACKEND) $(KEYTOOL) $(REPORT)
 
 $(NODE_DEPS): tests/node/package.json tests/node/package-lock.json
 	cd tests/node && npm ci --no-audit --no-fund --loglevel=error

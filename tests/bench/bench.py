@@ -8,7 +8,9 @@ Prints a table and writes bench-results/bench-<time>.json (and latest.json).
 
 Environment knobs (defaults are what `make bench` publishes):
   BENCH_DURATION=4 BENCH_WARMUP=1 BENCH_ROUNDS=3 BENCH_CONCURRENCY=16 BENCH_ENVOY_WORKERS=1
-  BENCH_KEYS=1000,100000,1000000 BENCH_SCENARIOS=all (comma list of scenario ids)
+  BENCH_KEYS=1000,100000,1000000 BENCH_SCENARIOS=all (comma list of scenario ids, `report` among them)
+  BENCH_REPORT_RECORDS=1000000 (usage report over that many generated billing records; 0: skip)
+Only the usage report: BENCH_SCENARIOS=report BENCH_KEYS= make bench
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from tollgate_harness import BACKEND_BIN, ROOT, WASM, _wait_http, _wasm_filter, 
 
 LOADGEN = ROOT / "target" / "release" / "tollgate-loadgen"
 KEYBENCH = ROOT / "target" / "release" / "tollgate-keybench"
+REPORT_BIN = ROOT / "target" / "release" / "tollgate-report"
 RESULTS = ROOT / "bench-results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -44,6 +47,7 @@ LATENCY_DURATION = float(os.environ.get("BENCH_LATENCY_DURATION", "2"))  # the u
 WORKERS = int(os.environ.get("BENCH_ENVOY_WORKERS", "1"))
 KEY_COUNTS = [int(x) for x in os.environ.get("BENCH_KEYS", "1000,100000,1000000").split(",") if x]
 ONLY = [x for x in os.environ.get("BENCH_SCENARIOS", "all").split(",") if x and x != "all"]
+REPORT_RECORDS = int(os.environ.get("BENCH_REPORT_RECORDS", "1000000"))
 
 STREAM_CHUNKS = 200
 GOOD_KEY = "sk-bench-unlimited"
@@ -292,6 +296,49 @@ def run_native() -> dict:
     return json.loads(out.stdout)
 
 
+# ---------------------------------------------------------------- usage report (issue 19)
+
+def timed(argv: list[str], stdout) -> tuple[float, float]:
+    """Runs argv; returns (wall seconds, its peak RSS in MB). The peak comes from GNU time
+    (`/usr/bin/time -f %M`): a child's own ru_maxrss would include the Python process it was
+    forked from."""
+    gnu_time = Path("/usr/bin/time")
+    wrap = [str(gnu_time), "-f", "maxrss_kb=%M"] if gnu_time.exists() else []
+    t0 = time.monotonic()
+    p = subprocess.run([*wrap, *argv], stdout=stdout, stderr=subprocess.PIPE, timeout=600)
+    wall = time.monotonic() - t0
+    err = p.stderr.decode()
+    if p.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed: {err}")
+    kb = [int(ln.split("=", 1)[1]) for ln in err.splitlines() if ln.startswith("maxrss_kb=")]
+    return wall, (kb[-1] / 1024 if kb else float("nan"))
+
+
+def run_report(tmp: Path) -> dict:
+    """`tollgate-report` over REPORT_RECORDS generated billing records (30 days, 8 accounts,
+    40 keys, 5 models): the default table (account x key x model x day) and JSON by model with
+    the SVG chart, best of 3 runs each, with the peak RSS."""
+    log = tmp / "billing-1m.jsonl"
+    with open(log, "wb") as f:
+        gen_s, _ = timed([str(REPORT_BIN), "generate", "--records", str(REPORT_RECORDS)], f)
+    size_mb = log.stat().st_size / 1e6
+    out = {"records": REPORT_RECORDS, "log_mb": size_mb, "generate_s": gen_s, "runs": []}
+    for name, args in (("table by account, key, model, day", []),
+                       ("json by model + svg chart", ["--by", "model", "--format", "json", "--svg", str(tmp / "spend.svg")])):
+        best, rss = None, 0.0
+        for _ in range(3):
+            with open(tmp / "report.out", "wb") as f:
+                s, r = timed([str(REPORT_BIN), *args, str(log)], f)
+            best = s if best is None else min(best, s)
+            rss = max(rss, r)
+        out["runs"].append({"name": name, "seconds": best, "records_per_s": REPORT_RECORDS / best,
+                            "mb_per_s": size_mb / best, "peak_rss_mb": rss})
+        print(f"  report {name}: {best:.2f} s ({REPORT_RECORDS / best / 1e6:.2f} M records/s, "
+              f"{size_mb / best:.0f} MB/s), peak RSS {rss:.1f} MB", flush=True)
+    log.unlink()
+    return out
+
+
 # ---------------------------------------------------------------- report
 
 def machine() -> dict:
@@ -344,6 +391,14 @@ def fmt_table(report: dict) -> str:
         for n in report["native"]["keys"]:
             lines.append(f"| {n['keys']} | {n['parse_ms']:.1f} ms | {n['heap_mb']:.1f} MB | {n['peak_heap_mb']:.1f} MB | "
                          f"{n['lookup_hit_ns']:.0f} ns | {n['lookup_miss_ns']:.0f} ns | {n['hash_and_lookup_ns']:.0f} ns |")
+    if report.get("report"):
+        r = report["report"]
+        lines.append("")
+        lines.append(f"| usage report over {r['records']:,} records ({r['log_mb']:.0f} MB) | time (best of 3) | records/s | MB/s | peak RSS |")
+        lines.append("|---|---:|---:|---:|---:|")
+        for run in r["runs"]:
+            lines.append(f"| {run['name']} | {run['seconds']:.2f} s | {run['records_per_s'] / 1e6:.2f} M | "
+                         f"{run['mb_per_s']:.0f} | {run['peak_rss_mb']:.1f} MB |")
     if report.get("budgets"):
         lines.append("")
         for b in report["budgets"]:
@@ -373,6 +428,12 @@ def budgets(report: dict) -> list[dict]:
         if k["keys"] == 1_000_000:
             ok = all(k.get(w, {}).get("serves") for w in ("w1", "w2"))
             out.append({"what": "1M keys work", "met": ok, "measured": "serves" if ok else "fails"})
+    rep = report.get("report")
+    if rep and rep["records"] >= 1_000_000:
+        worst = max(r["seconds"] for r in rep["runs"])
+        rss = max(r["peak_rss_mb"] for r in rep["runs"])
+        out.append({"what": "usage report over 1M records < 10 s", "met": worst < 10, "measured": f"{worst:.2f} s"})
+        out.append({"what": "usage report peak RSS < 64 MB", "met": rss < 64, "measured": f"{rss:.1f} MB"})
     out.append({"what": ".wasm < 1 MB", "met": report["wasm_bytes"] < 1_000_000, "measured": f"{report['wasm_bytes']} bytes"})
     return out
 
@@ -386,7 +447,7 @@ def exit_status(budget_list: list[dict], strict: bool) -> int:
 
 
 def main() -> int:
-    for p in (WASM, BACKEND_BIN, LOADGEN, KEYBENCH):
+    for p in (WASM, BACKEND_BIN, LOADGEN, KEYBENCH, REPORT_BIN):
         if not p.exists():
             print(f"{p} is missing: run `make build` (and build tools/bench)", file=sys.stderr)
             return 1
@@ -406,7 +467,11 @@ def main() -> int:
         bport = int((tmp / "backend.port").read_text())
         print(f"scenarios ({ROUNDS} rounds x {DURATION} s per configuration, {CONCURRENCY} connections, "
               f"{WORKERS} Envoy worker(s)):", flush=True)
-        report["scenarios"] = run_scenarios(tmp, bport)
+        ids = [sc["id"] for sc in scenarios()]
+        report["scenarios"] = run_scenarios(tmp, bport) if not ONLY or any(i in ONLY for i in ids) else []
+        if REPORT_RECORDS and (not ONLY or "report" in ONLY):
+            print(f"usage report over {REPORT_RECORDS} generated billing records:", flush=True)
+            report["report"] = run_report(tmp)
         if KEY_COUNTS:
             print("native configuration parse and key lookup:", flush=True)
             report["native"] = run_native()
