@@ -168,7 +168,7 @@ impl RootContext for Root {
         let config = self.config.clone()?;
         let mut ex = Exchange::new();
         ex.request_id = self.ids.mint(context_id);
-        Some(Box::new(Http { id: context_id, config, metrics: Rc::clone(&self.metrics), ex, body_size: 0, body_done: false, traced: Cell::new(false) }))
+        Some(Box::new(Http { id: context_id, config, metrics: Rc::clone(&self.metrics), ex, body_size: 0, body_done: false, traced: Cell::new(false), traced_request: Cell::new(false) }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -187,6 +187,8 @@ struct Http {
     body_done: bool,
     /// The span attributes are stored (`store_trace_attributes`).
     traced: Cell<bool>,
+    /// The request's span attributes are stored (`store_request_trace_attributes`).
+    traced_request: Cell<bool>,
 }
 
 fn now_ms() -> u64 {
@@ -234,11 +236,27 @@ impl Http {
         if self.traced.replace(true) {
             return;
         }
-        let account = self.ex.account.and_then(|a| self.config.account(a)).map(|a| a.id.as_str());
-        for (name, value) in crate::trace::attributes(&self.ex, &self.ex.bill(&self.config), account) {
-            let _ = hostcalls::set_property(vec![format!("{}{name}", crate::trace::PREFIX).as_str()], Some(value.as_bytes()));
+        self.store_request_trace_attributes();
+        for (name, value) in crate::trace::outcome_attributes(&self.ex, &self.ex.bill(&self.config)) {
+            store_trace_attribute(name, &value);
         }
     }
+
+    /// The request's span attributes, once: when the response starts (so that a response cut
+    /// off before its end still has them on its span), or with the outcome's.
+    fn store_request_trace_attributes(&self) {
+        if self.traced_request.replace(true) {
+            return;
+        }
+        let account = self.ex.account.and_then(|a| self.config.account(a)).map(|a| a.id.as_str());
+        for (name, value) in crate::trace::request_attributes(&self.ex, account) {
+            store_trace_attribute(name, &value);
+        }
+    }
+}
+
+fn store_trace_attribute(name: &str, value: &str) {
+    let _ = hostcalls::set_property(vec![format!("{}{name}", crate::trace::PREFIX).as_str()], Some(value.as_bytes()));
 }
 
 impl Http {
@@ -391,6 +409,8 @@ impl HttpContext for Http {
         apply(m, &edits);
         if end_of_stream {
             self.store_trace_attributes();
+        } else {
+            self.store_request_trace_attributes();
         }
         if self.ex.hold_response_headers() {
             // Sent with the body, so that an invalid body can still become a 502.

@@ -19,15 +19,15 @@ fn a_forwarded_anthropic_front_request_to_a_gemini_upstream_carries_every_gen_ai
         ("gen_ai.provider.name", "gcp.gemini".into()),
         ("gen_ai.system", "gcp.gemini".into()),
         ("gen_ai.request.model", "test-gemini".into()),
-        ("gen_ai.usage.input_tokens", "12".into()),
-        ("gen_ai.usage.output_tokens", "7".into()),
         ("gen_ai.response.model", "gemini-demo".into()),
         ("tollgate.front", "anthropic".into()),
+        ("tollgate.request_id", "rid-1".into()),
+        ("tollgate.account_id", "acct-demo".into()),
+        ("gen_ai.usage.input_tokens", "12".into()),
+        ("gen_ai.usage.output_tokens", "7".into()),
         ("tollgate.usage.estimated", "true".into()),
         ("tollgate.credits", "0.0025".into()),
         ("tollgate.limit.outcome", "admitted".into()),
-        ("tollgate.request_id", "rid-1".into()),
-        ("tollgate.account_id", "acct-demo".into()),
     ];
     assert_eq!(got, want);
     assert!(got.iter().all(|(n, _)| NAMES.contains(n)));
@@ -46,14 +46,14 @@ fn a_rate_limited_request_names_the_limit_and_no_provider() {
     let want: Vec<(&str, String)> = vec![
         ("gen_ai.operation.name", "chat".into()),
         ("gen_ai.request.model", "qai-flash".into()),
+        ("tollgate.front", "openai".into()),
+        ("tollgate.request_id", "rid-2".into()),
         ("gen_ai.usage.input_tokens", "0".into()),
         ("gen_ai.usage.output_tokens", "0".into()),
         ("error.type", "rate_limit_exceeded".into()),
-        ("tollgate.front", "openai".into()),
         ("tollgate.usage.estimated", "false".into()),
         ("tollgate.credits", "0.0".into()),
         ("tollgate.limit.outcome", "rate".into()),
-        ("tollgate.request_id", "rid-2".into()),
     ];
     assert_eq!(got, want);
 }
