@@ -29,10 +29,12 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
 
     def __init__(self):
         self.spans = []
+        self.raw = []
         self.lock = threading.Lock()
 
     def Export(self, request, context):
         with self.lock:
+            self.raw.append(request.SerializeToString())
             for rs in request.resource_spans:
                 for ss in rs.scope_spans:
                     for span in ss.spans:
@@ -219,3 +221,24 @@ def test_span_of_a_stream_cut_short_has_the_request_attributes_and_its_record_th
         "tollgate.request_id": rid,
         "tollgate.account_id": "acct-demo",
     })
+
+
+def test_no_span_carries_a_query_key(traced):
+    """A Gemini client's `?key=` never reaches an exported span (name, URL tag, any attribute)."""
+    stack, http, receiver = traced
+    status, headers, _ = http.request("POST", "/v1beta/models/qai-flash:generateContent?key=sk-demo-active&alt=json",
+                                      {"contents": [{"parts": [{"text": "hi"}]}]})
+    assert status == 200
+    rid = headers["x-request-id"]
+    span = receiver.span(rid)
+    assert span["gen_ai.operation.name"] == "generate_content"
+    # Envoy reads the path when it ends the span: the one the filter sent upstream.
+    assert span["http.url"] == stack.url + "/v1/chat/completions"
+    # Refused by the gateway itself: the path is the client's, with the key removed.
+    status, headers, _ = http.request("GET", "/v1beta/nothing-here?alt=json&key=sk-demo-active")
+    assert status == 404
+    span = receiver.span(headers["x-request-id"])
+    assert (span["http.url"], span["error.type"]) == (stack.url + "/v1beta/nothing-here?alt=json", "not_found")
+    with receiver.lock:
+        raw = list(receiver.raw)
+    assert raw and not any(b"sk-demo-active" in r for r in raw)
