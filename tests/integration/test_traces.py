@@ -158,6 +158,9 @@ def test_span_of_a_rate_limited_request_names_the_limit(traced):
     key = {"Authorization": "Bearer sk-demo-limited"}
     body = {"model": "qai-flash", "messages": [{"role": "user", "content": "hi"}]}
     statuses = []
+    left = 60 - time.time() % 60  # the six inside one fixed minute window
+    if left < 5:
+        time.sleep(left + 0.2)
     for _ in range(6):  # acct-limited: 5 requests a minute
         status, headers, _ = http.request("POST", "/v1/chat/completions", body, key)
         statuses.append(status)
