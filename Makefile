@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 4
 
-.PHONY: help build run test unit clippy validate integration node-deps venv wasm-target keytool clean fuzz fuzz-smoke fuzz-tools bench soak
+.PHONY: help build run test unit clippy validate integration node-deps venv wasm-target keytool clean fuzz fuzz-smoke fuzz-tools bench soak prometheus
 
 help:
 	@echo "make run    build what is missing, start the demo (gateway 127.0.0.1:8080, admin :9901)"
@@ -85,7 +85,17 @@ validate: $(STAMP) $(WASM) $(TLS_DEV_CERT)
 	  $(ENVOY) --mode validate -c $$f --use-dynamic-base-id -l error >/dev/null || exit 1; \
 	done
 
-integration: build $(STAMP) $(NODE_DEPS)
+# Debian's prometheus for the dashboard test (tests/integration/test_dashboard.py), installed when
+# missing; the test runs the binary itself on a free port. The packaged service is not used: on a
+# host with systemd it is stopped right after the install.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+prometheus:
+	@command -v prometheus >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus && \
+	  { $(SUDO) systemctl stop prometheus 2>/dev/null || true; }; }
+
+integration: build $(STAMP) $(NODE_DEPS) prometheus
 	$(PY) -m pytest -q tests/integration tests/bench/test_bench_strict.py $(PYTEST_ARGS)
 
 # Fuzzing (fuzz/, its own workspace): nightly and cargo-fuzz are installed when missing.

@@ -235,6 +235,9 @@ pub struct Outcome {
     pub estimated: bool,
     /// Billed micro-credits.
     pub micros: u64,
+    /// The response ended normally (the record's `complete`): false after an upstream reset,
+    /// a stream cut short or a client gone.
+    pub complete: bool,
     /// The billing record: one JSON object, no newline.
     pub record: Vec<u8>,
 }
@@ -437,6 +440,19 @@ impl Exchange {
             // bad HTTP): the request is dated now and lasted no time, never 1970.
             self.start_ms = env.now_ms;
         }
+        let (billed, estimated, micros) = self.bill(cfg);
+        if let Some((scopes, reserved)) = self.reserved.take() {
+            let _ = limits::settle(env.store, &scopes, reserved, micros);
+        }
+        let record = self.record(cfg, &billed, estimated, micros);
+        let complete = self.local_reply || self.response_done;
+        Outcome { status: self.status, error: self.error, model: self.model.clone(), usage: billed, estimated, micros, complete, record }
+    }
+
+    /// What the exchange bills as it stands: the usage, whether it is an estimate, micro-credits.
+    /// `on_done` bills this; the glue also reads it at the end of the response (span attributes,
+    /// which Envoy's tracer reads before the log phase).
+    pub fn bill(&self, cfg: &Config) -> (Usage, bool, u64) {
         let model = self.model.as_deref().and_then(|m| cfg.model(m));
         let (billed, estimated) = self.billed_usage();
         let forwarded = model.is_some() && !self.local_reply;
@@ -448,11 +464,7 @@ impl Exchange {
             _ => 0,
         };
         let estimated = estimated || (upstream_ok && self.units_estimated);
-        if let Some((scopes, reserved)) = self.reserved.take() {
-            let _ = limits::settle(env.store, &scopes, reserved, micros);
-        }
-        let record = self.record(cfg, &billed, estimated, micros);
-        Outcome { status: self.status, error: self.error, model: self.model.clone(), usage: billed, estimated, micros, record }
+        (billed, estimated, micros)
     }
 
     /// The usage to bill and whether it is an estimate.

@@ -14,6 +14,7 @@ pub mod media;
 pub mod metrics;
 pub mod routing;
 pub mod sse;
+pub mod trace;
 pub mod translate;
 pub mod usage;
 

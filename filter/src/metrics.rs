@@ -8,6 +8,7 @@
 //! | `tollgate_tokens`                      | `model`, `kind`     | billed tokens: prompt, completion, cached, reasoning |
 //! | `tollgate_usage_estimated`             | `model`             | requests billed on an estimate      |
 //! | `tollgate_microcredits`                | `model`             | billed spend, in millionths of a credit |
+//! | `tollgate_incomplete`                  | `model`             | responses that did not end normally (stream cut, upstream reset, client gone) |
 //! | `tollgate_errors`                      | `code`              | error replies by gateway code       |
 //! | `tollgate_limits_store_failures`       |                     | 503s because shared data failed     |
 //!
@@ -39,10 +40,12 @@ pub enum Stat {
     Tokens(usize),
     Estimated,
     Microcredits,
+    /// Responses that did not end normally (the record's `complete: false`).
+    Incomplete,
 }
 
-/// Slots per model: 5 status classes, 4 token kinds, estimated, microcredits.
-pub const MODEL_SLOTS: usize = CLASSES.len() + TOKEN_KINDS.len() + 2;
+/// Slots per model: 5 status classes, 4 token kinds, estimated, microcredits, incomplete.
+pub const MODEL_SLOTS: usize = CLASSES.len() + TOKEN_KINDS.len() + 3;
 
 impl Stat {
     pub fn slot(self) -> usize {
@@ -51,6 +54,7 @@ impl Stat {
             Stat::Tokens(k) => CLASSES.len() + k,
             Stat::Estimated => CLASSES.len() + TOKEN_KINDS.len(),
             Stat::Microcredits => CLASSES.len() + TOKEN_KINDS.len() + 1,
+            Stat::Incomplete => CLASSES.len() + TOKEN_KINDS.len() + 2,
         }
     }
 
@@ -62,6 +66,7 @@ impl Stat {
             Stat::Tokens(k) => format!("tollgate.tokens.{m}{}", tag("kind", TOKEN_KINDS.get(k).copied().unwrap_or("prompt"))),
             Stat::Estimated => format!("tollgate.usage_estimated.{m}"),
             Stat::Microcredits => format!("tollgate.microcredits.{m}"),
+            Stat::Incomplete => format!("tollgate.incomplete.{m}"),
         }
     }
 }
@@ -95,6 +100,7 @@ pub fn all_names(cfg: &Config) -> Vec<String> {
             out.extend((0..TOKEN_KINDS.len()).map(|k| Stat::Tokens(k).name(id)));
             out.push(Stat::Estimated.name(id));
             out.push(Stat::Microcredits.name(id));
+            out.push(Stat::Incomplete.name(id));
         }
     }
     out.extend(Code::ALL.iter().map(|c| errors(*c)));
@@ -127,6 +133,9 @@ pub fn increments(o: &Outcome) -> Increments<'_> {
         }
         if o.micros > 0 {
             per_model.push((Stat::Microcredits, o.micros));
+        }
+        if !o.complete {
+            per_model.push((Stat::Incomplete, 1));
         }
     }
     Increments { model, per_model, error: o.error }

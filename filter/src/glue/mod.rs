@@ -168,7 +168,7 @@ impl RootContext for Root {
         let config = self.config.clone()?;
         let mut ex = Exchange::new();
         ex.request_id = self.ids.mint(context_id);
-        Some(Box::new(Http { id: context_id, config, metrics: Rc::clone(&self.metrics), ex, body_size: 0, body_done: false }))
+        Some(Box::new(Http { id: context_id, config, metrics: Rc::clone(&self.metrics), ex, body_size: 0, body_done: false, traced: Cell::new(false), traced_request: Cell::new(false) }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -185,6 +185,10 @@ struct Http {
     body_size: usize,
     /// The request body phase has ended (end of stream or trailers seen).
     body_done: bool,
+    /// The span attributes are stored (`store_trace_attributes`).
+    traced: Cell<bool>,
+    /// The request's span attributes are stored (`store_request_trace_attributes`).
+    traced_request: Cell<bool>,
 }
 
 fn now_ms() -> u64 {
@@ -215,12 +219,44 @@ fn apply(map: MapType, edits: &[HeaderEdit]) {
 
 impl Http {
     fn reply(&self, r: &LocalReply) -> Action {
+        self.store_trace_attributes();
         let headers: Vec<(&str, &str)> = r.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         if let Err(e) = hostcalls::send_http_response(u32::from(r.status), headers, Some(&r.body)) {
             log(LogLevel::Error, &format!("tollgate[{}]: local reply failed: {e:?}", self.id));
         }
         Action::Pause
     }
+}
+
+impl Http {
+    /// Span attributes (`crate::trace`) as filter state, once, where the outcome is known (a
+    /// local reply, the end of the response): Envoy's tracer reads them when it ends the span,
+    /// which it does before the log phase.
+    fn store_trace_attributes(&self) {
+        if self.traced.replace(true) {
+            return;
+        }
+        self.store_request_trace_attributes();
+        for (name, value) in crate::trace::outcome_attributes(&self.ex, &self.ex.bill(&self.config)) {
+            store_trace_attribute(name, &value);
+        }
+    }
+
+    /// The request's span attributes, once: when the response starts (so that a response cut
+    /// off before its end still has them on its span), or with the outcome's.
+    fn store_request_trace_attributes(&self) {
+        if self.traced_request.replace(true) {
+            return;
+        }
+        let account = self.ex.account.and_then(|a| self.config.account(a)).map(|a| a.id.as_str());
+        for (name, value) in crate::trace::request_attributes(&self.ex, account) {
+            store_trace_attribute(name, &value);
+        }
+    }
+}
+
+fn store_trace_attribute(name: &str, value: &str) {
+    let _ = hostcalls::set_property(vec![format!("{}{name}", crate::trace::PREFIX).as_str()], Some(value.as_bytes()));
 }
 
 impl Http {
@@ -364,13 +400,18 @@ impl HttpContext for Http {
         self.request_body(size, true)
     }
 
-    fn on_http_response_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
+    fn on_http_response_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         self.ex.response_started(now_ms());
         let m = MapType::HttpResponseHeaders;
         let status = header(m, ":status").and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
         let content_type = header(m, "content-type");
         let edits = self.ex.on_response_headers(status, content_type.as_deref());
         apply(m, &edits);
+        if end_of_stream {
+            self.store_trace_attributes();
+        } else {
+            self.store_request_trace_attributes();
+        }
         if self.ex.hold_response_headers() {
             // Sent with the body, so that an invalid body can still become a 502.
             return Action::Pause;
@@ -395,6 +436,9 @@ impl HttpContext for Http {
             log(LogLevel::Error, &format!("tollgate[{}]: cannot store the billing record: {e:?}", self.id));
         }
         self.metrics.record(&outcome, self.ex.store_failures);
+        // Too late for the span, but access logs can still read them (a stream cut off, a
+        // client gone: no end of response was seen).
+        self.store_trace_attributes();
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
@@ -420,6 +464,9 @@ impl HttpContext for Http {
             }
         };
         let action = self.ex.on_response_chunk(&chunk, end_of_stream, max);
+        if end_of_stream {
+            self.store_trace_attributes();
+        }
         if let Some(status) = self.ex.take_status_override() {
             let m = MapType::HttpResponseHeaders;
             let _ = hostcalls::set_map_value(m, ":status", Some(&status.to_string()));

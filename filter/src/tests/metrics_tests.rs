@@ -8,6 +8,7 @@ fn names_carry_tags_and_never_break_the_encoding() {
     assert_eq!(Stat::Tokens(0).name("gemini-2.5"), "tollgate.tokens.model=.=gemini-2.5;.;kind=.=prompt;.;");
     assert_eq!(Stat::Estimated.name("a;b=c"), "tollgate.usage_estimated.model=.=a_b_c;.;");
     assert_eq!(Stat::Microcredits.name("m"), "tollgate.microcredits.model=.=m;.;");
+    assert_eq!(Stat::Incomplete.name("m"), "tollgate.incomplete.model=.=m;.;");
     assert_eq!(errors(Code::RateLimitExceeded), "tollgate.errors.code=.=rate_limit_exceeded;.;");
     assert_eq!(Code::ALL.get(error_slot(Code::UpstreamError)), Some(&Code::UpstreamError));
 }
@@ -16,7 +17,7 @@ fn names_carry_tags_and_never_break_the_encoding() {
 fn slots_are_distinct_and_in_range() {
     let mut all: Vec<usize> = (0..5).map(|c| Stat::Requests(c).slot()).collect();
     all.extend((0..4).map(|k| Stat::Tokens(k).slot()));
-    all.extend([Stat::Estimated.slot(), Stat::Microcredits.slot()]);
+    all.extend([Stat::Estimated.slot(), Stat::Microcredits.slot(), Stat::Incomplete.slot()]);
     let mut sorted = all.clone();
     sorted.sort_unstable();
     sorted.dedup();
@@ -33,6 +34,7 @@ fn increments_for_a_billed_stream_and_for_a_401() {
         usage: Usage { prompt_tokens: 10, completion_tokens: 5, cached_tokens: 0, reasoning_tokens: 2 },
         estimated: true,
         micros: 15,
+        complete: true,
         record: Vec::new(),
     };
     let got = increments(&o);
@@ -42,6 +44,27 @@ fn increments_for_a_billed_stream_and_for_a_401() {
         got.per_model,
         vec![(Stat::Requests(1), 1), (Stat::Tokens(0), 10), (Stat::Tokens(1), 5), (Stat::Tokens(3), 2), (Stat::Estimated, 1), (Stat::Microcredits, 15)]
     );
-    let o = Outcome { status: 401, error: Some(Code::Unauthorized), model: None, usage: Usage::default(), estimated: false, micros: 0, record: Vec::new() };
+    let o = Outcome { status: 401, error: Some(Code::Unauthorized), model: None, usage: Usage::default(), estimated: false, micros: 0, complete: true, record: Vec::new() };
     assert_eq!(increments(&o), Increments { model: "none", per_model: vec![(Stat::Requests(3), 1)], error: Some(Code::Unauthorized) });
+}
+
+#[test]
+fn a_response_cut_short_counts_as_incomplete_for_its_model() {
+    let o = Outcome {
+        status: 200,
+        error: None,
+        model: Some("m".into()),
+        usage: Usage { prompt_tokens: 3, completion_tokens: 2, cached_tokens: 0, reasoning_tokens: 0 },
+        estimated: true,
+        micros: 0,
+        complete: false,
+        record: Vec::new(),
+    };
+    assert_eq!(
+        increments(&o).per_model,
+        vec![(Stat::Requests(1), 1), (Stat::Tokens(0), 3), (Stat::Tokens(1), 2), (Stat::Estimated, 1), (Stat::Incomplete, 1)]
+    );
+    // A refusal before any model was known is not a cut-off of any model's response.
+    let o = Outcome { status: 499, error: None, model: None, usage: Usage::default(), estimated: false, micros: 0, complete: false, record: Vec::new() };
+    assert_eq!(increments(&o).per_model, vec![(Stat::Requests(3), 1)]);
 }
