@@ -36,6 +36,9 @@ struct RawConfig<'a> {
     /// Client headers forwarded upstream besides the built-in set (`pass_request_headers`).
     #[serde(default)]
     pass_request_headers: Vec<String>,
+    /// Store the per-request span attributes as filter state (`span_attributes`).
+    #[serde(default)]
+    span_attributes: bool,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -169,6 +172,9 @@ pub struct Config {
     /// Client headers forwarded upstream besides the built-in set (lowercase; a trailing `*`
     /// makes a prefix). See `crate::headers::forwarded`.
     pub pass_request_headers: Vec<String>,
+    /// Store the span attributes (`crate::trace`) as filter state for Envoy's tracer: about a
+    /// dozen hostcalls a request, so only where spans read them (off by default).
+    pub span_attributes: bool,
 }
 
 pub const DEFAULT_RPM: u32 = 100;
@@ -393,6 +399,7 @@ fn compile(raw: RawConfig<'_>) -> Result<Config, String> {
         max_body_bytes: raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
         max_upload_bytes: raw.max_upload_bytes.unwrap_or(DEFAULT_MAX_UPLOAD),
         max_media_body_bytes: raw.max_media_body_bytes.unwrap_or(DEFAULT_MAX_MEDIA_BODY),
+        span_attributes: raw.span_attributes,
         pass_request_headers,
     })
 }

@@ -65,8 +65,13 @@ def ours(span):
     return {k: v for k, v in span.items() if k in GEN_AI}
 
 
-@pytest.fixture(scope="module")
-def traced():
+def _example_filter_config():
+    """The filter configuration of envoy/tracing-otlp.yaml (its `span_attributes` switch)."""
+    from tollgate_harness import filter_config
+    return filter_config(yaml.safe_load(EXAMPLE.read_text()))
+
+
+def _traced_stack(span_attributes):
     receiver = Receiver()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, server)
@@ -89,12 +94,50 @@ def traced():
         doc["layered_runtime"]["layers"][0]["static_layer"]["tracing.opentelemetry.min_flush_spans"] = 1
         return doc
 
-    s = Stack(concurrency=2, patch_filter=_with_upstream_credential, patch_envoy=patch,
+    def patch_filter(cfg):
+        cfg = _with_upstream_credential(cfg)
+        cfg["span_attributes"] = span_attributes
+        return cfg
+
+    s = Stack(concurrency=2, patch_filter=patch_filter, patch_envoy=patch,
               extra_clusters=["demo_anthropic", "demo_gemini"])
     s.start()
-    yield s, Http(s.url), receiver
+    return s, Http(s.url), receiver, server
+
+
+@pytest.fixture(scope="module")
+def traced():
+    # As the example configures it: the span attributes switched on.
+    assert _example_filter_config()["span_attributes"] is True
+    s, http, receiver, server = _traced_stack(True)
+    yield s, http, receiver
     s.stop()
     server.stop(0)
+
+
+def test_without_the_switch_spans_carry_no_attribute_of_tollgate():
+    """`span_attributes` is off by default: the filter stores none of them (no hostcalls spent),
+    and the span Envoy exports for a served request has none."""
+    s, http, receiver, server = _traced_stack(False)
+    try:
+        status, headers, _ = http.json("POST", "/v1/chat/completions",
+                                       {"model": "qai-flash", "messages": [{"role": "user", "content": "hi"}]},
+                                       {**ACTIVE, "x-demo-usage-fixed": "11 7"})
+        assert status == 200
+        rid = headers["x-request-id"]
+        assert s.billing_record(rid)["completion_tokens"] == 7
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            with receiver.lock:
+                spans = list(receiver.spans)
+            if spans:
+                break
+            time.sleep(0.1)
+        assert len(spans) == 1, spans
+        assert [k for k in spans[0] if k in GEN_AI] == [], spans[0]
+    finally:
+        s.stop()
+        server.stop(0)
 
 
 def test_span_of_a_chat_completion_carries_the_gen_ai_attributes(traced):

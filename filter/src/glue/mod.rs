@@ -233,7 +233,7 @@ impl Http {
     /// local reply, the end of the response): Envoy's tracer reads them when it ends the span,
     /// which it does before the log phase.
     fn store_trace_attributes(&self) {
-        if self.traced.replace(true) {
+        if !self.config.span_attributes || self.traced.replace(true) {
             return;
         }
         self.store_request_trace_attributes();
@@ -245,7 +245,7 @@ impl Http {
     /// The request's span attributes, once: when the response starts (so that a response cut
     /// off before its end still has them on its span), or with the outcome's.
     fn store_request_trace_attributes(&self) {
-        if self.traced_request.replace(true) {
+        if !self.config.span_attributes || self.traced_request.replace(true) {
             return;
         }
         let account = self.ex.account.and_then(|a| self.config.account(a)).map(|a| a.id.as_str());
