@@ -8,6 +8,7 @@ STAMP     := $(VENV)/.installed
 WASM      := target/wasm32-wasip1/release/tollgate.wasm
 BACKEND   := target/release/demo-backend
 KEYTOOL   := target/release/tollgate-keytool
+TLS_DEV_CERT := envoy/tls/server.crt
 NODE_DEPS := tests/node/node_modules/.package-lock.json
 ENVOY     = $(shell $(PY) -c 'import envoy,os;print(os.path.join(os.path.dirname(envoy.__file__),"_bin","envoy"))')
 FILTER_SRC := $(shell find filter/src -name '*.rs') filter/Cargo.toml Cargo.toml
@@ -20,6 +21,7 @@ FUZZ_SMOKE_SECONDS ?= 4
 
 help:
 	@echo "make run    build what is missing, start the demo (gateway 127.0.0.1:8080, admin :9901)"
+	@echo "make run CONFIG=envoy/production-tls.yaml   the bundled Envoy + built filter on any config"
 	@echo "make test   unit tests, clippy, config validation, fuzz smoke, integration tests against real Envoy"
 	@echo "make build  the wasm filter, the demo backend and the key tool"
 	@echo "make keytool ARGS='new --account acct-demo'   mint a key / hash one"
@@ -54,8 +56,10 @@ $(NODE_DEPS): tests/node/package.json tests/node/package-lock.json
 
 node-deps: $(NODE_DEPS)
 
-run: build $(STAMP)
-	cd tests/harness && ../../$(PY) run_demo.py
+# `make run CONFIG=path`: the bundled Envoy on that file as it is (see run_demo.py).
+CONFIG ?=
+run: build $(STAMP) $(if $(CONFIG),$(TLS_DEV_CERT))
+	cd tests/harness && CONFIG="$(if $(CONFIG),$(abspath $(CONFIG)))" ../../$(PY) run_demo.py
 
 keytool: $(KEYTOOL)
 	@$(KEYTOOL) $(ARGS)
@@ -68,7 +72,6 @@ clippy:
 
 # The production example (envoy/production-tls.yaml) reads envoy/tls/server.{crt,key}: a
 # throwaway self-signed pair is made here when missing (git ignores envoy/tls/).
-TLS_DEV_CERT := envoy/tls/server.crt
 $(TLS_DEV_CERT):
 	mkdir -p envoy/tls
 	openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj /CN=localhost \

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
-from tollgate_harness import BACKEND_BIN, ROOT, UPSTREAM_LOGS, WASM, _wait_http, envoy_bin, free_port, stop_processes
+from tollgate_harness import (BACKEND_BIN, ROOT, UPSTREAM_LOGS, WASM, _wait_http, envoy_bin, free_port, make_tmp,
+                              stop_processes)
 
 PRODUCTION_YAML = ROOT / "envoy" / "production-tls.yaml"
 
@@ -33,7 +33,7 @@ class TlsStack:
         self.cert, self.key = cert, key
         self.concurrency = concurrency
         self.https_port, self.http_port, self.admin_port = free_port(), free_port(), free_port()
-        self.tmp = Path(tempfile.mkdtemp(prefix="tollgate-tls-"))
+        self.tmp = make_tmp("tollgate-tls-")
         self.access_log = self.tmp / "access.log"
         self.billing_log = self.tmp / "billing.jsonl"
         self.envoy_log = self.tmp / "envoy.log"

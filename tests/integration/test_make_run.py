@@ -1,0 +1,105 @@
+"""`make run` as the README documents it: the demo on the ports its variables name, and
+`make run CONFIG=path` running the bundled Envoy with the built filter on any configuration file;
+both stop on Ctrl-C (SIGINT to the process group, as a terminal sends it) and remove their
+temporary directories."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
+
+from tollgate_harness import ROOT, _wait_http, free_port, render  # noqa: E402
+
+
+def start_make(args, env_extra):
+    env = {**os.environ, **env_extra}
+    return subprocess.Popen(["make", "-s", "--no-print-directory", "run", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def stop_make(proc) -> str:
+    """Ctrl-C: run_demo.py stops everything, cleans up and says "stopped."; make then exits by
+    the same signal, as it does on any interrupt."""
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGINT, out
+    assert out.splitlines().count("stopped.") == 1, out
+    return out
+
+
+def chat(port):
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/chat/completions", method="POST",
+        data=json.dumps({"model": "qai-flash", "messages": [{"role": "user", "content": "via make run"}]}).encode(),
+        headers={"Authorization": "Bearer sk-demo-active", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())["choices"][0]["message"]["content"]
+
+
+def test_make_run_serves_on_the_ports_its_variables_name_and_cleans_up():
+    gw, admin, backend = free_port(), free_port(), free_port()
+    proc = start_make([], {"GATEWAY_PORT": str(gw), "ADMIN_PORT": str(admin), "BACKEND_PORT": str(backend),
+                           "ENVOY_CONCURRENCY": "1", "ENVOY_LOG_LEVEL": "warning"})
+    try:
+        _wait_http(f"http://127.0.0.1:{admin}/ready", 60, proc)
+        assert chat(gw) == "Hello from qai-flash! You said: via make run"
+        with urllib.request.urlopen(f"http://127.0.0.1:{backend}/__demo/requests", timeout=5) as r:
+            assert len(json.loads(r.read())) == 1
+    finally:
+        out = stop_make(proc)
+    tmp = re.search(r"\(all in (\S+), removed on exit", out)
+    assert tmp, out
+    assert not Path(tmp.group(1)).exists()
+
+
+def test_make_run_config_runs_envoy_on_any_config_file(tmp_path):
+    gw, admin, backend = free_port(), free_port(), free_port()
+    billing = tmp_path / "billing.jsonl"
+    doc = render(gw, admin, {c: f"127.0.0.1:{backend}" for c in ("demo_text", "demo_image", "demo_video")},
+                 billing_log=billing)
+    # The wasm path stays relative, as in envoy/*.yaml: `make run` starts Envoy from the repository.
+    wf = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0]
+    wf["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = "target/wasm32-wasip1/release/tollgate.wasm"
+    cfg = tmp_path / "my-envoy.yaml"
+    cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
+    before = set(Path(tempfile.gettempdir()).glob("tollgate-run-*"))
+    proc = start_make([f"CONFIG={cfg}"], {"BACKEND_PORT": str(backend), "ENVOY_CONCURRENCY": "1",
+                                           "ENVOY_LOG_LEVEL": "warning"})
+    try:
+        _wait_http(f"http://127.0.0.1:{admin}/ready", 60, proc)
+        assert chat(gw) == "Hello from qai-flash! You said: via make run"
+    finally:
+        out = stop_make(proc)
+    assert f"-c {cfg}" in out
+    records = [json.loads(line) for line in billing.read_text().splitlines()]
+    assert [(r["status"], r["model"]) for r in records] == [(200, "qai-flash")]
+    assert set(Path(tempfile.gettempdir()).glob("tollgate-run-*")) == before
+
+
+def test_make_run_config_names_a_missing_file():
+    proc = subprocess.run(["make", "-s", "--no-print-directory", "run", "CONFIG=/nonexistent/envoy.yaml"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "CONFIG=/nonexistent/envoy.yaml: no such file" in proc.stderr
+
+
+def test_harness_removes_its_temporary_directories_at_exit():
+    # Every Stack / TlsStack directory comes from make_tmp: gone when the process (a test session)
+    # exits, kept with KEEP_TMP=1.
+    code = ("import sys; sys.path.insert(0, 'tests/harness'); from tollgate_harness import make_tmp; "
+            "d = make_tmp('tollgate-'); (d / 'envoy.log').write_text('x'); print(d)")
+    for keep, exists in (("0", False), ("1", True)):
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                             env={**os.environ, "KEEP_TMP": keep}).stdout.strip()
+        assert Path(out).exists() == exists
+        if exists:
+            subprocess.run(["rm", "-r", out], check=True)
