@@ -1,5 +1,5 @@
 """`make run`: the demo backend and Envoy with Tollgate on 127.0.0.1:8080 (admin 9901), in the
-foreground until Ctrl-C. TEXT_UPSTREAM / IMAGE_UPSTREAM / VIDEO_UPSTREAM=host:port put that model
+foreground until Ctrl-C. TEXT_UPSTREAM / IMAGE_UPSTREAM / VIDEO_UPSTREAM / AUDIO_UPSTREAM=host:port put that model
 type's cluster in front of another OpenAI-compatible server instead of the bundled backend.
 
 `make run CONFIG=path` (CONFIG in the environment here, an absolute path) runs the bundled Envoy
@@ -59,7 +59,8 @@ def run_config(config: str, backend: int) -> int:
 
 def main() -> int:
     overrides = {}
-    for env, cluster in (("TEXT_UPSTREAM", "demo_text"), ("IMAGE_UPSTREAM", "demo_image"), ("VIDEO_UPSTREAM", "demo_video")):
+    for env, cluster in (("TEXT_UPSTREAM", "demo_text"), ("IMAGE_UPSTREAM", "demo_image"), ("VIDEO_UPSTREAM", "demo_video"),
+                         ("AUDIO_UPSTREAM", "demo_audio")):
         v = os.environ.get(env)
         if v:
             if ":" not in v:

@@ -147,7 +147,7 @@ def stop_processes(procs) -> None:
                 p.wait()
 
 
-BASE_CLUSTERS = ["demo_text", "demo_image", "demo_video"]
+BASE_CLUSTERS = ["demo_text", "demo_image", "demo_video", "demo_audio"]
 
 
 def spawn_backend(port_file: Path, port: int = 0, name: str | None = None, strict: bool = False,
@@ -201,7 +201,7 @@ UPSTREAM_LOGS: list[Path] = []
 class Stack:
     """Demo backends plus Envoy with Tollgate, on free ports (or given ones).
 
-    By default every cluster (demo_text, demo_image, demo_video and `extra_clusters`, except
+    By default every cluster (demo_text, demo_image, demo_video, demo_audio and `extra_clusters`, except
     those in `upstream_overrides`) gets its own demo backend, started with `--name <cluster>`
     (each response says `x-demo-backend: <cluster>`, each captured request `"backend"`) and,
     with `strict` (the default), `--strict`: it refuses what the real API would. With

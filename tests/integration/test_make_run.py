@@ -64,7 +64,7 @@ def test_make_run_serves_on_the_ports_its_variables_name_and_cleans_up():
 def test_make_run_config_runs_envoy_on_any_config_file(tmp_path):
     gw, admin, backend = free_port(), free_port(), free_port()
     billing = tmp_path / "billing.jsonl"
-    doc = render(gw, admin, {c: f"127.0.0.1:{backend}" for c in ("demo_text", "demo_image", "demo_video")},
+    doc = render(gw, admin, {c: f"127.0.0.1:{backend}" for c in ("demo_text", "demo_image", "demo_video", "demo_audio")},
                  billing_log=billing)
     # The wasm path stays relative, as in envoy/*.yaml: `make run` starts Envoy from the repository.
     wf = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0]
@@ -103,3 +103,35 @@ def test_harness_removes_its_temporary_directories_at_exit():
         assert Path(out).exists() == exists
         if exists:
             subprocess.run(["rm", "-r", out], check=True)
+
+
+def test_text_upstream_leaves_audio_on_its_own_cluster(tmp_path):
+    # TEXT_UPSTREAM moves only the text models: speech and transcription stay on demo_audio (the
+    # demo backend here), which AUDIO_UPSTREAM moves.
+    from tollgate_harness import spawn_backend, stop_processes, wait_port_file
+
+    text_only = spawn_backend(tmp_path / "text.port", 0, "text-only")
+    gw, admin, backend = free_port(), free_port(), free_port()
+    try:
+        text_port = wait_port_file(tmp_path / "text.port", text_only)
+        proc = start_make([], {"GATEWAY_PORT": str(gw), "ADMIN_PORT": str(admin), "BACKEND_PORT": str(backend),
+                               "ENVOY_CONCURRENCY": "1", "ENVOY_LOG_LEVEL": "warning",
+                               "TEXT_UPSTREAM": f"127.0.0.1:{text_port}"})
+        try:
+            _wait_http(f"http://127.0.0.1:{admin}/ready", 60, proc)
+
+            def served_by(path, body):
+                req = urllib.request.Request(f"http://127.0.0.1:{gw}{path}", method="POST", data=json.dumps(body).encode(),
+                                             headers={"Authorization": "Bearer sk-demo-active",
+                                                      "Content-Type": "application/json"})
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    return r.status, r.headers["x-demo-backend"]
+
+            assert served_by("/v1/chat/completions",
+                             {"model": "qai-flash", "messages": [{"role": "user", "content": "hi"}]}) == (200, "text-only")
+            assert served_by("/v1/audio/speech", {"model": "qai-voice", "input": "hi", "voice": "alloy"}) == (200, "demo")
+        finally:
+            out = stop_make(proc)
+        assert "demo_text -> 127.0.0.1:" in out
+    finally:
+        stop_processes([text_only])
