@@ -810,12 +810,13 @@ impl Exchange {
         self.units = Some(units);
         // An estimate until the response reports the seconds it transcribed.
         self.units_estimated = true;
+        // Named and valid: a refusal by the limits below is counted and recorded under it.
+        self.model = Some(name.to_string());
         self.check_rpm(cfg, env)?;
         self.check_model_limits(cfg, env, model, units, None)?;
         let cluster = cfg
             .cluster_of(model)
             .ok_or_else(|| GatewayError::new(Code::InternalError, "the model's cluster is not configured"))?;
-        self.model = Some(name.to_string());
         self.cluster = Some(model.cluster);
         self.upstream_model = Some(model.upstream_model.clone());
         self.upstream = cluster.dialect;
@@ -976,6 +977,8 @@ impl Exchange {
             }
         };
         let model = cfg.model(&client_model).ok_or_else(|| GatewayError::new(Code::InternalError, "model vanished"))?;
+        // Named and valid: a refusal by the limits below is counted and recorded under it.
+        self.model = Some(client_model.clone());
         self.check_rpm(cfg, env)?;
         self.check_model_limits(cfg, env, model, units, max_tokens)?;
         // A spend reservation is an upper bound the upstream is held to: without a budget from
@@ -1051,6 +1054,8 @@ impl Exchange {
         self.wants_usage = scan.wants_usage;
         self.stream = scan.stream;
         self.prompt_estimate = scan.prompt_estimate;
+        // Named and valid: a refusal by the limits below is counted and recorded under it.
+        self.model = Some(scan.model);
         if let Err(e) = self.check_rpm(cfg, env) {
             return Some(Err(e));
         }
@@ -1076,7 +1081,6 @@ impl Exchange {
         self.upstream_model = Some(model.upstream_model.clone());
         self.upstream = cluster.dialect;
         self.price = Some(model.price);
-        self.model = Some(scan.model);
         let path = format!("{}/chat/completions", cluster.base_path);
         let mut edits = self.upstream_edits(cfg, cluster, path);
         edits.push(set("content-length", body.as_ref().map_or(raw.len(), Vec::len).to_string()));

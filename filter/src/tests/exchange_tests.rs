@@ -553,3 +553,32 @@ fn shape_refusals_come_before_any_path_and_use_no_limit() {
     let statuses: Vec<_> = (0..3).map(|_| run(&c, &s, 0, "sk-a", CHAT).1.map(|r| r.status)).collect();
     assert_eq!(statuses, [None, None, Some(429)]);
 }
+
+#[test]
+fn limit_refusals_of_a_known_model_are_counted_and_recorded_under_it() {
+    // 402 (spend cap) on the fast path (`m`) and the general one (`m2`, renamed upstream), 429
+    // (sandbox quota): the model was named and valid, so the record and the stats carry it.
+    let (c, s) = (cfg(), MemoryStore::new());
+    let big = |m: &str| format!(r#"{{"model":"{m}","max_tokens":100000,"messages":[{{"role":"user","content":"hi"}}]}}"#);
+    for (key, body, status, model) in [
+        ("sk-capped", big("m"), 402, "m"),
+        ("sk-capped", big("m2"), 402, "m2"),
+        ("sk-a", FREE.to_string(), 200, "free"),
+        ("sk-a", FREE.to_string(), 200, "free"),
+        ("sk-a", FREE.to_string(), 429, "free"),
+    ] {
+        let (mut ex, r) = run(&c, &s, 1000, key, &body);
+        assert_eq!(r.as_ref().map_or(200, |r| r.status), status);
+        if r.is_none() {
+            ex.status = 200;
+        }
+        let o = ex.on_done(&c, &Env { now_ms: 2000, store: &s });
+        assert_eq!(o.model.as_deref(), Some(model));
+        let rec: Value = serde_json::from_slice(&o.record).unwrap();
+        assert_eq!(rec["model"], model);
+        if status != 200 {
+            assert_eq!((rec["cluster"].clone(), rec["credits"].as_f64()), (Value::Null, Some(0.0)));
+            assert_eq!(crate::metrics::increments(&o).model, model);
+        }
+    }
+}
