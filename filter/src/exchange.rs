@@ -1529,7 +1529,7 @@ pub fn client_request_id(raw: &str) -> Option<String> {
 fn too_large_upload(max: u64, got: u64) -> GatewayError {
     GatewayError::new(
         Code::RequestTooLarge,
-        format!("The upload is larger than {} MB ({got} bytes); send at most {max} bytes", max / (1024 * 1024)),
+        format!("The upload is larger than the limit of {max} bytes ({got} bytes)"),
     )
 }
 

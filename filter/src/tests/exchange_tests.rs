@@ -582,3 +582,8 @@ fn limit_refusals_of_a_known_model_are_counted_and_recorded_under_it() {
         }
     }
 }
+
+#[test]
+fn upload_limit_message_states_the_limit_in_bytes_even_under_one_mb() {
+    assert_eq!(too_large_upload(500_000, 500_001).message, "The upload is larger than the limit of 500000 bytes (500001 bytes)");
+}
