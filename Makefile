@@ -79,6 +79,7 @@ $(TLS_DEV_CERT):
 	  -keyout envoy/tls/server.key -out $@ 2>/dev/null
 
 validate: $(STAMP) $(WASM) $(TLS_DEV_CERT)
+	$(PY) tests/harness/check_clusters.py envoy/*.yaml
 	@for f in envoy/*.yaml; do \
 	  echo "envoy --mode validate $$f"; \
 	  $(ENVOY) --mode validate -c $$f --use-dynamic-base-id -l error >/dev/null || exit 1; \

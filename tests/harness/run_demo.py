@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 from tollgate_harness import BACKEND_BIN, DEMO_KEYS, ROOT, Stack, envoy_bin, spawn_backend, stop_processes, wait_port_file
 
 
@@ -23,6 +25,13 @@ def run_config(config: str, backend: int) -> int:
     path = Path(config)
     if not path.is_file():
         print(f"CONFIG={config}: no such file", file=sys.stderr)
+        return 2
+    import check_clusters
+
+    missing = check_clusters.missing_clusters(yaml.safe_load(path.read_text()) or {})
+    for line in missing:
+        print(f"CONFIG={config}: {line}", file=sys.stderr)
+    if missing:
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="tollgate-run-"))
     procs: list[subprocess.Popen] = []

@@ -135,3 +135,24 @@ def test_text_upstream_leaves_audio_on_its_own_cluster(tmp_path):
         assert "demo_text -> 127.0.0.1:" in out
     finally:
         stop_processes([text_only])
+
+
+def test_a_filter_cluster_missing_from_envoy_is_refused_before_envoy_starts(tmp_path):
+    # Envoy would start and answer requests for that cluster's models with a bodyless 502: the
+    # check names the cluster instead (make run CONFIG=..., make validate).
+    def ghost(cfg):
+        cfg["clusters"].append({"name": "ghost", "dialect": "openai"})
+        return cfg
+
+    doc = render(free_port(), free_port(), {}, patch_filter=ghost)
+    cfg = tmp_path / "ghost.yaml"
+    cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
+    proc = subprocess.run(["make", "-s", "--no-print-directory", "run", f"CONFIG={cfg}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert (f"CONFIG={cfg}: listener gateway: clusters[4].name 'ghost' is not a cluster of this Envoy configuration "
+            "(static_resources.clusters: demo_audio, demo_image, demo_text, demo_video)") in proc.stderr, proc.stderr
+    check = [sys.executable, "tests/harness/check_clusters.py"]
+    assert subprocess.run([*check, str(cfg)], cwd=ROOT, capture_output=True).returncode == 1
+    shipped = subprocess.run([*check, "envoy/demo.yaml", "envoy/production-tls.yaml"], cwd=ROOT, capture_output=True, text=True)
+    assert (shipped.returncode, shipped.stderr) == (0, "")
