@@ -624,14 +624,20 @@ impl Exchange {
                     ))
                 }
             },
-            Endpoint::MethodNotAllowed => HeadAction::Reply(self.fail(GatewayError::new(
-                Code::MethodNotAllowed,
-                format!("Method {} is not allowed on {}", head.method, endpoints::split_query(head.path).0),
-            ))),
-            Endpoint::Unknown => HeadAction::Reply(self.fail(GatewayError::new(
-                Code::NotFound,
-                format!("Unknown endpoint {} {}", head.method, endpoints::split_query(head.path).0),
-            ))),
+            Endpoint::MethodNotAllowed => {
+                self.note_rate(cfg, env);
+                HeadAction::Reply(self.fail(GatewayError::new(
+                    Code::MethodNotAllowed,
+                    format!("Method {} is not allowed on {}", head.method, endpoints::split_query(head.path).0),
+                )))
+            }
+            Endpoint::Unknown => {
+                self.note_rate(cfg, env);
+                HeadAction::Reply(self.fail(GatewayError::new(
+                    Code::NotFound,
+                    format!("Unknown endpoint {} {}", head.method, endpoints::split_query(head.path).0),
+                )))
+            }
             _ => {
                 // What the headers already decide is refused before a byte of the body is read:
                 // an account over its rate (a read-only look; the request is counted only once
@@ -901,15 +907,28 @@ impl Exchange {
         };
         let (scope, limit, what) = self.rate_scope(account);
         let d = limits::peek_rpm(env.store, &scope, limit, env.now_ms).map_err(store_error)?;
+        // Kept for the rate headers: a reply before the request is counted (400, 413) reports
+        // the window as read here.
+        self.rate = Some(d);
         if d.allowed {
             return Ok(());
         }
-        self.rate = Some(d);
         Err(GatewayError::new(
             Code::RateLimitExceeded,
             format!("Rate limit of {} {what} per minute reached for this account; retry after {} s", d.limit, d.retry_after_secs),
         )
         .with_retry_after_ms(d.reset_after_ms))
+    }
+
+    /// The account's window, read without counting, for the rate headers of a reply that is not
+    /// counted (404, 405 of an authenticated request); a store failure just leaves them out.
+    fn note_rate(&mut self, cfg: &Config, env: &Env) {
+        if let Some(account) = self.account.and_then(|a| cfg.account(a)) {
+            let (scope, limit, _) = self.rate_scope(account);
+            if let Ok(d) = limits::peek_rpm(env.store, &scope, limit, env.now_ms) {
+                self.rate = Some(d);
+            }
+        }
     }
 
     /// The path could not be rid of its `?key=` (the host refused the edit): nothing goes

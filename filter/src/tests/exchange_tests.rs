@@ -587,3 +587,27 @@ fn limit_refusals_of_a_known_model_are_counted_and_recorded_under_it() {
 fn upload_limit_message_states_the_limit_in_bytes_even_under_one_mb() {
     assert_eq!(too_large_upload(500_000, 500_001).message, "The upload is larger than the limit of 500000 bytes (500001 bytes)");
 }
+
+#[test]
+fn authenticated_refusals_before_the_count_carry_the_window_as_read() {
+    let (c, s) = (cfg(), MemoryStore::new());
+    assert!(run(&c, &s, 1000, "sk-a", CHAT).1.is_none());
+    let replies = [
+        run(&c, &s, 1000, "sk-a", r#"{"model":"m"}"#).1.unwrap(),
+        match send(&c, &s, 1000, "sk-a", "/v1/nothing-here", CHAT) {
+            (_, BodyAction::Reply(r)) => r,
+            _ => panic!("forwarded"),
+        },
+    ];
+    for r in replies {
+        assert!(matches!(r.status, 400 | 404), "{}", r.status);
+        assert_eq!(
+            (header(&r, "x-ratelimit-limit-requests"), header(&r, "x-ratelimit-remaining-requests")),
+            (Some("3"), Some("2"))
+        );
+    }
+    // Uncounted: two more requests fit.
+    assert!(run(&c, &s, 1000, "sk-a", CHAT).1.is_none());
+    assert!(run(&c, &s, 1000, "sk-a", CHAT).1.is_none());
+    assert_eq!(run(&c, &s, 1000, "sk-a", CHAT).1.unwrap().status, 429);
+}
