@@ -90,8 +90,8 @@ integration: build $(STAMP) $(NODE_DEPS)
 
 # Fuzzing (fuzz/, its own workspace): nightly and cargo-fuzz are installed when missing.
 fuzz-tools:
-	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
-	@cargo +nightly fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	@rustup toolchain list | grep -q '^nightly' || { echo "installing the nightly Rust toolchain (once, a few minutes)"; rustup toolchain install nightly --profile minimal; }
+	@cargo +nightly fuzz --version >/dev/null 2>&1 || { echo "installing cargo-fuzz (once, a few minutes: it is compiled from source)"; cargo install cargo-fuzz --locked; }
 
 fuzz: fuzz-tools
 	fuzz/run.sh $(FUZZ_SECONDS)

@@ -156,3 +156,10 @@ def test_a_filter_cluster_missing_from_envoy_is_refused_before_envoy_starts(tmp_
     assert subprocess.run([*check, str(cfg)], cwd=ROOT, capture_output=True).returncode == 1
     shipped = subprocess.run([*check, "envoy/demo.yaml", "envoy/production-tls.yaml"], cwd=ROOT, capture_output=True, text=True)
     assert (shipped.returncode, shipped.stderr) == (0, "")
+
+
+def test_make_fuzz_says_before_installing_its_tools():
+    # `make -n` prints the recipe without running it: the messages come before each install.
+    out = subprocess.run(["make", "-n", "fuzz-tools"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert 'echo "installing cargo-fuzz (once, a few minutes: it is compiled from source)"; cargo install cargo-fuzz' in out
+    assert 'echo "installing the nightly Rust toolchain (once, a few minutes)"; rustup toolchain install nightly' in out

@@ -198,3 +198,13 @@ def test_param_names_the_offending_media_field(cstack):
     assert (s, b["error"]["code"], b["error"]["param"]) == (400, "bad_request", "n")
     s, _, b = Http(cstack.url).json("POST", "/v1/images/generations", {"model": "qai-imagine-turbo"}, auth)
     assert (s, b["error"]["code"], b["error"]["param"]) == (400, "missing_field", "prompt")
+
+
+def test_gemini_catalog_lists_generate_methods_only_for_text_models(cstack):
+    http = Http(cstack.url)
+    s, _, b = http.json("GET", "/v1beta/models", headers={"x-goog-api-key": RETRY_KEY})
+    assert s == 200
+    methods = {m["name"]: m["supportedGenerationMethods"] for m in b["models"]}
+    assert methods["models/qai-flash"] == ["generateContent", "streamGenerateContent"]
+    for media in ("qai-imagine-turbo", "qai-motion", "qai-voice", "qai-listen"):
+        assert methods[f"models/{media}"] == []
