@@ -163,3 +163,36 @@ def test_make_fuzz_says_before_installing_its_tools():
     out = subprocess.run(["make", "-n", "fuzz-tools"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert 'echo "installing cargo-fuzz (once, a few minutes: it is compiled from source)"; cargo install cargo-fuzz' in out
     assert 'echo "installing the nightly Rust toolchain (once, a few minutes)"; rustup toolchain install nightly' in out
+
+
+def test_make_run_config_runs_the_production_example(tmp_path):
+    # envoy/production-tls.yaml as the README suggests (`make run CONFIG=envoy/production-tls.yaml`),
+    # with only its ports and billing path moved: the relative wasm and certificate paths resolve
+    # (make creates the throwaway certificate when missing).
+    import ssl
+
+    https, http, admin, backend = free_port(), free_port(), free_port(), free_port()
+    text = (ROOT / "envoy" / "production-tls.yaml").read_text()
+    for old, new in (("port_value: 8443}", f"port_value: {https}}}"), ("port_value: 8080}", f"port_value: {http}}}"),
+                     ("port_redirect: 8443", f"port_redirect: {https}"), ("port_value: 9901}", f"port_value: {admin}}}"),
+                     ("port_value: 8000}", f"port_value: {backend}}}"),
+                     ("/tmp/tollgate-billing.jsonl", str(tmp_path / "billing.jsonl"))):
+        assert old in text, old
+        text = text.replace(old, new)
+    cfg = tmp_path / "production.yaml"
+    cfg.write_text(text)
+    proc = start_make([f"CONFIG={cfg}"], {"BACKEND_PORT": str(backend), "ENVOY_CONCURRENCY": "1",
+                                           "ENVOY_LOG_LEVEL": "warning"})
+    try:
+        _wait_http(f"http://127.0.0.1:{admin}/ready", 60, proc)
+        ctx = ssl.create_default_context(cafile=str(ROOT / "envoy" / "tls" / "server.crt"))
+        req = urllib.request.Request(
+            f"https://localhost:{https}/v1/chat/completions", method="POST",
+            data=json.dumps({"model": "qai-flash", "messages": [{"role": "user", "content": "via make run"}]}).encode(),
+            headers={"Authorization": "Bearer sk-demo-active", "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
+            assert json.loads(r.read())["choices"][0]["message"]["content"] == "Hello from qai-flash! You said: via make run"
+    finally:
+        stop_make(proc)
+    records = [json.loads(line) for line in (tmp_path / "billing.jsonl").read_text().splitlines()]
+    assert [(r["status"], r["model"]) for r in records] == [(200, "qai-flash")]
