@@ -706,6 +706,33 @@ impl Exchange {
         matches!(self.mode, ResponseMode::BufferJson | ResponseMode::UpstreamError { .. } | ResponseMode::Refused)
     }
 
+    /// An upstream error whose response has no body (its headers ended the stream, as Envoy's
+    /// own 503 for a cluster it does not have): the error reply in the caller's dialect, with the
+    /// status already chosen, since there is no body phase to write it in. `details` is Envoy's
+    /// `response.code_details`; `cluster_not_found` names the misconfiguration.
+    pub fn bodyless_error_reply(&self, cfg: &Config, details: Option<&str>) -> Option<LocalReply> {
+        let ResponseMode::UpstreamError { status, code } = self.mode else { return None };
+        let missing = self.cluster.and_then(|c| cfg.clusters.get(c)).filter(|_| details == Some("cluster_not_found"));
+        let e = match missing {
+            Some(c) => GatewayError::new(
+                Code::UpstreamError,
+                format!("The gateway is misconfigured: its cluster '{}' is not defined in Envoy (clusters[].name must name an Envoy cluster)", c.name),
+            ),
+            None => upstream_error(status, code, b"", &self.redact),
+        };
+        let mut r = e.reply(self.front);
+        if missing.is_some() {
+            // A retry meets the same configuration.
+            for (k, v) in r.headers.iter_mut() {
+                if k == "x-should-retry" {
+                    *v = "false".to_string();
+                }
+            }
+        }
+        r.headers.extend(self.rate_headers());
+        Some(r)
+    }
+
     /// A reply to send from the response path instead of the upstream's response, once (a
     /// buffered chat response over `max_body_bytes`; its headers are still held).
     pub fn take_response_reply(&mut self) -> Option<LocalReply> {

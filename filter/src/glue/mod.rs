@@ -364,12 +364,20 @@ impl HttpContext for Http {
         self.request_body(size, true)
     }
 
-    fn on_http_response_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
+    fn on_http_response_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         self.ex.response_started(now_ms());
         let m = MapType::HttpResponseHeaders;
         let status = header(m, ":status").and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
         let content_type = header(m, "content-type");
         let edits = self.ex.on_response_headers(status, content_type.as_deref());
+        if end_of_stream {
+            // An error without a body (no body phase follows to write ours in): answer now.
+            let details = hostcalls::get_property(vec!["response", "code_details"]).ok().flatten();
+            let details = details.as_deref().map(String::from_utf8_lossy);
+            if let Some(r) = self.ex.bodyless_error_reply(&self.config, details.as_deref()) {
+                return self.reply(&r);
+            }
+        }
         apply(m, &edits);
         if self.ex.hold_response_headers() {
             // Sent with the body, so that an invalid body can still become a 502.

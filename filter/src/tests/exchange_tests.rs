@@ -611,3 +611,29 @@ fn authenticated_refusals_before_the_count_carry_the_window_as_read() {
     assert!(run(&c, &s, 1000, "sk-a", CHAT).1.is_none());
     assert_eq!(run(&c, &s, 1000, "sk-a", CHAT).1.unwrap().status, 429);
 }
+
+#[test]
+fn a_bodyless_upstream_error_is_answered_in_the_callers_dialect() {
+    let (c, s) = (cfg(), MemoryStore::new());
+    let (mut ex, r) = run(&c, &s, 1000, "sk-a", CHAT);
+    assert!(r.is_none());
+    // Not an error: nothing to answer.
+    let _ = ex.on_response_headers(200, Some("application/json"));
+    assert!(ex.bodyless_error_reply(&c, None).is_none());
+    let (mut ex, _) = run(&c, &s, 1000, "sk-a", CHAT);
+    let _ = ex.on_response_headers(503, None);
+    let r = ex.bodyless_error_reply(&c, Some("cluster_not_found")).unwrap();
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!((r.status, v["error"]["code"].as_str()), (502, Some("upstream_error")));
+    assert_eq!(
+        v["error"]["message"],
+        "The gateway is misconfigured: its cluster 'c' is not defined in Envoy (clusters[].name must name an Envoy cluster)"
+    );
+    assert_eq!(header(&r, "x-should-retry"), Some("false"));
+    assert_eq!(header(&r, "x-ratelimit-limit-requests"), Some("3"));
+    // Any other bodyless failure: the usual upstream error, retryable.
+    let r = ex.bodyless_error_reply(&c, Some("via_upstream")).unwrap();
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["error"]["message"], "The generation service failed (upstream status 503): no details");
+    assert_eq!(header(&r, "x-should-retry"), Some("true"));
+}
