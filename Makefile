@@ -9,6 +9,7 @@ WASM      := target/wasm32-wasip1/release/tollgate.wasm
 BACKEND   := target/release/demo-backend
 KEYTOOL   := target/release/tollgate-keytool
 REPORT    := target/release/tollgate-report
+TLS_DEV_CERT := envoy/tls/server.crt
 NODE_DEPS := tests/node/node_modules/.package-lock.json
 ENVOY     = $(shell $(PY) -c 'import envoy,os;print(os.path.join(os.path.dirname(envoy.__file__),"_bin","envoy"))')
 FILTER_SRC := $(shell find filter/src -name '*.rs') filter/Cargo.toml Cargo.toml
@@ -21,6 +22,7 @@ FUZZ_SMOKE_SECONDS ?= 4
 
 help:
 	@echo "make run    build what is missing, start the demo (gateway 127.0.0.1:8080, admin :9901)"
+	@echo "make run CONFIG=envoy/production-tls.yaml   the bundled Envoy + built filter on any config"
 	@echo "make test   unit tests, clippy, config validation, fuzz smoke, integration tests against real Envoy"
 	@echo "make build  the wasm filter, the demo backend, the key tool and the report tool"
 	@echo "make keytool ARGS='new --account acct-demo'   mint a key / hash one"
@@ -58,8 +60,10 @@ $(NODE_DEPS): tests/node/package.json tests/node/package-lock.json
 
 node-deps: $(NODE_DEPS)
 
-run: build $(STAMP)
-	cd tests/harness && ../../$(PY) run_demo.py
+# `make run CONFIG=path`: the bundled Envoy on that file as it is (see run_demo.py).
+CONFIG ?=
+run: build $(STAMP) $(if $(CONFIG),$(TLS_DEV_CERT))
+	cd tests/harness && CONFIG="$(if $(CONFIG),$(abspath $(CONFIG)))" ../../$(PY) run_demo.py
 
 keytool: $(KEYTOOL)
 	@$(KEYTOOL) $(ARGS)
@@ -72,7 +76,6 @@ clippy:
 
 # The production example (envoy/production-tls.yaml) reads envoy/tls/server.{crt,key}: a
 # throwaway self-signed pair is made here when missing (git ignores envoy/tls/).
-TLS_DEV_CERT := envoy/tls/server.crt
 $(TLS_DEV_CERT):
 	mkdir -p envoy/tls
 	openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj /CN=localhost \
@@ -80,6 +83,7 @@ $(TLS_DEV_CERT):
 	  -keyout envoy/tls/server.key -out $@ 2>/dev/null
 
 validate: $(STAMP) $(WASM) $(TLS_DEV_CERT)
+	$(PY) tests/harness/check_clusters.py envoy/*.yaml
 	@for f in envoy/*.yaml; do \
 	  echo "envoy --mode validate $$f"; \
 	  $(ENVOY) --mode validate -c $$f --use-dynamic-base-id -l error >/dev/null || exit 1; \
@@ -100,8 +104,8 @@ integration: build $(STAMP) $(NODE_DEPS) prometheus
 
 # Fuzzing (fuzz/, its own workspace): nightly and cargo-fuzz are installed when missing.
 fuzz-tools:
-	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
-	@cargo +nightly fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	@rustup toolchain list | grep -q '^nightly' || { echo "installing the nightly Rust toolchain (once, a few minutes)"; rustup toolchain install nightly --profile minimal; }
+	@cargo +nightly fuzz --version >/dev/null 2>&1 || { echo "installing cargo-fuzz (once, a few minutes: it is compiled from source)"; cargo install cargo-fuzz --locked; }
 
 fuzz: fuzz-tools
 	fuzz/run.sh $(FUZZ_SECONDS)

@@ -189,10 +189,53 @@ pub const DEFAULT_IMAGE_RPM: u32 = 20;
 /// The largest upload (seed 002: 25 MB).
 pub const DEFAULT_MAX_UPLOAD: u64 = 25 * 1024 * 1024;
 
+/// A parse error of the configuration. Syntax errors keep serde's line and column; a wrong
+/// field (unknown, or of the wrong type) is named by its path (`models[2].price: unknown field
+/// ...`), found by deserializing each section and entry alone (only on this error path).
+fn describe_error(json: &[u8], e: &serde_json::Error) -> String {
+    if !e.is_data() {
+        return format!("configuration: {e}");
+    }
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(json) else { return format!("configuration: {e}") };
+    fn first_bad<'a, T: Deserialize<'a>>(path: &str, v: Option<&'a serde_json::Value>) -> Option<(String, String)> {
+        match v? {
+            serde_json::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, it)| T::deserialize(it).err().map(|e| (format!("{path}[{i}]"), e.to_string()))),
+            other => T::deserialize(other).err().map(|e| (path.to_string(), e.to_string())),
+        }
+    }
+    let obj = v.as_object();
+    let field = |name: &str| obj.and_then(|o| o.get(name));
+    let models = field("models").and_then(serde_json::Value::as_array);
+    let located = first_bad::<RawDefaults>("defaults", field("defaults"))
+        .or_else(|| first_bad::<RawCluster>("clusters", field("clusters")))
+        .or_else(|| {
+            // A model's price is a nested object: name it when that is where the error is.
+            models.and_then(|ms| {
+                ms.iter().enumerate().find_map(|(i, m)| {
+                    first_bad::<Price>(&format!("models[{i}].price"), m.get("price"))
+                        .or_else(|| first_bad::<RawModel>(&format!("models[{i}]"), Some(m)))
+                })
+            })
+        })
+        .or_else(|| first_bad::<RawAccount>("accounts", field("accounts")))
+        .or_else(|| first_bad::<RawKey>("keys", field("keys")));
+    match located {
+        Some((path, msg)) => format!("configuration: {path}: {msg}"),
+        // A top-level field: serde's message names it; the position adds nothing.
+        None => match RawConfig::deserialize(&v) {
+            Err(e) => format!("configuration: {e}"),
+            Ok(_) => format!("configuration: {e}"),
+        },
+    }
+}
+
 impl Config {
     /// Parses and validates the JSON plugin configuration.
     pub fn parse(json: &[u8]) -> Result<Config, String> {
-        let raw: RawConfig = serde_json::from_slice(json).map_err(|e| format!("configuration: {e}"))?;
+        let raw: RawConfig = serde_json::from_slice(json).map_err(|e| describe_error(json, &e))?;
         compile(raw)
     }
 

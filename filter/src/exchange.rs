@@ -636,14 +636,20 @@ impl Exchange {
                     ))
                 }
             },
-            Endpoint::MethodNotAllowed => HeadAction::Reply(self.fail(GatewayError::new(
-                Code::MethodNotAllowed,
-                format!("Method {} is not allowed on {}", head.method, endpoints::split_query(head.path).0),
-            ))),
-            Endpoint::Unknown => HeadAction::Reply(self.fail(GatewayError::new(
-                Code::NotFound,
-                format!("Unknown endpoint {} {}", head.method, endpoints::split_query(head.path).0),
-            ))),
+            Endpoint::MethodNotAllowed => {
+                self.note_rate(cfg, env);
+                HeadAction::Reply(self.fail(GatewayError::new(
+                    Code::MethodNotAllowed,
+                    format!("Method {} is not allowed on {}", head.method, endpoints::split_query(head.path).0),
+                )))
+            }
+            Endpoint::Unknown => {
+                self.note_rate(cfg, env);
+                HeadAction::Reply(self.fail(GatewayError::new(
+                    Code::NotFound,
+                    format!("Unknown endpoint {} {}", head.method, endpoints::split_query(head.path).0),
+                )))
+            }
             _ => {
                 // What the headers already decide is refused before a byte of the body is read:
                 // an account over its rate (a read-only look; the request is counted only once
@@ -710,6 +716,33 @@ impl Exchange {
     /// upstream error): the glue then counts them (`on_response_buffered`) instead of copying them.
     pub fn buffers_response(&self) -> bool {
         matches!(self.mode, ResponseMode::BufferJson | ResponseMode::UpstreamError { .. } | ResponseMode::Refused)
+    }
+
+    /// An upstream error whose response has no body (its headers ended the stream, as Envoy's
+    /// own 503 for a cluster it does not have): the error reply in the caller's dialect, with the
+    /// status already chosen, since there is no body phase to write it in. `details` is Envoy's
+    /// `response.code_details`; `cluster_not_found` names the misconfiguration.
+    pub fn bodyless_error_reply(&self, cfg: &Config, details: Option<&str>) -> Option<LocalReply> {
+        let ResponseMode::UpstreamError { status, code } = self.mode else { return None };
+        let missing = self.cluster.and_then(|c| cfg.clusters.get(c)).filter(|_| details == Some("cluster_not_found"));
+        let e = match missing {
+            Some(c) => GatewayError::new(
+                Code::UpstreamError,
+                format!("The gateway is misconfigured: its cluster '{}' is not defined in Envoy (clusters[].name must name an Envoy cluster)", c.name),
+            ),
+            None => upstream_error(status, code, b"", &self.redact),
+        };
+        let mut r = e.reply(self.front);
+        if missing.is_some() {
+            // A retry meets the same configuration.
+            for (k, v) in r.headers.iter_mut() {
+                if k == "x-should-retry" {
+                    *v = "false".to_string();
+                }
+            }
+        }
+        r.headers.extend(self.rate_headers());
+        Some(r)
     }
 
     /// A reply to send from the response path instead of the upstream's response, once (a
@@ -822,12 +855,13 @@ impl Exchange {
         self.units = Some(units);
         // An estimate until the response reports the seconds it transcribed.
         self.units_estimated = true;
+        // Named and valid: a refusal by the limits below is counted and recorded under it.
+        self.model = Some(name.to_string());
         self.check_rpm(cfg, env)?;
         self.check_model_limits(cfg, env, model, units, None)?;
         let cluster = cfg
             .cluster_of(model)
             .ok_or_else(|| GatewayError::new(Code::InternalError, "the model's cluster is not configured"))?;
-        self.model = Some(name.to_string());
         self.cluster = Some(model.cluster);
         self.upstream_model = Some(model.upstream_model.clone());
         self.upstream = cluster.dialect;
@@ -912,15 +946,28 @@ impl Exchange {
         };
         let (scope, limit, what) = self.rate_scope(account);
         let d = limits::peek_rpm(env.store, &scope, limit, env.now_ms).map_err(store_error)?;
+        // Kept for the rate headers: a reply before the request is counted (400, 413) reports
+        // the window as read here.
+        self.rate = Some(d);
         if d.allowed {
             return Ok(());
         }
-        self.rate = Some(d);
         Err(GatewayError::new(
             Code::RateLimitExceeded,
             format!("Rate limit of {} {what} per minute reached for this account; retry after {} s", d.limit, d.retry_after_secs),
         )
         .with_retry_after_ms(d.reset_after_ms))
+    }
+
+    /// The account's window, read without counting, for the rate headers of a reply that is not
+    /// counted (404, 405 of an authenticated request); a store failure just leaves them out.
+    fn note_rate(&mut self, cfg: &Config, env: &Env) {
+        if let Some(account) = self.account.and_then(|a| cfg.account(a)) {
+            let (scope, limit, _) = self.rate_scope(account);
+            if let Ok(d) = limits::peek_rpm(env.store, &scope, limit, env.now_ms) {
+                self.rate = Some(d);
+            }
+        }
     }
 
     /// The path could not be rid of its `?key=` (the host refused the edit): nothing goes
@@ -988,6 +1035,8 @@ impl Exchange {
             }
         };
         let model = cfg.model(&client_model).ok_or_else(|| GatewayError::new(Code::InternalError, "model vanished"))?;
+        // Named and valid: a refusal by the limits below is counted and recorded under it.
+        self.model = Some(client_model.clone());
         self.check_rpm(cfg, env)?;
         self.check_model_limits(cfg, env, model, units, max_tokens)?;
         // A spend reservation is an upper bound the upstream is held to: without a budget from
@@ -1063,6 +1112,8 @@ impl Exchange {
         self.wants_usage = scan.wants_usage;
         self.stream = scan.stream;
         self.prompt_estimate = scan.prompt_estimate;
+        // Named and valid: a refusal by the limits below is counted and recorded under it.
+        self.model = Some(scan.model);
         if let Err(e) = self.check_rpm(cfg, env) {
             return Some(Err(e));
         }
@@ -1088,7 +1139,6 @@ impl Exchange {
         self.upstream_model = Some(model.upstream_model.clone());
         self.upstream = cluster.dialect;
         self.price = Some(model.price);
-        self.model = Some(scan.model);
         let path = format!("{}/chat/completions", cluster.base_path);
         let mut edits = self.upstream_edits(cfg, cluster, path);
         edits.push(set("content-length", body.as_ref().map_or(raw.len(), Vec::len).to_string()));
@@ -1537,7 +1587,7 @@ pub fn client_request_id(raw: &str) -> Option<String> {
 fn too_large_upload(max: u64, got: u64) -> GatewayError {
     GatewayError::new(
         Code::RequestTooLarge,
-        format!("The upload is larger than {} MB ({got} bytes); send at most {max} bytes", max / (1024 * 1024)),
+        format!("The upload is larger than the limit of {max} bytes ({got} bytes)"),
     )
 }
 

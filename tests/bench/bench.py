@@ -76,7 +76,7 @@ def _hcm(doc: dict) -> dict:
 
 
 def tollgate_doc(gw: int, admin: int, backend: int, extra_keys: int = 0) -> dict:
-    ups = {n: f"127.0.0.1:{backend}" for n in ("demo_text", "demo_image", "demo_video")}
+    ups = {n: f"127.0.0.1:{backend}" for n in ("demo_text", "demo_image", "demo_video", "demo_audio")}
     doc = render(gw, admin, ups, patch_filter=lambda c: bench_accounts(c, extra_keys))
     _hcm(doc).pop("access_log", None)  # neither configuration logs: the filter is what is measured
     return doc

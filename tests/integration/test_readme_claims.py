@@ -92,11 +92,21 @@ def test_rate_headers_on_every_response_that_reached_the_rate_check(cstack):
     s, h, b = http.json("POST", "/v1/chat/completions", CHAT, {**auth, "x-demo-status": "500"})
     assert (s, b["error"]["code"]) == (502, "upstream_error")
     assert_rate(h, HEADERS_RPM, 1)
-    # Refused by validation: not counted, so no rate check and no rate headers (README: "requests
-    # refused by validation are not counted at all").
+    # Authenticated but refused before being counted (validation, unknown path, wrong method, a
+    # declared body over the cap): the headers report the window as read, which they leave as
+    # it was (README: "requests refused by validation are not counted at all").
     s, h, b = http.json("POST", "/v1/chat/completions", {"model": "qai-flash"}, auth)
     assert (s, b["error"]["code"]) == (400, "missing_field")
-    assert rate(h) == (None, None, None)
+    assert_rate(h, HEADERS_RPM, 1)
+    s, h, b = http.json("POST", "/v1/no-such-endpoint", CHAT, auth)
+    assert (s, b["error"]["code"]) == (404, "not_found")
+    assert_rate(h, HEADERS_RPM, 1)
+    s, h, b = http.json("GET", "/v1/chat/completions", headers=auth)
+    assert (s, b["error"]["code"]) == (405, "method_not_allowed")
+    assert_rate(h, HEADERS_RPM, 1)
+    s, h, b = http.json("POST", "/v1/images/generations", {"model": "qai-imagine-turbo", "prompt": "p" * 200_000}, auth)
+    assert (s, b["error"]["code"]) == (413, "request_entity_too_large")
+    assert_rate(h, 20, 20)  # image endpoints report the account's image_rpm window (default 20)
     s, h, _ = http.json("POST", "/v1/chat/completions", CHAT, auth)
     assert s == 200
     assert_rate(h, HEADERS_RPM, 0)
@@ -188,3 +198,13 @@ def test_param_names_the_offending_media_field(cstack):
     assert (s, b["error"]["code"], b["error"]["param"]) == (400, "bad_request", "n")
     s, _, b = Http(cstack.url).json("POST", "/v1/images/generations", {"model": "qai-imagine-turbo"}, auth)
     assert (s, b["error"]["code"], b["error"]["param"]) == (400, "missing_field", "prompt")
+
+
+def test_gemini_catalog_lists_generate_methods_only_for_text_models(cstack):
+    http = Http(cstack.url)
+    s, _, b = http.json("GET", "/v1beta/models", headers={"x-goog-api-key": RETRY_KEY})
+    assert s == 200
+    methods = {m["name"]: m["supportedGenerationMethods"] for m in b["models"]}
+    assert methods["models/qai-flash"] == ["generateContent", "streamGenerateContent"]
+    for media in ("qai-imagine-turbo", "qai-motion", "qai-voice", "qai-listen"):
+        assert methods[f"models/{media}"] == []

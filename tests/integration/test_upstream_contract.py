@@ -119,8 +119,8 @@ ROUTES = [
      {"model": "qai-imagine-quality", "prompt": "a", "size": "1024x1024"}, "demo_image"),
     ("qai-motion", "/v1/videos/generations", {"model": "qai-motion", "prompt": "a", "duration": 2, "size": "832x480"},
      "demo_video"),
-    ("qai-voice", "/v1/audio/speech", {"model": "qai-voice", "input": "hi", "voice": "alloy"}, "demo_text"),
-    ("qai-listen", "/v1/audio/transcriptions", MULTIPART, "demo_text"),
+    ("qai-voice", "/v1/audio/speech", {"model": "qai-voice", "input": "hi", "voice": "alloy"}, "demo_audio"),
+    ("qai-listen", "/v1/audio/transcriptions", MULTIPART, "demo_audio"),
 ]
 
 

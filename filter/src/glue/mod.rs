@@ -406,6 +406,14 @@ impl HttpContext for Http {
         let status = header(m, ":status").and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
         let content_type = header(m, "content-type");
         let edits = self.ex.on_response_headers(status, content_type.as_deref());
+        if end_of_stream {
+            // An error without a body (no body phase follows to write ours in): answer now.
+            let details = hostcalls::get_property(vec!["response", "code_details"]).ok().flatten();
+            let details = details.as_deref().map(String::from_utf8_lossy);
+            if let Some(r) = self.ex.bodyless_error_reply(&self.config, details.as_deref()) {
+                return self.reply(&r);
+            }
+        }
         apply(m, &edits);
         if end_of_stream {
             self.store_trace_attributes();

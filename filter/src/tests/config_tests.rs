@@ -113,3 +113,28 @@ fn empty_config_is_valid() {
     let c = Config::parse(b"{}").unwrap();
     assert!(c.key_table.is_empty());
 }
+
+#[test]
+fn unknown_or_mistyped_fields_are_named_by_their_path() {
+    let base = r#"{"clusters":[{"name":"c"}],"models":[{"id":"m","type":"text","cluster":"c"},
+        {"id":"n","type":"text","cluster":"c","price":{"prompt_per_1k":1}}],
+        "accounts":[{"id":"a"}],"keys":[{"id":"k","account":"a","sha256":"00"}]}"#;
+    let cases = [
+        (r#""cluster":"c","price":{"prompt_per_1k":1}"#, r#""cluster":"c","prise":{"prompt_per_1k":1}"#, "models[1]: unknown field `prise`"),
+        (r#""prompt_per_1k":1"#, r#""prompt_per_1kk":1"#, "models[1].price: unknown field `prompt_per_1kk`"),
+        (r#"{"name":"c"}"#, r#"{"name":"c","headers":{"x-a":1}}"#, "clusters[0]: invalid type: integer `1`, expected a string"),
+        (r#"{"id":"a"}"#, r#"{"id":"a","rmp":3}"#, "accounts[0]: unknown field `rmp`"),
+        (r#""sha256":"00""#, r#""sha256":"00","spend_cap":"x""#, "keys[0]: invalid type: string \"x\", expected f64"),
+        (r#""clusters""#, r#""defaults":{"rpn":1},"clusters""#, "defaults: unknown field `rpn`"),
+        (r#""clusters""#, r#""modles":[],"clusters""#, "configuration: unknown field `modles`"),
+    ];
+    for (from, to, want) in cases {
+        let doc = base.replacen(from, to, 1);
+        assert_ne!(doc, base);
+        let e = Config::parse(doc.as_bytes()).unwrap_err();
+        assert!(e.starts_with("configuration: ") && e.contains(want), "{e}");
+        assert!(!e.contains(" line "), "{e}");
+    }
+    // Syntax errors keep their position.
+    assert!(Config::parse(b"{\n  \"models\": [,]\n}").unwrap_err().contains("line 2 column"));
+}

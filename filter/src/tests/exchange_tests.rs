@@ -553,3 +553,87 @@ fn shape_refusals_come_before_any_path_and_use_no_limit() {
     let statuses: Vec<_> = (0..3).map(|_| run(&c, &s, 0, "sk-a", CHAT).1.map(|r| r.status)).collect();
     assert_eq!(statuses, [None, None, Some(429)]);
 }
+
+#[test]
+fn limit_refusals_of_a_known_model_are_counted_and_recorded_under_it() {
+    // 402 (spend cap) on the fast path (`m`) and the general one (`m2`, renamed upstream), 429
+    // (sandbox quota): the model was named and valid, so the record and the stats carry it.
+    let (c, s) = (cfg(), MemoryStore::new());
+    let big = |m: &str| format!(r#"{{"model":"{m}","max_tokens":100000,"messages":[{{"role":"user","content":"hi"}}]}}"#);
+    for (key, body, status, model) in [
+        ("sk-capped", big("m"), 402, "m"),
+        ("sk-capped", big("m2"), 402, "m2"),
+        ("sk-a", FREE.to_string(), 200, "free"),
+        ("sk-a", FREE.to_string(), 200, "free"),
+        ("sk-a", FREE.to_string(), 429, "free"),
+    ] {
+        let (mut ex, r) = run(&c, &s, 1000, key, &body);
+        assert_eq!(r.as_ref().map_or(200, |r| r.status), status);
+        if r.is_none() {
+            ex.status = 200;
+        }
+        let o = ex.on_done(&c, &Env { now_ms: 2000, store: &s });
+        assert_eq!(o.model.as_deref(), Some(model));
+        let rec: Value = serde_json::from_slice(&o.record).unwrap();
+        assert_eq!(rec["model"], model);
+        if status != 200 {
+            assert_eq!((rec["cluster"].clone(), rec["credits"].as_f64()), (Value::Null, Some(0.0)));
+            assert_eq!(crate::metrics::increments(&o).model, model);
+        }
+    }
+}
+
+#[test]
+fn upload_limit_message_states_the_limit_in_bytes_even_under_one_mb() {
+    assert_eq!(too_large_upload(500_000, 500_001).message, "The upload is larger than the limit of 500000 bytes (500001 bytes)");
+}
+
+#[test]
+fn authenticated_refusals_before_the_count_carry_the_window_as_read() {
+    let (c, s) = (cfg(), MemoryStore::new());
+    assert!(run(&c, &s, 1000, "sk-a", CHAT).1.is_none());
+    let replies = [
+        run(&c, &s, 1000, "sk-a", r#"{"model":"m"}"#).1.unwrap(),
+        match send(&c, &s, 1000, "sk-a", "/v1/nothing-here", CHAT) {
+            (_, BodyAction::Reply(r)) => r,
+            _ => panic!("forwarded"),
+        },
+    ];
+    for r in replies {
+        assert!(matches!(r.status, 400 | 404), "{}", r.status);
+        assert_eq!(
+            (header(&r, "x-ratelimit-limit-requests"), header(&r, "x-ratelimit-remaining-requests")),
+            (Some("3"), Some("2"))
+        );
+    }
+    // Uncounted: two more requests fit.
+    assert!(run(&c, &s, 1000, "sk-a", CHAT).1.is_none());
+    assert!(run(&c, &s, 1000, "sk-a", CHAT).1.is_none());
+    assert_eq!(run(&c, &s, 1000, "sk-a", CHAT).1.unwrap().status, 429);
+}
+
+#[test]
+fn a_bodyless_upstream_error_is_answered_in_the_callers_dialect() {
+    let (c, s) = (cfg(), MemoryStore::new());
+    let (mut ex, r) = run(&c, &s, 1000, "sk-a", CHAT);
+    assert!(r.is_none());
+    // Not an error: nothing to answer.
+    let _ = ex.on_response_headers(200, Some("application/json"));
+    assert!(ex.bodyless_error_reply(&c, None).is_none());
+    let (mut ex, _) = run(&c, &s, 1000, "sk-a", CHAT);
+    let _ = ex.on_response_headers(503, None);
+    let r = ex.bodyless_error_reply(&c, Some("cluster_not_found")).unwrap();
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!((r.status, v["error"]["code"].as_str()), (502, Some("upstream_error")));
+    assert_eq!(
+        v["error"]["message"],
+        "The gateway is misconfigured: its cluster 'c' is not defined in Envoy (clusters[].name must name an Envoy cluster)"
+    );
+    assert_eq!(header(&r, "x-should-retry"), Some("false"));
+    assert_eq!(header(&r, "x-ratelimit-limit-requests"), Some("3"));
+    // Any other bodyless failure: the usual upstream error, retryable.
+    let r = ex.bodyless_error_reply(&c, Some("via_upstream")).unwrap();
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["error"]["message"], "The generation service failed (upstream status 503): no details");
+    assert_eq!(header(&r, "x-should-retry"), Some("true"));
+}

@@ -25,7 +25,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, HOST};
+use hyper::header::HeaderValue;
 use hyper::http::request::Parts;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -150,6 +150,9 @@ struct State {
     name: HeaderValue,
     /// `--strict`: validate requests as the real APIs do.
     strict: bool,
+    /// `host:port` where this backend answers (127.0.0.1 for an unspecified listen address):
+    /// media URLs point here, where `/v1/files/...` is served (the gateway answers 404 there).
+    files_host: String,
 }
 
 async fn run(cfg: Config) -> ExitCode {
@@ -197,6 +200,7 @@ async fn run(cfg: Config) -> ExitCode {
         capture,
         name: HeaderValue::from_str(&cfg.name).unwrap_or_else(|_| HeaderValue::from_static("demo")),
         strict: cfg.strict,
+        files_host: if addr.ip().is_unspecified() { format!("127.0.0.1:{}", addr.port()) } else { addr.to_string() },
     });
     tokio::select! {
         () = accept_loop(listener, state) => {}
@@ -297,16 +301,6 @@ enum Api {
     OpenAi,
     Anthropic,
     Gemini,
-}
-
-fn host_of(parts: &Parts) -> String {
-    parts
-        .headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| parts.uri.authority().map(|a| a.to_string()))
-        .unwrap_or_else(|| "127.0.0.1".into())
 }
 
 async fn route(state: &State, parts: &Parts, body: Bytes) -> Resp {
@@ -443,8 +437,8 @@ async fn route(state: &State, parts: &Parts, body: Bytes) -> Resp {
         (_, Some(r)) => gemini::generate(&ctl, r, parts.uri.query().unwrap_or(""), &body).await,
         ("/v1/chat/completions", _) => pad(openai::chat(&ctl, &body).await, &parts.headers),
         ("/v1/messages", _) => anthropic::messages(&ctl, &body).await,
-        ("/v1/images/generations", _) => media::images(&host_of(parts), &body),
-        ("/v1/videos/generations", _) => media::videos(&host_of(parts), &body),
+        ("/v1/images/generations", _) => media::images(&state.files_host, &body),
+        ("/v1/videos/generations", _) => media::videos(&state.files_host, &body),
         ("/v1/audio/speech", _) => media::speech(&body),
         _ => media::transcriptions(&body),
     }

@@ -125,6 +125,23 @@ fn wav() -> &'static Bytes {
     WAV.get_or_init(|| Bytes::from(make_wav()))
 }
 
+/// About 0.25 s of silence as MPEG-1 Layer III: ten 417-byte frames (128 kbit/s, 44.1 kHz,
+/// mono, no CRC) whose side information and data are zero, which decoders play as silence.
+fn make_mp3() -> Vec<u8> {
+    const FRAME: usize = 417; // 144 * 128000 / 44100, no padding
+    let mut out = Vec::with_capacity(FRAME * 10);
+    for _ in 0..10 {
+        out.extend_from_slice(&[0xFF, 0xFB, 0x90, 0xC4]);
+        out.resize(out.len() + FRAME - 4, 0);
+    }
+    out
+}
+
+fn mp3() -> &'static Bytes {
+    static MP3: OnceLock<Bytes> = OnceLock::new();
+    MP3.get_or_init(|| Bytes::from(make_mp3()))
+}
+
 // ---------------------------------------------------------------- MP4 ----
 
 /// A tiny placeholder MP4: `ftyp`, `free` and an empty `mdat` box.
@@ -148,7 +165,7 @@ fn mp4() -> &'static Bytes {
 
 /// Build the media caches at startup so no request pays for it.
 pub fn warm_up() {
-    let _ = (png_b64(), wav(), mp4());
+    let _ = (png_b64(), wav(), mp3(), mp4());
 }
 
 // ---------------------------------------------------------- endpoints ----
@@ -214,15 +231,13 @@ pub fn speech(body: &[u8]) -> Resp {
         Ok(v) => v,
         Err(m) => return bad_request(&m),
     };
-    let content_type = match req.get("response_format").and_then(Value::as_str) {
-        Some("mp3") => "audio/mpeg",
-        Some("opus") => "audio/ogg",
-        Some("aac") => "audio/aac",
-        Some("flac") => "audio/flac",
-        Some("pcm") => "audio/pcm",
-        _ => "audio/wav",
-    };
-    body::full(StatusCode::OK, content_type, wav().clone())
+    // The bytes are what the label says: MP3 and raw PCM are real; the demo has no opus, aac or
+    // flac encoder, so those (and wav, and no format) get WAV, labelled audio/wav.
+    match req.get("response_format").and_then(Value::as_str) {
+        Some("mp3") => body::full(StatusCode::OK, "audio/mpeg", mp3().clone()),
+        Some("pcm") => body::full(StatusCode::OK, "audio/pcm", wav().slice(44..)),
+        _ => body::full(StatusCode::OK, "audio/wav", wav().clone()),
+    }
 }
 
 /// `POST /v1/audio/transcriptions` (the multipart body is only counted).
@@ -253,6 +268,13 @@ mod tests {
     fn crc_and_adler_vectors() {
         assert_eq!(crc32(&[b"123456789"]), 0xCBF4_3926);
         assert_eq!(adler32(b"Wikipedia"), 0x11E6_0398);
+    }
+
+    #[test]
+    fn mp3_frames() {
+        let m = make_mp3();
+        assert_eq!(m.len(), 4170);
+        assert!(m.chunks(417).all(|f| f[..4] == [0xFF, 0xFB, 0x90, 0xC4] && f[4..].iter().all(|b| *b == 0)));
     }
 
     #[test]
