@@ -10,6 +10,7 @@ equal the records' totals exactly."""
 
 import hashlib
 import json
+import yaml
 import re
 import shutil
 import subprocess
@@ -45,11 +46,12 @@ class Prometheus:
             pytest.fail("prometheus is not installed: `make integration` installs Debian's package")
         self.tmp = Path(tempfile.mkdtemp(prefix="tollgate-prom-"))
         cfg = self.tmp / "prometheus.yml"
-        cfg.write_text(json.dumps({
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [{"job_name": "tollgate", "metrics_path": "/stats/prometheus",
-                                "static_configs": [{"targets": [target]}]}],
-        }))
+        # The README's scrape configuration ("Dashboard"), pointed at this Envoy's admin port.
+        readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+        (block,) = re.findall(r"^```yaml\n(scrape_configs:.*?)^```", readme, re.S | re.M)
+        scrape = yaml.safe_load(block)
+        scrape["scrape_configs"][0]["static_configs"] = [{"targets": [target]}]
+        cfg.write_text(json.dumps({"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, **scrape}))
         self.port = free_port()
         self.proc = subprocess.Popen(
             [binary, f"--config.file={cfg}", f"--storage.tsdb.path={self.tmp / 'data'}",

@@ -27,6 +27,7 @@ def blocks(lang, contains=""):
 ELSEWHERE = {
     "make run    # builds everything": "test_make_run.py::test_make_run_serves_on_the_ports_its_variables_name_and_cleans_up",
     "TEXT_UPSTREAM=127.0.0.1:11434 make run": "test_make_run.py::test_text_upstream_leaves_audio_on_its_own_cluster",
+    "scrape_configs:": "test_dashboard.py (its Prometheus scrapes with this configuration)",
 }
 
 
@@ -45,7 +46,8 @@ def run_python(gw, code, cwd):
 
 def test_every_readme_block_is_covered():
     kinds = [(kind, body.splitlines()[0] if body else "") for kind, body in BLOCKS]
-    assert [k for k, _ in kinds] == ["sh", "python", "python", "python", "python", "sh", "sh", "json", "json", ""]
+    assert [k for k, _ in kinds] == ["sh", "python", "python", "python", "python", "sh", "sh", "json", "yaml", "", "",
+                                     "json", ""]
     assert sum(1 for _, first in kinds if any(first.startswith(k) for k in ELSEWHERE)) == len(ELSEWHERE)
 
 
@@ -137,3 +139,37 @@ def test_readme_keytool_example_mints_a_key_the_demo_accepts():
         status, rid, _ = chat(s.url, key)
         assert status == 200
         assert s.billing_record(rid)["key_id"] == record["id"]
+
+
+REPORT = ROOT / "target" / "release" / "tollgate-report"
+
+
+def test_readme_report_examples_run_on_a_real_billing_log(gw, tmp_path):
+    """The "Usage reports" commands, on the billing log this module's Envoy wrote (and a gzipped
+    copy of it as the rotated log), and the example table's columns as the tool prints them."""
+    import gzip
+    import shutil
+    import xml.etree.ElementTree as ET
+
+    status, rid, _ = chat(gw.url, "sk-demo-active")
+    assert status == 200
+    gw.billing_record(rid)
+    shutil.copy(gw.billing_log, tmp_path / "billing.jsonl")
+    with open(gw.billing_log, "rb") as f, gzip.open(tmp_path / "billing.jsonl.1.gz", "wb") as g:
+        g.write(f.read())
+    (script,) = blocks("", "tollgate-report billing.jsonl")
+    lines = [line.split("#")[0].strip() for line in script.strip().splitlines()]
+    assert len(lines) == 4 and all(line.startswith("tollgate-report ") for line in lines)
+    outs = []
+    for line in lines:
+        cmd = str(REPORT) + line[len("tollgate-report"):]
+        out = subprocess.run(["bash", "-c", cmd], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, (line, out.stderr)
+        outs.append(out.stdout)
+    assert outs[0].splitlines()[0].split() == blocks("", "account        key")[0].splitlines()[0].split()
+    assert outs[0].splitlines()[-1].startswith("TOTAL")
+    csv = (tmp_path / "spend.csv").read_text().splitlines()
+    assert csv[0].split(",")[:2] == ["model", "day"]
+    written = [ln for ln in (tmp_path / "billing.jsonl").read_text().splitlines() if ln.strip() not in ("", "-")]
+    assert json.loads(outs[2])["records"] == len(written)
+    assert ET.parse(tmp_path / "spend.svg").getroot().tag == "{http://www.w3.org/2000/svg}svg"

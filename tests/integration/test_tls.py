@@ -195,9 +195,15 @@ def test_body_up_to_max_body_bytes_works_over_http1_and_h2(tls, http2):
         assert r.json()["choices"][0]["message"]["content"] == "Hello from qai-flash! You said: near the cap"
         rec = record_of(tls, r.headers["x-request-id"])
         assert (rec["status"], rec["model"], rec["key_id"], rec["estimated"]) == (200, "qai-flash", "key-demo-active", False)
-        r = http.post(f"{base}/v1/chat/completions", headers=headers, content=chat_body_of(MAX_BODY + 1))
-        assert r.status_code == 413
-        assert r.json()["error"]["code"] == "request_entity_too_large"
+        if http2:
+            # Refused at the headers (declared length): driven frame by frame (see h2_declared_post).
+            status, body = h2_declared_post(tls, "/v1/chat/completions", [("authorization", f"Bearer {KEY}")], MAX_BODY + 1)
+            assert status == 413
+            assert json.loads(body)["error"]["code"] == "request_entity_too_large"
+        else:
+            r = http.post(f"{base}/v1/chat/completions", headers=headers, content=chat_body_of(MAX_BODY + 1))
+            assert r.status_code == 413
+            assert r.json()["error"]["code"] == "request_entity_too_large"
         # The same without a Content-Length (chunked over HTTP/1.1, no length over h2): refused
         # once the buffered body passes the cap, still in the caller's dialect.
         big = chat_body_of(MAX_BODY + 1)
@@ -207,19 +213,64 @@ def test_body_up_to_max_body_bytes_works_over_http1_and_h2(tls, http2):
         assert r.json()["error"]["code"] == "request_entity_too_large"
 
 
+def h2_declared_post(tls, path, headers, length):
+    """Over TLS + h2: a POST whose headers declare `length` body bytes and which sends none. The
+    gateway answers what the headers decide (a 413) before any body byte; a client library that
+    is still sending a large body when that answer and the stream's reset arrive may fail on its
+    own side (httpx raises LocalProtocolError), so the h2 case is driven frame by frame."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    ctx = ssl.create_default_context(cafile=str(tls.cert))
+    ctx.set_alpn_protocols(["h2"])
+    with socket.create_connection(("127.0.0.1", tls.https_port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as sock:
+            assert sock.selected_alpn_protocol() == "h2"
+            conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+            conn.initiate_connection()
+            conn.send_headers(1, [(":method", "POST"), (":path", path), (":authority", "localhost"),
+                                  (":scheme", "https"), ("content-type", "application/json"),
+                                  ("content-length", str(length)), *headers])
+            sock.sendall(conn.data_to_send())
+            status, body = None, b""
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    raise AssertionError("the connection closed before the stream ended")
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.ResponseReceived):
+                        status = int(dict(ev.headers)[":status"])
+                    elif isinstance(ev, h2.events.DataReceived):
+                        body += ev.data
+                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)):
+                        return status, body
+                sock.sendall(conn.data_to_send())
+
+
 @pytest.mark.parametrize("http2", PROTOCOLS)
 def test_oversize_request_is_413_in_the_callers_dialect(tls, http2):
     big = "x" * (10 * 1000 * 1000)
     with client(tls, http2) as http:
         base = f"https://localhost:{tls.https_port}"
-        r = http.post(f"{base}/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}"},
-                      json={"model": "qai-flash", "messages": [{"role": "user", "content": big}]})
-        assert r.status_code == 413
-        assert r.json()["error"]["code"] == "request_entity_too_large"
-        r = http.post(f"{base}/v1/messages", headers={"x-api-key": KEY, "anthropic-version": "2023-06-01"},
-                      json={"model": "qai-flash", "max_tokens": 5, "messages": [{"role": "user", "content": big}]})
-        assert r.status_code == 413
-        assert r.json()["error"]["type"] == "request_too_large"
+        if http2:
+            n = 10 * 1000 * 1000
+            status, body = h2_declared_post(tls, "/v1/chat/completions", [("authorization", f"Bearer {KEY}")], n)
+            assert status == 413
+            assert json.loads(body)["error"]["code"] == "request_entity_too_large"
+            status, body = h2_declared_post(tls, "/v1/messages", [("x-api-key", KEY), ("anthropic-version", "2023-06-01")], n)
+            assert status == 413
+            assert json.loads(body)["error"]["type"] == "request_too_large"
+        else:
+            r = http.post(f"{base}/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}"},
+                          json={"model": "qai-flash", "messages": [{"role": "user", "content": big}]})
+            assert r.status_code == 413
+            assert r.json()["error"]["code"] == "request_entity_too_large"
+            r = http.post(f"{base}/v1/messages", headers={"x-api-key": KEY, "anthropic-version": "2023-06-01"},
+                          json={"model": "qai-flash", "max_tokens": 5, "messages": [{"role": "user", "content": big}]})
+            assert r.status_code == 413
+            assert r.json()["error"]["type"] == "request_too_large"
         # Headers over the 60 KiB limit are refused by Envoy before the filter: 431 over
         # HTTP/1.1; over h2 Envoy's codec resets the stream (no status exists to read).
         if http2:
