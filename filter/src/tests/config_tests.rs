@@ -113,3 +113,10 @@ fn empty_config_is_valid() {
     let c = Config::parse(b"{}").unwrap();
     assert!(c.key_table.is_empty());
 }
+
+#[test]
+fn account_metrics_is_opt_in() {
+    assert!(!demo().account_metrics);
+    let on = demo_json().replacen('{', r#"{"account_metrics": true,"#, 1);
+    assert!(Config::parse(on.as_bytes()).unwrap().account_metrics);
+}
