@@ -372,3 +372,22 @@ def test_account_panels_split_usage_between_two_accounts(prom):
     # The per-account totals are the per-model ones, split differently.
     assert sum(tokens.values()) == sum(p.query(exprs["Tokens by model"]).values())
     assert round(sum(credits.values()), 6) == round(sum(p.query(exprs["Credits by model"]).values()), 6)
+
+
+def test_account_stats_are_opt_in():
+    """Without `account_metrics` the filter defines no per-account stat, even after billed traffic
+    from an account (the README's cardinality promise); the per-model ones still count."""
+    stack = Stack(concurrency=1, patch_filter=lambda cfg: {k: v for k, v in cfg.items() if k != "account_metrics"})
+    stack.start()
+    try:
+        http = Http(stack.url)
+        status, _, _ = http.request("POST", "/v1/chat/completions", {
+            "model": "qai-flash", "messages": [{"role": "user", "content": "hi"}]},
+            {"Authorization": "Bearer sk-demo-active", "x-demo-usage-fixed": "7 3"})
+        assert status == 200
+        stats = stack.stats()
+        assert "wasmcustom.tollgate.tokens.model=.=qai-flash;.;kind=.=prompt;.;: 7" in stats.splitlines()
+        assert [line for line in stats.splitlines() if "account" in line] == []
+        assert "account" not in stack.stats("prometheus")
+    finally:
+        stack.stop()
