@@ -39,6 +39,9 @@ struct RawConfig<'a> {
     /// Store the per-request span attributes as filter state (`span_attributes`).
     #[serde(default)]
     span_attributes: bool,
+    /// Stats tagged by account id (`account_metrics`).
+    #[serde(default)]
+    account_metrics: bool,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -175,6 +178,9 @@ pub struct Config {
     /// Store the span attributes (`crate::trace`) as filter state for Envoy's tracer: about a
     /// dozen hostcalls a request, so only where spans read them (off by default).
     pub span_attributes: bool,
+    /// Keep stats tagged by account id too (`crate::metrics::AccountStat`): one series set per
+    /// configured account, so opt-in (off by default).
+    pub account_metrics: bool,
 }
 
 pub const DEFAULT_RPM: u32 = 100;
@@ -443,6 +449,7 @@ fn compile(raw: RawConfig<'_>) -> Result<Config, String> {
         max_upload_bytes: raw.max_upload_bytes.unwrap_or(DEFAULT_MAX_UPLOAD),
         max_media_body_bytes: raw.max_media_body_bytes.unwrap_or(DEFAULT_MAX_MEDIA_BODY),
         span_attributes: raw.span_attributes,
+        account_metrics: raw.account_metrics,
         pass_request_headers,
     })
 }

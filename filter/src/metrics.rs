@@ -12,8 +12,17 @@
 //! | `tollgate_errors`                      | `code`              | error replies by gateway code       |
 //! | `tollgate_limits_store_failures`       |                     | 503s because shared data failed     |
 //!
-//! Tag values come from the configuration (model names) or fixed sets: never a key or an
-//! account, so cardinality is bounded. Requests that named no known model count as `none`.
+//! With `account_metrics` on (opt-in), also by account id (`AccountStat`):
+//!
+//! | stat (Prometheus name)                 | labels              | counts                              |
+//! |----------------------------------------|---------------------|-------------------------------------|
+//! | `tollgate_account_requests`            | `account`, `class`  | authenticated requests by status class |
+//! | `tollgate_account_tokens`              | `account`, `kind`   | billed tokens, as `tollgate_tokens` |
+//! | `tollgate_account_microcredits`        | `account`           | billed spend, as `tollgate_microcredits` |
+//!
+//! Tag values come from the configuration (model names, account ids) or fixed sets: never a key
+//! or anything a client sends, so cardinality is bounded. Requests that named no known model
+//! count as `none`; requests without a valid key have no account and no per-account stat.
 
 use crate::config::Config;
 use crate::errors::Code;
@@ -69,6 +78,64 @@ impl Stat {
             Stat::Incomplete => format!("tollgate.incomplete.{m}"),
         }
     }
+}
+
+/// A per-account stat (`account_metrics`). Ids are kept in slots per account index, as the
+/// per-model ones are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountStat {
+    /// Requests, by status class (index into 1xx..5xx).
+    Requests(usize),
+    /// Billed tokens, by kind (prompt, completion, cached, reasoning).
+    Tokens(usize),
+    Microcredits,
+}
+
+/// Slots per account: 5 status classes, 4 token kinds, microcredits.
+pub const ACCOUNT_SLOTS: usize = CLASSES.len() + TOKEN_KINDS.len() + 1;
+
+impl AccountStat {
+    pub fn slot(self) -> usize {
+        match self {
+            AccountStat::Requests(c) => c,
+            AccountStat::Tokens(k) => CLASSES.len() + k,
+            AccountStat::Microcredits => CLASSES.len() + TOKEN_KINDS.len(),
+        }
+    }
+
+    /// The stat's full name for the account `id`.
+    pub fn name(self, id: &str) -> String {
+        let a = tag("account", id);
+        match self {
+            AccountStat::Requests(c) => format!("tollgate.account_requests.{a}{}", tag("class", CLASSES.get(c).copied().unwrap_or("5xx"))),
+            AccountStat::Tokens(k) => format!("tollgate.account_tokens.{a}{}", tag("kind", TOKEN_KINDS.get(k).copied().unwrap_or("prompt"))),
+            AccountStat::Microcredits => format!("tollgate.account_microcredits.{a}"),
+        }
+    }
+
+    /// The stats defined for every account at configuration (so they show at zero): 2xx, 4xx,
+    /// 5xx, every token kind, microcredits.
+    pub fn defined() -> impl Iterator<Item = AccountStat> {
+        [1, 3, 4].into_iter().map(AccountStat::Requests).chain((0..TOKEN_KINDS.len()).map(AccountStat::Tokens)).chain(std::iter::once(AccountStat::Microcredits))
+    }
+}
+
+/// What one finished exchange adds to its account's stats (the same tokens and micro-credits as
+/// the per-model ones, so the two views sum to the same totals).
+pub fn account_increments(o: &Outcome) -> Vec<(AccountStat, u64)> {
+    let mut out = vec![(AccountStat::Requests(class(o.status)), 1)];
+    if o.model.is_some() {
+        let u = &o.usage;
+        for (k, n) in [u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.reasoning_tokens].into_iter().enumerate() {
+            if n > 0 {
+                out.push((AccountStat::Tokens(k), n));
+            }
+        }
+        if o.micros > 0 {
+            out.push((AccountStat::Microcredits, o.micros));
+        }
+    }
+    out
 }
 
 /// The error stat of a code.

@@ -128,7 +128,9 @@ def _drive(stack):
     assert chat("qai-flash", key="sk-nope")[0] == 401
     assert chat("qai-nope")[0] == 400
     _avoid_window_edge(60)  # acct-limited: 5 a minute (fixed windows)
-    assert [chat("qai-flash", key="sk-demo-limited")[0] for _ in range(6)] == [200] * 5 + [429]
+    # A second account with known usage (the per-account panels: 5 x 7 prompt + 3 completion).
+    limited = [chat("qai-flash", {"x-demo-usage-fixed": "7 3"}, key="sk-demo-limited")[0] for _ in range(6)]
+    assert limited == [200] * 5 + [429]
     _avoid_window_edge(86400)  # the sandbox quota: per UTC day
     assert [chat("qai-hello-world", key=SANDBOX_KEY)[0] for _ in range(2)] == [200, 429]
     spend = []
@@ -264,6 +266,24 @@ def expected_estimated(records):
     return _with_zeros(c, [_key(model=m) for m in MODELS])
 
 
+ACCOUNTS = ["acct-demo", "acct-limited", "acct-capped", "acct-inactive"]
+
+
+def expected_account_tokens(records):
+    c = Counter()
+    for r in records:
+        if r["model"] and r["account_id"]:
+            for kind in ["prompt", "completion", "cached", "reasoning"]:
+                c[_key(account=r["account_id"], kind=kind)] += r[f"{kind}_tokens"]
+    return _with_zeros(c, [_key(account=a, kind=k) for a in ACCOUNTS for k in ["prompt", "completion", "cached", "reasoning"]])
+
+
+def expected_account_credits(records):
+    c = _by(records, lambda r: _key(account=r["account_id"]), lambda r: round(r["credits"] * 1e6),
+            lambda r: r["model"] and r["account_id"])
+    return {k: v / 1e6 for k, v in _with_zeros(c, [_key(account=a) for a in ACCOUNTS]).items()}
+
+
 # (panel title, refId) -> the counter-form values the records predict.
 CHECKS = {
     ("Requests by model", "A"): expected_requests_by_model,
@@ -277,6 +297,8 @@ CHECKS = {
     ("Refusals by limit", "B"): expected_store_failures,
     ("Stream cut-offs by model", "A"): expected_incomplete,
     ("Estimated bills by model", "A"): expected_estimated,
+    ("Tokens by account", "A"): expected_account_tokens,
+    ("Credits by account", "A"): expected_account_credits,
 }
 # Histogram quantiles: no counter form; checked by `check_latency`.
 LATENCY = {("Upstream latency", "A"), ("Upstream latency", "B"), ("Upstream latency", "C")}
@@ -303,8 +325,11 @@ def test_dashboard_is_importable_and_every_query_has_a_check():
         assert p["targets"], p["title"]
     assert len({p["id"] for p in doc["panels"]}) == len(doc["panels"])
     assert sorted((t, r) for t, r, _ in targets) == sorted([*CHECKS, *LATENCY])
-    # The README's promise: no per-key or per-account label anywhere.
-    assert not any(re.search(r"account|key_id", e) for _, _, e in targets)
+    # The README's promise: never a per-key label; per account only in the panels of the opt-in
+    # `account_metrics` stats.
+    assert not any(re.search(r"key_id", e) for _, _, e in targets)
+    by_account = sorted(t for t, _, e in targets if re.search(r"account", e))
+    assert by_account == ["Credits by account", "Tokens by account"]
 
 
 @pytest.mark.parametrize("title,ref", sorted(CHECKS))
@@ -331,3 +356,40 @@ def test_upstream_latency_panel_has_a_quantile_per_cluster_used(prom):
         timed = {dict(k)["envoy_cluster_name"]: v for k, v in got.items() if v == v}
         assert set(timed) == used, (ref, got)
         assert all(0 < v < 5000 for v in timed.values()), (ref, timed)
+
+
+def test_account_panels_split_usage_between_two_accounts(prom):
+    """Two accounts with usage chosen by the demo backend: acct-limited's 5 billed qai-flash calls
+    of 7 prompt + 3 completion tokens (0.1 and 0.2 credits per 1k) are its own, exactly."""
+    p, records = prom
+    exprs = {t: counter_form(e) for t, _, e in _targets()[1]}
+    tokens = p.query(exprs["Tokens by account"])
+    assert {k: v for k, v in tokens.items() if dict(k)["account"] == "acct-limited"} == {
+        _key(account="acct-limited", kind="prompt"): 35.0, _key(account="acct-limited", kind="completion"): 15.0,
+        _key(account="acct-limited", kind="cached"): 0.0, _key(account="acct-limited", kind="reasoning"): 0.0}
+    assert tokens[_key(account="acct-demo", kind="prompt")] == expected_account_tokens(records)[_key(account="acct-demo", kind="prompt")]
+    credits = p.query(exprs["Credits by account"])
+    assert credits[_key(account="acct-limited")] == 0.0065
+    assert credits[_key(account="acct-inactive")] == 0.0
+    # The per-account totals are the per-model ones, split differently.
+    assert sum(tokens.values()) == sum(p.query(exprs["Tokens by model"]).values())
+    assert round(sum(credits.values()), 6) == round(sum(p.query(exprs["Credits by model"]).values()), 6)
+
+
+def test_account_stats_are_opt_in():
+    """Without `account_metrics` the filter defines no per-account stat, even after billed traffic
+    from an account (the README's cardinality promise); the per-model ones still count."""
+    stack = Stack(concurrency=1, patch_filter=lambda cfg: {k: v for k, v in cfg.items() if k != "account_metrics"})
+    stack.start()
+    try:
+        http = Http(stack.url)
+        status, _, _ = http.request("POST", "/v1/chat/completions", {
+            "model": "qai-flash", "messages": [{"role": "user", "content": "hi"}]},
+            {"Authorization": "Bearer sk-demo-active", "x-demo-usage-fixed": "7 3"})
+        assert status == 200
+        stats = stack.stats()
+        assert "wasmcustom.tollgate.tokens.model=.=qai-flash;.;kind=.=prompt;.;: 7" in stats.splitlines()
+        assert [line for line in stats.splitlines() if "account" in line] == []
+        assert "account" not in stack.stats("prometheus")
+    finally:
+        stack.stop()

@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::errors::Code;
-use crate::metrics::{Stat, MODEL_SLOTS};
+use crate::metrics::{AccountStat, Stat, ACCOUNT_SLOTS, MODEL_SLOTS};
 use crate::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, HeaderEdit, LocalReply, Outcome, RequestHead, UploadAction};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -69,7 +69,13 @@ struct Metrics {
     per_model: RefCell<HashMap<String, [Option<u32>; MODEL_SLOTS]>>,
     errors: RefCell<[Option<u32>; Code::ALL.len()]>,
     store_failures: Option<u32>,
+    /// Per-account ids by account index (`account_metrics`; empty when off).
+    per_account: RefCell<Vec<[Option<u32>; ACCOUNT_SLOTS]>>,
 }
+
+/// Up to this many accounts, the per-account stats are defined at configuration (about ten
+/// hostcalls an account and VM); beyond, each is defined at its first use.
+const EAGER_ACCOUNTS: usize = 1000;
 
 fn define(name: &str) -> Option<u32> {
     hostcalls::define_metric(MetricType::Counter, name).ok()
@@ -87,7 +93,33 @@ impl Metrics {
         for name in crate::metrics::all_names(cfg) {
             let _ = define(&name);
         }
-        Metrics { store_failures: define(crate::metrics::STORE_FAILURES), ..Metrics::default() }
+        let mut per_account = Vec::new();
+        if cfg.account_metrics {
+            per_account = vec![[None; ACCOUNT_SLOTS]; cfg.accounts.len()];
+            if cfg.accounts.len() <= EAGER_ACCOUNTS {
+                for (ids, account) in per_account.iter_mut().zip(&cfg.accounts) {
+                    for stat in AccountStat::defined() {
+                        if let Some(s) = ids.get_mut(stat.slot()) {
+                            *s = define(&stat.name(&account.id));
+                        }
+                    }
+                }
+            }
+        }
+        Metrics { store_failures: define(crate::metrics::STORE_FAILURES), per_account: RefCell::new(per_account), ..Metrics::default() }
+    }
+
+    /// The id of an account's stat (`None` when `account_metrics` is off).
+    fn account_stat(&self, cfg: &Config, account: usize, stat: AccountStat) -> Option<u32> {
+        let slot = stat.slot();
+        if let Some(id) = self.per_account.borrow().get(account)?.get(slot).copied().flatten() {
+            return Some(id);
+        }
+        let id = define(&stat.name(&cfg.account(account)?.id))?;
+        if let Some(s) = self.per_account.borrow_mut().get_mut(account).and_then(|ids| ids.get_mut(slot)) {
+            *s = Some(id);
+        }
+        Some(id)
     }
 
     fn model_stat(&self, model: &str, stat: Stat) -> Option<u32> {
@@ -115,7 +147,12 @@ impl Metrics {
         Some(id)
     }
 
-    fn record(&self, o: &Outcome, store_failures: u32) {
+    fn record(&self, cfg: &Config, o: &Outcome, store_failures: u32, account: Option<usize>) {
+        if let (Some(a), true) = (account, cfg.account_metrics) {
+            for (stat, n) in crate::metrics::account_increments(o) {
+                add(self.account_stat(cfg, a, stat), n);
+            }
+        }
         let inc = crate::metrics::increments(o);
         for (stat, n) in &inc.per_model {
             add(self.model_stat(inc.model, *stat), *n);
@@ -443,7 +480,7 @@ impl HttpContext for Http {
         if let Err(e) = hostcalls::set_property(vec![BILLING_PROPERTY], Some(&outcome.record)) {
             log(LogLevel::Error, &format!("tollgate[{}]: cannot store the billing record: {e:?}", self.id));
         }
-        self.metrics.record(&outcome, self.ex.store_failures);
+        self.metrics.record(&cfg, &outcome, self.ex.store_failures, self.ex.account);
         // Too late for the span, but access logs can still read them (a stream cut off, a
         // client gone: no end of response was seen).
         self.store_trace_attributes();

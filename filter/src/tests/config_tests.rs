@@ -138,3 +138,10 @@ fn unknown_or_mistyped_fields_are_named_by_their_path() {
     // Syntax errors keep their position.
     assert!(Config::parse(b"{\n  \"models\": [,]\n}").unwrap_err().contains("line 2 column"));
 }
+
+#[test]
+fn account_metrics_is_opt_in() {
+    assert!(!demo().account_metrics);
+    let on = demo_json().replacen('{', r#"{"account_metrics": true,"#, 1);
+    assert!(Config::parse(on.as_bytes()).unwrap().account_metrics);
+}

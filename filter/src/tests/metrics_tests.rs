@@ -68,3 +68,50 @@ fn a_response_cut_short_counts_as_incomplete_for_its_model() {
     let o = Outcome { status: 499, error: None, model: None, usage: Usage::default(), estimated: false, micros: 0, complete: false, record: Vec::new() };
     assert_eq!(increments(&o).per_model, vec![(Stat::Requests(3), 1)]);
 }
+
+#[test]
+fn account_stat_names_carry_the_account_tag() {
+    assert_eq!(AccountStat::Requests(1).name("acct-a"), "tollgate.account_requests.account=.=acct-a;.;class=.=2xx;.;");
+    assert_eq!(AccountStat::Tokens(1).name("acct-a"), "tollgate.account_tokens.account=.=acct-a;.;kind=.=completion;.;");
+    assert_eq!(AccountStat::Microcredits.name("a;b=c"), "tollgate.account_microcredits.account=.=a_b_c;.;");
+    let mut slots: Vec<usize> = (0..5).map(|c| AccountStat::Requests(c).slot()).collect();
+    slots.extend((0..4).map(|k| AccountStat::Tokens(k).slot()));
+    slots.push(AccountStat::Microcredits.slot());
+    slots.sort_unstable();
+    assert_eq!(slots, (0..ACCOUNT_SLOTS).collect::<Vec<_>>());
+    let defined: Vec<String> = AccountStat::defined().map(|s| s.name("x")).collect();
+    assert_eq!(
+        defined,
+        vec![
+            "tollgate.account_requests.account=.=x;.;class=.=2xx;.;",
+            "tollgate.account_requests.account=.=x;.;class=.=4xx;.;",
+            "tollgate.account_requests.account=.=x;.;class=.=5xx;.;",
+            "tollgate.account_tokens.account=.=x;.;kind=.=prompt;.;",
+            "tollgate.account_tokens.account=.=x;.;kind=.=completion;.;",
+            "tollgate.account_tokens.account=.=x;.;kind=.=cached;.;",
+            "tollgate.account_tokens.account=.=x;.;kind=.=reasoning;.;",
+            "tollgate.account_microcredits.account=.=x;.;",
+        ]
+    );
+}
+
+#[test]
+fn account_increments_match_the_model_ones() {
+    let o = Outcome {
+        status: 200,
+        error: None,
+        model: Some("m".into()),
+        usage: Usage { prompt_tokens: 10, completion_tokens: 5, cached_tokens: 3, reasoning_tokens: 0 },
+        estimated: false,
+        micros: 15,
+        complete: true,
+        record: Vec::new(),
+    };
+    assert_eq!(
+        account_increments(&o),
+        vec![(AccountStat::Requests(1), 1), (AccountStat::Tokens(0), 10), (AccountStat::Tokens(1), 5), (AccountStat::Tokens(2), 3), (AccountStat::Microcredits, 15)]
+    );
+    // No model known: a request counted, nothing billed (as for the per-model stats).
+    let o = Outcome { status: 404, error: Some(Code::NotFound), model: None, usage: Usage::default(), estimated: false, micros: 0, complete: true, record: Vec::new() };
+    assert_eq!(account_increments(&o), vec![(AccountStat::Requests(3), 1)]);
+}
