@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -20,8 +19,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
 from tollgate_harness import ROOT, _wait_http, free_port, render  # noqa: E402
 
 
+# A nested make (these tests run under `make test`) would inherit the outer one's flags and
+# print "Entering directory" lines; each `make run` gets its own temporary directory.
+MAKE_VARS = ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")
+
+
+def clean_env(**extra):
+    return {**{k: v for k, v in os.environ.items() if k not in MAKE_VARS}, **extra}
+
+
 def start_make(args, env_extra):
-    env = {**os.environ, **env_extra}
+    env = clean_env(**env_extra)
     return subprocess.Popen(["make", "-s", "--no-print-directory", "run", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
@@ -71,9 +79,10 @@ def test_make_run_config_runs_envoy_on_any_config_file(tmp_path):
     wf["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = "target/wasm32-wasip1/release/tollgate.wasm"
     cfg = tmp_path / "my-envoy.yaml"
     cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
-    before = set(Path(tempfile.gettempdir()).glob("tollgate-run-*"))
+    own_tmp = tmp_path / "tmp"
+    own_tmp.mkdir()
     proc = start_make([f"CONFIG={cfg}"], {"BACKEND_PORT": str(backend), "ENVOY_CONCURRENCY": "1",
-                                           "ENVOY_LOG_LEVEL": "warning"})
+                                           "ENVOY_LOG_LEVEL": "warning", "TMPDIR": str(own_tmp)})
     try:
         _wait_http(f"http://127.0.0.1:{admin}/ready", 60, proc)
         assert chat(gw) == "Hello from qai-flash! You said: via make run"
@@ -82,11 +91,12 @@ def test_make_run_config_runs_envoy_on_any_config_file(tmp_path):
     assert f"-c {cfg}" in out
     records = [json.loads(line) for line in billing.read_text().splitlines()]
     assert [(r["status"], r["model"]) for r in records] == [(200, "qai-flash")]
-    assert set(Path(tempfile.gettempdir()).glob("tollgate-run-*")) == before
+    # Nothing `make run` made in this test's own TMPDIR is left behind.
+    assert list(own_tmp.iterdir()) == []
 
 
 def test_make_run_config_names_a_missing_file():
-    proc = subprocess.run(["make", "-s", "--no-print-directory", "run", "CONFIG=/nonexistent/envoy.yaml"], cwd=ROOT,
+    proc = subprocess.run(["make", "-s", "--no-print-directory", "run", "CONFIG=/nonexistent/envoy.yaml"], cwd=ROOT, env=clean_env(),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "CONFIG=/nonexistent/envoy.yaml: no such file" in proc.stderr
@@ -147,7 +157,7 @@ def test_a_filter_cluster_missing_from_envoy_is_refused_before_envoy_starts(tmp_
     doc = render(free_port(), free_port(), {}, patch_filter=ghost)
     cfg = tmp_path / "ghost.yaml"
     cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
-    proc = subprocess.run(["make", "-s", "--no-print-directory", "run", f"CONFIG={cfg}"], cwd=ROOT,
+    proc = subprocess.run(["make", "-s", "--no-print-directory", "run", f"CONFIG={cfg}"], cwd=ROOT, env=clean_env(),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert (f"CONFIG={cfg}: listener gateway: clusters[4].name 'ghost' is not a cluster of this Envoy configuration "
@@ -160,7 +170,8 @@ def test_a_filter_cluster_missing_from_envoy_is_refused_before_envoy_starts(tmp_
 
 def test_make_fuzz_says_before_installing_its_tools():
     # `make -n` prints the recipe without running it: the messages come before each install.
-    out = subprocess.run(["make", "-n", "fuzz-tools"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(["make", "-n", "fuzz-tools"], cwd=ROOT, capture_output=True, text=True, check=True,
+                         env=clean_env()).stdout
     assert 'echo "installing cargo-fuzz (once, a few minutes: it is compiled from source)"; cargo install cargo-fuzz' in out
     assert 'echo "installing the nightly Rust toolchain (once, a few minutes)"; rustup toolchain install nightly' in out
 

@@ -5,6 +5,7 @@ example is the one tested; a new block fails `test_every_readme_block_is_covered
 runs it."""
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -127,7 +128,10 @@ def test_readme_configuration_example_is_accepted(tmp_path):
 
 def test_readme_keytool_example_mints_a_key_the_demo_accepts():
     (cmd,) = re.findall(r"`(make keytool ARGS='new [^`]*)`", README)
-    out = subprocess.run(["bash", "-c", cmd], cwd=ROOT, capture_output=True, text=True, timeout=300, check=True).stdout
+    # Without the outer make's variables (under `make test` a nested make prints "Entering directory").
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")}
+    out = subprocess.run(["bash", "-c", cmd], cwd=ROOT, capture_output=True, text=True, timeout=300, check=True,
+                         env=env).stdout
     key = re.search(r"^key \(shown once, store it now\): (\S+)$", out, re.M).group(1)
     record = json.loads(out.strip().splitlines()[-1])
 
