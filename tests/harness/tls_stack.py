@@ -93,19 +93,28 @@ class TlsStack:
                 raise RuntimeError("demo backend did not start")
             time.sleep(0.02)
         self.backend_port = int(port_file.read_text().strip())
-        cfg = self.tmp / "envoy.yaml"
-        cfg.write_text(yaml.safe_dump(self.render(), sort_keys=False))
-        log = open(self.envoy_log, "w")
-        self.procs.append(subprocess.Popen(
-            [envoy_bin(), "-c", str(cfg), "--concurrency", str(self.concurrency), "--use-dynamic-base-id",
-             "-l", "warning", "--disable-hot-restart", "--file-flush-interval-msec", "100"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT)))
-        try:
-            _wait_http(f"{self.admin}/ready", 30, self.procs[-1])
-        except Exception:
-            self.stop()
-            raise RuntimeError(f"Envoy did not start:\n{self.envoy_log.read_text()[-4000:]}")
-        return self
+        # Free ports are only free when asked: if one is taken before Envoy binds it, new ones.
+        for attempt in range(3):
+            cfg = self.tmp / "envoy.yaml"
+            cfg.write_text(yaml.safe_dump(self.render(), sort_keys=False))
+            log = open(self.envoy_log, "w")
+            envoy = subprocess.Popen(
+                [envoy_bin(), "-c", str(cfg), "--concurrency", str(self.concurrency), "--use-dynamic-base-id",
+                 "-l", "warning", "--disable-hot-restart", "--file-flush-interval-msec", "100"],
+                stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
+            self.procs.append(envoy)
+            try:
+                _wait_http(f"{self.admin}/ready", 30, envoy)
+                return self
+            except Exception:
+                if attempt < 2 and "Address already in use" in self.envoy_log.read_text():
+                    stop_processes([envoy])
+                    self.procs.remove(envoy)
+                    self.https_port, self.http_port, self.admin_port = free_port(), free_port(), free_port()
+                    continue
+                self.stop()
+                raise RuntimeError(f"Envoy did not start:\n{self.envoy_log.read_text()[-4000:]}")
+        raise RuntimeError("unreachable")
 
     def stop(self) -> None:
         stop_processes(reversed(self.procs))

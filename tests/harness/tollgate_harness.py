@@ -226,6 +226,9 @@ class Stack:
     ):
         self.patch_envoy = patch_envoy
         self.concurrency = concurrency
+        # Ports chosen here may be taken by someone else before Envoy binds them (a free port is
+        # only free when asked): `start` then picks new ones and tries again.
+        self.auto_ports = gateway_port is None and admin_port is None
         self.gateway_port = gateway_port or free_port()
         self.admin_port = admin_port or free_port()
         self.backend_port = backend_port
@@ -301,43 +304,49 @@ class Stack:
                 raise
         elif self.backend_port:
             self.backend_ports = {name: self.backend_port for name in self.clusters}
-        upstreams = {name: f"127.0.0.1:{port}" for name, port in self.backend_ports.items()}
-        upstreams.update(self.upstream_overrides)
-        doc = render(
-            self.gateway_port,
-            self.admin_port,
-            upstreams,
-            access_log=self.access_log,
-            billing_log=self.billing_log,
-            patch_filter=self.patch_filter,
-            extra_clusters=self.extra_clusters,
-            patch_envoy=self.patch_envoy,
-        )
-        cfg_path = self.tmp / "envoy.yaml"
-        cfg_path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        self.config_path = cfg_path
-        log = open(self.envoy_log, "w")
-        self.envoy_proc = subprocess.Popen(
-            [
-                envoy_bin(),
-                "-c", str(cfg_path),
-                "--concurrency", str(self.concurrency),
-                "--use-dynamic-base-id",
-                "-l", self.log_level,
-                "--disable-hot-restart",
-                # Access logs (billing records among them) reach the file within 100 ms.
-                "--file-flush-interval-msec", "100",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=str(ROOT),
-        )
-        try:
-            _wait_http(f"{self.admin}/ready", 30, self.envoy_proc)
-        except Exception:
-            self.stop()
-            raise RuntimeError(f"Envoy did not start:\n{self.envoy_log.read_text()[-4000:]}")
-        return self
+        for attempt in range(3):
+            upstreams = {name: f"127.0.0.1:{port}" for name, port in self.backend_ports.items()}
+            upstreams.update(self.upstream_overrides)
+            doc = render(
+                self.gateway_port,
+                self.admin_port,
+                upstreams,
+                access_log=self.access_log,
+                billing_log=self.billing_log,
+                patch_filter=self.patch_filter,
+                extra_clusters=self.extra_clusters,
+                patch_envoy=self.patch_envoy,
+            )
+            cfg_path = self.tmp / "envoy.yaml"
+            cfg_path.write_text(yaml.safe_dump(doc, sort_keys=False))
+            self.config_path = cfg_path
+            log = open(self.envoy_log, "w")
+            self.envoy_proc = subprocess.Popen(
+                [
+                    envoy_bin(),
+                    "-c", str(cfg_path),
+                    "--concurrency", str(self.concurrency),
+                    "--use-dynamic-base-id",
+                    "-l", self.log_level,
+                    "--disable-hot-restart",
+                    # Access logs (billing records among them) reach the file within 100 ms.
+                    "--file-flush-interval-msec", "100",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=str(ROOT),
+            )
+            try:
+                _wait_http(f"{self.admin}/ready", 30, self.envoy_proc)
+                return self
+            except Exception:
+                if self.auto_ports and attempt < 2 and "Address already in use" in self.envoy_log.read_text():
+                    stop_processes([self.envoy_proc])
+                    self.gateway_port, self.admin_port = free_port(), free_port()
+                    continue
+                self.stop()
+                raise RuntimeError(f"Envoy did not start:\n{self.envoy_log.read_text()[-4000:]}")
+        raise RuntimeError("unreachable")
 
     def stop(self) -> None:
         stop_processes([self.envoy_proc, *self.backend_procs.values()])
