@@ -735,11 +735,7 @@ impl Exchange {
         let mut r = e.reply(self.front);
         if missing.is_some() {
             // A retry meets the same configuration.
-            for (k, v) in r.headers.iter_mut() {
-                if k == "x-should-retry" {
-                    *v = "false".to_string();
-                }
-            }
+            no_retry(&mut r);
         }
         r.headers.extend(self.rate_headers());
         Some(r)
@@ -1378,11 +1374,7 @@ impl Exchange {
         } else {
             let mut r = e.reply(self.front);
             // A retry would be generated, refused and billed again: SDKs must not retry it.
-            for (k, v) in r.headers.iter_mut() {
-                if k == "x-should-retry" {
-                    *v = "false".to_string();
-                }
-            }
+            no_retry(&mut r);
             r.headers.extend(self.rate_headers());
             self.response_reply = Some(r);
         }
@@ -1549,6 +1541,15 @@ pub fn media_micros(model: &Model, endpoint: &Endpoint, units: f64) -> u64 {
         _ => units * p.per_second,
     };
     limits::credits_to_micros(credits)
+}
+
+/// Tells the SDKs not to retry a reply whose error would otherwise be retryable.
+fn no_retry(r: &mut LocalReply) {
+    for (k, v) in r.headers.iter_mut() {
+        if k == "x-should-retry" {
+            *v = "false".to_string();
+        }
+    }
 }
 
 fn too_large_body(max: usize, got: u64) -> GatewayError {
