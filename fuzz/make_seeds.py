@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the fuzz seed corpora (fuzz/seeds/<target>/) from the stream fixtures in
-filter/tests/fixtures and a few representative requests and responses per dialect. The seeds are
+core/tests/fixtures and a few representative requests and responses per dialect. The seeds are
 committed; rerun this after changing the fixtures. libFuzzer's own finds go to fuzz/corpus/
 (ignored by git)."""
 import hashlib
@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-FIXTURES = HERE.parent / "filter" / "tests" / "fixtures"
+FIXTURES = HERE.parent / "core" / "tests" / "fixtures"
 SEEDS = HERE / "seeds"
 DIALECT = {"openai": 0, "anthropic": 1, "gemini": 2}
 

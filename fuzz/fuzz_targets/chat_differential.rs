@@ -10,8 +10,8 @@ use libfuzzer_sys::fuzz_target;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use std::fmt;
-use tollgate::dialect::{guard, openai};
-use tollgate::usage;
+use tollgate_core::dialect::{guard, openai};
+use tollgate_core::usage;
 
 /// Every top-level member in order, repeats kept (a parsed `Map` keeps only one).
 struct Members(Vec<(String, Value)>);

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tollgate::config::Config;
+use tollgate_core::config::Config;
 
 fuzz_target!(|data: &[u8]| {
     match Config::parse(data) {

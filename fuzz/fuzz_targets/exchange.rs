@@ -14,12 +14,12 @@ use fuzzkit::{assert_client_sse, frame, pieces};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use std::sync::OnceLock;
-use tollgate::config::Config;
-use tollgate::dialect::Dialect;
-use tollgate::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, LocalReply, RequestHead, UploadAction};
-use tollgate::keys;
-use tollgate::limits::{credits_to_micros, MemoryStore};
-use tollgate::exchange::Outcome;
+use tollgate_core::config::Config;
+use tollgate_core::dialect::Dialect;
+use tollgate_core::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, LocalReply, RequestHead, UploadAction};
+use tollgate_core::keys;
+use tollgate_core::limits::{credits_to_micros, MemoryStore};
+use tollgate_core::exchange::Outcome;
 
 fn config() -> &'static Config {
     static CFG: OnceLock<Config> = OnceLock::new();

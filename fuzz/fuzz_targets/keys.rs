@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tollgate::keys::{self, Presented};
+use tollgate_core::keys::{self, Presented};
 
 fuzz_target!(|data: &[u8]| {
     // Four optional header values separated by 0xff; a part starting with 0xfe is absent.

@@ -3,7 +3,7 @@
 
 use fuzzkit::{assert_error_renders, to_every_upstream};
 use libfuzzer_sys::fuzz_target;
-use tollgate::dialect::{anthropic, openai, Dialect};
+use tollgate_core::dialect::{anthropic, openai, Dialect};
 
 fuzz_target!(|data: &[u8]| {
     let body = match openai::parse_json_object(data) {

@@ -3,7 +3,7 @@
 
 use fuzzkit::{assert_error_renders, to_every_upstream};
 use libfuzzer_sys::fuzz_target;
-use tollgate::dialect::{gemini, openai, Dialect};
+use tollgate_core::dialect::{gemini, openai, Dialect};
 
 fuzz_target!(|data: &[u8]| {
     // [flags][body]: bit 0 = stream (the path's :streamGenerateContent).

@@ -3,9 +3,9 @@
 
 use fuzzkit::{assert_error_renders, to_every_upstream};
 use libfuzzer_sys::fuzz_target;
-use tollgate::dialect::openai;
-use tollgate::dialect::pivot::PivotRequest;
-use tollgate::dialect::Dialect;
+use tollgate_core::dialect::openai;
+use tollgate_core::dialect::pivot::PivotRequest;
+use tollgate_core::dialect::Dialect;
 
 fuzz_target!(|data: &[u8]| {
     match openai::parse_chat(data) {

@@ -4,7 +4,7 @@
 use fuzzkit::dialect;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use tollgate::translate;
+use tollgate_core::translate;
 
 fuzz_target!(|data: &[u8]| {
     // [front][upstream][body]

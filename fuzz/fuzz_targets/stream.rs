@@ -7,18 +7,18 @@
 
 use fuzzkit::{assert_client_sse, dialect, frame, pieces};
 use libfuzzer_sys::fuzz_target;
-use tollgate::dialect::Dialect;
-use tollgate::translate::StreamPipe;
+use tollgate_core::dialect::Dialect;
+use tollgate_core::translate::StreamPipe;
 
 /// What a stream bills: the usage, whether the upstream finished and reported it, and the text
 /// bytes an estimate falls back on.
-type Billed = (Option<tollgate::usage::Usage>, bool, u64);
+type Billed = (Option<tollgate_core::usage::Usage>, bool, u64);
 
 fn run(front: Dialect, upstream: Dialect, flags: u8, split: &[&[u8]]) -> (Vec<u8>, Billed) {
     let rename = if flags & 2 == 2 { "up-model" } else { "client-model" };
     let mut pipe = StreamPipe::new(front, upstream, "client-model", rename, flags & 1 == 1);
     let mut out = Vec::new();
-    let mut framer = tollgate::sse::Framer::default();
+    let mut framer = tollgate_core::sse::Framer::default();
     for p in split {
         let mut events = Vec::new();
         if framer.push(p, &mut events).is_err() {

@@ -3,8 +3,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use tollgate::dialect::{anthropic, gemini, pivot};
-use tollgate::usage;
+use tollgate_core::dialect::{anthropic, gemini, pivot};
+use tollgate_core::usage;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(v) = serde_json::from_slice::<Value>(data) else { return };

@@ -2,11 +2,11 @@
 //! the properties every translator output must have (whatever the input, it is well-formed).
 
 use serde_json::{Map, Value};
-use tollgate::dialect::pivot::PivotRequest;
-use tollgate::dialect::Dialect;
-use tollgate::errors::GatewayError;
-use tollgate::sse::{Event, Framer};
-use tollgate::translate;
+use tollgate_core::dialect::pivot::PivotRequest;
+use tollgate_core::dialect::Dialect;
+use tollgate_core::errors::GatewayError;
+use tollgate_core::sse::{Event, Framer};
+use tollgate_core::translate;
 
 pub const DIALECTS: [Dialect; 3] = [Dialect::OpenAi, Dialect::Anthropic, Dialect::Gemini];
 

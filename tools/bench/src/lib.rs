@@ -6,7 +6,7 @@
 /// (`sk-synthetic-{i}`, hashed) on the bench account.
 pub fn bench_config_json(extra_keys: usize) -> String {
     use std::fmt::Write;
-    let h = |k: &str| tollgate::keys::to_hex(&tollgate::keys::sha256(k.as_bytes()));
+    let h = |k: &str| tollgate_core::keys::to_hex(&tollgate_core::keys::sha256(k.as_bytes()));
     let mut s = String::with_capacity(200 + extra_keys * 120);
     s.push_str(r#"{"clusters":[{"name":"demo_text","dialect":"openai"}],"#);
     s.push_str(r#""models":[{"id":"qai-flash","type":"text","cluster":"demo_text","price":{"prompt_per_1k":0.1,"completion_per_1k":0.2}}],"#);

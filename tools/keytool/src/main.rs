@@ -5,7 +5,7 @@
 
 use std::io::Read;
 use std::process::ExitCode;
-use tollgate::keys;
+use tollgate_core::keys;
 
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 

@@ -6,10 +6,10 @@
 //! Scenarios: openai, anthropic, openai-stream, anthropic-stream, bad-key.
 
 use std::time::Instant;
-use tollgate::config::Config;
-use tollgate::exchange::{BodyAction, Env, Exchange, HeadAction, RequestHead};
-use tollgate::keys;
-use tollgate::limits::MemoryStore;
+use tollgate_core::config::Config;
+use tollgate_core::exchange::{BodyAction, Env, Exchange, HeadAction, RequestHead};
+use tollgate_core::keys;
+use tollgate_core::limits::MemoryStore;
 use tollgate_bench::bench_config_json;
 
 const CHUNKS: usize = 200;
@@ -92,17 +92,17 @@ fn main() {
             out_bytes += ex.on_response_headers(200, Some("text/event-stream")).len();
             for ev in &events {
                 match ex.on_response_chunk(ev, false, 1 << 23) {
-                    tollgate::exchange::ChunkAction::Replace(b) => out_bytes += b.len(),
-                    tollgate::exchange::ChunkAction::Pass => out_bytes += ev.len(),
-                    tollgate::exchange::ChunkAction::Buffer => {}
+                    tollgate_core::exchange::ChunkAction::Replace(b) => out_bytes += b.len(),
+                    tollgate_core::exchange::ChunkAction::Pass => out_bytes += ev.len(),
+                    tollgate_core::exchange::ChunkAction::Buffer => {}
                 }
             }
-            if let tollgate::exchange::ChunkAction::Replace(b) = ex.on_response_chunk(b"", true, 1 << 23) {
+            if let tollgate_core::exchange::ChunkAction::Replace(b) = ex.on_response_chunk(b"", true, 1 << 23) {
                 out_bytes += b.len();
             }
         } else {
             out_bytes += ex.on_response_headers(200, Some("application/json")).len();
-            if let tollgate::exchange::ChunkAction::Replace(b) = ex.on_response_chunk(&response, true, 1 << 23) {
+            if let tollgate_core::exchange::ChunkAction::Replace(b) = ex.on_response_chunk(&response, true, 1 << 23) {
                 out_bytes += b.len();
             }
         }

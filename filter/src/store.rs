@@ -3,7 +3,7 @@
 //! `proxy_wasm::hostcalls`, whose shared-data wrappers panic on an unexpected status: here every
 //! status becomes a `StoreError`, and the limits fail closed on it.
 
-use crate::limits::{Counters, StoreError};
+use tollgate_core::limits::{Counters, StoreError};
 
 // Status codes of the proxy-wasm ABI.
 const OK: u32 = 0;

@@ -6,10 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use serde_json::Value;
-use tollgate::config::Config;
-use tollgate::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, LocalReply, RequestHead, UploadAction};
-use tollgate::keys;
-use tollgate::limits::{self, MemoryStore};
+use tollgate_core::config::Config;
+use tollgate_core::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, LocalReply, RequestHead, UploadAction};
+use tollgate_core::keys;
+use tollgate_core::limits::{self, MemoryStore};
 
 const UP_KEY: &str = "sk-upstream-SECRET-0123456789";
 const UP_ORG: &str = "org-SECRET-header-value";
@@ -69,7 +69,7 @@ fn header<'a>(r: &'a LocalReply, name: &str) -> Option<&'a str> {
     r.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-fn record(ex: &mut Exchange, c: &Config, s: &MemoryStore) -> (tollgate::exchange::Outcome, Value) {
+fn record(ex: &mut Exchange, c: &Config, s: &MemoryStore) -> (tollgate_core::exchange::Outcome, Value) {
     let o = ex.on_done(c, &Env { now_ms: 2, store: s });
     let r: Value = serde_json::from_slice(&o.record).unwrap();
     (o, r)

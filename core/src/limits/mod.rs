@@ -75,8 +75,8 @@
 //! lands in another window).
 //!
 //! ```
-//! use tollgate::limits::{check_daily, check_rpm, reserve, settle, undo_daily, undo_rpm};
-//! use tollgate::limits::{credits_to_micros, MemoryStore, SpendScope};
+//! use tollgate_core::limits::{check_daily, check_rpm, reserve, settle, undo_daily, undo_rpm};
+//! use tollgate_core::limits::{credits_to_micros, MemoryStore, SpendScope};
 //!
 //! let store = MemoryStore::new();
 //! let now_ms = 1_700_000_000_000;
@@ -97,7 +97,7 @@
 //! // ... after a successful upstream call:
 //! # let spend = reserve(&store, &scopes, credits_to_micros(1.0))?;
 //! settle(&store, &scopes, spend.reserved_micros, credits_to_micros(0.42))?;
-//! # Ok::<(), tollgate::limits::LimitError>(())
+//! # Ok::<(), tollgate_core::limits::LimitError>(())
 //! ```
 //!
 //! # Stored keys and values

@@ -4,10 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use serde_json::Value;
-use tollgate::config::Config;
-use tollgate::exchange::{BodyAction, Env, Exchange, HeadAction, HeaderEdit, RequestHead, UploadAction};
-use tollgate::keys;
-use tollgate::limits::MemoryStore;
+use tollgate_core::config::Config;
+use tollgate_core::exchange::{BodyAction, Env, Exchange, HeadAction, HeaderEdit, RequestHead, UploadAction};
+use tollgate_core::keys;
+use tollgate_core::limits::MemoryStore;
 
 fn cfg() -> Config {
     let h = keys::to_hex(&keys::sha256(b"sk-test"));
@@ -140,7 +140,7 @@ fn images_bill_per_image_and_have_their_own_rate() {
     let (mut ex, a) = run(r#"{"model":"img","prompt":"a cat","n":2}"#);
     assert!(matches!(a, BodyAction::Forward { .. }), "{a:?}");
     ex.on_response_headers(200, Some("application/json"));
-    assert_eq!(ex.on_response_chunk(b"{\"data\":[]}", true, 1 << 20), tollgate::exchange::ChunkAction::Pass);
+    assert_eq!(ex.on_response_chunk(b"{\"data\":[]}", true, 1 << 20), tollgate_core::exchange::ChunkAction::Pass);
     let o = ex.on_done(&c, &env);
     assert_eq!(o.micros, 6_000_000);
     // image_rpm is 1: the next image is refused, at the headers (before its body is read);

@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use serde_json::{json, Value};
-use tollgate::dialect::{anthropic, gemini};
-use tollgate::usage::Usage;
+use tollgate_core::dialect::{anthropic, gemini};
+use tollgate_core::usage::Usage;
 
 #[test]
 fn anthropic_response_to_pivot() {
@@ -44,7 +44,7 @@ fn anthropic_response_to_pivot() {
                "prompt_tokens_details": {"cached_tokens": 20}, "completion_tokens_details": {"reasoning_tokens": 0},
                "credits_consumed": 12})
     );
-    assert_eq!(tollgate::usage::from_openai(&c), Some(want));
+    assert_eq!(tollgate_core::usage::from_openai(&c), Some(want));
 
     let err = json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
     assert_eq!(anthropic::response_to_pivot(&err).unwrap_err(), "Overloaded");

@@ -11,7 +11,7 @@
 use proptest::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use tollgate::limits::{
+use tollgate_core::limits::{
     check_rpm, release, reserve, settle, spend_state, undo_rpm, Counters, MemoryStore, SpendScope, StoreError,
 };
 

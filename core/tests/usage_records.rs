@@ -5,11 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use serde_json::Value;
-use tollgate::config::Config;
-use tollgate::exchange::{BodyAction, Env, Exchange, HeadAction, Outcome, RequestHead};
-use tollgate::keys;
-use tollgate::limits::MemoryStore;
-use tollgate::usage::{self, Usage};
+use tollgate_core::config::Config;
+use tollgate_core::exchange::{BodyAction, Env, Exchange, HeadAction, Outcome, RequestHead};
+use tollgate_core::keys;
+use tollgate_core::limits::MemoryStore;
+use tollgate_core::usage::{self, Usage};
 
 const FIXTURES: [(&str, &str, &[u8]); 6] = [
     ("openai", "openai_text", include_bytes!("fixtures/openai_text.sse")),
@@ -103,13 +103,13 @@ fn run(cfg: &Config, store: &MemoryStore, front: &str, up: &str, events: &[&str]
         let chunk = format!("{ev}\n\n");
         match ex.on_response_chunk(chunk.as_bytes(), last, 1 << 20) {
             // Passed through unchanged, as the glue lets it.
-            tollgate::exchange::ChunkAction::Pass => client.extend_from_slice(chunk.as_bytes()),
-            tollgate::exchange::ChunkAction::Replace(b) => client.extend_from_slice(&b),
-            tollgate::exchange::ChunkAction::Buffer => {}
+            tollgate_core::exchange::ChunkAction::Pass => client.extend_from_slice(chunk.as_bytes()),
+            tollgate_core::exchange::ChunkAction::Replace(b) => client.extend_from_slice(&b),
+            tollgate_core::exchange::ChunkAction::Buffer => {}
         }
     }
     if closes && events.is_empty() {
-        if let tollgate::exchange::ChunkAction::Replace(b) = ex.on_response_chunk(b"", true, 1 << 20) {
+        if let tollgate_core::exchange::ChunkAction::Replace(b) = ex.on_response_chunk(b"", true, 1 << 20) {
             client.extend_from_slice(&b);
         }
     }

@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use serde_json::{json, Map, Value};
-use tollgate::dialect::{anthropic, gemini};
-use tollgate::errors::Code;
+use tollgate_core::dialect::{anthropic, gemini};
+use tollgate_core::errors::Code;
 
 fn obj(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()
@@ -327,8 +327,8 @@ fn pivot_to_gemini_from_a_plain_openai_request() {
 fn openai_upstreams_never_get_top_k() {
     // Anthropic and Gemini clients may send top_k; the pivot keeps it for Anthropic and Gemini
     // upstreams, but the real OpenAI API refuses it ("Unrecognized request argument supplied").
-    use tollgate::dialect::Dialect;
-    use tollgate::translate::upstream_request;
+    use tollgate_core::dialect::Dialect;
+    use tollgate_core::translate::upstream_request;
     let a = anthropic::request_to_pivot(&obj(anthropic_request())).unwrap();
     assert_eq!(a.body["top_k"], 40);
     let g = gemini::request_to_pivot(&obj(gemini_request()), "g", false).unwrap();

@@ -6,11 +6,11 @@
 
 use serde_json::Value;
 use std::cell::Cell;
-use tollgate::config::Config;
-use tollgate::errors::Code;
-use tollgate::exchange::{BodyAction, Env, Exchange, HeadAction, LocalReply, RequestHead};
-use tollgate::keys;
-use tollgate::limits::{check_rpm, Counters, MemoryStore, StoreError};
+use tollgate_core::config::Config;
+use tollgate_core::errors::Code;
+use tollgate_core::exchange::{BodyAction, Env, Exchange, HeadAction, LocalReply, RequestHead};
+use tollgate_core::keys;
+use tollgate_core::limits::{check_rpm, Counters, MemoryStore, StoreError};
 
 const NOW: u64 = 1_700_000_030_000;
 

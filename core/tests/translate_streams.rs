@@ -3,9 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use serde_json::{json, Value};
-use tollgate::dialect::{anthropic, gemini};
-use tollgate::sse::{Event, Framer};
-use tollgate::usage::Usage;
+use tollgate_core::dialect::{anthropic, gemini};
+use tollgate_core::sse::{Event, Framer};
+use tollgate_core::usage::Usage;
 
 const ANTHROPIC_TEXT: &[u8] = include_bytes!("fixtures/anthropic_text.sse");
 const ANTHROPIC_TOOL: &[u8] = include_bytes!("fixtures/anthropic_tool.sse");
@@ -175,7 +175,7 @@ fn said(chunks: &[Value]) -> Said {
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant", "the first chunk carries the role");
     for c in chunks {
         assert_eq!(c["object"], "chat.completion.chunk");
-        if let Some(u) = tollgate::usage::from_openai(c) {
+        if let Some(u) = tollgate_core::usage::from_openai(c) {
             s.usage = Some(u);
             s.usage_chunks += 1;
             assert_eq!(c["choices"], json!([]));

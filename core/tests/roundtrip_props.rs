@@ -7,8 +7,8 @@
 
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use tollgate::dialect::pivot::{content_texts, PivotRequest};
-use tollgate::dialect::{anthropic, gemini, openai};
+use tollgate_core::dialect::pivot::{content_texts, PivotRequest};
+use tollgate_core::dialect::{anthropic, gemini, openai};
 
 /// One conversation item, in a form every dialect can carry.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,10 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use serde_json::Value;
-use tollgate::config::Config;
-use tollgate::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, HeaderEdit, RequestHead};
-use tollgate::keys;
-use tollgate::limits::MemoryStore;
+use tollgate_core::config::Config;
+use tollgate_core::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, HeaderEdit, RequestHead};
+use tollgate_core::keys;
+use tollgate_core::limits::MemoryStore;
 
 fn cfg() -> Config {
     let h = keys::to_hex(&keys::sha256(b"sk-test"));

@@ -66,7 +66,7 @@ fn depth_limit_is_exact() {
 }
 
 /// Timing of the shape check next to the fast scan it precedes (`cargo test --release -p
-/// tollgate-filter --lib guard_cost -- --ignored --nocapture`).
+/// tollgate-core --lib guard_cost -- --ignored --nocapture`).
 #[test]
 #[ignore]
 fn guard_cost() {

@@ -48,7 +48,7 @@ pub fn credits(price: &Price, u: &Usage) -> f64 {
 // disconnects, the upstream fails mid-stream). Tokens are estimated from the UTF-8 bytes of the
 // text that passed through: one token per 4 bytes (rounded up), the usual figure for English
 // with BPE tokenizers, plus 4 tokens of framing per prompt message and 3 for the reply. The
-// error on the fixtures is measured by `estimator_error_on_fixtures` in filter/tests.
+// error on the fixtures is measured by `estimator_error_on_fixtures` in core/tests.
 
 /// Bytes of text per token.
 pub const BYTES_PER_TOKEN: u64 = 4;

@@ -1,0 +1,19 @@
+//! Tollgate's core: everything the gateway decides, with no host in sight. Plain values and bytes
+//! in, decisions out, tested natively. The proxy-wasm glue (the `tollgate-filter` crate) is the
+//! only code that talks to Envoy; this crate does not depend on proxy-wasm at all.
+
+pub mod config;
+pub mod dialect;
+pub mod endpoints;
+pub mod errors;
+pub mod headers;
+pub mod exchange;
+pub mod keys;
+pub mod limits;
+pub mod media;
+pub mod metrics;
+pub mod routing;
+pub mod sse;
+pub mod trace;
+pub mod translate;
+pub mod usage;
