@@ -195,6 +195,15 @@ pub const DEFAULT_IMAGE_RPM: u32 = 20;
 /// The largest upload (seed 002: 25 MB).
 pub const DEFAULT_MAX_UPLOAD: u64 = 25 * 1024 * 1024;
 
+/// A size `WxH` (a model's `sizes`, an image or video request's `size`) -> (W, H), each
+/// 1..=8192.
+pub fn parse_size(s: &str) -> Option<(u32, u32)> {
+    let (w, h) = s.split_once('x')?;
+    let w: u32 = w.parse().ok()?;
+    let h: u32 = h.parse().ok()?;
+    ((1..=8192).contains(&w) && (1..=8192).contains(&h)).then_some((w, h))
+}
+
 /// A parse error of the configuration. Syntax errors keep serde's line and column; a wrong
 /// field (unknown, or of the wrong type) is named by its path (`models[2].price: unknown field
 /// ...`), found by deserializing each section and entry alone (only on this error path).
@@ -338,7 +347,7 @@ fn compile(raw: RawConfig<'_>) -> Result<Config, String> {
             }
         }
         for (j, size) in m.sizes.iter().enumerate() {
-            if crate::media::parse_size(size).is_none() {
+            if parse_size(size).is_none() {
                 return Err(format!("{here}.sizes[{j}]: must be WIDTHxHEIGHT, like 1024x1024"));
             }
         }

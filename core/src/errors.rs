@@ -1,10 +1,13 @@
 //! One error type for everything the gateway refuses or fails at, rendered in the caller's
 //! dialect (OpenAI, Anthropic or Gemini error shape) with that dialect's status conventions.
 
-use crate::dialect::Dialect;
 use serde_json::json;
 
-/// What went wrong, as the gateway's own stable codes (seed 000's list, plus a few of our own).
+use crate::dialect::Dialect;
+use crate::reply::LocalReply;
+
+/// What went wrong, as the gateway's own stable codes (the documented error codes of the platform the
+/// gateway stands in for, plus a few of our own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     /// 400: a required field is absent.
@@ -235,7 +238,7 @@ impl GatewayError {
     }
 
     /// A complete local reply: status, headers and body in the caller's dialect.
-    pub fn reply(&self, dialect: Dialect) -> crate::exchange::LocalReply {
+    pub fn reply(&self, dialect: Dialect) -> LocalReply {
         let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
         if let Some(secs) = self.retry_after {
             headers.push(("retry-after".to_string(), secs.to_string()));
@@ -246,7 +249,7 @@ impl GatewayError {
             "x-should-retry".to_string(),
             if self.code.retryable() { "true" } else { "false" }.to_string(),
         ));
-        crate::exchange::LocalReply { status: self.status(), headers, body: self.body(dialect) }
+        LocalReply { status: self.status(), headers, body: self.body(dialect) }
     }
 }
 

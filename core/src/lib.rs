@@ -12,6 +12,8 @@ pub mod keys;
 pub mod limits;
 pub mod media;
 pub mod metrics;
+pub mod pricing;
+pub mod reply;
 pub mod routing;
 pub mod sse;
 pub mod trace;

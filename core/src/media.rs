@@ -3,10 +3,12 @@
 //! `model` field. Unknown fields are never rejected: they go to the backend untouched
 //! (`hostMedia` among them).
 
+use serde_json::{Map, Value};
+
+pub use crate::config::parse_size;
 use crate::endpoints::Endpoint;
 use crate::errors::{Code, GatewayError};
 use crate::routing::{AudioTask, Model, ModelType};
-use serde_json::{Map, Value};
 
 /// Seed 001: prompts of at most 4000 characters.
 pub const MAX_PROMPT_CHARS: usize = 4000;
@@ -22,14 +24,6 @@ pub const MAX_SPEECH_CHARS: usize = 4096;
 const SPEECH_FORMATS: [&str; 6] = ["mp3", "opus", "aac", "flac", "wav", "pcm"];
 const IMAGE_FORMATS: [&str; 2] = ["b64_json", "url"];
 const QUALITIES: [&str; 4] = ["standard", "hd", "low", "high"];
-
-/// `WxH` -> (W, H), each 1..=8192.
-pub fn parse_size(s: &str) -> Option<(u32, u32)> {
-    let (w, h) = s.split_once('x')?;
-    let w: u32 = w.parse().ok()?;
-    let h: u32 = h.parse().ok()?;
-    ((1..=8192).contains(&w) && (1..=8192).contains(&h)).then_some((w, h))
-}
 
 fn bad(param: &str, msg: impl Into<String>) -> GatewayError {
     GatewayError::new(Code::BadRequest, msg).with_param(param)

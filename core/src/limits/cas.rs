@@ -1,8 +1,8 @@
 //! The bounded read-decide-write loop every limit goes through.
 
-use super::store::{Counters, StoreError};
-use crate::errors::Code;
 use std::fmt;
+
+use super::store::{Counters, StoreError};
 
 /// How many CAS conflicts [`update`] tolerates before giving up, as used by the limit checks.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 16;
@@ -22,7 +22,7 @@ pub enum Decision<T> {
 }
 
 /// Why a limit could not be decided. Every variant fails closed: the gateway answers
-/// 503 `service_unavailable` (see [`LimitError::code`]) rather than admit unchecked.
+/// 503 `service_unavailable` rather than admit unchecked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitError {
     /// Other workers kept winning the compare-and-swap; gave up after this many conflicts.
@@ -32,13 +32,6 @@ pub enum LimitError {
     },
     /// The counter store failed.
     Unavailable,
-}
-
-impl LimitError {
-    /// The gateway error this maps to: always [`Code::ServiceUnavailable`] (503).
-    pub fn code(self) -> Code {
-        Code::ServiceUnavailable
-    }
 }
 
 impl fmt::Display for LimitError {

@@ -12,7 +12,7 @@
 //! wrote in between. [`update`] is that loop, and everything here goes through it. It is bounded
 //! ([`DEFAULT_MAX_ATTEMPTS`] = 16 conflicts for admission decisions); when it gives up, or when
 //! the store fails, the result is a [`LimitError`], which the gateway answers with 503
-//! `service_unavailable` ([`LimitError::code`]): limits **fail closed**, they never admit
+//! `service_unavailable`: limits **fail closed**, they never admit
 //! unchecked. Writes that record what already happened (settle, release, refunds) use the more
 //! patient [`SETTLE_MAX_ATTEMPTS`] = 64, because giving up there leaks budget instead.
 //!

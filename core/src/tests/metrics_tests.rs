@@ -36,6 +36,7 @@ fn increments_for_a_billed_stream_and_for_a_401() {
         micros: 15,
         complete: true,
         record: Vec::new(),
+        ..Outcome::default()
     };
     let got = increments(&o);
     assert_eq!(got.model, "m");
@@ -44,7 +45,7 @@ fn increments_for_a_billed_stream_and_for_a_401() {
         got.per_model,
         vec![(Stat::Requests(1), 1), (Stat::Tokens(0), 10), (Stat::Tokens(1), 5), (Stat::Tokens(3), 2), (Stat::Estimated, 1), (Stat::Microcredits, 15)]
     );
-    let o = Outcome { status: 401, error: Some(Code::Unauthorized), model: None, usage: Usage::default(), estimated: false, micros: 0, complete: true, record: Vec::new() };
+    let o = Outcome { status: 401, error: Some(Code::Unauthorized), model: None, usage: Usage::default(), estimated: false, micros: 0, complete: true, record: Vec::new(), ..Outcome::default() };
     assert_eq!(increments(&o), Increments { model: "none", per_model: vec![(Stat::Requests(3), 1)], error: Some(Code::Unauthorized) });
 }
 
@@ -59,13 +60,14 @@ fn a_response_cut_short_counts_as_incomplete_for_its_model() {
         micros: 0,
         complete: false,
         record: Vec::new(),
+        ..Outcome::default()
     };
     assert_eq!(
         increments(&o).per_model,
         vec![(Stat::Requests(1), 1), (Stat::Tokens(0), 3), (Stat::Tokens(1), 2), (Stat::Estimated, 1), (Stat::Incomplete, 1)]
     );
     // A refusal before any model was known is not a cut-off of any model's response.
-    let o = Outcome { status: 499, error: None, model: None, usage: Usage::default(), estimated: false, micros: 0, complete: false, record: Vec::new() };
+    let o = Outcome { status: 499, error: None, model: None, usage: Usage::default(), estimated: false, micros: 0, complete: false, record: Vec::new(), ..Outcome::default() };
     assert_eq!(increments(&o).per_model, vec![(Stat::Requests(3), 1)]);
 }
 
@@ -106,12 +108,13 @@ fn account_increments_match_the_model_ones() {
         micros: 15,
         complete: true,
         record: Vec::new(),
+        ..Outcome::default()
     };
     assert_eq!(
         account_increments(&o),
         vec![(AccountStat::Requests(1), 1), (AccountStat::Tokens(0), 10), (AccountStat::Tokens(1), 5), (AccountStat::Tokens(2), 3), (AccountStat::Microcredits, 15)]
     );
     // No model known: a request counted, nothing billed (as for the per-model stats).
-    let o = Outcome { status: 404, error: Some(Code::NotFound), model: None, usage: Usage::default(), estimated: false, micros: 0, complete: true, record: Vec::new() };
+    let o = Outcome { status: 404, error: Some(Code::NotFound), model: None, usage: Usage::default(), estimated: false, micros: 0, complete: true, record: Vec::new(), ..Outcome::default() };
     assert_eq!(account_increments(&o), vec![(AccountStat::Requests(3), 1)]);
 }

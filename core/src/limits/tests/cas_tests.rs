@@ -59,8 +59,6 @@ fn unavailable_fails_closed() {
     f.set_failures.set(1);
     assert_eq!(update(&f, "c", 16, incr), Err(LimitError::Unavailable), "CAS write fails");
     assert_eq!(f.inner.value("c").unwrap(), b"1");
-    assert_eq!(LimitError::Unavailable.code().status(), 503);
-    assert_eq!(LimitError::Contended { attempts: 16 }.code().as_str(), "service_unavailable");
 }
 
 #[test]

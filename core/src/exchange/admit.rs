@@ -1,0 +1,183 @@
+//! Admission: the account's requests per minute, a sandbox model's daily quota and the spend
+//! reservation, in that order; a refusal gives back what earlier checks took. Also the body caps
+//! the headers and the buffered body are held to.
+
+use std::borrow::Cow;
+
+use super::{Env, Exchange, LocalReply};
+use crate::config::{Account, Config};
+use crate::endpoints::Endpoint;
+use crate::errors::{Code, GatewayError};
+use crate::limits::{self, LimitError};
+use crate::pricing::{self, Reservation};
+use crate::routing::Model;
+
+impl Exchange {
+    /// The account's requests-per-minute check. On rejection, the 429 to send.
+    pub(super) fn check_rpm(&mut self, cfg: &Config, env: &Env) -> Result<(), GatewayError> {
+        let Some(account) = self.account.and_then(|a| cfg.account(a)) else {
+            return Err(GatewayError::new(Code::InternalError, "account record missing"));
+        };
+        let (scope, limit, what) = self.rate_scope(account);
+        let d = limits::check_rpm(env.store, &scope, limit, env.now_ms).map_err(store_error)?;
+        self.rate = Some(d);
+        if d.allowed {
+            Ok(())
+        } else {
+            Err(GatewayError::new(
+                Code::RateLimitExceeded,
+                format!("Rate limit of {} {what} per minute reached for this account; retry after {} s", d.limit, d.retry_after_secs),
+            )
+            .with_retry_after_ms(d.reset_after_ms))
+        }
+    }
+
+    /// The rate window this request counts in: image generations have their own per-minute limit
+    /// (`image_rpm`, as the platform documents it), kept under `rpm:img:{account}`; everything else shares the account's `rpm:{account}`.
+    fn rate_scope<'c>(&self, account: &'c Account) -> (Cow<'c, str>, u32, &'static str) {
+        if self.endpoint == Endpoint::Images {
+            (format!("img:{}", account.id).into(), account.image_rpm, "image generations")
+        } else {
+            (account.id.as_str().into(), account.rpm, "requests")
+        }
+    }
+
+    /// Sandbox quota and spend caps, after the rate check admitted the request. A rejection
+    /// refunds what earlier checks took, so a rejected request consumes no limit.
+    pub(super) fn check_model_limits(&mut self, cfg: &Config, env: &Env, model: &Model, units: f64, max_tokens: Option<u64>) -> Result<(), GatewayError> {
+        let Some(key) = self.key.and_then(|k| cfg.key(k)) else {
+            return Err(GatewayError::new(Code::InternalError, "key record missing"));
+        };
+        let account = self.account.and_then(|a| cfg.account(a));
+        // Refunds are best effort: a failed refund leaves the slot taken (the safe direction).
+        let scope = account.map(|a| self.rate_scope(a).0);
+        let refund_rpm = || {
+            if let Some(s) = &scope {
+                let _ = limits::undo_rpm(env.store, s, env.now_ms);
+            }
+        };
+        let mut took_daily = false;
+        if model.sandbox {
+            let d = match limits::check_daily(env.store, &key.id, key.sandbox_daily_quota, env.now_ms) {
+                Ok(d) => d,
+                Err(e) => {
+                    refund_rpm();
+                    return Err(store_error(e));
+                }
+            };
+            if !d.allowed {
+                refund_rpm();
+                return Err(GatewayError::new(
+                    Code::SandboxQuotaExceeded,
+                    format!(
+                        "The free {} tier allows {} calls per key per UTC day; wait until midnight UTC or switch to a paid model",
+                        model.id, d.limit
+                    ),
+                )
+                .with_retry_after(d.retry_after_secs));
+            }
+            took_daily = true;
+        }
+        // The completion budget the reservation assumes (bounds an oversized response's bill).
+        self.completion_budget = pricing::completion_budget(model, max_tokens);
+        self.estimate_micros = pricing::admission_micros(model, &self.endpoint, self.request_bytes, units, max_tokens);
+        let undo_all = || {
+            refund_rpm();
+            if took_daily {
+                let _ = limits::undo_daily(env.store, &key.id, env.now_ms);
+            }
+        };
+        match pricing::reserve(env.store, pricing::spend_scopes(key, account), self.estimate_micros) {
+            Ok(Reservation::Uncapped) => Ok(()),
+            Ok(Reservation::Held(hold)) => {
+                self.reserved = Some(hold);
+                Ok(())
+            }
+            Ok(Reservation::Refused) => {
+                undo_all();
+                Err(GatewayError::new(
+                    Code::InsufficientFunds,
+                    "The spend cap of this key or account is reached (or this request's estimated cost exceeds what is left); raise the cap to continue",
+                ))
+            }
+            Err(e) => {
+                undo_all();
+                Err(store_error(e))
+            }
+        }
+    }
+
+    /// The account's rate, read at the request headers without counting: a 429 when it is
+    /// already used up (the store failing: 503, as for the real check).
+    pub(super) fn peek_rpm(&mut self, cfg: &Config, env: &Env) -> Result<(), GatewayError> {
+        let Some(account) = self.account.and_then(|a| cfg.account(a)) else {
+            return Err(GatewayError::new(Code::InternalError, "account record missing"));
+        };
+        let (scope, limit, what) = self.rate_scope(account);
+        let d = limits::peek_rpm(env.store, &scope, limit, env.now_ms).map_err(store_error)?;
+        // Kept for the rate headers: a reply before the request is counted (400, 413) reports
+        // the window as read here.
+        self.rate = Some(d);
+        if d.allowed {
+            return Ok(());
+        }
+        Err(GatewayError::new(
+            Code::RateLimitExceeded,
+            format!("Rate limit of {} {what} per minute reached for this account; retry after {} s", d.limit, d.retry_after_secs),
+        )
+        .with_retry_after_ms(d.reset_after_ms))
+    }
+
+    /// The account's window, read without counting, for the rate headers of a reply that is not
+    /// counted (404, 405 of an authenticated request); a store failure just leaves them out.
+    pub(super) fn note_rate(&mut self, cfg: &Config, env: &Env) {
+        if let Some(account) = self.account.and_then(|a| cfg.account(a)) {
+            let (scope, limit, _) = self.rate_scope(account);
+            if let Ok(d) = limits::peek_rpm(env.store, &scope, limit, env.now_ms) {
+                self.rate = Some(d);
+            }
+        }
+    }
+
+    /// Is the buffered request body over this endpoint's cap? The glue asks at every piece, so
+    /// a body is refused as soon as what is buffered passes it.
+    pub fn request_too_large(&mut self, cfg: &Config, size: usize) -> Option<LocalReply> {
+        let cap = self.body_cap(cfg);
+        if size > cap {
+            return Some(self.fail(too_large_body(cap, size as u64)));
+        }
+        None
+    }
+
+    /// The largest body this request's endpoint buffers: `max_body_bytes` for chat (base64
+    /// images), `max_media_body_bytes` (at most that) for image, video and speech JSON, whose
+    /// fields are a prompt or a text of a few thousand characters.
+    pub fn body_cap(&self, cfg: &Config) -> usize {
+        match self.endpoint {
+            Endpoint::Images | Endpoint::Videos | Endpoint::Speech => cfg.max_media_body_bytes.min(cfg.max_body_bytes),
+            _ => cfg.max_body_bytes,
+        }
+    }
+}
+
+/// A limit that could not be decided (the counter store failed or stayed contended): limits fail
+/// closed, with a 503 `service_unavailable`.
+pub(super) fn store_error(_: LimitError) -> GatewayError {
+    GatewayError::new(Code::ServiceUnavailable, "The gateway cannot check this request's limits right now; retry shortly")
+}
+
+/// `1s`, `12s`, `250ms`: the OpenAI style of `x-ratelimit-reset-requests`.
+pub fn format_duration(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else {
+        format!("{}s", ms.div_ceil(1000))
+    }
+}
+
+pub(super) fn too_large_body(max: usize, got: u64) -> GatewayError {
+    GatewayError::new(
+        Code::RequestTooLarge,
+        format!("The request body is larger than {max} bytes ({got} bytes), the limit of this endpoint"),
+    )
+}

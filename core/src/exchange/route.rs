@@ -1,0 +1,248 @@
+//! The request body: validate it, name the model, admit it, and route it to the model's cluster
+//! in that cluster's dialect.
+
+use serde_json::Value;
+
+use super::capture::CONTENT_LOG_CAP;
+use super::{remove, set, BodyAction, Env, Exchange, HeaderEdit};
+use crate::config::{Cluster, Config};
+use crate::dialect::pivot::PivotRequest;
+use crate::dialect::{anthropic, gemini, guard, openai, Dialect};
+use crate::endpoints::Endpoint;
+use crate::errors::{Code, GatewayError};
+use crate::media;
+use crate::routing::{Model, ModelType};
+use crate::translate;
+use crate::usage;
+
+impl Exchange {
+    /// The whole request body: validate, route, rewrite.
+    pub fn on_request_body(&mut self, cfg: &Config, body: &[u8], env: &Env) -> BodyAction {
+        self.now_ms = env.now_ms;
+        self.request_bytes = body.len();
+        if let Some((req, _)) = &mut self.content {
+            req.extend_from_slice(body.get(..CONTENT_LOG_CAP.min(body.len())).unwrap_or(&[]));
+        }
+        match self.route(cfg, body, env) {
+            Ok(a) => a,
+            Err(e) => BodyAction::Reply(self.fail(e)),
+        }
+    }
+
+    fn route(&mut self, cfg: &Config, raw: &[u8], env: &Env) -> Result<BodyAction, GatewayError> {
+        // Every path reads the body the same way, and the upstream cannot read it another way.
+        guard::check(raw)?;
+        if self.endpoint == Endpoint::ChatCompletions {
+            if let Some(a) = self.route_chat_unchanged(cfg, raw, env) {
+                return a;
+            }
+        }
+        let want_type = self.endpoint.model_type();
+        let mut chat: Option<PivotRequest> = match &self.endpoint {
+            Endpoint::ChatCompletions => {
+                let req = openai::parse_chat(raw)?;
+                self.wants_usage = req.wants_usage;
+                Some(PivotRequest { body: req.body, model: req.model, stream: req.stream, max_tokens: req.max_tokens })
+            }
+            Endpoint::Messages => Some(anthropic::request_to_pivot(&openai::parse_json_object(raw)?)?),
+            Endpoint::Gemini { model, stream } => {
+                Some(gemini::request_to_pivot(&openai::parse_json_object(raw)?, model, *stream)?)
+            }
+            _ => None,
+        };
+        // A media body, parsed once: validated here, rewritten below if it must change.
+        let mut media_body = None;
+        let (client_model, units, max_tokens) = match &chat {
+            Some(req) => {
+                self.resolve_model(cfg, &req.model, want_type)?;
+                self.stream = req.stream;
+                self.prompt_estimate = usage::estimate_prompt_tokens(&req.body);
+                // Choices (OpenAI `n`, Gemini `candidateCount`, validated): each is a completion.
+                let choices = req.body.get("n").and_then(Value::as_u64).unwrap_or(1);
+                (req.model.clone(), choices as f64, req.max_tokens)
+            }
+            None => {
+                let body = openai::parse_json_object(raw)?;
+                let name = openai::required_model(&body)?;
+                let model = self.resolve_model(cfg, &name, want_type)?;
+                if !media::task_matches(&self.endpoint, model) {
+                    return Err(wrong_task(&name, &self.endpoint));
+                }
+                let units = media::validate(&self.endpoint, &body, model)?;
+                self.units = Some(units);
+                media_body = Some(body);
+                (name, units, None)
+            }
+        };
+        let model = cfg.model(&client_model).ok_or_else(|| GatewayError::new(Code::InternalError, "model vanished"))?;
+        // Named and valid: a refusal by the limits below is counted and recorded under it.
+        self.model = Some(client_model.clone());
+        self.check_rpm(cfg, env)?;
+        self.check_model_limits(cfg, env, model, units, max_tokens)?;
+        // A spend reservation is an upper bound the upstream is held to: without a budget from
+        // the client, the reserved one goes upstream (in the upstream dialect's field).
+        let mut capped = false;
+        if let Some(req) = chat.as_mut().filter(|r| r.max_tokens.is_none() && self.reserved.is_some()) {
+            req.body.insert("max_tokens".to_string(), Value::from(model.default_max_tokens));
+            capped = true;
+        }
+        let cluster = cfg
+            .cluster_of(model)
+            .ok_or_else(|| GatewayError::new(Code::InternalError, "the model's cluster is not configured"))?;
+        self.cluster = Some(model.cluster);
+        self.upstream_model = Some(model.upstream_model.clone());
+        self.upstream = cluster.dialect;
+        self.price = Some(model.price);
+        let (new_body, path) = match &chat {
+            Some(req) => {
+                let (body, path) = translate::upstream_request(
+                    self.front,
+                    cluster.dialect,
+                    req,
+                    self.wants_usage,
+                    &model.upstream_model,
+                    &cluster.base_path,
+                    u64::from(model.default_max_tokens),
+                )?;
+                // `None` is "the client's bytes as they came": not once a budget was added.
+                let body = match body {
+                    None if capped => serde_json::to_vec(&req.body).ok(),
+                    b => b,
+                };
+                (body, path)
+            }
+            None => {
+                let mut body = media_body.unwrap_or_default();
+                // The documented speech request names its text `text`; the upstream's speech API (OpenAI's)
+                // wants `input`.
+                let tts_text = self.endpoint == Endpoint::Speech && !body.contains_key("input") && body.contains_key("text");
+                let body = if model.upstream_model != client_model || tts_text {
+                    body.insert("model".to_string(), Value::String(model.upstream_model.clone()));
+                    if tts_text {
+                        if let Some(t) = body.remove("text") {
+                            body.insert("input".to_string(), t);
+                        }
+                    }
+                    serde_json::to_vec(&Value::Object(body)).ok()
+                } else {
+                    None
+                };
+                (body, format!("{}{}", cluster.base_path, self.endpoint.upstream_suffix()))
+            }
+        };
+        self.model = Some(client_model);
+
+        let mut edits = self.upstream_edits(cfg, cluster, path);
+        let len = new_body.as_ref().map(Vec::len).unwrap_or(raw.len());
+        edits.push(set("content-length", len.to_string()));
+        edits.push(set("content-type", "application/json"));
+        Ok(BodyAction::Forward { edits, body: new_body })
+    }
+
+    /// The common case of an OpenAI chat request to an OpenAI upstream whose body goes on as it
+    /// came (the model keeps its name; a stream already asks for usage): read with
+    /// `openai::scan_chat`, never built. `None`: take the general path, which decides the same
+    /// way for these requests and words every error.
+    fn route_chat_unchanged(&mut self, cfg: &Config, raw: &[u8], env: &Env) -> Option<Result<BodyAction, GatewayError>> {
+        let scan = openai::scan_chat(raw)?;
+        let model = cfg.model(&scan.model).filter(|m| m.model_type == ModelType::Text)?;
+        let cluster = cfg.cluster_of(model).filter(|c| c.dialect == Dialect::OpenAi)?;
+        if model.upstream_model != scan.model || (scan.stream && !scan.wants_usage) {
+            return None;
+        }
+        self.wants_usage = scan.wants_usage;
+        self.stream = scan.stream;
+        self.prompt_estimate = scan.prompt_estimate;
+        // Named and valid: a refusal by the limits below is counted and recorded under it.
+        self.model = Some(scan.model);
+        if let Err(e) = self.check_rpm(cfg, env) {
+            return Some(Err(e));
+        }
+        if let Err(e) = self.check_model_limits(cfg, env, model, scan.n as f64, scan.max_tokens) {
+            return Some(Err(e));
+        }
+        // Reserved without a client budget: the reserved one goes upstream (see `route`), added
+        // at byte level after the opening brace (the object has `model`, so a comma follows;
+        // `scan_chat` saw no budget key at all, so none is repeated).
+        let body = match (scan.max_tokens, &self.reserved) {
+            (None, Some(_)) => {
+                let at = raw.iter().position(|b| *b == b'{').map_or(0, |p| p + 1);
+                let field = format!("\"max_tokens\":{},", model.default_max_tokens);
+                let mut b = Vec::with_capacity(raw.len() + field.len());
+                b.extend_from_slice(raw.get(..at).unwrap_or_default());
+                b.extend_from_slice(field.as_bytes());
+                b.extend_from_slice(raw.get(at..).unwrap_or_default());
+                Some(b)
+            }
+            _ => None,
+        };
+        self.cluster = Some(model.cluster);
+        self.upstream_model = Some(model.upstream_model.clone());
+        self.upstream = cluster.dialect;
+        self.price = Some(model.price);
+        let path = format!("{}/chat/completions", cluster.base_path);
+        let mut edits = self.upstream_edits(cfg, cluster, path);
+        edits.push(set("content-length", body.as_ref().map_or(raw.len(), Vec::len).to_string()));
+        edits.push(set("content-type", "application/json"));
+        Some(Ok(BodyAction::Forward { edits, body }))
+    }
+
+    pub(super) fn resolve_model<'c>(&self, cfg: &'c Config, name: &str, want: Option<ModelType>) -> Result<&'c Model, GatewayError> {
+        let model = cfg.model(name).ok_or_else(|| {
+            GatewayError::new(
+                Code::InvalidModel,
+                format!("The model '{name}' does not exist; GET /v1/models lists the available models"),
+            )
+            .with_param("model")
+        })?;
+        if let Some(t) = want {
+            if model.model_type != t {
+                return Err(GatewayError::new(
+                    Code::InvalidModel,
+                    format!(
+                        "The model '{name}' is a {} model and cannot be used on the {} endpoint",
+                        model.model_type.as_str(),
+                        t.as_str()
+                    ),
+                )
+                .with_param("model"));
+            }
+        }
+        Ok(model)
+    }
+
+    /// Routing headers for the upstream: cluster, path, the cluster's credential and headers.
+    pub(super) fn upstream_edits(&mut self, cfg: &Config, cluster: &Cluster, path: String) -> Vec<HeaderEdit> {
+        self.redact.clear();
+        self.redact.extend(cluster.api_key.iter().chain(cluster.headers.iter().map(|(_, v)| v)).filter(|v| !v.is_empty()).cloned());
+        let mut edits = vec![
+            set(&cfg.cluster_header, cluster.name.clone()),
+            set(":path", path),
+            remove("accept-encoding"),
+            remove("anthropic-version"),
+            remove("anthropic-beta"),
+        ];
+        if let Some(a) = &cluster.authority {
+            edits.push(set(":authority", a.clone()));
+        }
+        if let Some(k) = &cluster.api_key {
+            match cluster.dialect {
+                Dialect::OpenAi => edits.push(set("authorization", format!("Bearer {k}"))),
+                Dialect::Anthropic => {
+                    edits.push(set("x-api-key", k.clone()));
+                    edits.push(set("anthropic-version", "2023-06-01"));
+                }
+                Dialect::Gemini => edits.push(set("x-goog-api-key", k.clone())),
+            }
+        }
+        for (k, v) in &cluster.headers {
+            edits.push(set(k, v.clone()));
+        }
+        edits
+    }
+}
+
+pub(super) fn wrong_task(name: &str, endpoint: &Endpoint) -> GatewayError {
+    GatewayError::new(Code::InvalidModel, format!("The model '{name}' cannot be used on the {} endpoint", endpoint.name()))
+        .with_param("model")
+}

@@ -1,0 +1,71 @@
+//! Exchange tests: The request side: credentials, the path's `?key=`, body shape checks, uploads.
+use super::*;
+use crate::exchange::upload::too_large_upload;
+
+#[test]
+fn the_key_leaves_every_path_and_goog_key_counts_only_on_gemini_paths() {
+    let c = cfg();
+    let s = MemoryStore::new();
+    let env = Env { now_ms: 1_700_000_040_000, store: &s };
+    for (method, path, stripped) in [
+        ("POST", "/v1beta/models/m:countTokens?key=sk-a", "/v1beta/models/m:countTokens"),
+        ("POST", "/v1beta/models/m:embedContent?alt=x&key=sk-a", "/v1beta/models/m:embedContent?alt=x"),
+        ("GET", "/v1/models?key=sk-a&x=1", "/v1/models?x=1"),
+        ("GET", "/v1beta/files?key=sk-a", "/v1beta/files"),
+        ("DELETE", "/v1/chat/completions?key=sk-a", "/v1/chat/completions"),
+        ("GET", "/nowhere?key=sk-a&key=sk-b", "/nowhere"),
+        ("POST", "/v1beta/models/m:generateContent?key=sk-a", "/v1beta/models/m:generateContent"),
+    ] {
+        let mut ex = Exchange::new();
+        let head = RequestHead { method, path, ..Default::default() };
+        let _ = ex.on_request_headers(&c, &head, &env);
+        assert_eq!(ex.take_path_without_key().as_deref(), Some(stripped), "{path}");
+    }
+    // `x-goog-api-key` alone on an OpenAI or Anthropic path: no key (401).
+    for path in ["/v1/chat/completions", "/v1/messages", "/v1/models"] {
+        let mut ex = Exchange::new();
+        let head = RequestHead { method: "POST", path, x_goog_api_key: Some("sk-a"), ..Default::default() };
+        let HeadAction::Reply(r) = ex.on_request_headers(&c, &head, &env) else { panic!("{path}: admitted") };
+        assert_eq!(r.status, 401, "{path}");
+        assert_eq!(ex.key, None);
+    }
+    let mut ex = Exchange::new();
+    let head = RequestHead { method: "GET", path: "/v1beta/models", x_goog_api_key: Some("sk-a"), ..Default::default() };
+    let HeadAction::Reply(r) = ex.on_request_headers(&c, &head, &env) else { panic!() };
+    assert_eq!(r.status, 200);
+    let r = ex.path_strip_failed();
+    assert_eq!(r.status, 500);
+}
+
+#[test]
+fn shape_refusals_come_before_any_path_and_use_no_limit() {
+    let (c, s) = (cfg(), MemoryStore::new());
+    let deep = |levels: usize| {
+        format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"hi","x":{}{}}}]}}"#,
+            "[".repeat(levels),
+            "]".repeat(levels)
+        )
+    };
+    // The fast path's own scan skips deep values; the shape check refuses them first. Same
+    // limit on every path: 61 arrays in a message (depth 64) pass, 62 do not.
+    assert!(run(&c, &s, 0, "sk-a", &deep(61)).1.is_none());
+    for body in [
+        deep(62),
+        deep(1_000_000),
+        r#"{"model":"free","Model":"m","messages":[{"role":"user","content":"hi"}]}"#.to_string(),
+        r#"{"model":"m","n":1,"N":4,"messages":[{"role":"user","content":"hi"}]}"#.to_string(),
+    ] {
+        let r = run(&c, &s, 0, "sk-a", &body).1.unwrap();
+        assert_eq!(r.status, 400);
+        assert!(String::from_utf8_lossy(&r.body).contains("bad_request"));
+    }
+    // None of them took a rate slot: two of the account's three are left.
+    let statuses: Vec<_> = (0..3).map(|_| run(&c, &s, 0, "sk-a", CHAT).1.map(|r| r.status)).collect();
+    assert_eq!(statuses, [None, None, Some(429)]);
+}
+
+#[test]
+fn upload_limit_message_states_the_limit_in_bytes_even_under_one_mb() {
+    assert_eq!(too_large_upload(500_000, 500_001).message, "The upload is larger than the limit of 500000 bytes (500001 bytes)");
+}
