@@ -11,6 +11,7 @@
 //! | `tollgate_incomplete`                  | `model`             | responses that did not end normally (stream cut, upstream reset, client gone) |
 //! | `tollgate_errors`                      | `code`              | error replies by gateway code       |
 //! | `tollgate_limits_store_failures`       |                     | 503s because shared data failed     |
+//! | `tollgate_limits_settle_failures`      |                     | spend reservations whose settlement failed (left held) |
 //!
 //! With `account_metrics` on (opt-in), also by account id (`AccountStat`):
 //!
@@ -29,6 +30,8 @@ use crate::errors::Code;
 use crate::exchange::Outcome;
 
 pub const STORE_FAILURES: &str = "tollgate.limits.store_failures";
+/// Spend reservations whose settlement at the end of the exchange failed (`Outcome::settle_failures`).
+pub const SETTLE_FAILURES: &str = "tollgate.limits.settle_failures";
 const NONE: &str = "none";
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 const TOKEN_KINDS: [&str; 4] = ["prompt", "completion", "cached", "reasoning"];
@@ -172,6 +175,7 @@ pub fn all_names(cfg: &Config) -> Vec<String> {
     }
     out.extend(Code::ALL.iter().map(|c| errors(*c)));
     out.push(STORE_FAILURES.to_string());
+    out.push(SETTLE_FAILURES.to_string());
     out
 }
 

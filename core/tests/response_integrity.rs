@@ -99,7 +99,7 @@ fn oversized_buffered_response_is_refused_before_any_byte_and_billed_on_an_estim
         // Anything Envoy still hands over is dropped.
         assert_eq!(ex.on_response_buffered(400, 256), ChunkAction::Replace(Vec::new()));
         assert!(ex.take_response_reply().is_none(), "one reply");
-        let prompt = ex.prompt_estimate;
+        let prompt = ex.prompt_estimate();
         let (o, r) = record(&mut ex, &c, &s);
         assert_eq!((r["status"].as_u64(), r["error"].as_str()), (Some(502), Some("upstream_error")), "{front}");
         assert_eq!(r["estimated"], true);

@@ -69,6 +69,7 @@ struct Metrics {
     per_model: RefCell<HashMap<String, [Option<u32>; MODEL_SLOTS]>>,
     errors: RefCell<[Option<u32>; Code::ALL.len()]>,
     store_failures: Option<u32>,
+    settle_failures: Option<u32>,
     /// Per-account ids by account index (`account_metrics`; empty when off).
     per_account: RefCell<Vec<[Option<u32>; ACCOUNT_SLOTS]>>,
 }
@@ -106,7 +107,12 @@ impl Metrics {
                 }
             }
         }
-        Metrics { store_failures: define(tollgate_core::metrics::STORE_FAILURES), per_account: RefCell::new(per_account), ..Metrics::default() }
+        Metrics {
+            store_failures: define(tollgate_core::metrics::STORE_FAILURES),
+            settle_failures: define(tollgate_core::metrics::SETTLE_FAILURES),
+            per_account: RefCell::new(per_account),
+            ..Metrics::default()
+        }
     }
 
     /// The id of an account's stat (`None` when `account_metrics` is off).
@@ -147,7 +153,7 @@ impl Metrics {
         Some(id)
     }
 
-    fn record(&self, cfg: &Config, o: &Outcome, store_failures: u32, account: Option<usize>) {
+    fn record(&self, cfg: &Config, o: &Outcome, account: Option<usize>) {
         if let (Some(a), true) = (account, cfg.account_metrics) {
             for (stat, n) in tollgate_core::metrics::account_increments(o) {
                 add(self.account_stat(cfg, a, stat), n);
@@ -160,7 +166,8 @@ impl Metrics {
         if let Some(code) = inc.error {
             add(self.error_stat(code), 1);
         }
-        add(self.store_failures, u64::from(store_failures));
+        add(self.store_failures, u64::from(o.store_failures));
+        add(self.settle_failures, u64::from(o.settle_failures));
     }
 }
 
@@ -480,7 +487,10 @@ impl HttpContext for Http {
         if let Err(e) = hostcalls::set_property(vec![BILLING_PROPERTY], Some(&outcome.record)) {
             log(LogLevel::Error, &format!("tollgate[{}]: cannot store the billing record: {e:?}", self.id));
         }
-        self.metrics.record(&cfg, &outcome, self.ex.store_failures, self.ex.account);
+        if let Some(f) = &outcome.settle_failure {
+            log(LogLevel::Warn, &format!("tollgate[{}]: request {}: {f}", self.id, self.ex.request_id));
+        }
+        self.metrics.record(&cfg, &outcome, self.ex.account);
         // Too late for the span, but access logs can still read them (a stream cut off, a
         // client gone: no end of response was seen).
         self.store_trace_attributes();

@@ -119,7 +119,7 @@ fn one(store: &MemoryStore, ctl: &[u8; 8], path: &str, body: &[u8], resp: &[u8],
     ex.request_id = format!("minted-{rid}");
     let forwarded = match ex.on_request_headers(cfg, &head, &env) {
         HeadAction::Reply(r) => {
-            check_reply(ex.front, &r);
+            check_reply(ex.front(), &r);
             false
         }
         HeadAction::ReadBody(_) if ex.is_upload() => {
@@ -140,7 +140,7 @@ fn one(store: &MemoryStore, ctl: &[u8; 8], path: &str, body: &[u8], resp: &[u8],
                     UploadAction::Continue => {}
                     UploadAction::Forward { .. } => routed = true,
                     UploadAction::Reply(r) => {
-                        check_reply(ex.front, &r);
+                        check_reply(ex.front(), &r);
                         done = true;
                         break;
                     }
@@ -150,12 +150,12 @@ fn one(store: &MemoryStore, ctl: &[u8; 8], path: &str, body: &[u8], resp: &[u8],
         }
         HeadAction::ReadBody(_) => {
             if let Some(r) = ex.request_too_large(cfg, body.len()) {
-                check_reply(ex.front, &r);
+                check_reply(ex.front(), &r);
                 false
             } else {
                 match ex.on_request_body(cfg, body, &env) {
                     BodyAction::Reply(r) => {
-                        check_reply(ex.front, &r);
+                        check_reply(ex.front(), &r);
                         false
                     }
                     BodyAction::Forward { body: new_body, .. } => {
@@ -194,11 +194,11 @@ fn one(store: &MemoryStore, ctl: &[u8; 8], path: &str, body: &[u8], resp: &[u8],
     check_record(&outcome, rid);
     // A translated stream (2xx/3xx with an SSE content type) reaches the client as SSE.
     let sse = ctype.is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
-    let fast = ex.front == Dialect::OpenAi && ex.upstream == Dialect::OpenAi;
+    let fast = ex.front() == Dialect::OpenAi && ex.upstream() == Dialect::OpenAi;
     if forwarded && (200..400).contains(&status) && sse && !fast {
-        assert_client_sse(ex.front, &client);
+        assert_client_sse(ex.front(), &client);
     }
-    if forwarded && ex.front == Dialect::OpenAi && ex.stream && !ex.wants_usage && (200..300).contains(&status) && sse {
+    if forwarded && ex.front() == Dialect::OpenAi && ex.stream() && !ex.wants_usage() && (200..300).contains(&status) && sse {
         let (events, _) = frame(&[&client], usize::MAX);
         for ev in &events {
             if let Ok(Value::Object(o)) = serde_json::from_str::<Value>(&ev.data) {
@@ -206,7 +206,7 @@ fn one(store: &MemoryStore, ctl: &[u8; 8], path: &str, body: &[u8], resp: &[u8],
             }
         }
     }
-    Done { outcome, estimate: forwarded.then_some(ex.estimate_micros) }
+    Done { outcome, estimate: forwarded.then_some(ex.estimate_micros()) }
 }
 
 /// The record is one JSON object (no newline, nothing after it) that says what the outcome says.

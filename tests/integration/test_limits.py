@@ -138,6 +138,8 @@ def test_capped_key_gets_402_once_budget_is_spent(lstack):
     with pytest.raises(openai.APIStatusError) as e:
         client.chat.completions.create(model="qai-think", max_tokens=100, messages=[{"role": "user", "content": "x"}])
     assert e.value.status_code == 402
+    # Every reservation above was settled: the settlement failure counter is defined and untouched.
+    assert "wasmcustom.tollgate.limits.settle_failures: 0" in lstack.stats()
 
 
 def test_rate_headers_on_success_and_on_local_answers(lstack):

@@ -117,30 +117,30 @@ pub enum ChunkAction {
 /// One request.
 #[derive(Debug)]
 pub struct Exchange {
-    pub endpoint: Endpoint,
-    pub front: Dialect,
-    pub key: Option<u32>,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) front: Dialect,
+    key: Option<u32>,
     pub account: Option<usize>,
     /// The model the client asked for.
-    pub model: Option<String>,
-    pub upstream_model: Option<String>,
-    pub cluster: Option<usize>,
-    pub stream: bool,
-    pub wants_usage: bool,
+    pub(crate) model: Option<String>,
+    pub(crate) upstream_model: Option<String>,
+    cluster: Option<usize>,
+    stream: bool,
+    wants_usage: bool,
     /// The dialect of the upstream cluster.
-    pub upstream: Dialect,
+    pub(crate) upstream: Dialect,
     /// Set when the filter answered by itself.
     pub local_reply: bool,
     pub status: u16,
-    pub usage: Option<Usage>,
+    usage: Option<Usage>,
     /// Times the counter store failed this request (fail closed: 503); the glue counts them.
-    pub store_failures: u32,
+    store_failures: u32,
     /// The account's rate window after this request (for the `x-ratelimit-*` headers).
-    pub rate: Option<RateDecision>,
+    rate: Option<RateDecision>,
     /// Spend reserved at admission, to settle when the response ends.
     reserved: Option<SpendHold>,
     /// The admission estimate in micro-credits.
-    pub estimate_micros: u64,
+    estimate_micros: u64,
     /// Request body size, for estimates.
     request_bytes: usize,
     mode: ResponseMode,
@@ -149,22 +149,22 @@ pub struct Exchange {
     /// returned to the client in `x-request-id`.
     pub request_id: String,
     /// The client's own `x-request-id`, sanitized and bounded (see `client_request_id`).
-    pub client_request_id: Option<String>,
+    client_request_id: Option<String>,
     /// When the request headers arrived, and the latest time the host gave (ms since the epoch).
     pub start_ms: u64,
     now_ms: u64,
     /// When the response began (headers from upstream, or our local reply).
-    pub first_byte_ms: Option<u64>,
+    first_byte_ms: Option<u64>,
     /// The error code the client got, if any.
-    pub error: Option<Code>,
+    pub(crate) error: Option<Code>,
     /// Prompt tokens estimated from the request (for records without usage).
-    pub prompt_estimate: u64,
+    prompt_estimate: u64,
     /// Completion text bytes seen in a response without usage.
     text_bytes: u64,
     /// The response body ended normally (its last chunk was seen).
-    pub response_done: bool,
+    response_done: bool,
     /// Billable units of a media request (images, seconds).
-    pub units: Option<f64>,
+    units: Option<f64>,
     /// Request and response bytes, for keys that opt in to content logging.
     content: Option<(Vec<u8>, Vec<u8>)>,
     /// The model's price (for `credits_consumed`).
@@ -286,6 +286,41 @@ impl Exchange {
         let mut r = e.reply(self.front);
         r.headers.extend(self.rate_headers());
         r
+    }
+
+    /// The error code the client got, if any.
+    pub fn error(&self) -> Option<Code> {
+        self.error
+    }
+
+    /// The caller's dialect (from the endpoint).
+    pub fn front(&self) -> Dialect {
+        self.front
+    }
+
+    /// The routed cluster's dialect (OpenAI until routed).
+    pub fn upstream(&self) -> Dialect {
+        self.upstream
+    }
+
+    /// The request asked for a stream.
+    pub fn stream(&self) -> bool {
+        self.stream
+    }
+
+    /// An OpenAI stream request asked for usage (`stream_options.include_usage`).
+    pub fn wants_usage(&self) -> bool {
+        self.wants_usage
+    }
+
+    /// The admission estimate in micro-credits (what the spend caps reserved, if any).
+    pub fn estimate_micros(&self) -> u64 {
+        self.estimate_micros
+    }
+
+    /// Prompt tokens estimated from the request (billed when the upstream reports none).
+    pub fn prompt_estimate(&self) -> u64 {
+        self.prompt_estimate
     }
 
     /// `x-ratelimit-*` headers (OpenAI's names) for responses that passed authentication.

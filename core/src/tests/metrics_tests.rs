@@ -118,3 +118,12 @@ fn account_increments_match_the_model_ones() {
     let o = Outcome { status: 404, error: Some(Code::NotFound), model: None, usage: Usage::default(), estimated: false, micros: 0, complete: true, record: Vec::new(), ..Outcome::default() };
     assert_eq!(account_increments(&o), vec![(AccountStat::Requests(3), 1)]);
 }
+
+#[test]
+fn the_limits_failure_counters_are_defined_with_the_rest() {
+    let cfg = Config::parse(br#"{"clusters":[{"name":"c"}],"models":[],"accounts":[],"keys":[]}"#).unwrap();
+    let names = all_names(&cfg);
+    let tail: Vec<&str> = names.iter().rev().take(2).rev().map(String::as_str).collect();
+    assert_eq!(tail, ["tollgate.limits.store_failures", "tollgate.limits.settle_failures"]);
+    assert_eq!(names.iter().filter(|n| n.starts_with("tollgate.limits.")).count(), 2);
+}
