@@ -13,27 +13,42 @@ use crate::pricing::{self, Reservation};
 use crate::routing::Model;
 
 impl Exchange {
-    /// The account's requests-per-minute check. On rejection, the 429 to send.
+    /// The account's requests-per-minute check, counting this request. On rejection, the 429 to
+    /// send.
     pub(super) fn check_rpm(&mut self, cfg: &Config, env: &Env) -> Result<(), GatewayError> {
+        self.rate_window(cfg, env, true)
+    }
+
+    /// The account's rate, read at the request headers without counting: a 429 when it is
+    /// already used up (the store failing: 503, as for the real check).
+    pub(super) fn peek_rpm(&mut self, cfg: &Config, env: &Env) -> Result<(), GatewayError> {
+        self.rate_window(cfg, env, false)
+    }
+
+    /// The account's window, counting this request or only reading it (`count`), kept for the
+    /// rate headers (a reply before the request is counted, a 400 or 413, reports the window as
+    /// read then).
+    fn rate_window(&mut self, cfg: &Config, env: &Env, count: bool) -> Result<(), GatewayError> {
         let Some(account) = self.account.and_then(|a| cfg.account(a)) else {
             return Err(GatewayError::new(Code::InternalError, "account record missing"));
         };
         let (scope, limit, what) = self.rate_scope(account);
-        let d = limits::check_rpm(env.store, &scope, limit, env.now_ms).map_err(store_error)?;
+        let d = if count { limits::check_rpm(env.store, &scope, limit, env.now_ms) } else { limits::peek_rpm(env.store, &scope, limit, env.now_ms) };
+        let d = d.map_err(store_error)?;
         self.rate = Some(d);
         if d.allowed {
-            Ok(())
-        } else {
-            Err(GatewayError::new(
-                Code::RateLimitExceeded,
-                format!("Rate limit of {} {what} per minute reached for this account; retry after {} s", d.limit, d.retry_after_secs),
-            )
-            .with_retry_after_ms(d.reset_after_ms))
+            return Ok(());
         }
+        Err(GatewayError::new(
+            Code::RateLimitExceeded,
+            format!("Rate limit of {} {what} per minute reached for this account; retry after {} s", d.limit, d.retry_after_secs),
+        )
+        .with_retry_after_ms(d.reset_after_ms))
     }
 
     /// The rate window this request counts in: image generations have their own per-minute limit
-    /// (`image_rpm`, as the platform documents it), kept under `rpm:img:{account}`; everything else shares the account's `rpm:{account}`.
+    /// (`image_rpm`, as the platform documents it), kept under `rpm:img:{account}`; everything
+    /// else shares the account's `rpm:{account}`.
     fn rate_scope<'c>(&self, account: &'c Account) -> (Cow<'c, str>, u32, &'static str) {
         if self.endpoint == Endpoint::Images {
             (format!("img:{}", account.id).into(), account.image_rpm, "image generations")
@@ -105,27 +120,6 @@ impl Exchange {
                 Err(store_error(e))
             }
         }
-    }
-
-    /// The account's rate, read at the request headers without counting: a 429 when it is
-    /// already used up (the store failing: 503, as for the real check).
-    pub(super) fn peek_rpm(&mut self, cfg: &Config, env: &Env) -> Result<(), GatewayError> {
-        let Some(account) = self.account.and_then(|a| cfg.account(a)) else {
-            return Err(GatewayError::new(Code::InternalError, "account record missing"));
-        };
-        let (scope, limit, what) = self.rate_scope(account);
-        let d = limits::peek_rpm(env.store, &scope, limit, env.now_ms).map_err(store_error)?;
-        // Kept for the rate headers: a reply before the request is counted (400, 413) reports
-        // the window as read here.
-        self.rate = Some(d);
-        if d.allowed {
-            return Ok(());
-        }
-        Err(GatewayError::new(
-            Code::RateLimitExceeded,
-            format!("Rate limit of {} {what} per minute reached for this account; retry after {} s", d.limit, d.retry_after_secs),
-        )
-        .with_retry_after_ms(d.reset_after_ms))
     }
 
     /// The account's window, read without counting, for the rate headers of a reply that is not

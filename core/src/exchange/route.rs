@@ -86,13 +86,7 @@ impl Exchange {
             req.body.insert("max_tokens".to_string(), Value::from(model.default_max_tokens));
             capped = true;
         }
-        let cluster = cfg
-            .cluster_of(model)
-            .ok_or_else(|| GatewayError::new(Code::InternalError, "the model's cluster is not configured"))?;
-        self.cluster = Some(model.cluster);
-        self.upstream_model = Some(model.upstream_model.clone());
-        self.upstream = cluster.dialect;
-        self.price = Some(model.price);
+        let cluster = self.route_to(cfg, model)?;
         let (new_body, path) = match &chat {
             Some(req) => {
                 let (body, path) = translate::upstream_request(
@@ -176,15 +170,29 @@ impl Exchange {
             }
             _ => None,
         };
-        self.cluster = Some(model.cluster);
-        self.upstream_model = Some(model.upstream_model.clone());
-        self.upstream = cluster.dialect;
-        self.price = Some(model.price);
+        self.routed(model, cluster);
         let path = format!("{}/chat/completions", cluster.base_path);
         let mut edits = self.upstream_edits(cfg, cluster, path);
         edits.push(set("content-length", body.as_ref().map_or(raw.len(), Vec::len).to_string()));
         edits.push(set("content-type", "application/json"));
         Some(Ok(BodyAction::Forward { edits, body }))
+    }
+
+    /// Routes to the model's cluster: the request goes there, in its dialect, under the model's
+    /// upstream name and price.
+    pub(super) fn route_to<'c>(&mut self, cfg: &'c Config, model: &Model) -> Result<&'c Cluster, GatewayError> {
+        let cluster = cfg
+            .cluster_of(model)
+            .ok_or_else(|| GatewayError::new(Code::InternalError, "the model's cluster is not configured"))?;
+        self.routed(model, cluster);
+        Ok(cluster)
+    }
+
+    fn routed(&mut self, model: &Model, cluster: &Cluster) {
+        self.cluster = Some(model.cluster);
+        self.upstream_model = Some(model.upstream_model.clone());
+        self.upstream = cluster.dialect;
+        self.price = Some(model.price);
     }
 
     pub(super) fn resolve_model<'c>(&self, cfg: &'c Config, name: &str, want: Option<ModelType>) -> Result<&'c Model, GatewayError> {

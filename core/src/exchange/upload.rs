@@ -124,13 +124,7 @@ impl Exchange {
         self.model = Some(name.to_string());
         self.check_rpm(cfg, env)?;
         self.check_model_limits(cfg, env, model, units, None)?;
-        let cluster = cfg
-            .cluster_of(model)
-            .ok_or_else(|| GatewayError::new(Code::InternalError, "the model's cluster is not configured"))?;
-        self.cluster = Some(model.cluster);
-        self.upstream_model = Some(model.upstream_model.clone());
-        self.upstream = cluster.dialect;
-        self.price = Some(model.price);
+        let cluster = self.route_to(cfg, model)?;
         let mut body = None;
         let mut length = declared;
         if model.upstream_model != name {
