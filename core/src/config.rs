@@ -129,7 +129,7 @@ pub struct Account {
     pub id: String,
     pub status: AccountStatus,
     pub rpm: u32,
-    /// Image generations per minute (seed 001: a separate limit from chat's).
+    /// Image generations per minute (a separate limit from chat's, as documented).
     pub image_rpm: u32,
     pub spend_cap: Option<f64>,
 }
@@ -190,9 +190,9 @@ pub const DEFAULT_MAX_BODY: usize = 8 * 1024 * 1024;
 /// thousand, even written entirely as `\uXXXX\uXXXX` escapes, fits in 128 KiB.
 pub const DEFAULT_MAX_MEDIA_BODY: usize = 128 * 1024;
 pub const DEFAULT_CLUSTER_HEADER: &str = "x-tollgate-cluster";
-/// Image generations per minute per account, unless configured (seed 001's Standard plan).
+/// Image generations per minute per account, unless configured (the documented Standard plan's).
 pub const DEFAULT_IMAGE_RPM: u32 = 20;
-/// The largest upload (seed 002: 25 MB).
+/// The largest upload (25 MB, the documented limit of transcription uploads).
 pub const DEFAULT_MAX_UPLOAD: u64 = 25 * 1024 * 1024;
 
 /// A size `WxH` (a model's `sizes`, an image or video request's `size`) -> (W, H), each

@@ -1,7 +1,7 @@
-//! Media and audio requests: validation of image, video and speech bodies (seeds 000, 001, 002)
-//! and what they bill, and the streaming scan of a multipart transcription upload for its
-//! `model` field. Unknown fields are never rejected: they go to the backend untouched
-//! (`hostMedia` among them).
+//! Media and audio requests: validation of image, video and speech bodies (as the platform the
+//! gateway stands in for documents them) and what they bill, and the streaming scan of a
+//! multipart transcription upload for its `model` field. Unknown fields are never rejected: they
+//! go to the backend untouched (`hostMedia` among them).
 
 use serde_json::{Map, Value};
 
@@ -10,11 +10,11 @@ use crate::endpoints::Endpoint;
 use crate::errors::{Code, GatewayError};
 use crate::routing::{AudioTask, Model, ModelType};
 
-/// Seed 001: prompts of at most 4000 characters.
+/// Image prompts: at most 4000 characters, as documented.
 pub const MAX_PROMPT_CHARS: usize = 4000;
-/// Seed 001: 1 to 4 images per request.
+/// Images per request: 1 to 4, as documented.
 pub const MAX_IMAGES: u64 = 4;
-/// Seed 000's default video length, and the longest unless the model says otherwise.
+/// The documented default video length, and the longest unless the model says otherwise.
 pub const DEFAULT_VIDEO_SECONDS: f64 = 6.0;
 pub const DEFAULT_MAX_VIDEO_SECONDS: f64 = 10.0;
 /// Frames per second a video request may ask for.
@@ -120,7 +120,7 @@ pub fn validate(endpoint: &Endpoint, body: &Map<String, Value>, model: &Model) -
             Ok(seconds)
         }
         (Endpoint::Speech, ModelType::Audio) => {
-            // Seed 002's TTS endpoint calls the text `text`; OpenAI's speech calls it `input`.
+            // The documented speech endpoint calls the text `text`; OpenAI's calls it `input`.
             let key = if body.contains_key("input") || !body.contains_key("text") { "input" } else { "text" };
             let input = req_text(body, key, MAX_SPEECH_CHARS)?;
             opt_str(body, "voice")?;

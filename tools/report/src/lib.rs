@@ -1,6 +1,6 @@
 //! Usage reports from Tollgate billing records (issue 19).
 //!
-//! Reads billing logs (one JSON record a line, as the filter writes them: `core/src/exchange.rs`
+//! Reads billing logs (one JSON record a line, as the filter writes them: `core/src/exchange/record.rs`
 //! `fn record`), streams them line by line and adds each record into totals per group (any
 //! combination of account, key, model, UTC day or hour). Memory is bounded by the number of
 //! distinct groups (and of hours x models for the chart), never by the size of the logs; a line
