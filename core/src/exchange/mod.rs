@@ -114,7 +114,9 @@ pub enum ChunkAction {
     Replace(Vec<u8>),
 }
 
-/// One request.
+/// One request. Its public fields are the ones the glue reads or sets (the minted request id, the
+/// status Envoy sent when it answered before the filter saw the request); the rest is read
+/// through methods.
 #[derive(Debug)]
 pub struct Exchange {
     pub(crate) endpoint: Endpoint,
@@ -133,7 +135,7 @@ pub struct Exchange {
     pub local_reply: bool,
     pub status: u16,
     usage: Option<Usage>,
-    /// Times the counter store failed this request (fail closed: 503); the glue counts them.
+    /// Times the counter store failed this request (fail closed: 503); reported on the `Outcome`.
     store_failures: u32,
     /// The account's rate window after this request (for the `x-ratelimit-*` headers).
     rate: Option<RateDecision>,
