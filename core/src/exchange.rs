@@ -972,6 +972,12 @@ impl Exchange {
         self.fail(GatewayError::new(Code::InternalError, "The gateway could not process this request's path"))
     }
 
+    /// The host refused an edit the request depends on (a credential removed, the route set, the
+    /// body rewritten): nothing goes upstream, the client gets a 500 in its dialect.
+    pub fn host_failed(&mut self) -> LocalReply {
+        self.fail(GatewayError::new(Code::InternalError, "The gateway could not prepare this request for its upstream"))
+    }
+
     /// The whole request body: validate, route, rewrite.
     pub fn on_request_body(&mut self, cfg: &Config, body: &[u8], env: &Env) -> BodyAction {
         self.now_ms = env.now_ms;
