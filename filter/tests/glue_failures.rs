@@ -40,6 +40,8 @@ fn refused_closed_here(refused: &str, headers: &[(&str, &str)], body: &str, chec
     host::with(|h| h.refuse_header_writes.push((REQUEST_HEADERS, refused.to_string())));
     let mut s = envoy.stream();
     let a = s.request_headers(headers, false);
+    // The key leaves the path before anything else: its failure answers at the headers.
+    assert!(refused != ":path" || s.local_reply().is_some(), "no reply at the headers");
     if s.local_reply().is_none() {
         assert_eq!(a, Action::Pause);
         s.request_body(body.as_bytes(), true);
