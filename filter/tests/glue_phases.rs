@@ -137,3 +137,87 @@ fn an_openai_stream_passes_each_chunk_as_it_comes_and_bills_its_usage() {
     assert_eq!(rec["completion_tokens"], 3);
     assert_eq!(rec["estimated"], false);
 }
+
+#[test]
+fn trailers_end_the_body_are_removed_and_the_request_is_routed_then() {
+    let mut envoy = Envoy::start(&config());
+    let mut s = envoy.stream();
+    let auth = bearer();
+    s.request_headers(&[(":method", "POST"), (":path", "/v1/chat/completions"), ("authorization", &auth)], false);
+    assert_eq!(s.request_body(CHAT.as_bytes(), false), Action::Pause);
+    assert_eq!(s.upstream, None);
+    assert_eq!(s.request_trailers(&[("x-api-key", "sk-smuggled"), ("x-trailer", "1")]), Action::Continue);
+    assert_eq!(host::with(|h| h.maps.get(&host::REQUEST_TRAILERS).cloned()), Some(Vec::new()));
+    let up = s.upstream.clone().expect("forwarded at the trailers");
+    assert_eq!(up.header("x-tollgate-cluster").as_deref(), Some("oa"));
+    assert_eq!(up.body, CHAT.as_bytes());
+    s.finish();
+}
+
+#[test]
+fn a_trailer_the_host_will_not_remove_refuses_the_request() {
+    let mut envoy = Envoy::start(&config());
+    host::with(|h| h.refuse_header_writes.push((host::REQUEST_TRAILERS, "x-api-key".to_string())));
+    let mut s = envoy.stream();
+    let auth = bearer();
+    s.request_headers(&[(":method", "POST"), (":path", "/v1/chat/completions"), ("authorization", &auth)], false);
+    s.request_body(CHAT.as_bytes(), false);
+    assert_eq!(s.request_trailers(&[("x-api-key", "sk-smuggled")]), Action::Pause);
+    assert_eq!(s.local_reply().map(|r| r.status), Some(500));
+    assert_eq!(s.upstream, None);
+    s.finish();
+    assert_eq!(host::metric(tollgate::HOSTCALL_FAILURES), Some(1));
+}
+
+#[test]
+fn a_body_over_the_cap_is_refused_at_the_piece_that_passes_it() {
+    let cfg = config().replacen('{', r#"{"max_body_bytes":100,"#, 1);
+    let mut envoy = Envoy::start(&cfg);
+    let mut s = envoy.stream();
+    let auth = bearer();
+    s.request_headers(&[(":method", "POST"), (":path", "/v1/chat/completions"), ("authorization", &auth)], false);
+    assert_eq!(s.request_body(&[b' '; 60], false), Action::Pause);
+    assert_eq!(s.local_reply(), None);
+    assert_eq!(s.request_body(&[b' '; 60], false), Action::Pause);
+    assert_eq!(s.local_reply().map(|r| r.status), Some(413));
+    assert_eq!(s.upstream, None);
+    // Later pieces are not read.
+    host::take_calls();
+    assert_eq!(s.request_body(&[b' '; 60], true), Action::Pause);
+    assert_eq!(host::take_calls().get("proxy_get_buffer_bytes"), None);
+    s.finish();
+}
+
+#[test]
+fn an_invalid_upstream_body_becomes_a_502_on_the_held_headers() {
+    let mut envoy = Envoy::start(&config());
+    let mut s = envoy.stream();
+    let auth = bearer();
+    s.request_headers(&[(":method", "POST"), (":path", "/v1/chat/completions"), ("authorization", &auth)], false);
+    s.request_body(CHAT.as_bytes(), true);
+    assert_eq!(s.response_headers(&[(":status", "200"), ("content-type", "application/json")], false), Action::Pause);
+    assert_eq!(s.response_body(b"<html>oops</html>", true), Action::Continue);
+    assert_eq!(s.client_status(), 502);
+    assert_eq!(s.client_header("x-should-retry").as_deref(), Some("true"));
+    assert_eq!(s.client_header("content-type").as_deref(), Some("application/json"));
+    let body: Value = serde_json::from_slice(&s.client_body).unwrap();
+    assert_eq!(body["error"]["code"], "upstream_error");
+    s.finish();
+    assert_eq!(host::metric(&tollgate_core::metrics::errors(tollgate_core::errors::Code::UpstreamError)), Some(1));
+}
+
+#[test]
+fn a_missing_envoy_cluster_gets_a_local_502_naming_it() {
+    let mut envoy = Envoy::start(&config());
+    let mut s = envoy.stream();
+    let auth = bearer();
+    s.request_headers(&[(":method", "POST"), (":path", "/v1/chat/completions"), ("authorization", &auth)], false);
+    s.request_body(CHAT.as_bytes(), true);
+    host::with(|h| h.properties.insert("response.code_details".to_string(), b"cluster_not_found".to_vec()));
+    assert_eq!(s.response_headers(&[(":status", "503")], true), Action::Pause);
+    let r = s.local_reply().expect("a local reply");
+    assert_eq!(r.status, 502);
+    assert!(String::from_utf8_lossy(&r.body).contains("'oa'"));
+    assert_eq!(r.headers.iter().find(|(k, _)| k == "x-should-retry").map(|(_, v)| v.as_str()), Some("false"));
+    s.finish();
+}
