@@ -261,6 +261,19 @@ struct Http {
     hostcall_failures: u32,
 }
 
+/// The header an edit touches.
+trait EditName {
+    fn name(&self) -> &str;
+}
+
+impl EditName for HeaderEdit {
+    fn name(&self) -> &str {
+        match self {
+            HeaderEdit::Set(k, _) | HeaderEdit::Remove(k) => k,
+        }
+    }
+}
+
 fn env(store: &store::SharedData) -> Env<'_> {
     Env { now_ms: host::now_ms(), store }
 }
@@ -292,31 +305,28 @@ impl Http {
 
     /// Applies edits to the request headers, all or nothing as far as the upstream is concerned:
     /// the first one the host refuses fails the request closed (a credential left in place, a
-    /// route or a cluster credential not set). Removing a header the request does not have is
-    /// skipped (no hostcall).
+    /// route or a cluster credential not set). Removing a header the request does not have, or
+    /// setting one to the single value it has, is skipped (no hostcall).
     fn edit_request(&mut self, edits: &[HeaderEdit]) -> Result<(), Action> {
         let m = MapType::HttpRequestHeaders;
         for e in edits {
-            let at = |k: &str| self.present.iter().position(|(p, _)| p.eq_ignore_ascii_case(k));
+            let mut same = self.present.iter().filter(|(p, _)| p.eq_ignore_ascii_case(e.name()));
             let result = match e {
-                HeaderEdit::Set(k, v) => match at(k) {
-                    Some(i) if self.present.get(i).is_some_and(|(_, old)| old == v.as_bytes()) => Ok(()),
-                    _ => host::set_header(m, k, v).map(|()| {
+                // Skipped only when the header has exactly this one value (`replace` would also
+                // drop any repeated one).
+                HeaderEdit::Set(k, v) if same.next().is_some_and(|(_, old)| old == v.as_bytes()) && same.next().is_none() => Ok(()),
+                HeaderEdit::Set(k, v) => host::set_header(m, k, v).map(|()| {
                         // `replace` leaves one value: the new one.
                         self.present.retain(|(p, _)| !p.eq_ignore_ascii_case(k));
                         self.present.push((k.clone(), v.as_bytes().to_vec()));
                     }),
-                },
-                HeaderEdit::Remove(k) => match at(k) {
-                    Some(_) => host::remove_header(m, k).map(|()| self.present.retain(|(p, _)| !p.eq_ignore_ascii_case(k))),
-                    None => Ok(()),
-                },
+                HeaderEdit::Remove(k) if same.next().is_some() => {
+                    host::remove_header(m, k).map(|()| self.present.retain(|(p, _)| !p.eq_ignore_ascii_case(k)))
+                }
+                HeaderEdit::Remove(_) => Ok(()),
             };
             if let Err(status) = result {
-                let name = match e {
-                    HeaderEdit::Set(k, _) | HeaderEdit::Remove(k) => k,
-                };
-                return Err(self.fail_closed(&format!("cannot edit the request header '{name}'"), status));
+                return Err(self.fail_closed(&format!("cannot edit the request header '{}'", e.name()), status));
             }
         }
         Ok(())

@@ -52,8 +52,12 @@ fn counts_here(scenario: Scenario) -> (Vec<u64>, u64, u32) {
     let mut envoy = Envoy::start(&config());
     run(&mut envoy, scenario);
     host::take_calls();
+    host::with(|h| h.header_writes.clear());
     let status = run(&mut envoy, scenario);
     let calls: BTreeMap<&str, u64> = host::take_calls();
+    if std::env::var_os("HOSTCALLS_VERBOSE").is_some() {
+        eprintln!("{}: {:?}", scenario.name(), host::with(|h| std::mem::take(&mut h.header_writes)));
+    }
     let by_kind: Vec<u64> = KINDS.iter().map(|(_, fns)| fns.iter().map(|f| calls.get(f).copied().unwrap_or(0)).sum()).collect();
     let total: u64 = calls.values().sum();
     (by_kind, total, status)

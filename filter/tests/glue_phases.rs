@@ -221,3 +221,19 @@ fn a_missing_envoy_cluster_gets_a_local_502_naming_it() {
     assert_eq!(r.headers.iter().find(|(k, _)| k == "x-should-retry").map(|(_, v)| v.as_str()), Some("false"));
     s.finish();
 }
+
+#[test]
+fn a_cluster_header_is_set_even_when_the_client_sent_it_with_that_value_among_others() {
+    let cfg = config()
+        .replacen('{', r#"{"pass_request_headers":["x-org"],"#, 1)
+        .replace(r#""api_key":"sk-upstream-oa"}"#, r#""api_key":"sk-upstream-oa","headers":{"x-org":"acme"}}"#);
+    let mut envoy = Envoy::start(&cfg);
+    let mut s = envoy.stream();
+    let auth = bearer();
+    s.request_headers(&[(":method", "POST"), (":path", "/v1/chat/completions"), ("authorization", &auth), ("x-org", "acme"), ("x-org", "other")], false);
+    assert_eq!(s.request_body(CHAT.as_bytes(), true), Action::Continue);
+    let up = s.upstream.clone().unwrap();
+    let orgs: Vec<&[u8]> = up.headers.iter().filter(|(k, _)| k == "x-org").map(|(_, v)| v.as_slice()).collect();
+    assert_eq!(orgs, vec![b"acme".as_slice()]);
+    s.finish();
+}

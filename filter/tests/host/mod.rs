@@ -64,6 +64,8 @@ pub struct Host {
     pub refuse_property_writes: Vec<String>,
     /// A stream the filter reset (`proxy_close_stream`): the stream type.
     pub closed: Vec<u32>,
+    /// Header writes in order: (map type, "set"/"remove", name).
+    pub header_writes: Vec<(u32, &'static str, String)>,
 }
 
 thread_local! {
@@ -252,6 +254,7 @@ pub unsafe extern "C" fn proxy_replace_header_map_value(map: u32, key: *const u8
     let k = text(key, key_size);
     let v = slice(value, value_size).to_vec();
     with(|h| {
+        h.header_writes.push((map, "set", k.clone()));
         if refused(h, map, &k) {
             return BAD_ARGUMENT;
         }
@@ -281,6 +284,7 @@ pub unsafe extern "C" fn proxy_remove_header_map_value(map: u32, key: *const u8,
     count("proxy_remove_header_map_value");
     let k = text(key, key_size);
     with(|h| {
+        h.header_writes.push((map, "remove", k.clone()));
         if refused(h, map, &k) {
             return BAD_ARGUMENT;
         }
