@@ -5,7 +5,15 @@
 //!
 //! Each test runs on its own thread, and the SDK's dispatcher is thread-local too, so every test
 //! is its own host with its own VM.
-#![allow(dead_code, clippy::missing_safety_doc, clippy::too_many_arguments, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::missing_safety_doc,
+    clippy::too_many_arguments,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -178,7 +186,13 @@ pub unsafe extern "C" fn proxy_set_tick_period_milliseconds(_p: u32) -> u32 {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_get_buffer_bytes(kind: u32, start: usize, max: usize, data: *mut *mut u8, size: *mut usize) -> u32 {
+pub unsafe extern "C" fn proxy_get_buffer_bytes(
+    kind: u32,
+    start: usize,
+    max: usize,
+    data: *mut *mut u8,
+    size: *mut usize,
+) -> u32 {
     count("proxy_get_buffer_bytes");
     let got = with(|h| {
         if h.refuse_buffer_reads.contains(&kind) {
@@ -199,7 +213,13 @@ pub unsafe extern "C" fn proxy_get_buffer_bytes(kind: u32, start: usize, max: us
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_set_buffer_bytes(kind: u32, start: usize, len: usize, data: *const u8, size: usize) -> u32 {
+pub unsafe extern "C" fn proxy_set_buffer_bytes(
+    kind: u32,
+    start: usize,
+    len: usize,
+    data: *const u8,
+    size: usize,
+) -> u32 {
     count("proxy_set_buffer_bytes");
     let new = slice(data, size).to_vec();
     with(|h| {
@@ -215,7 +235,11 @@ pub unsafe extern "C" fn proxy_set_buffer_bytes(kind: u32, start: usize, len: us
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_get_header_map_pairs(map: u32, data: *mut *mut u8, size: *mut usize) -> u32 {
+pub unsafe extern "C" fn proxy_get_header_map_pairs(
+    map: u32,
+    data: *mut *mut u8,
+    size: *mut usize,
+) -> u32 {
     count("proxy_get_header_map_pairs");
     let bytes = with(|h| serialize(h.maps.get(&map).map(Vec::as_slice).unwrap_or(&[])));
     give(&bytes, data, size);
@@ -226,15 +250,35 @@ pub unsafe extern "C" fn proxy_get_header_map_pairs(map: u32, data: *mut *mut u8
 pub unsafe extern "C" fn proxy_set_header_map_pairs(map: u32, data: *const u8, size: usize) -> u32 {
     count("proxy_set_header_map_pairs");
     let pairs = deserialize(slice(data, size));
-    with(|h| h.maps.insert(map, pairs.into_iter().map(|(k, v)| (k, v.into_bytes())).collect()));
+    with(|h| {
+        h.maps.insert(
+            map,
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k, v.into_bytes()))
+                .collect(),
+        )
+    });
     OK
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_get_header_map_value(map: u32, key: *const u8, key_size: usize, data: *mut *mut u8, size: *mut usize) -> u32 {
+pub unsafe extern "C" fn proxy_get_header_map_value(
+    map: u32,
+    key: *const u8,
+    key_size: usize,
+    data: *mut *mut u8,
+    size: *mut usize,
+) -> u32 {
     count("proxy_get_header_map_value");
     let k = text(key, key_size);
-    let v = with(|h| h.maps.get(&map).and_then(|m| m.iter().find(|(n, _)| n.eq_ignore_ascii_case(&k)).map(|(_, v)| v.clone())));
+    let v = with(|h| {
+        h.maps.get(&map).and_then(|m| {
+            m.iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(&k))
+                .map(|(_, v)| v.clone())
+        })
+    });
     match v {
         Some(v) => {
             give(&v, data, size);
@@ -245,11 +289,19 @@ pub unsafe extern "C" fn proxy_get_header_map_value(map: u32, key: *const u8, ke
 }
 
 fn refused(h: &Host, map: u32, k: &str) -> bool {
-    h.refuse_header_writes.iter().any(|(m, n)| *m == map && n.eq_ignore_ascii_case(k))
+    h.refuse_header_writes
+        .iter()
+        .any(|(m, n)| *m == map && n.eq_ignore_ascii_case(k))
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_replace_header_map_value(map: u32, key: *const u8, key_size: usize, value: *const u8, value_size: usize) -> u32 {
+pub unsafe extern "C" fn proxy_replace_header_map_value(
+    map: u32,
+    key: *const u8,
+    key_size: usize,
+    value: *const u8,
+    value_size: usize,
+) -> u32 {
     count("proxy_replace_header_map_value");
     let k = text(key, key_size);
     let v = slice(value, value_size).to_vec();
@@ -266,7 +318,13 @@ pub unsafe extern "C" fn proxy_replace_header_map_value(map: u32, key: *const u8
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_add_header_map_value(map: u32, key: *const u8, key_size: usize, value: *const u8, value_size: usize) -> u32 {
+pub unsafe extern "C" fn proxy_add_header_map_value(
+    map: u32,
+    key: *const u8,
+    key_size: usize,
+    value: *const u8,
+    value_size: usize,
+) -> u32 {
     count("proxy_add_header_map_value");
     let k = text(key, key_size);
     let v = slice(value, value_size).to_vec();
@@ -280,7 +338,11 @@ pub unsafe extern "C" fn proxy_add_header_map_value(map: u32, key: *const u8, ke
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_remove_header_map_value(map: u32, key: *const u8, key_size: usize) -> u32 {
+pub unsafe extern "C" fn proxy_remove_header_map_value(
+    map: u32,
+    key: *const u8,
+    key_size: usize,
+) -> u32 {
     count("proxy_remove_header_map_value");
     let k = text(key, key_size);
     with(|h| {
@@ -288,13 +350,21 @@ pub unsafe extern "C" fn proxy_remove_header_map_value(map: u32, key: *const u8,
         if refused(h, map, &k) {
             return BAD_ARGUMENT;
         }
-        h.maps.entry(map).or_default().retain(|(n, _)| !n.eq_ignore_ascii_case(&k));
+        h.maps
+            .entry(map)
+            .or_default()
+            .retain(|(n, _)| !n.eq_ignore_ascii_case(&k));
         OK
     })
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_get_property(path: *const u8, path_size: usize, data: *mut *mut u8, size: *mut usize) -> u32 {
+pub unsafe extern "C" fn proxy_get_property(
+    path: *const u8,
+    path_size: usize,
+    data: *mut *mut u8,
+    size: *mut usize,
+) -> u32 {
     count("proxy_get_property");
     let name = property_name(slice(path, path_size));
     match with(|h| h.properties.get(&name).cloned()) {
@@ -307,7 +377,12 @@ pub unsafe extern "C" fn proxy_get_property(path: *const u8, path_size: usize, d
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_set_property(path: *const u8, path_size: usize, data: *const u8, size: usize) -> u32 {
+pub unsafe extern "C" fn proxy_set_property(
+    path: *const u8,
+    path_size: usize,
+    data: *const u8,
+    size: usize,
+) -> u32 {
     count("proxy_set_property");
     let name = property_name(slice(path, path_size));
     let v = slice(data, size).to_vec();
@@ -321,7 +396,13 @@ pub unsafe extern "C" fn proxy_set_property(path: *const u8, path_size: usize, d
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_get_shared_data(key: *const u8, key_size: usize, data: *mut *mut u8, size: *mut usize, cas: *mut u32) -> u32 {
+pub unsafe extern "C" fn proxy_get_shared_data(
+    key: *const u8,
+    key_size: usize,
+    data: *mut *mut u8,
+    size: *mut usize,
+    cas: *mut u32,
+) -> u32 {
     count("proxy_get_shared_data");
     let k = text(key, key_size);
     match with(|h| h.shared.get(&k).cloned()) {
@@ -335,7 +416,13 @@ pub unsafe extern "C" fn proxy_get_shared_data(key: *const u8, key_size: usize, 
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_set_shared_data(key: *const u8, key_size: usize, data: *const u8, size: usize, cas: u32) -> u32 {
+pub unsafe extern "C" fn proxy_set_shared_data(
+    key: *const u8,
+    key_size: usize,
+    data: *const u8,
+    size: usize,
+    cas: u32,
+) -> u32 {
     count("proxy_set_shared_data");
     let k = text(key, key_size);
     let v = slice(data, size).to_vec();
@@ -352,19 +439,33 @@ pub unsafe extern "C" fn proxy_set_shared_data(key: *const u8, key_size: usize, 
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_register_shared_queue(_n: *const u8, _s: usize, _id: *mut u32) -> u32 {
+pub unsafe extern "C" fn proxy_register_shared_queue(
+    _n: *const u8,
+    _s: usize,
+    _id: *mut u32,
+) -> u32 {
     count("proxy_register_shared_queue");
     INTERNAL_FAILURE
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_resolve_shared_queue(_v: *const u8, _vs: usize, _n: *const u8, _ns: usize, _id: *mut u32) -> u32 {
+pub unsafe extern "C" fn proxy_resolve_shared_queue(
+    _v: *const u8,
+    _vs: usize,
+    _n: *const u8,
+    _ns: usize,
+    _id: *mut u32,
+) -> u32 {
     count("proxy_resolve_shared_queue");
     NOT_FOUND
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_dequeue_shared_queue(_q: u32, _d: *mut *mut u8, _s: *mut usize) -> u32 {
+pub unsafe extern "C" fn proxy_dequeue_shared_queue(
+    _q: u32,
+    _d: *mut *mut u8,
+    _s: *mut usize,
+) -> u32 {
     count("proxy_dequeue_shared_queue");
     NOT_FOUND
 }
@@ -400,7 +501,11 @@ pub unsafe extern "C" fn proxy_send_local_response(
     _grpc: i32,
 ) -> u32 {
     count("proxy_send_local_response");
-    let r = LocalReply { status, headers: deserialize(slice(headers, headers_size)), body: slice(body, body_size).to_vec() };
+    let r = LocalReply {
+        status,
+        headers: deserialize(slice(headers, headers_size)),
+        body: slice(body, body_size).to_vec(),
+    };
     with(|h| {
         assert!(h.local_reply.is_none(), "a second local reply: {r:?}");
         h.local_reply = Some(r);
@@ -491,7 +596,14 @@ pub unsafe extern "C" fn proxy_set_effective_context(_c: u32) -> u32 {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_call_foreign_function(_n: *const u8, _ns: usize, _a: *const u8, _as: usize, _r: *mut *mut u8, _rs: *mut usize) -> u32 {
+pub unsafe extern "C" fn proxy_call_foreign_function(
+    _n: *const u8,
+    _ns: usize,
+    _a: *const u8,
+    _as: usize,
+    _r: *mut *mut u8,
+    _rs: *mut usize,
+) -> u32 {
     count("proxy_call_foreign_function");
     NOT_FOUND
 }
@@ -503,7 +615,12 @@ pub unsafe extern "C" fn proxy_done() -> u32 {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_define_metric(_kind: u32, name: *const u8, name_size: usize, id: *mut u32) -> u32 {
+pub unsafe extern "C" fn proxy_define_metric(
+    _kind: u32,
+    name: *const u8,
+    name_size: usize,
+    id: *mut u32,
+) -> u32 {
     count("proxy_define_metric");
     let n = text(name, name_size);
     *id = with(|h| {
@@ -522,7 +639,12 @@ pub unsafe extern "C" fn proxy_define_metric(_kind: u32, name: *const u8, name_s
 #[no_mangle]
 pub unsafe extern "C" fn proxy_get_metric(id: u32, value: *mut u64) -> u32 {
     count("proxy_get_metric");
-    match with(|h| h.metric_names.get(id as usize).and_then(|n| h.metrics.get(n)).copied()) {
+    match with(|h| {
+        h.metric_names
+            .get(id as usize)
+            .and_then(|n| h.metrics.get(n))
+            .copied()
+    }) {
         Some(v) => {
             *value = v as u64;
             OK
@@ -583,14 +705,19 @@ impl Envoy {
     /// `_initialize`, the root context, `on_vm_start`, `on_configure` with this configuration.
     pub fn start(config: &str) -> Envoy {
         let ok = Envoy::try_start(config);
-        assert!(ok, "on_configure refused the configuration; logs: {:?}", with(|h| h.logs.clone()));
+        assert!(
+            ok,
+            "on_configure refused the configuration; logs: {:?}",
+            with(|h| h.logs.clone())
+        );
         Envoy { next_id: ROOT + 1 }
     }
 
     /// Like `start`, returning what `on_configure` returned.
     pub fn try_start(config: &str) -> bool {
         with(|h| {
-            h.buffers.insert(PLUGIN_CONFIGURATION, config.as_bytes().to_vec());
+            h.buffers
+                .insert(PLUGIN_CONFIGURATION, config.as_bytes().to_vec());
             h.buffers.insert(VM_CONFIGURATION, Vec::new());
         });
         unsafe {
@@ -610,7 +737,14 @@ impl Envoy {
         self.next_id += 1;
         reset_stream_state();
         unsafe { proxy_on_context_create(id, ROOT) };
-        Stream { id, upstream: None, client: None, client_body: Vec::new(), request_held: false, phases: Vec::new() }
+        Stream {
+            id,
+            upstream: None,
+            client: None,
+            client_body: Vec::new(),
+            request_held: false,
+            phases: Vec::new(),
+        }
     }
 }
 
@@ -634,7 +768,10 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     }
 }
 
@@ -654,7 +791,9 @@ pub struct Stream {
 }
 
 pub fn pairs(list: &[(&str, &str)]) -> Headers {
-    list.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect()
+    list.iter()
+        .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+        .collect()
 }
 
 impl Stream {
@@ -671,12 +810,19 @@ impl Stream {
     fn deliver_local_reply(&mut self) {
         let Some(r) = self.local_reply() else { return };
         let mut headers = vec![(":status".to_string(), r.status.to_string().into_bytes())];
-        headers.extend(r.headers.iter().map(|(k, v)| (k.clone(), v.as_bytes().to_vec())));
+        headers.extend(
+            r.headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_bytes().to_vec())),
+        );
         with(|h| h.maps.insert(RESPONSE_HEADERS, headers.clone()));
         let n = headers.len();
         let a = unsafe { proxy_on_response_headers(self.id, n, r.body.is_empty()) };
         self.phases.push(("response_headers(local)", a));
-        self.client = Some((r.status, with(|h| h.maps.get(&RESPONSE_HEADERS).cloned().unwrap_or_default())));
+        self.client = Some((
+            r.status,
+            with(|h| h.maps.get(&RESPONSE_HEADERS).cloned().unwrap_or_default()),
+        ));
         if !r.body.is_empty() {
             with(|h| h.buffers.insert(RESPONSE_BODY, r.body.clone()));
             let a = unsafe { proxy_on_response_body(self.id, r.body.len(), true) };
@@ -687,7 +833,10 @@ impl Stream {
 
     fn send_upstream(&mut self) {
         let (headers, body) = with(|h| {
-            (h.maps.get(&REQUEST_HEADERS).cloned().unwrap_or_default(), h.buffers.remove(&REQUEST_BODY).unwrap_or_default())
+            (
+                h.maps.get(&REQUEST_HEADERS).cloned().unwrap_or_default(),
+                h.buffers.remove(&REQUEST_BODY).unwrap_or_default(),
+            )
         });
         match &mut self.upstream {
             Some(u) => u.body.extend(body),
@@ -749,7 +898,10 @@ impl Stream {
         if self.replied() {
             self.deliver_local_reply();
         } else if a == Action::Continue {
-            self.client = Some((self.status(), with(|h| h.maps.get(&RESPONSE_HEADERS).cloned().unwrap_or_default())));
+            self.client = Some((
+                self.status(),
+                with(|h| h.maps.get(&RESPONSE_HEADERS).cloned().unwrap_or_default()),
+            ));
         }
         a
     }
@@ -781,7 +933,10 @@ impl Stream {
             self.deliver_local_reply();
         } else if a == Action::Continue {
             if self.client.is_none() {
-                self.client = Some((self.status(), with(|h| h.maps.get(&RESPONSE_HEADERS).cloned().unwrap_or_default())));
+                self.client = Some((
+                    self.status(),
+                    with(|h| h.maps.get(&RESPONSE_HEADERS).cloned().unwrap_or_default()),
+                ));
             }
             let out = with(|h| h.buffers.remove(&RESPONSE_BODY).unwrap_or_default());
             self.client_body.extend(out);
@@ -803,7 +958,12 @@ impl Stream {
     }
 
     pub fn client_header(&self, name: &str) -> Option<String> {
-        self.client.as_ref()?.1.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        self.client
+            .as_ref()?
+            .1
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     }
 
     /// The request held (headers paused, not yet sent upstream).
@@ -814,7 +974,11 @@ impl Stream {
 
 /// The billing record the filter stored as filter state.
 pub fn billing_record() -> Option<String> {
-    with(|h| h.properties.get("tollgate.billing").map(|v| String::from_utf8_lossy(v).into_owned()))
+    with(|h| {
+        h.properties
+            .get("tollgate.billing")
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    })
 }
 
 pub fn metric(name: &str) -> Option<i64> {
