@@ -2,20 +2,21 @@
 //! to the pure `Exchange`, and applies what it decides. Every hostcall that can fail is called
 //! through `hostcalls`, which returns a `Result`, never through the SDK's unwrapping helpers.
 
-use tollgate_core::config::Config;
-use tollgate_core::errors::Code;
-use tollgate_core::metrics::{AccountStat, Stat, ACCOUNT_SLOTS, MODEL_SLOTS};
-use tollgate_core::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, HeaderEdit, LocalReply, Outcome, RequestHead, UploadAction};
-use proxy_wasm::hostcalls;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
-use std::cell::RefCell;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::rc::Rc;
 
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use tollgate_core::config::Config;
+use tollgate_core::errors::Code;
+use tollgate_core::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, HeaderEdit, LocalReply, Outcome, RequestHead, UploadAction};
+use tollgate_core::metrics::{AccountStat, Stat, ACCOUNT_SLOTS, MODEL_SLOTS};
+
+mod host;
 mod store;
 
 proxy_wasm::main! {{
@@ -29,8 +30,13 @@ proxy_wasm::main! {{
 /// `%FILTER_STATE(wasm.tollgate.billing:PLAIN)%` (Envoy prefixes `wasm.`).
 const BILLING_PROPERTY: &str = "tollgate.billing";
 
+/// Hostcalls the host refused and the glue could only count (a response header it could not
+/// set, a billing record it could not store); the ones that refuse a request are also counted.
+pub const HOSTCALL_FAILURES: &str = "tollgate.hostcall_failures";
+
+/// Logs; a log the host refuses is dropped (there is nowhere else to say it).
 fn log(level: LogLevel, msg: &str) {
-    let _ = hostcalls::log(level, msg);
+    let _ = host::log(level, msg);
 }
 
 struct Root {
@@ -40,8 +46,9 @@ struct Root {
 }
 
 /// Mints the billing records' request ids: 128 bits from two hashers that std seeds from the
-/// host's random source (WASI `random_get`) once per VM, over a per-VM counter, the context id
-/// and the time. The client's own `x-request-id` is never the record's id.
+/// host's random source (WASI `random_get`) once per VM, over a per-VM counter and the context
+/// id (unique within the VM; the random keys make them unique across VMs). The client's own
+/// `x-request-id` is never the record's id.
 struct Ids {
     a: RandomState,
     b: RandomState,
@@ -56,7 +63,7 @@ impl Ids {
     fn mint(&self, context_id: u32) -> String {
         let n = self.n.get().wrapping_add(1);
         self.n.set(n);
-        let seed = (n, context_id, now_ms());
+        let seed = (n, context_id);
         tollgate_core::exchange::format_request_id(self.a.hash_one(seed), self.b.hash_one(seed))
     }
 }
@@ -70,6 +77,7 @@ struct Metrics {
     errors: RefCell<[Option<u32>; Code::ALL.len()]>,
     store_failures: Option<u32>,
     settle_failures: Option<u32>,
+    hostcall_failures: Option<u32>,
     /// Per-account ids by account index (`account_metrics`; empty when off).
     per_account: RefCell<Vec<[Option<u32>; ACCOUNT_SLOTS]>>,
 }
@@ -78,13 +86,15 @@ struct Metrics {
 /// hostcalls an account and VM); beyond, each is defined at its first use.
 const EAGER_ACCOUNTS: usize = 1000;
 
+/// A stat the host would not define is not counted (its increments are skipped).
 fn define(name: &str) -> Option<u32> {
-    hostcalls::define_metric(MetricType::Counter, name).ok()
+    host::define_counter(name).ok()
 }
 
+/// Harmless if refused: a stat misses an increment; nothing else depends on it.
 fn add(id: Option<u32>, n: u64) {
     if let (Some(id), true) = (id, n > 0) {
-        let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
+        let _ = host::increment(id, i64::try_from(n).unwrap_or(i64::MAX));
     }
 }
 
@@ -110,6 +120,7 @@ impl Metrics {
         Metrics {
             store_failures: define(tollgate_core::metrics::STORE_FAILURES),
             settle_failures: define(tollgate_core::metrics::SETTLE_FAILURES),
+            hostcall_failures: define(HOSTCALL_FAILURES),
             per_account: RefCell::new(per_account),
             ..Metrics::default()
         }
@@ -153,7 +164,7 @@ impl Metrics {
         Some(id)
     }
 
-    fn record(&self, cfg: &Config, o: &Outcome, account: Option<usize>) {
+    fn record(&self, cfg: &Config, o: &Outcome, hostcall_failures: u32, account: Option<usize>) {
         if let (Some(a), true) = (account, cfg.account_metrics) {
             for (stat, n) in tollgate_core::metrics::account_increments(o) {
                 add(self.account_stat(cfg, a, stat), n);
@@ -168,6 +179,7 @@ impl Metrics {
         }
         add(self.store_failures, u64::from(o.store_failures));
         add(self.settle_failures, u64::from(o.settle_failures));
+        add(self.hostcall_failures, u64::from(hostcall_failures));
     }
 }
 
@@ -212,7 +224,18 @@ impl RootContext for Root {
         let config = self.config.clone()?;
         let mut ex = Exchange::new();
         ex.request_id = self.ids.mint(context_id);
-        Some(Box::new(Http { id: context_id, config, metrics: Rc::clone(&self.metrics), ex, body_size: 0, body_done: false, traced: Cell::new(false), traced_request: Cell::new(false) }))
+        Some(Box::new(Http {
+            id: context_id,
+            config,
+            metrics: Rc::clone(&self.metrics),
+            ex,
+            body_size: 0,
+            body_done: false,
+            traced: Cell::new(false),
+            traced_request: Cell::new(false),
+            present: Vec::new(),
+            hostcall_failures: 0,
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -233,46 +256,100 @@ struct Http {
     traced: Cell<bool>,
     /// The request's span attributes are stored (`store_request_trace_attributes`).
     traced_request: Cell<bool>,
+    /// The request headers the upstream request has now (read once at the request headers,
+    /// then kept up to date by the edits): removing one it does not have, or setting one to the
+    /// value it has, is skipped (no hostcall; nothing else edits them while they are held).
+    present: Vec<(String, Vec<u8>)>,
+    /// Hostcalls the host refused during this request (`HOSTCALL_FAILURES`).
+    hostcall_failures: u32,
 }
 
-fn now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+/// The header an edit touches.
+trait EditName {
+    fn name(&self) -> &str;
+}
+
+impl EditName for HeaderEdit {
+    fn name(&self) -> &str {
+        match self {
+            HeaderEdit::Set(k, _) | HeaderEdit::Remove(k) => k,
+        }
+    }
 }
 
 fn env(store: &store::SharedData) -> Env<'_> {
-    Env { now_ms: now_ms(), store }
-}
-
-/// A header's value, decoded lossily (the SDK's `get_map_value` panics on non-UTF-8 bytes).
-fn header(map: MapType, name: &str) -> Option<String> {
-    hostcalls::get_map_value_bytes(map, name).ok().flatten().map(|b| String::from_utf8_lossy(&b).into_owned())
-}
-
-fn apply(map: MapType, edits: &[HeaderEdit]) {
-    for e in edits {
-        let _ = match e {
-            HeaderEdit::Set(k, v) => hostcalls::set_map_value(map, k, Some(v)),
-            HeaderEdit::Remove(k) => hostcalls::remove_map_value(map, k),
-        };
-    }
+    Env { now_ms: host::now_ms(), store }
 }
 
 impl Http {
     fn reply(&self, r: &LocalReply) -> Action {
         self.store_trace_attributes();
-        let headers: Vec<(&str, &str)> = r.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        if let Err(e) = hostcalls::send_http_response(u32::from(r.status), headers, Some(&r.body)) {
-            log(LogLevel::Error, &format!("tollgate[{}]: local reply failed: {e:?}", self.id));
+        if let Err(e) = host::send_local_response(r.status, &r.headers, &r.body) {
+            // Nothing else can answer: Envoy resets the stream it cannot continue.
+            log(LogLevel::Error, &format!("tollgate[{}]: local reply failed: status {e}", self.id));
         }
         Action::Pause
     }
-}
 
-impl Http {
+    /// A hostcall the request depends on failed: counted, logged, and the request refused with a
+    /// 500 in the caller's dialect before anything of it goes upstream.
+    fn fail_closed(&mut self, what: &str, status: host::Status) -> Action {
+        self.hostcall_failures = self.hostcall_failures.saturating_add(1);
+        log(LogLevel::Error, &format!("tollgate[{}]: {what} (status {status}): the request is refused", self.id));
+        let r = self.ex.host_failed();
+        self.reply(&r)
+    }
+
+    /// A hostcall that only degrades the response failed: counted and logged.
+    fn count_failure(&mut self, what: &str, status: host::Status) {
+        self.hostcall_failures = self.hostcall_failures.saturating_add(1);
+        log(LogLevel::Warn, &format!("tollgate[{}]: {what} (status {status})", self.id));
+    }
+
+    /// Applies edits to the request headers, all or nothing as far as the upstream is concerned:
+    /// the first one the host refuses fails the request closed (a credential left in place, a
+    /// route or a cluster credential not set). Removing a header the request does not have, or
+    /// setting one to the single value it has, is skipped (no hostcall).
+    fn edit_request(&mut self, edits: &[HeaderEdit]) -> Result<(), Action> {
+        let m = MapType::HttpRequestHeaders;
+        for e in edits {
+            let mut same = self.present.iter().filter(|(p, _)| p.eq_ignore_ascii_case(e.name()));
+            let result = match e {
+                // Skipped only when the header has exactly this one value (`replace` would also
+                // drop any repeated one).
+                HeaderEdit::Set(k, v) if same.next().is_some_and(|(_, old)| old == v.as_bytes()) && same.next().is_none() => Ok(()),
+                HeaderEdit::Set(k, v) => host::set_header(m, k, v).map(|()| {
+                        // `replace` leaves one value: the new one.
+                        self.present.retain(|(p, _)| !p.eq_ignore_ascii_case(k));
+                        self.present.push((k.clone(), v.as_bytes().to_vec()));
+                    }),
+                HeaderEdit::Remove(k) if same.next().is_some() => {
+                    host::remove_header(m, k).map(|()| self.present.retain(|(p, _)| !p.eq_ignore_ascii_case(k)))
+                }
+                HeaderEdit::Remove(_) => Ok(()),
+            };
+            if let Err(status) = result {
+                return Err(self.fail_closed(&format!("cannot edit the request header '{}'", e.name()), status));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies edits to the response headers. A refused one is counted, not fatal: none of them
+    /// guards a secret or what is billed (usage is read from the body).
+    fn edit_response(&mut self, edits: &[HeaderEdit]) {
+        let m = MapType::HttpResponseHeaders;
+        for e in edits {
+            let (name, result) = match e {
+                HeaderEdit::Set(k, v) => (k, host::set_header(m, k, v)),
+                HeaderEdit::Remove(k) => (k, host::remove_header(m, k)),
+            };
+            if let Err(status) = result {
+                self.count_failure(&format!("cannot edit the response header '{name}'"), status);
+            }
+        }
+    }
+
     /// Span attributes (`tollgate_core::trace`) as filter state, once, where the outcome is known (a
     /// local reply, the end of the response): Envoy's tracer reads them when it ends the span,
     /// which it does before the log phase.
@@ -299,8 +376,9 @@ impl Http {
     }
 }
 
+/// Harmless if refused: a span misses an attribute (the billing record is stored separately).
 fn store_trace_attribute(name: &str, value: &str) {
-    let _ = hostcalls::set_property(vec![format!("{}{name}", tollgate_core::trace::PREFIX).as_str()], Some(value.as_bytes()));
+    let _ = host::set_property(&[format!("{}{name}", tollgate_core::trace::PREFIX).as_str()], value.as_bytes());
 }
 
 impl Http {
@@ -312,26 +390,34 @@ impl Http {
         } else if self.ex.upload_routed() {
             Vec::new()
         } else {
-            hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size).ok().flatten().unwrap_or_default()
+            match host::get_buffer(BufferType::HttpRequestBody, 0, size) {
+                Ok(b) => b,
+                Err(status) => return self.fail_closed("cannot read the upload", status),
+            }
         };
         match self.ex.on_upload_body(cfg, &buffered, size, end_of_stream, &env(&store::SharedData)) {
             UploadAction::NeedMore => Action::Pause,
             UploadAction::Continue => Action::Continue,
             UploadAction::Reply(r) => self.reply(&r),
-            UploadAction::Forward { edits, body } => {
-                apply(MapType::HttpRequestHeaders, &edits);
-                if let Some(b) = body {
-                    if let Err(e) = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, size, &b) {
-                        log(LogLevel::Error, &format!("tollgate[{}]: cannot rewrite the upload: {e:?}", self.id));
-                    }
-                }
-                Action::Continue
-            }
+            UploadAction::Forward { edits, body } => self.forward(&edits, body.as_deref(), size),
         }
     }
-}
 
-impl Http {
+    /// Lets the request go upstream with these header edits and, if given, this body in place of
+    /// the `size` bytes buffered; any refused edit refuses the request instead (the upstream would
+    /// get the client's body: another dialect, or the model name before its alias).
+    fn forward(&mut self, edits: &[HeaderEdit], body: Option<&[u8]>, size: usize) -> Action {
+        if let Err(action) = self.edit_request(edits) {
+            return action;
+        }
+        if let Some(b) = body {
+            if let Err(status) = host::set_buffer(BufferType::HttpRequestBody, 0, size, b) {
+                return self.fail_closed("cannot rewrite the request body", status);
+            }
+        }
+        Action::Continue
+    }
+
     /// The buffered request body so far (`size` bytes); at its end, validate, route, rewrite.
     fn request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
         let cfg = Rc::clone(&self.config);
@@ -344,24 +430,13 @@ impl Http {
         if !end_of_stream {
             return Action::Pause;
         }
-        let body = match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size) {
-            Ok(b) => b.unwrap_or_default(),
-            Err(e) => {
-                log(LogLevel::Error, &format!("tollgate[{}]: cannot read the request body: {e:?}", self.id));
-                Vec::new()
-            }
+        let body = match host::get_buffer(BufferType::HttpRequestBody, 0, size) {
+            Ok(b) => b,
+            Err(status) => return self.fail_closed("cannot read the request body", status),
         };
         match self.ex.on_request_body(&cfg, &body, &env(&store::SharedData)) {
             BodyAction::Reply(r) => self.reply(&r),
-            BodyAction::Forward { edits, body: new_body } => {
-                apply(MapType::HttpRequestHeaders, &edits);
-                if let Some(b) = new_body {
-                    if let Err(e) = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, size, &b) {
-                        log(LogLevel::Error, &format!("tollgate[{}]: cannot rewrite the request body: {e:?}", self.id));
-                    }
-                }
-                Action::Continue
-            }
+            BodyAction::Forward { edits, body: new_body } => self.forward(&edits, new_body.as_deref(), size),
         }
     }
 }
@@ -372,7 +447,8 @@ impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         let m = MapType::HttpRequestHeaders;
         // One hostcall for all of them; bytes, never the SDK's unwrapping UTF-8 conversion.
-        let pairs = hostcalls::get_map_bytes(m).unwrap_or_default();
+        // Harmless if refused: no headers means no key, and the request gets its 401.
+        let pairs = host::header_pairs(m).unwrap_or_default();
         let h = tollgate_core::headers::collect(&pairs);
         let head = RequestHead {
             method: &h.method,
@@ -389,16 +465,21 @@ impl HttpContext for Http {
         let action = self.ex.on_request_headers(&cfg, &head, &env(&store::SharedData));
         // The `?key=` leaves the path before anything else (reply, log or forward); if the host
         // refuses the edit, fail closed: a 500, nothing upstream.
-        if let Some(p) = self.ex.take_path_without_key() {
-            if hostcalls::set_map_value(m, ":path", Some(&p)).is_err() {
-                log(LogLevel::Error, &format!("tollgate[{}]: cannot remove the key from the path", self.id));
+        let stripped = self.ex.take_path_without_key();
+        if let Some(p) = &stripped {
+            if let Err(status) = host::set_header(m, ":path", p) {
+                self.hostcall_failures = self.hostcall_failures.saturating_add(1);
+                log(LogLevel::Error, &format!("tollgate[{}]: cannot remove the key from the path (status {status})", self.id));
                 let r = self.ex.path_strip_failed();
                 return self.reply(&r);
             }
         }
         // The record's id, never the client's: the client gets it back in `x-request-id`
-        // (Envoy's `always_set_request_id_in_response` reads the request's header).
-        let _ = hostcalls::set_map_value(m, "x-request-id", Some(&self.ex.request_id));
+        // (Envoy's `always_set_request_id_in_response` reads the request's header). Counted if
+        // refused: the record keeps its own id, the client and upstream see the client's.
+        if let Err(status) = host::set_header(m, "x-request-id", &self.ex.request_id) {
+            self.count_failure("cannot set x-request-id", status);
+        }
         match action {
             HeadAction::Reply(r) => self.reply(&r),
             HeadAction::ReadBody(mut edits) => {
@@ -406,8 +487,18 @@ impl HttpContext for Http {
                 for name in tollgate_core::headers::not_forwarded(&pairs, &cfg.pass_request_headers) {
                     edits.push(HeaderEdit::Remove(name.to_string()));
                 }
-                apply(m, &edits);
-                Action::Pause
+                self.present = pairs;
+                let written = [(":path", stripped.map(String::into_bytes)), ("x-request-id", Some(self.ex.request_id.as_bytes().to_vec()))];
+                for (name, value) in written {
+                    if let Some(v) = value {
+                        self.present.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+                        self.present.push((name.to_string(), v));
+                    }
+                }
+                match self.edit_request(&edits) {
+                    Ok(()) => Action::Pause,
+                    Err(action) => action,
+                }
             }
         }
     }
@@ -426,14 +517,16 @@ impl HttpContext for Http {
 
     /// Request trailers (HTTP/2, chunked HTTP/1.1) end the body: without this, a body followed
     /// by trailers would never be read, so never validated, routed, limited or rewritten. The
-    /// trailers themselves are removed (they could carry a credential).
+    /// trailers themselves are removed (they could carry a credential): one the host will not
+    /// remove fails the request closed.
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
         let m = MapType::HttpRequestTrailers;
-        for (name, _) in hostcalls::get_map_bytes(m).unwrap_or_default() {
-            let _ = hostcalls::remove_map_value(m, &name);
-        }
+        let removed = host::header_pairs(m).and_then(|pairs| pairs.iter().try_for_each(|(name, _)| host::remove_header(m, name)));
         if self.ex.local_reply {
             return Action::Pause;
+        }
+        if let Err(status) = removed {
+            return self.fail_closed("cannot remove the request trailers", status);
         }
         if self.body_done {
             return Action::Continue;
@@ -445,20 +538,32 @@ impl HttpContext for Http {
     }
 
     fn on_http_response_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
-        self.ex.response_started(now_ms());
+        if self.ex.local_reply {
+            // Our own reply coming back through the encoder path: nothing in it to read or edit
+            // (its time and trace attributes were taken when it was sent).
+            self.ex.on_response_headers(0, None);
+            return Action::Continue;
+        }
+        self.ex.response_started(host::now_ms());
         let m = MapType::HttpResponseHeaders;
-        let status = header(m, ":status").and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
-        let content_type = header(m, "content-type");
+        // Harmless if refused: no status reads as 0 (an upstream failure: 502), no content type
+        // as a body passed through unread.
+        // One hostcall for both.
+        let pairs = host::header_pairs(m).unwrap_or_default();
+        let text = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+        let status = text(":status").and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
+        let content_type = text("content-type");
         let edits = self.ex.on_response_headers(status, content_type.as_deref());
         if end_of_stream {
             // An error without a body (no body phase follows to write ours in): answer now.
-            let details = hostcalls::get_property(vec!["response", "code_details"]).ok().flatten();
+            // Harmless if refused: the reply only loses the name of a missing cluster.
+            let details = host::get_property(&["response", "code_details"]).ok().flatten();
             let details = details.as_deref().map(String::from_utf8_lossy);
             if let Some(r) = self.ex.bodyless_error_reply(&self.config, details.as_deref()) {
                 return self.reply(&r);
             }
         }
-        apply(m, &edits);
+        self.edit_response(&edits);
         if end_of_stream {
             self.store_trace_attributes();
         } else {
@@ -477,20 +582,23 @@ impl HttpContext for Http {
         let cfg = Rc::clone(&self.config);
         if self.ex.start_ms == 0 && self.ex.status == 0 {
             // Envoy answered before the filter saw any headers (431, 400 bad HTTP): record the
-            // status it sent (a property: a little-endian u64).
-            let code = hostcalls::get_property(vec!["response", "code"]).ok().flatten();
+            // status it sent (a property: a little-endian u64). Harmless if refused: status 0.
+            let code = host::get_property(&["response", "code"]).ok().flatten();
             if let Some(b) = code.and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok()) {
                 self.ex.status = u16::try_from(u64::from_le_bytes(b)).unwrap_or(0);
             }
         }
         let outcome = self.ex.on_done(&cfg, &env(&store::SharedData));
-        if let Err(e) = hostcalls::set_property(vec![BILLING_PROPERTY], Some(&outcome.record)) {
-            log(LogLevel::Error, &format!("tollgate[{}]: cannot store the billing record: {e:?}", self.id));
+        // Counted if refused (the access log then has no record; the stats still count the
+        // request, its tokens and credits).
+        if let Err(status) = host::set_property(&[BILLING_PROPERTY], &outcome.record) {
+            self.hostcall_failures = self.hostcall_failures.saturating_add(1);
+            log(LogLevel::Error, &format!("tollgate[{}]: cannot store the billing record (status {status})", self.id));
         }
         if let Some(f) = &outcome.settle_failure {
             log(LogLevel::Warn, &format!("tollgate[{}]: request {}: {f}", self.id, self.ex.request_id));
         }
-        self.metrics.record(&cfg, &outcome, self.ex.account);
+        self.metrics.record(&cfg, &outcome, self.hostcall_failures, self.ex.account);
         // Too late for the span, but access logs can still read them (a stream cut off, a
         // client gone: no end of response was seen).
         self.store_trace_attributes();
@@ -510,12 +618,14 @@ impl HttpContext for Http {
                 _ => Action::Pause,
             };
         }
-        let chunk = if size == 0 {
+        // Our own local reply is read only for a key that logs content (the record keeps it).
+        let logs_content = || self.ex.logs_content(&self.config);
+        let chunk = if size == 0 || (self.ex.local_reply && !logs_content()) {
             Vec::new()
         } else {
-            match hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size) {
-                Ok(b) => b.unwrap_or_default(),
-                Err(_) => Vec::new(),
+            match host::get_buffer(BufferType::HttpResponseBody, 0, size) {
+                Ok(b) => b,
+                Err(status) => return self.drop_response("cannot read the response body", status),
             }
         };
         let action = self.ex.on_response_chunk(&chunk, end_of_stream, max);
@@ -523,23 +633,38 @@ impl HttpContext for Http {
             self.store_trace_attributes();
         }
         if let Some(status) = self.ex.take_status_override() {
-            let m = MapType::HttpResponseHeaders;
-            let _ = hostcalls::set_map_value(m, ":status", Some(&status.to_string()));
-            let _ = hostcalls::set_map_value(m, "content-type", Some("application/json"));
             // The override is our 502 `upstream_error`: retryable when the upstream's body was
             // invalid, not when its response was larger than the gateway buffers.
             let retry = if self.ex.refused_oversized() { "false" } else { "true" };
-            let _ = hostcalls::set_map_value(m, "x-should-retry", Some(retry));
+            self.edit_response(&[
+                HeaderEdit::Set(":status".to_string(), status.to_string()),
+                HeaderEdit::Set("content-type".to_string(), "application/json".to_string()),
+                HeaderEdit::Set("x-should-retry".to_string(), retry.to_string()),
+            ]);
         }
         match action {
             ChunkAction::Pass => Action::Continue,
             ChunkAction::Buffer => Action::Pause,
-            ChunkAction::Replace(out) => {
-                if let Err(e) = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, &out) {
-                    log(LogLevel::Error, &format!("tollgate[{}]: cannot rewrite the response body: {e:?}", self.id));
-                }
-                Action::Continue
-            }
+            ChunkAction::Replace(out) => match host::set_buffer(BufferType::HttpResponseBody, 0, size, &out) {
+                Ok(()) => Action::Continue,
+                // The upstream's bytes must not reach the client in their place (another
+                // dialect, unredacted error text).
+                Err(status) => self.drop_response("cannot rewrite the response body", status),
+            },
         }
+    }
+}
+
+impl Http {
+    /// The response body cannot be read or rewritten: the client must not get the upstream's
+    /// bytes unread or untranslated, so the stream is reset (counted, logged). It is billed as
+    /// a response cut short: on an estimate unless usage was already read.
+    fn drop_response(&mut self, what: &str, status: host::Status) -> Action {
+        self.hostcall_failures = self.hostcall_failures.saturating_add(1);
+        log(LogLevel::Error, &format!("tollgate[{}]: {what} (status {status}): the response is reset", self.id));
+        if let Err(s) = host::reset_response() {
+            log(LogLevel::Error, &format!("tollgate[{}]: cannot reset the response (status {s})", self.id));
+        }
+        Action::Pause
     }
 }

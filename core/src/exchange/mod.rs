@@ -295,6 +295,11 @@ impl Exchange {
         self.error
     }
 
+    /// Whether the authenticated key logs content (its record keeps prompt and completion).
+    pub fn logs_content(&self, cfg: &crate::config::Config) -> bool {
+        self.key.and_then(|k| cfg.key(k)).is_some_and(|k| k.log_content)
+    }
+
     /// The caller's dialect (from the endpoint).
     pub fn front(&self) -> Dialect {
         self.front
@@ -347,6 +352,12 @@ impl Exchange {
     /// upstream, the client gets a 500 in its dialect.
     pub fn path_strip_failed(&mut self) -> LocalReply {
         self.fail(GatewayError::new(Code::InternalError, "The gateway could not process this request's path"))
+    }
+
+    /// The host refused an edit the request depends on (a credential removed, the route set, the
+    /// body rewritten): nothing goes upstream, the client gets a 500 in its dialect.
+    pub fn host_failed(&mut self) -> LocalReply {
+        self.fail(GatewayError::new(Code::InternalError, "The gateway could not prepare this request for its upstream"))
     }
 }
 
