@@ -114,6 +114,7 @@
 //! | `spend:acct:{account_id}` | same                      | same                          |
 
 mod cas;
+pub mod remote;
 mod spend;
 mod store;
 mod window;
