@@ -67,6 +67,14 @@ impl Conn {
         Ok(Self { stream: BufStream::new(tcp) })
     }
 
+    /// Whether Redis has closed this idle connection (a restart or a crash closes every
+    /// client): its end of stream, or anything else unexpected, is already readable. A live idle
+    /// connection has nothing to read.
+    fn is_stale(&self) -> bool {
+        let mut byte = [0u8; 1];
+        !matches!(self.stream.get_ref().try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
     /// Sends one command and reads its reply. An error reply is `Err(Error::Reply)`; the
     /// connection stays usable after it.
     pub async fn call(&mut self, args: &[&[u8]]) -> Result<Value, Error> {
@@ -158,7 +166,13 @@ impl Pool {
         F: for<'c> FnOnce(&'c mut Conn) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, Error>> + Send + 'c>>,
     {
         let work = async {
-            let reused = self.idle.lock().await.pop();
+            let reused = {
+                let mut idle = self.idle.lock().await;
+                // Closed by Redis while idle: dropped, so the first call after Redis comes
+                // back does not fail on them.
+                idle.retain(|c| !c.is_stale());
+                idle.pop()
+            };
             let mut conn = match reused {
                 Some(c) => c,
                 None => Conn::open(&self.addr).await?,
@@ -170,8 +184,7 @@ impl Pool {
                     idle.push(conn);
                 }
             } else {
-                // A broken connection usually means Redis went away: the idle ones are broken
-                // too, so the first requests after it comes back do not fail on them.
+                // A broken connection usually means Redis went away: the idle ones are broken too.
                 idle.clear();
             }
             result
