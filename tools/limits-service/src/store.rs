@@ -292,51 +292,7 @@ impl Store {
         keys.push(format!("tg:settled:{}", r.reservation));
         let reply = self.pool.run(|c| Box::pin(async move { eval(c, ADMIT, &keys, &args).await })).await?;
         let out = ints(&reply).ok_or_else(unexpected)?;
-        let [admitted, refused, index, left, counts @ ..] = out.as_slice() else { return Err(unexpected()) };
-        let index = usize::try_from(*index).map_err(|_| unexpected())?;
-        let mut windows = Vec::with_capacity(counts.len());
-        for (i, count) in counts.iter().enumerate() {
-            let (Some(w), Some(reset)) = (r.windows.get(i), resets.get(i)) else { return Err(unexpected()) };
-            let count = u64::try_from(*count).unwrap_or(0);
-            let allowed = !(*refused == 1 && i == index);
-            let remaining = if allowed { u64::from(w.limit).saturating_sub(count.saturating_add(1)) } else { 0 };
-            windows.push(WindowState {
-                allowed,
-                limit: w.limit,
-                remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
-                reset_after_ms: *reset,
-            });
-        }
-        let left = u64::try_from(*left).unwrap_or(0);
-        let caps_checked = !r.caps.is_empty() && *refused != 1;
-        Ok(match (*admitted, *refused) {
-            (1, _) => AdmitResponse {
-                admitted: true,
-                refused: None,
-                index: None,
-                windows,
-                remaining_micros: caps_checked.then_some(left),
-                reserved_micros: if r.caps.is_empty() { 0 } else { r.hold_micros },
-            },
-            (_, 1) => AdmitResponse {
-                admitted: false,
-                refused: Some(Refusal::Window),
-                index: Some(index),
-                windows,
-                remaining_micros: None,
-                reserved_micros: 0,
-            },
-            (_, 2) => AdmitResponse {
-                admitted: false,
-                refused: Some(Refusal::Cap),
-                index: Some(index),
-                windows,
-                remaining_micros: Some(left),
-                reserved_micros: 0,
-            },
-            (_, 3) => return Err(Failure::Settled),
-            _ => return Err(unexpected()),
-        })
+        admit_answer(r, &resets, &out)
     }
 
     /// Charges a reservation's actual cost once, releasing its hold.
@@ -398,6 +354,56 @@ impl Store {
     }
 }
 
+/// The admit script's reply (see [`ADMIT`]) as the answer to `r`; `resets` are the windows'
+/// times to their ends.
+fn admit_answer(r: &AdmitRequest, resets: &[u64], out: &[i64]) -> Result<AdmitResponse, Failure> {
+    let [admitted, refused, index, left, counts @ ..] = out else { return Err(unexpected()) };
+    let index = usize::try_from(*index).map_err(|_| unexpected())?;
+    let mut windows = Vec::with_capacity(counts.len());
+    for (i, count) in counts.iter().enumerate() {
+        let (Some(w), Some(reset)) = (r.windows.get(i), resets.get(i)) else { return Err(unexpected()) };
+        let count = u64::try_from(*count).unwrap_or(0);
+        let allowed = !(*refused == 1 && i == index);
+        let remaining = if allowed { u64::from(w.limit).saturating_sub(count.saturating_add(1)) } else { 0 };
+        windows.push(WindowState {
+            allowed,
+            limit: w.limit,
+            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+            reset_after_ms: *reset,
+        });
+    }
+    let left = u64::try_from(*left).unwrap_or(0);
+    let caps_checked = !r.caps.is_empty() && *refused != 1;
+    Ok(match (*admitted, *refused) {
+        (1, _) => AdmitResponse {
+            admitted: true,
+            refused: None,
+            index: None,
+            windows,
+            remaining_micros: caps_checked.then_some(left),
+            reserved_micros: if r.caps.is_empty() { 0 } else { r.hold_micros },
+        },
+        (_, 1) => AdmitResponse {
+            admitted: false,
+            refused: Some(Refusal::Window),
+            index: Some(index),
+            windows,
+            remaining_micros: None,
+            reserved_micros: 0,
+        },
+        (_, 2) => AdmitResponse {
+            admitted: false,
+            refused: Some(Refusal::Cap),
+            index: Some(index),
+            windows,
+            remaining_micros: Some(left),
+            reserved_micros: 0,
+        },
+        (_, 3) => return Err(Failure::Settled),
+        _ => return Err(unexpected()),
+    })
+}
+
 /// SHA-1 (FIPS 180-4) in lowercase hex: what `EVALSHA` names a script by.
 fn sha1_hex(data: &[u8]) -> String {
     let mut h: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
@@ -449,6 +455,57 @@ fn sha1_hex(data: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tollgate_core::limits::remote::parse_admit;
+    use tollgate_core::limits::{RateDecision, SpendDecision, SpendScope};
+
+    /// What the filter gets from an admit script reply: the answer as sent, parsed by the core.
+    fn through_the_wire(r: &AdmitRequest, resets: &[u64], out: &[i64]) -> Option<tollgate_core::limits::remote::Admission> {
+        let answer = admit_answer(r, resets, out).ok()?;
+        let body = serde_json::to_vec(&answer).ok()?;
+        parse_admit(r, 200, &body).ok()
+    }
+
+    fn request() -> AdmitRequest {
+        AdmitRequest::new(1_000).rpm("acct", 20).daily("key", 100).hold(
+            "req-1",
+            &[SpendScope::key("key", 5_000), SpendScope::account("acct", 9_000)],
+            700,
+            60_000,
+        )
+    }
+
+    fn rate(allowed: bool, limit: u32, remaining: u32, reset_after_ms: u64) -> RateDecision {
+        RateDecision { allowed, limit, remaining, reset_after_ms, retry_after_secs: reset_after_ms.div_ceil(1000).max(1) }
+    }
+
+    #[test]
+    fn script_replies_parse_into_the_local_decisions() {
+        let r = request();
+        let resets = [59_000, 86_399_000];
+        // Admitted: counts before this request were 4 and 99.
+        let a = through_the_wire(&r, &resets, &[1, 0, 0, 3_300, 4, 99]);
+        assert_eq!(a.as_ref().map(|a| a.admitted()), Some(true));
+        assert_eq!(a.as_ref().map(|a| a.windows.clone()), Some(vec![rate(true, 20, 15, 59_000), rate(true, 100, 0, 86_399_000)]));
+        assert_eq!(
+            a.and_then(|a| a.spend),
+            Some(SpendDecision { allowed: true, reserved_micros: 700, rejected_scope: None, remaining_micros: 3_300 })
+        );
+        // Refused by the sandbox window (index 1, already at 100): no spend decision.
+        let w = through_the_wire(&r, &resets, &[0, 1, 1, 0, 4, 100]);
+        assert_eq!(w.as_ref().map(|a| a.refused_window()), Some(Some((1, rate(false, 100, 0, 86_399_000)))));
+        assert_eq!(w.map(|a| a.spend), Some(None));
+        // Refused by the account cap (index 1) with 200 left.
+        let c = through_the_wire(&r, &resets, &[0, 2, 1, 200, 4, 99]);
+        assert_eq!(
+            c.and_then(|a| a.spend),
+            Some(SpendDecision { allowed: false, reserved_micros: 0, rejected_scope: Some(1), remaining_micros: 200 })
+        );
+        // Replies that do not fit the request are errors, never an admission.
+        assert!(through_the_wire(&r, &resets, &[1, 0, 0, 3_300, 4]).is_none());
+        assert!(through_the_wire(&r, &resets, &[1, 0, 0]).is_none());
+        assert!(matches!(admit_answer(&r, &resets, &[0, 3, 0, 0]), Err(Failure::Settled)));
+        assert!(matches!(admit_answer(&r, &resets, &[0, 7, 0, 0, 1, 1]), Err(Failure::Redis(_))));
+    }
 
     #[test]
     fn sha1_matches_known_digests() {
