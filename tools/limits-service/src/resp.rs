@@ -6,12 +6,13 @@
 use std::fmt;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufStream};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
 /// Largest bulk string or array accepted in a reply (the service's replies are tiny).
 const MAX_REPLY_ITEMS: usize = 1 << 20;
+/// Longest reply line (type, number or status text) accepted.
+const MAX_LINE: usize = 64 * 1024;
 /// Deepest nesting of arrays accepted in a reply.
 const MAX_DEPTH: usize = 4;
 /// Idle connections kept for reuse.
@@ -55,24 +56,31 @@ fn io(e: impl fmt::Display) -> Error {
     Error::Io(e.to_string())
 }
 
-/// One connection.
+/// One connection, with its own read buffer (plain readiness and `try_read`/`try_write`, so the
+/// service needs no more of tokio than the demo backend does, and shares its build).
 pub struct Conn {
-    stream: BufStream<TcpStream>,
+    tcp: TcpStream,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+fn closed() -> Error {
+    Error::Io("connection closed".into())
 }
 
 impl Conn {
     async fn open(addr: &str) -> Result<Self, Error> {
         let tcp = TcpStream::connect(addr).await.map_err(io)?;
         let _ = tcp.set_nodelay(true);
-        Ok(Self { stream: BufStream::new(tcp) })
+        Ok(Self { tcp, buf: Vec::with_capacity(512), pos: 0 })
     }
 
-    /// Whether Redis has closed this idle connection (a restart or a crash closes every
-    /// client): its end of stream, or anything else unexpected, is already readable. A live idle
-    /// connection has nothing to read.
+    /// Whether this idle connection is out of use: Redis closed it (a restart or a crash closes
+    /// every client), or it holds unread bytes. A live idle connection has nothing to read.
     fn is_stale(&self) -> bool {
         let mut byte = [0u8; 1];
-        !matches!(self.stream.get_ref().try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        self.pos < self.buf.len()
+            || !matches!(self.tcp.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 
     /// Sends one command and reads its reply. An error reply is `Err(Error::Reply)`; the
@@ -85,22 +93,62 @@ impl Conn {
             out.extend_from_slice(a);
             out.extend_from_slice(b"\r\n");
         }
-        self.stream.write_all(&out).await.map_err(io)?;
-        self.stream.flush().await.map_err(io)?;
+        let mut sent = 0;
+        while let Some(rest) = out.get(sent..).filter(|r| !r.is_empty()) {
+            self.tcp.writable().await.map_err(io)?;
+            match self.tcp.try_write(rest) {
+                Ok(0) => return Err(closed()),
+                Ok(n) => sent = sent.saturating_add(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
         self.read(0).await
     }
 
+    /// Reads more bytes into the buffer (after dropping what was consumed).
+    async fn fill(&mut self) -> Result<(), Error> {
+        self.buf.drain(..self.pos.min(self.buf.len()));
+        self.pos = 0;
+        let mut chunk = [0u8; 4096];
+        loop {
+            self.tcp.readable().await.map_err(io)?;
+            match self.tcp.try_read(&mut chunk) {
+                Ok(0) => return Err(closed()),
+                Ok(n) => {
+                    self.buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                    return Ok(());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+    }
+
     async fn line(&mut self) -> Result<Vec<u8>, Error> {
-        let mut line = Vec::new();
-        let n = (&mut self.stream).take(64 * 1024).read_until(b'\n', &mut line).await.map_err(io)?;
-        if n == 0 {
-            return Err(Error::Io("connection closed".into()));
+        loop {
+            let pending = self.buf.get(self.pos..).unwrap_or_default();
+            if let Some(end) = pending.windows(2).position(|w| w == b"\r\n") {
+                let line = pending.get(..end).unwrap_or_default().to_vec();
+                self.pos = self.pos.saturating_add(end).saturating_add(2);
+                return Ok(line);
+            }
+            if pending.len() > MAX_LINE {
+                return Err(Error::Io("reply line too long".into()));
+            }
+            self.fill().await?;
         }
-        if !line.ends_with(b"\r\n") {
-            return Err(Error::Io("reply line too long or cut".into()));
+    }
+
+    /// The next `n` bytes and the CRLF after them.
+    async fn bulk(&mut self, n: usize) -> Result<Vec<u8>, Error> {
+        let need = n.saturating_add(2);
+        while self.buf.len().saturating_sub(self.pos) < need {
+            self.fill().await?;
         }
-        line.truncate(line.len().saturating_sub(2));
-        Ok(line)
+        let data = self.buf.get(self.pos..self.pos.saturating_add(n)).unwrap_or_default().to_vec();
+        self.pos = self.pos.saturating_add(need);
+        Ok(data)
     }
 
     fn read(&mut self, depth: usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, Error>> + Send + '_>> {
@@ -119,10 +167,7 @@ impl Conn {
                         return Ok(Value::Bulk(None));
                     }
                     let n = usize::try_from(n).ok().filter(|n| *n <= MAX_REPLY_ITEMS).ok_or_else(|| io("bulk reply too large"))?;
-                    let mut buf = vec![0; n.saturating_add(2)];
-                    self.stream.read_exact(&mut buf).await.map_err(io)?;
-                    buf.truncate(n);
-                    Ok(Value::Bulk(Some(buf)))
+                    Ok(Value::Bulk(Some(self.bulk(n).await?)))
                 }
                 b'*' => {
                     let n = number()?;
