@@ -2,9 +2,9 @@
 
 `RedisServer` runs Debian's `redis-server` (`make redis` installs it) on a free port with its
 own temporary directory, persistence by append-only file (`appendonly yes`, `appendfsync
-everysec`: Redis writes every change to the file before it replies, so a crash of the Redis
-process loses nothing it acknowledged; only an OS crash or power loss can lose up to the last
-second). It can be stopped (cleanly or by SIGKILL) and started again on the same directory and
+everysec`: Redis writes every change to the file before it replies, unless a slow disk makes it
+postpone the write by up to 2 s, so a crash of the Redis process normally loses nothing it
+acknowledged; an OS crash or power loss can lose the last second or two). It can be stopped (cleanly or by SIGKILL) and started again on the same directory and
 port, to test what survives a restart. `LimitsService` runs the service binary against it."""
 
 from __future__ import annotations
