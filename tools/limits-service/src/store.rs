@@ -187,6 +187,9 @@ fn window(now_ms: u64, period_ms: u64) -> Result<(u64, u64), Failure> {
     if !PERIODS_MS.contains(&period_ms) {
         return Err(bad("period_ms must be 1000 to 86400000"));
     }
+    if now_ms > MAX_EXACT_MICROS {
+        return Err(bad("now_ms out of range"));
+    }
     let start = now_ms - now_ms % period_ms;
     let end = start.checked_add(period_ms).ok_or_else(|| bad("now_ms out of range"))?;
     Ok((start, end))
@@ -524,5 +527,6 @@ mod tests {
         assert_eq!(window(1_700_000_000_000, 86_400_000).ok(), Some((1_699_920_000_000, 1_700_006_400_000)));
         assert!(window(5, 0).is_err());
         assert!(window(5, 86_400_001).is_err());
+        assert!(window(u64::MAX, 60_000).is_err());
     }
 }
