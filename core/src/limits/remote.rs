@@ -185,7 +185,8 @@ pub struct AdmitResponse {
     /// that cap had left. Absent when no cap was checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remaining_micros: Option<u64>,
-    /// What this admit newly reserved (the hold's growth; 0 for a repeated admit).
+    /// Admitted with caps: the reservation's total hold now (`hold_micros`); else 0. Like the
+    /// local [`SpendDecision::reserved_micros`], what the settlement releases.
     #[serde(default)]
     pub reserved_micros: u64,
 }
