@@ -9,6 +9,7 @@ WASM      := target/wasm32-wasip1/release/tollgate.wasm
 BACKEND   := target/release/demo-backend
 KEYTOOL   := target/release/tollgate-keytool
 REPORT    := target/release/tollgate-report
+LIMITS    := target/release/tollgate-limits
 TLS_DEV_CERT := envoy/tls/server.crt
 NODE_DEPS := tests/node/node_modules/.package-lock.json
 ENVOY     = $(shell $(PY) -c 'import envoy,os;print(os.path.join(os.path.dirname(envoy.__file__),"_bin","envoy"))')
@@ -18,13 +19,13 @@ PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 4
 
-.PHONY: help build run test unit clippy validate integration node-deps venv wasm-target keytool clean fuzz fuzz-smoke fuzz-tools bench soak prometheus
+.PHONY: help build run test unit clippy validate integration node-deps venv wasm-target keytool clean fuzz fuzz-smoke fuzz-tools bench soak prometheus redis
 
 help:
 	@echo "make run    build what is missing, start the demo (gateway 127.0.0.1:8080, admin :9901)"
 	@echo "make run CONFIG=envoy/production-tls.yaml   the bundled Envoy + built filter on any config"
 	@echo "make test   unit tests, clippy, config validation, fuzz smoke, integration tests against real Envoy"
-	@echo "make build  the wasm filter, the demo backend, the key tool and the report tool"
+	@echo "make build  the wasm filter, the demo backend, the key tool, the report tool and the limits service"
 	@echo "make keytool ARGS='new --account acct-demo'   mint a key / hash one"
 	@echo "make fuzz   every fuzz target for FUZZ_SECONDS (60) each (cargo fuzz, nightly)"
 	@echo "make bench  Tollgate against plain Envoy side by side; table + bench-results/*.json"
@@ -52,7 +53,10 @@ $(KEYTOOL): $(FILTER_SRC) tools/keytool/src/main.rs tools/keytool/Cargo.toml Car
 $(REPORT): $(shell find tools/report/src -name '*.rs') tools/report/Cargo.toml Cargo.lock
 	cargo build --release --locked -p tollgate-report
 
-build: wasm-target $(WASM) $(BACKEND) $(KEYTOOL) $(REPORT)
+$(LIMITS): $(shell find tools/limits-service/src core/src -name '*.rs') tools/limits-service/Cargo.toml core/Cargo.toml Cargo.lock
+	cargo build --release --locked -p tollgate-limits
+
+build: wasm-target $(WASM) $(BACKEND) $(KEYTOOL) $(REPORT) $(LIMITS)
 
 $(NODE_DEPS): tests/node/package.json tests/node/package-lock.json
 	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
@@ -99,7 +103,16 @@ prometheus:
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus && \
 	  { $(SUDO) systemctl stop prometheus 2>/dev/null || true; }; }
 
-integration: build $(STAMP) $(NODE_DEPS) prometheus
+# Debian's redis-server for the shared limits service tests (tests/integration/test_limits_service.py),
+# installed when missing; the tests run the binary themselves on a free port with a temp dir. As
+# with prometheus, the packaged service is stopped right after the install on a host with systemd.
+redis:
+	@command -v redis-server >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server && \
+	  { $(SUDO) systemctl stop redis-server 2>/dev/null || true; }; }
+
+integration: build $(STAMP) $(NODE_DEPS) prometheus redis
 	$(PY) -m pytest -q tests/integration tests/bench/test_bench_strict.py $(PYTEST_ARGS)
 
 # Fuzzing (fuzz/, its own workspace): nightly and cargo-fuzz are installed when missing.

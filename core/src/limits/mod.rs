@@ -100,6 +100,13 @@
 //! # Ok::<(), tollgate_core::limits::LimitError>(())
 //! ```
 //!
+//! # Shared across replicas: the remote store (preview)
+//!
+//! [`remote`] is the wire side of `tollgate-limits`, a service that keeps the same limits in
+//! Redis for many Envoys (one atomic script per decision, so no CAS loop): it builds the request
+//! bodies from the inputs above and parses the answers into the same [`RateDecision`],
+//! [`SpendDecision`] and [`LimitError`]. The exchange does not use it yet.
+//!
 //! # Stored keys and values
 //!
 //! All values are decimal ASCII. An empty value means zero; an unreadable value (not written by
@@ -114,6 +121,7 @@
 //! | `spend:acct:{account_id}` | same                      | same                          |
 
 mod cas;
+pub mod remote;
 mod spend;
 mod store;
 mod window;
