@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::rc::Rc;
 
+mod configure;
 mod store;
 
 proxy_wasm::main! {{
@@ -168,37 +169,11 @@ impl Context for Root {}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
-            Ok(Some(b)) => b,
-            Ok(None) => Vec::new(),
-            Err(e) => {
-                log(LogLevel::Critical, &format!("tollgate: cannot read the plugin configuration: {e:?}"));
-                return false;
-            }
-        };
-        let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
-        match Config::parse(bytes) {
-            Ok(cfg) => {
-                log(
-                    LogLevel::Info,
-                    &format!(
-                        "tollgate: configured {} keys, {} accounts, {} models, {} clusters",
-                        cfg.keys.len(),
-                        cfg.accounts.len(),
-                        cfg.models.len(),
-                        cfg.clusters.len()
-                    ),
-                );
-                let metrics = Metrics::new(&cfg);
-                self.config = Some(Rc::new(cfg));
-                self.metrics = Rc::new(metrics);
-                true
-            }
-            Err(e) => {
-                log(LogLevel::Critical, &format!("tollgate: invalid configuration: {e}"));
-                false
-            }
-        }
+        let Some(cfg) = configure::load() else { return false };
+        let metrics = Metrics::new(&cfg);
+        self.config = Some(Rc::new(cfg));
+        self.metrics = Rc::new(metrics);
+        true
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
