@@ -282,10 +282,13 @@ class Stack:
         strict: bool = True,
         per_cluster_backends: bool | None = None,
         ecds: bool = False,
+        ready_timeout: float = 30,
     ):
         self.patch_envoy = patch_envoy
         # The filter's configuration through ECDS from `ecds_path` (live updates), not inline.
         self.ecds = ecds
+        # Seconds Envoy gets to become ready (a configuration with a million keys takes longer).
+        self.ready_timeout = ready_timeout
         self.concurrency = concurrency
         # Ports chosen here may be taken by someone else before Envoy binds them (a free port is
         # only free when asked): `start` then picks new ones and tries again.
@@ -402,7 +405,7 @@ class Stack:
                 cwd=str(ROOT),
             )
             try:
-                _wait_http(f"{self.admin}/ready", 30, self.envoy_proc)
+                _wait_http(f"{self.admin}/ready", self.ready_timeout, self.envoy_proc)
                 return self
             except Exception:
                 if self.auto_ports and attempt < 2 and "Address already in use" in self.envoy_log.read_text():
