@@ -310,6 +310,34 @@ def test_an_invalid_file_at_start_refuses_every_request_until_a_valid_update():
         assert until(s, "sk-demo-active", 200, 10) < 10
 
 
+def test_make_run_serves_through_ecds_and_prints_the_file_the_key_tool_edits():
+    from tollgate_harness import free_port
+    from test_make_run import start_make, stop_make
+
+    gw, admin, backend = free_port(), free_port(), free_port()
+    proc = start_make([], {"GATEWAY_PORT": str(gw), "ADMIN_PORT": str(admin), "BACKEND_PORT": str(backend)})
+    lines = []
+    try:
+        while not lines or lines[-1] != "Ctrl-C stops everything.":
+            line = proc.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line.rstrip("\n"))
+        (path,) = [line.split()[-1] for line in lines if line.startswith("  live config ")]
+        url = f"http://127.0.0.1:{gw}"
+
+        class Gw:  # what `until` needs of a stack
+            pass
+
+        g = Gw()
+        g.url = url
+        r = subprocess.run([str(KEYTOOL), "add-key", "--account", "acct-demo", "--file", path],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert until(g, r.stdout.strip(), 200) < 1.0
+    finally:
+        stop_make(proc)
+
+
 def test_zz_no_request_of_the_loop_failed(live):
     live.loop.stop.set()
     live.loop.thread.join(5)
