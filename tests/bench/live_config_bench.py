@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -77,6 +78,32 @@ def rename_into_place(path: Path, text: str) -> float:
     return t0
 
 
+class Background:
+    """A client in a loop throughout (`sk-demo-active`, a chat completion every 20 ms): statuses
+    and the slowest answer, to see what updates cost the traffic."""
+
+    def __init__(self, url: str):
+        self.url, self.stop, self.statuses, self.slowest = url, threading.Event(), [], 0.0
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        while not self.stop.is_set():
+            t = time.monotonic()
+            try:
+                self.statuses.append(status_of(self.url, "sk-demo-active"))
+            except Exception as e:  # noqa: BLE001 - recorded, reported
+                self.statuses.append(f"{type(e).__name__}")
+            self.slowest = max(self.slowest, time.monotonic() - t)
+            time.sleep(0.02)
+
+    def result(self) -> dict:
+        self.stop.set()
+        self.thread.join(120)
+        return {"requests": len(self.statuses), "not_200": len([s for s in self.statuses if s != 200]),
+                "slowest_s": round(self.slowest, 3)}
+
+
 def run(n: int, updates: int) -> dict:
     keys = bench_keys(n)
 
@@ -97,6 +124,7 @@ def run(n: int, updates: int) -> dict:
         assert status_of(stack.url, "sk-bench-0") == 200
         out["rss_start_mib"] = round(rss_kib(pid)[0] / 1024, 1)
         resource = json.loads(stack.ecds_path.read_text())["resources"][0]["typed_config"]
+        background = Background(stack.url)
         cfg = json.loads(resource["config"]["configuration"]["value"])
         previous = None
         for u in range(updates):
@@ -117,6 +145,8 @@ def run(n: int, updates: int) -> dict:
                   f"{'-' if revoked is None else f'{revoked:.3f} s'}, RSS {rss / 1024:.0f} MiB (peak {hwm / 1024:.0f})",
                   flush=True)
             previous = key
+        out["traffic"] = background.result()
+        print(f"  traffic throughout: {out['traffic']}", flush=True)
         # The key tool's own time on this file (read, validate with the filter's parser, write).
         t = time.monotonic()
         r = subprocess.run([str(KEYTOOL), "add-key", "--account", "acct-demo", "--file", str(stack.ecds_path)],

@@ -293,6 +293,24 @@ def test_the_readme_ecds_filter_is_what_the_harness_runs(live):
     assert readme[1]["name"] == hcm["http_filters"][1]["name"]
 
 
+def test_check_clusters_follows_the_ecds_file(live, tmp_path):
+    import yaml
+    import check_clusters
+
+    doc = yaml.safe_load(live.config_path.read_text())
+    assert check_clusters.missing_clusters(doc) == []
+    cfg = live.live_config()
+    cfg["clusters"].append({"name": "ghost", "dialect": "openai"})
+    typed = json.loads(live.ecds_path.read_text())["resources"][0]["typed_config"]
+    from tollgate_harness import ecds_document
+
+    (tmp_path / "ghost.json").write_text(json.dumps(ecds_document(typed, cfg)))
+    doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0][
+        "config_discovery"]["config_source"]["path_config_source"]["path"] = str(tmp_path / "ghost.json")
+    (missing,) = check_clusters.missing_clusters(doc)
+    assert missing.startswith(f"listener gateway: clusters[{len(cfg['clusters']) - 1}].name 'ghost' is not a cluster")
+
+
 def test_an_invalid_file_at_start_refuses_every_request_until_a_valid_update():
     def bad(cfg):
         cfg["keys"][0]["sha256"] = "xyz"
