@@ -109,6 +109,9 @@ def test_the_stack_serves_its_configuration_through_ecds(live):
     envoy_cfg = live.config_path.read_text()
     assert "config_discovery" in envoy_cfg and "watched_directory" in envoy_cfg
     assert config_stats(live) == (1, 0)
+    prometheus = live.stats("prometheus").splitlines()
+    assert [line for line in prometheus if line.startswith("tollgate_config_")] == [
+        "tollgate_config_applied{} 1", "tollgate_config_rejected{} 0"]
     assert status_of(live, "sk-demo-active") == 200
 
 
