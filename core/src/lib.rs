@@ -10,6 +10,7 @@ pub mod headers;
 pub mod exchange;
 pub mod keys;
 pub mod limits;
+pub mod live;
 pub mod media;
 pub mod metrics;
 pub mod pricing;

@@ -1,6 +1,6 @@
 //! The Envoy filter: the only crate that talks to the host (proxy-wasm). It reads headers and bodies, feeds them
 //! to the pure `Exchange`, and applies what it decides. Every hostcall that can fail is called
-//! through `hostcalls`, which returns a `Result`, never through the SDK's unwrapping helpers.
+//! through `host`, which returns a `Result`, never through the SDK's panicking wrappers.
 
 use std::cell::{Cell, RefCell};
 use std::collections::hash_map::RandomState;
@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::rc::Rc;
 
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 use tollgate_core::config::Config;
@@ -16,6 +15,7 @@ use tollgate_core::errors::Code;
 use tollgate_core::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, HeaderEdit, LocalReply, Outcome, RequestHead, UploadAction};
 use tollgate_core::metrics::{AccountStat, Stat, ACCOUNT_SLOTS, MODEL_SLOTS};
 
+mod configure;
 mod host;
 mod store;
 
@@ -187,37 +187,11 @@ impl Context for Root {}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
-            Ok(Some(b)) => b,
-            Ok(None) => Vec::new(),
-            Err(e) => {
-                log(LogLevel::Critical, &format!("tollgate: cannot read the plugin configuration: {e:?}"));
-                return false;
-            }
-        };
-        let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
-        match Config::parse(bytes) {
-            Ok(cfg) => {
-                log(
-                    LogLevel::Info,
-                    &format!(
-                        "tollgate: configured {} keys, {} accounts, {} models, {} clusters",
-                        cfg.keys.len(),
-                        cfg.accounts.len(),
-                        cfg.models.len(),
-                        cfg.clusters.len()
-                    ),
-                );
-                let metrics = Metrics::new(&cfg);
-                self.config = Some(Rc::new(cfg));
-                self.metrics = Rc::new(metrics);
-                true
-            }
-            Err(e) => {
-                log(LogLevel::Critical, &format!("tollgate: invalid configuration: {e}"));
-                false
-            }
-        }
+        let Some(cfg) = configure::load() else { return false };
+        let metrics = Metrics::new(&cfg);
+        self.config = Some(Rc::new(cfg));
+        self.metrics = Rc::new(metrics);
+        true
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -106,6 +106,9 @@ def main() -> int:
         quiet=False,
         # The demo stays lenient: one backend for every cluster, no strict request checks.
         strict=False,
+        # The filter's configuration comes from a file through ECDS: `tollgate-keytool` edits it
+        # while the demo serves (README, "Live configuration").
+        ecds=True,
     )
     stop = {"now": False}
 
@@ -124,6 +127,8 @@ def main() -> int:
         print(f"  Envoy log     {stack.envoy_log}")
         print(f"  access log    {stack.access_log}")
         print(f"  billing log   {stack.billing_log}")
+        print(f"  live config   {stack.ecds_path}")
+        print(f"    (ECDS: edit it with target/release/tollgate-keytool ... --file {stack.ecds_path})")
         print(f"  (all in {stack.tmp}, removed on exit; KEEP_TMP=1 keeps it)")
         print("Demo keys:")
         for what, key in DEMO_KEYS.items():

@@ -78,6 +78,64 @@ def _wasm_filter(doc: dict) -> dict:
     raise KeyError("no wasm filter in the config")
 
 
+# Live configuration (ECDS): the HTTP filter's name, which is also the name of the resource Envoy
+# looks for in the file (`TypedExtensionConfig.name`).
+ECDS_NAME = "tollgate"
+WASM_TYPE_URL = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replaces `path` the way Envoy's file sources want it: a temporary file in the same directory,
+    flushed to disk, then renamed into place (a move is what Envoy reacts to; a file rewritten in
+    place could be read half-written)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def ecds_document(wasm_typed_config: dict, cfg: dict | str) -> dict:
+    """The ECDS file's content: one `TypedExtensionConfig` named ECDS_NAME, the wasm filter's
+    config with `cfg` (a dict, or text as it is, valid or not) as the plugin configuration."""
+    typed = copy.deepcopy(wasm_typed_config)
+    typed["config"]["configuration"]["value"] = cfg if isinstance(cfg, str) else json.dumps(cfg)
+    return {"resources": [{
+        "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+        "name": ECDS_NAME,
+        "typed_config": typed,
+    }]}
+
+
+def to_ecds(doc: dict, ecds_path: Path) -> dict:
+    """Moves the Tollgate filter of a rendered configuration to ECDS: in the listener its place is
+    taken by a filter that gets its configuration from `ecds_path` (a file source whose directory
+    is watched), and the ECDS file's content is returned. The node needs an id and a cluster."""
+    listener = doc["static_resources"]["listeners"][0]
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    wf = _wasm_filter(doc)
+    hcm["http_filters"][hcm["http_filters"].index(wf)] = {
+        "name": ECDS_NAME,
+        "config_discovery": {
+            "config_source": {"path_config_source": {
+                "path": str(ecds_path),
+                "watched_directory": {"path": str(ecds_path.parent)},
+            }},
+            "type_urls": [WASM_TYPE_URL],
+        },
+    }
+    doc.setdefault("node", {"id": "tollgate", "cluster": "tollgate"})
+    return ecds_document(wf["typed_config"], json.loads(wf["typed_config"]["config"]["configuration"]["value"]))
+
+
 def render(
     gateway_port: int,
     admin_port: int,
@@ -223,8 +281,14 @@ class Stack:
         patch_envoy=None,
         strict: bool = True,
         per_cluster_backends: bool | None = None,
+        ecds: bool = False,
+        ready_timeout: float = 30,
     ):
         self.patch_envoy = patch_envoy
+        # The filter's configuration through ECDS from `ecds_path` (live updates), not inline.
+        self.ecds = ecds
+        # Seconds Envoy gets to become ready (a configuration with a million keys takes longer).
+        self.ready_timeout = ready_timeout
         self.concurrency = concurrency
         # Ports chosen here may be taken by someone else before Envoy binds them (a free port is
         # only free when asked): `start` then picks new ones and tries again.
@@ -241,6 +305,7 @@ class Stack:
         self.strict = strict
         self.per_cluster_backends = backend_port is None if per_cluster_backends is None else per_cluster_backends
         self.tmp = make_tmp("tollgate-")
+        self.ecds_path = self.tmp / "ecds" / "tollgate.ecds.json" if ecds else None
         self.access_log = self.tmp / "access.log"
         self.billing_log = self.tmp / "billing.jsonl"
         self.envoy_log = self.tmp / "envoy.log"
@@ -317,6 +382,9 @@ class Stack:
                 extra_clusters=self.extra_clusters,
                 patch_envoy=self.patch_envoy,
             )
+            if self.ecds_path is not None:
+                self.ecds_path.parent.mkdir(exist_ok=True)
+                write_atomically(self.ecds_path, json.dumps(to_ecds(doc, self.ecds_path), indent=2))
             cfg_path = self.tmp / "envoy.yaml"
             cfg_path.write_text(yaml.safe_dump(doc, sort_keys=False))
             self.config_path = cfg_path
@@ -337,7 +405,7 @@ class Stack:
                 cwd=str(ROOT),
             )
             try:
-                _wait_http(f"{self.admin}/ready", 30, self.envoy_proc)
+                _wait_http(f"{self.admin}/ready", self.ready_timeout, self.envoy_proc)
                 return self
             except Exception:
                 if self.auto_ports and attempt < 2 and "Address already in use" in self.envoy_log.read_text():
@@ -358,6 +426,18 @@ class Stack:
         self.stop()
 
     # Helpers for tests.
+    def live_config(self) -> dict:
+        """The Tollgate configuration in the ECDS file (what the last update wrote)."""
+        assert self.ecds_path is not None, "not an ECDS stack"
+        res = json.loads(self.ecds_path.read_text())["resources"][0]
+        return json.loads(res["typed_config"]["config"]["configuration"]["value"])
+
+    def update_config(self, cfg: dict | str) -> None:
+        """Writes `cfg` (a dict, or any text) as the ECDS file's plugin configuration, atomically."""
+        assert self.ecds_path is not None, "not an ECDS stack"
+        typed = json.loads(self.ecds_path.read_text())["resources"][0]["typed_config"]
+        write_atomically(self.ecds_path, json.dumps(ecds_document(typed, cfg), indent=2))
+
     def stats(self, fmt: str = "") -> str:
         url = f"{self.admin}/stats" + (f"/{fmt}" if fmt else "")
         with urllib.request.urlopen(url, timeout=5) as r:

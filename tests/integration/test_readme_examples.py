@@ -29,6 +29,8 @@ ELSEWHERE = {
     "make run    # builds everything": "test_make_run.py::test_make_run_serves_on_the_ports_its_variables_name_and_cleans_up",
     "TEXT_UPSTREAM=127.0.0.1:11434 make run": "test_make_run.py::test_text_upstream_leaves_audio_on_its_own_cluster",
     "scrape_configs:": "test_dashboard.py (its Prometheus scrapes with this configuration)",
+    "http_filters:": "test_live_config.py::test_the_readme_ecds_filter_is_what_the_harness_runs",
+    "ECDS=": "test_live_config.py::test_the_readme_key_tool_block_runs_as_it_is",
 }
 
 
@@ -48,7 +50,7 @@ def run_python(gw, code, cwd):
 def test_every_readme_block_is_covered():
     kinds = [(kind, body.splitlines()[0] if body else "") for kind, body in BLOCKS]
     assert [k for k, _ in kinds] == ["sh", "python", "python", "python", "python", "sh", "sh", "json", "yaml", "", "",
-                                     "json", ""]
+                                     "json", "yaml", "sh", ""]
     assert sum(1 for _, first in kinds if any(first.startswith(k) for k in ELSEWHERE)) == len(ELSEWHERE)
 
 

@@ -1,16 +1,41 @@
-//! tollgate-keytool: mint API keys and hash existing ones. Only the hash goes into configuration.
+//! tollgate-keytool: mint API keys, hash existing ones, and edit the filter's configuration file
+//! while Envoy serves it (ECDS). Only a key's SHA-256 ever goes into configuration.
 //!
 //!   tollgate-keytool new [--prefix sk-] [--id KEY_ID] [--account ACCOUNT_ID]
 //!   tollgate-keytool hash KEY        (or the key on standard input, to keep it out of shell history)
+//!   tollgate-keytool add-key --file F --account ACCOUNT_ID [--id KEY_ID] [--prefix sk-] [--spend-cap CREDITS]
+//!   tollgate-keytool revoke-key --file F (--key KEY | --key - | --hash SHA256 | --id KEY_ID)
+//!   tollgate-keytool set-account --file F --id ACCOUNT_ID [--status active|inactive] [--rpm N] [--spend-cap CREDITS|none]
+//!   tollgate-keytool check --file F
+//!
+//! `--file` is the ECDS resource file Envoy's `config_discovery` reads (or a bare Tollgate JSON
+//! configuration); `--resource NAME` picks a resource when it holds several. Each edit is checked
+//! with the filter's own parser, then written atomically (see `doc`).
+
+mod doc;
 
 use std::io::Read;
+use std::path::Path;
 use std::process::ExitCode;
+
 use tollgate_core::keys;
+
+use crate::doc::{Doc, Revoke};
 
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
+const USAGE: &str = "usage:
+  tollgate-keytool new [--prefix sk-] [--id KEY_ID] [--account ACCOUNT_ID]
+  tollgate-keytool hash [KEY]   (reads the key from standard input when not given)
+  tollgate-keytool add-key --file F --account ACCOUNT_ID [--id KEY_ID] [--prefix sk-] [--spend-cap CREDITS]
+  tollgate-keytool revoke-key --file F (--key KEY | --key - | --hash SHA256 | --id KEY_ID)
+  tollgate-keytool set-account --file F --id ACCOUNT_ID [--status active|inactive] [--rpm N] [--spend-cap CREDITS|none]
+  tollgate-keytool check --file F
+F: the ECDS file Envoy reads (`make run` prints it) or a bare Tollgate JSON configuration;
+--resource NAME picks the resource when the file has several. --key - reads the key from stdin.";
+
 fn usage() -> ExitCode {
-    eprintln!("usage:\n  tollgate-keytool new [--prefix sk-] [--id KEY_ID] [--account ACCOUNT_ID]\n  tollgate-keytool hash [KEY]   (reads the key from standard input when not given)");
+    eprintln!("{USAGE}");
     ExitCode::from(2)
 }
 
@@ -22,19 +47,127 @@ fn random_key(prefix: &str) -> Result<String, getrandom::Error> {
         getrandom::getrandom(&mut buf)?;
         for b in buf {
             if usize::from(b) < 62 * 4 && out.len() < prefix.len() + 40 {
-                out.push(char::from(ALPHABET[usize::from(b) % 62]));
+                if let Some(&c) = ALPHABET.get(usize::from(b) % 62) {
+                    out.push(char::from(c));
+                }
             }
         }
     }
     Ok(out)
 }
 
+fn read_stdin_key() -> Result<String, String> {
+    let mut s = String::new();
+    std::io::stdin().read_to_string(&mut s).map_err(|e| format!("cannot read standard input: {e}"))?;
+    Ok(s.trim().to_string())
+}
+
+struct Args(Vec<String>);
+
+impl Args {
+    fn opt(&self, name: &str) -> Option<&str> {
+        self.0.iter().position(|a| a == name).and_then(|i| self.0.get(i + 1)).map(String::as_str)
+    }
+
+    fn num<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, String> {
+        self.opt(name).map(|v| v.parse::<T>().map_err(|_| format!("{name}: not a valid number: {v}"))).transpose()
+    }
+}
+
+/// Loads `--file`, applies `edit` under the file's lock, checks the result and replaces the file.
+fn edit_file<T>(args: &Args, edit: impl FnOnce(&mut Doc) -> Result<T, String>) -> Result<(T, tollgate_core::config::Config, String), String> {
+    let file = args.opt("--file").ok_or("--file is required")?;
+    let path = Path::new(file);
+    let _lock = doc::lock(path)?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: {e}"))?;
+    let mut d = Doc::parse(&text, args.opt("--resource")).map_err(|e| format!("{file}: {e}"))?;
+    let out = edit(&mut d)?;
+    let (cfg, rendered) = d.render().map_err(|e| format!("{file}: {e}; the file is unchanged"))?;
+    let nonce = random_key("").map_err(|e| format!("cannot get randomness: {e}"))?;
+    doc::write_atomically(path, &rendered, nonce.get(..12).unwrap_or("tmp"))?;
+    Ok((out, cfg, file.to_string()))
+}
+
+fn run(cmd: &str, args: &Args) -> Result<(), String> {
+    match cmd {
+        "add-key" => {
+            let account = args.opt("--account").ok_or("--account is required")?.to_string();
+            let spend_cap = args.num::<f64>("--spend-cap")?;
+            let key = random_key(args.opt("--prefix").unwrap_or("sk-")).map_err(|e| format!("cannot get randomness: {e}"))?;
+            let (id, cfg, file) = edit_file(args, |d| d.add_key(&key, &account, args.opt("--id"), spend_cap))?;
+            // The key alone on standard output (for `KEY=$(...)`), everything else on stderr.
+            println!("{key}");
+            eprintln!("added key {id} (account {account}) to {file}: {} keys; the key is shown only this once", cfg.keys.len());
+            Ok(())
+        }
+        "revoke-key" => {
+            let hash = match (args.opt("--key"), args.opt("--hash"), args.opt("--id")) {
+                (Some("-"), None, None) => Some(keys::to_hex(&keys::sha256(read_stdin_key()?.as_bytes()))),
+                (Some(k), None, None) => Some(keys::to_hex(&keys::sha256(k.as_bytes()))),
+                (None, Some(h), None) => Some(h.to_string()),
+                (None, None, Some(_)) => None,
+                _ => return Err("give exactly one of --key, --hash, --id".to_string()),
+            };
+            let by = match (&hash, args.opt("--id")) {
+                (Some(h), _) => Revoke::Hash(h),
+                (None, Some(id)) => Revoke::Id(id),
+                (None, None) => return Err("give exactly one of --key, --hash, --id".to_string()),
+            };
+            let (removed, cfg, file) = edit_file(args, |d| {
+                let removed = d.revoke(by)?;
+                if removed.is_empty() {
+                    return Err("no such key in the configuration; the file is unchanged".to_string());
+                }
+                Ok(removed)
+            })?;
+            eprintln!("revoked {} from {file}: {} keys left", removed.join(", "), cfg.keys.len());
+            Ok(())
+        }
+        "set-account" => {
+            let id = args.opt("--id").ok_or("--id is required")?.to_string();
+            let status = args.opt("--status");
+            if let Some(s) = status {
+                if s != "active" && s != "inactive" {
+                    return Err(format!("--status: 'active' or 'inactive', not '{s}'"));
+                }
+            }
+            let rpm = args.num::<u32>("--rpm")?;
+            let cap = match args.opt("--spend-cap") {
+                None => None,
+                Some("none") => Some(None),
+                Some(_) => Some(args.num::<f64>("--spend-cap")?),
+            };
+            if status.is_none() && rpm.is_none() && cap.is_none() {
+                return Err("nothing to set: give --status, --rpm or --spend-cap".to_string());
+            }
+            let ((record, created), _, file) = edit_file(args, |d| d.set_account(&id, status, rpm, cap))?;
+            eprintln!("{} account in {file}: {record}", if created { "added" } else { "updated" });
+            Ok(())
+        }
+        "check" => {
+            let file = args.opt("--file").ok_or("--file is required")?;
+            let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+            let mut d = Doc::parse(&text, args.opt("--resource")).map_err(|e| format!("{file}: {e}"))?;
+            let (cfg, _) = d.render().map_err(|e| format!("{file}: {e}"))?;
+            eprintln!(
+                "{file}: valid: {} keys, {} accounts, {} models, {} clusters",
+                cfg.keys.len(),
+                cfg.accounts.len(),
+                cfg.models.len(),
+                cfg.clusters.len()
+            );
+            Ok(())
+        }
+        _ => Err(String::new()),
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(cmd) = args.first() else { return usage() };
-    let opt = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let Some(cmd) = args.first().cloned() else { return usage() };
     match cmd.as_str() {
         "new" => {
+            let opt = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
             let prefix = opt("--prefix").unwrap_or_else(|| "sk-".to_string());
             let key = match random_key(&prefix) {
                 Ok(k) => k,
@@ -44,7 +177,7 @@ fn main() -> ExitCode {
                 }
             };
             let hash = keys::to_hex(&keys::sha256(key.as_bytes()));
-            let id = opt("--id").unwrap_or_else(|| format!("key-{}", &hash[..12]));
+            let id = opt("--id").unwrap_or_else(|| format!("key-{}", hash.get(..12).unwrap_or(&hash)));
             let account = opt("--account").unwrap_or_else(|| "ACCOUNT_ID".to_string());
             let record = serde_json::json!({"id": id, "sha256": hash, "account": account});
             println!("key (shown once, store it now): {key}");
@@ -55,13 +188,10 @@ fn main() -> ExitCode {
         "hash" => {
             let key = match args.get(1) {
                 Some(k) => k.clone(),
-                None => {
-                    let mut s = String::new();
-                    if std::io::stdin().read_to_string(&mut s).is_err() {
-                        return usage();
-                    }
-                    s.trim().to_string()
-                }
+                None => match read_stdin_key() {
+                    Ok(k) => k,
+                    Err(_) => return usage(),
+                },
             };
             if key.is_empty() {
                 return usage();
@@ -69,6 +199,13 @@ fn main() -> ExitCode {
             println!("{}", keys::to_hex(&keys::sha256(key.as_bytes())));
             ExitCode::SUCCESS
         }
-        _ => usage(),
+        other => match run(other, &Args(args.clone())) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.is_empty() => usage(),
+            Err(e) => {
+                eprintln!("tollgate-keytool {other}: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

@@ -1,0 +1,329 @@
+//! The configuration file the key tool edits: an ECDS resource file (what Envoy's
+//! `config_discovery` reads: `{"resources":[{"@type":"...TypedExtensionConfig","name":...,
+//! "typed_config":{"@type":"...wasm.v3.Wasm","config":{...,"configuration":{"value":"<JSON>"}}}}]}`)
+//! or a bare Tollgate configuration (the JSON itself). Every edit is validated with the filter's
+//! own parser before anything is written, and written atomically (a temporary file in the same
+//! directory, flushed, then renamed into place: Envoy reloads a file source on a move).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Map, Value};
+use tollgate_core::config::Config;
+use tollgate_core::keys;
+
+const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+
+/// A loaded file: its outer document and the Tollgate configuration inside it.
+#[derive(Debug)]
+pub struct Doc {
+    outer: Value,
+    /// Index of the resource holding the configuration (`None`: the file is the configuration).
+    resource: Option<usize>,
+    pub cfg: Value,
+}
+
+fn wasm_value(res: &mut Value) -> Option<&mut Value> {
+    let typed = res.get_mut("typed_config")?;
+    if typed.get("@type").and_then(Value::as_str) != Some(WASM_TYPE) {
+        return None;
+    }
+    typed.get_mut("config")?.get_mut("configuration")?.get_mut("value")
+}
+
+impl Doc {
+    /// Parses a file's text. `resource`: the ECDS resource's name when the file has several.
+    pub fn parse(text: &str, resource: Option<&str>) -> Result<Doc, String> {
+        let mut outer: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+        let Some(resources) = outer.get_mut("resources").and_then(Value::as_array_mut) else {
+            let cfg = outer.clone();
+            return Ok(Doc { outer, resource: None, cfg });
+        };
+        let mut found = Vec::new();
+        for (i, res) in resources.iter_mut().enumerate() {
+            let name = res.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+            if resource.is_some_and(|r| r != name) {
+                continue;
+            }
+            if let Some(Value::String(text)) = wasm_value(res) {
+                found.push((i, name, text.clone()));
+            }
+        }
+        match found.as_slice() {
+            [(i, name, text)] => {
+                let cfg = serde_json::from_str(text)
+                    .map_err(|e| format!("resource '{name}': the plugin configuration is not JSON: {e}"))?;
+                Ok(Doc { outer, resource: Some(*i), cfg })
+            }
+            [] => Err(match resource {
+                Some(r) => format!("no wasm filter resource named '{r}' with a string configuration"),
+                None => "no wasm filter resource with a string configuration (`configuration.value`)".to_string(),
+            }),
+            several => Err(format!(
+                "several wasm filter resources ({}): say which with --resource NAME",
+                several.iter().map(|(_, n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
+
+    /// Validates the configuration as the filter will (`Config::parse`) and renders the file.
+    pub fn render(&mut self) -> Result<(Config, String), String> {
+        let inner = serde_json::to_string(&self.cfg).map_err(|e| e.to_string())?;
+        let parsed = Config::parse(inner.as_bytes()).map_err(|e| format!("the result would be refused: {e}"))?;
+        match self.resource {
+            None => Ok((parsed, inner + "\n")),
+            Some(i) => {
+                let slot = self
+                    .outer
+                    .get_mut("resources")
+                    .and_then(Value::as_array_mut)
+                    .and_then(|r| r.get_mut(i))
+                    .and_then(wasm_value)
+                    .ok_or("the resource vanished")?;
+                *slot = Value::String(inner);
+                let text = serde_json::to_string_pretty(&self.outer).map_err(|e| e.to_string())?;
+                Ok((parsed, text + "\n"))
+            }
+        }
+    }
+
+    fn list_mut(&mut self, name: &str) -> Result<&mut Vec<Value>, String> {
+        let obj = self.cfg.as_object_mut().ok_or("the configuration is not a JSON object")?;
+        obj.entry(name).or_insert_with(|| Value::Array(Vec::new())).as_array_mut().ok_or(format!("'{name}' is not a list"))
+    }
+
+    fn has_account(&self, id: &str) -> bool {
+        self.cfg
+            .get("accounts")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|x| x.get("id").and_then(Value::as_str) == Some(id)))
+    }
+
+    /// Adds a key record (the key's SHA-256 only) for `account`; returns its id.
+    pub fn add_key(&mut self, key: &str, account: &str, id: Option<&str>, spend_cap: Option<f64>) -> Result<String, String> {
+        if !self.has_account(account) {
+            return Err(format!("no account '{account}' in the configuration (add it with set-account --id {account})"));
+        }
+        let hash = keys::to_hex(&keys::sha256(key.as_bytes()));
+        let id = id.map(str::to_string).unwrap_or_else(|| format!("key-{}", hash.get(..12).unwrap_or(&hash)));
+        let mut record = json!({"id": id, "account": account, "sha256": hash});
+        if let (Some(cap), Some(obj)) = (spend_cap, record.as_object_mut()) {
+            obj.insert("spend_cap".into(), json!(cap));
+        }
+        self.list_mut("keys")?.push(record);
+        Ok(id)
+    }
+
+    /// Removes the key records whose SHA-256 (lowercase hex) or id is `which`; returns their ids.
+    pub fn revoke(&mut self, by: Revoke<'_>) -> Result<Vec<String>, String> {
+        let keys = self.list_mut("keys")?;
+        let matches = |k: &Value| match by {
+            Revoke::Hash(h) => k.get("sha256").and_then(Value::as_str).is_some_and(|s| s.eq_ignore_ascii_case(h)),
+            Revoke::Id(id) => k.get("id").and_then(Value::as_str) == Some(id),
+        };
+        let removed: Vec<String> =
+            keys.iter().filter(|k| matches(k)).map(|k| k.get("id").and_then(Value::as_str).unwrap_or("?").to_string()).collect();
+        keys.retain(|k| !matches(k));
+        Ok(removed)
+    }
+
+    /// Sets an account's fields (creating the account when absent); returns the record and
+    /// whether it was created. `spend_cap`: `Some(None)` removes the cap.
+    pub fn set_account(
+        &mut self,
+        id: &str,
+        status: Option<&str>,
+        rpm: Option<u32>,
+        spend_cap: Option<Option<f64>>,
+    ) -> Result<(Value, bool), String> {
+        let accounts = self.list_mut("accounts")?;
+        let pos = accounts.iter().position(|a| a.get("id").and_then(Value::as_str) == Some(id));
+        let created = pos.is_none();
+        let idx = match pos {
+            Some(i) => i,
+            None => {
+                accounts.push(json!({"id": id, "status": "active"}));
+                accounts.len() - 1
+            }
+        };
+        let obj: &mut Map<String, Value> =
+            accounts.get_mut(idx).and_then(Value::as_object_mut).ok_or(format!("accounts: '{id}' is not an object"))?;
+        if let Some(s) = status {
+            obj.insert("status".into(), json!(s));
+        }
+        if let Some(r) = rpm {
+            obj.insert("rpm".into(), json!(r));
+        }
+        match spend_cap {
+            Some(Some(c)) => {
+                obj.insert("spend_cap".into(), json!(c));
+            }
+            Some(None) => {
+                obj.remove("spend_cap");
+            }
+            None => {}
+        }
+        Ok((Value::Object(obj.clone()), created))
+    }
+}
+
+/// Which key records `revoke` removes.
+#[derive(Clone, Copy)]
+pub enum Revoke<'a> {
+    Hash(&'a str),
+    Id(&'a str),
+}
+
+/// Holds an exclusive lock on `.<name>.lock` next to `path` while the file is read, edited and
+/// replaced, so two edits at once cannot lose one another.
+pub struct Lock {
+    _file: File,
+}
+
+pub fn lock(path: &Path) -> Result<Lock, String> {
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or("the file has no name")?;
+    let lock_path = dir_of(path).join(format!(".{name}.lock"));
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    f.lock().map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    Ok(Lock { _file: f })
+}
+
+fn dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Replaces `path` with `text` atomically: a new file in the same directory (created exclusively,
+/// with the old file's permissions, since it may hold upstream credentials), written and flushed
+/// to disk, renamed over `path`, and the directory flushed so the rename itself is durable.
+pub fn write_atomically(path: &Path, text: &str, nonce: &str) -> Result<(), String> {
+    let dir = dir_of(path);
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or("the file has no name")?;
+    let perms = fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?.permissions();
+    let tmp = dir.join(format!(".{name}.{nonce}.tmp"));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.set_permissions(perms)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        File::open(&dir)?.sync_all()
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(format!("{}: {e}", path.display()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CFG: &str = r#"{"clusters":[{"name":"c","dialect":"openai"}],
+        "accounts":[{"id":"a1","status":"active","rpm":5}],
+        "keys":[{"id":"k1","account":"a1","sha256":"201a63e2069a85ec17a6de3cce09f822ea9803305ada9e7617c9c80e9349a6b9"}]}"#;
+
+    fn ecds(cfg: &str) -> String {
+        json!({"resources":[{"@type":"type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig","name":"tollgate",
+            "typed_config":{"@type":WASM_TYPE,"config":{"name":"tollgate","vm_config":{"vm_id":"tollgate"},
+            "configuration":{"@type":"type.googleapis.com/google.protobuf.StringValue","value":cfg}}}}]})
+        .to_string()
+    }
+
+    fn inner(text: &str) -> Value {
+        let d = Doc::parse(text, None).unwrap();
+        d.cfg
+    }
+
+    #[test]
+    fn add_revoke_and_set_account_round_trip_through_an_ecds_file() {
+        let mut d = Doc::parse(&ecds(CFG), None).unwrap();
+        let id = d.add_key("sk-new", "a1", None, Some(2.5)).unwrap();
+        let hash = keys::to_hex(&keys::sha256(b"sk-new"));
+        assert_eq!(id, format!("key-{}", &hash[..12]));
+        let (cfg, text) = d.render().unwrap();
+        assert_eq!(cfg.keys.len(), 2);
+        // The outer document is kept; only the plugin configuration changed.
+        let outer: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(outer["resources"][0]["typed_config"]["config"]["vm_config"], json!({"vm_id": "tollgate"}));
+        let keys_now = inner(&text)["keys"].clone();
+        assert_eq!(keys_now[1], json!({"id": id, "account": "a1", "sha256": hash, "spend_cap": 2.5}));
+        // Revoke by the key's hash (any case), then by id.
+        let mut d = Doc::parse(&text, None).unwrap();
+        assert_eq!(d.revoke(Revoke::Hash(&hash.to_uppercase())).unwrap(), vec![id.clone()]);
+        assert_eq!(d.revoke(Revoke::Hash(&hash)).unwrap(), Vec::<String>::new());
+        assert_eq!(d.revoke(Revoke::Id("k1")).unwrap(), vec!["k1".to_string()]);
+        let (cfg, _) = d.render().unwrap();
+        assert_eq!(cfg.keys.len(), 0);
+        // An account: changed in place, created when absent, cap removed with Some(None).
+        let (rec, created) = d.set_account("a1", Some("inactive"), Some(7), Some(Some(1.0))).unwrap();
+        assert_eq!((rec, created), (json!({"id":"a1","status":"inactive","rpm":7,"spend_cap":1.0}), false));
+        let (rec, _) = d.set_account("a1", None, None, Some(None)).unwrap();
+        assert_eq!(rec, json!({"id":"a1","status":"inactive","rpm":7}));
+        let (rec, created) = d.set_account("a2", None, Some(3), None).unwrap();
+        assert_eq!((rec, created), (json!({"id":"a2","status":"active","rpm":3}), true));
+        assert_eq!(d.render().unwrap().0.accounts.len(), 2);
+    }
+
+    #[test]
+    fn an_edit_the_filter_would_refuse_is_not_rendered() {
+        let mut d = Doc::parse(&ecds(CFG), None).unwrap();
+        assert_eq!(
+            d.add_key("k", "nobody", None, None).unwrap_err(),
+            "no account 'nobody' in the configuration (add it with set-account --id nobody)"
+        );
+        d.set_account("a1", Some("suspended"), None, None).unwrap();
+        let err = d.render().unwrap_err();
+        assert!(err.starts_with("the result would be refused: configuration: accounts[0]: unknown variant `suspended`"), "{err}");
+        // A key added twice is a duplicate hash.
+        let mut d = Doc::parse(&ecds(CFG), None).unwrap();
+        d.add_key("sk-demo-active", "a1", Some("again"), None).unwrap();
+        let err = d.render().unwrap_err();
+        assert!(err.contains("keys[1].sha256: duplicate sha256"), "{err}");
+    }
+
+    #[test]
+    fn a_bare_configuration_file_and_resource_selection() {
+        let mut d = Doc::parse(CFG, None).unwrap();
+        d.add_key("x", "a1", Some("k2"), None).unwrap();
+        let (cfg, text) = d.render().unwrap();
+        assert_eq!((cfg.keys.len(), inner(&text)["keys"][1]["id"].clone()), (2, json!("k2")));
+        let two = ecds(CFG).replace("]}", "") + "," + &ecds(CFG)["{\"resources\":[".len()..].replace("\"tollgate\",\"typed", "\"other\",\"typed");
+        assert!(Doc::parse(&two, None).unwrap_err().starts_with("several wasm filter resources (tollgate, other)"));
+        assert!(Doc::parse(&two, Some("other")).is_ok());
+        assert_eq!(
+            Doc::parse(&two, Some("nope")).err().unwrap(),
+            "no wasm filter resource named 'nope' with a string configuration"
+        );
+    }
+
+    #[test]
+    fn the_file_is_replaced_by_a_rename_and_keeps_its_permissions() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = std::env::temp_dir().join(format!("keytool-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("cfg.json");
+        fs::write(&path, "old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let before = fs::metadata(&path).unwrap().ino();
+        let _l = lock(&path).unwrap();
+        write_atomically(&path, "new", "n1").unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!((fs::read_to_string(&path).unwrap().as_str(), meta.permissions().mode() & 0o777), ("new", 0o640));
+        assert_ne!(meta.ino(), before, "replaced by a rename, not rewritten in place");
+        let mut left: Vec<String> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, [".cfg.json.lock", "cfg.json"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
