@@ -1263,7 +1263,7 @@ impl Exchange {
                     }
                     return ChunkAction::Pass;
                 }
-                let (out, usage) = translate::response_priced(
+                let translated = translate::response_priced(
                     self.front,
                     self.upstream,
                     chunk,
@@ -1271,6 +1271,18 @@ impl Exchange {
                     self.upstream_model.as_deref().unwrap_or(""),
                     self.price.as_ref(),
                 );
+                let (out, usage) = match translated {
+                    Ok(x) => x,
+                    Err(mut e) => {
+                        // Not a response of the upstream's dialect: our 502, with the reason
+                        // (credentials redacted), instead of the body passed on unbilled.
+                        e.message = redact_text(&e.message, &self.redact);
+                        self.status = e.status();
+                        self.error = Some(e.code);
+                        self.status_override = Some(e.status());
+                        return ChunkAction::Replace(e.body(self.front));
+                    }
+                };
                 if usage.is_none() {
                     if out.is_none() && serde_json::from_slice::<serde::de::IgnoredAny>(chunk).is_err() {
                         // Not JSON at all: the client gets our 502 in its dialect, not the garbage.

@@ -5,7 +5,7 @@
 use crate::dialect::openai::{self, OpenAiStream};
 use crate::dialect::pivot::{self, PivotRequest};
 use crate::dialect::{anthropic, gemini, Dialect};
-use crate::errors::GatewayError;
+use crate::errors::{Code, GatewayError};
 use crate::sse::Event;
 use crate::routing::Price;
 use crate::usage::{self, Usage};
@@ -56,12 +56,20 @@ pub fn upstream_request(
 }
 
 /// A non-streamed upstream response for the client: new body (`None`: unchanged) and usage.
-pub fn response(front: Dialect, upstream: Dialect, body: &[u8], client_model: &str, upstream_model: &str) -> (Option<Vec<u8>>, Option<Usage>) {
+/// `Err`: the upstream's body is not a response of its dialect (not JSON, an error object, or
+/// a message without its content): the caller answers 502 `upstream_error` with this error.
+pub fn response(
+    front: Dialect,
+    upstream: Dialect,
+    body: &[u8],
+    client_model: &str,
+    upstream_model: &str,
+) -> Result<(Option<Vec<u8>>, Option<Usage>), GatewayError> {
     response_priced(front, upstream, body, client_model, upstream_model, None)
 }
 
-/// `usage.credits_consumed` (seed 003) for Anthropic-front responses: the credits at `price`,
-/// rounded to micro-credits.
+/// `usage.credits_consumed` for Anthropic-front responses: the credits at `price`, rounded to
+/// micro-credits.
 pub fn set_credits(pivot_chunk: &mut Value, price: &Price, u: &Usage) {
     let c = (usage::credits(price, u) * 1e6).round() / 1e6;
     if let Some(Value::Object(o)) = pivot_chunk.get_mut("usage") {
@@ -71,7 +79,14 @@ pub fn set_credits(pivot_chunk: &mut Value, price: &Price, u: &Usage) {
     }
 }
 
+/// Our 502 for an upstream body that is not a response of its dialect.
+fn invalid_response(reason: &str) -> GatewayError {
+    GatewayError::new(Code::UpstreamError, format!("The generation service sent an invalid response ({reason})"))
+}
+
 /// As `response`; with a price, Anthropic-front responses carry `usage.credits_consumed`.
+/// OpenAI to OpenAI keeps its fast path: a body that is not JSON there is `Ok((None, None))`
+/// and the caller decides (it checks for JSON itself).
 pub fn response_priced(
     front: Dialect,
     upstream: Dialect,
@@ -79,25 +94,22 @@ pub fn response_priced(
     client_model: &str,
     upstream_model: &str,
     price: Option<&Price>,
-) -> (Option<Vec<u8>>, Option<Usage>) {
+) -> Result<(Option<Vec<u8>>, Option<Usage>), GatewayError> {
     if front == Dialect::OpenAi && upstream == Dialect::OpenAi {
         let rename = (client_model != upstream_model).then_some(client_model);
-        return openai::rewrite_response(body, rename);
+        return Ok(openai::rewrite_response(body, rename));
     }
-    let Ok(v) = serde_json::from_slice::<Value>(body) else { return (None, None) };
+    let v = serde_json::from_slice::<Value>(body).map_err(|_| invalid_response("not JSON"))?;
     let (pivot_v, usage) = match upstream {
         Dialect::OpenAi => {
+            if v.get("choices").and_then(Value::as_array).is_none() {
+                return Err(invalid_response("the OpenAI response has no 'choices'"));
+            }
             let u = pivot::usage_of(&v);
             (v, u)
         }
-        Dialect::Anthropic => match anthropic::response_to_pivot(&v) {
-            Ok(x) => x,
-            Err(_) => return (None, None),
-        },
-        Dialect::Gemini => match gemini::response_to_pivot(&v) {
-            Ok(x) => x,
-            Err(_) => return (None, None),
-        },
+        Dialect::Anthropic => anthropic::response_to_pivot(&v).map_err(|m| invalid_response(&m))?,
+        Dialect::Gemini => gemini::response_to_pivot(&v).map_err(|m| invalid_response(&m))?,
     };
     let out = match front {
         Dialect::OpenAi => {
@@ -116,7 +128,7 @@ pub fn response_priced(
         }
         Dialect::Gemini => gemini::response_from_pivot(&pivot_v, client_model),
     };
-    (serde_json::to_vec(&out).ok(), usage)
+    Ok((serde_json::to_vec(&out).ok(), usage))
 }
 
 enum Up {
