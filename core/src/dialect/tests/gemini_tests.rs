@@ -1,5 +1,8 @@
-//! Tests of `dialect/gemini.rs` (in their own file, so test code is found by its path).
+//! Tests of `dialect/gemini/` (in their own file, so test code is found by its path).
+use super::front::*;
+use super::upstream::*;
 use super::*;
+use serde_json::{json, Map, Value};
 use crate::errors::Code;
 
 fn obj(v: Value) -> Map<String, Value> {

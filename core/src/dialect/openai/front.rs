@@ -1,0 +1,205 @@
+//! An OpenAI client: its Chat Completions request validated (in full, or by the fast scan).
+
+use super::{scan, MAX_CHOICES};
+use crate::errors::{Code, GatewayError};
+use crate::usage;
+use serde_json::{Map, Value};
+
+/// A validated chat request.
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub body: Map<String, Value>,
+    pub model: String,
+    pub stream: bool,
+    /// The client itself asked for the usage chunk (`stream_options.include_usage`).
+    pub wants_usage: bool,
+    pub max_tokens: Option<u64>,
+}
+
+pub fn parse_json_object(body: &[u8]) -> Result<Map<String, Value>, GatewayError> {
+    if body.is_empty() {
+        return Err(GatewayError::new(Code::BadRequest, "The request body is empty; a JSON object is required"));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(GatewayError::new(Code::BadRequest, "The request body must be a JSON object")),
+        Err(e) => Err(GatewayError::new(Code::BadRequest, format!("The request body is not valid JSON: {e}"))),
+    }
+}
+
+/// The `model` field: required, a non-empty string.
+pub fn required_model(body: &Map<String, Value>) -> Result<String, GatewayError> {
+    match body.get("model") {
+        None | Some(Value::Null) => Err(GatewayError::missing("model")),
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(Value::String(_)) => Err(GatewayError::missing("model")),
+        Some(_) => Err(GatewayError::bad("model", "'model' must be a string")),
+    }
+}
+
+fn opt_number(value: Option<&Value>, field: &str, min: f64, max: f64) -> Result<(), GatewayError> {
+    match value {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(x) if x >= min && x <= max => Ok(()),
+            _ => Err(GatewayError::bad(field, format!("'{field}' must be between {min} and {max}"))),
+        },
+        Some(_) => Err(GatewayError::bad(field, format!("'{field}' must be a number"))),
+    }
+}
+
+fn opt_positive_int(value: Option<&Value>, field: &str) -> Result<Option<u64>, GatewayError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(x) if x >= 1 => Ok(Some(x)),
+            _ => Err(GatewayError::bad(field, format!("'{field}' must be a positive integer"))),
+        },
+        Some(_) => Err(GatewayError::bad(field, format!("'{field}' must be an integer"))),
+    }
+}
+
+fn opt_bool(value: Option<&Value>, field: &str) -> Result<bool, GatewayError> {
+    match value {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(GatewayError::bad(field, format!("'{field}' must be a boolean"))),
+    }
+}
+
+/// `stream_options.include_usage`.
+fn opt_include_usage(value: Option<&Value>) -> Result<bool, GatewayError> {
+    match value {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Object(o)) => match o.get("include_usage") {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(GatewayError::bad("stream_options.include_usage", "'include_usage' must be a boolean")),
+        },
+        Some(_) => Err(GatewayError::bad("stream_options", "'stream_options' must be an object")),
+    }
+}
+
+/// The scalar fields after `messages`, in the order they are validated: the token cap.
+struct Scalars<'a> {
+    temperature: Option<&'a Value>,
+    top_p: Option<&'a Value>,
+    presence_penalty: Option<&'a Value>,
+    frequency_penalty: Option<&'a Value>,
+    n: Option<&'a Value>,
+    max_completion_tokens: Option<&'a Value>,
+    max_tokens: Option<&'a Value>,
+    stop: Option<&'a Value>,
+}
+
+/// Validates the scalars; returns the completion token cap and the number of choices (`n`).
+fn check_scalars(s: &Scalars) -> Result<(Option<u64>, u64), GatewayError> {
+    opt_number(s.temperature, "temperature", 0.0, 2.0)?;
+    opt_number(s.top_p, "top_p", 0.0, 1.0)?;
+    opt_number(s.presence_penalty, "presence_penalty", -2.0, 2.0)?;
+    opt_number(s.frequency_penalty, "frequency_penalty", -2.0, 2.0)?;
+    let n = opt_positive_int(s.n, "n")?.unwrap_or(1);
+    if n > MAX_CHOICES {
+        return Err(GatewayError::bad("n", format!("'n' must be between 1 and {MAX_CHOICES}; got {n}")));
+    }
+    let max_tokens = match opt_positive_int(s.max_completion_tokens, "max_completion_tokens")? {
+        Some(m) => Some(m),
+        None => opt_positive_int(s.max_tokens, "max_tokens")?,
+    };
+    match s.stop {
+        None | Some(Value::Null) | Some(Value::String(_)) => {}
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {}
+        Some(_) => return Err(GatewayError::bad("stop", "'stop' must be a string or an array of strings")),
+    }
+    Ok((max_tokens, n))
+}
+
+/// Validates a Chat Completions request body.
+pub fn parse_chat(raw: &[u8]) -> Result<ChatRequest, GatewayError> {
+    let body = parse_json_object(raw)?;
+    let model = required_model(&body)?;
+    match body.get("messages") {
+        None | Some(Value::Null) => return Err(GatewayError::missing("messages")),
+        Some(Value::Array(msgs)) => {
+            if msgs.is_empty() {
+                return Err(GatewayError::bad("messages", "'messages' must contain at least one message"));
+            }
+            for (i, m) in msgs.iter().enumerate() {
+                let role = m.as_object().and_then(|o| o.get("role")).and_then(Value::as_str);
+                if role.is_none() {
+                    return Err(GatewayError::bad(
+                        &format!("messages[{i}].role"),
+                        format!("'messages[{i}]' must be an object with a string 'role'"),
+                    ));
+                }
+            }
+        }
+        Some(_) => return Err(GatewayError::bad("messages", "'messages' must be an array")),
+    }
+    let stream = opt_bool(body.get("stream"), "stream")?;
+    let wants_usage = opt_include_usage(body.get("stream_options"))?;
+    let (max_tokens, _) = check_scalars(&Scalars {
+        temperature: body.get("temperature"),
+        top_p: body.get("top_p"),
+        presence_penalty: body.get("presence_penalty"),
+        frequency_penalty: body.get("frequency_penalty"),
+        n: body.get("n"),
+        max_completion_tokens: body.get("max_completion_tokens"),
+        max_tokens: body.get("max_tokens"),
+        stop: body.get("stop"),
+    })?;
+    Ok(ChatRequest { body, model, stream, wants_usage, max_tokens })
+}
+
+/// What the routing path needs from a valid chat request, read without building the body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatScan {
+    pub model: String,
+    pub stream: bool,
+    pub wants_usage: bool,
+    pub max_tokens: Option<u64>,
+    /// Choices asked for (`n`, 1 when absent).
+    pub n: u64,
+    /// `usage::estimate_prompt_tokens` of the body.
+    pub prompt_estimate: u64,
+}
+
+/// The fast read of a Chat Completions body: `Some` only when `parse_chat` accepts it, with the
+/// same model, flags, token cap and prompt estimate. Anything unusual (an error of any kind, an
+/// escaped or repeated key inside a message, a very wide message object) gives `None`, and the
+/// caller takes `parse_chat`, which decides (and words every error) exactly as always.
+pub fn scan_chat(raw: &[u8]) -> Option<ChatScan> {
+    if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
+    let top: scan::Top = serde_json::from_slice(raw).ok()?;
+    let model = match top.model {
+        Some(Value::String(s)) if !s.is_empty() => s,
+        _ => return None,
+    };
+    let (messages, bytes) = top.messages?;
+    let stream = opt_bool(top.stream.as_ref(), "stream").ok()?;
+    let wants_usage = opt_include_usage(top.stream_options.as_ref()).ok()?;
+    // A budget key sent as `null` reads as no budget: if one must be added upstream, the general
+    // path replaces it (a byte-level insert would repeat the key).
+    let null_budget = top.max_tokens.is_some() || top.max_completion_tokens.is_some();
+    let (max_tokens, n) = check_scalars(&Scalars {
+        temperature: top.temperature.as_ref(),
+        top_p: top.top_p.as_ref(),
+        presence_penalty: top.presence_penalty.as_ref(),
+        frequency_penalty: top.frequency_penalty.as_ref(),
+        n: top.n.as_ref(),
+        max_completion_tokens: top.max_completion_tokens.as_ref(),
+        max_tokens: top.max_tokens.as_ref(),
+        stop: top.stop.as_ref(),
+    })
+    .ok()?;
+    if null_budget && max_tokens.is_none() {
+        return None;
+    }
+    let bytes = bytes.saturating_add(top.tools_bytes);
+    let prompt_estimate = usage::tokens_from_bytes(bytes)
+        .saturating_add(messages.saturating_mul(usage::TOKENS_PER_MESSAGE))
+        .saturating_add(usage::REPLY_TOKENS);
+    Some(ChatScan { model, stream, wants_usage, max_tokens, n, prompt_estimate })
+}
