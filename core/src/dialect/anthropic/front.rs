@@ -2,18 +2,15 @@
 //! pivot's response and stream written out as Anthropic messages and events.
 
 use super::{bad, ins, stop_reason_of};
-use crate::dialect::openai;
-use crate::dialect::pivot::{
-    self, opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array,
-    req_object, req_str, text_part, texts_to_content, Finish, PivotRequest,
-};
+use crate::dialect::pivot::{self, text_part, texts_to_content, Finish, PivotRequest};
+use crate::dialect::validate::{required_model, opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_object, req_str};
 use crate::errors::GatewayError;
 use crate::usage::Usage;
 use serde_json::{json, Map, Value};
 
 /// Validates an Anthropic Messages request and translates it to an OpenAI chat body.
 pub fn request_to_pivot(body: &Map<String, Value>) -> Result<PivotRequest, GatewayError> {
-    let model = openai::required_model(body)?;
+    let model = required_model(body)?;
     let max_tokens = match body.get("max_tokens") {
         None | Some(Value::Null) => return Err(GatewayError::missing("max_tokens")),
         v => opt_positive(v, "max_tokens")?.ok_or_else(|| GatewayError::missing("max_tokens"))?,

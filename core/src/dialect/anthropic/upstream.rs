@@ -2,10 +2,8 @@
 //! and its event stream read into the pivot.
 
 use super::{bad, finish_from_stop_reason, ins};
-use crate::dialect::pivot::{
-    self, content_texts, opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint,
-    req_array, req_object, req_str, Finish,
-};
+use crate::dialect::pivot::{self, content_texts, Finish};
+use crate::dialect::validate::{opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_object, req_str};
 use crate::errors::GatewayError;
 use crate::sse::Event;
 use crate::usage::Usage;

@@ -2,11 +2,8 @@
 //! the pivot's response and stream written out as Gemini responses.
 
 use super::{bad, field, finish_to_gemini, ins};
-use crate::dialect::openai;
-use crate::dialect::pivot::{
-    self, opt_array, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_str,
-    text_part, texts_to_content, Finish, PivotRequest,
-};
+use crate::dialect::pivot::{self, text_part, texts_to_content, Finish, PivotRequest};
+use crate::dialect::validate::{opt_choices, opt_array, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_str};
 use crate::errors::GatewayError;
 use crate::usage::Usage;
 use serde_json::{json, Map, Value};
@@ -330,11 +327,7 @@ fn generation_to_pivot(g: &Map<String, Value>, out: &mut Map<String, Value>) -> 
             ins(out, "stop", json!(stop));
         }
     }
-    if let Some(n) = opt_positive(field(g, "candidateCount"), &gp("candidateCount"))? {
-        if n > openai::MAX_CHOICES {
-            let max = openai::MAX_CHOICES;
-            return Err(bad(&gp("candidateCount"), format!("'candidateCount' must be between 1 and {max}; got {n}")));
-        }
+    if let Some(n) = opt_choices(field(g, "candidateCount"), &gp("candidateCount"))? {
         ins(out, "n", json!(n));
     }
     if opt_str(field(g, "responseMimeType"), &gp("responseMimeType"))? == Some("application/json") {

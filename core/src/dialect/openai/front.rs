@@ -1,7 +1,10 @@
 //! An OpenAI client: its Chat Completions request validated (in full, or by the fast scan).
 
-use super::{scan, MAX_CHOICES};
-use crate::errors::{Code, GatewayError};
+use super::scan;
+use crate::dialect::validate::{
+    number_in, opt_bool, opt_choices, opt_include_usage, opt_positive, parse_json_object, required_model,
+};
+use crate::errors::GatewayError;
 use crate::usage;
 use serde_json::{Map, Value};
 
@@ -14,70 +17,6 @@ pub struct ChatRequest {
     /// The client itself asked for the usage chunk (`stream_options.include_usage`).
     pub wants_usage: bool,
     pub max_tokens: Option<u64>,
-}
-
-pub fn parse_json_object(body: &[u8]) -> Result<Map<String, Value>, GatewayError> {
-    if body.is_empty() {
-        return Err(GatewayError::new(Code::BadRequest, "The request body is empty; a JSON object is required"));
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(GatewayError::new(Code::BadRequest, "The request body must be a JSON object")),
-        Err(e) => Err(GatewayError::new(Code::BadRequest, format!("The request body is not valid JSON: {e}"))),
-    }
-}
-
-/// The `model` field: required, a non-empty string.
-pub fn required_model(body: &Map<String, Value>) -> Result<String, GatewayError> {
-    match body.get("model") {
-        None | Some(Value::Null) => Err(GatewayError::missing("model")),
-        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(Value::String(_)) => Err(GatewayError::missing("model")),
-        Some(_) => Err(GatewayError::bad("model", "'model' must be a string")),
-    }
-}
-
-fn opt_number(value: Option<&Value>, field: &str, min: f64, max: f64) -> Result<(), GatewayError> {
-    match value {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(x) if x >= min && x <= max => Ok(()),
-            _ => Err(GatewayError::bad(field, format!("'{field}' must be between {min} and {max}"))),
-        },
-        Some(_) => Err(GatewayError::bad(field, format!("'{field}' must be a number"))),
-    }
-}
-
-fn opt_positive_int(value: Option<&Value>, field: &str) -> Result<Option<u64>, GatewayError> {
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => match n.as_u64() {
-            Some(x) if x >= 1 => Ok(Some(x)),
-            _ => Err(GatewayError::bad(field, format!("'{field}' must be a positive integer"))),
-        },
-        Some(_) => Err(GatewayError::bad(field, format!("'{field}' must be an integer"))),
-    }
-}
-
-fn opt_bool(value: Option<&Value>, field: &str) -> Result<bool, GatewayError> {
-    match value {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(GatewayError::bad(field, format!("'{field}' must be a boolean"))),
-    }
-}
-
-/// `stream_options.include_usage`.
-fn opt_include_usage(value: Option<&Value>) -> Result<bool, GatewayError> {
-    match value {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Object(o)) => match o.get("include_usage") {
-            None | Some(Value::Null) => Ok(false),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(_) => Err(GatewayError::bad("stream_options.include_usage", "'include_usage' must be a boolean")),
-        },
-        Some(_) => Err(GatewayError::bad("stream_options", "'stream_options' must be an object")),
-    }
 }
 
 /// The scalar fields after `messages`, in the order they are validated: the token cap.
@@ -94,17 +33,14 @@ struct Scalars<'a> {
 
 /// Validates the scalars; returns the completion token cap and the number of choices (`n`).
 fn check_scalars(s: &Scalars) -> Result<(Option<u64>, u64), GatewayError> {
-    opt_number(s.temperature, "temperature", 0.0, 2.0)?;
-    opt_number(s.top_p, "top_p", 0.0, 1.0)?;
-    opt_number(s.presence_penalty, "presence_penalty", -2.0, 2.0)?;
-    opt_number(s.frequency_penalty, "frequency_penalty", -2.0, 2.0)?;
-    let n = opt_positive_int(s.n, "n")?.unwrap_or(1);
-    if n > MAX_CHOICES {
-        return Err(GatewayError::bad("n", format!("'n' must be between 1 and {MAX_CHOICES}; got {n}")));
-    }
-    let max_tokens = match opt_positive_int(s.max_completion_tokens, "max_completion_tokens")? {
+    number_in(s.temperature, "temperature", 0.0, 2.0)?;
+    number_in(s.top_p, "top_p", 0.0, 1.0)?;
+    number_in(s.presence_penalty, "presence_penalty", -2.0, 2.0)?;
+    number_in(s.frequency_penalty, "frequency_penalty", -2.0, 2.0)?;
+    let n = opt_choices(s.n, "n")?.unwrap_or(1);
+    let max_tokens = match opt_positive(s.max_completion_tokens, "max_completion_tokens")? {
         Some(m) => Some(m),
-        None => opt_positive_int(s.max_tokens, "max_tokens")?,
+        None => opt_positive(s.max_tokens, "max_tokens")?,
     };
     match s.stop {
         None | Some(Value::Null) | Some(Value::String(_)) => {}
@@ -136,7 +72,7 @@ pub fn parse_chat(raw: &[u8]) -> Result<ChatRequest, GatewayError> {
         }
         Some(_) => return Err(GatewayError::bad("messages", "'messages' must be an array")),
     }
-    let stream = opt_bool(body.get("stream"), "stream")?;
+    let stream = opt_bool(body.get("stream"), "stream")?.unwrap_or(false);
     let wants_usage = opt_include_usage(body.get("stream_options"))?;
     let (max_tokens, _) = check_scalars(&Scalars {
         temperature: body.get("temperature"),
@@ -178,7 +114,7 @@ pub fn scan_chat(raw: &[u8]) -> Option<ChatScan> {
         _ => return None,
     };
     let (messages, bytes) = top.messages?;
-    let stream = opt_bool(top.stream.as_ref(), "stream").ok()?;
+    let stream = opt_bool(top.stream.as_ref(), "stream").ok()?.unwrap_or(false);
     let wants_usage = opt_include_usage(top.stream_options.as_ref()).ok()?;
     // A budget key sent as `null` reads as no budget: if one must be added upstream, the general
     // path replaces it (a byte-level insert would repeat the key).

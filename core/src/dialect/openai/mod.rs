@@ -8,12 +8,10 @@ mod front;
 mod scan;
 mod upstream;
 
-pub use front::{parse_chat, parse_json_object, required_model, scan_chat, ChatRequest, ChatScan};
+pub use super::validate::{parse_json_object, required_model, MAX_CHOICES};
+pub use front::{parse_chat, scan_chat, ChatRequest, ChatScan};
 pub use upstream::{rewrite_response, upstream_chat_body, OpenAiStream};
 
-/// The most choices (`n`, Gemini's `candidateCount`) one request may ask for: each one is a
-/// whole completion, reserved and billed.
-pub const MAX_CHOICES: u64 = 8;
 
 #[cfg(test)]
 #[path = "../tests/openai_tests.rs"]
