@@ -6,6 +6,7 @@ pub mod gemini;
 pub mod guard;
 pub mod openai;
 pub mod pivot;
+pub mod stream;
 pub mod validate;
 
 use serde::Deserialize;

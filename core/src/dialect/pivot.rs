@@ -113,24 +113,6 @@ pub fn completion(id: &str, model: &str, choices: Vec<Value>, usage: Option<&Usa
     v
 }
 
-/// Writes one SSE event: `event: NAME` (if any), `data: JSON`, then the blank line, all with
-/// the given line ending (`"\n"`, or `"\r\n"` as Gemini frames).
-pub fn write_sse(out: &mut Vec<u8>, event: Option<&str>, data: &Value, eol: &str) {
-    if let Some(name) = event {
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(eol.as_bytes());
-    }
-    out.extend_from_slice(b"data: ");
-    // Serializing a Value cannot fail (string keys only); an empty object is the safe fallback.
-    match serde_json::to_vec(data) {
-        Ok(b) => out.extend_from_slice(&b),
-        Err(_) => out.extend_from_slice(b"{}"),
-    }
-    out.extend_from_slice(eol.as_bytes());
-    out.extend_from_slice(eol.as_bytes());
-}
-
 /// `data:{mime};base64,{data}`.
 pub fn data_url(mime: &str, data: &str) -> String {
     format!("data:{mime};base64,{data}")

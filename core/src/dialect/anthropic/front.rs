@@ -4,7 +4,9 @@
 use super::{bad, ins, stop_reason_of};
 use crate::dialect::pivot::{self, text_part, texts_to_content, Finish, PivotRequest};
 use crate::dialect::validate::{required_model, opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_object, req_str};
+use crate::dialect::stream::FrontStream;
 use crate::errors::GatewayError;
+use crate::sse;
 use crate::usage::Usage;
 use serde_json::{json, Map, Value};
 
@@ -439,7 +441,7 @@ impl StreamFromPivot {
     }
 
     fn event(out: &mut Vec<u8>, name: &str, data: &Value) {
-        pivot::write_sse(out, Some(name), data, "\n");
+        sse::write_json(out, Some(name), data, b"\n");
     }
 
     fn start(&mut self, chunk: Option<&Value>, out: &mut Vec<u8>) {
@@ -532,8 +534,39 @@ impl StreamFromPivot {
         }
     }
 
+
+
+
+    fn end(&mut self, out: &mut Vec<u8>) {
+        if self.closed {
+            return;
+        }
+        self.start(None, out);
+        self.close_block(out);
+        let mut usage = Map::new();
+        if let Some(u) = &self.usage {
+            usage = usage_to_anthropic(u);
+        } else {
+            ins(&mut usage, "output_tokens", json!(0));
+        }
+        if let Some(c) = &self.credits {
+            ins(&mut usage, "credits_consumed", c.clone());
+        }
+        let reason = self.finish.map(|f| Value::String(stop_reason_of(f).to_string())).unwrap_or(Value::Null);
+        let md = json!({
+            "type": "message_delta",
+            "delta": {"stop_reason": reason, "stop_sequence": null},
+            "usage": usage,
+        });
+        Self::event(out, "message_delta", &md);
+        Self::event(out, "message_stop", &json!({"type": "message_stop"}));
+        self.closed = true;
+    }
+}
+
+impl FrontStream for StreamFromPivot {
     /// One pivot chunk (a parsed `chat.completion.chunk`) -> Anthropic SSE bytes.
-    pub fn on_chunk(&mut self, chunk: &Value, out: &mut Vec<u8>) {
+    fn on_chunk(&mut self, chunk: &Value, out: &mut Vec<u8>) {
         if self.closed {
             return;
         }
@@ -575,43 +608,12 @@ impl StreamFromPivot {
     }
 
     /// The pivot stream's `[DONE]`: closes the message if still open.
-    pub fn on_done(&mut self, out: &mut Vec<u8>) {
+    fn on_done(&mut self, out: &mut Vec<u8>) {
         self.end(out);
-    }
-
-    /// End of stream: closes the message if still open (stop_reason null if none was seen).
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
-        self.end(out);
-    }
-
-    fn end(&mut self, out: &mut Vec<u8>) {
-        if self.closed {
-            return;
-        }
-        self.start(None, out);
-        self.close_block(out);
-        let mut usage = Map::new();
-        if let Some(u) = &self.usage {
-            usage = usage_to_anthropic(u);
-        } else {
-            ins(&mut usage, "output_tokens", json!(0));
-        }
-        if let Some(c) = &self.credits {
-            ins(&mut usage, "credits_consumed", c.clone());
-        }
-        let reason = self.finish.map(|f| Value::String(stop_reason_of(f).to_string())).unwrap_or(Value::Null);
-        let md = json!({
-            "type": "message_delta",
-            "delta": {"stop_reason": reason, "stop_sequence": null},
-            "usage": usage,
-        });
-        Self::event(out, "message_delta", &md);
-        Self::event(out, "message_stop", &json!({"type": "message_stop"}));
-        self.closed = true;
     }
 
     /// An error after the stream began: `event: error` (type `api_error`); nothing follows it.
-    pub fn error(&mut self, message: &str, out: &mut Vec<u8>) {
+    fn error(&mut self, message: &str, out: &mut Vec<u8>) {
         if self.closed {
             return;
         }

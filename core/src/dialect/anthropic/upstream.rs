@@ -4,6 +4,7 @@
 use super::{bad, finish_from_stop_reason, ins};
 use crate::dialect::pivot::{self, content_texts, Finish};
 use crate::dialect::validate::{opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_object, req_str};
+use crate::dialect::stream::{ChunkWriter, UpstreamStream};
 use crate::errors::GatewayError;
 use crate::sse::Event;
 use crate::usage::Usage;
@@ -343,10 +344,7 @@ fn error_message(v: &Value) -> String {
 /// `finish()` when the stream ends without one). A stream cut short gets no finish chunk.
 #[derive(Debug, Default)]
 pub struct StreamToPivot {
-    id: String,
-    model: String,
-    model_override: Option<String>,
-    role_sent: bool,
+    w: ChunkWriter,
     /// (Anthropic block index, OpenAI tool-call index) of tool_use blocks.
     tool_blocks: Vec<(u64, u64)>,
     next_tool: u64,
@@ -355,7 +353,6 @@ pub struct StreamToPivot {
     cache_read: u64,
     output_tokens: u64,
     finish_sent: bool,
-    usage_sent: bool,
     error: Option<String>,
 }
 
@@ -366,37 +363,8 @@ impl StreamToPivot {
 
     /// Name this model in the chunks instead of the upstream's.
     pub fn with_model(mut self, model: &str) -> Self {
-        self.model_override = Some(model.to_string());
+        self.w.model_override = Some(model.to_string());
         self
-    }
-
-    /// Usage so far: input tokens from `message_start`, cumulative output from the latest
-    /// `message_delta`. `None` before any usage arrived.
-    pub fn usage(&self) -> Option<Usage> {
-        let input = self.input_tokens?;
-        Some(Usage {
-            prompt_tokens: input.saturating_add(self.cache_creation).saturating_add(self.cache_read),
-            completion_tokens: self.output_tokens,
-            cached_tokens: self.cache_read,
-            reasoning_tokens: 0,
-        })
-    }
-
-    /// The message of an `error` event, if the upstream sent one.
-    pub fn error(&self) -> Option<String> {
-        self.error.clone()
-    }
-
-    fn model(&self) -> &str {
-        self.model_override.as_deref().unwrap_or(&self.model)
-    }
-
-    fn push(&mut self, out: &mut Vec<Value>, delta: Value, finish: Option<&str>) {
-        if !self.role_sent {
-            self.role_sent = true;
-            out.push(pivot::chunk(&self.id, self.model(), json!({"role": "assistant", "content": ""}), None));
-        }
-        out.push(pivot::chunk(&self.id, self.model(), delta, finish));
     }
 
     fn take_usage(&mut self, u: &Value) {
@@ -416,8 +384,11 @@ impl StreamToPivot {
         }
     }
 
-    /// One upstream event -> zero or more pivot chunks.
-    pub fn on_event(&mut self, ev: &Event, out: &mut Vec<Value>) {
+    fn push(&mut self, out: &mut Vec<Value>, delta: Value, finish: Option<&str>) {
+        self.w.push(out, delta, finish);
+    }
+
+    fn read_event(&mut self, ev: &Event, out: &mut Vec<Value>) {
         let Ok(v) = serde_json::from_str::<Value>(ev.data.trim()) else {
             return;
         };
@@ -426,18 +397,15 @@ impl StreamToPivot {
             "message_start" => {
                 let m = v.get("message");
                 if let Some(id) = m.and_then(|m| m.get("id")).and_then(Value::as_str) {
-                    self.id = id.to_string();
+                    self.w.id = id.to_string();
                 }
                 if let Some(model) = m.and_then(|m| m.get("model")).and_then(Value::as_str) {
-                    self.model = model.to_string();
+                    self.w.model = model.to_string();
                 }
                 if let Some(u) = m.and_then(|m| m.get("usage")) {
                     self.take_usage(u);
                 }
-                if !self.role_sent {
-                    self.role_sent = true;
-                    out.push(pivot::chunk(&self.id, self.model(), json!({"role": "assistant", "content": ""}), None));
-                }
+                self.w.role(out);
             }
             "content_block_start" => {
                 let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
@@ -503,24 +471,45 @@ impl StreamToPivot {
                     self.push(out, json!({}), Some(f));
                 }
             }
-            "message_stop" => self.emit_usage(out),
+            "message_stop" => {
+                let u = self.current_usage();
+                self.w.usage_once(out, u);
+            }
             "error" => self.error = Some(error_message(&v)),
             _ => {} // ping, content_block_stop, unknown events
         }
     }
 
-    fn emit_usage(&mut self, out: &mut Vec<Value>) {
-        if self.usage_sent {
-            return;
-        }
-        if let Some(u) = self.usage() {
-            self.usage_sent = true;
-            out.push(pivot::usage_chunk(&self.id, self.model(), &u));
-        }
+    /// Usage so far: input tokens from `message_start`, cumulative output from the latest
+    /// `message_delta`. `None` before any usage arrived.
+    fn current_usage(&self) -> Option<Usage> {
+        let input = self.input_tokens?;
+        Some(Usage {
+            prompt_tokens: input.saturating_add(self.cache_creation).saturating_add(self.cache_read),
+            completion_tokens: self.output_tokens,
+            cached_tokens: self.cache_read,
+            reasoning_tokens: 0,
+        })
+    }
+}
+
+impl UpstreamStream for StreamToPivot {
+    fn on_event(&mut self, ev: &Event, out: &mut Vec<Value>) {
+        self.read_event(ev, out);
     }
 
-    /// End of the upstream stream: the usage chunk, if not sent yet and usage is known.
-    pub fn finish(&mut self, out: &mut Vec<Value>) {
-        self.emit_usage(out);
+    /// The usage chunk, if not sent yet (the stream ended without `message_stop`).
+    fn finish(&mut self, out: &mut Vec<Value>) {
+        let u = self.current_usage();
+        self.w.usage_once(out, u);
     }
+
+    fn usage(&self) -> Option<Usage> {
+        self.current_usage()
+    }
+
+    fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
 }

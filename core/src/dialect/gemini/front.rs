@@ -4,7 +4,9 @@
 use super::{bad, field, finish_to_gemini, ins};
 use crate::dialect::pivot::{self, text_part, texts_to_content, Finish, PivotRequest};
 use crate::dialect::validate::{opt_choices, opt_array, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_str};
+use crate::dialect::stream::FrontStream;
 use crate::errors::GatewayError;
+use crate::sse;
 use crate::usage::Usage;
 use serde_json::{json, Map, Value};
 
@@ -470,11 +472,62 @@ impl StreamFromPivot {
         }
         ins(&mut obj, "modelVersion", json!(self.client_model));
         ins(&mut obj, "responseId", json!(self.id));
-        pivot::write_sse(out, None, &Value::Object(obj), "\r\n");
+        sse::write_json(out, None, &Value::Object(obj), b"\r\n");
     }
 
+
+    fn buffer_tool(&mut self, tc: &Value) {
+        let k = tc.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let pos = match self.tools.iter().position(|t| t.index == k) {
+            Some(p) => p,
+            None => {
+                self.tools.push(ToolBuf { index: k, ..ToolBuf::default() });
+                self.tools.len().saturating_sub(1)
+            }
+        };
+        let Some(buf) = self.tools.get_mut(pos) else { return };
+        if let Some(n) = tc.pointer("/function/name").and_then(Value::as_str) {
+            if buf.name.is_empty() {
+                buf.name = n.to_string();
+            }
+        }
+        if let Some(a) = tc.pointer("/function/arguments").and_then(Value::as_str) {
+            buf.args.push_str(a);
+        }
+        if let Some(s) = tc.pointer("/extra_content/google/thought_signature").and_then(Value::as_str) {
+            buf.signature = Some(s.to_string());
+        }
+    }
+
+
+
+    fn end(&mut self, out: &mut Vec<u8>) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let mut parts: Vec<Value> = self
+            .tools
+            .iter()
+            .map(|t| function_call_part(&t.name, Some(&Value::String(t.args.clone())), t.signature.as_deref()))
+            .collect();
+        if parts.is_empty() {
+            parts.push(json!({"text": ""}));
+        }
+        let mut cand = Map::new();
+        ins(&mut cand, "content", json!({"role": "model", "parts": parts}));
+        if let Some(f) = self.finish {
+            ins(&mut cand, "finishReason", json!(finish_to_gemini(f)));
+        }
+        ins(&mut cand, "index", json!(0));
+        let usage = self.usage;
+        self.write(out, Value::Object(cand), usage.as_ref());
+    }
+}
+
+impl FrontStream for StreamFromPivot {
     /// One pivot chunk -> Gemini SSE bytes.
-    pub fn on_chunk(&mut self, chunk: &Value, out: &mut Vec<u8>) {
+    fn on_chunk(&mut self, chunk: &Value, out: &mut Vec<u8>) {
         if self.closed {
             return;
         }
@@ -514,70 +567,18 @@ impl StreamFromPivot {
         }
     }
 
-    fn buffer_tool(&mut self, tc: &Value) {
-        let k = tc.get("index").and_then(Value::as_u64).unwrap_or(0);
-        let pos = match self.tools.iter().position(|t| t.index == k) {
-            Some(p) => p,
-            None => {
-                self.tools.push(ToolBuf { index: k, ..ToolBuf::default() });
-                self.tools.len().saturating_sub(1)
-            }
-        };
-        let Some(buf) = self.tools.get_mut(pos) else { return };
-        if let Some(n) = tc.pointer("/function/name").and_then(Value::as_str) {
-            if buf.name.is_empty() {
-                buf.name = n.to_string();
-            }
-        }
-        if let Some(a) = tc.pointer("/function/arguments").and_then(Value::as_str) {
-            buf.args.push_str(a);
-        }
-        if let Some(s) = tc.pointer("/extra_content/google/thought_signature").and_then(Value::as_str) {
-            buf.signature = Some(s.to_string());
-        }
-    }
-
     /// The pivot stream's `[DONE]`: writes the final object if still pending.
-    pub fn on_done(&mut self, out: &mut Vec<u8>) {
+    fn on_done(&mut self, out: &mut Vec<u8>) {
         self.end(out);
-    }
-
-    /// End of stream: writes the final object if still pending (without `finishReason` when the
-    /// stream never said why it ended).
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
-        self.end(out);
-    }
-
-    fn end(&mut self, out: &mut Vec<u8>) {
-        if self.closed {
-            return;
-        }
-        self.closed = true;
-        let mut parts: Vec<Value> = self
-            .tools
-            .iter()
-            .map(|t| function_call_part(&t.name, Some(&Value::String(t.args.clone())), t.signature.as_deref()))
-            .collect();
-        if parts.is_empty() {
-            parts.push(json!({"text": ""}));
-        }
-        let mut cand = Map::new();
-        ins(&mut cand, "content", json!({"role": "model", "parts": parts}));
-        if let Some(f) = self.finish {
-            ins(&mut cand, "finishReason", json!(finish_to_gemini(f)));
-        }
-        ins(&mut cand, "index", json!(0));
-        let usage = self.usage;
-        self.write(out, Value::Object(cand), usage.as_ref());
     }
 
     /// An error after the stream began: a Gemini error object as the last event.
-    pub fn error(&mut self, message: &str, out: &mut Vec<u8>) {
+    fn error(&mut self, message: &str, out: &mut Vec<u8>) {
         if self.closed {
             return;
         }
         self.closed = true;
         let e = json!({"error": {"code": 500, "message": message, "status": "INTERNAL"}});
-        pivot::write_sse(out, None, &e, "\r\n");
+        sse::write_json(out, None, &e, b"\r\n");
     }
 }

@@ -4,6 +4,7 @@
 use super::{bad, finish_from_gemini, ins, vfield};
 use crate::dialect::pivot::{self, content_texts, Finish};
 use crate::dialect::validate::{opt_array, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_object, req_str};
+use crate::dialect::stream::{ChunkWriter, UpstreamStream};
 use crate::errors::GatewayError;
 use crate::sse::Event;
 use crate::usage::Usage;
@@ -431,15 +432,11 @@ struct CandState {
 /// cumulative: the latest replaces the previous; the usage chunk is emitted at `finish()`.
 #[derive(Debug, Default)]
 pub struct StreamToPivot {
-    id: String,
-    model: String,
-    model_override: Option<String>,
-    role_sent: bool,
+    w: ChunkWriter,
     cands: Vec<CandState>,
     /// Never used: what `cand` would hand out if the list lost an entry (it cannot).
     spare: CandState,
     usage: Option<Usage>,
-    usage_sent: bool,
     error: Option<String>,
 }
 
@@ -450,22 +447,8 @@ impl StreamToPivot {
 
     /// Name this model in the chunks instead of the upstream's `modelVersion`.
     pub fn with_model(mut self, model: &str) -> Self {
-        self.model_override = Some(model.to_string());
+        self.w.model_override = Some(model.to_string());
         self
-    }
-
-    /// The latest cumulative usage.
-    pub fn usage(&self) -> Option<Usage> {
-        self.usage
-    }
-
-    /// The message of an error object the upstream sent in the stream, if any.
-    pub fn error(&self) -> Option<String> {
-        self.error.clone()
-    }
-
-    fn model(&self) -> &str {
-        self.model_override.as_deref().unwrap_or(&self.model)
     }
 
     /// The state of candidate `index`, created on first sight.
@@ -479,8 +462,7 @@ impl StreamToPivot {
         }
     }
 
-    /// One upstream event -> zero or more pivot chunks.
-    pub fn on_event(&mut self, ev: &Event, out: &mut Vec<Value>) {
+    fn read_event(&mut self, ev: &Event, out: &mut Vec<Value>) {
         let Ok(v) = serde_json::from_str::<Value>(ev.data.trim()) else {
             return;
         };
@@ -491,21 +473,18 @@ impl StreamToPivot {
             self.error = Some(m);
             return;
         }
-        if self.id.is_empty() {
+        if self.w.id.is_empty() {
             if let Some(id) = vfield(&v, "responseId").and_then(Value::as_str) {
-                self.id = id.to_string();
+                self.w.id = id.to_string();
             }
         }
         if let Some(m) = vfield(&v, "modelVersion").and_then(Value::as_str) {
-            self.model = m.to_string();
+            self.w.model = m.to_string();
         }
         if let Some(u) = vfield(&v, "usageMetadata").and_then(usage_from_gemini) {
             self.usage = Some(u); // cumulative: replace, never add
         }
-        if !self.role_sent {
-            self.role_sent = true;
-            out.push(pivot::chunk(&self.id, self.model(), json!({"role": "assistant", "content": ""}), None));
-        }
+        self.w.role(out);
         let cands = v.get("candidates").and_then(Value::as_array).cloned().unwrap_or_default();
         for (pos, cand) in cands.iter().enumerate() {
             let index = cand.get("index").and_then(Value::as_u64).unwrap_or(pos as u64);
@@ -542,29 +521,39 @@ impl StreamToPivot {
                 state.finished = true;
             }
             if !delta.is_empty() {
-                out.push(pivot::chunk_at(&self.id, self.model(), index, Value::Object(delta), None));
+                self.w.push_at(out, index, Value::Object(delta), None);
             }
             if let (Some(f), false) = (finish, already) {
-                out.push(pivot::chunk_at(&self.id, self.model(), index, json!({}), Some(f.as_openai())));
+                self.w.push_at(out, index, json!({}), Some(f.as_openai()));
             }
         }
         if cands.is_empty() && vfield(&v, "promptFeedback").and_then(|p| vfield(p, "blockReason")).is_some() {
             let state = self.cand(0);
             if !state.finished {
                 state.finished = true;
-                out.push(pivot::chunk(&self.id, self.model(), json!({}), Some("content_filter")));
+                self.w.push(out, json!({}), Some("content_filter"));
             }
         }
     }
+}
+
+impl UpstreamStream for StreamToPivot {
+    fn on_event(&mut self, ev: &Event, out: &mut Vec<Value>) {
+        self.read_event(ev, out);
+    }
 
     /// End of the upstream stream (Gemini sends no end marker): the usage chunk, if known.
-    pub fn finish(&mut self, out: &mut Vec<Value>) {
-        if self.usage_sent {
-            return;
-        }
-        if let Some(u) = self.usage {
-            self.usage_sent = true;
-            out.push(pivot::usage_chunk(&self.id, self.model(), &u));
-        }
+    fn finish(&mut self, out: &mut Vec<Value>) {
+        self.w.usage_once(out, self.usage);
+    }
+
+    /// The latest cumulative usage.
+    fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    /// The message of an error object the upstream sent in the stream, if any.
+    fn error(&self) -> Option<&str> {
+        self.error.as_deref()
     }
 }

@@ -4,7 +4,10 @@ use super::scan;
 use crate::dialect::validate::{
     number_in, opt_bool, opt_choices, opt_include_usage, opt_positive, parse_json_object, required_model,
 };
-use crate::errors::GatewayError;
+use crate::dialect::stream::FrontStream;
+use crate::dialect::Dialect;
+use crate::errors::{Code, GatewayError};
+use crate::sse;
 use crate::usage;
 use serde_json::{Map, Value};
 
@@ -138,4 +141,53 @@ pub fn scan_chat(raw: &[u8]) -> Option<ChatScan> {
         .saturating_add(messages.saturating_mul(usage::TOKENS_PER_MESSAGE))
         .saturating_add(usage::REPLY_TOKENS);
     Some(ChatScan { model, stream, wants_usage, max_tokens, n, prompt_estimate })
+}
+
+/// Pivot chunks written out to an OpenAI client: the client's model name on each, the usage
+/// chunk only for a client that asked for it (`stream_options.include_usage`), `[DONE]` once.
+#[derive(Debug)]
+pub struct StreamFromPivot {
+    model: String,
+    wants_usage: bool,
+    done: bool,
+}
+
+impl StreamFromPivot {
+    pub fn new(client_model: &str, wants_usage: bool) -> Self {
+        StreamFromPivot { model: client_model.to_string(), wants_usage, done: false }
+    }
+}
+
+/// An error event in OpenAI's stream shape: our error object as the event's data.
+pub fn write_error(message: &str, out: &mut Vec<u8>) {
+    let e = GatewayError::new(Code::UpstreamError, message);
+    sse::write_event(out, None, &e.body(Dialect::OpenAi), b"\n");
+}
+
+impl FrontStream for StreamFromPivot {
+    fn on_chunk(&mut self, chunk: &Value, out: &mut Vec<u8>) {
+        let mut v = chunk.clone();
+        let Some(o) = v.as_object_mut() else { return };
+        let has_usage = o.get("usage").is_some_and(Value::is_object);
+        let no_choices = o.get("choices").and_then(Value::as_array).is_none_or(|a| a.is_empty());
+        if has_usage && !self.wants_usage {
+            if no_choices {
+                return;
+            }
+            o.remove("usage");
+        }
+        o.insert("model".to_string(), Value::String(self.model.clone()));
+        sse::write_json(out, None, &v, b"\n");
+    }
+
+    fn on_done(&mut self, out: &mut Vec<u8>) {
+        if !self.done {
+            self.done = true;
+            out.extend_from_slice(b"data: [DONE]\n\n");
+        }
+    }
+
+    fn error(&mut self, message: &str, out: &mut Vec<u8>) {
+        write_error(message, out);
+    }
 }

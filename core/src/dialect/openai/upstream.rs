@@ -1,7 +1,8 @@
 //! An OpenAI upstream: the request body sent to it; its response and stream read.
 
 use super::ChatRequest;
-use crate::sse::Event;
+use crate::dialect::stream::UpstreamStream;
+use crate::sse::{self, Event};
 use crate::usage::{self, Usage};
 use serde_json::{Map, Value};
 
@@ -97,20 +98,20 @@ impl OpenAiStream {
         let has_usage = memchr::memmem::find(data.as_bytes(), b"\"usage\"").is_some();
         if self.client_model.is_none() && !has_usage {
             self.completion_bytes = self.completion_bytes.saturating_add(usage::text_len_hint(data));
-            write_data(out, data.as_bytes());
+            sse::write_event(out, None, data.as_bytes(), b"\n");
             return;
         }
         let mut v: Value = match serde_json::from_str(data) {
             Ok(v) => v,
             Err(_) => {
                 // Not JSON: forward as it came; the client's parser decides.
-                write_data(out, data.as_bytes());
+                sse::write_event(out, None, data.as_bytes(), b"\n");
                 return;
             }
         };
         self.completion_bytes = self.completion_bytes.saturating_add(usage::text_len_hint(data));
         let Some(obj) = v.as_object_mut() else {
-            write_data(out, data.as_bytes());
+            sse::write_event(out, None, data.as_bytes(), b"\n");
             return;
         };
         if let Some(u) = obj.get("usage").filter(|u| u.is_object()) {
@@ -132,27 +133,53 @@ impl OpenAiStream {
             }
         }
         match serde_json::to_vec(&v) {
-            Ok(bytes) => write_data(out, &bytes),
-            Err(_) => write_data(out, data.as_bytes()),
+            Ok(bytes) => sse::write_event(out, None, &bytes, b"\n"),
+            Err(_) => sse::write_event(out, None, data.as_bytes(), b"\n"),
         }
     }
 }
 
-/// One SSE event with `data` as its payload. An event's data joins its `data:` lines with `\n`,
-/// so each line goes back out as its own `data:` line: written raw, a multi-line event would
-/// reach the client as a truncated event plus stray lines.
-fn write_data(out: &mut Vec<u8>, data: &[u8]) {
-    if memchr::memchr(b'\n', data).is_none() {
-        out.reserve(data.len() + 8);
-        out.extend_from_slice(b"data: ");
-        out.extend_from_slice(data);
-        out.extend_from_slice(b"\n\n");
-        return;
+/// An OpenAI upstream's stream read into pivot chunks, for a client of another dialect: each
+/// event parsed once, and handed on as it came.
+#[derive(Debug, Default)]
+pub struct StreamToPivot {
+    usage: Option<Usage>,
+    error: Option<&'static str>,
+    ended: bool,
+}
+
+impl StreamToPivot {
+    pub fn new() -> Self {
+        Self::default()
     }
-    for line in data.split(|&b| b == b'\n') {
-        out.extend_from_slice(b"data: ");
-        out.extend_from_slice(line);
-        out.push(b'\n');
+}
+
+impl UpstreamStream for StreamToPivot {
+    fn on_event(&mut self, ev: &Event, out: &mut Vec<Value>) {
+        let d = ev.data.trim();
+        if d == "[DONE]" {
+            self.ended = true;
+        } else if let Ok(v) = serde_json::from_str::<Value>(d) {
+            if let Some(u) = usage::from_openai(&v) {
+                self.usage = Some(u);
+            }
+            out.push(v);
+        } else if !d.is_empty() {
+            self.error = Some("The generation service sent an invalid stream event");
+        }
     }
-    out.push(b'\n');
+
+    fn finish(&mut self, _out: &mut Vec<Value>) {}
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    fn error(&self) -> Option<&str> {
+        self.error
+    }
+
+    fn ended(&self) -> bool {
+        self.ended
+    }
 }

@@ -1,0 +1,89 @@
+//! The two halves of a translated stream, as traits: an upstream's stream read into pivot
+//! chunks (`UpstreamStream`), and pivot chunks written out to a client (`FrontStream`). Each
+//! pivot chunk is an OpenAI `chat.completion.chunk`, parsed or built once and handed from one
+//! half to the other by reference. `ChunkWriter` holds what every upstream half writes the same
+//! way: the message id and model, the role chunk first, the usage chunk once.
+
+use serde_json::{json, Value};
+
+use crate::dialect::pivot;
+use crate::sse::Event;
+use crate::usage::Usage;
+
+/// An upstream's stream read into pivot chunks, one SSE event at a time.
+pub trait UpstreamStream {
+    /// One upstream event: zero or more pivot chunks appended to `out`.
+    fn on_event(&mut self, ev: &Event, out: &mut Vec<Value>);
+    /// The end of the upstream's bytes: whatever is still owed (the usage chunk) to `out`.
+    fn finish(&mut self, out: &mut Vec<Value>);
+    /// The usage the upstream reported so far (the latest cumulative count).
+    fn usage(&self) -> Option<Usage>;
+    /// The message of an error the upstream sent in the stream (or of an event it could not
+    /// read), if any.
+    fn error(&self) -> Option<&str>;
+    /// The upstream ended the stream itself (OpenAI's `[DONE]`).
+    fn ended(&self) -> bool {
+        false
+    }
+}
+
+/// Pivot chunks written out to a client in its dialect's stream shape.
+pub trait FrontStream {
+    /// One pivot chunk: the client's bytes for it appended to `out`.
+    fn on_chunk(&mut self, chunk: &Value, out: &mut Vec<u8>);
+    /// The pivot stream ended (`[DONE]`, or the upstream's bytes ended): the client's stream
+    /// is closed, once.
+    fn on_done(&mut self, out: &mut Vec<u8>);
+    /// An error after the stream began, as the client's last event; nothing follows it.
+    fn error(&mut self, message: &str, out: &mut Vec<u8>);
+}
+
+/// What every upstream half writes the same way: the message id and model on every chunk (the
+/// client's model name when set), the role chunk before anything else, the usage chunk once.
+#[derive(Debug, Default)]
+pub struct ChunkWriter {
+    pub id: String,
+    /// The upstream's model name, as its stream reports it.
+    pub model: String,
+    /// The name the chunks carry instead of the upstream's (the client's).
+    pub model_override: Option<String>,
+    role_sent: bool,
+    usage_sent: bool,
+}
+
+impl ChunkWriter {
+    /// The model name the chunks carry.
+    pub fn model(&self) -> &str {
+        self.model_override.as_deref().unwrap_or(&self.model)
+    }
+
+    /// The role chunk (`{"role":"assistant","content":""}`), if not written yet.
+    pub fn role(&mut self, out: &mut Vec<Value>) {
+        if !self.role_sent {
+            self.role_sent = true;
+            out.push(pivot::chunk(&self.id, self.model(), json!({"role": "assistant", "content": ""}), None));
+        }
+    }
+
+    /// A chunk for choice `index`, after the role chunk.
+    pub fn push_at(&mut self, out: &mut Vec<Value>, index: u64, delta: Value, finish: Option<&str>) {
+        self.role(out);
+        out.push(pivot::chunk_at(&self.id, self.model(), index, delta, finish));
+    }
+
+    /// A chunk for choice 0, after the role chunk.
+    pub fn push(&mut self, out: &mut Vec<Value>, delta: Value, finish: Option<&str>) {
+        self.push_at(out, 0, delta, finish);
+    }
+
+    /// The usage chunk (`choices: []`), once, when the usage is known.
+    pub fn usage_once(&mut self, out: &mut Vec<Value>, usage: Option<Usage>) {
+        if self.usage_sent {
+            return;
+        }
+        if let Some(u) = usage {
+            self.usage_sent = true;
+            out.push(pivot::usage_chunk(&self.id, self.model(), &u));
+        }
+    }
+}
