@@ -26,14 +26,7 @@ pub fn upstream_request(
         Dialect::OpenAi => {
             let path = format!("{base_path}/chat/completions");
             if front == Dialect::OpenAi {
-                let chat = openai::ChatRequest {
-                    body: req.body.clone(),
-                    model: req.model.clone(),
-                    stream: req.stream,
-                    wants_usage,
-                    max_tokens: req.max_tokens,
-                };
-                return Ok((openai::upstream_chat_body(&chat, upstream_model), path));
+                return Ok((openai::upstream_chat_body(req, wants_usage, upstream_model), path));
             }
             let mut body = req.body.clone();
             pivot::strip_pivot_only(&mut body);

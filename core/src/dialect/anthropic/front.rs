@@ -8,6 +8,7 @@ use crate::dialect::stream::FrontStream;
 use crate::errors::GatewayError;
 use crate::sse;
 use crate::usage::Usage;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 /// Validates an Anthropic Messages request and translates it to an OpenAI chat body.
@@ -389,6 +390,22 @@ pub fn response_from_pivot(v: &Value, client_model: &str) -> Value {
     })
 }
 
+/// `{"delta":{"text":..,"type":"text_delta"},"index":..,"type":"content_block_delta"}`.
+#[derive(Serialize)]
+struct TextDelta<'a> {
+    delta: TextPart<'a>,
+    index: u64,
+    #[serde(rename = "type")]
+    ty: &'static str,
+}
+
+#[derive(Serialize)]
+struct TextPart<'a> {
+    text: &'a str,
+    #[serde(rename = "type")]
+    ty: &'static str,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Open {
     Text(u64),
@@ -500,8 +517,10 @@ impl StreamFromPivot {
                 i
             }
         };
-        let d = json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}});
-        Self::event(out, "content_block_delta", &d);
+        // The event every text delta is: written from borrowed fields, in the key order a
+        // `Value` is written in, without building one.
+        let d = TextDelta { delta: TextPart { text, ty: "text_delta" }, index, ty: "content_block_delta" };
+        sse::write_json(out, Some("content_block_delta"), &d, b"\n");
     }
 
     fn tool_fragment(&mut self, tc: &Value, out: &mut Vec<u8>) {

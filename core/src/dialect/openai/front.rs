@@ -4,6 +4,7 @@ use super::scan;
 use crate::dialect::validate::{
     number_in, opt_bool, opt_choices, opt_include_usage, opt_positive, parse_json_object, required_model,
 };
+use crate::dialect::pivot::PivotRequest;
 use crate::dialect::stream::FrontStream;
 use crate::dialect::Dialect;
 use crate::errors::{Code, GatewayError};
@@ -20,6 +21,14 @@ pub struct ChatRequest {
     /// The client itself asked for the usage chunk (`stream_options.include_usage`).
     pub wants_usage: bool,
     pub max_tokens: Option<u64>,
+}
+
+/// The one direction the two request types are converted in: an OpenAI client's request is
+/// already a pivot request (its `wants_usage` is kept by the caller).
+impl From<ChatRequest> for PivotRequest {
+    fn from(r: ChatRequest) -> Self {
+        PivotRequest { body: r.body, model: r.model, stream: r.stream, max_tokens: r.max_tokens }
+    }
 }
 
 /// The scalar fields after `messages`, in the order they are validated: the token cap.

@@ -1,16 +1,17 @@
 //! An OpenAI upstream: the request body sent to it; its response and stream read.
 
-use super::ChatRequest;
+use crate::dialect::pivot::PivotRequest;
 use crate::dialect::stream::UpstreamStream;
 use crate::sse::{self, Event};
 use crate::usage::{self, Usage};
 use serde_json::{Map, Value};
 
-/// The body to send to an OpenAI-dialect upstream: the upstream's model id, and on streams
-/// `stream_options.include_usage` so the upstream reports usage. `None`: send the original bytes.
-pub fn upstream_chat_body(req: &ChatRequest, upstream_model: &str) -> Option<Vec<u8>> {
+/// The body to send to an OpenAI-dialect upstream for an OpenAI client's request: the
+/// upstream's model id, and on streams `stream_options.include_usage` so the upstream reports
+/// usage (`wants_usage`: the client asked for it itself). `None`: send the original bytes.
+pub fn upstream_chat_body(req: &PivotRequest, wants_usage: bool, upstream_model: &str) -> Option<Vec<u8>> {
     let needs_model = req.model != upstream_model;
-    let needs_usage = req.stream && !req.wants_usage;
+    let needs_usage = req.stream && !wants_usage;
     if !needs_model && !needs_usage {
         return None;
     }
