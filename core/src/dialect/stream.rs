@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use crate::dialect::pivot;
+use crate::dialect::pivot::{self, Finish};
 use crate::sse::Event;
 use crate::usage::Usage;
 
@@ -84,6 +84,98 @@ impl ChunkWriter {
         if let Some(u) = usage {
             self.usage_sent = true;
             out.push(pivot::usage_chunk(&self.id, self.model(), &u));
+        }
+    }
+}
+
+/// Choice 0 of a pivot chunk: what a front relays (a streamed message is one choice).
+pub struct Choice<'a> {
+    pub delta: Option<&'a Value>,
+    pub finish: Option<&'a str>,
+}
+
+impl<'a> Choice<'a> {
+    /// Choice 0 of `chunk`, if the chunk has one.
+    pub fn first(chunk: &'a Value) -> Option<Self> {
+        let c = chunk
+            .get("choices")
+            .and_then(Value::as_array)
+            .and_then(|c| c.iter().find(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0))?;
+        Some(Choice { delta: c.get("delta"), finish: c.get("finish_reason").and_then(Value::as_str) })
+    }
+
+    /// The delta's text fields (`content`, then `refusal`), empty ones left out.
+    pub fn texts(&self) -> impl Iterator<Item = &'a str> + '_ {
+        ["content", "refusal"]
+            .into_iter()
+            .filter_map(|f| self.delta.and_then(|d| d.get(f)).and_then(Value::as_str).filter(|t| !t.is_empty()))
+    }
+
+    /// The delta's tool-call fragments.
+    pub fn tool_calls(&self) -> &'a [Value] {
+        self.delta.and_then(|d| d.get("tool_calls")).and_then(Value::as_array).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// What every front half tracks the same way: the finish reason and usage the pivot chunks
+/// said, and whether the client's stream is closed.
+#[derive(Debug, Default)]
+pub struct FrontState {
+    pub finish: Option<Finish>,
+    pub usage: Option<Usage>,
+    pub closed: bool,
+}
+
+/// A front half that relays choice 0 of each pivot chunk and closes the client's message once
+/// both the finish reason and the usage are known (the usage comes in a chunk after the finish
+/// chunk), at `[DONE]`, or at the end. Implementing it gives `FrontStream`.
+pub trait ChoiceFront {
+    fn state(&mut self) -> &mut FrontState;
+    /// Anything else the front keeps from a chunk (its id, a price), before its choice.
+    fn chunk_seen(&mut self, _chunk: &Value) {}
+    /// Choice 0 of a chunk: the client's bytes for its delta.
+    fn choice(&mut self, chunk: &Value, choice: &Choice, out: &mut Vec<u8>);
+    /// The finish reason arrived (it is in `state().finish`).
+    fn finished(&mut self, _out: &mut Vec<u8>) {}
+    /// The client's closing events; `state().closed` is set after.
+    fn end(&mut self, out: &mut Vec<u8>);
+    /// The client's error event; `state().closed` is set after.
+    fn write_error(&mut self, message: &str, out: &mut Vec<u8>);
+}
+
+impl<T: ChoiceFront> FrontStream for T {
+    fn on_chunk(&mut self, chunk: &Value, out: &mut Vec<u8>) {
+        if self.state().closed {
+            return;
+        }
+        if let Some(u) = pivot::usage_of(chunk) {
+            self.state().usage = Some(u);
+        }
+        self.chunk_seen(chunk);
+        if let Some(choice) = Choice::first(chunk) {
+            self.choice(chunk, &choice, out);
+            if let Some(f) = choice.finish {
+                self.state().finish = Some(Finish::from_openai(f));
+                self.finished(out);
+            }
+        }
+        let s = self.state();
+        if s.finish.is_some() && s.usage.is_some() {
+            self.on_done(out);
+        }
+    }
+
+    fn on_done(&mut self, out: &mut Vec<u8>) {
+        if !self.state().closed {
+            self.end(out);
+            self.state().closed = true;
+        }
+    }
+
+    fn error(&mut self, message: &str, out: &mut Vec<u8>) {
+        if !self.state().closed {
+            self.write_error(message, out);
+            self.state().closed = true;
         }
     }
 }

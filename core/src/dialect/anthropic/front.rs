@@ -4,7 +4,7 @@
 use super::{bad, ins, stop_reason_of};
 use crate::dialect::pivot::{self, text_part, texts_to_content, Finish, PivotRequest};
 use crate::dialect::validate::{required_model, opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_object, req_str};
-use crate::dialect::stream::FrontStream;
+use crate::dialect::stream::{Choice, ChoiceFront, FrontState};
 use crate::errors::GatewayError;
 use crate::sse;
 use crate::usage::Usage;
@@ -421,13 +421,11 @@ enum Open {
 pub struct StreamFromPivot {
     client_model: String,
     id: String,
+    st: FrontState,
     started: bool,
-    closed: bool,
     next_block: u64,
     open: Option<Open>,
     tools_seen: Vec<u64>,
-    finish: Option<Finish>,
-    usage: Option<Usage>,
     credits: Option<Value>,
 }
 
@@ -436,25 +434,23 @@ impl StreamFromPivot {
         StreamFromPivot {
             client_model: client_model.to_string(),
             id: String::new(),
+            st: FrontState::default(),
             started: false,
-            closed: false,
             next_block: 0,
             open: None,
             tools_seen: Vec::new(),
-            finish: None,
-            usage: None,
             credits: None,
         }
     }
 
     /// The usage seen in the pivot stream.
     pub fn usage(&self) -> Option<Usage> {
-        self.usage
+        self.st.usage
     }
 
     /// Whether `message_stop` (or an error event) has been written.
     pub fn is_closed(&self) -> bool {
-        self.closed
+        self.st.closed
     }
 
     fn event(out: &mut Vec<u8>, name: &str, data: &Value) {
@@ -467,8 +463,8 @@ impl StreamFromPivot {
         }
         self.started = true;
         self.id = message_id(chunk.and_then(|c| c.get("id")).and_then(Value::as_str));
-        let input = self.usage.map(|u| u.prompt_tokens.saturating_sub(u.cached_tokens)).unwrap_or(0);
-        let cached = self.usage.map(|u| u.cached_tokens).unwrap_or(0);
+        let input = self.st.usage.map(|u| u.prompt_tokens.saturating_sub(u.cached_tokens)).unwrap_or(0);
+        let cached = self.st.usage.map(|u| u.cached_tokens).unwrap_or(0);
         let start = json!({
             "type": "message_start",
             "message": {
@@ -556,14 +552,11 @@ impl StreamFromPivot {
 
 
 
-    fn end(&mut self, out: &mut Vec<u8>) {
-        if self.closed {
-            return;
-        }
+    fn close_message(&mut self, out: &mut Vec<u8>) {
         self.start(None, out);
         self.close_block(out);
         let mut usage = Map::new();
-        if let Some(u) = &self.usage {
+        if let Some(u) = &self.st.usage {
             usage = usage_to_anthropic(u);
         } else {
             ins(&mut usage, "output_tokens", json!(0));
@@ -571,7 +564,7 @@ impl StreamFromPivot {
         if let Some(c) = &self.credits {
             ins(&mut usage, "credits_consumed", c.clone());
         }
-        let reason = self.finish.map(|f| Value::String(stop_reason_of(f).to_string())).unwrap_or(Value::Null);
+        let reason = self.st.finish.map(|f| Value::String(stop_reason_of(f).to_string())).unwrap_or(Value::Null);
         let md = json!({
             "type": "message_delta",
             "delta": {"stop_reason": reason, "stop_sequence": null},
@@ -579,65 +572,47 @@ impl StreamFromPivot {
         });
         Self::event(out, "message_delta", &md);
         Self::event(out, "message_stop", &json!({"type": "message_stop"}));
-        self.closed = true;
     }
 }
 
-impl FrontStream for StreamFromPivot {
-    /// One pivot chunk (a parsed `chat.completion.chunk`) -> Anthropic SSE bytes.
-    fn on_chunk(&mut self, chunk: &Value, out: &mut Vec<u8>) {
-        if self.closed {
-            return;
-        }
-        if let Some(u) = pivot::usage_of(chunk) {
-            self.usage = Some(u);
-            if let Some(c) = pivot::credits_of(chunk) {
-                self.credits = Some(c);
-            }
-        }
-        let choice = chunk
-            .get("choices")
-            .and_then(Value::as_array)
-            .and_then(|c| c.iter().find(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0));
-        if let Some(choice) = choice {
-            self.start(Some(chunk), out);
-            let delta = choice.get("delta");
-            for field in ["content", "refusal"] {
-                if let Some(t) = delta.and_then(|d| d.get(field)).and_then(Value::as_str).filter(|t| !t.is_empty()) {
-                    self.text(t, out);
-                }
-            }
-            if let Some(calls) = delta.and_then(|d| d.get("tool_calls")).and_then(Value::as_array) {
-                for tc in calls {
-                    self.tool_fragment(tc, out);
-                }
-            }
-            if let Some(fr) = choice.get("finish_reason").and_then(Value::as_str) {
-                let mut f = Finish::from_openai(fr);
-                if f == Finish::Stop && !self.tools_seen.is_empty() {
-                    f = Finish::ToolCalls;
-                }
-                self.finish = Some(f);
-                self.close_block(out);
-            }
-        }
-        if self.finish.is_some() && self.usage.is_some() {
-            self.end(out);
+impl ChoiceFront for StreamFromPivot {
+    fn state(&mut self) -> &mut FrontState {
+        &mut self.st
+    }
+
+    /// `usage.credits_consumed`, carried with the usage.
+    fn chunk_seen(&mut self, chunk: &Value) {
+        if let (Some(_), Some(c)) = (pivot::usage_of(chunk), pivot::credits_of(chunk)) {
+            self.credits = Some(c);
         }
     }
 
-    /// The pivot stream's `[DONE]`: closes the message if still open.
-    fn on_done(&mut self, out: &mut Vec<u8>) {
-        self.end(out);
+    fn choice(&mut self, chunk: &Value, choice: &Choice, out: &mut Vec<u8>) {
+        self.start(Some(chunk), out);
+        for t in choice.texts() {
+            self.text(t, out);
+        }
+        for tc in choice.tool_calls() {
+            self.tool_fragment(tc, out);
+        }
     }
 
-    /// An error after the stream began: `event: error` (type `api_error`); nothing follows it.
-    fn error(&mut self, message: &str, out: &mut Vec<u8>) {
-        if self.closed {
-            return;
+    /// A message that called tools stops with `tool_use`; its open block is closed.
+    fn finished(&mut self, out: &mut Vec<u8>) {
+        if self.st.finish == Some(Finish::Stop) && !self.tools_seen.is_empty() {
+            self.st.finish = Some(Finish::ToolCalls);
         }
+        self.close_block(out);
+    }
+
+    /// `message_delta` (stop reason, usage) and `message_stop`.
+    fn end(&mut self, out: &mut Vec<u8>) {
+        self.close_message(out);
+    }
+
+    /// `event: error` (type `api_error`); nothing follows it.
+    fn write_error(&mut self, message: &str, out: &mut Vec<u8>) {
         let e = json!({"type": "error", "error": {"type": "api_error", "message": message}});
         Self::event(out, "error", &e);
-        self.closed = true;
     }
 }

@@ -4,7 +4,7 @@
 use super::{bad, field, finish_to_gemini, ins};
 use crate::dialect::pivot::{self, text_part, texts_to_content, Finish, PivotRequest};
 use crate::dialect::validate::{opt_choices, opt_array, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_str};
-use crate::dialect::stream::FrontStream;
+use crate::dialect::stream::{Choice, ChoiceFront, FrontState};
 use crate::errors::GatewayError;
 use crate::sse;
 use crate::usage::Usage;
@@ -436,10 +436,8 @@ struct ToolBuf {
 pub struct StreamFromPivot {
     client_model: String,
     id: String,
+    st: FrontState,
     tools: Vec<ToolBuf>,
-    finish: Option<Finish>,
-    usage: Option<Usage>,
-    closed: bool,
 }
 
 impl StreamFromPivot {
@@ -447,21 +445,19 @@ impl StreamFromPivot {
         StreamFromPivot {
             client_model: client_model.to_string(),
             id: String::new(),
+            st: FrontState::default(),
             tools: Vec::new(),
-            finish: None,
-            usage: None,
-            closed: false,
         }
     }
 
     /// The usage seen in the pivot stream.
     pub fn usage(&self) -> Option<Usage> {
-        self.usage
+        self.st.usage
     }
 
     /// Whether the final object (or an error) has been written.
     pub fn is_closed(&self) -> bool {
-        self.closed
+        self.st.closed
     }
 
     fn write(&self, out: &mut Vec<u8>, candidate: Value, usage: Option<&Usage>) {
@@ -501,11 +497,7 @@ impl StreamFromPivot {
 
 
 
-    fn end(&mut self, out: &mut Vec<u8>) {
-        if self.closed {
-            return;
-        }
-        self.closed = true;
+    fn close_message(&mut self, out: &mut Vec<u8>) {
         let mut parts: Vec<Value> = self
             .tools
             .iter()
@@ -516,68 +508,45 @@ impl StreamFromPivot {
         }
         let mut cand = Map::new();
         ins(&mut cand, "content", json!({"role": "model", "parts": parts}));
-        if let Some(f) = self.finish {
+        if let Some(f) = self.st.finish {
             ins(&mut cand, "finishReason", json!(finish_to_gemini(f)));
         }
         ins(&mut cand, "index", json!(0));
-        let usage = self.usage;
+        let usage = self.st.usage;
         self.write(out, Value::Object(cand), usage.as_ref());
     }
 }
 
-impl FrontStream for StreamFromPivot {
-    /// One pivot chunk -> Gemini SSE bytes.
-    fn on_chunk(&mut self, chunk: &Value, out: &mut Vec<u8>) {
-        if self.closed {
-            return;
-        }
+impl ChoiceFront for StreamFromPivot {
+    fn state(&mut self) -> &mut FrontState {
+        &mut self.st
+    }
+
+    fn chunk_seen(&mut self, chunk: &Value) {
         if self.id.is_empty() {
             self.id = pivot::bare_id(chunk.get("id").and_then(Value::as_str)).to_string();
         }
-        if let Some(u) = pivot::usage_of(chunk) {
-            self.usage = Some(u);
+    }
+
+    /// Text goes out at once, one response object per delta; tool-call fragments are buffered.
+    fn choice(&mut self, _chunk: &Value, choice: &Choice, out: &mut Vec<u8>) {
+        let text: String = choice.texts().collect();
+        if !text.is_empty() {
+            let cand = json!({"content": {"role": "model", "parts": [{"text": text}]}, "index": 0});
+            self.write(out, cand, None);
         }
-        let choice = chunk
-            .get("choices")
-            .and_then(Value::as_array)
-            .and_then(|c| c.iter().find(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0));
-        if let Some(choice) = choice {
-            let delta = choice.get("delta");
-            let mut text = String::new();
-            for f in ["content", "refusal"] {
-                if let Some(t) = delta.and_then(|d| d.get(f)).and_then(Value::as_str) {
-                    text.push_str(t);
-                }
-            }
-            if !text.is_empty() {
-                let cand = json!({"content": {"role": "model", "parts": [{"text": text}]}, "index": 0});
-                self.write(out, cand, None);
-            }
-            if let Some(calls) = delta.and_then(|d| d.get("tool_calls")).and_then(Value::as_array) {
-                for tc in calls {
-                    self.buffer_tool(tc);
-                }
-            }
-            if let Some(fr) = choice.get("finish_reason").and_then(Value::as_str) {
-                self.finish = Some(Finish::from_openai(fr));
-            }
-        }
-        if self.finish.is_some() && self.usage.is_some() {
-            self.end(out);
+        for tc in choice.tool_calls() {
+            self.buffer_tool(tc);
         }
     }
 
-    /// The pivot stream's `[DONE]`: writes the final object if still pending.
-    fn on_done(&mut self, out: &mut Vec<u8>) {
-        self.end(out);
+    /// The final object: the buffered function calls, `finishReason`, `usageMetadata`.
+    fn end(&mut self, out: &mut Vec<u8>) {
+        self.close_message(out);
     }
 
-    /// An error after the stream began: a Gemini error object as the last event.
-    fn error(&mut self, message: &str, out: &mut Vec<u8>) {
-        if self.closed {
-            return;
-        }
-        self.closed = true;
+    /// A Gemini error object as the last event.
+    fn write_error(&mut self, message: &str, out: &mut Vec<u8>) {
         let e = json!({"error": {"code": 500, "message": message, "status": "INTERNAL"}});
         sse::write_json(out, None, &e, b"\r\n");
     }
