@@ -2,15 +2,16 @@
 //! the OpenAI pivot: requests, non-streamed responses and streams. OpenAI to OpenAI keeps a fast
 //! path that only renames the model and handles the usage chunk.
 
+use serde_json::{Map, Value};
+
 use crate::dialect::openai::{self, OpenAiStream};
-use crate::dialect::stream::{FrontStream, UpstreamStream};
 use crate::dialect::pivot::{self, PivotRequest};
+use crate::dialect::stream::{FrontStream, UpstreamStream};
 use crate::dialect::{anthropic, gemini, Dialect};
 use crate::errors::{Code, GatewayError};
-use crate::sse::Event;
 use crate::routing::Price;
+use crate::sse::Event;
 use crate::usage::{self, Usage};
-use serde_json::{Map, Value};
 
 /// The upstream request body and path for a validated pivot request.
 pub fn upstream_request(

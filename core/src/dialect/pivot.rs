@@ -1,8 +1,9 @@
 //! Pieces shared by the translators to and from the pivot shape (OpenAI Chat Completions):
 //! the translated request, finish reasons, chunk and completion builders and SSE writing.
 
-use crate::usage::Usage;
 use serde_json::{json, Map, Value};
+
+use crate::usage::Usage;
 
 /// A client request translated to an OpenAI Chat Completions body.
 #[derive(Debug, Clone, PartialEq)]

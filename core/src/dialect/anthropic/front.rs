@@ -1,15 +1,19 @@
 //! An Anthropic client: its Messages request validated and translated into the pivot; the
 //! pivot's response and stream written out as Anthropic messages and events.
 
-use super::{bad, ins, stop_reason_of};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
 use crate::dialect::pivot::{self, text_part, texts_to_content, Finish, PivotRequest};
-use crate::dialect::validate::{required_model, opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_object, req_str};
 use crate::dialect::stream::{Choice, ChoiceFront, FrontState};
+use crate::dialect::validate::{
+    opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array,
+    req_object, req_str, required_model,
+};
 use crate::errors::GatewayError;
 use crate::sse;
 use crate::usage::Usage;
-use serde::Serialize;
-use serde_json::{json, Map, Value};
+use super::{bad, ins, stop_reason_of};
 
 /// Validates an Anthropic Messages request and translates it to an OpenAI chat body.
 pub fn request_to_pivot(body: &Map<String, Value>) -> Result<PivotRequest, GatewayError> {

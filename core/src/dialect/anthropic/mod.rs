@@ -10,8 +10,7 @@ pub use front::{request_to_pivot, response_from_pivot, StreamFromPivot};
 pub use upstream::{request_from_pivot, response_to_pivot, upstream_path, usage_from_anthropic, StreamToPivot};
 
 use super::pivot::Finish;
-use crate::errors::GatewayError;
-use serde_json::{Map, Value};
+use super::{bad, ins};
 
 /// Anthropic `stop_reason` -> pivot finish reason.
 pub fn finish_from_stop_reason(s: &str) -> Finish {
@@ -34,13 +33,6 @@ pub fn stop_reason_of(f: Finish) -> &'static str {
     }
 }
 
-fn bad(param: &str, msg: impl Into<String>) -> GatewayError {
-    GatewayError::bad(param, msg)
-}
-
-fn ins(m: &mut Map<String, Value>, k: &str, v: Value) {
-    m.insert(k.to_string(), v);
-}
 
 #[cfg(test)]
 #[path = "../tests/anthropic_tests.rs"]

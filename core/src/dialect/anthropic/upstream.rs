@@ -1,14 +1,18 @@
 //! An Anthropic upstream: the pivot request translated into a Messages request; its message
 //! and its event stream read into the pivot.
 
-use super::{bad, finish_from_stop_reason, ins};
+use serde_json::{json, Map, Value};
+
 use crate::dialect::pivot::{self, content_texts, Finish};
-use crate::dialect::validate::{opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_object, req_str};
 use crate::dialect::stream::{ChunkWriter, UpstreamStream};
+use crate::dialect::validate::{
+    opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array,
+    req_object, req_str,
+};
 use crate::errors::GatewayError;
 use crate::sse::Event;
 use crate::usage::Usage;
-use serde_json::{json, Map, Value};
+use super::{bad, finish_from_stop_reason, ins};
 
 /// The path of the Messages endpoint under an upstream's base path (`/v1` -> `/v1/messages`).
 pub fn upstream_path(base_path: &str) -> String {

@@ -1,14 +1,18 @@
 //! A Gemini client: its `generateContent` request validated and translated into the pivot;
 //! the pivot's response and stream written out as Gemini responses.
 
-use super::{bad, field, finish_to_gemini, ins};
+use serde_json::{json, Map, Value};
+
 use crate::dialect::pivot::{self, text_part, texts_to_content, Finish, PivotRequest};
-use crate::dialect::validate::{opt_choices, opt_array, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_str};
 use crate::dialect::stream::{Choice, ChoiceFront, FrontState};
+use crate::dialect::validate::{
+    opt_array, opt_choices, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array,
+    req_str,
+};
 use crate::errors::GatewayError;
 use crate::sse;
 use crate::usage::Usage;
-use serde_json::{json, Map, Value};
+use super::{bad, field, finish_to_gemini, ins};
 
 /// Validates a Gemini `generateContent` body (model and stream from the URL) and translates it
 /// to an OpenAI chat body.

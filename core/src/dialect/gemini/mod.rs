@@ -14,9 +14,10 @@ mod upstream;
 pub use front::{request_to_pivot, response_from_pivot, StreamFromPivot};
 pub use upstream::{request_from_pivot, response_to_pivot, upstream_path, usage_from_gemini, StreamToPivot};
 
-use super::pivot::Finish;
-use crate::errors::GatewayError;
 use serde_json::{Map, Value};
+
+use super::pivot::Finish;
+use super::{bad, ins};
 
 /// Gemini `finishReason` -> pivot finish reason (STOP with function calls is decided by the caller).
 pub fn finish_from_gemini(s: &str) -> Finish {
@@ -38,13 +39,6 @@ pub fn finish_to_gemini(f: Finish) -> &'static str {
     }
 }
 
-fn bad(param: &str, msg: impl Into<String>) -> GatewayError {
-    GatewayError::bad(param, msg)
-}
-
-fn ins(m: &mut Map<String, Value>, k: &str, v: Value) {
-    m.insert(k.to_string(), v);
-}
 
 fn snake(camel: &str) -> String {
     let mut s = String::with_capacity(camel.len().saturating_add(4));

@@ -1,14 +1,17 @@
 //! A Gemini upstream: the pivot request translated into a `generateContent` request; its
 //! response and its event stream read into the pivot.
 
-use super::{bad, finish_from_gemini, ins, vfield};
+use serde_json::{json, Map, Value};
+
 use crate::dialect::pivot::{self, content_texts, Finish};
-use crate::dialect::validate::{opt_array, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_object, req_str};
 use crate::dialect::stream::{ChunkWriter, UpstreamStream};
+use crate::dialect::validate::{
+    opt_array, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_object, req_str,
+};
 use crate::errors::GatewayError;
 use crate::sse::Event;
 use crate::usage::Usage;
-use serde_json::{json, Map, Value};
+use super::{bad, finish_from_gemini, ins, vfield};
 
 /// `{base}/models/{model}:generateContent`, or `:streamGenerateContent?alt=sse` for streams.
 pub fn upstream_path(base_path: &str, model: &str, stream: bool) -> String {

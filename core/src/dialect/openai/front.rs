@@ -1,16 +1,17 @@
 //! An OpenAI client: its Chat Completions request validated (in full, or by the fast scan).
 
-use super::scan;
+use serde_json::{Map, Value};
+
+use crate::dialect::Dialect;
+use crate::dialect::pivot::PivotRequest;
+use crate::dialect::stream::FrontStream;
 use crate::dialect::validate::{
     number_in, opt_bool, opt_choices, opt_include_usage, opt_positive, parse_json_object, required_model,
 };
-use crate::dialect::pivot::PivotRequest;
-use crate::dialect::stream::FrontStream;
-use crate::dialect::Dialect;
 use crate::errors::{Code, GatewayError};
 use crate::sse;
 use crate::usage;
-use serde_json::{Map, Value};
+use super::scan;
 
 /// A validated chat request.
 #[derive(Debug, Clone)]

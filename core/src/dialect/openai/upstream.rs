@@ -1,10 +1,11 @@
 //! An OpenAI upstream: the request body sent to it; its response and stream read.
 
+use serde_json::{Map, Value};
+
 use crate::dialect::pivot::PivotRequest;
 use crate::dialect::stream::UpstreamStream;
 use crate::sse::{self, Event};
 use crate::usage::{self, Usage};
-use serde_json::{Map, Value};
 
 /// The body to send to an OpenAI-dialect upstream for an OpenAI client's request: the
 /// upstream's model id, and on streams `stream_options.include_usage` so the upstream reports

@@ -1,9 +1,9 @@
 //! Tests of `dialect/gemini/` (in their own file, so test code is found by its path).
-use super::front::*;
-use super::upstream::*;
-use super::*;
 use serde_json::{json, Map, Value};
+
 use crate::errors::Code;
+use super::*;
+use super::front::*;
 
 fn obj(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()

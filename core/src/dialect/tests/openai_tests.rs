@@ -1,10 +1,11 @@
 //! Tests of `dialect/openai/` (in their own file, so test code is found by its path).
+use serde_json::{json, Value};
+
+use crate::errors::Code;
+use crate::sse::Event;
+use crate::usage::{self, Usage};
 use super::front::*;
 use super::upstream::*;
-use crate::sse::Event;
-use crate::errors::Code;
-use crate::usage::{self, Usage};
-use serde_json::{json, Value};
 
 #[test]
 fn usage_fast_path_agrees_with_the_general_path() {

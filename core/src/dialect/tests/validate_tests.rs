@@ -1,8 +1,8 @@
 //! Tests of `dialect/validate.rs`, and of the fronts giving the same answer for the same field.
 use serde_json::{json, Map, Value};
 
-use super::*;
 use crate::dialect::{anthropic, gemini, openai};
+use super::*;
 
 #[test]
 fn accessors() {
