@@ -268,6 +268,12 @@ impl StreamPipe {
             StreamPipe::Fast(s) => s.on_event(ev, out),
             StreamPipe::Translated(h) => {
                 let h = &mut **h;
+                if let Some(t) = h.up.text_event(ev) {
+                    // Most of a stream: text for choice 0, nothing else to note.
+                    h.text_bytes = h.text_bytes.saturating_add(t.text.len() as u64);
+                    h.down.on_text(&t, out);
+                    return;
+                }
                 h.up.on_event(ev, &mut h.chunks);
                 h.relay(out);
                 if let Some(msg) = h.up.error().filter(|_| !h.error_sent).map(str::to_string) {

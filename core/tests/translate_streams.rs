@@ -674,3 +674,55 @@ proptest::proptest! {
         }
     }
 }
+
+/// An OpenAI stream with text that needs unescaping, a refusal, reasoning, a null content, a
+/// second choice, a repeated key, and a usage on a text chunk: events the text-only read must
+/// hand to the whole read (or read to the same effect).
+const OPENAI_MIXED: &[u8] = b"data: {\"id\":\"chatcmpl-9\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n\
+data: {\"id\":\"chatcmpl-9\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"line\\none \\\"q\\\" \\u00e9\"},\"logprobs\":null}]}\n\n\
+data: {\"id\":\"chatcmpl-9\",\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"no\"}}]}\n\n\
+data: {\"id\":\"chatcmpl-9\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"hm\"}}]}\n\n\
+data: {\"id\":\"chatcmpl-9\",\"choices\":[{\"index\":0,\"delta\":{\"content\":null,\"refusal\":null}}]}\n\n\
+data: {\"id\":\"chatcmpl-9\",\"choices\":[{\"index\":1,\"delta\":{\"content\":\"other choice\"}}]}\n\n\
+data: {\"id\":\"chatcmpl-9\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\",\"content\":\"b\"}}]}\n\n\
+data: {\"id\":\"chatcmpl-9\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"c\"}}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,\"total_tokens\":7}}\n\n\
+data: {\"id\":\"chatcmpl-9\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n\
+data: [DONE]\n\n";
+
+/// The translator the exchange uses (`StreamPipe`: text-only chunks read into borrowed fields
+/// and written without a `Value`) writes what the whole read of every event writes (`Pair`).
+#[test]
+fn the_text_only_path_writes_what_the_whole_read_writes() {
+    use tollgate_core::dialect::Dialect;
+    use tollgate_core::translate::StreamPipe;
+    for fixture in [OPENAI_TEXT, OPENAI_TOOL, OPENAI_SHORT, OPENAI_MIXED] {
+        for front in [Dialect::Anthropic, Dialect::Gemini] {
+            let want = match front {
+                Dialect::Anthropic => run(&mut to_front(anthropic::StreamFromPivot::new("c")), &[fixture]),
+                _ => run(&mut to_front(gemini::StreamFromPivot::new("c")), &[fixture]),
+            };
+            let mut pipe = StreamPipe::new(front, Dialect::OpenAi, "c", "u", false);
+            let mut framer = Framer::default();
+            let mut events = Vec::new();
+            framer.push(fixture, &mut events).unwrap();
+            framer.finish(&mut events);
+            let mut got = Vec::new();
+            for ev in &events {
+                pipe.on_event(ev, &mut got);
+            }
+            pipe.finish(&mut got);
+            assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want), "{front:?}");
+            assert!(!got.is_empty());
+        }
+    }
+    // The text counted for estimates is the same too: every content, refusal and reasoning byte.
+    let mut pipe = StreamPipe::new(Dialect::Anthropic, Dialect::OpenAi, "c", "u", false);
+    let mut framer = Framer::default();
+    let mut events = Vec::new();
+    framer.push(OPENAI_MIXED, &mut events).unwrap();
+    let mut out = Vec::new();
+    for ev in &events {
+        pipe.on_event(ev, &mut out);
+    }
+    assert_eq!(pipe.text_bytes(), ("line\none \"q\" é".len() + 2 + 2 + 12 + 1 + 1) as u64);
+}

@@ -4,6 +4,8 @@
 //! half to the other by reference. `ChunkWriter` holds what every upstream half writes the same
 //! way: the message id and model, the role chunk first, the usage chunk once.
 
+use std::borrow::Cow;
+
 use serde_json::{json, Value};
 
 use crate::dialect::pivot::{self, Finish};
@@ -25,6 +27,29 @@ pub trait UpstreamStream {
     fn ended(&self) -> bool {
         false
     }
+
+    /// An event that is a pivot chunk of nothing but text for choice 0 (most of a stream),
+    /// read into borrowed fields instead of a `Value`; `None`: not one (then `on_event` reads
+    /// it). An upstream half whose events are not pivot chunks keeps the default.
+    fn text_event<'e>(&mut self, _ev: &'e Event) -> Option<TextChunk<'e>> {
+        None
+    }
+}
+
+/// A pivot chunk whose only content is text for choice 0: no finish reason, no usage, no
+/// other delta field.
+#[derive(Debug)]
+pub struct TextChunk<'a> {
+    pub id: Cow<'a, str>,
+    /// Empty for a chunk without content (the role chunk).
+    pub text: Cow<'a, str>,
+}
+
+impl TextChunk<'_> {
+    /// The same chunk as a `Value`, for a front that reads only those.
+    pub fn to_value(&self) -> Value {
+        pivot::chunk(&self.id, "", json!({"content": self.text}), None)
+    }
 }
 
 /// Pivot chunks written out to a client in its dialect's stream shape.
@@ -36,6 +61,11 @@ pub trait FrontStream {
     fn on_done(&mut self, out: &mut Vec<u8>);
     /// An error after the stream began, as the client's last event; nothing follows it.
     fn error(&mut self, message: &str, out: &mut Vec<u8>);
+
+    /// A text-only pivot chunk: the same bytes as `on_chunk` of it.
+    fn on_text(&mut self, chunk: &TextChunk, out: &mut Vec<u8>) {
+        self.on_chunk(&chunk.to_value(), out);
+    }
 }
 
 /// What every upstream half writes the same way: the message id and model on every chunk (the
@@ -135,6 +165,14 @@ pub trait ChoiceFront {
     fn chunk_seen(&mut self, _chunk: &Value) {}
     /// Choice 0 of a chunk: the client's bytes for its delta.
     fn choice(&mut self, chunk: &Value, choice: &Choice, out: &mut Vec<u8>);
+    /// A text-only chunk: the same bytes as `choice` of it (a front may write it without
+    /// building the chunk).
+    fn text(&mut self, chunk: &TextChunk, out: &mut Vec<u8>)
+    where
+        Self: Sized,
+    {
+        FrontStream::on_chunk(self, &chunk.to_value(), out);
+    }
     /// The finish reason arrived (it is in `state().finish`).
     fn finished(&mut self, _out: &mut Vec<u8>) {}
     /// The client's closing events; `state().closed` is set after.
@@ -162,6 +200,14 @@ impl<T: ChoiceFront> FrontStream for T {
         let s = self.state();
         if s.finish.is_some() && s.usage.is_some() {
             self.on_done(out);
+        }
+    }
+
+    /// No usage and no finish reason in it: only choice 0's text (a message is never closed by
+    /// one, as it was open after the chunk before).
+    fn on_text(&mut self, chunk: &TextChunk, out: &mut Vec<u8>) {
+        if !self.state().closed {
+            self.text(chunk, out);
         }
     }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::dialect::pivot::{self, text_part, texts_to_content, Finish, PivotRequest};
-use crate::dialect::stream::{Choice, ChoiceFront, FrontState};
+use crate::dialect::stream::{Choice, ChoiceFront, FrontState, TextChunk};
 use crate::dialect::validate::{
     opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array,
     req_object, req_str, required_model,
@@ -462,11 +462,16 @@ impl StreamFromPivot {
     }
 
     fn start(&mut self, chunk: Option<&Value>, out: &mut Vec<u8>) {
+        self.start_with_id(chunk.and_then(|c| c.get("id")).and_then(Value::as_str), out);
+    }
+
+    /// `message_start`, once; its id from the first chunk's.
+    fn start_with_id(&mut self, pivot_id: Option<&str>, out: &mut Vec<u8>) {
         if self.started {
             return;
         }
         self.started = true;
-        self.id = message_id(chunk.and_then(|c| c.get("id")).and_then(Value::as_str));
+        self.id = message_id(pivot_id);
         let input = self.st.usage.map(|u| u.prompt_tokens.saturating_sub(u.cached_tokens)).unwrap_or(0);
         let cached = self.st.usage.map(|u| u.cached_tokens).unwrap_or(0);
         let start = json!({
@@ -505,7 +510,7 @@ impl StreamFromPivot {
         i
     }
 
-    fn text(&mut self, text: &str, out: &mut Vec<u8>) {
+    fn text_delta(&mut self, text: &str, out: &mut Vec<u8>) {
         let index = match self.open {
             Some(Open::Text(i)) => i,
             _ => {
@@ -594,10 +599,18 @@ impl ChoiceFront for StreamFromPivot {
     fn choice(&mut self, chunk: &Value, choice: &Choice, out: &mut Vec<u8>) {
         self.start(Some(chunk), out);
         for t in choice.texts() {
-            self.text(t, out);
+            self.text_delta(t, out);
         }
         for tc in choice.tool_calls() {
             self.tool_fragment(tc, out);
+        }
+    }
+
+    /// Text without a `Value`: the message id from the chunk's id, then the text delta.
+    fn text(&mut self, chunk: &TextChunk, out: &mut Vec<u8>) {
+        self.start_with_id(Some(&chunk.id), out);
+        if !chunk.text.is_empty() {
+            self.text_delta(&chunk.text, out);
         }
     }
 

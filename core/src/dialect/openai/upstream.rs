@@ -1,9 +1,13 @@
 //! An OpenAI upstream: the request body sent to it; its response and stream read.
 
+use std::borrow::Cow;
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::dialect::pivot::PivotRequest;
-use crate::dialect::stream::UpstreamStream;
+use crate::dialect::stream::{TextChunk, UpstreamStream};
 use crate::sse::{self, Event};
 use crate::usage::{self, Usage};
 
@@ -184,4 +188,46 @@ impl UpstreamStream for StreamToPivot {
     fn ended(&self) -> bool {
         self.ended
     }
+
+    fn text_event<'e>(&mut self, ev: &'e Event) -> Option<TextChunk<'e>> {
+        let t: TextIn<'e> = serde_json::from_str(ev.data.trim()).ok()?;
+        let [c] = t.choices;
+        if t.usage.is_some() || c.index != 0 || c.finish_reason.is_some() || c.delta.refusal.is_some() {
+            return None;
+        }
+        Some(TextChunk { id: t.id, text: c.delta.content })
+    }
+}
+
+/// A chunk of nothing but text for choice 0, borrowed from the event. Any other delta field, a
+/// finish reason, a usage, more than one choice or a repeated key fails the read or is refused
+/// (the event is then read whole, as before).
+#[derive(Deserialize)]
+struct TextIn<'a> {
+    #[serde(borrow, default)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    choices: [ChoiceIn<'a>; 1],
+    usage: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceIn<'a> {
+    #[serde(default)]
+    index: u64,
+    #[serde(borrow)]
+    delta: DeltaIn<'a>,
+    finish_reason: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeltaIn<'a> {
+    #[serde(borrow, default)]
+    content: Cow<'a, str>,
+    /// Present on the first chunk; it carries nothing a front writes.
+    #[serde(rename = "role")]
+    _role: Option<IgnoredAny>,
+    /// `null` is allowed (as in OpenAI's chunks); a refusal's text is not text content.
+    refusal: Option<IgnoredAny>,
 }
