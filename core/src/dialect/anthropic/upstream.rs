@@ -392,6 +392,16 @@ impl StreamToPivot {
         self.w.push(out, delta, finish);
     }
 
+    /// A delta of one text field (`content`, `reasoning_content`), when the text is a non-empty
+    /// string.
+    fn delta(&mut self, out: &mut Vec<Value>, field: &str, text: Option<&Value>) {
+        if let Some(t) = text.and_then(Value::as_str).filter(|t| !t.is_empty()) {
+            let mut d = Map::new();
+            d.insert(field.to_string(), Value::String(t.to_string()));
+            self.push(out, Value::Object(d), None);
+        }
+    }
+
     fn read_event(&mut self, ev: &Event, out: &mut Vec<Value>) {
         let Ok(v) = serde_json::from_str::<Value>(ev.data.trim()) else {
             return;
@@ -415,11 +425,7 @@ impl StreamToPivot {
                 let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
                 let Some(b) = v.get("content_block") else { return };
                 match b.get("type").and_then(Value::as_str) {
-                    Some("text") => {
-                        if let Some(t) = b.get("text").and_then(Value::as_str).filter(|t| !t.is_empty()) {
-                            self.push(out, json!({"content": t}), None);
-                        }
-                    }
+                    Some("text") => self.delta(out, "content", b.get("text")),
                     Some("tool_use") => {
                         let k = self.next_tool;
                         self.next_tool = self.next_tool.saturating_add(1);
@@ -444,11 +450,7 @@ impl StreamToPivot {
                 let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
                 let Some(d) = v.get("delta") else { return };
                 match d.get("type").and_then(Value::as_str) {
-                    Some("text_delta") => {
-                        if let Some(t) = d.get("text").and_then(Value::as_str).filter(|t| !t.is_empty()) {
-                            self.push(out, json!({"content": t}), None);
-                        }
-                    }
+                    Some("text_delta") => self.delta(out, "content", d.get("text")),
                     Some("input_json_delta") => {
                         let pj = d.get("partial_json").and_then(Value::as_str).unwrap_or("");
                         let tool = self.tool_blocks.iter().find(|(b, _)| *b == index).map(|(_, k)| *k);
@@ -456,11 +458,7 @@ impl StreamToPivot {
                             self.push(out, json!({"tool_calls": [{"index": k, "function": {"arguments": pj}}]}), None);
                         }
                     }
-                    Some("thinking_delta") => {
-                        if let Some(t) = d.get("thinking").and_then(Value::as_str).filter(|t| !t.is_empty()) {
-                            self.push(out, json!({"reasoning_content": t}), None);
-                        }
-                    }
+                    Some("thinking_delta") => self.delta(out, "reasoning_content", d.get("thinking")),
                     _ => {}
                 }
             }
