@@ -715,6 +715,29 @@ fn the_text_only_path_writes_what_the_whole_read_writes() {
             assert!(!got.is_empty());
         }
     }
+    // From an Anthropic upstream (its `text_delta` events read the same way) to every front.
+    for fixture in [ANTHROPIC_TEXT, ANTHROPIC_TOOL, ANTHROPIC_SHORT] {
+        for front in [Dialect::OpenAi, Dialect::Anthropic, Dialect::Gemini] {
+            let up = || anthropic::StreamToPivot::new().with_model("c");
+            let want = match front {
+                Dialect::OpenAi => run(&mut Pair(up(), openai::StreamFromPivot::new("c", false)), &[fixture]),
+                Dialect::Anthropic => run(&mut Pair(up(), anthropic::StreamFromPivot::new("c")), &[fixture]),
+                Dialect::Gemini => run(&mut Pair(up(), gemini::StreamFromPivot::new("c")), &[fixture]),
+            };
+            let mut pipe = StreamPipe::new(front, Dialect::Anthropic, "c", "u", false);
+            let mut framer = Framer::default();
+            let mut events = Vec::new();
+            framer.push(fixture, &mut events).unwrap();
+            framer.finish(&mut events);
+            let mut got = Vec::new();
+            for ev in &events {
+                pipe.on_event(ev, &mut got);
+            }
+            pipe.finish(&mut got);
+            assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want), "anthropic -> {front:?}");
+            assert!(!got.is_empty());
+        }
+    }
     // The text counted for estimates is the same too: every content, refusal and reasoning byte.
     let mut pipe = StreamPipe::new(Dialect::Anthropic, Dialect::OpenAi, "c", "u", false);
     let mut framer = Framer::default();

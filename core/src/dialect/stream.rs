@@ -82,6 +82,11 @@ pub struct ChunkWriter {
 }
 
 impl ChunkWriter {
+    /// Whether the role chunk went out (a text-only chunk may follow it directly).
+    pub fn role_sent(&self) -> bool {
+        self.role_sent
+    }
+
     /// The model name the chunks carry.
     pub fn model(&self) -> &str {
         self.model_override.as_deref().unwrap_or(&self.model)
