@@ -194,6 +194,50 @@ impl Framer {
     }
 }
 
+/// Writes one SSE event: `event: NAME` (if any), `data` as one `data:` line per line of it (an
+/// event's data joins its `data:` lines with `\n`: written raw, a multi-line event would reach
+/// the client as a truncated event plus stray lines), then the blank line; every line ends with
+/// `eol` (`\n`, or `\r\n` as Gemini frames). The one SSE writer: every stream writes through it.
+pub fn write_event(out: &mut Vec<u8>, event: Option<&str>, data: &[u8], eol: &[u8]) {
+    if let Some(name) = event {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(eol);
+    }
+    if memchr::memchr(b'\n', data).is_none() {
+        out.reserve(data.len() + 8 + 2 * eol.len());
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(data);
+        out.extend_from_slice(eol);
+    } else {
+        for line in data.split(|&b| b == b'\n') {
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(line);
+            out.extend_from_slice(eol);
+        }
+    }
+    out.extend_from_slice(eol);
+}
+
+/// `write_event` for a JSON value, serialized straight into `out` (one line: serialized JSON
+/// has no raw newline).
+pub fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, event: Option<&str>, data: &T, eol: &[u8]) {
+    if let Some(name) = event {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(eol);
+    }
+    out.extend_from_slice(b"data: ");
+    // Writing a `Value` or a plain struct to a Vec cannot fail; an empty object is the fallback.
+    let start = out.len();
+    if serde_json::to_writer(&mut *out, data).is_err() {
+        out.truncate(start);
+        out.extend_from_slice(b"{}");
+    }
+    out.extend_from_slice(eol);
+    out.extend_from_slice(eol);
+}
+
 #[cfg(test)]
 #[path = "tests/sse_tests.rs"]
 mod tests;

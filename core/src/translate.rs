@@ -2,14 +2,16 @@
 //! the OpenAI pivot: requests, non-streamed responses and streams. OpenAI to OpenAI keeps a fast
 //! path that only renames the model and handles the usage chunk.
 
+use serde_json::{Map, Value};
+
 use crate::dialect::openai::{self, OpenAiStream};
 use crate::dialect::pivot::{self, PivotRequest};
+use crate::dialect::stream::{FrontStream, UpstreamStream};
 use crate::dialect::{anthropic, gemini, Dialect};
-use crate::errors::GatewayError;
-use crate::sse::Event;
+use crate::errors::{Code, GatewayError};
 use crate::routing::Price;
+use crate::sse::Event;
 use crate::usage::{self, Usage};
-use serde_json::{Map, Value};
 
 /// The upstream request body and path for a validated pivot request.
 pub fn upstream_request(
@@ -25,14 +27,7 @@ pub fn upstream_request(
         Dialect::OpenAi => {
             let path = format!("{base_path}/chat/completions");
             if front == Dialect::OpenAi {
-                let chat = openai::ChatRequest {
-                    body: req.body.clone(),
-                    model: req.model.clone(),
-                    stream: req.stream,
-                    wants_usage,
-                    max_tokens: req.max_tokens,
-                };
-                return Ok((openai::upstream_chat_body(&chat, upstream_model), path));
+                return Ok((openai::upstream_chat_body(req, wants_usage, upstream_model), path));
             }
             let mut body = req.body.clone();
             pivot::strip_pivot_only(&mut body);
@@ -56,12 +51,20 @@ pub fn upstream_request(
 }
 
 /// A non-streamed upstream response for the client: new body (`None`: unchanged) and usage.
-pub fn response(front: Dialect, upstream: Dialect, body: &[u8], client_model: &str, upstream_model: &str) -> (Option<Vec<u8>>, Option<Usage>) {
+/// `Err`: the upstream's body is not a response of its dialect (not JSON, an error object, or
+/// a message without its content): the caller answers 502 `upstream_error` with this error.
+pub fn response(
+    front: Dialect,
+    upstream: Dialect,
+    body: &[u8],
+    client_model: &str,
+    upstream_model: &str,
+) -> Result<(Option<Vec<u8>>, Option<Usage>), GatewayError> {
     response_priced(front, upstream, body, client_model, upstream_model, None)
 }
 
-/// `usage.credits_consumed` (seed 003) for Anthropic-front responses: the credits at `price`,
-/// rounded to micro-credits.
+/// `usage.credits_consumed` for Anthropic-front responses: the credits at `price`, rounded to
+/// micro-credits.
 pub fn set_credits(pivot_chunk: &mut Value, price: &Price, u: &Usage) {
     let c = (usage::credits(price, u) * 1e6).round() / 1e6;
     if let Some(Value::Object(o)) = pivot_chunk.get_mut("usage") {
@@ -71,7 +74,14 @@ pub fn set_credits(pivot_chunk: &mut Value, price: &Price, u: &Usage) {
     }
 }
 
+/// Our 502 for an upstream body that is not a response of its dialect.
+fn invalid_response(reason: &str) -> GatewayError {
+    GatewayError::new(Code::UpstreamError, format!("The generation service sent an invalid response ({reason})"))
+}
+
 /// As `response`; with a price, Anthropic-front responses carry `usage.credits_consumed`.
+/// OpenAI to OpenAI keeps its fast path: a body that is not JSON there is `Ok((None, None))`
+/// and the caller decides (it checks for JSON itself).
 pub fn response_priced(
     front: Dialect,
     upstream: Dialect,
@@ -79,25 +89,22 @@ pub fn response_priced(
     client_model: &str,
     upstream_model: &str,
     price: Option<&Price>,
-) -> (Option<Vec<u8>>, Option<Usage>) {
+) -> Result<(Option<Vec<u8>>, Option<Usage>), GatewayError> {
     if front == Dialect::OpenAi && upstream == Dialect::OpenAi {
         let rename = (client_model != upstream_model).then_some(client_model);
-        return openai::rewrite_response(body, rename);
+        return Ok(openai::rewrite_response(body, rename));
     }
-    let Ok(v) = serde_json::from_slice::<Value>(body) else { return (None, None) };
+    let v = serde_json::from_slice::<Value>(body).map_err(|_| invalid_response("not JSON"))?;
     let (pivot_v, usage) = match upstream {
         Dialect::OpenAi => {
+            if v.get("choices").and_then(Value::as_array).is_none() {
+                return Err(invalid_response("the OpenAI response has no 'choices'"));
+            }
             let u = pivot::usage_of(&v);
             (v, u)
         }
-        Dialect::Anthropic => match anthropic::response_to_pivot(&v) {
-            Ok(x) => x,
-            Err(_) => return (None, None),
-        },
-        Dialect::Gemini => match gemini::response_to_pivot(&v) {
-            Ok(x) => x,
-            Err(_) => return (None, None),
-        },
+        Dialect::Anthropic => anthropic::response_to_pivot(&v).map_err(|m| invalid_response(&m))?,
+        Dialect::Gemini => gemini::response_to_pivot(&v).map_err(|m| invalid_response(&m))?,
     };
     let out = match front {
         Dialect::OpenAi => {
@@ -116,70 +123,88 @@ pub fn response_priced(
         }
         Dialect::Gemini => gemini::response_from_pivot(&pivot_v, client_model),
     };
-    (serde_json::to_vec(&out).ok(), usage)
-}
-
-enum Up {
-    OpenAi,
-    Anthropic(anthropic::StreamToPivot),
-    Gemini(gemini::StreamToPivot),
-}
-
-enum Down {
-    OpenAi { model: String, wants_usage: bool, done: bool },
-    Anthropic(anthropic::StreamFromPivot),
-    Gemini(gemini::StreamFromPivot),
+    Ok((serde_json::to_vec(&out).ok(), usage))
 }
 
 /// A stream translator: upstream SSE events in, client SSE bytes out.
 pub enum StreamPipe {
     /// OpenAI to OpenAI.
     Fast(OpenAiStream),
-    Translated { up: Box<Halves>, usage: Option<Usage>, error_sent: bool },
+    /// Any other pair: the upstream's half into pivot chunks, the front's half out of them.
+    Translated(Box<Halves>),
 }
 
-/// What a translated stream learned besides its output.
-#[derive(Debug, Default, Clone, Copy)]
-struct Seen {
+/// The two halves of a translated stream, and what passed between them.
+pub struct Halves {
+    up: Box<dyn UpstreamStream>,
+    down: Box<dyn FrontStream>,
+    /// The pivot chunks of the current event (kept so their memory is reused).
+    chunks: Vec<Value>,
+    /// The latest usage a pivot chunk carried.
+    usage: Option<Usage>,
     /// Completion text bytes that passed through (for estimates).
     text_bytes: u64,
     /// A finish reason arrived (the upstream ended the message).
     finished: bool,
-}
-
-/// The two halves of a translated stream.
-pub struct Halves {
-    up: Up,
-    down: Down,
-    seen: Seen,
+    /// An error event went to the client: nothing follows it.
+    error_sent: bool,
     /// Set for Anthropic fronts: `usage.credits_consumed` at this price.
     price: Option<Price>,
 }
 
 impl Halves {
-    /// Notes what a pivot chunk says, prices its usage for Anthropic fronts, and translates it.
-    fn chunk(&mut self, c: &mut Value, usage: &mut Option<Usage>, out: &mut Vec<u8>) {
-        self.seen.text_bytes = self.seen.text_bytes.saturating_add(usage::pivot_text_bytes(c));
-        let finished = c
-            .get("choices")
-            .and_then(Value::as_array)
-            .is_some_and(|cs| cs.iter().any(|ch| ch.get("finish_reason").is_some_and(Value::is_string)));
-        if finished {
-            self.seen.finished = true;
-        }
-        if let Some(u) = pivot::usage_of(c) {
-            *usage = Some(u);
-            if let (Some(p), Down::Anthropic(_)) = (&self.price, &self.down) {
-                set_credits(c, p, &u);
+    /// The chunks of the current event: noted (text bytes, finish, usage, priced for Anthropic
+    /// fronts) and written out.
+    fn relay(&mut self, out: &mut Vec<u8>) {
+        for c in &mut self.chunks {
+            self.text_bytes = self.text_bytes.saturating_add(usage::pivot_text_bytes(c));
+            let finished = c
+                .get("choices")
+                .and_then(Value::as_array)
+                .is_some_and(|cs| cs.iter().any(|ch| ch.get("finish_reason").is_some_and(Value::is_string)));
+            if finished {
+                self.finished = true;
             }
+            if let Some(u) = pivot::usage_of(c) {
+                self.usage = Some(u);
+                if let Some(p) = &self.price {
+                    set_credits(c, p, &u);
+                }
+            }
+            self.down.on_chunk(c, out);
         }
-        down_chunk(&mut self.down, c, out);
+        self.chunks.clear();
+    }
+
+    fn error(&mut self, msg: &str, out: &mut Vec<u8>) {
+        if !self.error_sent {
+            self.error_sent = true;
+            self.down.error(msg, out);
+        }
     }
 }
 
 impl std::fmt::Debug for StreamPipe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("StreamPipe")
+    }
+}
+
+/// The upstream half for an upstream of `dialect`, naming `client_model` in its chunks.
+fn upstream_half(dialect: Dialect, client_model: &str) -> Box<dyn UpstreamStream> {
+    match dialect {
+        Dialect::OpenAi => Box::new(openai::StreamToPivot::new()),
+        Dialect::Anthropic => Box::new(anthropic::StreamToPivot::new().with_model(client_model)),
+        Dialect::Gemini => Box::new(gemini::StreamToPivot::new().with_model(client_model)),
+    }
+}
+
+/// The front half for a client of `dialect`.
+fn front_half(dialect: Dialect, client_model: &str, wants_usage: bool) -> Box<dyn FrontStream> {
+    match dialect {
+        Dialect::OpenAi => Box::new(openai::StreamFromPivot::new(client_model, wants_usage)),
+        Dialect::Anthropic => Box::new(anthropic::StreamFromPivot::new(client_model)),
+        Dialect::Gemini => Box::new(gemini::StreamFromPivot::new(client_model)),
     }
 }
 
@@ -201,25 +226,23 @@ impl StreamPipe {
             let rename = (client_model != upstream_model).then(|| client_model.to_string());
             return StreamPipe::Fast(OpenAiStream::new(rename, wants_usage));
         }
-        let up = match upstream {
-            Dialect::OpenAi => Up::OpenAi,
-            Dialect::Anthropic => Up::Anthropic(anthropic::StreamToPivot::new().with_model(client_model)),
-            Dialect::Gemini => Up::Gemini(gemini::StreamToPivot::new().with_model(client_model)),
-        };
-        let down = match front {
-            Dialect::OpenAi => Down::OpenAi { model: client_model.to_string(), wants_usage, done: false },
-            Dialect::Anthropic => Down::Anthropic(anthropic::StreamFromPivot::new(client_model)),
-            Dialect::Gemini => Down::Gemini(gemini::StreamFromPivot::new(client_model)),
-        };
-        let price = if front == Dialect::Anthropic { price } else { None };
-        StreamPipe::Translated { up: Box::new(Halves { up, down, seen: Seen::default(), price }), usage: None, error_sent: false }
+        StreamPipe::Translated(Box::new(Halves {
+            up: upstream_half(upstream, client_model),
+            down: front_half(front, client_model, wants_usage),
+            chunks: Vec::new(),
+            usage: None,
+            text_bytes: 0,
+            finished: false,
+            error_sent: false,
+            price: if front == Dialect::Anthropic { price } else { None },
+        }))
     }
 
     /// Completion text bytes that passed through so far.
     pub fn text_bytes(&self) -> u64 {
         match self {
             StreamPipe::Fast(s) => s.completion_bytes,
-            StreamPipe::Translated { up, .. } => up.seen.text_bytes,
+            StreamPipe::Translated(h) => h.text_bytes,
         }
     }
 
@@ -228,14 +251,14 @@ impl StreamPipe {
     pub fn complete(&self) -> bool {
         match self {
             StreamPipe::Fast(s) => s.usage.is_some(),
-            StreamPipe::Translated { up, usage, .. } => up.seen.finished && usage.is_some(),
+            StreamPipe::Translated(h) => h.finished && h.usage.is_some(),
         }
     }
 
     pub fn usage(&self) -> Option<Usage> {
         match self {
             StreamPipe::Fast(s) => s.usage,
-            StreamPipe::Translated { usage, .. } => *usage,
+            StreamPipe::Translated(h) => h.usage,
         }
     }
 
@@ -243,39 +266,21 @@ impl StreamPipe {
     pub fn on_event(&mut self, ev: &Event, out: &mut Vec<u8>) {
         match self {
             StreamPipe::Fast(s) => s.on_event(ev, out),
-            StreamPipe::Translated { up, usage, error_sent } => {
-                let mut chunks = Vec::new();
-                let mut done = false;
-                let mut invalid = false;
-                match &mut up.up {
-                    Up::OpenAi => {
-                        let d = ev.data.trim();
-                        if d == "[DONE]" {
-                            done = true;
-                        } else if let Ok(v) = serde_json::from_str::<Value>(d) {
-                            chunks.push(v);
-                        } else if !d.is_empty() {
-                            invalid = true;
-                        }
-                    }
-                    Up::Anthropic(t) => t.on_event(ev, &mut chunks),
-                    Up::Gemini(t) => t.on_event(ev, &mut chunks),
+            StreamPipe::Translated(h) => {
+                let h = &mut **h;
+                if let Some(t) = h.up.text_event(ev) {
+                    // Most of a stream: text for choice 0, nothing else to note.
+                    h.text_bytes = h.text_bytes.saturating_add(t.text.len() as u64);
+                    h.down.on_text(&t, out);
+                    return;
                 }
-                for c in &mut chunks {
-                    up.chunk(c, usage, out);
+                h.up.on_event(ev, &mut h.chunks);
+                h.relay(out);
+                if let Some(msg) = h.up.error().filter(|_| !h.error_sent).map(str::to_string) {
+                    h.error(&msg, out);
                 }
-                let err = match &up.up {
-                    Up::Anthropic(t) => t.error(),
-                    Up::Gemini(t) => t.error(),
-                    Up::OpenAi if invalid => Some("The generation service sent an invalid stream event".to_string()),
-                    Up::OpenAi => None,
-                };
-                if let (Some(msg), false) = (err, *error_sent) {
-                    *error_sent = true;
-                    down_error(&mut up.down, &msg, out);
-                }
-                if done {
-                    down_done(&mut up.down, out);
+                if h.up.ended() {
+                    h.down.on_done(out);
                 }
             }
         }
@@ -283,18 +288,12 @@ impl StreamPipe {
 
     /// End of the upstream stream.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        if let StreamPipe::Translated { up, usage, error_sent } = self {
-            let mut chunks = Vec::new();
-            match &mut up.up {
-                Up::OpenAi => {}
-                Up::Anthropic(t) => t.finish(&mut chunks),
-                Up::Gemini(t) => t.finish(&mut chunks),
-            }
-            for c in &mut chunks {
-                up.chunk(c, usage, out);
-            }
-            if !*error_sent {
-                down_done(&mut up.down, out);
+        if let StreamPipe::Translated(h) = self {
+            let h = &mut **h;
+            h.up.finish(&mut h.chunks);
+            h.relay(out);
+            if !h.error_sent {
+                h.down.on_done(out);
             }
         }
     }
@@ -302,66 +301,8 @@ impl StreamPipe {
     /// An error after the stream began, in the client's dialect.
     pub fn error(&mut self, msg: &str, out: &mut Vec<u8>) {
         match self {
-            StreamPipe::Fast(_) => write_openai_error(msg, out),
-            StreamPipe::Translated { up, error_sent, .. } => {
-                if !*error_sent {
-                    *error_sent = true;
-                    down_error(&mut up.down, msg, out);
-                }
-            }
+            StreamPipe::Fast(_) => openai::write_error(msg, out),
+            StreamPipe::Translated(h) => h.error(msg, out),
         }
-    }
-}
-
-fn write_openai_error(msg: &str, out: &mut Vec<u8>) {
-    let e = GatewayError::new(crate::errors::Code::UpstreamError, msg);
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(&e.body(Dialect::OpenAi));
-    out.extend_from_slice(b"\n\n");
-}
-
-fn down_chunk(down: &mut Down, c: &Value, out: &mut Vec<u8>) {
-    match down {
-        Down::OpenAi { model, wants_usage, .. } => {
-            let mut v = c.clone();
-            let Some(o) = v.as_object_mut() else { return };
-            let has_usage = o.get("usage").is_some_and(Value::is_object);
-            let no_choices = o.get("choices").and_then(Value::as_array).is_none_or(|a| a.is_empty());
-            if has_usage && !*wants_usage {
-                if no_choices {
-                    return;
-                }
-                o.remove("usage");
-            }
-            o.insert("model".to_string(), Value::String(model.clone()));
-            if let Ok(b) = serde_json::to_vec(&v) {
-                out.extend_from_slice(b"data: ");
-                out.extend_from_slice(&b);
-                out.extend_from_slice(b"\n\n");
-            }
-        }
-        Down::Anthropic(s) => s.on_chunk(c, out),
-        Down::Gemini(s) => s.on_chunk(c, out),
-    }
-}
-
-fn down_done(down: &mut Down, out: &mut Vec<u8>) {
-    match down {
-        Down::OpenAi { done, .. } => {
-            if !*done {
-                *done = true;
-                out.extend_from_slice(b"data: [DONE]\n\n");
-            }
-        }
-        Down::Anthropic(s) => s.on_done(out),
-        Down::Gemini(s) => s.on_done(out),
-    }
-}
-
-fn down_error(down: &mut Down, msg: &str, out: &mut Vec<u8>) {
-    match down {
-        Down::OpenAi { .. } => write_openai_error(msg, out),
-        Down::Anthropic(s) => s.error(msg, out),
-        Down::Gemini(s) => s.error(msg, out),
     }
 }

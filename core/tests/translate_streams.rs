@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use serde_json::{json, Value};
-use tollgate_core::dialect::{anthropic, gemini};
+use tollgate_core::dialect::stream::{FrontStream, UpstreamStream};
+use tollgate_core::dialect::{anthropic, gemini, openai};
 use tollgate_core::sse::{Event, Framer};
 use tollgate_core::usage::Usage;
 
@@ -32,10 +33,9 @@ fn write_chunks(chunks: Vec<Value>, out: &mut Vec<u8>) {
     }
 }
 
-/// Anthropic upstream -> pivot chunks (written as OpenAI SSE).
-#[derive(Default)]
-struct AnthropicUp(anthropic::StreamToPivot);
-impl Drive for AnthropicUp {
+/// An upstream half alone: its pivot chunks written as OpenAI SSE.
+struct Up<U: UpstreamStream>(U);
+impl<U: UpstreamStream> Drive for Up<U> {
     fn event(&mut self, ev: &Event, out: &mut Vec<u8>) {
         let mut chunks = Vec::new();
         self.0.on_event(ev, &mut chunks);
@@ -48,82 +48,28 @@ impl Drive for AnthropicUp {
     }
 }
 
-/// Gemini upstream -> pivot chunks.
-#[derive(Default)]
-struct GeminiUp(gemini::StreamToPivot);
-impl Drive for GeminiUp {
+/// An upstream half into a front half, through the pivot chunks.
+struct Pair<U: UpstreamStream, F: FrontStream>(U, F);
+impl<U: UpstreamStream, F: FrontStream> Drive for Pair<U, F> {
     fn event(&mut self, ev: &Event, out: &mut Vec<u8>) {
         let mut chunks = Vec::new();
         self.0.on_event(ev, &mut chunks);
-        write_chunks(chunks, out);
-    }
-    fn end(&mut self, out: &mut Vec<u8>) {
-        let mut chunks = Vec::new();
-        self.0.finish(&mut chunks);
-        write_chunks(chunks, out);
-    }
-}
-
-/// OpenAI upstream -> Anthropic client.
-struct ToAnthropic(anthropic::StreamFromPivot);
-impl Drive for ToAnthropic {
-    fn event(&mut self, ev: &Event, out: &mut Vec<u8>) {
-        if ev.data.trim() == "[DONE]" {
-            self.0.on_done(out);
-        } else if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
-            self.0.on_chunk(&v, out);
+        chunks.iter().for_each(|c| self.1.on_chunk(c, out));
+        if self.0.ended() {
+            self.1.on_done(out);
         }
     }
     fn end(&mut self, out: &mut Vec<u8>) {
-        self.0.finish(out);
-    }
-}
-
-/// OpenAI upstream -> Gemini client.
-struct ToGemini(gemini::StreamFromPivot);
-impl Drive for ToGemini {
-    fn event(&mut self, ev: &Event, out: &mut Vec<u8>) {
-        if ev.data.trim() == "[DONE]" {
-            self.0.on_done(out);
-        } else if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
-            self.0.on_chunk(&v, out);
-        }
-    }
-    fn end(&mut self, out: &mut Vec<u8>) {
-        self.0.finish(out);
-    }
-}
-
-/// Anthropic upstream -> pivot -> Gemini client.
-struct AnthropicToGemini(anthropic::StreamToPivot, gemini::StreamFromPivot);
-impl Drive for AnthropicToGemini {
-    fn event(&mut self, ev: &Event, out: &mut Vec<u8>) {
-        let mut chunks = Vec::new();
-        self.0.on_event(ev, &mut chunks);
-        chunks.iter().for_each(|c| self.1.on_chunk(c, out));
-    }
-    fn end(&mut self, out: &mut Vec<u8>) {
         let mut chunks = Vec::new();
         self.0.finish(&mut chunks);
         chunks.iter().for_each(|c| self.1.on_chunk(c, out));
-        self.1.finish(out);
+        self.1.on_done(out);
     }
 }
 
-/// Gemini upstream -> pivot -> Anthropic client.
-struct GeminiToAnthropic(gemini::StreamToPivot, anthropic::StreamFromPivot);
-impl Drive for GeminiToAnthropic {
-    fn event(&mut self, ev: &Event, out: &mut Vec<u8>) {
-        let mut chunks = Vec::new();
-        self.0.on_event(ev, &mut chunks);
-        chunks.iter().for_each(|c| self.1.on_chunk(c, out));
-    }
-    fn end(&mut self, out: &mut Vec<u8>) {
-        let mut chunks = Vec::new();
-        self.0.finish(&mut chunks);
-        chunks.iter().for_each(|c| self.1.on_chunk(c, out));
-        self.1.finish(out);
-    }
+/// An OpenAI upstream into a front half.
+fn to_front<F: FrontStream>(f: F) -> Pair<openai::StreamToPivot, F> {
+    Pair(openai::StreamToPivot::new(), f)
 }
 
 /// Feeds the pieces through a framer and the translator, as the filter does chunk by chunk.
@@ -217,7 +163,7 @@ fn said(chunks: &[Value]) -> Said {
 
 #[test]
 fn anthropic_text_stream_to_pivot() {
-    let mut d = AnthropicUp::default();
+    let mut d = Up(anthropic::StreamToPivot::new());
     let out = run(&mut d, &[ANTHROPIC_TEXT]);
     let chunks = chunks_of(&out);
     let s = said(&chunks);
@@ -236,7 +182,7 @@ fn anthropic_text_stream_to_pivot() {
 
 #[test]
 fn anthropic_tool_stream_to_pivot() {
-    let out = run(&mut AnthropicUp::default(), &[ANTHROPIC_TOOL]);
+    let out = run(&mut Up(anthropic::StreamToPivot::new()), &[ANTHROPIC_TOOL]);
     let s = said(&chunks_of(&out));
     assert_eq!(s.text, "Okay, let me check the weather.");
     assert_eq!(s.tools.len(), 1);
@@ -253,20 +199,20 @@ fn anthropic_tool_stream_to_pivot() {
 fn anthropic_error_event_is_recorded_not_emitted() {
     let stream = b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"c\",\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n\
 event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
-    let mut d = AnthropicUp::default();
+    let mut d = Up(anthropic::StreamToPivot::new());
     let evs = events_of(stream);
     let mut out = Vec::new();
     d.event(&evs[0], &mut out);
     let before = out.len();
     d.event(&evs[1], &mut out);
     assert_eq!(out.len(), before, "the error event emits nothing");
-    assert_eq!(d.0.error().as_deref(), Some("Overloaded"));
+    assert_eq!(d.0.error(), Some("Overloaded"));
 }
 
 #[test]
 fn anthropic_stream_cut_short_has_no_finish_chunk() {
     let cut = &ANTHROPIC_TEXT[..ANTHROPIC_TEXT.windows(13).position(|w| w == b"event: conten").unwrap() + 200];
-    let out = run(&mut AnthropicUp::default(), &[cut]);
+    let out = run(&mut Up(anthropic::StreamToPivot::new()), &[cut]);
     let s = said(&chunks_of(&out));
     assert_eq!(s.finish, None);
     // the input tokens are known, so usage is still reported at the end
@@ -275,7 +221,7 @@ fn anthropic_stream_cut_short_has_no_finish_chunk() {
 
 #[test]
 fn gemini_text_stream_to_pivot() {
-    let mut d = GeminiUp::default();
+    let mut d = Up(gemini::StreamToPivot::new());
     let out = run(&mut d, &[GEMINI_TEXT]);
     let chunks = chunks_of(&out);
     let s = said(&chunks);
@@ -292,7 +238,7 @@ fn gemini_text_stream_to_pivot() {
 
 #[test]
 fn gemini_function_call_stream_to_pivot() {
-    let out = run(&mut GeminiUp::default(), &[GEMINI_TOOL]);
+    let out = run(&mut Up(gemini::StreamToPivot::new()), &[GEMINI_TOOL]);
     let chunks = chunks_of(&out);
     let s = said(&chunks);
     assert_eq!(s.text, "Let me check.");
@@ -314,10 +260,10 @@ fn gemini_function_call_stream_to_pivot() {
 
 #[test]
 fn gemini_error_object_is_recorded() {
-    let mut d = GeminiUp::default();
+    let mut d = Up(gemini::StreamToPivot::new());
     let out = run(&mut d, &[b"data: {\"error\":{\"code\":503,\"message\":\"The model is overloaded.\",\"status\":\"UNAVAILABLE\"}}\r\n\r\n"]);
     assert!(out.is_empty());
-    assert_eq!(d.0.error().as_deref(), Some("The model is overloaded."));
+    assert_eq!(d.0.error(), Some("The model is overloaded."));
 }
 
 // ---- pivot -> Anthropic client ------------------------------------------------------------------
@@ -342,7 +288,7 @@ fn names(evs: &[(String, Value)]) -> Vec<&str> {
 
 #[test]
 fn openai_text_stream_to_anthropic() {
-    let mut d = ToAnthropic(anthropic::StreamFromPivot::new("claude-front"));
+    let mut d = to_front(anthropic::StreamFromPivot::new("claude-front"));
     let out = run(&mut d, &[OPENAI_TEXT]);
     let evs = anthropic_events(&out);
     assert_eq!(
@@ -376,12 +322,12 @@ fn openai_text_stream_to_anthropic() {
     assert_eq!(md["usage"]["output_tokens"], 10);
     assert_eq!(md["usage"]["input_tokens"], 15); // 19 prompt - 4 cached
     assert_eq!(md["usage"]["cache_read_input_tokens"], 4);
-    assert_eq!(d.0.usage().unwrap().prompt_tokens, 19);
+    assert_eq!(d.1.usage().unwrap().prompt_tokens, 19);
 }
 
 #[test]
 fn openai_tool_stream_to_anthropic() {
-    let out = run(&mut ToAnthropic(anthropic::StreamFromPivot::new("c")), &[OPENAI_TOOL]);
+    let out = run(&mut to_front(anthropic::StreamFromPivot::new("c")), &[OPENAI_TOOL]);
     let evs = anthropic_events(&out);
     assert_eq!(
         names(&evs),
@@ -434,7 +380,7 @@ fn anthropic_message_delta_waits_for_the_usage_chunk() {
     // [DONE] and finish() after that add nothing
     let n = out.len();
     s.on_done(&mut out);
-    s.finish(&mut out);
+    s.on_done(&mut out);
     assert_eq!(out.len(), n);
 
     // no usage chunk at all: [DONE] closes the message
@@ -464,7 +410,7 @@ fn anthropic_error_mid_stream() {
         serde_json::from_str::<Value>(data).unwrap(),
         json!({"type": "error", "error": {"type": "api_error", "message": "upstream went away"}})
     );
-    s.finish(&mut out);
+    s.on_done(&mut out);
     assert!(!String::from_utf8(out).unwrap().contains("message_stop"), "nothing after an error");
 }
 
@@ -486,7 +432,7 @@ fn gemini_objects(out: &[u8]) -> Vec<Value> {
 
 #[test]
 fn openai_text_stream_to_gemini() {
-    let out = run(&mut ToGemini(gemini::StreamFromPivot::new("gemini-front")), &[OPENAI_TEXT]);
+    let out = run(&mut to_front(gemini::StreamFromPivot::new("gemini-front")), &[OPENAI_TEXT]);
     let objs = gemini_objects(&out);
     assert_eq!(objs.len(), 4, "three text objects and the final one");
     let text: String = objs
@@ -512,7 +458,7 @@ fn openai_text_stream_to_gemini() {
 
 #[test]
 fn openai_tool_stream_to_gemini() {
-    let out = run(&mut ToGemini(gemini::StreamFromPivot::new("g")), &[OPENAI_TOOL]);
+    let out = run(&mut to_front(gemini::StreamFromPivot::new("g")), &[OPENAI_TOOL]);
     let objs = gemini_objects(&out);
     assert_eq!(objs.len(), 1, "function calls go out whole, with the finish");
     let cand = &objs[0]["candidates"][0];
@@ -546,7 +492,7 @@ fn gemini_final_object_waits_for_usage_and_error_frame() {
     let mut out = Vec::new();
     s.on_chunk(&serde_json::from_str(&evs[1].data).unwrap(), &mut out);
     s.error("boom", &mut out);
-    s.finish(&mut out);
+    s.on_done(&mut out);
     let objs = gemini_objects(&out);
     assert_eq!(objs.last().unwrap()["error"]["message"], "boom");
     assert_eq!(objs.len(), 2);
@@ -556,7 +502,7 @@ fn gemini_final_object_waits_for_usage_and_error_frame() {
 
 #[test]
 fn anthropic_upstream_to_gemini_client() {
-    let out = run(&mut AnthropicToGemini(anthropic::StreamToPivot::new(), gemini::StreamFromPivot::new("g")), &[ANTHROPIC_TOOL]);
+    let out = run(&mut Pair(anthropic::StreamToPivot::new(), gemini::StreamFromPivot::new("g")), &[ANTHROPIC_TOOL]);
     let objs = gemini_objects(&out);
     let last = objs.last().unwrap();
     assert_eq!(
@@ -569,7 +515,7 @@ fn anthropic_upstream_to_gemini_client() {
 
 #[test]
 fn gemini_upstream_to_anthropic_client() {
-    let out = run(&mut GeminiToAnthropic(gemini::StreamToPivot::new(), anthropic::StreamFromPivot::new("c")), &[GEMINI_TOOL]);
+    let out = run(&mut Pair(gemini::StreamToPivot::new(), anthropic::StreamFromPivot::new("c")), &[GEMINI_TOOL]);
     let evs = anthropic_events(&out);
     assert_eq!(
         names(&evs),
@@ -600,11 +546,11 @@ fn gemini_upstream_to_anthropic_client() {
 fn client_streams_read_back_to_the_same_pivot() {
     for fixture in [OPENAI_TEXT, OPENAI_TOOL] {
         let original = said(&chunks_of(fixture));
-        let a = run(&mut ToAnthropic(anthropic::StreamFromPivot::new("c")), &[fixture]);
-        let back = said(&chunks_of(&run(&mut AnthropicUp::default(), &[&a])));
+        let a = run(&mut to_front(anthropic::StreamFromPivot::new("c")), &[fixture]);
+        let back = said(&chunks_of(&run(&mut Up(anthropic::StreamToPivot::new()), &[&a])));
         assert_eq!(back, original);
-        let g = run(&mut ToGemini(gemini::StreamFromPivot::new("g")), &[fixture]);
-        let back = said(&chunks_of(&run(&mut GeminiUp::default(), &[&g])));
+        let g = run(&mut to_front(gemini::StreamFromPivot::new("g")), &[fixture]);
+        let back = said(&chunks_of(&run(&mut Up(gemini::StreamToPivot::new()), &[&g])));
         assert_eq!(back.text, original.text);
         assert_eq!(back.finish, original.finish);
         assert_eq!(back.usage, original.usage);
@@ -618,15 +564,15 @@ fn client_streams_read_back_to_the_same_pivot() {
 
 #[test]
 fn short_fixtures_translate() {
-    let s = said(&chunks_of(&run(&mut AnthropicUp::default(), &[ANTHROPIC_SHORT])));
+    let s = said(&chunks_of(&run(&mut Up(anthropic::StreamToPivot::new()), &[ANTHROPIC_SHORT])));
     assert_eq!((s.text.as_str(), s.finish.as_deref()), ("hé", Some("stop")));
     assert_eq!(s.usage.map(|u| (u.prompt_tokens, u.completion_tokens)), Some((5, 2)));
-    let s = said(&chunks_of(&run(&mut GeminiUp::default(), &[GEMINI_SHORT])));
+    let s = said(&chunks_of(&run(&mut Up(gemini::StreamToPivot::new()), &[GEMINI_SHORT])));
     assert_eq!((s.text.as_str(), s.finish.as_deref()), ("hé!", Some("stop")));
     assert_eq!(s.usage.map(|u| (u.prompt_tokens, u.completion_tokens)), Some((5, 2)));
-    let evs = anthropic_events(&run(&mut ToAnthropic(anthropic::StreamFromPivot::new("c")), &[OPENAI_SHORT]));
+    let evs = anthropic_events(&run(&mut to_front(anthropic::StreamFromPivot::new("c")), &[OPENAI_SHORT]));
     assert_eq!(evs[2].1["delta"]["text"], "hé");
-    let objs = gemini_objects(&run(&mut ToGemini(gemini::StreamFromPivot::new("g")), &[OPENAI_SHORT]));
+    let objs = gemini_objects(&run(&mut to_front(gemini::StreamFromPivot::new("g")), &[OPENAI_SHORT]));
     assert_eq!(objs[0]["candidates"][0]["content"]["parts"][0]["text"], "hé");
     assert_eq!(objs[1]["usageMetadata"]["totalTokenCount"], 7);
 }
@@ -637,26 +583,26 @@ type Maker = fn() -> Box<dyn Drive>;
 
 fn drivers() -> Vec<(&'static str, &'static [u8], Maker)> {
     vec![
-        ("anthropic_text->pivot", ANTHROPIC_TEXT, || Box::new(AnthropicUp::default())),
-        ("anthropic_tool->pivot", ANTHROPIC_TOOL, || Box::new(AnthropicUp::default())),
-        ("gemini_text->pivot", GEMINI_TEXT, || Box::new(GeminiUp::default())),
-        ("gemini_tool->pivot", GEMINI_TOOL, || Box::new(GeminiUp::default())),
-        ("openai_text->anthropic", OPENAI_TEXT, || Box::new(ToAnthropic(anthropic::StreamFromPivot::new("c")))),
-        ("openai_tool->anthropic", OPENAI_TOOL, || Box::new(ToAnthropic(anthropic::StreamFromPivot::new("c")))),
-        ("openai_text->gemini", OPENAI_TEXT, || Box::new(ToGemini(gemini::StreamFromPivot::new("g")))),
-        ("openai_tool->gemini", OPENAI_TOOL, || Box::new(ToGemini(gemini::StreamFromPivot::new("g")))),
+        ("anthropic_text->pivot", ANTHROPIC_TEXT, || Box::new(Up(anthropic::StreamToPivot::new()))),
+        ("anthropic_tool->pivot", ANTHROPIC_TOOL, || Box::new(Up(anthropic::StreamToPivot::new()))),
+        ("gemini_text->pivot", GEMINI_TEXT, || Box::new(Up(gemini::StreamToPivot::new()))),
+        ("gemini_tool->pivot", GEMINI_TOOL, || Box::new(Up(gemini::StreamToPivot::new()))),
+        ("openai_text->anthropic", OPENAI_TEXT, || Box::new(to_front(anthropic::StreamFromPivot::new("c")))),
+        ("openai_tool->anthropic", OPENAI_TOOL, || Box::new(to_front(anthropic::StreamFromPivot::new("c")))),
+        ("openai_text->gemini", OPENAI_TEXT, || Box::new(to_front(gemini::StreamFromPivot::new("g")))),
+        ("openai_tool->gemini", OPENAI_TOOL, || Box::new(to_front(gemini::StreamFromPivot::new("g")))),
         ("anthropic_tool->gemini", ANTHROPIC_TOOL, || {
-            Box::new(AnthropicToGemini(anthropic::StreamToPivot::new(), gemini::StreamFromPivot::new("g")))
+            Box::new(Pair(anthropic::StreamToPivot::new(), gemini::StreamFromPivot::new("g")))
         }),
         ("gemini_tool->anthropic", GEMINI_TOOL, || {
-            Box::new(GeminiToAnthropic(gemini::StreamToPivot::new(), anthropic::StreamFromPivot::new("c")))
+            Box::new(Pair(gemini::StreamToPivot::new(), anthropic::StreamFromPivot::new("c")))
         }),
-        ("anthropic_short->pivot", ANTHROPIC_SHORT, || Box::new(AnthropicUp::default())),
-        ("gemini_short->pivot", GEMINI_SHORT, || Box::new(GeminiUp::default())),
-        ("openai_short->anthropic", OPENAI_SHORT, || Box::new(ToAnthropic(anthropic::StreamFromPivot::new("c")))),
-        ("openai_short->gemini", OPENAI_SHORT, || Box::new(ToGemini(gemini::StreamFromPivot::new("g")))),
+        ("anthropic_short->pivot", ANTHROPIC_SHORT, || Box::new(Up(anthropic::StreamToPivot::new()))),
+        ("gemini_short->pivot", GEMINI_SHORT, || Box::new(Up(gemini::StreamToPivot::new()))),
+        ("openai_short->anthropic", OPENAI_SHORT, || Box::new(to_front(anthropic::StreamFromPivot::new("c")))),
+        ("openai_short->gemini", OPENAI_SHORT, || Box::new(to_front(gemini::StreamFromPivot::new("g")))),
         ("gemini_short->anthropic", GEMINI_SHORT, || {
-            Box::new(GeminiToAnthropic(gemini::StreamToPivot::new(), anthropic::StreamFromPivot::new("c")))
+            Box::new(Pair(gemini::StreamToPivot::new(), anthropic::StreamFromPivot::new("c")))
         }),
     ]
 }
@@ -688,24 +634,24 @@ fn three_piece_splits(name: &str, fixture: &[u8], make: Maker) {
 
 #[test]
 fn three_piece_splits_anthropic_short_to_pivot() {
-    three_piece_splits("anthropic_short->pivot", ANTHROPIC_SHORT, || Box::new(AnthropicUp::default()));
+    three_piece_splits("anthropic_short->pivot", ANTHROPIC_SHORT, || Box::new(Up(anthropic::StreamToPivot::new())));
 }
 
 #[test]
 fn three_piece_splits_gemini_short_to_pivot() {
-    three_piece_splits("gemini_short->pivot", GEMINI_SHORT, || Box::new(GeminiUp::default()));
+    three_piece_splits("gemini_short->pivot", GEMINI_SHORT, || Box::new(Up(gemini::StreamToPivot::new())));
 }
 
 #[test]
 fn three_piece_splits_openai_short_to_anthropic() {
     three_piece_splits("openai_short->anthropic", OPENAI_SHORT, || {
-        Box::new(ToAnthropic(anthropic::StreamFromPivot::new("c")))
+        Box::new(to_front(anthropic::StreamFromPivot::new("c")))
     });
 }
 
 #[test]
 fn three_piece_splits_openai_short_to_gemini() {
-    three_piece_splits("openai_short->gemini", OPENAI_SHORT, || Box::new(ToGemini(gemini::StreamFromPivot::new("g"))));
+    three_piece_splits("openai_short->gemini", OPENAI_SHORT, || Box::new(to_front(gemini::StreamFromPivot::new("g"))));
 }
 
 proptest::proptest! {
@@ -727,4 +673,79 @@ proptest::proptest! {
             proptest::prop_assert!(run(&mut *make(), &pieces) == whole, "{}: {:?}", name, pieces.len());
         }
     }
+}
+
+/// An OpenAI stream with text that needs unescaping, a refusal, reasoning, a null content, a
+/// second choice, a repeated key, and a usage on a text chunk: events the text-only read must
+/// hand to the whole read (or read to the same effect).
+const OPENAI_MIXED: &[u8] = b"data: {\"id\":\"chatcmpl-9\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n\
+data: {\"id\":\"chatcmpl-9\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"line\\none \\\"q\\\" \\u00e9\"},\"logprobs\":null}]}\n\n\
+data: {\"id\":\"chatcmpl-9\",\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"no\"}}]}\n\n\
+data: {\"id\":\"chatcmpl-9\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"hm\"}}]}\n\n\
+data: {\"id\":\"chatcmpl-9\",\"choices\":[{\"index\":0,\"delta\":{\"content\":null,\"refusal\":null}}]}\n\n\
+data: {\"id\":\"chatcmpl-9\",\"choices\":[{\"index\":1,\"delta\":{\"content\":\"other choice\"}}]}\n\n\
+data: {\"id\":\"chatcmpl-9\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\",\"content\":\"b\"}}]}\n\n\
+data: {\"id\":\"chatcmpl-9\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"c\"}}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,\"total_tokens\":7}}\n\n\
+data: {\"id\":\"chatcmpl-9\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n\
+data: [DONE]\n\n";
+
+/// The translator the exchange uses (`StreamPipe`: text-only chunks read into borrowed fields
+/// and written without a `Value`) writes what the whole read of every event writes (`Pair`).
+#[test]
+fn the_text_only_path_writes_what_the_whole_read_writes() {
+    use tollgate_core::dialect::Dialect;
+    use tollgate_core::translate::StreamPipe;
+    for fixture in [OPENAI_TEXT, OPENAI_TOOL, OPENAI_SHORT, OPENAI_MIXED] {
+        for front in [Dialect::Anthropic, Dialect::Gemini] {
+            let want = match front {
+                Dialect::Anthropic => run(&mut to_front(anthropic::StreamFromPivot::new("c")), &[fixture]),
+                _ => run(&mut to_front(gemini::StreamFromPivot::new("c")), &[fixture]),
+            };
+            let mut pipe = StreamPipe::new(front, Dialect::OpenAi, "c", "u", false);
+            let mut framer = Framer::default();
+            let mut events = Vec::new();
+            framer.push(fixture, &mut events).unwrap();
+            framer.finish(&mut events);
+            let mut got = Vec::new();
+            for ev in &events {
+                pipe.on_event(ev, &mut got);
+            }
+            pipe.finish(&mut got);
+            assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want), "{front:?}");
+            assert!(!got.is_empty());
+        }
+    }
+    // From an Anthropic upstream (its `text_delta` events read the same way) to every front.
+    for fixture in [ANTHROPIC_TEXT, ANTHROPIC_TOOL, ANTHROPIC_SHORT] {
+        for front in [Dialect::OpenAi, Dialect::Anthropic, Dialect::Gemini] {
+            let up = || anthropic::StreamToPivot::new().with_model("c");
+            let want = match front {
+                Dialect::OpenAi => run(&mut Pair(up(), openai::StreamFromPivot::new("c", false)), &[fixture]),
+                Dialect::Anthropic => run(&mut Pair(up(), anthropic::StreamFromPivot::new("c")), &[fixture]),
+                Dialect::Gemini => run(&mut Pair(up(), gemini::StreamFromPivot::new("c")), &[fixture]),
+            };
+            let mut pipe = StreamPipe::new(front, Dialect::Anthropic, "c", "u", false);
+            let mut framer = Framer::default();
+            let mut events = Vec::new();
+            framer.push(fixture, &mut events).unwrap();
+            framer.finish(&mut events);
+            let mut got = Vec::new();
+            for ev in &events {
+                pipe.on_event(ev, &mut got);
+            }
+            pipe.finish(&mut got);
+            assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want), "anthropic -> {front:?}");
+            assert!(!got.is_empty());
+        }
+    }
+    // The text counted for estimates is the same too: every content, refusal and reasoning byte.
+    let mut pipe = StreamPipe::new(Dialect::Anthropic, Dialect::OpenAi, "c", "u", false);
+    let mut framer = Framer::default();
+    let mut events = Vec::new();
+    framer.push(OPENAI_MIXED, &mut events).unwrap();
+    let mut out = Vec::new();
+    for ev in &events {
+        pipe.on_event(ev, &mut out);
+    }
+    assert_eq!(pipe.text_bytes(), ("line\none \"q\" é".len() + 2 + 2 + 12 + 1 + 1) as u64);
 }

@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(req) => {
             assert!(!req.model.is_empty());
             let wants_usage = req.wants_usage;
-            let p = PivotRequest { body: req.body, model: req.model, stream: req.stream, max_tokens: req.max_tokens };
+            let p = PivotRequest::from(req);
             to_every_upstream(Dialect::OpenAi, &p, wants_usage);
         }
         Err(e) => assert_error_renders(&e),

@@ -123,6 +123,20 @@ def test_upstream_failure_is_a_502_in_the_callers_dialect(fs, front, fault):
     next_request_works(fs, front)
 
 
+@pytest.mark.parametrize("front", ["anthropic", "gemini"])
+def test_json_that_is_no_response_is_a_502_with_the_reason(fs, front):
+    """Valid JSON without `choices` from the OpenAI upstream cannot be translated: the client
+    gets the gateway's 502 saying why, not an empty message made of it."""
+    status, headers, raw, _ = call(fs, front, faults={"x-demo-fault": "not-a-response"})
+    assert status == 502, (status, raw[:300])
+    kind, msg = error_of(front, 502, raw)
+    assert (kind, msg) == (UPSTREAM_ERROR[front],
+                           "The generation service sent an invalid response (the OpenAI response has no 'choices')")
+    rec = fs.billing_record(headers["x-request-id"])
+    assert (rec["status"], rec["error"]) == (502, "upstream_error")
+    next_request_works(fs, front)
+
+
 @pytest.mark.parametrize("front", ["openai", "anthropic", "gemini"])
 def test_oversized_upstream_response_is_a_502_billed_on_an_estimate(fs, front):
     # 10 MB of JSON, past the 8 MiB max_body_bytes: none of it reaches the client.

@@ -335,6 +335,30 @@ def test_wrong_types_are_400(stack, vms_before, front, field, bad):
     assert_error(send(stack, front, body), front, 400)
 
 
+# The token cap of each front, as `set_path` names it, and as the error names it.
+TOKEN_CAP = {
+    "openai": ("max_tokens", "max_tokens"),
+    "anthropic": ("max_tokens", "max_tokens"),
+    "gemini": ("generationConfig.maxOutputTokens", "generationConfig.maxOutputTokens"),
+}
+
+
+@pytest.mark.parametrize("front", FRONT_NAMES)
+def test_a_float_token_cap_gets_the_same_400_on_every_front(stack, vms_before, front):
+    """`5.0` is not an integer on any front (the real APIs refuse it): the same error everywhere."""
+    field, name = TOKEN_CAP[front]
+    body = copy.deepcopy(FRONTS[front]["body"])
+    for k, v in PARENTS.get(field, {}).items():
+        body[k] = copy.deepcopy(v)
+    set_path(body, field, 5.0)
+    raw = json.dumps(body).encode()
+    assert b"5.0" in raw
+    e = assert_error(send(stack, front, raw), front, 400)
+    assert e["error"]["message"] == f"'{name}' must be a positive integer", e
+    if front == "openai":
+        assert (e["error"]["code"], e["error"]["param"]) == ("bad_request", "max_tokens"), e
+
+
 @pytest.mark.parametrize("front", FRONT_NAMES)
 def test_missing_and_empty_bodies_are_400(stack, vms_before, front):
     assert_error(send(stack, front, b""), front, 400)

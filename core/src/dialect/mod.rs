@@ -6,8 +6,13 @@ pub mod gemini;
 pub mod guard;
 pub mod openai;
 pub mod pivot;
+pub mod stream;
+pub mod validate;
 
 use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::errors::GatewayError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -27,4 +32,14 @@ impl Dialect {
             Dialect::Gemini => "gemini",
         }
     }
+}
+
+/// A 400 for `param` (the translators' shorthand).
+fn bad(param: &str, msg: impl Into<String>) -> GatewayError {
+    GatewayError::bad(param, msg)
+}
+
+/// `m[k] = v`.
+fn ins(m: &mut Map<String, Value>, k: &str, v: Value) {
+    m.insert(k.to_string(), v);
 }

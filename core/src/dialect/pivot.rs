@@ -1,10 +1,9 @@
 //! Pieces shared by the translators to and from the pivot shape (OpenAI Chat Completions):
-//! the translated request, finish reasons, chunk and completion builders, SSE writing, and
-//! the small typed accessors the request validators use.
+//! the translated request, finish reasons, chunk and completion builders and SSE writing.
 
-use crate::errors::GatewayError;
-use crate::usage::Usage;
 use serde_json::{json, Map, Value};
+
+use crate::usage::Usage;
 
 /// A client request translated to an OpenAI Chat Completions body.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,24 +114,6 @@ pub fn completion(id: &str, model: &str, choices: Vec<Value>, usage: Option<&Usa
     v
 }
 
-/// Writes one SSE event: `event: NAME` (if any), `data: JSON`, then the blank line, all with
-/// the given line ending (`"\n"`, or `"\r\n"` as Gemini frames).
-pub fn write_sse(out: &mut Vec<u8>, event: Option<&str>, data: &Value, eol: &str) {
-    if let Some(name) = event {
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(eol.as_bytes());
-    }
-    out.extend_from_slice(b"data: ");
-    // Serializing a Value cannot fail (string keys only); an empty object is the safe fallback.
-    match serde_json::to_vec(data) {
-        Ok(b) => out.extend_from_slice(&b),
-        Err(_) => out.extend_from_slice(b"{}"),
-    }
-    out.extend_from_slice(eol.as_bytes());
-    out.extend_from_slice(eol.as_bytes());
-}
-
 /// `data:{mime};base64,{data}`.
 pub fn data_url(mime: &str, data: &str) -> String {
     format!("data:{mime};base64,{data}")
@@ -206,108 +187,6 @@ pub fn usage_of(v: &Value) -> Option<Usage> {
 /// The `usage.credits_consumed` extension (seed 003), carried through when present.
 pub fn credits_of(v: &Value) -> Option<Value> {
     v.get("usage").and_then(|u| u.get("credits_consumed")).filter(|c| c.is_number()).cloned()
-}
-
-// ---- typed accessors for request validation -------------------------------------------------
-
-fn type_error(param: &str, what: &str) -> GatewayError {
-    GatewayError::bad(param, format!("'{param}' must be {what}"))
-}
-
-/// An optional number (kept as the original JSON number).
-pub fn opt_number<'a>(v: Option<&'a Value>, param: &str) -> Result<Option<&'a Value>, GatewayError> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(n @ Value::Number(_)) => Ok(Some(n)),
-        Some(_) => Err(type_error(param, "a number")),
-    }
-}
-
-/// An optional non-negative integer.
-pub fn opt_uint(v: Option<&Value>, param: &str) -> Result<Option<u64>, GatewayError> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => match n.as_u64() {
-            Some(x) => Ok(Some(x)),
-            None => match n.as_f64() {
-                // 5.0 is an integer too
-                Some(f) if f >= 0.0 && f.fract() == 0.0 && f < 9.0e15 => Ok(Some(f as u64)),
-                _ => Err(type_error(param, "a non-negative integer")),
-            },
-        },
-        Some(_) => Err(type_error(param, "an integer")),
-    }
-}
-
-/// An optional positive integer.
-pub fn opt_positive(v: Option<&Value>, param: &str) -> Result<Option<u64>, GatewayError> {
-    match opt_uint(v, param) {
-        Ok(Some(0)) | Err(_) => Err(type_error(param, "an integer >= 1")),
-        other => other,
-    }
-}
-
-pub fn opt_str<'a>(v: Option<&'a Value>, param: &str) -> Result<Option<&'a str>, GatewayError> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(type_error(param, "a string")),
-    }
-}
-
-pub fn req_str<'a>(v: Option<&'a Value>, param: &str) -> Result<&'a str, GatewayError> {
-    opt_str(v, param)?.ok_or_else(|| GatewayError::missing(param))
-}
-
-pub fn opt_bool(v: Option<&Value>, param: &str) -> Result<Option<bool>, GatewayError> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(type_error(param, "a boolean")),
-    }
-}
-
-pub fn opt_array<'a>(v: Option<&'a Value>, param: &str) -> Result<Option<&'a Vec<Value>>, GatewayError> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(a)) => Ok(Some(a)),
-        Some(_) => Err(type_error(param, "an array")),
-    }
-}
-
-pub fn req_array<'a>(v: Option<&'a Value>, param: &str) -> Result<&'a Vec<Value>, GatewayError> {
-    opt_array(v, param)?.ok_or_else(|| GatewayError::missing(param))
-}
-
-pub fn opt_object<'a>(v: Option<&'a Value>, param: &str) -> Result<Option<&'a Map<String, Value>>, GatewayError> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(o)) => Ok(Some(o)),
-        Some(_) => Err(type_error(param, "an object")),
-    }
-}
-
-pub fn req_object<'a>(v: Option<&'a Value>, param: &str) -> Result<&'a Map<String, Value>, GatewayError> {
-    opt_object(v, param)?.ok_or_else(|| GatewayError::missing(param))
-}
-
-/// An optional array of strings (`stop`-like fields). A lone string is accepted when `lone` is set.
-pub fn opt_strings(v: Option<&Value>, param: &str, lone: bool) -> Result<Option<Vec<String>>, GatewayError> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if lone => Ok(Some(vec![s.clone()])),
-        Some(Value::Array(a)) => {
-            let mut out = Vec::with_capacity(a.len());
-            for (i, s) in a.iter().enumerate() {
-                match s.as_str() {
-                    Some(s) => out.push(s.to_string()),
-                    None => return Err(type_error(&format!("{param}[{i}]"), "a string")),
-                }
-            }
-            Ok(Some(out))
-        }
-        Some(_) => Err(type_error(param, "an array of strings")),
-    }
 }
 
 /// A Gemini-style message id: the chunk or completion id, with OpenAI's `chatcmpl-` prefix off.

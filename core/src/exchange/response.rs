@@ -1,7 +1,7 @@
 //! The response path: how the body is handled (passed, buffered and rewritten, translated chunk
 //! by chunk), upstream errors answered in the caller's dialect, and oversized responses refused.
 
-use super::redact::{error_finder, redact_bytes, upstream_message};
+use super::redact::{error_finder, redact_bytes, redact_text, upstream_message};
 use super::{remove, set, ChunkAction, Exchange, HeaderEdit, LocalReply};
 use crate::config::Config;
 use crate::endpoints::Endpoint;
@@ -126,7 +126,7 @@ impl Exchange {
                     }
                     return ChunkAction::Pass;
                 }
-                let (out, usage) = translate::response_priced(
+                let translated = translate::response_priced(
                     self.front,
                     self.upstream,
                     chunk,
@@ -134,6 +134,18 @@ impl Exchange {
                     self.upstream_model.as_deref().unwrap_or(""),
                     self.price.as_ref(),
                 );
+                let (out, usage) = match translated {
+                    Ok(x) => x,
+                    Err(mut e) => {
+                        // Not a response of the upstream's dialect: our 502, with the reason
+                        // (credentials redacted), instead of the body passed on unbilled.
+                        e.message = redact_text(&e.message, &self.redact);
+                        self.status = e.status();
+                        self.error = Some(e.code);
+                        self.status_override = Some(e.status());
+                        return ChunkAction::Replace(e.body(self.front));
+                    }
+                };
                 if usage.is_none() {
                     if out.is_none() && serde_json::from_slice::<serde::de::IgnoredAny>(chunk).is_err() {
                         // Not JSON at all: the client gets our 502 in its dialect, not the garbage.

@@ -410,6 +410,10 @@ async fn route(state: &State, parts: &Parts, body: Bytes) -> Resp {
             )
         }
         Some("html") => return body::full(StatusCode::OK, "text/html", "<html><body>hello</body></html>"),
+        // JSON, but no response of any dialect (no choices, content or candidates).
+        Some("not-a-response") => {
+            return body::full(StatusCode::OK, "application/json", r#"{"id":"x","object":"unexpected"}"#)
+        }
         Some("huge-sse") => {
             // One event, then an event of 5 MiB that never ends, in 64 KiB pieces 2 ms apart.
             return body::stream("text/event-stream", Duration::from_millis(2), |mut sink| async move {

@@ -1,6 +1,8 @@
-//! Tests of `dialect/anthropic.rs` (in their own file, so test code is found by its path).
-use super::*;
+//! Tests of `dialect/anthropic/` (in their own file, so test code is found by its path).
+use serde_json::{json, Map, Value};
+
 use crate::errors::Code;
+use super::*;
 
 fn obj(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()

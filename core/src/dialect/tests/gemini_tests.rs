@@ -1,6 +1,9 @@
-//! Tests of `dialect/gemini.rs` (in their own file, so test code is found by its path).
-use super::*;
+//! Tests of `dialect/gemini/` (in their own file, so test code is found by its path).
+use serde_json::{json, Map, Value};
+
 use crate::errors::Code;
+use super::*;
+use super::front::*;
 
 fn obj(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()

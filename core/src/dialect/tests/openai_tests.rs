@@ -1,6 +1,11 @@
-//! Tests of `dialect/openai.rs` (in their own file, so test code is found by its path).
-use super::*;
-use serde_json::json;
+//! Tests of `dialect/openai/` (in their own file, so test code is found by its path).
+use serde_json::{json, Value};
+
+use crate::errors::Code;
+use crate::sse::Event;
+use crate::usage::{self, Usage};
+use super::front::*;
+use super::upstream::*;
 
 #[test]
 fn usage_fast_path_agrees_with_the_general_path() {
@@ -125,12 +130,13 @@ fn validation_codes() {
 #[test]
 fn upstream_body_renames_model_and_asks_for_usage() {
     let req = parse_chat(br#"{"model":"qai-flash","messages":[{"role":"user","content":"x"}],"stream":true,"custom":1}"#).unwrap();
-    let out: Value = serde_json::from_slice(&upstream_chat_body(&req, "flash-v1").unwrap()).unwrap();
+    let wants = req.wants_usage;
+    let out: Value = serde_json::from_slice(&upstream_chat_body(&req.into(), wants, "flash-v1").unwrap()).unwrap();
     assert_eq!(out["model"], "flash-v1");
     assert_eq!(out["stream_options"]["include_usage"], true);
     assert_eq!(out["custom"], 1);
     let req = parse_chat(br#"{"model":"m","messages":[{"role":"user"}]}"#).unwrap();
-    assert!(upstream_chat_body(&req, "m").is_none());
+    assert!(upstream_chat_body(&req.into(), false, "m").is_none());
 }
 
 #[test]

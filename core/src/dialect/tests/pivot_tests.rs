@@ -18,16 +18,6 @@ fn arguments_default_to_empty_object() {
 }
 
 #[test]
-fn accessors() {
-    assert_eq!(opt_uint(Some(&json!(5.0)), "x").unwrap(), Some(5));
-    assert!(opt_uint(Some(&json!(-1)), "x").is_err());
-    assert!(opt_positive(Some(&json!(0)), "x").is_err());
-    let e = opt_strings(Some(&json!(["a", 1])), "stop", false).unwrap_err();
-    assert_eq!(e.param.as_deref(), Some("stop[1]"));
-    assert_eq!(req_str(None, "m").unwrap_err().code, crate::errors::Code::MissingField);
-}
-
-#[test]
 fn pivot_only_fields_are_stripped_for_openai() {
     let mut b = json!({"model": "m", "messages": [], "top_k": 5, "top_p": 0.5}).as_object().cloned().unwrap_or_default();
     strip_pivot_only(&mut b);

@@ -1,0 +1,635 @@
+//! An Anthropic client: its Messages request validated and translated into the pivot; the
+//! pivot's response and stream written out as Anthropic messages and events.
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::dialect::pivot::{self, text_part, texts_to_content, Finish, PivotRequest};
+use crate::dialect::stream::{Choice, ChoiceFront, FrontState, TextChunk};
+use crate::dialect::validate::{
+    opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array,
+    req_object, req_str, required_model,
+};
+use crate::errors::GatewayError;
+use crate::sse;
+use crate::usage::Usage;
+use super::{bad, ins, stop_reason_of};
+
+/// Validates an Anthropic Messages request and translates it to an OpenAI chat body.
+pub fn request_to_pivot(body: &Map<String, Value>) -> Result<PivotRequest, GatewayError> {
+    let model = required_model(body)?;
+    let max_tokens = match body.get("max_tokens") {
+        None | Some(Value::Null) => return Err(GatewayError::missing("max_tokens")),
+        v => opt_positive(v, "max_tokens")?.ok_or_else(|| GatewayError::missing("max_tokens"))?,
+    };
+    let stream = opt_bool(body.get("stream"), "stream")?.unwrap_or(false);
+
+    let mut messages: Vec<Value> = Vec::new();
+    if let Some(sys) = system_to_pivot(body.get("system"))? {
+        messages.push(json!({"role": "system", "content": sys}));
+    }
+    let msgs = req_array(body.get("messages"), "messages")?;
+    if msgs.is_empty() {
+        return Err(bad("messages", "'messages' must contain at least one message"));
+    }
+    for (i, m) in msgs.iter().enumerate() {
+        message_to_pivot(i, m, &mut messages)?;
+    }
+
+    let mut out = Map::new();
+    ins(&mut out, "model", Value::String(model.clone()));
+    ins(&mut out, "messages", Value::Array(messages));
+    ins(&mut out, "max_tokens", json!(max_tokens));
+    if let Some(stop) = opt_strings(body.get("stop_sequences"), "stop_sequences", false)? {
+        if !stop.is_empty() {
+            ins(&mut out, "stop", json!(stop));
+        }
+    }
+    for field in ["temperature", "top_p"] {
+        if let Some(n) = opt_number(body.get(field), field)? {
+            ins(&mut out, field, n.clone());
+        }
+    }
+    if let Some(k) = opt_uint(body.get("top_k"), "top_k")? {
+        ins(&mut out, "top_k", json!(k));
+    }
+    if let Some(meta) = opt_object(body.get("metadata"), "metadata")? {
+        if let Some(u) = opt_str(meta.get("user_id"), "metadata.user_id")? {
+            ins(&mut out, "user", json!(u));
+        }
+    }
+    let has_tools = tools_to_pivot(body.get("tools"), &mut out)?;
+    if let Some(tc) = opt_object(body.get("tool_choice"), "tool_choice")? {
+        let ty = req_str(tc.get("type"), "tool_choice.type")?;
+        let choice = match ty {
+            "auto" => json!("auto"),
+            "any" => json!("required"),
+            "none" => json!("none"),
+            "tool" => json!({"type": "function", "function": {"name": req_str(tc.get("name"), "tool_choice.name")?}}),
+            other => return Err(bad("tool_choice.type", format!("unknown tool_choice type '{other}'"))),
+        };
+        let no_parallel = opt_bool(tc.get("disable_parallel_tool_use"), "tool_choice.disable_parallel_tool_use")?;
+        // OpenAI refuses tool_choice without tools.
+        if has_tools {
+            ins(&mut out, "tool_choice", choice);
+            if no_parallel == Some(true) && ty != "none" {
+                ins(&mut out, "parallel_tool_calls", Value::Bool(false));
+            }
+        }
+    }
+    if stream {
+        ins(&mut out, "stream", Value::Bool(true));
+        ins(&mut out, "stream_options", json!({"include_usage": true}));
+    }
+    Ok(PivotRequest { body: out, model, stream, max_tokens: Some(max_tokens) })
+}
+
+fn system_to_pivot(v: Option<&Value>) -> Result<Option<Value>, GatewayError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(Value::String(s.clone()))),
+        Some(Value::Array(blocks)) => {
+            let mut texts = Vec::with_capacity(blocks.len());
+            for (i, b) in blocks.iter().enumerate() {
+                let p = format!("system[{i}]");
+                let (o, ty) = block(b, &p)?;
+                if ty != "text" {
+                    return Err(bad(&format!("{p}.type"), "system blocks must be of type 'text'"));
+                }
+                texts.push(req_str(o.get("text"), &format!("{p}.text"))?.to_string());
+            }
+            Ok(match texts_to_content(texts) {
+                Value::Null => None,
+                c => Some(c),
+            })
+        }
+        Some(_) => Err(bad("system", "'system' must be a string or an array of text blocks")),
+    }
+}
+
+enum Content<'a> {
+    Text(&'a str),
+    Blocks(&'a [Value]),
+}
+
+fn content_of<'a>(v: Option<&'a Value>, param: &str) -> Result<Content<'a>, GatewayError> {
+    match v {
+        None | Some(Value::Null) => Err(GatewayError::missing(param)),
+        Some(Value::String(s)) => Ok(Content::Text(s)),
+        Some(Value::Array(a)) => Ok(Content::Blocks(a)),
+        Some(_) => Err(bad(param, format!("'{param}' must be a string or an array of content blocks"))),
+    }
+}
+
+/// A content block: its object and its `type`.
+fn block<'a>(b: &'a Value, param: &str) -> Result<(&'a Map<String, Value>, &'a str), GatewayError> {
+    let o = b.as_object().ok_or_else(|| bad(param, format!("'{param}' must be an object")))?;
+    let ty = req_str(o.get("type"), &format!("{param}.type"))?;
+    Ok((o, ty))
+}
+
+fn message_to_pivot(i: usize, m: &Value, out: &mut Vec<Value>) -> Result<(), GatewayError> {
+    let p = format!("messages[{i}]");
+    let obj = m.as_object().ok_or_else(|| bad(&p, format!("'{p}' must be an object")))?;
+    let rp = format!("{p}.role");
+    let role = req_str(obj.get("role"), &rp)?;
+    let cp = format!("{p}.content");
+    match role {
+        "user" => user_to_pivot(&cp, obj.get("content"), out),
+        "assistant" => assistant_to_pivot(&cp, obj.get("content"), out),
+        _ => Err(bad(&rp, format!("'{rp}' must be 'user' or 'assistant'"))),
+    }
+}
+
+fn user_to_pivot(cp: &str, content: Option<&Value>, out: &mut Vec<Value>) -> Result<(), GatewayError> {
+    let blocks = match content_of(content, cp)? {
+        Content::Text(s) => {
+            out.push(json!({"role": "user", "content": s}));
+            return Ok(());
+        }
+        Content::Blocks(b) => b,
+    };
+    let mut parts = Vec::new();
+    let mut tool_msgs = Vec::new();
+    for (j, b) in blocks.iter().enumerate() {
+        let bp = format!("{cp}[{j}]");
+        let (o, ty) = block(b, &bp)?;
+        match ty {
+            "text" => parts.push(text_part(req_str(o.get("text"), &format!("{bp}.text"))?)),
+            "image" => parts.push(image_to_part(o, &bp)?),
+            "document" => parts.push(document_to_part(o, &bp)?),
+            "tool_result" => tool_msgs.push(tool_result_to_pivot(o, &bp, &mut parts)?),
+            "thinking" | "redacted_thinking" => {}
+            "tool_use" => return Err(bad(&format!("{bp}.type"), "'tool_use' blocks belong in assistant messages")),
+            other => {
+                return Err(bad(&format!("{bp}.type"), format!("content block type '{other}' is not supported")))
+            }
+        }
+    }
+    // Tool results answer the previous assistant turn: OpenAI wants them right after it.
+    let had_tools = !tool_msgs.is_empty();
+    out.extend(tool_msgs);
+    if !parts.is_empty() {
+        out.push(json!({"role": "user", "content": parts}));
+    } else if !had_tools {
+        out.push(json!({"role": "user", "content": ""}));
+    }
+    Ok(())
+}
+
+fn image_to_part(o: &Map<String, Value>, bp: &str) -> Result<Value, GatewayError> {
+    let sp = format!("{bp}.source");
+    let src = req_object(o.get("source"), &sp)?;
+    let url = match req_str(src.get("type"), &format!("{sp}.type"))? {
+        "base64" => pivot::data_url(
+            req_str(src.get("media_type"), &format!("{sp}.media_type"))?,
+            req_str(src.get("data"), &format!("{sp}.data"))?,
+        ),
+        "url" => req_str(src.get("url"), &format!("{sp}.url"))?.to_string(),
+        other => return Err(bad(&format!("{sp}.type"), format!("image source type '{other}' is not supported"))),
+    };
+    Ok(json!({"type": "image_url", "image_url": {"url": url}}))
+}
+
+fn document_to_part(o: &Map<String, Value>, bp: &str) -> Result<Value, GatewayError> {
+    let sp = format!("{bp}.source");
+    let src = req_object(o.get("source"), &sp)?;
+    match req_str(src.get("type"), &format!("{sp}.type"))? {
+        "base64" => {
+            let url = pivot::data_url(
+                req_str(src.get("media_type"), &format!("{sp}.media_type"))?,
+                req_str(src.get("data"), &format!("{sp}.data"))?,
+            );
+            let name = opt_str(o.get("title"), &format!("{bp}.title"))?.unwrap_or("document.pdf");
+            Ok(json!({"type": "file", "file": {"filename": name, "file_data": url}}))
+        }
+        "text" => Ok(text_part(req_str(src.get("data"), &format!("{sp}.data"))?)),
+        other => Err(bad(&format!("{sp}.type"), format!("document source type '{other}' is not supported"))),
+    }
+}
+
+/// A `tool_result` block -> an OpenAI `tool` message. Images in the result cannot go in a tool
+/// message: they join the user message that follows (`extra`).
+fn tool_result_to_pivot(o: &Map<String, Value>, bp: &str, extra: &mut Vec<Value>) -> Result<Value, GatewayError> {
+    let id = req_str(o.get("tool_use_id"), &format!("{bp}.tool_use_id"))?;
+    let cp = format!("{bp}.content");
+    let content = match o.get("content") {
+        None | Some(Value::Null) => Value::String(String::new()),
+        Some(Value::String(s)) => Value::String(s.clone()),
+        Some(Value::Array(blocks)) => {
+            let mut texts = Vec::new();
+            for (k, b) in blocks.iter().enumerate() {
+                let kp = format!("{cp}[{k}]");
+                let (bo, ty) = block(b, &kp)?;
+                match ty {
+                    "text" => texts.push(req_str(bo.get("text"), &format!("{kp}.text"))?.to_string()),
+                    "image" => extra.push(image_to_part(bo, &kp)?),
+                    "document" => extra.push(document_to_part(bo, &kp)?),
+                    other => {
+                        return Err(bad(&format!("{kp}.type"), format!("tool_result block type '{other}' is not supported")))
+                    }
+                }
+            }
+            match texts_to_content(texts) {
+                Value::Null => Value::String(String::new()),
+                c => c,
+            }
+        }
+        Some(_) => return Err(bad(&cp, format!("'{cp}' must be a string or an array of content blocks"))),
+    };
+    opt_bool(o.get("is_error"), &format!("{bp}.is_error"))?;
+    Ok(json!({"role": "tool", "tool_call_id": id, "content": content}))
+}
+
+fn assistant_to_pivot(cp: &str, content: Option<&Value>, out: &mut Vec<Value>) -> Result<(), GatewayError> {
+    let blocks = match content_of(content, cp)? {
+        Content::Text(s) => {
+            out.push(json!({"role": "assistant", "content": s}));
+            return Ok(());
+        }
+        Content::Blocks(b) => b,
+    };
+    let mut texts = Vec::new();
+    let mut calls = Vec::new();
+    for (j, b) in blocks.iter().enumerate() {
+        let bp = format!("{cp}[{j}]");
+        let (o, ty) = block(b, &bp)?;
+        match ty {
+            "text" => texts.push(req_str(o.get("text"), &format!("{bp}.text"))?.to_string()),
+            "tool_use" => {
+                let id = req_str(o.get("id"), &format!("{bp}.id"))?;
+                let name = req_str(o.get("name"), &format!("{bp}.name"))?;
+                let input = match opt_object(o.get("input"), &format!("{bp}.input"))? {
+                    Some(m) => Value::Object(m.clone()),
+                    None => Value::Object(Map::new()),
+                };
+                let args = serde_json::to_string(&input).unwrap_or_else(|_| "{}".to_string());
+                calls.push(json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}}));
+            }
+            "thinking" | "redacted_thinking" => {}
+            "tool_result" => {
+                return Err(bad(&format!("{bp}.type"), "'tool_result' blocks belong in user messages"))
+            }
+            other => {
+                return Err(bad(
+                    &format!("{bp}.type"),
+                    format!("content block type '{other}' is not supported in assistant messages"),
+                ))
+            }
+        }
+    }
+    let mut msg = Map::new();
+    ins(&mut msg, "role", json!("assistant"));
+    let content = match texts_to_content(texts) {
+        Value::Null if calls.is_empty() => Value::String(String::new()),
+        c => c,
+    };
+    ins(&mut msg, "content", content);
+    if !calls.is_empty() {
+        ins(&mut msg, "tool_calls", Value::Array(calls));
+    }
+    out.push(Value::Object(msg));
+    Ok(())
+}
+
+/// `tools` -> OpenAI function tools. Returns whether any tool was added.
+fn tools_to_pivot(v: Option<&Value>, out: &mut Map<String, Value>) -> Result<bool, GatewayError> {
+    let Some(tools) = opt_array(v, "tools")? else {
+        return Ok(false);
+    };
+    let mut list = Vec::with_capacity(tools.len());
+    for (i, t) in tools.iter().enumerate() {
+        let tp = format!("tools[{i}]");
+        let o = t.as_object().ok_or_else(|| bad(&tp, format!("'{tp}' must be an object")))?;
+        if let Some(ty) = opt_str(o.get("type"), &format!("{tp}.type"))? {
+            if ty != "custom" {
+                return Err(bad(&format!("{tp}.type"), format!("tool type '{ty}' is not supported by this gateway")));
+            }
+        }
+        let name = req_str(o.get("name"), &format!("{tp}.name"))?;
+        let schema = req_object(o.get("input_schema"), &format!("{tp}.input_schema"))?;
+        let mut f = Map::new();
+        ins(&mut f, "name", json!(name));
+        if let Some(d) = opt_str(o.get("description"), &format!("{tp}.description"))? {
+            ins(&mut f, "description", json!(d));
+        }
+        ins(&mut f, "parameters", Value::Object(schema.clone()));
+        list.push(json!({"type": "function", "function": f}));
+    }
+    if list.is_empty() {
+        return Ok(false);
+    }
+    ins(out, "tools", Value::Array(list));
+    Ok(true)
+}
+
+/// Usage -> Anthropic `usage` (input tokens exclude cache reads, as Anthropic counts them).
+fn usage_to_anthropic(u: &Usage) -> Map<String, Value> {
+    let mut m = Map::new();
+    ins(&mut m, "input_tokens", json!(u.prompt_tokens.saturating_sub(u.cached_tokens)));
+    ins(&mut m, "cache_creation_input_tokens", json!(0));
+    ins(&mut m, "cache_read_input_tokens", json!(u.cached_tokens));
+    ins(&mut m, "output_tokens", json!(u.completion_tokens));
+    m
+}
+
+fn message_id(pivot_id: Option<&str>) -> String {
+    let bare = pivot::bare_id(pivot_id);
+    if bare.starts_with("msg_") {
+        bare.to_string()
+    } else if bare.is_empty() {
+        "msg_tollgate".to_string()
+    } else {
+        format!("msg_{bare}")
+    }
+}
+
+/// An OpenAI `chat.completion` -> the Anthropic message the client expects (first choice).
+pub fn response_from_pivot(v: &Value, client_model: &str) -> Value {
+    let choice = v.get("choices").and_then(|c| c.get(0));
+    let msg = choice.and_then(|c| c.get("message"));
+    let mut content: Vec<Value> = Vec::new();
+    let text = pivot::content_text(msg.and_then(|m| m.get("content")));
+    if !text.is_empty() {
+        content.push(json!({"type": "text", "text": text}));
+    }
+    if let Some(r) = msg.and_then(|m| m.get("refusal")).and_then(Value::as_str).filter(|r| !r.is_empty()) {
+        content.push(json!({"type": "text", "text": r}));
+    }
+    let calls = msg.and_then(|m| m.get("tool_calls")).and_then(Value::as_array);
+    for (k, tc) in calls.map(|c| c.as_slice()).unwrap_or(&[]).iter().enumerate() {
+        let f = tc.get("function");
+        let input = match f.and_then(|f| f.get("arguments")) {
+            Some(Value::String(s)) => pivot::parse_arguments(s),
+            Some(o @ Value::Object(_)) => o.clone(),
+            _ => json!({}),
+        };
+        let id = tc.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| format!("toolu_{k}"));
+        content.push(json!({
+            "type": "tool_use",
+            "id": id,
+            "name": f.and_then(|f| f.get("name")).and_then(Value::as_str).unwrap_or(""),
+            "input": input,
+        }));
+    }
+    let mut finish =
+        choice.and_then(|c| c.get("finish_reason")).and_then(Value::as_str).map(Finish::from_openai).unwrap_or(Finish::Stop);
+    if finish == Finish::Stop && calls.is_some_and(|c| !c.is_empty()) {
+        finish = Finish::ToolCalls;
+    }
+    let mut usage = usage_to_anthropic(&pivot::usage_of(v).unwrap_or_default());
+    if let Some(c) = pivot::credits_of(v) {
+        ins(&mut usage, "credits_consumed", c);
+    }
+    json!({
+        "id": message_id(v.get("id").and_then(Value::as_str)),
+        "type": "message",
+        "role": "assistant",
+        "model": client_model,
+        "content": content,
+        "stop_reason": stop_reason_of(finish),
+        "stop_sequence": null,
+        "usage": usage,
+    })
+}
+
+/// `{"delta":{"text":..,"type":"text_delta"},"index":..,"type":"content_block_delta"}`.
+#[derive(Serialize)]
+struct TextDelta<'a> {
+    delta: TextPart<'a>,
+    index: u64,
+    #[serde(rename = "type")]
+    ty: &'static str,
+}
+
+#[derive(Serialize)]
+struct TextPart<'a> {
+    text: &'a str,
+    #[serde(rename = "type")]
+    ty: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    Text(u64),
+    /// (Anthropic block index, OpenAI tool-call index)
+    Tool(u64, u64),
+}
+
+/// Pivot chunks -> the Anthropic event sequence: `message_start`, per block
+/// `content_block_start` / `content_block_delta` / `content_block_stop`, then `message_delta`
+/// and `message_stop`. OpenAI sends usage in a chunk after the finish chunk, so `message_delta`
+/// (which carries the usage) waits for that chunk, `on_done` or `finish`.
+#[derive(Debug)]
+pub struct StreamFromPivot {
+    client_model: String,
+    id: String,
+    st: FrontState,
+    started: bool,
+    next_block: u64,
+    open: Option<Open>,
+    tools_seen: Vec<u64>,
+    credits: Option<Value>,
+}
+
+impl StreamFromPivot {
+    pub fn new(client_model: &str) -> Self {
+        StreamFromPivot {
+            client_model: client_model.to_string(),
+            id: String::new(),
+            st: FrontState::default(),
+            started: false,
+            next_block: 0,
+            open: None,
+            tools_seen: Vec::new(),
+            credits: None,
+        }
+    }
+
+    /// The usage seen in the pivot stream.
+    pub fn usage(&self) -> Option<Usage> {
+        self.st.usage
+    }
+
+    /// Whether `message_stop` (or an error event) has been written.
+    pub fn is_closed(&self) -> bool {
+        self.st.closed
+    }
+
+    fn event(out: &mut Vec<u8>, name: &str, data: &Value) {
+        sse::write_json(out, Some(name), data, b"\n");
+    }
+
+    fn start(&mut self, chunk: Option<&Value>, out: &mut Vec<u8>) {
+        self.start_with_id(chunk.and_then(|c| c.get("id")).and_then(Value::as_str), out);
+    }
+
+    /// `message_start`, once; its id from the first chunk's.
+    fn start_with_id(&mut self, pivot_id: Option<&str>, out: &mut Vec<u8>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        self.id = message_id(pivot_id);
+        let input = self.st.usage.map(|u| u.prompt_tokens.saturating_sub(u.cached_tokens)).unwrap_or(0);
+        let cached = self.st.usage.map(|u| u.cached_tokens).unwrap_or(0);
+        let start = json!({
+            "type": "message_start",
+            "message": {
+                "id": self.id,
+                "type": "message",
+                "role": "assistant",
+                "model": self.client_model,
+                "content": [],
+                "stop_reason": null,
+                "stop_sequence": null,
+                "usage": {
+                    "input_tokens": input,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": cached,
+                    "output_tokens": 0,
+                },
+            },
+        });
+        Self::event(out, "message_start", &start);
+    }
+
+    fn close_block(&mut self, out: &mut Vec<u8>) {
+        if let Some(open) = self.open.take() {
+            let index = match open {
+                Open::Text(i) | Open::Tool(i, _) => i,
+            };
+            Self::event(out, "content_block_stop", &json!({"type": "content_block_stop", "index": index}));
+        }
+    }
+
+    fn new_block(&mut self) -> u64 {
+        let i = self.next_block;
+        self.next_block = self.next_block.saturating_add(1);
+        i
+    }
+
+    fn text_delta(&mut self, text: &str, out: &mut Vec<u8>) {
+        let index = match self.open {
+            Some(Open::Text(i)) => i,
+            _ => {
+                self.close_block(out);
+                let i = self.new_block();
+                self.open = Some(Open::Text(i));
+                let start = json!({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}});
+                Self::event(out, "content_block_start", &start);
+                i
+            }
+        };
+        // The event every text delta is: written from borrowed fields, in the key order a
+        // `Value` is written in, without building one.
+        let d = TextDelta { delta: TextPart { text, ty: "text_delta" }, index, ty: "content_block_delta" };
+        sse::write_json(out, Some("content_block_delta"), &d, b"\n");
+    }
+
+    fn tool_fragment(&mut self, tc: &Value, out: &mut Vec<u8>) {
+        let k = tc.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let f = tc.get("function");
+        let index = match self.open {
+            Some(Open::Tool(i, t)) if t == k => i,
+            _ => {
+                if self.tools_seen.contains(&k) {
+                    return; // a late fragment of a closed tool block: Anthropic cannot reopen it
+                }
+                self.tools_seen.push(k);
+                self.close_block(out);
+                let i = self.new_block();
+                self.open = Some(Open::Tool(i, k));
+                let id = tc.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| format!("toolu_{k}"));
+                let name = f.and_then(|f| f.get("name")).and_then(Value::as_str).unwrap_or("");
+                let start = json!({
+                    "type": "content_block_start",
+                    "index": i,
+                    "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}},
+                });
+                Self::event(out, "content_block_start", &start);
+                i
+            }
+        };
+        if let Some(args) = f.and_then(|f| f.get("arguments")).and_then(Value::as_str).filter(|a| !a.is_empty()) {
+            let d = json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": args}});
+            Self::event(out, "content_block_delta", &d);
+        }
+    }
+
+
+
+
+    fn close_message(&mut self, out: &mut Vec<u8>) {
+        self.start(None, out);
+        self.close_block(out);
+        let mut usage = Map::new();
+        if let Some(u) = &self.st.usage {
+            usage = usage_to_anthropic(u);
+        } else {
+            ins(&mut usage, "output_tokens", json!(0));
+        }
+        if let Some(c) = &self.credits {
+            ins(&mut usage, "credits_consumed", c.clone());
+        }
+        let reason = self.st.finish.map(|f| Value::String(stop_reason_of(f).to_string())).unwrap_or(Value::Null);
+        let md = json!({
+            "type": "message_delta",
+            "delta": {"stop_reason": reason, "stop_sequence": null},
+            "usage": usage,
+        });
+        Self::event(out, "message_delta", &md);
+        Self::event(out, "message_stop", &json!({"type": "message_stop"}));
+    }
+}
+
+impl ChoiceFront for StreamFromPivot {
+    fn state(&mut self) -> &mut FrontState {
+        &mut self.st
+    }
+
+    /// `usage.credits_consumed`, carried with the usage.
+    fn chunk_seen(&mut self, chunk: &Value) {
+        if let (Some(_), Some(c)) = (pivot::usage_of(chunk), pivot::credits_of(chunk)) {
+            self.credits = Some(c);
+        }
+    }
+
+    fn choice(&mut self, chunk: &Value, choice: &Choice, out: &mut Vec<u8>) {
+        self.start(Some(chunk), out);
+        for t in choice.texts() {
+            self.text_delta(t, out);
+        }
+        for tc in choice.tool_calls() {
+            self.tool_fragment(tc, out);
+        }
+    }
+
+    /// Text without a `Value`: the message id from the chunk's id, then the text delta.
+    fn text(&mut self, chunk: &TextChunk, out: &mut Vec<u8>) {
+        self.start_with_id(Some(&chunk.id), out);
+        if !chunk.text.is_empty() {
+            self.text_delta(&chunk.text, out);
+        }
+    }
+
+    /// A message that called tools stops with `tool_use`; its open block is closed.
+    fn finished(&mut self, out: &mut Vec<u8>) {
+        if self.st.finish == Some(Finish::Stop) && !self.tools_seen.is_empty() {
+            self.st.finish = Some(Finish::ToolCalls);
+        }
+        self.close_block(out);
+    }
+
+    /// `message_delta` (stop reason, usage) and `message_stop`.
+    fn end(&mut self, out: &mut Vec<u8>) {
+        self.close_message(out);
+    }
+
+    /// `event: error` (type `api_error`); nothing follows it.
+    fn write_error(&mut self, message: &str, out: &mut Vec<u8>) {
+        let e = json!({"type": "error", "error": {"type": "api_error", "message": message}});
+        Self::event(out, "error", &e);
+    }
+}

@@ -1,0 +1,557 @@
+//! A Gemini client: its `generateContent` request validated and translated into the pivot;
+//! the pivot's response and stream written out as Gemini responses.
+
+use serde_json::{json, Map, Value};
+
+use crate::dialect::pivot::{self, text_part, texts_to_content, Finish, PivotRequest};
+use crate::dialect::stream::{Choice, ChoiceFront, FrontState};
+use crate::dialect::validate::{
+    opt_array, opt_choices, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array,
+    req_str,
+};
+use crate::errors::GatewayError;
+use crate::sse;
+use crate::usage::Usage;
+use super::{bad, field, finish_to_gemini, ins};
+
+/// Validates a Gemini `generateContent` body (model and stream from the URL) and translates it
+/// to an OpenAI chat body.
+pub fn request_to_pivot(body: &Map<String, Value>, model: &str, stream: bool) -> Result<PivotRequest, GatewayError> {
+    if model.is_empty() {
+        return Err(GatewayError::missing("model"));
+    }
+    let contents = req_array(field(body, "contents"), "contents")?;
+    if contents.is_empty() {
+        return Err(bad("contents", "'contents' must contain at least one content"));
+    }
+    let mut messages: Vec<Value> = Vec::new();
+    if let Some(sys) = system_to_pivot(field(body, "systemInstruction"))? {
+        messages.push(json!({"role": "system", "content": sys}));
+    }
+    let mut calls = Calls::default();
+    for (i, c) in contents.iter().enumerate() {
+        content_to_pivot(i, c, &mut calls, &mut messages)?;
+    }
+
+    let mut out = Map::new();
+    ins(&mut out, "model", json!(model));
+    ins(&mut out, "messages", Value::Array(messages));
+    let mut max_tokens = None;
+    if let Some(g) = opt_object(field(body, "generationConfig"), "generationConfig")? {
+        max_tokens = generation_to_pivot(g, &mut out)?;
+    }
+    let has_tools = tools_to_pivot(field(body, "tools"), &mut out)?;
+    if let Some(tc) = opt_object(field(body, "toolConfig"), "toolConfig")? {
+        if let Some(fc) = opt_object(field(tc, "functionCallingConfig"), "toolConfig.functionCallingConfig")? {
+            let mode = opt_str(fc.get("mode"), "toolConfig.functionCallingConfig.mode")?.map(str::to_ascii_uppercase);
+            let allowed = opt_strings(
+                field(fc, "allowedFunctionNames"),
+                "toolConfig.functionCallingConfig.allowedFunctionNames",
+                false,
+            )?
+            .unwrap_or_default();
+            let one = if allowed.len() == 1 { allowed.first() } else { None };
+            let choice = match (mode.as_deref(), one) {
+                (None | Some("ANY"), Some(name)) => Some(json!({"type": "function", "function": {"name": name}})),
+                (Some("ANY"), None) => Some(json!("required")),
+                (Some("NONE"), _) => Some(json!("none")),
+                (Some("AUTO" | "VALIDATED" | "MODE_UNSPECIFIED"), _) => Some(json!("auto")),
+                (None, None) => None,
+                (Some(other), _) => {
+                    return Err(bad(
+                        "toolConfig.functionCallingConfig.mode",
+                        format!("unknown function calling mode '{other}'"),
+                    ))
+                }
+            };
+            if let (Some(c), true) = (choice, has_tools) {
+                ins(&mut out, "tool_choice", c);
+            }
+        }
+    }
+    if stream {
+        ins(&mut out, "stream", Value::Bool(true));
+        ins(&mut out, "stream_options", json!({"include_usage": true}));
+    }
+    Ok(PivotRequest { body: out, model: model.to_string(), stream, max_tokens })
+}
+
+fn system_to_pivot(v: Option<&Value>) -> Result<Option<Value>, GatewayError> {
+    let parts = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => return Ok(if s.is_empty() { None } else { Some(json!(s)) }),
+        Some(Value::Object(o)) => req_array(o.get("parts"), "systemInstruction.parts")?,
+        Some(_) => return Err(bad("systemInstruction", "'systemInstruction' must be a Content object")),
+    };
+    let mut texts = Vec::new();
+    for (j, p) in parts.iter().enumerate() {
+        let pp = format!("systemInstruction.parts[{j}]");
+        let o = p.as_object().ok_or_else(|| bad(&pp, format!("'{pp}' must be an object")))?;
+        texts.push(req_str(o.get("text"), &format!("{pp}.text"))?.to_string());
+    }
+    Ok(match texts_to_content(texts) {
+        Value::Null => None,
+        c => Some(c),
+    })
+}
+
+/// Function calls seen so far in the request: ids minted by position, and the calls not yet
+/// answered (a `functionResponse` without id answers the earliest unanswered call of its name).
+#[derive(Default)]
+struct Calls {
+    minted: u64,
+    pending: Vec<(String, String)>,
+}
+
+fn content_to_pivot(i: usize, c: &Value, calls: &mut Calls, out: &mut Vec<Value>) -> Result<(), GatewayError> {
+    let p = format!("contents[{i}]");
+    let obj = c.as_object().ok_or_else(|| bad(&p, format!("'{p}' must be an object")))?;
+    let role = opt_str(obj.get("role"), &format!("{p}.role"))?.unwrap_or("user");
+    let parts = req_array(obj.get("parts"), &format!("{p}.parts"))?;
+    match role {
+        "user" | "function" => user_to_pivot(&p, parts, calls, out),
+        "model" => model_to_pivot(&p, parts, calls, out),
+        other => Err(bad(&format!("{p}.role"), format!("role '{other}' must be 'user' or 'model'"))),
+    }
+}
+
+fn part_obj<'a>(p: &'a Value, pp: &str) -> Result<&'a Map<String, Value>, GatewayError> {
+    p.as_object().ok_or_else(|| bad(pp, format!("'{pp}' must be an object")))
+}
+
+fn media_to_part(o: &Map<String, Value>, pp: &str) -> Result<Option<Value>, GatewayError> {
+    if let Some(d) = opt_object(field(o, "inlineData"), &format!("{pp}.inlineData"))? {
+        let mime = req_str(field(d, "mimeType"), &format!("{pp}.inlineData.mimeType"))?;
+        let data = req_str(d.get("data"), &format!("{pp}.inlineData.data"))?;
+        let part = if mime.starts_with("image/") {
+            json!({"type": "image_url", "image_url": {"url": pivot::data_url(mime, data)}})
+        } else if let Some(fmt) = match mime {
+            "audio/wav" | "audio/x-wav" => Some("wav"),
+            "audio/mp3" | "audio/mpeg" => Some("mp3"),
+            _ => None,
+        } {
+            json!({"type": "input_audio", "input_audio": {"data": data, "format": fmt}})
+        } else {
+            json!({"type": "file", "file": {"filename": "file", "file_data": pivot::data_url(mime, data)}})
+        };
+        return Ok(Some(part));
+    }
+    if let Some(f) = opt_object(field(o, "fileData"), &format!("{pp}.fileData"))? {
+        let uri = req_str(field(f, "fileUri"), &format!("{pp}.fileData.fileUri"))?;
+        let mime = opt_str(field(f, "mimeType"), &format!("{pp}.fileData.mimeType"))?;
+        if mime.is_some_and(|m| !m.starts_with("image/")) {
+            return Err(bad(&format!("{pp}.fileData.mimeType"), "only image files can be passed by URI"));
+        }
+        return Ok(Some(json!({"type": "image_url", "image_url": {"url": uri}})));
+    }
+    Ok(None)
+}
+
+fn user_to_pivot(p: &str, parts: &[Value], calls: &mut Calls, out: &mut Vec<Value>) -> Result<(), GatewayError> {
+    let mut user_parts = Vec::new();
+    let mut tool_msgs = Vec::new();
+    for (j, part) in parts.iter().enumerate() {
+        let pp = format!("{p}.parts[{j}]");
+        let o = part_obj(part, &pp)?;
+        if let Some(t) = o.get("text") {
+            let t = opt_str(Some(t), &format!("{pp}.text"))?.unwrap_or("");
+            if o.get("thought").and_then(Value::as_bool) != Some(true) {
+                user_parts.push(text_part(t));
+            }
+        } else if let Some(fr) = opt_object(field(o, "functionResponse"), &format!("{pp}.functionResponse"))? {
+            let np = format!("{pp}.functionResponse.name");
+            let name = req_str(fr.get("name"), &np)?;
+            let id = match opt_str(fr.get("id"), &format!("{pp}.functionResponse.id"))? {
+                Some(id) => {
+                    calls.pending.retain(|(_, pid)| pid != id);
+                    id.to_string()
+                }
+                None => {
+                    let pos = calls.pending.iter().position(|(n, _)| n == name).ok_or_else(|| {
+                        bad(&np, format!("no earlier functionCall named '{name}' is left for this functionResponse"))
+                    })?;
+                    calls.pending.remove(pos).1
+                }
+            };
+            let response = match opt_object(fr.get("response"), &format!("{pp}.functionResponse.response"))? {
+                Some(r) => Value::Object(r.clone()),
+                None => json!({}),
+            };
+            let content = serde_json::to_string(&response).unwrap_or_else(|_| "{}".to_string());
+            tool_msgs.push(json!({"role": "tool", "tool_call_id": id, "content": content}));
+        } else if let Some(media) = media_to_part(o, &pp)? {
+            user_parts.push(media);
+        } else if field(o, "functionCall").is_some() {
+            return Err(bad(&pp, "functionCall parts belong in 'model' contents"));
+        } else {
+            return Err(bad(&pp, format!("'{pp}' has no supported data (text, inlineData, fileData, functionResponse)")));
+        }
+    }
+    let had_tools = !tool_msgs.is_empty();
+    out.extend(tool_msgs);
+    if !user_parts.is_empty() {
+        out.push(json!({"role": "user", "content": user_parts}));
+    } else if !had_tools {
+        out.push(json!({"role": "user", "content": ""}));
+    }
+    Ok(())
+}
+
+fn model_to_pivot(p: &str, parts: &[Value], calls: &mut Calls, out: &mut Vec<Value>) -> Result<(), GatewayError> {
+    let mut texts = Vec::new();
+    let mut tool_calls = Vec::new();
+    for (j, part) in parts.iter().enumerate() {
+        let pp = format!("{p}.parts[{j}]");
+        let o = part_obj(part, &pp)?;
+        if let Some(t) = o.get("text") {
+            let t = opt_str(Some(t), &format!("{pp}.text"))?.unwrap_or("");
+            if o.get("thought").and_then(Value::as_bool) != Some(true) {
+                texts.push(t.to_string());
+            }
+        } else if let Some(fc) = opt_object(field(o, "functionCall"), &format!("{pp}.functionCall"))? {
+            let name = req_str(fc.get("name"), &format!("{pp}.functionCall.name"))?;
+            let args = match opt_object(fc.get("args"), &format!("{pp}.functionCall.args"))? {
+                Some(a) => Value::Object(a.clone()),
+                None => json!({}),
+            };
+            let minted = format!("call_{}", calls.minted);
+            calls.minted = calls.minted.saturating_add(1);
+            let id = opt_str(fc.get("id"), &format!("{pp}.functionCall.id"))?.map(str::to_string).unwrap_or(minted);
+            calls.pending.push((name.to_string(), id.clone()));
+            let mut call = Map::new();
+            ins(&mut call, "id", json!(id));
+            ins(&mut call, "type", json!("function"));
+            let arguments = serde_json::to_string(&args).unwrap_or_else(|_| "{}".to_string());
+            ins(&mut call, "function", json!({"name": name, "arguments": arguments}));
+            if let Some(sig) = opt_str(field(o, "thoughtSignature"), &format!("{pp}.thoughtSignature"))? {
+                ins(&mut call, "extra_content", json!({"google": {"thought_signature": sig}}));
+            }
+            tool_calls.push(Value::Object(call));
+        } else if o.get("thought").and_then(Value::as_bool) == Some(true) || field(o, "thoughtSignature").is_some() {
+            // a bare thought or signature part: nothing for the pivot
+        } else {
+            return Err(bad(&pp, format!("'{pp}' has no supported data (text, functionCall)")));
+        }
+    }
+    let mut msg = Map::new();
+    ins(&mut msg, "role", json!("assistant"));
+    let content = match texts_to_content(texts) {
+        Value::Null if tool_calls.is_empty() => json!(""),
+        c => c,
+    };
+    ins(&mut msg, "content", content);
+    if !tool_calls.is_empty() {
+        ins(&mut msg, "tool_calls", Value::Array(tool_calls));
+    }
+    out.push(Value::Object(msg));
+    Ok(())
+}
+
+/// Gemini schemas name types in upper case (`OBJECT`); JSON Schema wants lower case.
+pub(super) fn lower_types(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            for (k, child) in o.iter_mut() {
+                match child {
+                    Value::String(s) if k == "type" => {
+                        if s.chars().all(|c| c.is_ascii_uppercase()) {
+                            *s = s.to_ascii_lowercase();
+                        }
+                    }
+                    _ => lower_types(child),
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(lower_types),
+        _ => {}
+    }
+}
+
+fn tools_to_pivot(v: Option<&Value>, out: &mut Map<String, Value>) -> Result<bool, GatewayError> {
+    let Some(tools) = opt_array(v, "tools")? else {
+        return Ok(false);
+    };
+    let mut list = Vec::new();
+    for (i, t) in tools.iter().enumerate() {
+        let tp = format!("tools[{i}]");
+        let o = t.as_object().ok_or_else(|| bad(&tp, format!("'{tp}' must be an object")))?;
+        let decls = opt_array(field(o, "functionDeclarations"), &format!("{tp}.functionDeclarations"))?;
+        let Some(decls) = decls else {
+            let kind = o.keys().next().map(String::as_str).unwrap_or("empty");
+            return Err(bad(&tp, format!("tool '{kind}' is not supported by this gateway; only functionDeclarations")));
+        };
+        for (j, d) in decls.iter().enumerate() {
+            let dp = format!("{tp}.functionDeclarations[{j}]");
+            let d = d.as_object().ok_or_else(|| bad(&dp, format!("'{dp}' must be an object")))?;
+            let mut f = Map::new();
+            ins(&mut f, "name", json!(req_str(d.get("name"), &format!("{dp}.name"))?));
+            if let Some(desc) = opt_str(d.get("description"), &format!("{dp}.description"))? {
+                ins(&mut f, "description", json!(desc));
+            }
+            if let Some(s) = opt_object(d.get("parameters"), &format!("{dp}.parameters"))? {
+                let mut s = Value::Object(s.clone());
+                lower_types(&mut s);
+                ins(&mut f, "parameters", s);
+            } else if let Some(s) = opt_object(field(d, "parametersJsonSchema"), &format!("{dp}.parametersJsonSchema"))? {
+                ins(&mut f, "parameters", Value::Object(s.clone()));
+            }
+            list.push(json!({"type": "function", "function": f}));
+        }
+    }
+    if list.is_empty() {
+        return Ok(false);
+    }
+    ins(out, "tools", Value::Array(list));
+    Ok(true)
+}
+
+/// `generationConfig` -> sampling fields. Returns `maxOutputTokens`.
+fn generation_to_pivot(g: &Map<String, Value>, out: &mut Map<String, Value>) -> Result<Option<u64>, GatewayError> {
+    let gp = |f: &str| format!("generationConfig.{f}");
+    for (from, to) in [
+        ("temperature", "temperature"),
+        ("topP", "top_p"),
+        ("presencePenalty", "presence_penalty"),
+        ("frequencyPenalty", "frequency_penalty"),
+    ] {
+        if let Some(n) = opt_number(field(g, from), &gp(from))? {
+            ins(out, to, n.clone());
+        }
+    }
+    if let Some(k) = opt_uint(field(g, "topK"), &gp("topK"))? {
+        ins(out, "top_k", json!(k));
+    }
+    if let Some(s) = opt_number(g.get("seed"), &gp("seed"))? {
+        ins(out, "seed", s.clone());
+    }
+    let max = opt_positive(field(g, "maxOutputTokens"), &gp("maxOutputTokens"))?;
+    if let Some(m) = max {
+        ins(out, "max_tokens", json!(m));
+    }
+    if let Some(stop) = opt_strings(field(g, "stopSequences"), &gp("stopSequences"), false)? {
+        if !stop.is_empty() {
+            ins(out, "stop", json!(stop));
+        }
+    }
+    if let Some(n) = opt_choices(field(g, "candidateCount"), &gp("candidateCount"))? {
+        ins(out, "n", json!(n));
+    }
+    if opt_str(field(g, "responseMimeType"), &gp("responseMimeType"))? == Some("application/json") {
+        let schema = match opt_object(field(g, "responseJsonSchema"), &gp("responseJsonSchema"))? {
+            Some(s) => Some(Value::Object(s.clone())),
+            None => opt_object(field(g, "responseSchema"), &gp("responseSchema"))?.map(|s| {
+                let mut s = Value::Object(s.clone());
+                lower_types(&mut s);
+                s
+            }),
+        };
+        let rf = match schema {
+            Some(s) => json!({"type": "json_schema", "json_schema": {"name": "response", "schema": s}}),
+            None => json!({"type": "json_object"}),
+        };
+        ins(out, "response_format", rf);
+    }
+    Ok(max)
+}
+
+fn usage_to_gemini(u: &Usage) -> Value {
+    let mut m = Map::new();
+    ins(&mut m, "promptTokenCount", json!(u.prompt_tokens));
+    ins(&mut m, "candidatesTokenCount", json!(u.completion_tokens.saturating_sub(u.reasoning_tokens)));
+    ins(&mut m, "totalTokenCount", json!(u.total()));
+    if u.cached_tokens > 0 {
+        ins(&mut m, "cachedContentTokenCount", json!(u.cached_tokens));
+    }
+    if u.reasoning_tokens > 0 {
+        ins(&mut m, "thoughtsTokenCount", json!(u.reasoning_tokens));
+    }
+    Value::Object(m)
+}
+
+/// An OpenAI `chat.completion` -> the Gemini response the client expects (a candidate per choice).
+pub fn response_from_pivot(v: &Value, client_model: &str) -> Value {
+    let mut candidates = Vec::new();
+    let choices = v.get("choices").and_then(Value::as_array);
+    for (pos, choice) in choices.map(|c| c.as_slice()).unwrap_or(&[]).iter().enumerate() {
+        let msg = choice.get("message");
+        let mut parts = Vec::new();
+        let text = pivot::content_text(msg.and_then(|m| m.get("content")));
+        if !text.is_empty() {
+            parts.push(json!({"text": text}));
+        }
+        let calls = msg.and_then(|m| m.get("tool_calls")).and_then(Value::as_array);
+        for tc in calls.map(|c| c.as_slice()).unwrap_or(&[]) {
+            parts.push(function_call_part(
+                tc.pointer("/function/name").and_then(Value::as_str).unwrap_or(""),
+                tc.pointer("/function/arguments"),
+                tc.pointer("/extra_content/google/thought_signature").and_then(Value::as_str),
+            ));
+        }
+        if parts.is_empty() {
+            parts.push(json!({"text": ""}));
+        }
+        let finish = choice.get("finish_reason").and_then(Value::as_str).map(Finish::from_openai).unwrap_or(Finish::Stop);
+        candidates.push(json!({
+            "content": {"role": "model", "parts": parts},
+            "finishReason": finish_to_gemini(finish),
+            "index": choice.get("index").and_then(Value::as_u64).unwrap_or(pos as u64),
+        }));
+    }
+    let mut out = Map::new();
+    ins(&mut out, "candidates", Value::Array(candidates));
+    if let Some(u) = pivot::usage_of(v) {
+        ins(&mut out, "usageMetadata", usage_to_gemini(&u));
+    }
+    ins(&mut out, "modelVersion", json!(client_model));
+    ins(&mut out, "responseId", json!(pivot::bare_id(v.get("id").and_then(Value::as_str))));
+    Value::Object(out)
+}
+
+fn function_call_part(name: &str, args: Option<&Value>, sig: Option<&str>) -> Value {
+    let args = match args {
+        Some(Value::String(s)) => pivot::parse_arguments(s),
+        Some(o @ Value::Object(_)) => o.clone(),
+        _ => json!({}),
+    };
+    let mut part = Map::new();
+    ins(&mut part, "functionCall", json!({"name": name, "args": args}));
+    if let Some(s) = sig {
+        ins(&mut part, "thoughtSignature", json!(s));
+    }
+    Value::Object(part)
+}
+
+#[derive(Debug, Default)]
+struct ToolBuf {
+    index: u64,
+    name: String,
+    args: String,
+    signature: Option<String>,
+}
+
+/// Pivot chunks -> Gemini SSE (`data: {GenerateContentResponse}\r\n\r\n`).
+///
+/// Text deltas are written at once, one response object each. Tool-call argument fragments are
+/// buffered per tool index; the calls go out as whole `functionCall` parts in the final object,
+/// which also carries `finishReason` and `usageMetadata`. Because OpenAI sends usage in a chunk
+/// after the finish chunk, the final object waits for the usage chunk, `on_done` or `finish`
+/// (it is never split into a finish object plus a usage-only object). Only choice 0 is relayed.
+#[derive(Debug)]
+pub struct StreamFromPivot {
+    client_model: String,
+    id: String,
+    st: FrontState,
+    tools: Vec<ToolBuf>,
+}
+
+impl StreamFromPivot {
+    pub fn new(client_model: &str) -> Self {
+        StreamFromPivot {
+            client_model: client_model.to_string(),
+            id: String::new(),
+            st: FrontState::default(),
+            tools: Vec::new(),
+        }
+    }
+
+    /// The usage seen in the pivot stream.
+    pub fn usage(&self) -> Option<Usage> {
+        self.st.usage
+    }
+
+    /// Whether the final object (or an error) has been written.
+    pub fn is_closed(&self) -> bool {
+        self.st.closed
+    }
+
+    fn write(&self, out: &mut Vec<u8>, candidate: Value, usage: Option<&Usage>) {
+        let mut obj = Map::new();
+        ins(&mut obj, "candidates", json!([candidate]));
+        if let Some(u) = usage {
+            ins(&mut obj, "usageMetadata", usage_to_gemini(u));
+        }
+        ins(&mut obj, "modelVersion", json!(self.client_model));
+        ins(&mut obj, "responseId", json!(self.id));
+        sse::write_json(out, None, &Value::Object(obj), b"\r\n");
+    }
+
+
+    fn buffer_tool(&mut self, tc: &Value) {
+        let k = tc.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let pos = match self.tools.iter().position(|t| t.index == k) {
+            Some(p) => p,
+            None => {
+                self.tools.push(ToolBuf { index: k, ..ToolBuf::default() });
+                self.tools.len().saturating_sub(1)
+            }
+        };
+        let Some(buf) = self.tools.get_mut(pos) else { return };
+        if let Some(n) = tc.pointer("/function/name").and_then(Value::as_str) {
+            if buf.name.is_empty() {
+                buf.name = n.to_string();
+            }
+        }
+        if let Some(a) = tc.pointer("/function/arguments").and_then(Value::as_str) {
+            buf.args.push_str(a);
+        }
+        if let Some(s) = tc.pointer("/extra_content/google/thought_signature").and_then(Value::as_str) {
+            buf.signature = Some(s.to_string());
+        }
+    }
+
+
+
+    fn close_message(&mut self, out: &mut Vec<u8>) {
+        let mut parts: Vec<Value> = self
+            .tools
+            .iter()
+            .map(|t| function_call_part(&t.name, Some(&Value::String(t.args.clone())), t.signature.as_deref()))
+            .collect();
+        if parts.is_empty() {
+            parts.push(json!({"text": ""}));
+        }
+        let mut cand = Map::new();
+        ins(&mut cand, "content", json!({"role": "model", "parts": parts}));
+        if let Some(f) = self.st.finish {
+            ins(&mut cand, "finishReason", json!(finish_to_gemini(f)));
+        }
+        ins(&mut cand, "index", json!(0));
+        let usage = self.st.usage;
+        self.write(out, Value::Object(cand), usage.as_ref());
+    }
+}
+
+impl ChoiceFront for StreamFromPivot {
+    fn state(&mut self) -> &mut FrontState {
+        &mut self.st
+    }
+
+    fn chunk_seen(&mut self, chunk: &Value) {
+        if self.id.is_empty() {
+            self.id = pivot::bare_id(chunk.get("id").and_then(Value::as_str)).to_string();
+        }
+    }
+
+    /// Text goes out at once, one response object per delta; tool-call fragments are buffered.
+    fn choice(&mut self, _chunk: &Value, choice: &Choice, out: &mut Vec<u8>) {
+        let text: String = choice.texts().collect();
+        if !text.is_empty() {
+            let cand = json!({"content": {"role": "model", "parts": [{"text": text}]}, "index": 0});
+            self.write(out, cand, None);
+        }
+        for tc in choice.tool_calls() {
+            self.buffer_tool(tc);
+        }
+    }
+
+    /// The final object: the buffered function calls, `finishReason`, `usageMetadata`.
+    fn end(&mut self, out: &mut Vec<u8>) {
+        self.close_message(out);
+    }
+
+    /// A Gemini error object as the last event.
+    fn write_error(&mut self, message: &str, out: &mut Vec<u8>) {
+        let e = json!({"error": {"code": 500, "message": message, "status": "INTERNAL"}});
+        sse::write_json(out, None, &e, b"\r\n");
+    }
+}

@@ -1,0 +1,18 @@
+//! OpenAI Chat Completions: the pivot shape the other dialects translate through. `front`: an
+//! OpenAI client (its request validated; the pivot stream written out to it); `upstream`: an
+//! OpenAI upstream (the request body sent to it; its response and stream read, including the
+//! fast path from an OpenAI upstream to an OpenAI client that only renames the model and
+//! handles the usage chunk).
+
+mod front;
+mod scan;
+mod upstream;
+
+pub use super::validate::{parse_json_object, required_model, MAX_CHOICES};
+pub use front::{parse_chat, scan_chat, write_error, ChatRequest, ChatScan, StreamFromPivot};
+pub use upstream::{rewrite_response, upstream_chat_body, OpenAiStream, StreamToPivot};
+
+
+#[cfg(test)]
+#[path = "../tests/openai_tests.rs"]
+mod tests;

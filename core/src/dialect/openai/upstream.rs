@@ -1,0 +1,233 @@
+//! An OpenAI upstream: the request body sent to it; its response and stream read.
+
+use std::borrow::Cow;
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::dialect::pivot::PivotRequest;
+use crate::dialect::stream::{TextChunk, UpstreamStream};
+use crate::sse::{self, Event};
+use crate::usage::{self, Usage};
+
+/// The body to send to an OpenAI-dialect upstream for an OpenAI client's request: the
+/// upstream's model id, and on streams `stream_options.include_usage` so the upstream reports
+/// usage (`wants_usage`: the client asked for it itself). `None`: send the original bytes.
+pub fn upstream_chat_body(req: &PivotRequest, wants_usage: bool, upstream_model: &str) -> Option<Vec<u8>> {
+    let needs_model = req.model != upstream_model;
+    let needs_usage = req.stream && !wants_usage;
+    if !needs_model && !needs_usage {
+        return None;
+    }
+    let mut body = req.body.clone();
+    if needs_model {
+        body.insert("model".to_string(), Value::String(upstream_model.to_string()));
+    }
+    if needs_usage {
+        let mut opts = match body.remove("stream_options") {
+            Some(Value::Object(o)) => o,
+            _ => Map::new(),
+        };
+        opts.insert("include_usage".to_string(), Value::Bool(true));
+        body.insert("stream_options".to_string(), Value::Object(opts));
+    }
+    serde_json::to_vec(&Value::Object(body)).ok()
+}
+
+/// Rewrites a non-streamed OpenAI response for the client: the client's model name back, and the
+/// usage read. Returns the new body (`None`: unchanged) and the usage.
+pub fn rewrite_response(body: &[u8], client_model: Option<&str>) -> (Option<Vec<u8>>, Option<Usage>) {
+    if client_model.is_none() {
+        // Nothing to rename: read only `usage` and skip the rest without building it.
+        if let Some(u) = usage_only(body) {
+            return (None, u);
+        }
+    }
+    let mut v: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(_) => return (None, None),
+    };
+    let usage = usage::from_openai(&v);
+    let mut out = None;
+    if let (Some(name), Some(obj)) = (client_model, v.as_object_mut()) {
+        if obj.contains_key("model") {
+            obj.insert("model".to_string(), Value::String(name.to_string()));
+            out = serde_json::to_vec(&v).ok();
+        }
+    }
+    (out, usage)
+}
+
+/// The usage of a JSON object body, reading nothing else into memory: `Some(usage)` when the body
+/// is an object with at most one `usage` member (valid JSON throughout), `None` to let the caller
+/// take the general path (which then decides exactly as before).
+fn usage_only(body: &[u8]) -> Option<Option<Usage>> {
+    #[derive(serde::Deserialize)]
+    struct Only {
+        usage: Option<Value>,
+    }
+    // A derived struct would also accept a JSON array (fields by position): objects only.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
+    let only: Only = serde_json::from_slice(body).ok()?;
+    Some(only.usage.and_then(|u| usage::from_openai(&Value::Object(Map::from_iter([("usage".to_string(), u)])))))
+}
+
+/// OpenAI upstream stream -> OpenAI client stream: model renamed, usage read, the usage chunk
+/// dropped for clients that did not ask for it.
+#[derive(Debug)]
+pub struct OpenAiStream {
+    /// Rename `model` to this (the client's name) when it differs from the upstream's.
+    pub client_model: Option<String>,
+    pub client_wants_usage: bool,
+    pub usage: Option<Usage>,
+    pub saw_done: bool,
+    /// Completion text seen, in bytes (for estimates when usage never comes).
+    pub completion_bytes: u64,
+}
+
+impl OpenAiStream {
+    pub fn new(client_model: Option<String>, client_wants_usage: bool) -> Self {
+        OpenAiStream { client_model, client_wants_usage, usage: None, saw_done: false, completion_bytes: 0 }
+    }
+
+    /// Translates one upstream event, appending what the client gets to `out`.
+    pub fn on_event(&mut self, ev: &Event, out: &mut Vec<u8>) {
+        let data = ev.data.trim();
+        if data == "[DONE]" {
+            self.saw_done = true;
+            out.extend_from_slice(b"data: [DONE]\n\n");
+            return;
+        }
+        let has_usage = memchr::memmem::find(data.as_bytes(), b"\"usage\"").is_some();
+        if self.client_model.is_none() && !has_usage {
+            self.completion_bytes = self.completion_bytes.saturating_add(usage::text_len_hint(data));
+            sse::write_event(out, None, data.as_bytes(), b"\n");
+            return;
+        }
+        let mut v: Value = match serde_json::from_str(data) {
+            Ok(v) => v,
+            Err(_) => {
+                // Not JSON: forward as it came; the client's parser decides.
+                sse::write_event(out, None, data.as_bytes(), b"\n");
+                return;
+            }
+        };
+        self.completion_bytes = self.completion_bytes.saturating_add(usage::text_len_hint(data));
+        let Some(obj) = v.as_object_mut() else {
+            sse::write_event(out, None, data.as_bytes(), b"\n");
+            return;
+        };
+        if let Some(u) = obj.get("usage").filter(|u| u.is_object()) {
+            let _ = u;
+            if let Some(found) = usage::from_openai(&Value::Object(obj.clone())) {
+                self.usage = Some(found);
+            }
+            if !self.client_wants_usage {
+                let no_choices = obj.get("choices").and_then(Value::as_array).is_none_or(|a| a.is_empty());
+                if no_choices {
+                    return; // the extra chunk we asked for: the client never sees it
+                }
+                obj.remove("usage");
+            }
+        }
+        if let Some(name) = &self.client_model {
+            if obj.contains_key("model") {
+                obj.insert("model".to_string(), Value::String(name.clone()));
+            }
+        }
+        match serde_json::to_vec(&v) {
+            Ok(bytes) => sse::write_event(out, None, &bytes, b"\n"),
+            Err(_) => sse::write_event(out, None, data.as_bytes(), b"\n"),
+        }
+    }
+}
+
+/// An OpenAI upstream's stream read into pivot chunks, for a client of another dialect: each
+/// event parsed once, and handed on as it came.
+#[derive(Debug, Default)]
+pub struct StreamToPivot {
+    usage: Option<Usage>,
+    error: Option<&'static str>,
+    ended: bool,
+}
+
+impl StreamToPivot {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl UpstreamStream for StreamToPivot {
+    fn on_event(&mut self, ev: &Event, out: &mut Vec<Value>) {
+        let d = ev.data.trim();
+        if d == "[DONE]" {
+            self.ended = true;
+        } else if let Ok(v) = serde_json::from_str::<Value>(d) {
+            if let Some(u) = usage::from_openai(&v) {
+                self.usage = Some(u);
+            }
+            out.push(v);
+        } else if !d.is_empty() {
+            self.error = Some("The generation service sent an invalid stream event");
+        }
+    }
+
+    fn finish(&mut self, _out: &mut Vec<Value>) {}
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    fn error(&self) -> Option<&str> {
+        self.error
+    }
+
+    fn ended(&self) -> bool {
+        self.ended
+    }
+
+    fn text_event<'e>(&mut self, ev: &'e Event) -> Option<TextChunk<'e>> {
+        let t: TextIn<'e> = serde_json::from_str(ev.data.trim()).ok()?;
+        let [c] = t.choices;
+        if t.usage.is_some() || c.index != 0 || c.finish_reason.is_some() || c.delta.refusal.is_some() {
+            return None;
+        }
+        Some(TextChunk { id: t.id, text: c.delta.content })
+    }
+}
+
+/// A chunk of nothing but text for choice 0, borrowed from the event. Any other delta field, a
+/// finish reason, a usage, more than one choice or a repeated key fails the read or is refused
+/// (the event is then read whole, as before).
+#[derive(Deserialize)]
+struct TextIn<'a> {
+    #[serde(borrow, default)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    choices: [ChoiceIn<'a>; 1],
+    usage: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceIn<'a> {
+    #[serde(default)]
+    index: u64,
+    #[serde(borrow)]
+    delta: DeltaIn<'a>,
+    finish_reason: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeltaIn<'a> {
+    #[serde(borrow, default)]
+    content: Cow<'a, str>,
+    /// Present on the first chunk; it carries nothing a front writes.
+    #[serde(rename = "role")]
+    _role: Option<IgnoredAny>,
+    /// `null` is allowed (as in OpenAI's chunks); a refusal's text is not text content.
+    refusal: Option<IgnoredAny>,
+}
