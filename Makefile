@@ -76,6 +76,7 @@ unit:
 	cargo test --workspace --locked
 
 clippy:
+	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # The production example (envoy/production-tls.yaml) reads envoy/tls/server.{crt,key}: a

@@ -54,7 +54,8 @@ impl Endpoint {
 
     /// Whether the endpoint carries a JSON body the filter must read before routing.
     pub fn needs_body(&self) -> bool {
-        self.is_chat() || matches!(self, Endpoint::Images | Endpoint::Videos | Endpoint::Speech | Endpoint::Transcriptions)
+        self.is_chat()
+            || matches!(self, Endpoint::Images | Endpoint::Videos | Endpoint::Speech | Endpoint::Transcriptions)
     }
 
     /// The model type the endpoint serves.
@@ -201,7 +202,10 @@ pub fn percent_decode(s: &str) -> String {
     while i < b.len() {
         let c = b.get(i).copied().unwrap_or(0);
         if c == b'%' {
-            let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
             if let Some(v) = hex {
                 out.push(v);
                 i += 3;

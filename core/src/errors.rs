@@ -245,10 +245,7 @@ impl GatewayError {
             let ms = self.retry_after_ms.unwrap_or(secs.saturating_mul(1000));
             headers.push(("retry-after-ms".to_string(), ms.to_string()));
         }
-        headers.push((
-            "x-should-retry".to_string(),
-            if self.code.retryable() { "true" } else { "false" }.to_string(),
-        ));
+        headers.push(("x-should-retry".to_string(), if self.code.retryable() { "true" } else { "false" }.to_string()));
         LocalReply { status: self.status(), headers, body: self.body(dialect) }
     }
 }

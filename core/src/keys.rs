@@ -139,11 +139,9 @@ pub fn extract<'a>(
         }
         found = Some((token, KeySource::Bearer));
     }
-    for (value, source) in [
-        (x_api_key, KeySource::XApiKey),
-        (x_goog_api_key, KeySource::XGoogApiKey),
-        (query_key, KeySource::QueryKey),
-    ] {
+    for (value, source) in
+        [(x_api_key, KeySource::XApiKey), (x_goog_api_key, KeySource::XGoogApiKey), (query_key, KeySource::QueryKey)]
+    {
         if let Some(v) = value {
             let v = v.trim();
             if v.is_empty() {

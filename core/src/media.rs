@@ -51,7 +51,9 @@ fn req_text<'a>(body: &'a Map<String, Value>, k: &str, max_chars: usize) -> Resu
 
 fn one_of(body: &Map<String, Value>, k: &str, allowed: &[&str]) -> Result<(), GatewayError> {
     match opt_str(body, k)? {
-        Some(v) if !allowed.contains(&v) => Err(bad(k, format!("'{k}' must be one of {}; got '{v}'", allowed.join(", ")))),
+        Some(v) if !allowed.contains(&v) => {
+            Err(bad(k, format!("'{k}' must be one of {}; got '{v}'", allowed.join(", "))))
+        }
         _ => Ok(()),
     }
 }
@@ -72,7 +74,13 @@ fn number(body: &Map<String, Value>, k: &str) -> Result<Option<f64>, GatewayErro
     match body.get(k) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n.as_f64().map(Some).ok_or_else(|| bad(k, format!("'{k}' must be a number"))),
-        Some(Value::String(s)) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(Some).ok_or_else(|| bad(k, format!("'{k}' must be a number"))),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(Some)
+            .ok_or_else(|| bad(k, format!("'{k}' must be a number"))),
         Some(_) => Err(bad(k, format!("'{k}' must be a number"))),
     }
 }
@@ -113,7 +121,10 @@ pub fn validate(endpoint: &Endpoint, body: &Map<String, Value>, model: &Model) -
             if !(seconds > 0.0 && seconds <= model.max_seconds) {
                 return Err(bad(
                     "duration",
-                    format!("'duration' must be more than 0 and at most {} seconds for '{}'; got {seconds}", model.max_seconds, model.id),
+                    format!(
+                        "'duration' must be more than 0 and at most {} seconds for '{}'; got {seconds}",
+                        model.max_seconds, model.id
+                    ),
                 ));
             }
             integer_in(body, "fps", FPS_RANGE.0, FPS_RANGE.1)?;

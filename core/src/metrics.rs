@@ -74,8 +74,12 @@ impl Stat {
     pub fn name(self, model: &str) -> String {
         let m = tag("model", model);
         match self {
-            Stat::Requests(c) => format!("tollgate.requests.{m}{}", tag("class", CLASSES.get(c).copied().unwrap_or("5xx"))),
-            Stat::Tokens(k) => format!("tollgate.tokens.{m}{}", tag("kind", TOKEN_KINDS.get(k).copied().unwrap_or("prompt"))),
+            Stat::Requests(c) => {
+                format!("tollgate.requests.{m}{}", tag("class", CLASSES.get(c).copied().unwrap_or("5xx")))
+            }
+            Stat::Tokens(k) => {
+                format!("tollgate.tokens.{m}{}", tag("kind", TOKEN_KINDS.get(k).copied().unwrap_or("prompt")))
+            }
             Stat::Estimated => format!("tollgate.usage_estimated.{m}"),
             Stat::Microcredits => format!("tollgate.microcredits.{m}"),
             Stat::Incomplete => format!("tollgate.incomplete.{m}"),
@@ -110,8 +114,12 @@ impl AccountStat {
     pub fn name(self, id: &str) -> String {
         let a = tag("account", id);
         match self {
-            AccountStat::Requests(c) => format!("tollgate.account_requests.{a}{}", tag("class", CLASSES.get(c).copied().unwrap_or("5xx"))),
-            AccountStat::Tokens(k) => format!("tollgate.account_tokens.{a}{}", tag("kind", TOKEN_KINDS.get(k).copied().unwrap_or("prompt"))),
+            AccountStat::Requests(c) => {
+                format!("tollgate.account_requests.{a}{}", tag("class", CLASSES.get(c).copied().unwrap_or("5xx")))
+            }
+            AccountStat::Tokens(k) => {
+                format!("tollgate.account_tokens.{a}{}", tag("kind", TOKEN_KINDS.get(k).copied().unwrap_or("prompt")))
+            }
             AccountStat::Microcredits => format!("tollgate.account_microcredits.{a}"),
         }
     }
@@ -119,7 +127,11 @@ impl AccountStat {
     /// The stats defined for every account at configuration (so they show at zero): 2xx, 4xx,
     /// 5xx, every token kind, microcredits.
     pub fn defined() -> impl Iterator<Item = AccountStat> {
-        [1, 3, 4].into_iter().map(AccountStat::Requests).chain((0..TOKEN_KINDS.len()).map(AccountStat::Tokens)).chain(std::iter::once(AccountStat::Microcredits))
+        [1, 3, 4]
+            .into_iter()
+            .map(AccountStat::Requests)
+            .chain((0..TOKEN_KINDS.len()).map(AccountStat::Tokens))
+            .chain(std::iter::once(AccountStat::Microcredits))
     }
 }
 
@@ -129,7 +141,9 @@ pub fn account_increments(o: &Outcome) -> Vec<(AccountStat, u64)> {
     let mut out = vec![(AccountStat::Requests(class(o.status)), 1)];
     if o.model.is_some() {
         let u = &o.usage;
-        for (k, n) in [u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.reasoning_tokens].into_iter().enumerate() {
+        for (k, n) in
+            [u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.reasoning_tokens].into_iter().enumerate()
+        {
             if n > 0 {
                 out.push((AccountStat::Tokens(k), n));
             }
@@ -194,7 +208,9 @@ pub fn increments(o: &Outcome) -> Increments<'_> {
     let mut per_model = vec![(Stat::Requests(class(o.status)), 1)];
     if o.model.is_some() {
         let u = &o.usage;
-        for (k, n) in [u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.reasoning_tokens].into_iter().enumerate() {
+        for (k, n) in
+            [u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.reasoning_tokens].into_iter().enumerate()
+        {
             if n > 0 {
                 per_model.push((Stat::Tokens(k), n));
             }

@@ -69,7 +69,13 @@ pub fn usage_micros(model: &Model, u: &Usage) -> u64 {
 /// What the spend caps reserve when a request is admitted: [`estimate_micros`] for text (from
 /// the body's size, the choices in `units` and `max_tokens`), [`media_micros`] of the validated
 /// units for media.
-pub fn admission_micros(model: &Model, endpoint: &Endpoint, request_bytes: usize, units: f64, max_tokens: Option<u64>) -> u64 {
+pub fn admission_micros(
+    model: &Model,
+    endpoint: &Endpoint,
+    request_bytes: usize,
+    units: f64,
+    max_tokens: Option<u64>,
+) -> u64 {
     match model.model_type {
         ModelType::Text => estimate_micros(model, request_bytes, units, max_tokens),
         _ => media_micros(model, endpoint, units),
@@ -123,7 +129,11 @@ pub fn reserve(store: &dyn Counters, scopes: Vec<SpendScope>, estimate: u64) -> 
         return Ok(Reservation::Uncapped);
     }
     let d = limits::reserve(store, &scopes, estimate)?;
-    Ok(if d.allowed { Reservation::Held(SpendHold { scopes, reserved: d.reserved_micros }) } else { Reservation::Refused })
+    Ok(if d.allowed {
+        Reservation::Held(SpendHold { scopes, reserved: d.reserved_micros })
+    } else {
+        Reservation::Refused
+    })
 }
 
 /// Spend reserved on the caps for one admitted request, until it is settled.

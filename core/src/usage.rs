@@ -39,7 +39,8 @@ pub fn from_openai(obj: &Value) -> Option<Usage> {
 
 /// Credits for `u` at `price`: prompt and completion tokens at their per-1k prices.
 pub fn credits(price: &Price, u: &Usage) -> f64 {
-    u.prompt_tokens as f64 * price.prompt_per_1k / 1000.0 + u.completion_tokens as f64 * price.completion_per_1k / 1000.0
+    u.prompt_tokens as f64 * price.prompt_per_1k / 1000.0
+        + u.completion_tokens as f64 * price.completion_per_1k / 1000.0
 }
 
 // ---- The estimator -------------------------------------------------------------------------

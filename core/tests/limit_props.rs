@@ -212,7 +212,8 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn script(failures: bool) -> impl Strategy<Value = Vec<Fault>> {
     let fault = if failures {
-        prop_oneof![4 => Just(Fault::Pass), 4 => rival().prop_map(Fault::Conflict), 1 => Just(Fault::Unavailable)].boxed()
+        prop_oneof![4 => Just(Fault::Pass), 4 => rival().prop_map(Fault::Conflict), 1 => Just(Fault::Unavailable)]
+            .boxed()
     } else {
         prop_oneof![1 => Just(Fault::Pass), 1 => rival().prop_map(Fault::Conflict)].boxed()
     };
@@ -290,7 +291,13 @@ fn run(a: &Adversary, ops: &[Op], exact: bool) -> Result<(), TestCaseError> {
         // Invariants, after every step.
         let t = a.truth.borrow();
         let rpm = rpm_stored(&a.inner);
-        prop_assert!(t.rpm <= u64::from(a.rpm_limit), "step {}: {} requests admitted, limit {}", step, t.rpm, a.rpm_limit);
+        prop_assert!(
+            t.rpm <= u64::from(a.rpm_limit),
+            "step {}: {} requests admitted, limit {}",
+            step,
+            t.rpm,
+            a.rpm_limit
+        );
         prop_assert!(rpm <= u64::from(a.rpm_limit), "step {}: stored count {} over the limit", step, rpm);
         for (name, truth, scope) in [("key", t.key, &key_scope), ("account", t.acct, &acct_scope)] {
             let s = stored(&a.inner, &scope.key);
@@ -308,7 +315,14 @@ fn run(a: &Adversary, ops: &[Op], exact: bool) -> Result<(), TestCaseError> {
             } else {
                 // The store may keep a reservation a failed rollback or settle could not remove,
                 // never less than what is really committed.
-                prop_assert!(s.spent + s.outstanding >= truth.spent + truth.outstanding, "step {}: {} store {:?} under truth {:?}", step, name, s, truth);
+                prop_assert!(
+                    s.spent + s.outstanding >= truth.spent + truth.outstanding,
+                    "step {}: {} store {:?} under truth {:?}",
+                    step,
+                    name,
+                    s,
+                    truth
+                );
             }
         }
         if exact {

@@ -34,7 +34,14 @@ fn form() -> Vec<u8> {
 }
 
 fn head<'a>(path: &'a str, len: Option<u64>, ct: &'a str) -> RequestHead<'a> {
-    RequestHead { method: "POST", path, authorization: Some("Bearer sk-test"), content_type: Some(ct), content_length: len, ..Default::default() }
+    RequestHead {
+        method: "POST",
+        path,
+        authorization: Some("Bearer sk-test"),
+        content_type: Some(ct),
+        content_length: len,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -64,7 +71,9 @@ fn upload_routes_at_any_split_renames_the_model_and_counts_the_rest() {
     for cut in 1..body.len() {
         let env = Env { now_ms: 1, store: &s };
         let mut ex = Exchange::new();
-        let HeadAction::ReadBody(edits) = ex.on_request_headers(&c, &head("/v1/audio/transcriptions", Some(body.len() as u64), CT), &env) else {
+        let HeadAction::ReadBody(edits) =
+            ex.on_request_headers(&c, &head("/v1/audio/transcriptions", Some(body.len() as u64), CT), &env)
+        else {
             panic!()
         };
         assert!(!edits.contains(&HeaderEdit::Remove("content-length".into())), "uploads keep their length");
@@ -82,7 +91,10 @@ fn upload_routes_at_any_split_renames_the_model_and_counts_the_rest() {
         let text = String::from_utf8_lossy(&new_body);
         assert!(text.contains("\r\n\r\nwhisper-large\r\n--BB"), "{text}");
         let delta = "whisper-large".len() - "listen".len();
-        assert!(edits.contains(&HeaderEdit::Set("content-length".into(), (body.len() + delta).to_string())), "{edits:?}");
+        assert!(
+            edits.contains(&HeaderEdit::Set("content-length".into(), (body.len() + delta).to_string())),
+            "{edits:?}"
+        );
         assert!(edits.contains(&HeaderEdit::Set(":path".into(), "/v1/audio/transcriptions".into())));
         if forwarded_at < body.len() {
             assert_eq!(ex.on_upload_body(&c, &[], body.len() - forwarded_at, true, &env), UploadAction::Continue);
@@ -96,7 +108,10 @@ fn chunked_upload_past_the_cap_is_refused_while_streaming_and_billing_uses_repor
     let env = Env { now_ms: 1, store: &s };
     let body = form();
     let mut ex = Exchange::new();
-    assert!(matches!(ex.on_request_headers(&c, &head("/v1/audio/transcriptions", None, CT), &env), HeadAction::ReadBody(_)));
+    assert!(matches!(
+        ex.on_request_headers(&c, &head("/v1/audio/transcriptions", None, CT), &env),
+        HeadAction::ReadBody(_)
+    ));
     assert!(matches!(ex.on_upload_body(&c, &body[..150], 150, false, &env), UploadAction::Forward { .. }));
     assert_eq!(ex.on_upload_body(&c, &[], 500, false, &env), UploadAction::Continue);
     match ex.on_upload_body(&c, &[], 400, false, &env) {
@@ -106,14 +121,21 @@ fn chunked_upload_past_the_cap_is_refused_while_streaming_and_billing_uses_repor
 
     // A normal one: billed for the seconds the response reports.
     let mut ex = Exchange::new();
-    assert!(matches!(ex.on_request_headers(&c, &head("/v1/audio/transcriptions", Some(body.len() as u64), CT), &env), HeadAction::ReadBody(_)));
+    assert!(matches!(
+        ex.on_request_headers(&c, &head("/v1/audio/transcriptions", Some(body.len() as u64), CT), &env),
+        HeadAction::ReadBody(_)
+    ));
     assert!(matches!(ex.on_upload_body(&c, &body, body.len(), true, &env), UploadAction::Forward { .. }));
     ex.on_response_headers(200, Some("application/json"));
     let resp = br#"{"text":"hi","usage":{"type":"duration","seconds":7}}"#;
     ex.on_response_chunk(resp, true, 1 << 20);
     let o = ex.on_done(&c, &env);
     let r: Value = serde_json::from_slice(&o.record).unwrap();
-    assert_eq!((r["units"].as_f64(), r["credits"].as_f64(), r["estimated"].as_bool()), (Some(7.0), Some(3.5), Some(false)), "{r}");
+    assert_eq!(
+        (r["units"].as_f64(), r["credits"].as_f64(), r["estimated"].as_bool()),
+        (Some(7.0), Some(3.5), Some(false)),
+        "{r}"
+    );
 
     // No seconds reported: an estimate from the upload's size, marked.
     let mut ex = Exchange::new();
@@ -132,7 +154,12 @@ fn images_bill_per_image_and_have_their_own_rate() {
     let env = Env { now_ms: 1, store: &s };
     let run = |body: &str| {
         let mut ex = Exchange::new();
-        let h = RequestHead { method: "POST", path: "/v1/images/generations", authorization: Some("Bearer sk-test"), ..Default::default() };
+        let h = RequestHead {
+            method: "POST",
+            path: "/v1/images/generations",
+            authorization: Some("Bearer sk-test"),
+            ..Default::default()
+        };
         assert!(matches!(ex.on_request_headers(&c, &h, &env), HeadAction::ReadBody(_)));
         let a = ex.on_request_body(&c, body.as_bytes(), &env);
         (ex, a)
@@ -146,7 +173,12 @@ fn images_bill_per_image_and_have_their_own_rate() {
     // image_rpm is 1: the next image is refused, at the headers (before its body is read);
     // speech (the account's rpm) is not.
     let mut ex = Exchange::new();
-    let h = RequestHead { method: "POST", path: "/v1/images/generations", authorization: Some("Bearer sk-test"), ..Default::default() };
+    let h = RequestHead {
+        method: "POST",
+        path: "/v1/images/generations",
+        authorization: Some("Bearer sk-test"),
+        ..Default::default()
+    };
     match ex.on_request_headers(&c, &h, &env) {
         HeadAction::Reply(r) => {
             assert_eq!(r.status, 429);
@@ -155,9 +187,17 @@ fn images_bill_per_image_and_have_their_own_rate() {
         other => panic!("{other:?}"),
     }
     let mut ex = Exchange::new();
-    let h = RequestHead { method: "POST", path: "/v1/audio/speech", authorization: Some("Bearer sk-test"), ..Default::default() };
+    let h = RequestHead {
+        method: "POST",
+        path: "/v1/audio/speech",
+        authorization: Some("Bearer sk-test"),
+        ..Default::default()
+    };
     ex.on_request_headers(&c, &h, &env);
-    assert!(matches!(ex.on_request_body(&c, br#"{"model":"voice","input":"hello","voice":"a"}"#, &env), BodyAction::Forward { .. }));
+    assert!(matches!(
+        ex.on_request_body(&c, br#"{"model":"voice","input":"hello","voice":"a"}"#, &env),
+        BodyAction::Forward { .. }
+    ));
     ex.on_response_headers(200, Some("audio/wav"));
     let o = ex.on_done(&c, &env);
     assert_eq!(o.micros, 10_000); // 5 chars at 2 credits per 1000

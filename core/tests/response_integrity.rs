@@ -7,7 +7,9 @@
 
 use serde_json::Value;
 use tollgate_core::config::Config;
-use tollgate_core::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, LocalReply, RequestHead, UploadAction};
+use tollgate_core::exchange::{
+    BodyAction, ChunkAction, Env, Exchange, HeadAction, LocalReply, RequestHead, UploadAction,
+};
 use tollgate_core::keys;
 use tollgate_core::limits::{self, MemoryStore};
 
@@ -37,10 +39,24 @@ fn chat(c: &Config, s: &MemoryStore, front: &str, key: &str, model: &str, stream
     let mut ex = Exchange::new();
     let auth = format!("Bearer {key}");
     let (path, body) = match front {
-        "openai" => ("/v1/chat/completions", format!(r#"{{"model":"{model}","stream":{stream},"stream_options":{{"include_usage":true}},"messages":[{{"role":"user","content":"hello there"}}]}}"#)),
-        "anthropic" => ("/v1/messages", format!(r#"{{"model":"{model}","max_tokens":100,"stream":{stream},"messages":[{{"role":"user","content":"hello there"}}]}}"#)),
+        "openai" => (
+            "/v1/chat/completions",
+            format!(
+                r#"{{"model":"{model}","stream":{stream},"stream_options":{{"include_usage":true}},"messages":[{{"role":"user","content":"hello there"}}]}}"#
+            ),
+        ),
+        "anthropic" => (
+            "/v1/messages",
+            format!(
+                r#"{{"model":"{model}","max_tokens":100,"stream":{stream},"messages":[{{"role":"user","content":"hello there"}}]}}"#
+            ),
+        ),
         _ => (
-            if stream { "/v1beta/models/MODEL:streamGenerateContent?alt=sse" } else { "/v1beta/models/MODEL:generateContent" },
+            if stream {
+                "/v1beta/models/MODEL:streamGenerateContent?alt=sse"
+            } else {
+                "/v1beta/models/MODEL:generateContent"
+            },
             r#"{"contents":[{"parts":[{"text":"hello there"}]}]}"#.to_string(),
         ),
     };
@@ -108,7 +124,11 @@ fn oversized_buffered_response_is_refused_before_any_byte_and_billed_on_an_estim
         assert_eq!(o.usage.completion_tokens, 64, "256 bytes read / 4");
         let want = limits::credits_to_micros(prompt as f64 * 1.0 / 1000.0 + 64.0 * 2.0 / 1000.0);
         assert_eq!(o.micros, want);
-        assert_eq!(limits::spend_state(&s, "spend:key:capped").unwrap(), (want, 0), "settled: spent, nothing left reserved");
+        assert_eq!(
+            limits::spend_state(&s, "spend:key:capped").unwrap(),
+            (want, 0),
+            "settled: spent, nothing left reserved"
+        );
     }
 }
 
@@ -117,7 +137,10 @@ fn oversized_buffered_response_is_refused_before_any_byte_and_billed_on_an_estim
 #[test]
 fn oversized_response_pieces_and_whole_body_give_only_the_error() {
     let (c, s) = (cfg(), MemoryStore::new());
-    let upstream = format!(r#"{{"id":"x","choices":[{{"index":0,"message":{{"role":"assistant","content":"{}"}}}}]}}"#, "y".repeat(400));
+    let upstream = format!(
+        r#"{{"id":"x","choices":[{{"index":0,"message":{{"role":"assistant","content":"{}"}}}}]}}"#,
+        "y".repeat(400)
+    );
     let mut ex = chat(&c, &s, "anthropic", "sk-open", "m", false);
     ex.on_response_headers(200, Some("application/json"));
     let mut client = Vec::new();
@@ -150,7 +173,13 @@ fn upload(c: &Config, s: &MemoryStore, key: &str) -> Exchange {
     let env = Env { now_ms: 1, store: s };
     let mut ex = Exchange::new();
     let auth = format!("Bearer {key}");
-    let head = RequestHead { method: "POST", path: "/v1/audio/transcriptions", authorization: Some(&auth), content_type: Some(CT), ..Default::default() };
+    let head = RequestHead {
+        method: "POST",
+        path: "/v1/audio/transcriptions",
+        authorization: Some(&auth),
+        content_type: Some(CT),
+        ..Default::default()
+    };
     assert!(matches!(ex.on_request_headers(c, &head, &env), HeadAction::ReadBody(_)));
     // Chunked: the first piece ends right after the model field (admitted on 1 s of audio).
     let a = ex.on_upload_body(c, MODEL_PART, MODEL_PART.len(), false, &env);
@@ -211,7 +240,10 @@ fn transcription_without_reported_seconds_bills_the_counted_size_as_an_estimate(
     let mut ex = upload(&c, &s, "sk-open");
     assert_eq!(ex.on_upload_body(&c, &[], 100_000, true, &env), UploadAction::Continue);
     ex.on_response_headers(200, Some("application/json"));
-    assert_eq!(ex.on_response_chunk(br#"{"text":"a","usage":{"type":"duration","seconds":3}}"#, true, 256), ChunkAction::Pass);
+    assert_eq!(
+        ex.on_response_chunk(br#"{"text":"a","usage":{"type":"duration","seconds":3}}"#, true, 256),
+        ChunkAction::Pass
+    );
     let (o, r) = record(&mut ex, &c, &s);
     assert_eq!((r["units"].as_f64(), r["estimated"].as_bool(), o.micros), (Some(3.0), Some(false), 1_500_000));
 }
@@ -257,8 +289,16 @@ fn streamed_upstream_error_events_are_redacted() {
     let (c, s) = (cfg(), MemoryStore::new());
     let msg = format!("upstream auth failed for {UP_KEY}");
     let openai_err = format!("data: {}\n\n", serde_json::json!({"error": {"message": msg}}));
-    let anthropic_err = format!("event: error\ndata: {}\n\n", serde_json::json!({"type": "error", "error": {"type": "api_error", "message": msg}}));
-    let cases = [("openai", "m", &openai_err), ("openai", "claude", &anthropic_err), ("anthropic", "claude", &anthropic_err), ("gemini", "claude", &anthropic_err)];
+    let anthropic_err = format!(
+        "event: error\ndata: {}\n\n",
+        serde_json::json!({"type": "error", "error": {"type": "api_error", "message": msg}})
+    );
+    let cases = [
+        ("openai", "m", &openai_err),
+        ("openai", "claude", &anthropic_err),
+        ("anthropic", "claude", &anthropic_err),
+        ("gemini", "claude", &anthropic_err),
+    ];
     for (front, model, stream) in cases {
         for cut in 0..=stream.len() {
             let mut ex = chat(&c, &s, front, "sk-open", model, true);
@@ -324,7 +364,11 @@ fn oversized_transcription_json_passes_whole_and_bills_the_upload_estimate() {
     assert_eq!(ex.on_response_chunk(br#"tail","usage":{"seconds":99}}"#, true, 256), ChunkAction::Pass);
     let (o, r) = record(&mut ex, &c, &s);
     let secs = counted.div_ceil(16_000);
-    assert_eq!((r["status"].as_u64(), r["units"].as_f64(), r["estimated"].as_bool()), (Some(200), Some(secs as f64), Some(true)), "{r}");
+    assert_eq!(
+        (r["status"].as_u64(), r["units"].as_f64(), r["estimated"].as_bool()),
+        (Some(200), Some(secs as f64), Some(true)),
+        "{r}"
+    );
     assert_eq!(o.micros, secs * 500_000);
 }
 

@@ -30,7 +30,9 @@ fn conversation(body: &Map<String, Value>) -> Vec<Item> {
     let mut items: Vec<Item> = Vec::new();
     let push_text = |items: &mut Vec<Item>, item: Item| {
         let merged = match (items.last_mut(), &item) {
-            (Some(Item::System(a)), Item::System(b)) | (Some(Item::User(a)), Item::User(b)) | (Some(Item::Assistant(a)), Item::Assistant(b)) => {
+            (Some(Item::System(a)), Item::System(b))
+            | (Some(Item::User(a)), Item::User(b))
+            | (Some(Item::Assistant(a)), Item::Assistant(b)) => {
                 a.push('\n');
                 a.push_str(b);
                 true
@@ -62,7 +64,8 @@ fn conversation(body: &Map<String, Value>) -> Vec<Item> {
                 for tc in m.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
                     let name = tc["function"]["name"].as_str().unwrap().to_string();
                     let args = tc["function"]["arguments"].as_str().unwrap();
-                    let args: Value = if args.trim().is_empty() { json!({}) } else { serde_json::from_str(args).unwrap() };
+                    let args: Value =
+                        if args.trim().is_empty() { json!({}) } else { serde_json::from_str(args).unwrap() };
                     names_by_id.insert(tc["id"].as_str().unwrap().to_string(), json!(name));
                     items.push(Item::Call(name, args));
                 }
@@ -97,7 +100,9 @@ fn tools(body: &Map<String, Value>) -> Vec<(String, String, Value)> {
 
 fn text() -> impl Strategy<Value = String> {
     // Printable text with the characters JSON and the translators have to take care of.
-    proptest::string::string_regex("[a-zA-Z0-9 .,!?'\"\\\\/<>{}é世😀-]{1,24}").unwrap().prop_filter("not blank", |s| !s.trim().is_empty())
+    proptest::string::string_regex("[a-zA-Z0-9 .,!?'\"\\\\/<>{}é世😀-]{1,24}")
+        .unwrap()
+        .prop_filter("not blank", |s| !s.trim().is_empty())
 }
 
 fn tool_name() -> impl Strategy<Value = String> {
@@ -105,8 +110,16 @@ fn tool_name() -> impl Strategy<Value = String> {
 }
 
 fn args() -> impl Strategy<Value = Value> {
-    proptest::collection::btree_map("[a-z]{1,6}", prop_oneof![text().prop_map(Value::from), (0i64..1000).prop_map(Value::from), any::<bool>().prop_map(Value::from)], 0..4)
-        .prop_map(|m| Value::Object(m.into_iter().collect()))
+    proptest::collection::btree_map(
+        "[a-z]{1,6}",
+        prop_oneof![
+            text().prop_map(Value::from),
+            (0i64..1000).prop_map(Value::from),
+            any::<bool>().prop_map(Value::from)
+        ],
+        0..4,
+    )
+    .prop_map(|m| Value::Object(m.into_iter().collect()))
 }
 
 /// An assistant turn: text and/or tool calls (each answered by a tool message).
@@ -193,7 +206,9 @@ fn unwrap_gemini_results(items: Vec<Item>) -> Vec<Item> {
         .into_iter()
         .map(|i| match i {
             Item::Result(name, t) => {
-                let inner = serde_json::from_str::<Value>(&t).ok().and_then(|v| v.get("content").and_then(Value::as_str).map(str::to_string));
+                let inner = serde_json::from_str::<Value>(&t)
+                    .ok()
+                    .and_then(|v| v.get("content").and_then(Value::as_str).map(str::to_string));
                 Item::Result(name, inner.unwrap_or(t))
             }
             other => other,

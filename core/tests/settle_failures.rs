@@ -70,11 +70,19 @@ fn exchange(store: &SettleFails, fail: bool) -> (Exchange, Outcome) {
     let env = Env { now_ms: NOW, store };
     let mut ex = Exchange::new();
     ex.request_id = "minted-1".to_string();
-    let head = RequestHead { method: "POST", path: "/v1/chat/completions", authorization: Some("Bearer sk-capped"), ..Default::default() };
+    let head = RequestHead {
+        method: "POST",
+        path: "/v1/chat/completions",
+        authorization: Some("Bearer sk-capped"),
+        ..Default::default()
+    };
     assert!(matches!(ex.on_request_headers(&c, &head, &env), HeadAction::ReadBody(_)));
     assert!(matches!(ex.on_request_body(&c, BODY.as_bytes(), &env), BodyAction::Forward { .. }));
     ex.on_response_headers(200, Some("application/json"));
-    assert!(matches!(ex.on_response_chunk(RESPONSE.as_bytes(), true, 1 << 20), ChunkAction::Pass | ChunkAction::Replace(_)));
+    assert!(matches!(
+        ex.on_response_chunk(RESPONSE.as_bytes(), true, 1 << 20),
+        ChunkAction::Pass | ChunkAction::Replace(_)
+    ));
     store.spend_down.set(fail);
     let out = ex.on_done(&c, &Env { now_ms: NOW + 5, store });
     (ex, out)
@@ -85,7 +93,11 @@ fn a_failed_settlement_is_counted_and_described_and_the_bill_stands() {
     let store = SettleFails { inner: MemoryStore::new(), spend_down: Cell::new(false) };
     let (ex, out) = exchange(&store, true);
     let reserved = ex.estimate_micros();
-    assert_eq!(reserved, 19 * 1000 + 10 * 1000, "the admission estimate: 19 prompt tokens (73 bytes / 4) + 10 max_tokens");
+    assert_eq!(
+        reserved,
+        19 * 1000 + 10 * 1000,
+        "the admission estimate: 19 prompt tokens (73 bytes / 4) + 10 max_tokens"
+    );
     assert_eq!(out.settle_failures, 1);
     assert_eq!(
         out.settle_failure,

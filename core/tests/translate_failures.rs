@@ -17,7 +17,11 @@ const FRONTS: [Dialect; 3] = [Dialect::OpenAi, Dialect::Anthropic, Dialect::Gemi
 /// Bodies each upstream dialect may send at status 200 that are not a response, and the reason.
 fn malformed() -> Vec<(Dialect, &'static str, &'static str)> {
     vec![
-        (Dialect::Anthropic, r#"{"id":"msg_1","type":"message","role":"assistant"}"#, "the Anthropic response has no 'content'"),
+        (
+            Dialect::Anthropic,
+            r#"{"id":"msg_1","type":"message","role":"assistant"}"#,
+            "the Anthropic response has no 'content'",
+        ),
         (Dialect::Anthropic, r#"[1,2]"#, "the Anthropic response is not a JSON object"),
         (Dialect::Gemini, r#"{"responseId":"r1","modelVersion":"g"}"#, "the Gemini response has no candidates"),
         (Dialect::Gemini, r#""text""#, "the Gemini response is not a JSON object"),
@@ -59,9 +63,18 @@ fn exchange(c: &Config, s: &MemoryStore, front: Dialect, model: &str) -> Exchang
     let env = Env { now_ms: 1, store: s };
     let mut ex = Exchange::new();
     let (path, body) = match front {
-        Dialect::OpenAi => ("/v1/chat/completions".to_string(), format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#)),
-        Dialect::Anthropic => ("/v1/messages".to_string(), format!(r#"{{"model":"{model}","max_tokens":10,"messages":[{{"role":"user","content":"hi"}}]}}"#)),
-        Dialect::Gemini => (format!("/v1beta/models/{model}:generateContent"), r#"{"contents":[{"parts":[{"text":"hi"}]}]}"#.to_string()),
+        Dialect::OpenAi => (
+            "/v1/chat/completions".to_string(),
+            format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#),
+        ),
+        Dialect::Anthropic => (
+            "/v1/messages".to_string(),
+            format!(r#"{{"model":"{model}","max_tokens":10,"messages":[{{"role":"user","content":"hi"}}]}}"#),
+        ),
+        Dialect::Gemini => (
+            format!("/v1beta/models/{model}:generateContent"),
+            r#"{"contents":[{"parts":[{"text":"hi"}]}]}"#.to_string(),
+        ),
     };
     let head = RequestHead { method: "POST", path: &path, authorization: Some("Bearer sk-open"), ..Default::default() };
     assert!(matches!(ex.on_request_headers(c, &head, &env), HeadAction::ReadBody(_)));

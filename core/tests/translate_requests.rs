@@ -70,7 +70,10 @@ fn anthropic_request_to_pivot_maps_every_field() {
     let roles: Vec<&str> = m.iter().map(|m| m["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["system", "user", "assistant", "tool", "user", "assistant", "user"]);
     assert_eq!(m[0]["content"], "You are terse.");
-    assert_eq!(m[1]["content"][1], json!({"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}));
+    assert_eq!(
+        m[1]["content"][1],
+        json!({"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}})
+    );
     assert_eq!(m[2]["content"], "A cat. Checking the weather.");
     let call = &m[2]["tool_calls"][0];
     assert_eq!(call["id"], "toolu_01A");
@@ -169,23 +172,45 @@ fn pivot_to_anthropic_from_a_plain_openai_request() {
 
 #[test]
 fn anthropic_validation_errors() {
-    let e = anthropic::request_to_pivot(&obj(json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}))).unwrap_err();
+    let e = anthropic::request_to_pivot(&obj(json!({"model": "m", "messages": [{"role": "user", "content": "x"}]})))
+        .unwrap_err();
     assert_eq!((e.code, e.param.as_deref()), (Code::MissingField, Some("max_tokens")));
     let cases = [
         (json!({"model": "m", "max_tokens": 1, "messages": "hi"}), "messages"),
-        (json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": {"x": 1}}]}), "messages[2].content"),
-        (json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": 3, "data": "x"}}]}]}), "messages[0].content[0].source.media_type"),
-        (json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}], "stop_sequences": "END"}), "stop_sequences"),
-        (json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}], "tools": [{"name": "f", "input_schema": {}}], "tool_choice": {"type": "sometimes"}}), "tool_choice.type"),
-        (json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}], "metadata": {"user_id": 5}}), "metadata.user_id"),
-        (json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}], "stream": "yes"}), "stream"),
+        (
+            json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": {"x": 1}}]}),
+            "messages[2].content",
+        ),
+        (
+            json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": 3, "data": "x"}}]}]}),
+            "messages[0].content[0].source.media_type",
+        ),
+        (
+            json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}], "stop_sequences": "END"}),
+            "stop_sequences",
+        ),
+        (
+            json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}], "tools": [{"name": "f", "input_schema": {}}], "tool_choice": {"type": "sometimes"}}),
+            "tool_choice.type",
+        ),
+        (
+            json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}], "metadata": {"user_id": 5}}),
+            "metadata.user_id",
+        ),
+        (
+            json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}], "stream": "yes"}),
+            "stream",
+        ),
         (json!({"model": "m", "max_tokens": 1.5, "messages": [{"role": "user", "content": "x"}]}), "max_tokens"),
     ];
     for (body, param) in cases {
         let e = anthropic::request_to_pivot(&obj(body.clone())).unwrap_err();
         assert_eq!((e.code, e.param.as_deref()), (Code::BadRequest, Some(param)), "{body}");
     }
-    let e = anthropic::request_to_pivot(&obj(json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": [{"type": "tool_result"}]}]}))).unwrap_err();
+    let e = anthropic::request_to_pivot(&obj(
+        json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": [{"type": "tool_result"}]}]}),
+    ))
+    .unwrap_err();
     assert_eq!((e.code, e.param.as_deref()), (Code::MissingField, Some("messages[0].content[0].tool_use_id")));
 }
 
@@ -278,7 +303,10 @@ fn gemini_modes_and_upper_case_schemas() {
     assert_eq!(base(json!({"mode": "NONE"}))["tool_choice"], "none");
     let b = base(json!({"mode": "ANY", "allowedFunctionNames": ["f", "g"]}));
     assert_eq!(b["tool_choice"], "required");
-    assert_eq!(b["tools"][0]["function"]["parameters"], json!({"type": "object", "properties": {"a": {"type": "string"}}}));
+    assert_eq!(
+        b["tools"][0]["function"]["parameters"],
+        json!({"type": "object", "properties": {"a": {"type": "string"}}})
+    );
 }
 
 #[test]
@@ -356,8 +384,14 @@ fn cross_dialect_requests() {
     let r = anthropic::request_to_pivot(&obj(anthropic_request())).unwrap();
     let g = gemini::request_from_pivot(&r.body, "g").unwrap();
     let c = g["contents"].as_array().unwrap();
-    assert_eq!(c[1]["parts"][1], json!({"functionCall": {"name": "get_weather", "args": {"city": "Paris", "days": 2}}}));
-    assert_eq!(c[2]["parts"][0]["functionResponse"], json!({"name": "get_weather", "response": {"content": "18C and sunny"}}));
+    assert_eq!(
+        c[1]["parts"][1],
+        json!({"functionCall": {"name": "get_weather", "args": {"city": "Paris", "days": 2}}})
+    );
+    assert_eq!(
+        c[2]["parts"][0]["functionResponse"],
+        json!({"name": "get_weather", "response": {"content": "18C and sunny"}})
+    );
     assert_eq!(c[2]["parts"][1], json!({"text": "Thanks!"}));
     assert_eq!(g["generationConfig"]["maxOutputTokens"], 1024);
     // Gemini client -> Anthropic upstream: minted ids pair calls and results.
@@ -378,8 +412,14 @@ fn gemini_validation_errors() {
     let cases = [
         (json!({"contents": "hi"}), "contents"),
         (json!({"contents": [{"role": "user", "parts": "hi"}]}), "contents[0].parts"),
-        (json!({"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"temperature": "warm"}}), "generationConfig.temperature"),
-        (json!({"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"stopSequences": [1]}}), "generationConfig.stopSequences[0]"),
+        (
+            json!({"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"temperature": "warm"}}),
+            "generationConfig.temperature",
+        ),
+        (
+            json!({"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"stopSequences": [1]}}),
+            "generationConfig.stopSequences[0]",
+        ),
         (json!({"contents": [{"parts": [{"text": "x"}]}], "tools": [{"googleSearch": {}}]}), "tools[0]"),
         (json!({"contents": [{"parts": [{"inlineData": {"data": "x"}}]}]}), "contents[0].parts[0].inlineData.mimeType"),
     ];

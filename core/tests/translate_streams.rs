@@ -352,7 +352,8 @@ fn openai_tool_stream_to_anthropic() {
         json!({"type": "tool_use", "id": "call_DdmO9pD3xa9XTPNJ32zg2hcA", "name": "get_weather", "input": {}})
     );
     assert_eq!(evs[1].1["index"], 0);
-    let args: String = evs[2..7].iter().map(|(_, v)| v["delta"]["partial_json"].as_str().unwrap().to_string()).collect();
+    let args: String =
+        evs[2..7].iter().map(|(_, v)| v["delta"]["partial_json"].as_str().unwrap().to_string()).collect();
     assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({"location": "Paris"}));
     assert!(evs[2..7].iter().all(|(_, v)| v["delta"]["type"] == "input_json_delta" && v["index"] == 0));
     assert_eq!(evs[7].1["index"], 0);
@@ -376,7 +377,10 @@ fn anthropic_message_delta_waits_for_the_usage_chunk() {
     assert!(!text.contains("message_delta"), "held until usage: {text}");
     s.on_chunk(&serde_json::from_str(&evs[5].data).unwrap(), &mut out);
     let text = String::from_utf8(out.clone()).unwrap();
-    assert!(text.contains("event: message_delta") && text.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
+    assert!(
+        text.contains("event: message_delta")
+            && text.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+    );
     // [DONE] and finish() after that add nothing
     let n = out.len();
     s.on_done(&mut out);
@@ -421,7 +425,8 @@ fn gemini_objects(out: &[u8]) -> Vec<Value> {
     let objs: Vec<Value> = text
         .split_terminator("\r\n\r\n")
         .map(|frame| {
-            let data = frame.strip_prefix("data: ").unwrap_or_else(|| panic!("frame must start with 'data: ': {frame:?}"));
+            let data =
+                frame.strip_prefix("data: ").unwrap_or_else(|| panic!("frame must start with 'data: ': {frame:?}"));
             assert!(!data.contains('\n'));
             serde_json::from_str(data).unwrap()
         })
@@ -510,7 +515,10 @@ fn anthropic_upstream_to_gemini_client() {
         json!([{"functionCall": {"name": "get_weather", "args": {"location": "San Francisco, CA", "unit": "fahrenheit"}}}])
     );
     assert_eq!(last["candidates"][0]["finishReason"], "STOP");
-    assert_eq!(last["usageMetadata"], json!({"promptTokenCount": 472, "candidatesTokenCount": 89, "totalTokenCount": 561}));
+    assert_eq!(
+        last["usageMetadata"],
+        json!({"promptTokenCount": 472, "candidatesTokenCount": 89, "totalTokenCount": 561})
+    );
 }
 
 #[test]

@@ -22,7 +22,8 @@ const FIXTURES: [(&str, &str, &[u8]); 6] = [
 
 /// The final usage each fixture reports, as the pivot counts it.
 fn expected(name: &str) -> Usage {
-    let u = |p, c, cached, r| Usage { prompt_tokens: p, completion_tokens: c, cached_tokens: cached, reasoning_tokens: r };
+    let u =
+        |p, c, cached, r| Usage { prompt_tokens: p, completion_tokens: c, cached_tokens: cached, reasoning_tokens: r };
     match name {
         "openai_text" => u(19, 10, 4, 0),
         "openai_tool" => u(82, 33, 0, 0),
@@ -62,7 +63,9 @@ fn request(front: &str, up: &str) -> (String, String, Option<String>) {
         ),
         "anthropic" => (
             "/v1/messages".into(),
-            format!(r#"{{"model":"{model}","max_tokens":100,"stream":true,"messages":[{{"role":"user","content":"{PROMPT}"}}]}}"#),
+            format!(
+                r#"{{"model":"{model}","max_tokens":100,"stream":true,"messages":[{{"role":"user","content":"{PROMPT}"}}]}}"#
+            ),
             None,
         ),
         _ => (

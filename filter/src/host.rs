@@ -34,11 +34,8 @@ extern "C" {
         buffer_data: *const u8,
         buffer_size: usize,
     ) -> u32;
-    fn proxy_get_header_map_pairs(
-        map_type: MapType,
-        return_map_data: *mut *mut u8,
-        return_map_size: *mut usize,
-    ) -> u32;
+    fn proxy_get_header_map_pairs(map_type: MapType, return_map_data: *mut *mut u8, return_map_size: *mut usize)
+        -> u32;
     fn proxy_replace_header_map_value(
         map_type: MapType,
         key_data: *const u8,
@@ -46,23 +43,14 @@ extern "C" {
         value_data: *const u8,
         value_size: usize,
     ) -> u32;
-    fn proxy_remove_header_map_value(
-        map_type: MapType,
-        key_data: *const u8,
-        key_size: usize,
-    ) -> u32;
+    fn proxy_remove_header_map_value(map_type: MapType, key_data: *const u8, key_size: usize) -> u32;
     fn proxy_get_property(
         path_data: *const u8,
         path_size: usize,
         return_value_data: *mut *mut u8,
         return_value_size: *mut usize,
     ) -> u32;
-    fn proxy_set_property(
-        path_data: *const u8,
-        path_size: usize,
-        value_data: *const u8,
-        value_size: usize,
-    ) -> u32;
+    fn proxy_set_property(path_data: *const u8, path_size: usize, value_data: *const u8, value_size: usize) -> u32;
     fn proxy_send_local_response(
         status_code: u32,
         status_code_details_data: *const u8,
@@ -73,12 +61,8 @@ extern "C" {
         headers_size: usize,
         grpc_status: i32,
     ) -> u32;
-    fn proxy_define_metric(
-        metric_type: MetricType,
-        name_data: *const u8,
-        name_size: usize,
-        return_id: *mut u32,
-    ) -> u32;
+    fn proxy_define_metric(metric_type: MetricType, name_data: *const u8, name_size: usize, return_id: *mut u32)
+        -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_close_stream(stream_type: StreamType) -> u32;
 }
@@ -137,8 +121,7 @@ pub fn now_ms() -> u64 {
 /// Up to `max` bytes of a buffer from `start` (empty when the host has none).
 pub fn get_buffer(kind: BufferType, start: usize, max: usize) -> Result<Vec<u8>, Status> {
     // SAFETY: valid out pointers for the call.
-    fetch(|d, s| unsafe { proxy_get_buffer_bytes(kind, start, max, d, s) })
-        .map(Option::unwrap_or_default)
+    fetch(|d, s| unsafe { proxy_get_buffer_bytes(kind, start, max, d, s) }).map(Option::unwrap_or_default)
 }
 
 /// Replaces `size` bytes of a buffer from `start` with `data`.
@@ -157,9 +140,7 @@ pub fn header_pairs(map: MapType) -> Result<Vec<(String, Vec<u8>)>, Status> {
 /// Sets a header, replacing every value it had.
 pub fn set_header(map: MapType, name: &str, value: &str) -> Result<(), Status> {
     // SAFETY: live slices.
-    status(unsafe {
-        proxy_replace_header_map_value(map, name.as_ptr(), name.len(), value.as_ptr(), value.len())
-    })
+    status(unsafe { proxy_replace_header_map_value(map, name.as_ptr(), name.len(), value.as_ptr(), value.len()) })
 }
 
 /// Removes a header (absent already is success).
@@ -193,24 +174,11 @@ pub fn set_property(path: &[&str], value: &[u8]) -> Result<(), Status> {
 }
 
 /// Answers the request locally (the host sends it once the current callback returns).
-pub fn send_local_response(
-    code: u16,
-    headers: &[(String, String)],
-    body: &[u8],
-) -> Result<(), Status> {
+pub fn send_local_response(code: u16, headers: &[(String, String)], body: &[u8]) -> Result<(), Status> {
     let h = serialize_pairs(headers);
     // SAFETY: live slices; no details string (null, 0); -1: not a gRPC reply.
     status(unsafe {
-        proxy_send_local_response(
-            u32::from(code),
-            null(),
-            0,
-            body.as_ptr(),
-            body.len(),
-            h.as_ptr(),
-            h.len(),
-            -1,
-        )
+        proxy_send_local_response(u32::from(code), null(), 0, body.as_ptr(), body.len(), h.as_ptr(), h.len(), -1)
     })
 }
 
@@ -223,9 +191,7 @@ pub fn reset_response() -> Result<(), Status> {
 pub fn define_counter(name: &str) -> Result<u32, Status> {
     let mut id: u32 = 0;
     // SAFETY: a live slice and a valid out pointer.
-    status(unsafe {
-        proxy_define_metric(MetricType::Counter, name.as_ptr(), name.len(), &mut id)
-    })?;
+    status(unsafe { proxy_define_metric(MetricType::Counter, name.as_ptr(), name.len(), &mut id) })?;
     Ok(id)
 }
 
@@ -238,12 +204,7 @@ pub fn increment(id: u32, n: i64) -> Result<(), Status> {
 /// per header, then each name and value followed by a NUL.
 pub fn serialize_pairs(pairs: &[(String, String)]) -> Vec<u8> {
     let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
-    let mut out = Vec::with_capacity(
-        4 + pairs
-            .iter()
-            .map(|(k, v)| 10 + k.len() + v.len())
-            .sum::<usize>(),
-    );
+    let mut out = Vec::with_capacity(4 + pairs.iter().map(|(k, v)| 10 + k.len() + v.len()).sum::<usize>());
     out.extend_from_slice(&len(pairs.len()));
     for (k, v) in pairs {
         out.extend_from_slice(&len(k.len()));
@@ -296,19 +257,10 @@ mod tests {
 
     #[test]
     fn pairs_round_trip_and_malformed_maps_are_refused() {
-        let pairs = vec![
-            (":path".to_string(), "/v1".to_string()),
-            ("x-a".to_string(), String::new()),
-        ];
+        let pairs = vec![(":path".to_string(), "/v1".to_string()), ("x-a".to_string(), String::new())];
         let bytes = serialize_pairs(&pairs);
         let back = parse_pairs(&bytes).unwrap();
-        assert_eq!(
-            back,
-            vec![
-                (":path".to_string(), b"/v1".to_vec()),
-                ("x-a".to_string(), Vec::new())
-            ]
-        );
+        assert_eq!(back, vec![(":path".to_string(), b"/v1".to_vec()), ("x-a".to_string(), Vec::new())]);
         for cut in 1..bytes.len() {
             assert_eq!(parse_pairs(&bytes[..cut]), None, "cut at {cut}");
         }
@@ -318,14 +270,8 @@ mod tests {
 
     #[test]
     fn property_paths_join_with_nul() {
-        assert_eq!(
-            property_path(&["response", "code"]),
-            b"response\0code".to_vec()
-        );
-        assert_eq!(
-            property_path(&["tollgate.billing"]),
-            b"tollgate.billing".to_vec()
-        );
+        assert_eq!(property_path(&["response", "code"]), b"response\0code".to_vec());
+        assert_eq!(property_path(&["tollgate.billing"]), b"tollgate.billing".to_vec());
         assert_eq!(property_path(&[]), Vec::<u8>::new());
     }
 }

@@ -12,7 +12,9 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 use tollgate_core::config::Config;
 use tollgate_core::errors::Code;
-use tollgate_core::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, HeaderEdit, LocalReply, Outcome, RequestHead, UploadAction};
+use tollgate_core::exchange::{
+    BodyAction, ChunkAction, Env, Exchange, HeadAction, HeaderEdit, LocalReply, Outcome, RequestHead, UploadAction,
+};
 use tollgate_core::metrics::{AccountStat, Stat, ACCOUNT_SLOTS, MODEL_SLOTS};
 
 mod configure;
@@ -291,12 +293,16 @@ impl Http {
             let result = match e {
                 // Skipped only when the header has exactly this one value (`replace` would also
                 // drop any repeated one).
-                HeaderEdit::Set(k, v) if same.next().is_some_and(|(_, old)| old == v.as_bytes()) && same.next().is_none() => Ok(()),
+                HeaderEdit::Set(k, v)
+                    if same.next().is_some_and(|(_, old)| old == v.as_bytes()) && same.next().is_none() =>
+                {
+                    Ok(())
+                }
                 HeaderEdit::Set(k, v) => host::set_header(m, k, v).map(|()| {
-                        // `replace` leaves one value: the new one.
-                        self.present.retain(|(p, _)| !p.eq_ignore_ascii_case(k));
-                        self.present.push((k.clone(), v.as_bytes().to_vec()));
-                    }),
+                    // `replace` leaves one value: the new one.
+                    self.present.retain(|(p, _)| !p.eq_ignore_ascii_case(k));
+                    self.present.push((k.clone(), v.as_bytes().to_vec()));
+                }),
                 HeaderEdit::Remove(k) if same.next().is_some() => {
                     host::remove_header(m, k).map(|()| self.present.retain(|(p, _)| !p.eq_ignore_ascii_case(k)))
                 }
@@ -443,7 +449,10 @@ impl HttpContext for Http {
         if let Some(p) = &stripped {
             if let Err(status) = host::set_header(m, ":path", p) {
                 self.hostcall_failures = self.hostcall_failures.saturating_add(1);
-                log(LogLevel::Error, &format!("tollgate[{}]: cannot remove the key from the path (status {status})", self.id));
+                log(
+                    LogLevel::Error,
+                    &format!("tollgate[{}]: cannot remove the key from the path (status {status})", self.id),
+                );
                 let r = self.ex.path_strip_failed();
                 return self.reply(&r);
             }
@@ -462,7 +471,10 @@ impl HttpContext for Http {
                     edits.push(HeaderEdit::Remove(name.to_string()));
                 }
                 self.present = pairs;
-                let written = [(":path", stripped.map(String::into_bytes)), ("x-request-id", Some(self.ex.request_id.as_bytes().to_vec()))];
+                let written = [
+                    (":path", stripped.map(String::into_bytes)),
+                    ("x-request-id", Some(self.ex.request_id.as_bytes().to_vec())),
+                ];
                 for (name, value) in written {
                     if let Some(v) = value {
                         self.present.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
@@ -495,7 +507,8 @@ impl HttpContext for Http {
     /// remove fails the request closed.
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
         let m = MapType::HttpRequestTrailers;
-        let removed = host::header_pairs(m).and_then(|pairs| pairs.iter().try_for_each(|(name, _)| host::remove_header(m, name)));
+        let removed =
+            host::header_pairs(m).and_then(|pairs| pairs.iter().try_for_each(|(name, _)| host::remove_header(m, name)));
         if self.ex.local_reply {
             return Action::Pause;
         }
@@ -524,7 +537,8 @@ impl HttpContext for Http {
         // as a body passed through unread.
         // One hostcall for both.
         let pairs = host::header_pairs(m).unwrap_or_default();
-        let text = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+        let text =
+            |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
         let status = text(":status").and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
         let content_type = text("content-type");
         let edits = self.ex.on_response_headers(status, content_type.as_deref());

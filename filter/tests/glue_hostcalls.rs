@@ -1,12 +1,7 @@
 //! Host calls per exchange, counted by the fake host for each bench scenario. The assertions pin
 //! the counts (a new crossing shows up as a failing test); the ignored `hostcalls_table` prints
 //! them: `cargo test -p tollgate-filter --release --test glue_hostcalls -- hostcalls_table --ignored --nocapture`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 extern crate tollgate;
 
@@ -21,10 +16,7 @@ use host_scenarios::{run, Scenario};
 
 /// The kinds of host call, in the table's order, and the ABI functions each counts.
 const KINDS: &[(&str, &[&str])] = &[
-    (
-        "hdr read",
-        &["proxy_get_header_map_pairs", "proxy_get_header_map_value"],
-    ),
+    ("hdr read", &["proxy_get_header_map_pairs", "proxy_get_header_map_value"]),
     (
         "hdr write",
         &[
@@ -39,14 +31,7 @@ const KINDS: &[(&str, &[&str])] = &[
     ("shared get", &["proxy_get_shared_data"]),
     ("shared set", &["proxy_set_shared_data"]),
     ("metric def", &["proxy_define_metric"]),
-    (
-        "metric inc",
-        &[
-            "proxy_increment_metric",
-            "proxy_record_metric",
-            "proxy_get_metric",
-        ],
-    ),
+    ("metric inc", &["proxy_increment_metric", "proxy_record_metric", "proxy_get_metric"]),
     ("prop get", &["proxy_get_property"]),
     ("prop set", &["proxy_set_property"]),
     ("time", &["proxy_get_current_time_nanoseconds"]),
@@ -68,9 +53,7 @@ const SCENARIOS: &[Scenario] = &[
 /// per-VM work such as defining a model's stats is not counted), and the total. Each runs on a
 /// thread of its own: a new host and VM.
 fn counts(scenario: Scenario) -> (Vec<u64>, u64, u32) {
-    std::thread::spawn(move || counts_here(scenario))
-        .join()
-        .unwrap()
+    std::thread::spawn(move || counts_here(scenario)).join().unwrap()
 }
 
 fn counts_here(scenario: Scenario) -> (Vec<u64>, u64, u32) {
@@ -81,16 +64,10 @@ fn counts_here(scenario: Scenario) -> (Vec<u64>, u64, u32) {
     let status = run(&mut envoy, scenario);
     let calls: BTreeMap<&str, u64> = host::take_calls();
     if std::env::var_os("HOSTCALLS_VERBOSE").is_some() {
-        eprintln!(
-            "{}: {:?}",
-            scenario.name(),
-            host::with(|h| std::mem::take(&mut h.header_writes))
-        );
+        eprintln!("{}: {:?}", scenario.name(), host::with(|h| std::mem::take(&mut h.header_writes)));
     }
-    let by_kind: Vec<u64> = KINDS
-        .iter()
-        .map(|(_, fns)| fns.iter().map(|f| calls.get(f).copied().unwrap_or(0)).sum())
-        .collect();
+    let by_kind: Vec<u64> =
+        KINDS.iter().map(|(_, fns)| fns.iter().map(|f| calls.get(f).copied().unwrap_or(0)).sum()).collect();
     let total: u64 = calls.values().sum();
     (by_kind, total, status)
 }
@@ -134,15 +111,6 @@ fn hostcalls_per_exchange_are_pinned() {
     for (s, total) in expected {
         let (_, got, status) = counts(s);
         assert_eq!(got, total, "{}", s.name());
-        assert_eq!(
-            status,
-            if matches!(s, Scenario::BadKey) {
-                401
-            } else {
-                200
-            },
-            "{}",
-            s.name()
-        );
+        assert_eq!(status, if matches!(s, Scenario::BadKey) { 401 } else { 200 }, "{}", s.name());
     }
 }

@@ -16,10 +16,12 @@ use serde_json::Value;
 use std::sync::OnceLock;
 use tollgate_core::config::Config;
 use tollgate_core::dialect::Dialect;
-use tollgate_core::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, LocalReply, RequestHead, UploadAction};
+use tollgate_core::exchange::Outcome;
+use tollgate_core::exchange::{
+    BodyAction, ChunkAction, Env, Exchange, HeadAction, LocalReply, RequestHead, UploadAction,
+};
 use tollgate_core::keys;
 use tollgate_core::limits::{credits_to_micros, MemoryStore};
-use tollgate_core::exchange::Outcome;
 
 fn config() -> &'static Config {
     static CFG: OnceLock<Config> = OnceLock::new();
@@ -73,7 +75,10 @@ fn check_reply(front: Dialect, r: &LocalReply) {
         let ok = match front {
             Dialect::OpenAi => v.pointer("/error/message").is_some_and(Value::is_string),
             Dialect::Anthropic => v["type"] == "error" && v.pointer("/error/type").is_some_and(Value::is_string),
-            Dialect::Gemini => v.pointer("/error/status").is_some_and(Value::is_string) && v.pointer("/error/code").is_some_and(Value::is_u64),
+            Dialect::Gemini => {
+                v.pointer("/error/status").is_some_and(Value::is_string)
+                    && v.pointer("/error/code").is_some_and(Value::is_u64)
+            }
         };
         assert!(ok, "{front:?} error shape: {v}");
     }
@@ -198,11 +203,21 @@ fn one(store: &MemoryStore, ctl: &[u8; 8], path: &str, body: &[u8], resp: &[u8],
     if forwarded && (200..400).contains(&status) && sse && !fast {
         assert_client_sse(ex.front(), &client);
     }
-    if forwarded && ex.front() == Dialect::OpenAi && ex.stream() && !ex.wants_usage() && (200..300).contains(&status) && sse {
+    if forwarded
+        && ex.front() == Dialect::OpenAi
+        && ex.stream()
+        && !ex.wants_usage()
+        && (200..300).contains(&status)
+        && sse
+    {
         let (events, _) = frame(&[&client], usize::MAX);
         for ev in &events {
             if let Ok(Value::Object(o)) = serde_json::from_str::<Value>(&ev.data) {
-                assert!(!o.get("usage").is_some_and(Value::is_object), "usage chunk sent to a client that did not ask: {}", ev.data);
+                assert!(
+                    !o.get("usage").is_some_and(Value::is_object),
+                    "usage chunk sent to a client that did not ask: {}",
+                    ev.data
+                );
             }
         }
     }

@@ -18,7 +18,12 @@ fuzz_target!(|data: &[u8]| {
         Presented::Key(k, _) => {
             assert!(!k.is_empty());
             assert_eq!(k, k.trim());
-            let presented = [a.and_then(|v| v.trim().split_once(' ').map(|(_, t)| t.trim())), x.map(str::trim), g.map(str::trim), q.map(str::trim)];
+            let presented = [
+                a.and_then(|v| v.trim().split_once(' ').map(|(_, t)| t.trim())),
+                x.map(str::trim),
+                g.map(str::trim),
+                q.map(str::trim),
+            ];
             assert!(presented.iter().flatten().any(|p| *p == k), "key {k:?} was not presented");
             for p in presented.iter().flatten() {
                 assert!(p.is_empty() || *p == k, "two different keys admitted: {k:?} and {p:?}");

@@ -19,8 +19,11 @@ fuzz_target!(|data: &[u8]| {
     for u in found.into_iter().flatten() {
         assert!(u.total() >= u.prompt_tokens && u.total() >= u.completion_tokens);
         let j = pivot::usage_json(&u);
-        assert_eq!(usage::from_openai(&serde_json::json!({ "usage": j })).map(|b| (b.prompt_tokens, b.completion_tokens)),
-                   Some((u.prompt_tokens, u.completion_tokens)), "pivot usage JSON reads back");
+        assert_eq!(
+            usage::from_openai(&serde_json::json!({ "usage": j })).map(|b| (b.prompt_tokens, b.completion_tokens)),
+            Some((u.prompt_tokens, u.completion_tokens)),
+            "pivot usage JSON reads back"
+        );
     }
     let _ = pivot::credits_of(&v);
 });

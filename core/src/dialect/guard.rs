@@ -60,13 +60,8 @@ const TOP_FIELDS: &[&str] = &[
 
 /// Fields the gateway reads one level down (`stream_options`, `generationConfig`): checked the
 /// same way in the objects at depth 2.
-const NESTED_FIELDS: &[&str] = &[
-    "include_usage",
-    "maxOutputTokens",
-    "max_output_tokens",
-    "candidateCount",
-    "candidate_count",
-];
+const NESTED_FIELDS: &[&str] =
+    &["include_usage", "maxOutputTokens", "max_output_tokens", "candidateCount", "candidate_count"];
 
 /// Objects up to this many keys are checked for repeats pairwise; wider ones by sorting.
 const PAIRWISE_KEYS: usize = 16;
@@ -211,7 +206,10 @@ fn repeated(keys: &mut [Cow<'_, [u8]>]) -> Result<(), GatewayError> {
     match twice {
         Some(k) => {
             let k = String::from_utf8_lossy(k);
-            Err(GatewayError::bad(&k, format!("The key '{k}' appears more than once in one object of the request body")))
+            Err(GatewayError::bad(
+                &k,
+                format!("The key '{k}' appears more than once in one object of the request body"),
+            ))
         }
         None => Ok(()),
     }

@@ -33,7 +33,11 @@ impl Exchange {
             return Err(GatewayError::new(Code::InternalError, "account record missing"));
         };
         let (scope, limit, what) = self.rate_scope(account);
-        let d = if count { limits::check_rpm(env.store, &scope, limit, env.now_ms) } else { limits::peek_rpm(env.store, &scope, limit, env.now_ms) };
+        let d = if count {
+            limits::check_rpm(env.store, &scope, limit, env.now_ms)
+        } else {
+            limits::peek_rpm(env.store, &scope, limit, env.now_ms)
+        };
         let d = d.map_err(store_error)?;
         self.rate = Some(d);
         if d.allowed {
@@ -41,7 +45,10 @@ impl Exchange {
         }
         Err(GatewayError::new(
             Code::RateLimitExceeded,
-            format!("Rate limit of {} {what} per minute reached for this account; retry after {} s", d.limit, d.retry_after_secs),
+            format!(
+                "Rate limit of {} {what} per minute reached for this account; retry after {} s",
+                d.limit, d.retry_after_secs
+            ),
         )
         .with_retry_after_ms(d.reset_after_ms))
     }
@@ -59,7 +66,14 @@ impl Exchange {
 
     /// Sandbox quota and spend caps, after the rate check admitted the request. A rejection
     /// refunds what earlier checks took, so a rejected request consumes no limit.
-    pub(super) fn check_model_limits(&mut self, cfg: &Config, env: &Env, model: &Model, units: f64, max_tokens: Option<u64>) -> Result<(), GatewayError> {
+    pub(super) fn check_model_limits(
+        &mut self,
+        cfg: &Config,
+        env: &Env,
+        model: &Model,
+        units: f64,
+        max_tokens: Option<u64>,
+    ) -> Result<(), GatewayError> {
         let Some(key) = self.key.and_then(|k| cfg.key(k)) else {
             return Err(GatewayError::new(Code::InternalError, "key record missing"));
         };
@@ -157,7 +171,10 @@ impl Exchange {
 /// A limit that could not be decided (the counter store failed or stayed contended): limits fail
 /// closed, with a 503 `service_unavailable`.
 pub(super) fn store_error(_: LimitError) -> GatewayError {
-    GatewayError::new(Code::ServiceUnavailable, "The gateway cannot check this request's limits right now; retry shortly")
+    GatewayError::new(
+        Code::ServiceUnavailable,
+        "The gateway cannot check this request's limits right now; retry shortly",
+    )
 }
 
 /// `1s`, `12s`, `250ms`: the OpenAI style of `x-ratelimit-reset-requests`.

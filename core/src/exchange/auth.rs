@@ -55,10 +55,9 @@ impl Exchange {
         }
         let active = cfg.account(rec.account).map(|a| a.status == AccountStatus::Active).unwrap_or(false);
         if !active {
-            return HeadAction::Reply(self.fail(GatewayError::new(
-                Code::Forbidden,
-                "The account of this API key is inactive",
-            )));
+            return HeadAction::Reply(
+                self.fail(GatewayError::new(Code::Forbidden, "The account of this API key is inactive")),
+            );
         }
         if matches!(
             self.endpoint,
@@ -77,7 +76,9 @@ impl Exchange {
                 let models: Vec<Value> = cfg.models.iter().map(gemini_model_json).collect();
                 HeadAction::Reply(self.ok_json(&json!({ "models": models })))
             }
-            Endpoint::GeminiGetModel(id) | Endpoint::GetModel(id) if cfg.model(id.trim_start_matches("models/")).is_none() => {
+            Endpoint::GeminiGetModel(id) | Endpoint::GetModel(id)
+                if cfg.model(id.trim_start_matches("models/")).is_none() =>
+            {
                 let id = id.clone();
                 HeadAction::Reply(self.fail(
                     GatewayError::new(Code::NotFound, format!("The model '{id}' does not exist")).with_param("model"),
@@ -91,9 +92,12 @@ impl Exchange {
                 Some(m) => HeadAction::Reply(self.ok_json(&model_json(m))),
                 None => {
                     let id = id.clone();
-                    HeadAction::Reply(self.fail(
-                        GatewayError::new(Code::NotFound, format!("The model '{id}' does not exist")).with_param("model"),
-                    ))
+                    HeadAction::Reply(
+                        self.fail(
+                            GatewayError::new(Code::NotFound, format!("The model '{id}' does not exist"))
+                                .with_param("model"),
+                        ),
+                    )
                 }
             },
             Endpoint::MethodNotAllowed => {
@@ -159,7 +163,8 @@ pub(super) fn client_credential_removals() -> Vec<HeaderEdit> {
 }
 
 fn gemini_model_json(m: &Model) -> Value {
-    let methods: &[&str] = if m.model_type == ModelType::Text { &["generateContent", "streamGenerateContent"] } else { &[] };
+    let methods: &[&str] =
+        if m.model_type == ModelType::Text { &["generateContent", "streamGenerateContent"] } else { &[] };
     json!({"name": format!("models/{}", m.id), "displayName": m.id, "version": "1", "supportedGenerationMethods": methods})
 }
 

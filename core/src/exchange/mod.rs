@@ -90,7 +90,10 @@ pub enum UploadAction {
     /// Keep buffering: the `model` field has not arrived yet.
     NeedMore,
     /// Routed: apply the edits, replace the buffered body if given, and let it all stream on.
-    Forward { edits: Vec<HeaderEdit>, body: Option<Vec<u8>> },
+    Forward {
+        edits: Vec<HeaderEdit>,
+        body: Option<Vec<u8>>,
+    },
     /// Let this piece through.
     Continue,
     Reply(LocalReply),
@@ -100,7 +103,10 @@ pub enum UploadAction {
 pub enum BodyAction {
     Reply(LocalReply),
     /// Apply the edits; replace the body if given; let the request go upstream.
-    Forward { edits: Vec<HeaderEdit>, body: Option<Vec<u8>> },
+    Forward {
+        edits: Vec<HeaderEdit>,
+        body: Option<Vec<u8>>,
+    },
 }
 
 /// What to do with a response body chunk.
@@ -360,7 +366,6 @@ impl Exchange {
         self.fail(GatewayError::new(Code::InternalError, "The gateway could not prepare this request for its upstream"))
     }
 }
-
 
 impl Default for Exchange {
     fn default() -> Self {

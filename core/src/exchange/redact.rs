@@ -7,11 +7,8 @@ use serde_json::Value;
 /// cut (so no prefix of one survives the cut).
 pub(super) fn upstream_message(body: &[u8], redact: &[String]) -> String {
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
-        let m = v
-            .pointer("/error/message")
-            .or_else(|| v.get("message"))
-            .or_else(|| v.get("error"))
-            .and_then(Value::as_str);
+        let m =
+            v.pointer("/error/message").or_else(|| v.get("message")).or_else(|| v.get("error")).and_then(Value::as_str);
         if let Some(m) = m {
             return truncate(&redact_text(m, redact), 500);
         }

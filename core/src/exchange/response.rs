@@ -60,10 +60,15 @@ impl Exchange {
         if !self.endpoint.is_chat() {
             // Media bodies pass untouched (images can be megabytes of base64); a transcription's
             // small JSON is read for the seconds it bills.
-            self.mode = if self.endpoint == Endpoint::Transcriptions && is_json { ResponseMode::BufferJson } else { ResponseMode::Pass };
+            self.mode = if self.endpoint == Endpoint::Transcriptions && is_json {
+                ResponseMode::BufferJson
+            } else {
+                ResponseMode::Pass
+            };
             return Vec::new();
         }
-        let is_sse = content_type.map(|c| c.trim_start().to_ascii_lowercase().starts_with("text/event-stream")).unwrap_or(false);
+        let is_sse =
+            content_type.map(|c| c.trim_start().to_ascii_lowercase().starts_with("text/event-stream")).unwrap_or(false);
         if is_sse {
             let pipe = StreamPipe::priced(
                 self.front,
@@ -73,7 +78,12 @@ impl Exchange {
                 self.wants_usage,
                 self.price,
             );
-            self.mode = ResponseMode::Stream { framer: Framer::default(), pipe: Box::new(pipe), events: Vec::new(), out: Vec::new() };
+            self.mode = ResponseMode::Stream {
+                framer: Framer::default(),
+                pipe: Box::new(pipe),
+                events: Vec::new(),
+                out: Vec::new(),
+            };
             vec![remove("content-length")]
         } else if content_type.map(|c| c.contains("json")).unwrap_or(false) {
             self.mode = ResponseMode::BufferJson;
@@ -149,7 +159,10 @@ impl Exchange {
                 if usage.is_none() {
                     if out.is_none() && serde_json::from_slice::<serde::de::IgnoredAny>(chunk).is_err() {
                         // Not JSON at all: the client gets our 502 in its dialect, not the garbage.
-                        let e = GatewayError::new(Code::UpstreamError, "The generation service sent an invalid response (not JSON)");
+                        let e = GatewayError::new(
+                            Code::UpstreamError,
+                            "The generation service sent an invalid response (not JSON)",
+                        );
                         self.status = e.status();
                         self.error = Some(e.code);
                         self.status_override = Some(e.status());

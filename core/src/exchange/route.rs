@@ -109,7 +109,8 @@ impl Exchange {
                 let mut body = media_body.unwrap_or_default();
                 // The documented speech request names its text `text`; the upstream's speech API (OpenAI's)
                 // wants `input`.
-                let tts_text = self.endpoint == Endpoint::Speech && !body.contains_key("input") && body.contains_key("text");
+                let tts_text =
+                    self.endpoint == Endpoint::Speech && !body.contains_key("input") && body.contains_key("text");
                 let body = if model.upstream_model != client_model || tts_text {
                     body.insert("model".to_string(), Value::String(model.upstream_model.clone()));
                     if tts_text {
@@ -137,7 +138,12 @@ impl Exchange {
     /// came (the model keeps its name; a stream already asks for usage): read with
     /// `openai::scan_chat`, never built. `None`: take the general path, which decides the same
     /// way for these requests and words every error.
-    fn route_chat_unchanged(&mut self, cfg: &Config, raw: &[u8], env: &Env) -> Option<Result<BodyAction, GatewayError>> {
+    fn route_chat_unchanged(
+        &mut self,
+        cfg: &Config,
+        raw: &[u8],
+        env: &Env,
+    ) -> Option<Result<BodyAction, GatewayError>> {
         let scan = openai::scan_chat(raw)?;
         let model = cfg.model(&scan.model).filter(|m| m.model_type == ModelType::Text)?;
         let cluster = cfg.cluster_of(model).filter(|c| c.dialect == Dialect::OpenAi)?;
@@ -195,7 +201,12 @@ impl Exchange {
         self.price = Some(model.price);
     }
 
-    pub(super) fn resolve_model<'c>(&self, cfg: &'c Config, name: &str, want: Option<ModelType>) -> Result<&'c Model, GatewayError> {
+    pub(super) fn resolve_model<'c>(
+        &self,
+        cfg: &'c Config,
+        name: &str,
+        want: Option<ModelType>,
+    ) -> Result<&'c Model, GatewayError> {
         let model = cfg.model(name).ok_or_else(|| {
             GatewayError::new(
                 Code::InvalidModel,
@@ -222,7 +233,9 @@ impl Exchange {
     /// Routing headers for the upstream: cluster, path, the cluster's credential and headers.
     pub(super) fn upstream_edits(&mut self, cfg: &Config, cluster: &Cluster, path: String) -> Vec<HeaderEdit> {
         self.redact.clear();
-        self.redact.extend(cluster.api_key.iter().chain(cluster.headers.iter().map(|(_, v)| v)).filter(|v| !v.is_empty()).cloned());
+        self.redact.extend(
+            cluster.api_key.iter().chain(cluster.headers.iter().map(|(_, v)| v)).filter(|v| !v.is_empty()).cloned(),
+        );
         let mut edits = vec![
             set(&cfg.cluster_header, cluster.name.clone()),
             set(":path", path),
@@ -251,6 +264,9 @@ impl Exchange {
 }
 
 pub(super) fn wrong_task(name: &str, endpoint: &Endpoint) -> GatewayError {
-    GatewayError::new(Code::InvalidModel, format!("The model '{name}' cannot be used on the {} endpoint", endpoint.name()))
-        .with_param("model")
+    GatewayError::new(
+        Code::InvalidModel,
+        format!("The model '{name}' cannot be used on the {} endpoint", endpoint.name()),
+    )
+    .with_param("model")
 }

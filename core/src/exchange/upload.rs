@@ -30,7 +30,10 @@ impl Exchange {
             return Err(too_large_upload(cfg.max_upload_bytes, n));
         }
         let boundary = head.content_type.and_then(media::multipart_boundary).ok_or_else(|| {
-            GatewayError::bad("file", "Transcriptions take a multipart/form-data body with the fields 'model' and 'file'")
+            GatewayError::bad(
+                "file",
+                "Transcriptions take a multipart/form-data body with the fields 'model' and 'file'",
+            )
         })?;
         self.upload = Some(Upload { boundary, declared: head.content_length, seen: 0, forwarded: false });
         Ok(())
@@ -49,7 +52,14 @@ impl Exchange {
     /// A piece of a streamed upload. Before routing, `buffered` is the whole body so far (the
     /// host buffers it while the answer is `NeedMore`) and `size` its length; after, `size` is the
     /// new piece's length (the piece itself is not needed). Bytes are counted, never kept.
-    pub fn on_upload_body(&mut self, cfg: &Config, buffered: &[u8], size: usize, end_of_stream: bool, env: &Env) -> UploadAction {
+    pub fn on_upload_body(
+        &mut self,
+        cfg: &Config,
+        buffered: &[u8],
+        size: usize,
+        end_of_stream: bool,
+        env: &Env,
+    ) -> UploadAction {
         self.now_ms = env.now_ms;
         let max = cfg.max_upload_bytes;
         let Some(up) = self.upload.as_mut() else { return UploadAction::Continue };
@@ -109,7 +119,15 @@ impl Exchange {
         }
     }
 
-    fn route_upload(&mut self, cfg: &Config, buffered: &[u8], name: &str, start: usize, end: usize, env: &Env) -> Result<UploadAction, GatewayError> {
+    fn route_upload(
+        &mut self,
+        cfg: &Config,
+        buffered: &[u8],
+        name: &str,
+        start: usize,
+        end: usize,
+        env: &Env,
+    ) -> Result<UploadAction, GatewayError> {
         let model = self.resolve_model(cfg, name, Some(ModelType::Audio))?;
         if !media::task_matches(&self.endpoint, model) {
             return Err(wrong_task(name, &self.endpoint));

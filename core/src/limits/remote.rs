@@ -108,39 +108,22 @@ impl AdmitRequest {
     /// Adds the requests-per-minute window of rate scope `scope` (an account id, or
     /// `img:{account}` for image generations), stored as the local store names it.
     pub fn rpm(mut self, scope: &str, limit: u32) -> Self {
-        self.windows.push(WindowSpec {
-            key: rpm_key(scope),
-            limit,
-            period_ms: MINUTE_MS,
-        });
+        self.windows.push(WindowSpec { key: rpm_key(scope), limit, period_ms: MINUTE_MS });
         self
     }
 
     /// Adds the sandbox quota of API key `key_id`, per UTC day.
     pub fn daily(mut self, key_id: &str, quota: u32) -> Self {
-        self.windows.push(WindowSpec {
-            key: daily_key(key_id),
-            limit: quota,
-            period_ms: DAY_MS,
-        });
+        self.windows.push(WindowSpec { key: daily_key(key_id), limit: quota, period_ms: DAY_MS });
         self
     }
 
     /// Holds `estimate_micros` (the reservation's total) on every scope, under `reservation`,
     /// for at most `ttl_ms`. Caps and amounts are clamped to [`MAX_EXACT_MICROS`].
-    pub fn hold(
-        mut self,
-        reservation: &str,
-        scopes: &[SpendScope],
-        estimate_micros: u64,
-        ttl_ms: u64,
-    ) -> Self {
+    pub fn hold(mut self, reservation: &str, scopes: &[SpendScope], estimate_micros: u64, ttl_ms: u64) -> Self {
         self.caps = scopes
             .iter()
-            .map(|s| CapSpec {
-                key: s.key.clone(),
-                cap_micros: s.cap_micros.min(MAX_EXACT_MICROS),
-            })
+            .map(|s| CapSpec { key: s.key.clone(), cap_micros: s.cap_micros.min(MAX_EXACT_MICROS) })
             .collect();
         self.reservation = reservation.to_string();
         self.hold_micros = estimate_micros.min(MAX_EXACT_MICROS);
@@ -232,21 +215,13 @@ impl Admission {
 
     /// The first window that refused, if any.
     pub fn refused_window(&self) -> Option<(usize, RateDecision)> {
-        self.windows
-            .iter()
-            .copied()
-            .enumerate()
-            .find(|(_, w)| !w.allowed)
+        self.windows.iter().copied().enumerate().find(|(_, w)| !w.allowed)
     }
 }
 
 /// Parses the service's answer to `request`. Anything but a 200 with an answer that fits the
 /// request is [`LimitError::Unavailable`].
-pub fn parse_admit(
-    request: &AdmitRequest,
-    status: u16,
-    body: &[u8],
-) -> Result<Admission, LimitError> {
+pub fn parse_admit(request: &AdmitRequest, status: u16, body: &[u8]) -> Result<Admission, LimitError> {
     let r: AdmitResponse = parse_ok(status, body)?;
     let windows: Vec<RateDecision> = r.windows.iter().map(|w| w.decision()).collect();
     let expected_windows = match (r.admitted, r.refused, r.index) {
@@ -260,11 +235,7 @@ pub fn parse_admit(
         (false, Some(Refusal::Cap), Some(i)) if i < request.caps.len() => request.windows.len(),
         _ => return Err(LimitError::Unavailable),
     };
-    if windows.len() != expected_windows
-        || windows
-            .iter()
-            .take(expected_windows.saturating_sub(1))
-            .any(|w| !w.allowed)
+    if windows.len() != expected_windows || windows.iter().take(expected_windows.saturating_sub(1)).any(|w| !w.allowed)
     {
         return Err(LimitError::Unavailable);
     }
@@ -275,19 +246,9 @@ pub fn parse_admit(
     let spend = if caps_checked {
         let remaining_micros = r.remaining_micros.ok_or(LimitError::Unavailable)?;
         Some(if r.admitted {
-            SpendDecision {
-                allowed: true,
-                reserved_micros: r.reserved_micros,
-                rejected_scope: None,
-                remaining_micros,
-            }
+            SpendDecision { allowed: true, reserved_micros: r.reserved_micros, rejected_scope: None, remaining_micros }
         } else {
-            SpendDecision {
-                allowed: false,
-                reserved_micros: 0,
-                rejected_scope: r.index,
-                remaining_micros,
-            }
+            SpendDecision { allowed: false, reserved_micros: 0, rejected_scope: r.index, remaining_micros }
         })
     } else {
         None
@@ -354,20 +315,12 @@ pub struct UndoRequest {
 impl UndoRequest {
     /// Gives back a requests-per-minute slot of rate scope `scope` (see [`AdmitRequest::rpm`]).
     pub fn rpm(scope: &str, now_ms: u64) -> Self {
-        Self {
-            now_ms,
-            key: rpm_key(scope),
-            period_ms: MINUTE_MS,
-        }
+        Self { now_ms, key: rpm_key(scope), period_ms: MINUTE_MS }
     }
 
     /// Gives back a sandbox call of API key `key_id`.
     pub fn daily(key_id: &str, now_ms: u64) -> Self {
-        Self {
-            now_ms,
-            key: daily_key(key_id),
-            period_ms: DAY_MS,
-        }
+        Self { now_ms, key: daily_key(key_id), period_ms: DAY_MS }
     }
 
     /// The JSON body.
@@ -401,14 +354,7 @@ pub struct PeekRequest {
 impl PeekRequest {
     /// Reads the requests-per-minute window of rate scope `scope`.
     pub fn rpm(scope: &str, limit: u32, now_ms: u64) -> Self {
-        Self {
-            now_ms,
-            window: WindowSpec {
-                key: rpm_key(scope),
-                limit,
-                period_ms: MINUTE_MS,
-            },
-        }
+        Self { now_ms, window: WindowSpec { key: rpm_key(scope), limit, period_ms: MINUTE_MS } }
     }
 
     /// The JSON body.
@@ -418,11 +364,7 @@ impl PeekRequest {
 }
 
 /// Parses a peek's answer: `allowed` is whether one more request would be admitted now.
-pub fn parse_peek(
-    request: &PeekRequest,
-    status: u16,
-    body: &[u8],
-) -> Result<RateDecision, LimitError> {
+pub fn parse_peek(request: &PeekRequest, status: u16, body: &[u8]) -> Result<RateDecision, LimitError> {
     let w: WindowState = parse_ok(status, body)?;
     if w.limit != request.window.limit {
         return Err(LimitError::Unavailable);

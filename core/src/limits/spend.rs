@@ -106,9 +106,7 @@ pub fn reserve<S: Counters + ?Sized>(
             let (spent, reserved) = decode(v);
             match fits(spent, reserved, scope.cap_micros, estimate_micros) {
                 Ok(after) if estimate_micros == 0 => Decision::Keep(Ok(after)),
-                Ok(after) => {
-                    Decision::Write(encode(spent, reserved.saturating_add(estimate_micros)), Ok(after))
-                }
+                Ok(after) => Decision::Write(encode(spent, reserved.saturating_add(estimate_micros)), Ok(after)),
                 Err(left) => Decision::Keep(Err(left)),
             }
         });
@@ -167,11 +165,7 @@ pub fn settle<S: Counters + ?Sized>(
 
 /// Releases a reservation without spending: for requests that failed upstream or were refused
 /// by a later check. Same as [`settle`] with an actual cost of 0.
-pub fn release<S: Counters + ?Sized>(
-    store: &S,
-    scopes: &[SpendScope],
-    reserved_micros: u64,
-) -> Result<(), LimitError> {
+pub fn release<S: Counters + ?Sized>(store: &S, scopes: &[SpendScope], reserved_micros: u64) -> Result<(), LimitError> {
     settle(store, scopes, reserved_micros, 0)
 }
 
@@ -185,8 +179,7 @@ pub fn credits_to_micros(credits: f64) -> u64 {
     }
     let micros = credits * MICROS_PER_CREDIT as f64;
     let nearest = micros.round();
-    let snapped =
-        if nearest >= 1.0 && (micros - nearest).abs() <= nearest * 1e-12 { nearest } else { micros.ceil() };
+    let snapped = if nearest >= 1.0 && (micros - nearest).abs() <= nearest * 1e-12 { nearest } else { micros.ceil() };
     // `as` saturates for floats: +inf and anything >= 2^64 become u64::MAX.
     snapped as u64
 }

@@ -128,14 +128,7 @@ fn effective(stored: (u64, u64), now_ms: u64, period_ms: u64) -> (u64, u64) {
     }
 }
 
-fn decision(
-    allowed: bool,
-    limit: u32,
-    count: u64,
-    start_secs: u64,
-    now_ms: u64,
-    period_ms: u64,
-) -> RateDecision {
+fn decision(allowed: bool, limit: u32, count: u64, start_secs: u64, now_ms: u64, period_ms: u64) -> RateDecision {
     let end_ms = start_secs.saturating_mul(1000).saturating_add(period_ms);
     let reset_after_ms = end_ms.saturating_sub(now_ms);
     let remaining = if allowed { u64::from(limit).saturating_sub(count) } else { 0 };
@@ -170,12 +163,7 @@ fn check_window<S: Counters + ?Sized>(
     })
 }
 
-fn undo_window<S: Counters + ?Sized>(
-    store: &S,
-    key: &str,
-    now_ms: u64,
-    period_ms: u64,
-) -> Result<bool, LimitError> {
+fn undo_window<S: Counters + ?Sized>(store: &S, key: &str, now_ms: u64, period_ms: u64) -> Result<bool, LimitError> {
     let current = window_start(now_ms, period_ms) / 1000;
     update(store, key, SETTLE_MAX_ATTEMPTS, |value| {
         let (start, count) = decode(value);

@@ -67,7 +67,9 @@ fn errors_say_what_and_where() {
     let dup = demo_json().replace("sk-inactive", "sk-active");
     let _ = dup; // hashes are computed before replace; build a real duplicate instead
     let h = keys::to_hex(&keys::sha256(b"x"));
-    let j = format!(r#"{{"accounts":[{{"id":"a"}}],"keys":[{{"id":"1","sha256":"{h}","account":"a"}},{{"id":"2","sha256":"{h}","account":"a"}}]}}"#);
+    let j = format!(
+        r#"{{"accounts":[{{"id":"a"}}],"keys":[{{"id":"1","sha256":"{h}","account":"a"}},{{"id":"2","sha256":"{h}","account":"a"}}]}}"#
+    );
     let e = Config::parse(j.as_bytes()).unwrap_err();
     assert_eq!(e, format!("keys[1].sha256: duplicate sha256 {h} (the same as keys[0])"));
 }
@@ -120,9 +122,17 @@ fn unknown_or_mistyped_fields_are_named_by_their_path() {
         {"id":"n","type":"text","cluster":"c","price":{"prompt_per_1k":1}}],
         "accounts":[{"id":"a"}],"keys":[{"id":"k","account":"a","sha256":"00"}]}"#;
     let cases = [
-        (r#""cluster":"c","price":{"prompt_per_1k":1}"#, r#""cluster":"c","prise":{"prompt_per_1k":1}"#, "models[1]: unknown field `prise`"),
+        (
+            r#""cluster":"c","price":{"prompt_per_1k":1}"#,
+            r#""cluster":"c","prise":{"prompt_per_1k":1}"#,
+            "models[1]: unknown field `prise`",
+        ),
         (r#""prompt_per_1k":1"#, r#""prompt_per_1kk":1"#, "models[1].price: unknown field `prompt_per_1kk`"),
-        (r#"{"name":"c"}"#, r#"{"name":"c","headers":{"x-a":1}}"#, "clusters[0]: invalid type: integer `1`, expected a string"),
+        (
+            r#"{"name":"c"}"#,
+            r#"{"name":"c","headers":{"x-a":1}}"#,
+            "clusters[0]: invalid type: integer `1`, expected a string",
+        ),
         (r#"{"id":"a"}"#, r#"{"id":"a","rmp":3}"#, "accounts[0]: unknown field `rmp`"),
         (r#""sha256":"00""#, r#""sha256":"00","spend_cap":"x""#, "keys[0]: invalid type: string \"x\", expected f64"),
         (r#""clusters""#, r#""defaults":{"rpn":1},"clusters""#, "defaults: unknown field `rpn`"),

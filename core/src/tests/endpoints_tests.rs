@@ -4,7 +4,10 @@ use super::*;
 #[test]
 fn key_param_is_removed_from_paths() {
     assert_eq!(without_query_param("/v1beta/models?key=sk-1", "key").as_deref(), Some("/v1beta/models"));
-    assert_eq!(without_query_param("/v1beta/m:streamGenerateContent?alt=sse&key=k", "key").as_deref(), Some("/v1beta/m:streamGenerateContent?alt=sse"));
+    assert_eq!(
+        without_query_param("/v1beta/m:streamGenerateContent?alt=sse&key=k", "key").as_deref(),
+        Some("/v1beta/m:streamGenerateContent?alt=sse")
+    );
     assert_eq!(without_query_param("/x?key", "key").as_deref(), Some("/x"));
     assert_eq!(without_query_param("/x?keys=1", "key"), None);
     assert_eq!(without_query_param("/x", "key"), None);
@@ -52,7 +55,8 @@ fn anthropic_and_gemini_paths() {
 
 #[test]
 fn gemini_namespace_covers_unknown_gemini_paths_only() {
-    for p in ["/v1beta/nothing-here", "/api/v1beta/models/m:countTokens?key=k", "/v1/models/m:embedContent", "/v1beta"] {
+    for p in ["/v1beta/nothing-here", "/api/v1beta/models/m:countTokens?key=k", "/v1/models/m:embedContent", "/v1beta"]
+    {
         assert!(in_gemini_namespace(p), "{p}");
     }
     for p in ["/v1/chat/completions", "/v1/messages", "/v1/models", "/v1/models/m", "/v1betax/y", "/nowhere"] {

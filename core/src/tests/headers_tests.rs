@@ -64,7 +64,16 @@ fn only_the_allowlist_goes_upstream() {
     let extra = vec!["x-demo-*".to_string(), "x-custom".to_string(), "x-*".to_string()];
     assert_eq!(
         not_forwarded(&pairs, &extra),
-        ["authorization", "proxy-authorization", "api-key", "x-api-key", "x-goog-api-key", "cookie", "openai-organization", "openai-project"]
+        [
+            "authorization",
+            "proxy-authorization",
+            "api-key",
+            "x-api-key",
+            "x-goog-api-key",
+            "cookie",
+            "openai-organization",
+            "openai-project"
+        ]
     );
     assert!(forwarded(":scheme", &none));
     assert!(!forwarded("x-goog-api-key", &extra));

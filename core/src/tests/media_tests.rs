@@ -25,19 +25,34 @@ fn check(ep: Endpoint, t: ModelType, body: Value) -> Result<f64, (Code, Option<S
 
 #[test]
 fn images() {
-    assert_eq!(check(Endpoint::Images, ModelType::Image, json!({"prompt": "a cat", "n": 3, "hostMedia": true, "extra": 1})), Ok(3.0));
+    assert_eq!(
+        check(Endpoint::Images, ModelType::Image, json!({"prompt": "a cat", "n": 3, "hostMedia": true, "extra": 1})),
+        Ok(3.0)
+    );
     assert_eq!(check(Endpoint::Images, ModelType::Image, json!({"prompt": "a cat"})), Ok(1.0));
     let p = |c: Code, f: &str| Err((c, Some(f.to_string())));
     assert_eq!(check(Endpoint::Images, ModelType::Image, json!({})), p(Code::MissingField, "prompt"));
     assert_eq!(check(Endpoint::Images, ModelType::Image, json!({"prompt": 5})), p(Code::BadRequest, "prompt"));
-    assert_eq!(check(Endpoint::Images, ModelType::Image, json!({"prompt": "x".repeat(4001)})), p(Code::BadRequest, "prompt"));
+    assert_eq!(
+        check(Endpoint::Images, ModelType::Image, json!({"prompt": "x".repeat(4001)})),
+        p(Code::BadRequest, "prompt")
+    );
     assert!(check(Endpoint::Images, ModelType::Image, json!({"prompt": "é".repeat(4000)})).is_ok());
     assert_eq!(check(Endpoint::Images, ModelType::Image, json!({"prompt": "a", "n": 5})), p(Code::BadRequest, "n"));
     assert_eq!(check(Endpoint::Images, ModelType::Image, json!({"prompt": "a", "n": 0})), p(Code::BadRequest, "n"));
     assert_eq!(check(Endpoint::Images, ModelType::Image, json!({"prompt": "a", "n": "2"})), p(Code::BadRequest, "n"));
-    assert_eq!(check(Endpoint::Images, ModelType::Image, json!({"prompt": "a", "size": "999x999"})), p(Code::BadRequest, "size"));
-    assert_eq!(check(Endpoint::Images, ModelType::Image, json!({"prompt": "a", "size": "big"})), p(Code::BadRequest, "size"));
-    assert_eq!(check(Endpoint::Images, ModelType::Image, json!({"prompt": "a", "response_format": "gif"})), p(Code::BadRequest, "response_format"));
+    assert_eq!(
+        check(Endpoint::Images, ModelType::Image, json!({"prompt": "a", "size": "999x999"})),
+        p(Code::BadRequest, "size")
+    );
+    assert_eq!(
+        check(Endpoint::Images, ModelType::Image, json!({"prompt": "a", "size": "big"})),
+        p(Code::BadRequest, "size")
+    );
+    assert_eq!(
+        check(Endpoint::Images, ModelType::Image, json!({"prompt": "a", "response_format": "gif"})),
+        p(Code::BadRequest, "response_format")
+    );
 }
 
 #[test]
@@ -45,15 +60,30 @@ fn videos_and_speech() {
     let p = |c: Code, f: &str| Err((c, Some(f.to_string())));
     assert_eq!(check(Endpoint::Videos, ModelType::Video, json!({"prompt": "a", "duration": 4})), Ok(4.0));
     assert_eq!(check(Endpoint::Videos, ModelType::Video, json!({"prompt": "a"})), Ok(6.0));
-    assert_eq!(check(Endpoint::Videos, ModelType::Video, json!({"prompt": "a", "duration": 11})), p(Code::BadRequest, "duration"));
-    assert_eq!(check(Endpoint::Videos, ModelType::Video, json!({"prompt": "a", "duration": "x"})), p(Code::BadRequest, "duration"));
+    assert_eq!(
+        check(Endpoint::Videos, ModelType::Video, json!({"prompt": "a", "duration": 11})),
+        p(Code::BadRequest, "duration")
+    );
+    assert_eq!(
+        check(Endpoint::Videos, ModelType::Video, json!({"prompt": "a", "duration": "x"})),
+        p(Code::BadRequest, "duration")
+    );
     assert_eq!(check(Endpoint::Videos, ModelType::Video, json!({"prompt": "a", "fps": 0})), p(Code::BadRequest, "fps"));
-    assert_eq!(check(Endpoint::Videos, ModelType::Video, json!({"prompt": "a", "fps": 16.5})), p(Code::BadRequest, "fps"));
+    assert_eq!(
+        check(Endpoint::Videos, ModelType::Video, json!({"prompt": "a", "fps": 16.5})),
+        p(Code::BadRequest, "fps")
+    );
     assert_eq!(check(Endpoint::Speech, ModelType::Audio, json!({"input": "héllo", "voice": "alloy"})), Ok(5.0));
     assert_eq!(check(Endpoint::Speech, ModelType::Audio, json!({"text": "hi"})), Ok(2.0));
     assert_eq!(check(Endpoint::Speech, ModelType::Audio, json!({"voice": "alloy"})), p(Code::MissingField, "input"));
-    assert_eq!(check(Endpoint::Speech, ModelType::Audio, json!({"input": "a", "speed": 9})), p(Code::BadRequest, "speed"));
-    assert_eq!(check(Endpoint::Speech, ModelType::Audio, json!({"input": "a", "response_format": "mp4"})), p(Code::BadRequest, "response_format"));
+    assert_eq!(
+        check(Endpoint::Speech, ModelType::Audio, json!({"input": "a", "speed": 9})),
+        p(Code::BadRequest, "speed")
+    );
+    assert_eq!(
+        check(Endpoint::Speech, ModelType::Audio, json!({"input": "a", "response_format": "mp4"})),
+        p(Code::BadRequest, "response_format")
+    );
 }
 
 const B: &str = "XyZ";
@@ -73,7 +103,8 @@ fn form(parts: &[(&str, Option<&str>, &str)]) -> Vec<u8> {
 
 #[test]
 fn multipart_model_field_at_any_split() {
-    let body = form(&[("response_format", None, "json"), ("model", None, "qai-listen"), ("file", Some("a.wav"), "RIFFdata")]);
+    let body =
+        form(&[("response_format", None, "json"), ("model", None, "qai-listen"), ("file", Some("a.wav"), "RIFFdata")]);
     let whole = scan_field(&body, B, "model", true);
     let FieldScan::Found { value, start, end } = &whole else { panic!("{whole:?}") };
     assert_eq!(value, "qai-listen");

@@ -43,10 +43,30 @@ fn increments_for_a_billed_stream_and_for_a_401() {
     assert_eq!(got.error, None);
     assert_eq!(
         got.per_model,
-        vec![(Stat::Requests(1), 1), (Stat::Tokens(0), 10), (Stat::Tokens(1), 5), (Stat::Tokens(3), 2), (Stat::Estimated, 1), (Stat::Microcredits, 15)]
+        vec![
+            (Stat::Requests(1), 1),
+            (Stat::Tokens(0), 10),
+            (Stat::Tokens(1), 5),
+            (Stat::Tokens(3), 2),
+            (Stat::Estimated, 1),
+            (Stat::Microcredits, 15)
+        ]
     );
-    let o = Outcome { status: 401, error: Some(Code::Unauthorized), model: None, usage: Usage::default(), estimated: false, micros: 0, complete: true, record: Vec::new(), ..Outcome::default() };
-    assert_eq!(increments(&o), Increments { model: "none", per_model: vec![(Stat::Requests(3), 1)], error: Some(Code::Unauthorized) });
+    let o = Outcome {
+        status: 401,
+        error: Some(Code::Unauthorized),
+        model: None,
+        usage: Usage::default(),
+        estimated: false,
+        micros: 0,
+        complete: true,
+        record: Vec::new(),
+        ..Outcome::default()
+    };
+    assert_eq!(
+        increments(&o),
+        Increments { model: "none", per_model: vec![(Stat::Requests(3), 1)], error: Some(Code::Unauthorized) }
+    );
 }
 
 #[test]
@@ -64,17 +84,36 @@ fn a_response_cut_short_counts_as_incomplete_for_its_model() {
     };
     assert_eq!(
         increments(&o).per_model,
-        vec![(Stat::Requests(1), 1), (Stat::Tokens(0), 3), (Stat::Tokens(1), 2), (Stat::Estimated, 1), (Stat::Incomplete, 1)]
+        vec![
+            (Stat::Requests(1), 1),
+            (Stat::Tokens(0), 3),
+            (Stat::Tokens(1), 2),
+            (Stat::Estimated, 1),
+            (Stat::Incomplete, 1)
+        ]
     );
     // A refusal before any model was known is not a cut-off of any model's response.
-    let o = Outcome { status: 499, error: None, model: None, usage: Usage::default(), estimated: false, micros: 0, complete: false, record: Vec::new(), ..Outcome::default() };
+    let o = Outcome {
+        status: 499,
+        error: None,
+        model: None,
+        usage: Usage::default(),
+        estimated: false,
+        micros: 0,
+        complete: false,
+        record: Vec::new(),
+        ..Outcome::default()
+    };
     assert_eq!(increments(&o).per_model, vec![(Stat::Requests(3), 1)]);
 }
 
 #[test]
 fn account_stat_names_carry_the_account_tag() {
     assert_eq!(AccountStat::Requests(1).name("acct-a"), "tollgate.account_requests.account=.=acct-a;.;class=.=2xx;.;");
-    assert_eq!(AccountStat::Tokens(1).name("acct-a"), "tollgate.account_tokens.account=.=acct-a;.;kind=.=completion;.;");
+    assert_eq!(
+        AccountStat::Tokens(1).name("acct-a"),
+        "tollgate.account_tokens.account=.=acct-a;.;kind=.=completion;.;"
+    );
     assert_eq!(AccountStat::Microcredits.name("a;b=c"), "tollgate.account_microcredits.account=.=a_b_c;.;");
     let mut slots: Vec<usize> = (0..5).map(|c| AccountStat::Requests(c).slot()).collect();
     slots.extend((0..4).map(|k| AccountStat::Tokens(k).slot()));
@@ -112,10 +151,26 @@ fn account_increments_match_the_model_ones() {
     };
     assert_eq!(
         account_increments(&o),
-        vec![(AccountStat::Requests(1), 1), (AccountStat::Tokens(0), 10), (AccountStat::Tokens(1), 5), (AccountStat::Tokens(2), 3), (AccountStat::Microcredits, 15)]
+        vec![
+            (AccountStat::Requests(1), 1),
+            (AccountStat::Tokens(0), 10),
+            (AccountStat::Tokens(1), 5),
+            (AccountStat::Tokens(2), 3),
+            (AccountStat::Microcredits, 15)
+        ]
     );
     // No model known: a request counted, nothing billed (as for the per-model stats).
-    let o = Outcome { status: 404, error: Some(Code::NotFound), model: None, usage: Usage::default(), estimated: false, micros: 0, complete: true, record: Vec::new(), ..Outcome::default() };
+    let o = Outcome {
+        status: 404,
+        error: Some(Code::NotFound),
+        model: None,
+        usage: Usage::default(),
+        estimated: false,
+        micros: 0,
+        complete: true,
+        record: Vec::new(),
+        ..Outcome::default()
+    };
     assert_eq!(account_increments(&o), vec![(AccountStat::Requests(3), 1)]);
 }
 

@@ -39,7 +39,10 @@ fn a_hold_reserves_on_every_cap_grows_and_settles_at_the_cost() {
     let c = cfg();
     let key = c.key(0).unwrap();
     let scopes = spend_scopes(key, c.account(key.account));
-    assert_eq!(scopes.iter().map(|s| (s.key.as_str(), s.cap_micros)).collect::<Vec<_>>(), [("spend:key:k", 10_000), ("spend:acct:a", 1_000_000)]);
+    assert_eq!(
+        scopes.iter().map(|s| (s.key.as_str(), s.cap_micros)).collect::<Vec<_>>(),
+        [("spend:key:k", 10_000), ("spend:acct:a", 1_000_000)]
+    );
     let store = MemoryStore::new();
     let Ok(Reservation::Held(mut hold)) = reserve(&store, scopes.clone(), 4_000) else { panic!("not held") };
     assert_eq!(hold.grow_to(&store, 3_000), Ok(true), "already covered: nothing more reserved");
@@ -80,7 +83,9 @@ fn a_failed_settlement_says_what_stays_held() {
     let c = cfg();
     let key = c.key(0).unwrap();
     let store = Flaky { inner: MemoryStore::new(), down: std::cell::Cell::new(false) };
-    let Ok(Reservation::Held(hold)) = reserve(&store, spend_scopes(key, c.account(key.account)), 4_000) else { panic!("not held") };
+    let Ok(Reservation::Held(hold)) = reserve(&store, spend_scopes(key, c.account(key.account)), 4_000) else {
+        panic!("not held")
+    };
     store.down.set(true);
     let f = hold.settle(&store, 1_000).unwrap_err();
     assert_eq!(

@@ -18,10 +18,7 @@ fn ev(event: Option<&str>, data: &str) -> Event {
 #[test]
 fn basic_events_and_line_endings() {
     let s = b"data: a\n\ndata:b\r\n\r\nevent: x\rdata: c\r\r: keepalive\n\ndata: d1\ndata: d2\n\n";
-    assert_eq!(
-        frame_all(&[s]),
-        vec![ev(None, "a"), ev(None, "b"), ev(Some("x"), "c"), ev(None, "d1\nd2")]
-    );
+    assert_eq!(frame_all(&[s]), vec![ev(None, "a"), ev(None, "b"), ev(Some("x"), "c"), ev(None, "d1\nd2")]);
 }
 
 #[test]

@@ -2,7 +2,6 @@
 use super::*;
 use crate::usage::Usage;
 
-
 #[test]
 fn a_forwarded_anthropic_front_request_to_a_gemini_upstream_carries_every_gen_ai_attribute() {
     let mut ex = Exchange::new();

@@ -48,7 +48,8 @@ fn text_len_hint_counts_text_values_only() {
 
 #[test]
 fn pivot_text_bytes_reads_deltas_messages_and_tool_calls() {
-    let c = json!({"choices":[{"delta":{"content":"hello","tool_calls":[{"function":{"name":"f","arguments":"{}"}}]}}]});
+    let c =
+        json!({"choices":[{"delta":{"content":"hello","tool_calls":[{"function":{"name":"f","arguments":"{}"}}]}}]});
     assert_eq!(pivot_text_bytes(&c), 8);
     let m = json!({"choices":[{"message":{"content":"héllo"}}]});
     assert_eq!(pivot_text_bytes(&m), 6);

@@ -235,11 +235,7 @@ pub unsafe extern "C" fn proxy_set_buffer_bytes(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_get_header_map_pairs(
-    map: u32,
-    data: *mut *mut u8,
-    size: *mut usize,
-) -> u32 {
+pub unsafe extern "C" fn proxy_get_header_map_pairs(map: u32, data: *mut *mut u8, size: *mut usize) -> u32 {
     count("proxy_get_header_map_pairs");
     let bytes = with(|h| serialize(h.maps.get(&map).map(Vec::as_slice).unwrap_or(&[])));
     give(&bytes, data, size);
@@ -250,15 +246,7 @@ pub unsafe extern "C" fn proxy_get_header_map_pairs(
 pub unsafe extern "C" fn proxy_set_header_map_pairs(map: u32, data: *const u8, size: usize) -> u32 {
     count("proxy_set_header_map_pairs");
     let pairs = deserialize(slice(data, size));
-    with(|h| {
-        h.maps.insert(
-            map,
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k, v.into_bytes()))
-                .collect(),
-        )
-    });
+    with(|h| h.maps.insert(map, pairs.into_iter().map(|(k, v)| (k, v.into_bytes())).collect()));
     OK
 }
 
@@ -273,11 +261,7 @@ pub unsafe extern "C" fn proxy_get_header_map_value(
     count("proxy_get_header_map_value");
     let k = text(key, key_size);
     let v = with(|h| {
-        h.maps.get(&map).and_then(|m| {
-            m.iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(&k))
-                .map(|(_, v)| v.clone())
-        })
+        h.maps.get(&map).and_then(|m| m.iter().find(|(n, _)| n.eq_ignore_ascii_case(&k)).map(|(_, v)| v.clone()))
     });
     match v {
         Some(v) => {
@@ -289,9 +273,7 @@ pub unsafe extern "C" fn proxy_get_header_map_value(
 }
 
 fn refused(h: &Host, map: u32, k: &str) -> bool {
-    h.refuse_header_writes
-        .iter()
-        .any(|(m, n)| *m == map && n.eq_ignore_ascii_case(k))
+    h.refuse_header_writes.iter().any(|(m, n)| *m == map && n.eq_ignore_ascii_case(k))
 }
 
 #[no_mangle]
@@ -338,11 +320,7 @@ pub unsafe extern "C" fn proxy_add_header_map_value(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_remove_header_map_value(
-    map: u32,
-    key: *const u8,
-    key_size: usize,
-) -> u32 {
+pub unsafe extern "C" fn proxy_remove_header_map_value(map: u32, key: *const u8, key_size: usize) -> u32 {
     count("proxy_remove_header_map_value");
     let k = text(key, key_size);
     with(|h| {
@@ -350,10 +328,7 @@ pub unsafe extern "C" fn proxy_remove_header_map_value(
         if refused(h, map, &k) {
             return BAD_ARGUMENT;
         }
-        h.maps
-            .entry(map)
-            .or_default()
-            .retain(|(n, _)| !n.eq_ignore_ascii_case(&k));
+        h.maps.entry(map).or_default().retain(|(n, _)| !n.eq_ignore_ascii_case(&k));
         OK
     })
 }
@@ -377,12 +352,7 @@ pub unsafe extern "C" fn proxy_get_property(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_set_property(
-    path: *const u8,
-    path_size: usize,
-    data: *const u8,
-    size: usize,
-) -> u32 {
+pub unsafe extern "C" fn proxy_set_property(path: *const u8, path_size: usize, data: *const u8, size: usize) -> u32 {
     count("proxy_set_property");
     let name = property_name(slice(path, path_size));
     let v = slice(data, size).to_vec();
@@ -439,11 +409,7 @@ pub unsafe extern "C" fn proxy_set_shared_data(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_register_shared_queue(
-    _n: *const u8,
-    _s: usize,
-    _id: *mut u32,
-) -> u32 {
+pub unsafe extern "C" fn proxy_register_shared_queue(_n: *const u8, _s: usize, _id: *mut u32) -> u32 {
     count("proxy_register_shared_queue");
     INTERNAL_FAILURE
 }
@@ -461,11 +427,7 @@ pub unsafe extern "C" fn proxy_resolve_shared_queue(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_dequeue_shared_queue(
-    _q: u32,
-    _d: *mut *mut u8,
-    _s: *mut usize,
-) -> u32 {
+pub unsafe extern "C" fn proxy_dequeue_shared_queue(_q: u32, _d: *mut *mut u8, _s: *mut usize) -> u32 {
     count("proxy_dequeue_shared_queue");
     NOT_FOUND
 }
@@ -615,12 +577,7 @@ pub unsafe extern "C" fn proxy_done() -> u32 {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_define_metric(
-    _kind: u32,
-    name: *const u8,
-    name_size: usize,
-    id: *mut u32,
-) -> u32 {
+pub unsafe extern "C" fn proxy_define_metric(_kind: u32, name: *const u8, name_size: usize, id: *mut u32) -> u32 {
     count("proxy_define_metric");
     let n = text(name, name_size);
     *id = with(|h| {
@@ -639,12 +596,7 @@ pub unsafe extern "C" fn proxy_define_metric(
 #[no_mangle]
 pub unsafe extern "C" fn proxy_get_metric(id: u32, value: *mut u64) -> u32 {
     count("proxy_get_metric");
-    match with(|h| {
-        h.metric_names
-            .get(id as usize)
-            .and_then(|n| h.metrics.get(n))
-            .copied()
-    }) {
+    match with(|h| h.metric_names.get(id as usize).and_then(|n| h.metrics.get(n)).copied()) {
         Some(v) => {
             *value = v as u64;
             OK
@@ -705,21 +657,21 @@ impl Envoy {
     /// `_initialize`, the root context, `on_vm_start`, `on_configure` with this configuration.
     pub fn start(config: &str) -> Envoy {
         let ok = Envoy::try_start(config);
-        assert!(
-            ok,
-            "on_configure refused the configuration; logs: {:?}",
-            with(|h| h.logs.clone())
-        );
+        assert!(ok, "on_configure refused the configuration; logs: {:?}", with(|h| h.logs.clone()));
         Envoy { next_id: ROOT + 1 }
     }
 
     /// Like `start`, returning what `on_configure` returned.
     pub fn try_start(config: &str) -> bool {
         with(|h| {
-            h.buffers
-                .insert(PLUGIN_CONFIGURATION, config.as_bytes().to_vec());
+            h.buffers.insert(PLUGIN_CONFIGURATION, config.as_bytes().to_vec());
             h.buffers.insert(VM_CONFIGURATION, Vec::new());
         });
+        // `_initialize` runs `proxy_wasm::main!`, whose first `set_log_level` installs the global
+        // logger with a check-then-set: two test threads starting at once would both try, and
+        // the second panics. One start at a time.
+        static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = STARTING.lock().unwrap_or_else(|e| e.into_inner());
         unsafe {
             _initialize();
             // The SDK installs a panic hook that logs through the host and hides the message from
@@ -737,14 +689,7 @@ impl Envoy {
         self.next_id += 1;
         reset_stream_state();
         unsafe { proxy_on_context_create(id, ROOT) };
-        Stream {
-            id,
-            upstream: None,
-            client: None,
-            client_body: Vec::new(),
-            request_held: false,
-            phases: Vec::new(),
-        }
+        Stream { id, upstream: None, client: None, client_body: Vec::new(), request_held: false, phases: Vec::new() }
     }
 }
 
@@ -768,10 +713,7 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     }
 }
 
@@ -791,9 +733,7 @@ pub struct Stream {
 }
 
 pub fn pairs(list: &[(&str, &str)]) -> Headers {
-    list.iter()
-        .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
-        .collect()
+    list.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect()
 }
 
 impl Stream {
@@ -810,19 +750,12 @@ impl Stream {
     fn deliver_local_reply(&mut self) {
         let Some(r) = self.local_reply() else { return };
         let mut headers = vec![(":status".to_string(), r.status.to_string().into_bytes())];
-        headers.extend(
-            r.headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_bytes().to_vec())),
-        );
+        headers.extend(r.headers.iter().map(|(k, v)| (k.clone(), v.as_bytes().to_vec())));
         with(|h| h.maps.insert(RESPONSE_HEADERS, headers.clone()));
         let n = headers.len();
         let a = unsafe { proxy_on_response_headers(self.id, n, r.body.is_empty()) };
         self.phases.push(("response_headers(local)", a));
-        self.client = Some((
-            r.status,
-            with(|h| h.maps.get(&RESPONSE_HEADERS).cloned().unwrap_or_default()),
-        ));
+        self.client = Some((r.status, with(|h| h.maps.get(&RESPONSE_HEADERS).cloned().unwrap_or_default())));
         if !r.body.is_empty() {
             with(|h| h.buffers.insert(RESPONSE_BODY, r.body.clone()));
             let a = unsafe { proxy_on_response_body(self.id, r.body.len(), true) };
@@ -898,10 +831,7 @@ impl Stream {
         if self.replied() {
             self.deliver_local_reply();
         } else if a == Action::Continue {
-            self.client = Some((
-                self.status(),
-                with(|h| h.maps.get(&RESPONSE_HEADERS).cloned().unwrap_or_default()),
-            ));
+            self.client = Some((self.status(), with(|h| h.maps.get(&RESPONSE_HEADERS).cloned().unwrap_or_default())));
         }
         a
     }
@@ -933,10 +863,8 @@ impl Stream {
             self.deliver_local_reply();
         } else if a == Action::Continue {
             if self.client.is_none() {
-                self.client = Some((
-                    self.status(),
-                    with(|h| h.maps.get(&RESPONSE_HEADERS).cloned().unwrap_or_default()),
-                ));
+                self.client =
+                    Some((self.status(), with(|h| h.maps.get(&RESPONSE_HEADERS).cloned().unwrap_or_default())));
             }
             let out = with(|h| h.buffers.remove(&RESPONSE_BODY).unwrap_or_default());
             self.client_body.extend(out);
@@ -958,12 +886,7 @@ impl Stream {
     }
 
     pub fn client_header(&self, name: &str) -> Option<String> {
-        self.client
-            .as_ref()?
-            .1
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        self.client.as_ref()?.1.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     }
 
     /// The request held (headers paused, not yet sent upstream).
@@ -974,11 +897,7 @@ impl Stream {
 
 /// The billing record the filter stored as filter state.
 pub fn billing_record() -> Option<String> {
-    with(|h| {
-        h.properties
-            .get("tollgate.billing")
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-    })
+    with(|h| h.properties.get("tollgate.billing").map(|v| String::from_utf8_lossy(v).into_owned()))
 }
 
 pub fn metric(name: &str) -> Option<i64> {

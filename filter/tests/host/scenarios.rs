@@ -6,16 +6,18 @@ use super::host::{Envoy, KEY};
 
 /// The demo backend's OpenAI stream of `n` content chunks, one SSE event per element.
 pub fn openai_stream(n: usize) -> Vec<Vec<u8>> {
-    let head =
-        r#"{"id":"c2","object":"chat.completion.chunk","created":1,"model":"gpt-x","choices":["#;
+    let head = r#"{"id":"c2","object":"chat.completion.chunk","created":1,"model":"gpt-x","choices":["#;
     let mut v = vec![format!("data: {head}{{\"index\":0,\"delta\":{{\"role\":\"assistant\",\"content\":\"\"}},\"finish_reason\":null}}]}}\n\n")];
     for i in 0..n {
-        v.push(format!("data: {head}{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}]}}\n\n"));
+        v.push(format!(
+            "data: {head}{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}]}}\n\n"
+        ));
     }
+    v.push(format!("data: {head}{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\n"));
     v.push(format!(
-        "data: {head}{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\n"
+        "data: {head}],\"usage\":{{\"prompt_tokens\":12,\"completion_tokens\":{n},\"total_tokens\":{}}}}}\n\n",
+        n + 12
     ));
-    v.push(format!("data: {head}],\"usage\":{{\"prompt_tokens\":12,\"completion_tokens\":{n},\"total_tokens\":{}}}}}\n\n", n + 12));
     v.push("data: [DONE]\n\n".to_string());
     v.into_iter().map(String::into_bytes).collect()
 }
@@ -60,63 +62,26 @@ pub fn run(envoy: &mut Envoy, scenario: Scenario) -> u32 {
         ("x-request-id", "r1"),
     ];
     let (path, model, stream, anthropic_front, key) = match scenario {
-        Scenario::OpenAiChat => (
-            "/v1/chat/completions",
-            "gpt-x",
-            false,
-            false,
-            bearer.as_str(),
-        ),
-        Scenario::OpenAiToAnthropic => (
-            "/v1/chat/completions",
-            "claude-x",
-            false,
-            false,
-            bearer.as_str(),
-        ),
+        Scenario::OpenAiChat => ("/v1/chat/completions", "gpt-x", false, false, bearer.as_str()),
+        Scenario::OpenAiToAnthropic => ("/v1/chat/completions", "claude-x", false, false, bearer.as_str()),
         Scenario::AnthropicToOpenAi => ("/v1/messages", "gpt-x", false, true, KEY),
-        Scenario::OpenAiStream(_) => (
-            "/v1/chat/completions",
-            "gpt-x",
-            true,
-            false,
-            bearer.as_str(),
-        ),
+        Scenario::OpenAiStream(_) => ("/v1/chat/completions", "gpt-x", true, false, bearer.as_str()),
         Scenario::AnthropicStream(_) => ("/v1/messages", "gpt-x", true, true, KEY),
-        Scenario::GeminiToOpenAi => (
-            "/v1beta/models/gpt-x:generateContent",
-            "gpt-x",
-            false,
-            false,
-            KEY,
-        ),
-        Scenario::BadKey => (
-            "/v1/chat/completions",
-            "gpt-x",
-            false,
-            false,
-            "Bearer sk-wrong",
-        ),
+        Scenario::GeminiToOpenAi => ("/v1beta/models/gpt-x:generateContent", "gpt-x", false, false, KEY),
+        Scenario::BadKey => ("/v1/chat/completions", "gpt-x", false, false, "Bearer sk-wrong"),
     };
-    let mut headers: Vec<(&str, &str)> = vec![
-        (":method", "POST"),
-        (":path", path),
-        (":authority", "gw"),
-        (":scheme", "http"),
-    ];
+    let mut headers: Vec<(&str, &str)> =
+        vec![(":method", "POST"), (":path", path), (":authority", "gw"), (":scheme", "http")];
     headers.extend(common);
     match scenario {
         Scenario::GeminiToOpenAi => headers.push(("x-goog-api-key", key)),
-        _ if anthropic_front => {
-            headers.extend([("x-api-key", key), ("anthropic-version", "2023-06-01")])
-        }
+        _ if anthropic_front => headers.extend([("x-api-key", key), ("anthropic-version", "2023-06-01")]),
         _ => headers.push(("authorization", key)),
     }
     s.request_headers(&headers, false);
     let body = match scenario {
         Scenario::GeminiToOpenAi => {
-            r#"{"contents":[{"role":"user","parts":[{"text":"Say hello to the benchmark"}]}]}"#
-                .to_string()
+            r#"{"contents":[{"role":"user","parts":[{"text":"Say hello to the benchmark"}]}]}"#.to_string()
         }
         _ if anthropic_front => format!(
             r#"{{"model":"{model}","max_tokens":64,"stream":{stream},"messages":[{{"role":"user","content":"Say hello to the benchmark"}}]}}"#
@@ -130,12 +95,7 @@ pub fn run(envoy: &mut Envoy, scenario: Scenario) -> u32 {
         match scenario {
             Scenario::OpenAiStream(n) | Scenario::AnthropicStream(n) => {
                 s.response_headers(
-                    &[
-                        (":status", "200"),
-                        ("content-type", "text/event-stream"),
-                        ("date", "x"),
-                        ("server", "demo"),
-                    ],
+                    &[(":status", "200"), ("content-type", "text/event-stream"), ("date", "x"), ("server", "demo")],
                     false,
                 );
                 for ev in openai_stream(n) {
@@ -144,11 +104,8 @@ pub fn run(envoy: &mut Envoy, scenario: Scenario) -> u32 {
                 s.response_body(b"", true);
             }
             _ => {
-                let reply = if matches!(scenario, Scenario::OpenAiToAnthropic) {
-                    ANTHROPIC_REPLY
-                } else {
-                    OPENAI_REPLY
-                };
+                let reply =
+                    if matches!(scenario, Scenario::OpenAiToAnthropic) { ANTHROPIC_REPLY } else { OPENAI_REPLY };
                 let len = reply.len().to_string();
                 s.response_headers(
                     &[

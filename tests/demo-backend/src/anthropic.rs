@@ -11,18 +11,11 @@ use crate::util::{as_count, json_str, mentions_weather, rand_hex, to_json};
 
 /// `{"type":"error","error":{"type":..,"message":..}}`
 pub fn error(status: StatusCode, ty: &str, message: &str) -> Resp {
-    body::json(
-        status,
-        &json!({"type": "error", "error": {"type": ty, "message": message}}),
-    )
+    body::json(status, &json!({"type": "error", "error": {"type": ty, "message": message}}))
 }
 
 pub fn forced_error(status: StatusCode) -> Resp {
-    error(
-        status,
-        "api_error",
-        &format!("demo backend forced error {}", status.as_u16()),
-    )
+    error(status, "api_error", &format!("demo backend forced error {}", status.as_u16()))
 }
 
 fn pick_tool(req: &Value, last_user: &str) -> Option<ToolCall> {
@@ -45,17 +38,9 @@ fn pick_tool(req: &Value, last_user: &str) -> Option<ToolCall> {
         Some(n) => tools.iter().find(|t| tool_name(t).as_deref() == Some(n)),
         None => tools.first(),
     };
-    let name = named
-        .map(str::to_owned)
-        .or_else(|| tool.and_then(tool_name))
-        .unwrap_or_else(|| "tool".into());
-    let has_location = tool
-        .and_then(|t| t.pointer("/input_schema/properties/location"))
-        .is_some();
-    Some(ToolCall {
-        name,
-        args: ToolArgs { has_location },
-    })
+    let name = named.map(str::to_owned).or_else(|| tool.and_then(tool_name)).unwrap_or_else(|| "tool".into());
+    let has_location = tool.and_then(|t| t.pointer("/input_schema/properties/location")).is_some();
+    Some(ToolCall { name, args: ToolArgs { has_location } })
 }
 
 async fn event(sink: &mut EventSink, name: &str, data: &str) -> bool {
@@ -68,21 +53,10 @@ pub async fn messages(ctl: &Controls, body: &[u8]) -> Resp {
         Err(m) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", &m),
     };
     let Some(messages) = req.get("messages").and_then(Value::as_array) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "messages: field required",
-        );
+        return error(StatusCode::BAD_REQUEST, "invalid_request_error", "messages: field required");
     };
-    let model = req
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or("demo-model")
-        .to_string();
-    let mut input_tokens: u64 = messages
-        .iter()
-        .map(|m| tokens::message_tokens(&content_text(m.get("content"))))
-        .sum();
+    let model = req.get("model").and_then(Value::as_str).unwrap_or("demo-model").to_string();
+    let mut input_tokens: u64 = messages.iter().map(|m| tokens::message_tokens(&content_text(m.get("content")))).sum();
     if let Some(system) = req.get("system") {
         input_tokens += tokens::message_tokens(&content_text(Some(system)));
     }
@@ -96,11 +70,7 @@ pub async fn messages(ctl: &Controls, body: &[u8]) -> Resp {
     let cap = as_count(req.get("max_tokens"));
     let reply = match pick_tool(&req, &last_user) {
         Some(t) => Reply::Tool(t),
-        None => Reply::Text(Plan::new(
-            &tokens::reply_text(&model, &last_user),
-            ctl.chunks,
-            cap,
-        )),
+        None => Reply::Text(Plan::new(&tokens::reply_text(&model, &last_user), ctl.chunks, cap)),
     };
     let (stop_reason, output_tokens) = match &reply {
         Reply::Text(p) => (if p.truncated { "max_tokens" } else { "end_turn" }, p.tokens()),
@@ -113,8 +83,7 @@ pub async fn messages(ctl: &Controls, body: &[u8]) -> Resp {
         let content = match &reply {
             Reply::Text(p) => json!([{"type": "text", "text": p.text()}]),
             Reply::Tool(t) => {
-                let input: Value =
-                    serde_json::from_str(t.args.json()).unwrap_or_else(|_| json!({}));
+                let input: Value = serde_json::from_str(t.args.json()).unwrap_or_else(|_| json!({}));
                 json!([{"type": "tool_use", "id": format!("toolu_{}", rand_hex(24)), "name": t.name, "input": input}])
             }
         };
@@ -196,13 +165,7 @@ pub async fn messages(ctl: &Controls, body: &[u8]) -> Resp {
             sink.abort().await;
             return;
         }
-        if !event(
-            &mut sink,
-            "content_block_stop",
-            r#"{"type":"content_block_stop","index":0}"#,
-        )
-        .await
-        {
+        if !event(&mut sink, "content_block_stop", r#"{"type":"content_block_stop","index":0}"#).await {
             return;
         }
         let mut md = json!({

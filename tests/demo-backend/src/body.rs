@@ -27,10 +27,7 @@ impl Body for RespBody {
     type Data = Bytes;
     type Error = io::Error;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match self.get_mut() {
             RespBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             RespBody::Stream(rx) => rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data))),
@@ -56,18 +53,13 @@ pub fn full(status: StatusCode, content_type: &'static str, body: impl Into<Byte
     let body = if body.is_empty() { None } else { Some(body) };
     let mut r = Response::new(RespBody::Full(body));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
 /// A complete JSON response.
 pub fn json(status: StatusCode, v: &Value) -> Resp {
-    full(
-        status,
-        "application/json",
-        serde_json::to_vec(v).unwrap_or_default(),
-    )
+    full(status, "application/json", serde_json::to_vec(v).unwrap_or_default())
 }
 
 /// `x-demo-usage: <prompt> <completion>`: the usage this response reports (or would, under
@@ -111,10 +103,7 @@ impl EventSink {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let _ = self
             .tx
-            .send(Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "demo backend: stream cut (x-demo-cut-after)",
-            )))
+            .send(Err(io::Error::new(io::ErrorKind::ConnectionAborted, "demo backend: stream cut (x-demo-cut-after)")))
             .await;
     }
 }
@@ -126,11 +115,7 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(producer(EventSink {
-        tx,
-        delay: chunk_delay,
-        sent_any: false,
-    }));
+    tokio::spawn(producer(EventSink { tx, delay: chunk_delay, sent_any: false }));
     let mut r = Response::new(RespBody::Stream(rx));
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -89,19 +89,11 @@ impl Capture {
         let entry = Entry {
             ts_ms: unix_millis(),
             method: parts.method.as_str().to_string(),
-            path: parts
-                .uri
-                .path_and_query()
-                .map_or_else(|| parts.uri.path().to_string(), |pq| pq.as_str().to_string()),
+            path: parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_string(), |pq| pq.as_str().to_string()),
             headers: parts
                 .headers
                 .iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
+                .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                 .collect(),
             body_size: body.len(),
             body: String::from_utf8_lossy(&body[..body.len().min(BODY_PREFIX)]).into_owned(),

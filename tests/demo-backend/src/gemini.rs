@@ -18,9 +18,7 @@ pub struct Route {
 
 /// Recognise a Gemini path; `None` if it is not one.
 pub fn route(path: &str) -> Option<Route> {
-    let rest = path
-        .strip_prefix("/v1beta/models/")
-        .or_else(|| path.strip_prefix("/v1/models/"))?;
+    let rest = path.strip_prefix("/v1beta/models/").or_else(|| path.strip_prefix("/v1/models/"))?;
     let (model, method) = rest.rsplit_once(':')?;
     if model.is_empty() {
         return None;
@@ -30,10 +28,7 @@ pub fn route(path: &str) -> Option<Route> {
         "streamGenerateContent" => true,
         _ => return None,
     };
-    Some(Route {
-        model: model.to_string(),
-        stream,
-    })
+    Some(Route { model: model.to_string(), stream })
 }
 
 fn status_name(code: u16) -> &'static str {
@@ -55,29 +50,18 @@ fn status_name(code: u16) -> &'static str {
 /// `{"error":{"code":..,"message":..,"status":..}}`
 pub fn error(status: StatusCode, message: &str) -> Resp {
     let code = status.as_u16();
-    body::json(
-        status,
-        &json!({"error": {"code": code, "message": message, "status": status_name(code)}}),
-    )
+    body::json(status, &json!({"error": {"code": code, "message": message, "status": status_name(code)}}))
 }
 
 pub fn forced_error(status: StatusCode) -> Resp {
-    error(
-        status,
-        &format!("demo backend forced error {}", status.as_u16()),
-    )
+    error(status, &format!("demo backend forced error {}", status.as_u16()))
 }
 
 fn parts_text(content: &Value) -> String {
     let texts: Vec<&str> = content
         .get("parts")
         .and_then(Value::as_array)
-        .map(|parts| {
-            parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect()
-        })
+        .map(|parts| parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect())
         .unwrap_or_default();
     texts.join(" ")
 }
@@ -96,10 +80,7 @@ fn pick_tool(req: &Value, last_user: &str) -> Option<ToolCall> {
     }
     let config = get_any(req, &["toolConfig", "tool_config"])
         .and_then(|c| get_any(c, &["functionCallingConfig", "function_calling_config"]));
-    let mode = config
-        .and_then(|c| c.get("mode"))
-        .and_then(Value::as_str)
-        .map(str::to_ascii_uppercase);
+    let mode = config.and_then(|c| c.get("mode")).and_then(Value::as_str).map(str::to_ascii_uppercase);
     match mode.as_deref() {
         Some("NONE") => return None,
         Some("ANY") => {}
@@ -116,18 +97,12 @@ fn pick_tool(req: &Value, last_user: &str) -> Option<ToolCall> {
         Some(n) => decls.iter().copied().find(|d| decl_name(d).as_deref() == Some(n)),
         None => decls.first().copied(),
     };
-    let name = allowed
-        .map(str::to_owned)
-        .or_else(|| decl.and_then(decl_name))
-        .unwrap_or_else(|| "tool".into());
+    let name = allowed.map(str::to_owned).or_else(|| decl.and_then(decl_name)).unwrap_or_else(|| "tool".into());
     let has_location = decl
         .and_then(|d| get_any(d, &["parameters", "parametersJsonSchema", "parameters_json_schema"]))
         .and_then(|p| p.pointer("/properties/location"))
         .is_some();
-    Some(ToolCall {
-        name,
-        args: ToolArgs { has_location },
-    })
+    Some(ToolCall { name, args: ToolArgs { has_location } })
 }
 
 fn usage(prompt: u64, candidates: u64) -> Value {
@@ -143,10 +118,7 @@ pub async fn generate(ctl: &Controls, route: Route, query: &str, body: &[u8]) ->
         return error(StatusCode::BAD_REQUEST, "contents: field required");
     };
     let model = route.model;
-    let mut prompt_tokens: u64 = contents
-        .iter()
-        .map(|c| tokens::message_tokens(&parts_text(c)))
-        .sum();
+    let mut prompt_tokens: u64 = contents.iter().map(|c| tokens::message_tokens(&parts_text(c))).sum();
     if let Some(sys) = get_any(&req, &["systemInstruction", "system_instruction"]) {
         prompt_tokens += tokens::message_tokens(&parts_text(sys));
     }
@@ -160,11 +132,7 @@ pub async fn generate(ctl: &Controls, route: Route, query: &str, body: &[u8]) ->
         .and_then(|g| as_count(get_any(g, &["maxOutputTokens", "max_output_tokens"])));
     let reply = match pick_tool(&req, &last_user) {
         Some(t) => Reply::Tool(t),
-        None => Reply::Text(Plan::new(
-            &tokens::reply_text(&model, &last_user),
-            ctl.chunks,
-            cap,
-        )),
+        None => Reply::Text(Plan::new(&tokens::reply_text(&model, &last_user), ctl.chunks, cap)),
     };
     let response_id = rand_hex(22);
 
@@ -201,16 +169,11 @@ pub async fn generate(ctl: &Controls, route: Route, query: &str, body: &[u8]) ->
 
     // `alt=sse` -> Server-Sent Events with CRLF separators; otherwise Gemini
     // streams one JSON array, element by element.
-    let sse = query
-        .split('&')
-        .any(|kv| kv.eq_ignore_ascii_case("alt=sse"));
+    let sse = query.split('&').any(|kv| kv.eq_ignore_ascii_case("alt=sse"));
     let content_type = if sse { "text/event-stream" } else { "application/json" };
     let ctl = ctl.clone();
     let resp = body::stream(content_type, ctl.chunk_delay, move |mut sink| async move {
-        let tail = format!(
-            ",\"modelVersion\":{},\"responseId\":\"{response_id}\"}}",
-            json_str(&model)
-        );
+        let tail = format!(",\"modelVersion\":{},\"responseId\":\"{response_id}\"}}", json_str(&model));
         // One whole GenerateContentResponse per piece, cumulative usage.
         let object = |part: &str, last: bool, so_far: u64| -> String {
             let mut s = String::with_capacity(256 + part.len());

@@ -80,12 +80,8 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
             _ => (arg.clone(), None),
         };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
+        let mut value =
+            |name: &str| inline.clone().or_else(|| args.next()).ok_or_else(|| format!("{name} needs a value"));
         match flag.as_str() {
             "--listen" => cfg.listen = value("--listen")?,
             "--port-file" => cfg.port_file = Some(PathBuf::from(value("--port-file")?)),
@@ -101,11 +97,8 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
             "--capture-log" => cfg.capture_log = Some(PathBuf::from(value("--capture-log")?)),
             "--threads" => {
                 let v = value("--threads")?;
-                let n: usize = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| format!("--threads: invalid number {v:?}"))?;
+                let n: usize =
+                    v.parse().ok().filter(|n| *n > 0).ok_or_else(|| format!("--threads: invalid number {v:?}"))?;
                 cfg.threads = Some(n);
             }
             "-h" | "--help" => return Ok(None),
@@ -174,8 +167,7 @@ async fn run(cfg: Config) -> ExitCode {
     if let Some(path) = &cfg.port_file {
         // Write-then-rename so a reader never sees a half-written file.
         let tmp = path.with_extension("tmp");
-        let res = std::fs::write(&tmp, format!("{}\n", addr.port()))
-            .and_then(|()| std::fs::rename(&tmp, path));
+        let res = std::fs::write(&tmp, format!("{}\n", addr.port())).and_then(|()| std::fs::rename(&tmp, path));
         if let Err(e) = res {
             eprintln!("demo-backend: cannot write port file {}: {e}", path.display());
             return ExitCode::FAILURE;
@@ -309,12 +301,8 @@ async fn route(state: &State, parts: &Parts, body: Bytes) -> Resp {
 
     // Non-API endpoints.
     match (method, path) {
-        (&Method::GET, "/health") => {
-            return body::full(StatusCode::OK, "text/plain; charset=utf-8", "ok")
-        }
-        (&Method::GET, "/__demo/requests") => {
-            return body::json(StatusCode::OK, &state.capture.to_json())
-        }
+        (&Method::GET, "/health") => return body::full(StatusCode::OK, "text/plain; charset=utf-8", "ok"),
+        (&Method::GET, "/__demo/requests") => return body::json(StatusCode::OK, &state.capture.to_json()),
         (&Method::DELETE, "/__demo/requests") => {
             state.capture.clear();
             return body::json(StatusCode::OK, &serde_json::json!({"cleared": true}));
@@ -371,9 +359,18 @@ async fn route(state: &State, parts: &Parts, body: Bytes) -> Resp {
     if fault(parts) == Some("echo-auth-sse") {
         let msg = quoted();
         let sse = match api {
-            Api::OpenAi => format!("data: {}\n\ndata: [DONE]\n\n", serde_json::json!({"error": {"message": msg, "type": "invalid_request_error"}})),
-            Api::Anthropic => format!("event: error\ndata: {}\n\n", serde_json::json!({"type": "error", "error": {"type": "authentication_error", "message": msg}})),
-            Api::Gemini => format!("data: {}\r\n\r\n", serde_json::json!({"error": {"code": 401, "message": msg, "status": "UNAUTHENTICATED"}})),
+            Api::OpenAi => format!(
+                "data: {}\n\ndata: [DONE]\n\n",
+                serde_json::json!({"error": {"message": msg, "type": "invalid_request_error"}})
+            ),
+            Api::Anthropic => format!(
+                "event: error\ndata: {}\n\n",
+                serde_json::json!({"type": "error", "error": {"type": "authentication_error", "message": msg}})
+            ),
+            Api::Gemini => format!(
+                "data: {}\r\n\r\n",
+                serde_json::json!({"error": {"code": 401, "message": msg, "status": "UNAUTHENTICATED"}})
+            ),
         };
         return body::full(StatusCode::OK, "text/event-stream", sse);
     }
@@ -517,16 +514,9 @@ mod tests {
         let c = parse_args(args(&[])).unwrap().unwrap();
         assert_eq!(c.listen, "127.0.0.1:8000");
         assert!(c.capture);
-        let c = parse_args(args(&[
-            "--listen",
-            "127.0.0.1:0",
-            "--port-file=/tmp/p",
-            "--no-capture",
-            "--threads",
-            "2",
-        ]))
-        .unwrap()
-        .unwrap();
+        let c = parse_args(args(&["--listen", "127.0.0.1:0", "--port-file=/tmp/p", "--no-capture", "--threads", "2"]))
+            .unwrap()
+            .unwrap();
         assert_eq!(c.listen, "127.0.0.1:0");
         assert_eq!(c.port_file.as_deref(), Some(std::path::Path::new("/tmp/p")));
         assert!(!c.capture);

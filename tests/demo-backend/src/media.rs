@@ -24,11 +24,7 @@ fn crc32(parts: &[&[u8]]) -> u32 {
         for &b in *part {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 != 0 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
             }
         }
     }
@@ -248,7 +244,11 @@ pub fn transcriptions(body: &[u8]) -> Resp {
         .position(|w| w == b"name=\"response_format\"\r\n\r\n")
         .is_some_and(|i| body.get(i + 26..i + 30) == Some(b"text"));
     if text_format {
-        return body::full(StatusCode::OK, "text/plain; charset=utf-8", format!("demo transcription of {} bytes", body.len()));
+        return body::full(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            format!("demo transcription of {} bytes", body.len()),
+        );
     }
     body::json(
         StatusCode::OK,

@@ -11,10 +11,7 @@ use crate::util::{as_count, json_str, mentions_weather, rand_hex, to_json, unix_
 
 /// `{"error":{"message":..,"type":..,"code":..}}`
 pub fn error(status: StatusCode, message: &str, ty: &str, code: &str) -> Resp {
-    body::json(
-        status,
-        &json!({"error": {"message": message, "type": ty, "code": code}}),
-    )
+    body::json(status, &json!({"error": {"message": message, "type": ty, "code": code}}))
 }
 
 /// A `--strict` refusal as api.openai.com words it: `param` and `code` may be null.
@@ -26,21 +23,11 @@ pub fn strict_error(r: &crate::strict::Refusal) -> Resp {
 }
 
 pub fn bad_request(message: &str) -> Resp {
-    error(
-        StatusCode::BAD_REQUEST,
-        message,
-        "invalid_request_error",
-        "bad_request",
-    )
+    error(StatusCode::BAD_REQUEST, message, "invalid_request_error", "bad_request")
 }
 
 pub fn forced_error(status: StatusCode) -> Resp {
-    error(
-        status,
-        &format!("demo backend forced error {}", status.as_u16()),
-        "api_error",
-        "demo_error",
-    )
+    error(status, &format!("demo backend forced error {}", status.as_u16()), "api_error", "demo_error")
 }
 
 /// Parse a JSON object body, or produce the 400 message.
@@ -59,12 +46,7 @@ pub fn content_text(content: Option<&Value>) -> String {
         Some(Value::Array(parts)) => {
             let texts: Vec<&str> = parts
                 .iter()
-                .filter(|p| {
-                    matches!(
-                        p.get("type").and_then(Value::as_str),
-                        None | Some("text" | "input_text")
-                    )
-                })
+                .filter(|p| matches!(p.get("type").and_then(Value::as_str), None | Some("text" | "input_text")))
                 .filter_map(|p| p.get("text").and_then(Value::as_str))
                 .collect();
             texts.join(" ")
@@ -76,10 +58,7 @@ pub fn content_text(content: Option<&Value>) -> String {
 fn pick_tool(req: &Value, last_user: &str) -> Option<ToolCall> {
     let tools = req.get("tools")?.as_array().filter(|t| !t.is_empty())?;
     let choice = req.get("tool_choice");
-    let named = choice
-        .and_then(|c| c.get("function"))
-        .and_then(|f| f.get("name"))
-        .and_then(Value::as_str);
+    let named = choice.and_then(|c| c.get("function")).and_then(|f| f.get("name")).and_then(Value::as_str);
     let choice_str = choice.and_then(Value::as_str);
     if choice_str == Some("none") {
         return None;
@@ -88,27 +67,14 @@ fn pick_tool(req: &Value, last_user: &str) -> Option<ToolCall> {
     if !forced && !mentions_weather(last_user) {
         return None;
     }
-    let fn_name = |t: &Value| {
-        t.get("function")
-            .and_then(|f| f.get("name"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
+    let fn_name = |t: &Value| t.get("function").and_then(|f| f.get("name")).and_then(Value::as_str).map(str::to_owned);
     let tool = match named {
         Some(n) => tools.iter().find(|t| fn_name(t).as_deref() == Some(n)),
         None => tools.first(),
     };
-    let name = named
-        .map(str::to_owned)
-        .or_else(|| tool.and_then(fn_name))
-        .unwrap_or_else(|| "tool".into());
-    let has_location = tool
-        .and_then(|t| t.pointer("/function/parameters/properties/location"))
-        .is_some();
-    Some(ToolCall {
-        name,
-        args: ToolArgs { has_location },
-    })
+    let name = named.map(str::to_owned).or_else(|| tool.and_then(fn_name)).unwrap_or_else(|| "tool".into());
+    let has_location = tool.and_then(|t| t.pointer("/function/parameters/properties/location")).is_some();
+    Some(ToolCall { name, args: ToolArgs { has_location } })
 }
 
 fn usage(prompt: u64, completion: u64) -> Value {
@@ -123,15 +89,8 @@ pub async fn chat(ctl: &Controls, body: &[u8]) -> Resp {
     let Some(messages) = req.get("messages").and_then(Value::as_array) else {
         return bad_request("'messages' must be an array");
     };
-    let model = req
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or("demo-model")
-        .to_string();
-    let prompt_tokens: u64 = messages
-        .iter()
-        .map(|m| tokens::message_tokens(&content_text(m.get("content"))))
-        .sum();
+    let model = req.get("model").and_then(Value::as_str).unwrap_or("demo-model").to_string();
+    let prompt_tokens: u64 = messages.iter().map(|m| tokens::message_tokens(&content_text(m.get("content")))).sum();
     let last_user = messages
         .iter()
         .rev()
@@ -139,11 +98,8 @@ pub async fn chat(ctl: &Controls, body: &[u8]) -> Resp {
         .map(|m| content_text(m.get("content")))
         .unwrap_or_default();
     let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let include_usage = !ctl.no_usage
-        && req
-            .pointer("/stream_options/include_usage")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+    let include_usage =
+        !ctl.no_usage && req.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
     let cap = as_count(req.get("max_completion_tokens")).or(as_count(req.get("max_tokens")));
     let tool = pick_tool(&req, &last_user);
     let id = format!("chatcmpl-{}", rand_hex(24));
@@ -163,11 +119,7 @@ pub async fn chat(ctl: &Controls, body: &[u8]) -> Resp {
             None => {
                 let plan = Plan::new(&tokens::reply_text(&model, &last_user), ctl.chunks, cap);
                 let finish = if plan.truncated { "length" } else { "stop" };
-                (
-                    json!({"role": "assistant", "content": plan.text()}),
-                    finish,
-                    plan.tokens(),
-                )
+                (json!({"role": "assistant", "content": plan.text()}), finish, plan.tokens())
             }
         };
         let mut resp = json!({
@@ -187,11 +139,7 @@ pub async fn chat(ctl: &Controls, body: &[u8]) -> Resp {
     let ctl = ctl.clone();
     let reply = match tool {
         Some(t) => Reply::Tool(t),
-        None => Reply::Text(Plan::new(
-            &tokens::reply_text(&model, &last_user),
-            ctl.chunks,
-            cap,
-        )),
+        None => Reply::Text(Plan::new(&tokens::reply_text(&model, &last_user), ctl.chunks, cap)),
     };
     let completion = match &reply {
         Reply::Tool(t) => t.args.tokens(),
@@ -224,7 +172,11 @@ pub async fn chat(ctl: &Controls, body: &[u8]) -> Resp {
                         return;
                     }
                 }
-                if plan.truncated { "\"length\"" } else { "\"stop\"" }
+                if plan.truncated {
+                    "\"length\""
+                } else {
+                    "\"stop\""
+                }
             }
             Reply::Tool(t) => {
                 let first = json!({"role": "assistant", "content": null, "tool_calls": [{

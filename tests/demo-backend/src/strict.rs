@@ -454,7 +454,9 @@ fn gemini_accepts(ty: Ty, v: &Value) -> bool {
 fn unknown_name(k: &str, at: Option<&str>) -> Refusal {
     match at {
         None => refuse(format!("Invalid JSON payload received. Unknown name \"{k}\": Cannot find field.")),
-        Some(at) => refuse(format!("Invalid JSON payload received. Unknown name \"{k}\" at '{at}': Cannot find field.")),
+        Some(at) => {
+            refuse(format!("Invalid JSON payload received. Unknown name \"{k}\" at '{at}': Cannot find field."))
+        }
     }
 }
 
@@ -469,11 +471,7 @@ fn gemini_fields(obj: &Map<String, Value>, fields: &[(&str, Ty)], at: Option<&st
                 Some(at) => format!("{at}.{name}"),
                 None => name.clone(),
             };
-            return Err(refuse(format!(
-                "Invalid value at '{field}' ({}), {}",
-                ty.expected(),
-                crate::util::to_json(v)
-            )));
+            return Err(refuse(format!("Invalid value at '{field}' ({}), {}", ty.expected(), crate::util::to_json(v))));
         }
     }
     Ok(())
@@ -481,7 +479,9 @@ fn gemini_fields(obj: &Map<String, Value>, fields: &[(&str, Ty)], at: Option<&st
 
 fn gemini_content(c: &Value, at: &str, roles: bool) -> Result<(), Refusal> {
     let Some(c) = c.as_object() else {
-        return Err(refuse(format!("Invalid value at '{at}' (type.googleapis.com/google.ai.generativelanguage.v1beta.Content)")));
+        return Err(refuse(format!(
+            "Invalid value at '{at}' (type.googleapis.com/google.ai.generativelanguage.v1beta.Content)"
+        )));
     };
     if let Some(k) = c.keys().find(|k| !GEMINI_CONTENT_FIELDS.contains(&snake(k).as_str())) {
         return Err(unknown_name(k, Some(at)));
@@ -496,21 +496,30 @@ fn gemini_content(c: &Value, at: &str, roles: bool) -> Result<(), Refusal> {
     let parts = match c.get("parts") {
         Some(Value::Array(p)) => p.as_slice(),
         None | Some(Value::Null) => &[],
-        Some(_) => return Err(refuse(format!("Invalid value at '{at}.parts' (type.googleapis.com/google.ai.generativelanguage.v1beta.Part)"))),
+        Some(_) => {
+            return Err(refuse(format!(
+                "Invalid value at '{at}.parts' (type.googleapis.com/google.ai.generativelanguage.v1beta.Part)"
+            )))
+        }
     };
     if parts.is_empty() {
         return Err(refuse(format!("* GenerateContentRequest.{at}.parts: contents.parts must not be empty.\n")));
     }
     for (j, p) in parts.iter().enumerate() {
         let Some(p) = p.as_object() else {
-            return Err(refuse(format!("Invalid value at '{at}.parts[{j}]' (type.googleapis.com/google.ai.generativelanguage.v1beta.Part)")));
+            return Err(refuse(format!(
+                "Invalid value at '{at}.parts[{j}]' (type.googleapis.com/google.ai.generativelanguage.v1beta.Part)"
+            )));
         };
         if let Some(k) = p.keys().find(|k| !GEMINI_PART_FIELDS.contains(&snake(k).as_str())) {
             return Err(unknown_name(k, Some(&format!("{at}.parts[{j}]"))));
         }
         if let Some(t) = p.get("text") {
             if !t.is_string() {
-                return Err(refuse(format!("Invalid value at '{at}.parts[{j}].text' (TYPE_STRING), {}", crate::util::to_json(t))));
+                return Err(refuse(format!(
+                    "Invalid value at '{at}.parts[{j}].text' (TYPE_STRING), {}",
+                    crate::util::to_json(t)
+                )));
             }
         }
     }
@@ -555,7 +564,8 @@ mod tests {
         let ok = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true,
                         "stream_options": {"include_usage": true}, "max_tokens": 5, "temperature": 0.5});
         assert_eq!(openai_chat(&obj(ok)), Ok(()));
-        let e = openai_chat(&obj(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "top_k": 3}))).unwrap_err();
+        let e = openai_chat(&obj(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "top_k": 3})))
+            .unwrap_err();
         assert_eq!(e.message, "Unrecognized request argument supplied: top_k");
         let e = openai_chat(&obj(json!({"messages": [{"role": "user", "content": "x"}]}))).unwrap_err();
         assert_eq!(e.message, "you must provide a model parameter");
@@ -563,12 +573,16 @@ mod tests {
         assert_eq!(e.code, Some("missing_required_parameter"));
         let e = openai_chat(&obj(json!({"model": "m", "messages": [{"role": "model", "content": "x"}]}))).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("messages[0].role"));
-        let e = openai_chat(&obj(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": "5"}))).unwrap_err();
+        let e =
+            openai_chat(&obj(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": "5"})))
+                .unwrap_err();
         assert_eq!(e.code, Some("invalid_type"));
         let e = openai_chat(&obj(json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
-                                        "stream_options": {"include_usage": true}}))).unwrap_err();
+                                        "stream_options": {"include_usage": true}})))
+        .unwrap_err();
         assert_eq!(e.param.as_deref(), Some("stream_options"));
-        let e = openai_chat(&obj(json!({"model": "m", "messages": [{"role": "user", "content": "x", "parts": []}]}))).unwrap_err();
+        let e = openai_chat(&obj(json!({"model": "m", "messages": [{"role": "user", "content": "x", "parts": []}]})))
+            .unwrap_err();
         assert_eq!(e.param.as_deref(), Some("messages[0]"));
         let tool_turn = json!({"model": "m", "messages": [
             {"role": "assistant", "content": null, "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
@@ -581,7 +595,8 @@ mod tests {
         let ok = json!({"model": "m", "max_tokens": 10, "system": "s", "top_k": 3,
                         "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}]});
         assert_eq!(anthropic_messages(&obj(ok)), Ok(()));
-        let e = anthropic_messages(&obj(json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}))).unwrap_err();
+        let e = anthropic_messages(&obj(json!({"model": "m", "messages": [{"role": "user", "content": "x"}]})))
+            .unwrap_err();
         assert_eq!(e.message, "max_tokens: Field required");
         let e = anthropic_messages(&obj(json!({"max_tokens": 1, "messages": []}))).unwrap_err();
         assert_eq!(e.message, "model: Field required");
@@ -589,14 +604,24 @@ mod tests {
         assert_eq!(e.message, "n: Extra inputs are not permitted");
         let e = anthropic_messages(&obj(json!({"model": "m", "max_tokens": 1, "messages": []}))).unwrap_err();
         assert_eq!(e.message, "messages: at least one message is required");
-        let e = anthropic_messages(&obj(json!({"model": "m", "max_tokens": 1, "messages": [{"role": "system", "content": "x"}]}))).unwrap_err();
+        let e = anthropic_messages(&obj(
+            json!({"model": "m", "max_tokens": 1, "messages": [{"role": "system", "content": "x"}]}),
+        ))
+        .unwrap_err();
         assert!(e.message.contains("Unexpected role \"system\""));
-        let e = anthropic_messages(&obj(json!({"model": "m", "max_tokens": 1, "messages": [{"role": "tool", "content": "x"}]}))).unwrap_err();
+        let e = anthropic_messages(&obj(
+            json!({"model": "m", "max_tokens": 1, "messages": [{"role": "tool", "content": "x"}]}),
+        ))
+        .unwrap_err();
         assert_eq!(e.message, "messages.0.role: Input should be 'user' or 'assistant'");
-        let e = anthropic_messages(&obj(json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": ""}]}))).unwrap_err();
+        let e = anthropic_messages(&obj(
+            json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": ""}]}),
+        ))
+        .unwrap_err();
         assert!(e.message.contains("non-empty content"));
         let e = anthropic_messages(&obj(json!({"model": "m", "max_tokens": 1,
-            "messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]}))).unwrap_err();
+            "messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]})))
+        .unwrap_err();
         assert_eq!(e.message, "messages: text content blocks must be non-empty");
     }
 
@@ -606,16 +631,20 @@ mod tests {
                         "generationConfig": {"maxOutputTokens": 5, "top_k": 2},
                         "system_instruction": {"parts": [{"text": "s"}]}});
         assert_eq!(gemini_generate(&obj(ok)), Ok(()));
-        let e = gemini_generate(&obj(json!({"contents": [{"role": "user", "parts": [{"text": "x"}]}], "max_tokens": 3}))).unwrap_err();
+        let e =
+            gemini_generate(&obj(json!({"contents": [{"role": "user", "parts": [{"text": "x"}]}], "max_tokens": 3})))
+                .unwrap_err();
         assert_eq!(e.message, "Invalid JSON payload received. Unknown name \"max_tokens\": Cannot find field.");
-        let e = gemini_generate(&obj(json!({"contents": [{"role": "assistant", "parts": [{"text": "x"}]}]}))).unwrap_err();
+        let e =
+            gemini_generate(&obj(json!({"contents": [{"role": "assistant", "parts": [{"text": "x"}]}]}))).unwrap_err();
         assert_eq!(e.message, "Please use a valid role: user, model.");
         let e = gemini_generate(&obj(json!({}))).unwrap_err();
         assert!(e.message.contains("contents is not specified"));
         let e = gemini_generate(&obj(json!({"contents": [{"role": "user", "parts": []}]}))).unwrap_err();
         assert!(e.message.contains("must not be empty"));
         let e = gemini_generate(&obj(json!({"contents": [{"parts": [{"text": "x"}]}],
-                                            "generationConfig": {"max_tokens": 3}}))).unwrap_err();
+                                            "generationConfig": {"max_tokens": 3}})))
+        .unwrap_err();
         assert!(e.message.contains("Unknown name \"max_tokens\" at 'generation_config'"));
     }
 }

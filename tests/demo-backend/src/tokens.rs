@@ -28,10 +28,7 @@ pub fn message_tokens(text: &str) -> u64 {
 
 /// The deterministic reply: `Hello from {model}! You said: {echo}`.
 pub fn reply_text(model: &str, last_user: &str) -> String {
-    format!(
-        "Hello from {model}! You said: {}",
-        crate::util::truncate_chars(last_user, ECHO_CHARS)
-    )
+    format!("Hello from {model}! You said: {}", crate::util::truncate_chars(last_user, ECHO_CHARS))
 }
 
 enum Pieces {
@@ -70,11 +67,7 @@ impl Plan {
             Some(c) if (c as usize) < total => c as usize,
             _ => total,
         };
-        Plan {
-            pieces,
-            count,
-            truncated: count < total,
-        }
+        Plan { pieces, count, truncated: count < total }
     }
 
     /// Number of pieces (= completion tokens).

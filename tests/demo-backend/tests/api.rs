@@ -28,9 +28,7 @@ impl Server {
             .spawn()
             .expect("spawn demo-backend");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("read listening line");
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("read listening line");
         let addr = line
             .trim()
             .strip_prefix("demo-backend listening on ")
@@ -68,10 +66,7 @@ struct Resp {
 
 impl Resp {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     fn json(&self) -> Value {
@@ -91,10 +86,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -122,9 +115,7 @@ fn parse_response(raw: &[u8]) -> Resp {
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let rest = &raw[end + 4..];
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
     if !chunked {
         return Resp { status, headers, body: rest.to_vec(), complete: true };
     }
@@ -160,15 +151,9 @@ fn chat_body(text: &str, stream: bool) -> Value {
 }
 
 fn stream_content(events: &[String]) -> (String, Vec<Value>) {
-    let chunks: Vec<Value> = events
-        .iter()
-        .filter(|e| *e != "[DONE]")
-        .map(|e| serde_json::from_str(e).unwrap())
-        .collect();
-    let text = chunks
-        .iter()
-        .filter_map(|c| c.pointer("/choices/0/delta/content").and_then(Value::as_str))
-        .collect();
+    let chunks: Vec<Value> =
+        events.iter().filter(|e| *e != "[DONE]").map(|e| serde_json::from_str(e).unwrap()).collect();
+    let text = chunks.iter().filter_map(|c| c.pointer("/choices/0/delta/content").and_then(Value::as_str)).collect();
     (text, chunks)
 }
 
@@ -249,17 +234,11 @@ fn chat_non_stream_shape_and_usage() {
     let choice = &v["choices"][0];
     assert_eq!(choice["index"], 0);
     assert_eq!(choice["message"]["role"], "assistant");
-    assert_eq!(
-        choice["message"]["content"],
-        "Hello from Weird/Model-1! You said: hi there"
-    );
+    assert_eq!(choice["message"]["content"], "Hello from Weird/Model-1! You said: hi there");
     assert_eq!(choice["finish_reason"], "stop");
     assert!(choice["logprobs"].is_null());
     // prompt: (4 + 2) + (4 + 2); completion: 7 words.
-    assert_eq!(
-        v["usage"],
-        json!({"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19})
-    );
+    assert_eq!(v["usage"], json!({"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19}));
 
     // Echo is truncated to 200 characters.
     let long = "x".repeat(500);
@@ -268,9 +247,7 @@ fn chat_non_stream_shape_and_usage() {
     assert_eq!(content, format!("Hello from gpt-demo! You said: {}", "x".repeat(200)));
 
     // x-demo-no-usage
-    let v = srv
-        .post_json("/v1/chat/completions", &[("x-demo-no-usage", "1")], &chat_body("hi", false))
-        .json();
+    let v = srv.post_json("/v1/chat/completions", &[("x-demo-no-usage", "1")], &chat_body("hi", false)).json();
     assert!(v.get("usage").is_none());
 }
 
@@ -294,10 +271,8 @@ fn chat_stream_sequence_and_include_usage() {
         assert_eq!(text, expected);
         assert_eq!(chunks[0]["object"], "chat.completion.chunk");
         assert_eq!(chunks[0]["choices"][0]["delta"], json!({"role": "assistant", "content": ""}));
-        let pieces: Vec<&str> = chunks[1..8]
-            .iter()
-            .map(|c| c["choices"][0]["delta"]["content"].as_str().unwrap())
-            .collect();
+        let pieces: Vec<&str> =
+            chunks[1..8].iter().map(|c| c["choices"][0]["delta"]["content"].as_str().unwrap()).collect();
         assert_eq!(pieces, ["Hello ", "from ", "gpt-demo! ", "You ", "said: ", "hi ", "there"]);
         let finish = &chunks[8];
         assert_eq!(finish["choices"][0]["delta"], json!({}));
@@ -308,10 +283,7 @@ fn chat_stream_sequence_and_include_usage() {
             assert_eq!(chunks.len(), 10);
             let u = &chunks[9];
             assert_eq!(u["choices"], json!([]));
-            assert_eq!(
-                u["usage"],
-                json!({"prompt_tokens": 6, "completion_tokens": 7, "total_tokens": 13})
-            );
+            assert_eq!(u["usage"], json!({"prompt_tokens": 6, "completion_tokens": 7, "total_tokens": 13}));
         } else {
             assert_eq!(chunks.len(), 9);
             assert!(chunks.iter().all(|c| c.get("usage").is_none()));
@@ -334,20 +306,14 @@ fn demo_chunks_and_max_tokens() {
     let (text, chunks) = stream_content(&sse_data(&r.text()));
     let content_chunks = chunks
         .iter()
-        .filter(|c| {
-            c.pointer("/choices/0/delta/content")
-                .and_then(Value::as_str)
-                .is_some_and(|s| !s.is_empty())
-        })
+        .filter(|c| c.pointer("/choices/0/delta/content").and_then(Value::as_str).is_some_and(|s| !s.is_empty()))
         .count();
     assert_eq!(content_chunks, 50);
     let expected: String = (0..50).map(|i| format!("tok{i} ")).collect();
     assert_eq!(text, expected);
     assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 50);
 
-    let v = srv
-        .post_json("/v1/chat/completions", &[("x-demo-chunks", "50")], &chat_body("x", false))
-        .json();
+    let v = srv.post_json("/v1/chat/completions", &[("x-demo-chunks", "50")], &chat_body("x", false)).json();
     assert_eq!(v["choices"][0]["message"]["content"], expected);
     assert_eq!(v["usage"]["completion_tokens"], 50);
 
@@ -550,10 +516,7 @@ fn anthropic_messages() {
     assert_eq!(v["type"], "message");
     assert_eq!(v["role"], "assistant");
     assert_eq!(v["model"], "claude-demo");
-    assert_eq!(
-        v["content"],
-        json!([{"type": "text", "text": "Hello from claude-demo! You said: hi there"}])
-    );
+    assert_eq!(v["content"], json!([{"type": "text", "text": "Hello from claude-demo! You said: hi there"}]));
     assert_eq!(v["stop_reason"], "end_turn");
     assert!(v["stop_sequence"].is_null());
     assert_eq!(v["usage"], json!({"input_tokens": 12, "output_tokens": 7}));
@@ -642,18 +605,13 @@ fn anthropic_messages() {
 fn gemini_generate_and_stream() {
     let srv = Server::start();
     let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi there"}]}]});
-    let v = srv
-        .post_json("/v1beta/models/gemini-demo:generateContent", &[], &body)
-        .json();
+    let v = srv.post_json("/v1beta/models/gemini-demo:generateContent", &[], &body).json();
     let cand = &v["candidates"][0];
     assert_eq!(cand["content"]["role"], "model");
     assert_eq!(cand["content"]["parts"][0]["text"], "Hello from gemini-demo! You said: hi there");
     assert_eq!(cand["finishReason"], "STOP");
     assert_eq!(cand["index"], 0);
-    assert_eq!(
-        v["usageMetadata"],
-        json!({"promptTokenCount": 6, "candidatesTokenCount": 7, "totalTokenCount": 13})
-    );
+    assert_eq!(v["usageMetadata"], json!({"promptTokenCount": 6, "candidatesTokenCount": 7, "totalTokenCount": 13}));
     assert_eq!(v["modelVersion"], "gemini-demo");
     assert!(v["responseId"].is_string());
 
@@ -687,11 +645,7 @@ fn gemini_generate_and_stream() {
     assert_eq!(streamed, "Hello from gemini-demo! You said: hi there");
 
     // Without alt=sse: a JSON array.
-    let r = srv.post_json(
-        "/v1beta/models/gemini-demo:streamGenerateContent",
-        &[("x-demo-chunks", "4")],
-        &body,
-    );
+    let r = srv.post_json("/v1beta/models/gemini-demo:streamGenerateContent", &[("x-demo-chunks", "4")], &body);
     let arr = r.json();
     assert_eq!(arr.as_array().unwrap().len(), 4);
 
@@ -700,9 +654,7 @@ fn gemini_generate_and_stream() {
         "contents": [{"role": "user", "parts": [{"text": "what is the weather"}]}],
         "tools": [{"functionDeclarations": [{"name": "get_weather", "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}}]}],
     });
-    let v = srv
-        .post_json("/v1beta/models/gemini-demo:generateContent", &[], &fbody)
-        .json();
+    let v = srv.post_json("/v1beta/models/gemini-demo:generateContent", &[], &fbody).json();
     assert_eq!(
         v["candidates"][0]["content"]["parts"][0],
         json!({"functionCall": {"name": "get_weather", "args": {"location": "Paris"}}})
@@ -721,9 +673,7 @@ fn media_endpoints() {
     assert!(v["created"].is_u64());
     assert_png(&b64_decode(data[0]["b64_json"].as_str().unwrap()));
 
-    let v = srv
-        .post_json("/v1/images/generations", &[], &json!({"prompt": "cat", "response_format": "url"}))
-        .json();
+    let v = srv.post_json("/v1/images/generations", &[], &json!({"prompt": "cat", "response_format": "url"})).json();
     assert_eq!(v["data"][0]["url"], format!("http://{}/v1/files/demo.png", srv.addr));
 
     let r = srv.req("GET", "/v1/files/demo.png", &[], b"");
@@ -748,12 +698,7 @@ fn media_endpoints() {
     assert_eq!(r.header("content-type"), Some("audio/mpeg"));
 
     let form = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nabc\r\n--b--\r\n";
-    let r = srv.req(
-        "POST",
-        "/v1/audio/transcriptions",
-        &[("content-type", "multipart/form-data; boundary=b")],
-        form,
-    );
+    let r = srv.req("POST", "/v1/audio/transcriptions", &[("content-type", "multipart/form-data; boundary=b")], form);
     assert_eq!(
         r.json(),
         json!({"text": format!("demo transcription of {} bytes", form.len()), "usage": {"type": "duration", "seconds": 1}})
@@ -771,10 +716,7 @@ fn capture_ring() {
     assert_eq!(list.len(), 2);
     assert_eq!(list[0]["method"], "POST");
     assert_eq!(list[0]["path"], "/v1/chat/completions?x=1");
-    assert!(list[0]["headers"]
-        .as_array()
-        .unwrap()
-        .contains(&json!(["x-trace", "abc"])));
+    assert!(list[0]["headers"].as_array().unwrap().contains(&json!(["x-trace", "abc"])));
     let sent = chat_body("first", false).to_string();
     assert_eq!(list[0]["body_size"], sent.len());
     assert_eq!(list[0]["body"], sent);
@@ -889,7 +831,10 @@ fn usage_fixed_reports_exactly_the_chosen_counts() {
     assert_eq!(last["usage"]["completion_tokens"], 45);
     assert_eq!(last["usage"]["prompt_tokens"], 123);
     let a = json!({"model": "m", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]});
-    assert_eq!(srv.post_json("/v1/messages", &h, &a).json()["usage"], json!({"input_tokens": 123, "output_tokens": 45}));
+    assert_eq!(
+        srv.post_json("/v1/messages", &h, &a).json()["usage"],
+        json!({"input_tokens": 123, "output_tokens": 45})
+    );
     let mut a = a;
     a["stream"] = json!(true);
     let text = srv.post_json("/v1/messages", &h, &a).text();
@@ -897,7 +842,10 @@ fn usage_fixed_reports_exactly_the_chosen_counts() {
     assert!(text.contains(r#""usage":{"output_tokens":45}"#), "{text}");
     let g = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
     let v = srv.post_json("/v1beta/models/g:generateContent", &h, &g).json();
-    assert_eq!(v["usageMetadata"], json!({"promptTokenCount": 123, "candidatesTokenCount": 45, "totalTokenCount": 168}));
+    assert_eq!(
+        v["usageMetadata"],
+        json!({"promptTokenCount": 123, "candidatesTokenCount": 45, "totalTokenCount": 168})
+    );
     let text = srv.post_json("/v1beta/models/g:streamGenerateContent?alt=sse", &h, &g).text();
     let frames: Vec<&str> = text.split("\r\n\r\n").filter(|f| !f.trim().is_empty()).collect();
     let last: Value = serde_json::from_str(frames.last().unwrap().strip_prefix("data: ").unwrap()).unwrap();

@@ -12,9 +12,14 @@ pub fn bench_config_json(extra_keys: usize) -> String {
     s.push_str(r#""models":[{"id":"qai-flash","type":"text","cluster":"demo_text","price":{"prompt_per_1k":0.1,"completion_per_1k":0.2}}],"#);
     s.push_str(r#""accounts":[{"id":"acct-bench","rpm":1000000000},{"id":"acct-bench-limited","rpm":1}],"keys":["#);
     let _ = write!(s, r#"{{"id":"key-bench","account":"acct-bench","sha256":"{}"}},"#, h("sk-bench-unlimited"));
-    let _ = write!(s, r#"{{"id":"key-bench-limited","account":"acct-bench-limited","sha256":"{}"}}"#, h("sk-bench-limited"));
+    let _ = write!(
+        s,
+        r#"{{"id":"key-bench-limited","account":"acct-bench-limited","sha256":"{}"}}"#,
+        h("sk-bench-limited")
+    );
     for i in 0..extra_keys {
-        let _ = write!(s, r#",{{"id":"key-{i}","account":"acct-bench","sha256":"{}"}}"#, h(&format!("sk-synthetic-{i}")));
+        let _ =
+            write!(s, r#",{{"id":"key-{i}","account":"acct-bench","sha256":"{}"}}"#, h(&format!("sk-synthetic-{i}")));
     }
     s.push_str("]}");
     s

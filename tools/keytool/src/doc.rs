@@ -90,7 +90,10 @@ impl Doc {
 
     fn list_mut(&mut self, name: &str) -> Result<&mut Vec<Value>, String> {
         let obj = self.cfg.as_object_mut().ok_or("the configuration is not a JSON object")?;
-        obj.entry(name).or_insert_with(|| Value::Array(Vec::new())).as_array_mut().ok_or(format!("'{name}' is not a list"))
+        obj.entry(name)
+            .or_insert_with(|| Value::Array(Vec::new()))
+            .as_array_mut()
+            .ok_or(format!("'{name}' is not a list"))
     }
 
     fn has_account(&self, id: &str) -> bool {
@@ -101,9 +104,17 @@ impl Doc {
     }
 
     /// Adds a key record (the key's SHA-256 only) for `account`; returns its id.
-    pub fn add_key(&mut self, key: &str, account: &str, id: Option<&str>, spend_cap: Option<f64>) -> Result<String, String> {
+    pub fn add_key(
+        &mut self,
+        key: &str,
+        account: &str,
+        id: Option<&str>,
+        spend_cap: Option<f64>,
+    ) -> Result<String, String> {
         if !self.has_account(account) {
-            return Err(format!("no account '{account}' in the configuration (add it with set-account --id {account})"));
+            return Err(format!(
+                "no account '{account}' in the configuration (add it with set-account --id {account})"
+            ));
         }
         let hash = keys::to_hex(&keys::sha256(key.as_bytes()));
         let id = id.map(str::to_string).unwrap_or_else(|| format!("key-{}", hash.get(..12).unwrap_or(&hash)));
@@ -122,8 +133,11 @@ impl Doc {
             Revoke::Hash(h) => k.get("sha256").and_then(Value::as_str).is_some_and(|s| s.eq_ignore_ascii_case(h)),
             Revoke::Id(id) => k.get("id").and_then(Value::as_str) == Some(id),
         };
-        let removed: Vec<String> =
-            keys.iter().filter(|k| matches(k)).map(|k| k.get("id").and_then(Value::as_str).unwrap_or("?").to_string()).collect();
+        let removed: Vec<String> = keys
+            .iter()
+            .filter(|k| matches(k))
+            .map(|k| k.get("id").and_then(Value::as_str).unwrap_or("?").to_string())
+            .collect();
         keys.retain(|k| !matches(k));
         Ok(removed)
     }
@@ -284,7 +298,10 @@ mod tests {
         );
         d.set_account("a1", Some("suspended"), None, None).unwrap();
         let err = d.render().unwrap_err();
-        assert!(err.starts_with("the result would be refused: configuration: accounts[0]: unknown variant `suspended`"), "{err}");
+        assert!(
+            err.starts_with("the result would be refused: configuration: accounts[0]: unknown variant `suspended`"),
+            "{err}"
+        );
         // A key added twice is a duplicate hash.
         let mut d = Doc::parse(&ecds(CFG), None).unwrap();
         d.add_key("sk-demo-active", "a1", Some("again"), None).unwrap();
@@ -298,7 +315,9 @@ mod tests {
         d.add_key("x", "a1", Some("k2"), None).unwrap();
         let (cfg, text) = d.render().unwrap();
         assert_eq!((cfg.keys.len(), inner(&text)["keys"][1]["id"].clone()), (2, json!("k2")));
-        let two = ecds(CFG).replace("]}", "") + "," + &ecds(CFG)["{\"resources\":[".len()..].replace("\"tollgate\",\"typed", "\"other\",\"typed");
+        let two = ecds(CFG).replace("]}", "")
+            + ","
+            + &ecds(CFG)["{\"resources\":[".len()..].replace("\"tollgate\",\"typed", "\"other\",\"typed");
         assert!(Doc::parse(&two, None).unwrap_err().starts_with("several wasm filter resources (tollgate, other)"));
         assert!(Doc::parse(&two, Some("other")).is_ok());
         assert_eq!(
@@ -321,7 +340,8 @@ mod tests {
         let meta = fs::metadata(&path).unwrap();
         assert_eq!((fs::read_to_string(&path).unwrap().as_str(), meta.permissions().mode() & 0o777), ("new", 0o640));
         assert_ne!(meta.ino(), before, "replaced by a rename, not rewritten in place");
-        let mut left: Vec<String> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut left: Vec<String> =
+            fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         left.sort();
         assert_eq!(left, [".cfg.json.lock", "cfg.json"]);
         fs::remove_dir_all(&dir).unwrap();

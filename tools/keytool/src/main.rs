@@ -75,7 +75,10 @@ impl Args {
 }
 
 /// Loads `--file`, applies `edit` under the file's lock, checks the result and replaces the file.
-fn edit_file<T>(args: &Args, edit: impl FnOnce(&mut Doc) -> Result<T, String>) -> Result<(T, tollgate_core::config::Config, String), String> {
+fn edit_file<T>(
+    args: &Args,
+    edit: impl FnOnce(&mut Doc) -> Result<T, String>,
+) -> Result<(T, tollgate_core::config::Config, String), String> {
     let file = args.opt("--file").ok_or("--file is required")?;
     let path = Path::new(file);
     let _lock = doc::lock(path)?;
@@ -93,11 +96,15 @@ fn run(cmd: &str, args: &Args) -> Result<(), String> {
         "add-key" => {
             let account = args.opt("--account").ok_or("--account is required")?.to_string();
             let spend_cap = args.num::<f64>("--spend-cap")?;
-            let key = random_key(args.opt("--prefix").unwrap_or("sk-")).map_err(|e| format!("cannot get randomness: {e}"))?;
+            let key =
+                random_key(args.opt("--prefix").unwrap_or("sk-")).map_err(|e| format!("cannot get randomness: {e}"))?;
             let (id, cfg, file) = edit_file(args, |d| d.add_key(&key, &account, args.opt("--id"), spend_cap))?;
             // The key alone on standard output (for `KEY=$(...)`), everything else on stderr.
             println!("{key}");
-            eprintln!("added key {id} (account {account}) to {file}: {} keys; the key is shown only this once", cfg.keys.len());
+            eprintln!(
+                "added key {id} (account {account}) to {file}: {} keys; the key is shown only this once",
+                cfg.keys.len()
+            );
             Ok(())
         }
         "revoke-key" => {

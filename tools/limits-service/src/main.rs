@@ -21,8 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tollgate_core::limits::remote::{
-    AdmitRequest, PeekRequest, SettleRequest, UndoRequest, ADMIT_PATH, HEALTH_PATH, PEEK_PATH,
-    SETTLE_PATH, UNDO_PATH,
+    AdmitRequest, PeekRequest, SettleRequest, UndoRequest, ADMIT_PATH, HEALTH_PATH, PEEK_PATH, SETTLE_PATH, UNDO_PATH,
 };
 
 use store::{Failure, Store};
@@ -66,10 +65,7 @@ fn parse_args() -> Result<Args, String> {
             return Err(String::new());
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = |v: &str| {
-            v.parse::<u64>()
-                .map_err(|_| format!("{flag}: not a number: {v}"))
-        };
+        let number = |v: &str| v.parse::<u64>().map_err(|_| format!("{flag}: not a number: {v}"));
         match flag.as_str() {
             "--listen" => listen = Some(value),
             "--redis" => redis = Some(value),
@@ -85,9 +81,7 @@ fn parse_args() -> Result<Args, String> {
     let addr = url
         .strip_prefix("redis://")
         .filter(|a| !a.is_empty() && !a.contains(['/', '@']))
-        .ok_or_else(|| {
-            format!("--redis must be redis://host:port (no user, password or database): {url}")
-        })?;
+        .ok_or_else(|| format!("--redis must be redis://host:port (no user, password or database): {url}"))?;
     if timeout_ms == 0 || settled_secs == 0 || threads == 0 {
         return Err("--timeout-ms, --settled-ttl-secs and --threads must be above 0".into());
     }
@@ -109,18 +103,10 @@ fn main() -> ExitCode {
                 eprintln!("tollgate-limits: {e}");
             }
             eprintln!("{USAGE}");
-            return if e.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            };
+            return if e.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) };
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads)
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads).enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tollgate-limits: cannot start the runtime: {e}");
@@ -145,10 +131,7 @@ async fn serve(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    eprintln!(
-        "tollgate-limits: listening on port {port}, redis at {}",
-        args.redis
-    );
+    eprintln!("tollgate-limits: listening on port {port}, redis at {}", args.redis);
     let store = Arc::new(Store::new(args.redis, args.timeout, args.settled_ttl));
     loop {
         tokio::select! {
@@ -175,39 +158,25 @@ type Reply = Response<Full<Bytes>>;
 fn json(status: StatusCode, body: Vec<u8>) -> Reply {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
+    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
     r
 }
 
 fn error(status: StatusCode, message: &str) -> Reply {
-    json(
-        status,
-        serde_json::json!({ "error": message })
-            .to_string()
-            .into_bytes(),
-    )
+    json(status, serde_json::json!({ "error": message }).to_string().into_bytes())
 }
 
 fn answer<T: Serialize>(result: Result<T, Failure>) -> Reply {
     match result {
         Ok(v) => match serde_json::to_vec(&v) {
             Ok(body) => json(StatusCode::OK, body),
-            Err(_) => error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot encode the answer",
-            ),
+            Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the answer"),
         },
         Err(Failure::Bad(m)) => error(StatusCode::BAD_REQUEST, &m),
         Err(Failure::Settled) => error(StatusCode::CONFLICT, "this reservation is already settled"),
         Err(Failure::Redis(e)) => {
             eprintln!("tollgate-limits: {e}");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the limits store is unavailable",
-            )
+            error(StatusCode::SERVICE_UNAVAILABLE, "the limits store is unavailable")
         }
     }
 }
@@ -216,21 +185,12 @@ async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Rep
     let body = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
-        .map_err(|_| {
-            error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body too large or cut",
-            )
-        })?
+        .map_err(|_| error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large or cut"))?
         .to_bytes();
-    serde_json::from_slice(&body)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("bad request body: {e}")))
+    serde_json::from_slice(&body).map_err(|e| error(StatusCode::BAD_REQUEST, &format!("bad request body: {e}")))
 }
 
-async fn handle(
-    store: Arc<Store>,
-    req: Request<Incoming>,
-) -> Result<Reply, std::convert::Infallible> {
+async fn handle(store: Arc<Store>, req: Request<Incoming>) -> Result<Reply, std::convert::Infallible> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let reply = match (method, path.as_str()) {
@@ -238,10 +198,7 @@ async fn handle(
             Ok(()) => json(StatusCode::OK, br#"{"redis":"ok"}"#.to_vec()),
             Err(e) => {
                 eprintln!("tollgate-limits: health: {e}");
-                error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the limits store is unavailable",
-                )
+                error(StatusCode::SERVICE_UNAVAILABLE, "the limits store is unavailable")
             }
         },
         (Method::POST, ADMIT_PATH) => match read_json::<AdmitRequest>(req).await {

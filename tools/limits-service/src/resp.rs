@@ -72,11 +72,7 @@ impl Conn {
     async fn open(addr: &str) -> Result<Self, Error> {
         let tcp = TcpStream::connect(addr).await.map_err(io)?;
         let _ = tcp.set_nodelay(true);
-        Ok(Self {
-            tcp,
-            buf: Vec::with_capacity(512),
-            pos: 0,
-        })
+        Ok(Self { tcp, buf: Vec::with_capacity(512), pos: 0 })
     }
 
     /// Whether this idle connection is out of use: Redis closed it (a restart or a crash closes
@@ -120,8 +116,7 @@ impl Conn {
             match self.tcp.try_read(&mut chunk) {
                 Ok(0) => return Err(closed()),
                 Ok(n) => {
-                    self.buf
-                        .extend_from_slice(chunk.get(..n).unwrap_or_default());
+                    self.buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
                     return Ok(());
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -151,11 +146,7 @@ impl Conn {
         while self.buf.len().saturating_sub(self.pos) < need {
             self.fill().await?;
         }
-        let data = self
-            .buf
-            .get(self.pos..self.pos.saturating_add(n))
-            .unwrap_or_default()
-            .to_vec();
+        let data = self.buf.get(self.pos..self.pos.saturating_add(n)).unwrap_or_default().to_vec();
         self.pos = self.pos.saturating_add(need);
         Ok(data)
     }
@@ -163,18 +154,12 @@ impl Conn {
     fn read(
         &mut self,
         depth: usize,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, Error>> + Send + '_>>
-    {
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, Error>> + Send + '_>> {
         Box::pin(async move {
             let line = self.line().await?;
-            let (kind, rest) = line
-                .split_first()
-                .ok_or_else(|| Error::Io("empty reply line".into()))?;
+            let (kind, rest) = line.split_first().ok_or_else(|| Error::Io("empty reply line".into()))?;
             let text = String::from_utf8_lossy(rest).into_owned();
-            let number = || {
-                text.parse::<i64>()
-                    .map_err(|_| Error::Io(format!("bad number in reply: {text}")))
-            };
+            let number = || text.parse::<i64>().map_err(|_| Error::Io(format!("bad number in reply: {text}")));
             match kind {
                 b'+' => Ok(Value::Status(text.clone())),
                 b'-' => Err(Error::Reply(text.clone())),
@@ -224,11 +209,7 @@ pub struct Pool {
 impl Pool {
     /// A pool for `addr` (`host:port`); nothing is opened until used.
     pub fn new(addr: String, timeout: Duration) -> Self {
-        Self {
-            addr,
-            timeout,
-            idle: Mutex::new(Vec::new()),
-        }
+        Self { addr, timeout, idle: Mutex::new(Vec::new()) }
     }
 
     /// Runs `op` on a connection (reused, or opened now), within the time bound for the whole
@@ -238,9 +219,8 @@ impl Pool {
     where
         F: for<'c> FnOnce(
             &'c mut Conn,
-        ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<T, Error>> + Send + 'c>,
-        >,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, Error>> + Send + 'c>>,
     {
         let work = async {
             let reused = {
@@ -266,8 +246,6 @@ impl Pool {
             }
             result
         };
-        tokio::time::timeout(self.timeout, work)
-            .await
-            .unwrap_or(Err(Error::Timeout))
+        tokio::time::timeout(self.timeout, work).await.unwrap_or(Err(Error::Timeout))
     }
 }

@@ -17,8 +17,8 @@
 use std::time::Duration;
 
 use tollgate_core::limits::remote::{
-    AdmitRequest, AdmitResponse, PeekRequest, Refusal, SettleRequest, SettleResponse, UndoRequest,
-    UndoResponse, WindowState, MAX_EXACT_MICROS,
+    AdmitRequest, AdmitResponse, PeekRequest, Refusal, SettleRequest, SettleResponse, UndoRequest, UndoResponse,
+    WindowState, MAX_EXACT_MICROS,
 };
 
 use crate::resp::{Conn, Error, Pool, Value};
@@ -191,9 +191,7 @@ fn window(now_ms: u64, period_ms: u64) -> Result<(u64, u64), Failure> {
         return Err(bad("now_ms out of range"));
     }
     let start = now_ms - now_ms % period_ms;
-    let end = start
-        .checked_add(period_ms)
-        .ok_or_else(|| bad("now_ms out of range"))?;
+    let end = start.checked_add(period_ms).ok_or_else(|| bad("now_ms out of range"))?;
     Ok((start, end))
 }
 
@@ -203,16 +201,9 @@ fn window_key(key: &str, start_ms: u64) -> String {
 
 fn ints(v: &Value) -> Option<Vec<i64>> {
     match v {
-        Value::Array(Some(items)) => items
-            .iter()
-            .map(|i| {
-                if let Value::Int(n) = i {
-                    Some(*n)
-                } else {
-                    None
-                }
-            })
-            .collect(),
+        Value::Array(Some(items)) => {
+            items.iter().map(|i| if let Value::Int(n) = i { Some(*n) } else { None }).collect()
+        }
         _ => None,
     }
 }
@@ -223,12 +214,7 @@ fn unexpected() -> Failure {
 
 /// Runs `script` by its hash, loading it first when Redis does not know it (a new or restarted
 /// Redis, or a flushed script cache).
-async fn eval(
-    conn: &mut Conn,
-    script: &str,
-    keys: &[String],
-    args: &[String],
-) -> Result<Value, Error> {
+async fn eval(conn: &mut Conn, script: &str, keys: &[String], args: &[String]) -> Result<Value, Error> {
     let source = format!("{PURGE}{script}");
     let numkeys = keys.len().to_string();
     let sha = script_sha(&source);
@@ -259,25 +245,18 @@ impl Store {
     /// The limits over the Redis at `addr` (`host:port`), each operation bounded by `timeout`;
     /// settled reservation ids are remembered for `settled_ttl`.
     pub fn new(addr: String, timeout: Duration, settled_ttl: Duration) -> Self {
-        Self {
-            pool: Pool::new(addr, timeout),
-            settled_ttl,
-        }
+        Self { pool: Pool::new(addr, timeout), settled_ttl }
     }
 
     /// Whether Redis answers `PING` in time.
     pub async fn ping(&self) -> Result<(), Error> {
-        self.pool
-            .run(|c| Box::pin(async move { c.call(&[b"PING"]).await.map(|_| ()) }))
-            .await
+        self.pool.run(|c| Box::pin(async move { c.call(&[b"PING"]).await.map(|_| ()) })).await
     }
 
     /// Checks and applies every limit of one request, all or nothing.
     pub async fn admit(&self, r: &AdmitRequest) -> Result<AdmitResponse, Failure> {
         if r.windows.len() > MAX_ITEMS || r.caps.len() > MAX_ITEMS {
-            return Err(bad(format!(
-                "at most {MAX_ITEMS} windows and {MAX_ITEMS} caps"
-            )));
+            return Err(bad(format!("at most {MAX_ITEMS} windows and {MAX_ITEMS} caps")));
         }
         let mut keys = Vec::with_capacity(r.windows.len() + 2 * r.caps.len() + 1);
         let mut args = vec![
@@ -303,9 +282,7 @@ impl Store {
                 return Err(bad("hold_micros too large"));
             }
             if r.hold_ttl_ms == 0 || r.hold_ttl_ms > self.settled_ttl.as_millis() as u64 {
-                return Err(bad(
-                    "hold_ttl_ms must be above 0 and at most the service's --settled-ttl",
-                ));
+                return Err(bad("hold_ttl_ms must be above 0 and at most the service's --settled-ttl"));
             }
         }
         for c in &r.caps {
@@ -318,10 +295,7 @@ impl Store {
             args.push(c.cap_micros.to_string());
         }
         keys.push(format!("tg:settled:{}", r.reservation));
-        let reply = self
-            .pool
-            .run(|c| Box::pin(async move { eval(c, ADMIT, &keys, &args).await }))
-            .await?;
+        let reply = self.pool.run(|c| Box::pin(async move { eval(c, ADMIT, &keys, &args).await })).await?;
         let out = ints(&reply).ok_or_else(unexpected)?;
         admit_answer(r, &resets, &out)
     }
@@ -341,15 +315,8 @@ impl Store {
             keys.push(format!("tg:s:{c}"));
             keys.push(format!("tg:h:{c}"));
         }
-        let args = vec![
-            r.reservation.clone(),
-            r.actual_micros.to_string(),
-            self.settled_ttl.as_millis().to_string(),
-        ];
-        let reply = self
-            .pool
-            .run(|c| Box::pin(async move { eval(c, SETTLE, &keys, &args).await }))
-            .await?;
+        let args = vec![r.reservation.clone(), r.actual_micros.to_string(), self.settled_ttl.as_millis().to_string()];
+        let reply = self.pool.run(|c| Box::pin(async move { eval(c, SETTLE, &keys, &args).await })).await?;
         match reply {
             Value::Int(n) => Ok(SettleResponse { settled: n == 1 }),
             _ => Err(unexpected()),
@@ -361,10 +328,7 @@ impl Store {
         check_name("window key", &r.key)?;
         let (start, _) = window(r.now_ms, r.period_ms)?;
         let keys = vec![window_key(&r.key, start)];
-        let reply = self
-            .pool
-            .run(|c| Box::pin(async move { eval(c, UNDO, &keys, &[]).await }))
-            .await?;
+        let reply = self.pool.run(|c| Box::pin(async move { eval(c, UNDO, &keys, &[]).await })).await?;
         match reply {
             Value::Int(n) => Ok(UndoResponse { undone: n == 1 }),
             _ => Err(unexpected()),
@@ -377,24 +341,14 @@ impl Store {
         check_name("window key", &w.key)?;
         let (start, end) = window(r.now_ms, w.period_ms)?;
         let key = window_key(&w.key, start);
-        let reply = self
-            .pool
-            .run(|c| Box::pin(async move { c.call(&[b"GET", key.as_bytes()]).await }))
-            .await?;
+        let reply = self.pool.run(|c| Box::pin(async move { c.call(&[b"GET", key.as_bytes()]).await })).await?;
         let count = match reply {
             Value::Bulk(None) => 0,
-            Value::Bulk(Some(v)) => std::str::from_utf8(&v)
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
-                .unwrap_or(0),
+            Value::Bulk(Some(v)) => std::str::from_utf8(&v).ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0),
             _ => return Err(unexpected()),
         };
         let allowed = count < u64::from(w.limit);
-        let remaining = if allowed {
-            u64::from(w.limit).saturating_sub(count)
-        } else {
-            0
-        };
+        let remaining = if allowed { u64::from(w.limit).saturating_sub(count) } else { 0 };
         Ok(WindowState {
             allowed,
             limit: w.limit,
@@ -418,11 +372,7 @@ fn admit_answer(r: &AdmitRequest, resets: &[u64], out: &[i64]) -> Result<AdmitRe
         };
         let count = u64::try_from(*count).unwrap_or(0);
         let allowed = !(*refused == 1 && i == index);
-        let remaining = if allowed {
-            u64::from(w.limit).saturating_sub(count.saturating_add(1))
-        } else {
-            0
-        };
+        let remaining = if allowed { u64::from(w.limit).saturating_sub(count.saturating_add(1)) } else { 0 };
         windows.push(WindowState {
             allowed,
             limit: w.limit,
@@ -464,13 +414,7 @@ fn admit_answer(r: &AdmitRequest, resets: &[u64], out: &[i64]) -> Result<AdmitRe
 
 /// SHA-1 (FIPS 180-4) in lowercase hex: what `EVALSHA` names a script by.
 fn sha1_hex(data: &[u8]) -> String {
-    let mut h: [u32; 5] = [
-        0x6745_2301,
-        0xEFCD_AB89,
-        0x98BA_DCFE,
-        0x1032_5476,
-        0xC3D2_E1F0,
-    ];
+    let mut h: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
     let mut msg = data.to_vec();
     let bit_len = (data.len() as u64).wrapping_mul(8);
     msg.push(0x80);
@@ -502,12 +446,7 @@ fn sha1_hex(data: &[u8]) -> String {
                 40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC),
                 _ => (b ^ c ^ d, 0xCA62_C1D6),
             };
-            let t = a
-                .rotate_left(5)
-                .wrapping_add(f)
-                .wrapping_add(e)
-                .wrapping_add(k)
-                .wrapping_add(*wi);
+            let t = a.rotate_left(5).wrapping_add(f).wrapping_add(e).wrapping_add(k).wrapping_add(*wi);
             e = d;
             d = c;
             c = b.rotate_left(30);
@@ -539,18 +478,12 @@ mod tests {
     }
 
     fn request() -> AdmitRequest {
-        AdmitRequest::new(1_000)
-            .rpm("acct", 20)
-            .daily("key", 100)
-            .hold(
-                "req-1",
-                &[
-                    SpendScope::key("key", 5_000),
-                    SpendScope::account("acct", 9_000),
-                ],
-                700,
-                60_000,
-            )
+        AdmitRequest::new(1_000).rpm("acct", 20).daily("key", 100).hold(
+            "req-1",
+            &[SpendScope::key("key", 5_000), SpendScope::account("acct", 9_000)],
+            700,
+            60_000,
+        )
     }
 
     fn rate(allowed: bool, limit: u32, remaining: u32, reset_after_ms: u64) -> RateDecision {
@@ -572,49 +505,27 @@ mod tests {
         assert_eq!(a.as_ref().map(|a| a.admitted()), Some(true));
         assert_eq!(
             a.as_ref().map(|a| a.windows.clone()),
-            Some(vec![
-                rate(true, 20, 15, 59_000),
-                rate(true, 100, 0, 86_399_000)
-            ])
+            Some(vec![rate(true, 20, 15, 59_000), rate(true, 100, 0, 86_399_000)])
         );
         assert_eq!(
             a.and_then(|a| a.spend),
-            Some(SpendDecision {
-                allowed: true,
-                reserved_micros: 700,
-                rejected_scope: None,
-                remaining_micros: 3_300
-            })
+            Some(SpendDecision { allowed: true, reserved_micros: 700, rejected_scope: None, remaining_micros: 3_300 })
         );
         // Refused by the sandbox window (index 1, already at 100): no spend decision.
         let w = through_the_wire(&r, &resets, &[0, 1, 1, 0, 4, 100]);
-        assert_eq!(
-            w.as_ref().map(|a| a.refused_window()),
-            Some(Some((1, rate(false, 100, 0, 86_399_000))))
-        );
+        assert_eq!(w.as_ref().map(|a| a.refused_window()), Some(Some((1, rate(false, 100, 0, 86_399_000)))));
         assert_eq!(w.map(|a| a.spend), Some(None));
         // Refused by the account cap (index 1) with 200 left.
         let c = through_the_wire(&r, &resets, &[0, 2, 1, 200, 4, 99]);
         assert_eq!(
             c.and_then(|a| a.spend),
-            Some(SpendDecision {
-                allowed: false,
-                reserved_micros: 0,
-                rejected_scope: Some(1),
-                remaining_micros: 200
-            })
+            Some(SpendDecision { allowed: false, reserved_micros: 0, rejected_scope: Some(1), remaining_micros: 200 })
         );
         // Replies that do not fit the request are errors, never an admission.
         assert!(through_the_wire(&r, &resets, &[1, 0, 0, 3_300, 4]).is_none());
         assert!(through_the_wire(&r, &resets, &[1, 0, 0]).is_none());
-        assert!(matches!(
-            admit_answer(&r, &resets, &[0, 3, 0, 0]),
-            Err(Failure::Settled)
-        ));
-        assert!(matches!(
-            admit_answer(&r, &resets, &[0, 7, 0, 0, 1, 1]),
-            Err(Failure::Redis(_))
-        ));
+        assert!(matches!(admit_answer(&r, &resets, &[0, 3, 0, 0]), Err(Failure::Settled)));
+        assert!(matches!(admit_answer(&r, &resets, &[0, 7, 0, 0, 1, 1]), Err(Failure::Redis(_))));
     }
 
     #[test]
@@ -629,18 +540,9 @@ mod tests {
 
     #[test]
     fn windows_are_calendar_aligned() {
-        assert_eq!(
-            window(1_700_000_059_999, 60_000).ok(),
-            Some((1_700_000_040_000, 1_700_000_100_000))
-        );
-        assert_eq!(
-            window(1_700_000_100_000, 60_000).ok(),
-            Some((1_700_000_100_000, 1_700_000_160_000))
-        );
-        assert_eq!(
-            window(1_700_000_000_000, 86_400_000).ok(),
-            Some((1_699_920_000_000, 1_700_006_400_000))
-        );
+        assert_eq!(window(1_700_000_059_999, 60_000).ok(), Some((1_700_000_040_000, 1_700_000_100_000)));
+        assert_eq!(window(1_700_000_100_000, 60_000).ok(), Some((1_700_000_100_000, 1_700_000_160_000)));
+        assert_eq!(window(1_700_000_000_000, 86_400_000).ok(), Some((1_699_920_000_000, 1_700_006_400_000)));
         assert!(window(5, 0).is_err());
         assert!(window(5, 86_400_001).is_err());
         assert!(window(u64::MAX, 60_000).is_err());

@@ -58,7 +58,8 @@ impl Dim {
 /// `--by account,key,model` (also repeated): the dimensions in the order given, each once.
 pub fn parse_dims(spec: &str, into: &mut Vec<Dim>) -> Result<(), String> {
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let d = Dim::parse(part).ok_or_else(|| format!("--by: unknown dimension '{part}' (account, key, model, day, hour)"))?;
+        let d = Dim::parse(part)
+            .ok_or_else(|| format!("--by: unknown dimension '{part}' (account, key, model, day, hour)"))?;
         if !into.contains(&d) {
             into.push(d);
         }
@@ -72,7 +73,11 @@ pub fn parse_date(s: &str) -> Result<String, String> {
     let shape = b.len() == 10
         && b.iter().enumerate().all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() });
     let num = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<u32>().ok()).unwrap_or(0);
-    if !shape || !(1..=12).contains(&num(5..7)) || num(8..10) < 1 || num(8..10) > days_in_month(num(0..4) as i64, num(5..7)) {
+    if !shape
+        || !(1..=12).contains(&num(5..7))
+        || num(8..10) < 1
+        || num(8..10) > days_in_month(num(0..4) as i64, num(5..7))
+    {
         return Err(format!("'{s}' is not a date (YYYY-MM-DD)"));
     }
     Ok(s.to_string())
@@ -216,8 +221,18 @@ const NUM_COLUMNS: [&str; 10] = [
     "reasoning_tokens",
     "credits",
 ];
-const TABLE_HEADS: [&str; 10] =
-    ["requests", "errors", "prompt", "completion", "est. req", "est. prompt", "est. compl.", "cached", "reasoning", "credits"];
+const TABLE_HEADS: [&str; 10] = [
+    "requests",
+    "errors",
+    "prompt",
+    "completion",
+    "est. req",
+    "est. prompt",
+    "est. compl.",
+    "cached",
+    "reasoning",
+    "credits",
+];
 
 /// `12345678` millionths as `12.345678`.
 pub fn credits_text(micros: u64) -> String {
@@ -343,7 +358,11 @@ impl Report {
         let rec: Rec = match serde_json::from_slice(text) {
             Ok(r) => r,
             Err(_) => {
-                let why = if serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok() { "not_a_record" } else { "not_json" };
+                let why = if serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok() {
+                    "not_a_record"
+                } else {
+                    "not_json"
+                };
                 return self.skip(file, lineno, why);
             }
         };
@@ -425,7 +444,10 @@ impl Report {
             .map(|(values, t)| {
                 let mut m = Map::new();
                 for (d, v) in self.dims.iter().zip(values) {
-                    m.insert(d.column().to_string(), v.as_deref().map_or(Value::Null, |s| Value::String(s.to_string())));
+                    m.insert(
+                        d.column().to_string(),
+                        v.as_deref().map_or(Value::Null, |s| Value::String(s.to_string())),
+                    );
                 }
                 t.json_fields(&mut m);
                 Value::Object(m)
@@ -484,7 +506,9 @@ impl Report {
         let mut body: Vec<Vec<String>> = self
             .rows()
             .into_iter()
-            .map(|(values, t)| fmt_row(values.iter().map(|v| v.as_deref().map_or_else(|| "-".into(), printable)).collect(), t))
+            .map(|(values, t)| {
+                fmt_row(values.iter().map(|v| v.as_deref().map_or_else(|| "-".into(), printable)).collect(), t)
+            })
             .collect();
         let mut total_label = vec![String::new(); self.dims.len()];
         if let Some(first) = total_label.first_mut() {
@@ -558,7 +582,8 @@ fn value_of<'r>(rec: &'r Rec, d: Dim) -> Option<&'r str> {
 /// A CSV cell (RFC 4180 quoting). A value a spreadsheet would run as a formula (`=`, `+`, `@`,
 /// tab, CR) gets a leading `'`.
 pub fn csv_cell(v: &str) -> String {
-    let v: Cow<str> = if v.starts_with(['=', '+', '@', '\t', '\r']) { Cow::Owned(format!("'{v}")) } else { Cow::Borrowed(v) };
+    let v: Cow<str> =
+        if v.starts_with(['=', '+', '@', '\t', '\r']) { Cow::Owned(format!("'{v}")) } else { Cow::Borrowed(v) };
     if v.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", v.replace('"', "\"\""))
     } else {
@@ -605,8 +630,13 @@ pub fn read_line_capped<R: BufRead>(r: &mut R, buf: &mut Vec<u8>, cap: usize) ->
 /// (days since 1970), 8 accounts, 40 keys, 5 models, a few estimated and refused ones; the
 /// fields and their order are the filter's. Deterministic for a seed.
 pub fn generate<W: Write>(w: &mut W, n: u64, start_day: i64, days: u32, seed: u64) -> io::Result<()> {
-    const MODELS: [(&str, f64, f64); 5] =
-        [("qai-flash", 0.1, 0.2), ("qai-max", 1.5, 4.5), ("qai-mini", 0.05, 0.1), ("test-claude", 3.0, 15.0), ("test-gemini", 0.3, 2.5)];
+    const MODELS: [(&str, f64, f64); 5] = [
+        ("qai-flash", 0.1, 0.2),
+        ("qai-max", 1.5, 4.5),
+        ("qai-mini", 0.05, 0.1),
+        ("test-claude", 3.0, 15.0),
+        ("test-gemini", 0.3, 2.5),
+    ];
     let mut s = seed | 1;
     let mut next = move || {
         // xorshift64*

@@ -30,7 +30,11 @@ enum Format {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = if args.first().map(String::as_str) == Some("generate") { run_generate(args.get(1..).unwrap_or_default()) } else { run(&args) };
+    let result = if args.first().map(String::as_str) == Some("generate") {
+        run_generate(args.get(1..).unwrap_or_default())
+    } else {
+        run(&args)
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(msg)) => {
@@ -76,8 +80,12 @@ fn run(args: &[String]) -> Result<(), Failure> {
                     other => return Err(Failure::Usage(format!("--format: '{other}' is not table, csv or json"))),
                 }
             }
-            "--since" => since = Some(parse_date(value(args, &mut i, a)?).map_err(|e| Failure::Usage(format!("--since: {e}")))?),
-            "--until" => until = Some(parse_date(value(args, &mut i, a)?).map_err(|e| Failure::Usage(format!("--until: {e}")))?),
+            "--since" => {
+                since = Some(parse_date(value(args, &mut i, a)?).map_err(|e| Failure::Usage(format!("--since: {e}")))?)
+            }
+            "--until" => {
+                until = Some(parse_date(value(args, &mut i, a)?).map_err(|e| Failure::Usage(format!("--until: {e}")))?)
+            }
             "--svg" => svg_path = Some(value(args, &mut i, a)?.to_string()),
             "-o" | "--output" => out_path = Some(value(args, &mut i, a)?.to_string()),
             "--chart-by" => {

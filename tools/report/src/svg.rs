@@ -55,7 +55,10 @@ fn bucket_label(n: i64, b: Bucket) -> (String, String) {
         Bucket::Hour => {
             let (y, m, d) = civil_from_days(n.div_euclid(24));
             let h = n.rem_euclid(24);
-            (format!("{y:04}-{m:02}-{d:02} {h:02}:00 UTC"), if h == 0 { format!("{m:02}-{d:02}") } else { format!("{h:02}h") })
+            (
+                format!("{y:04}-{m:02}-{d:02} {h:02}:00 UTC"),
+                if h == 0 { format!("{m:02}-{d:02}") } else { format!("{h:02}h") },
+            )
         }
     }
 }
@@ -110,7 +113,8 @@ fn human(micros: u64) -> String {
 /// picks hours when the records span at most two days, days otherwise.
 pub fn chart(spend: &HashMap<String, HashMap<String, u64>>, bucket: Option<Bucket>, title: &str) -> String {
     // Into buckets.
-    let hours: Vec<(i64, &HashMap<String, u64>)> = spend.iter().filter_map(|(h, m)| hour_number(h).map(|n| (n, m))).collect();
+    let hours: Vec<(i64, &HashMap<String, u64>)> =
+        spend.iter().filter_map(|(h, m)| hour_number(h).map(|n| (n, m))).collect();
     let lo = hours.iter().map(|(n, _)| *n).min();
     let hi = hours.iter().map(|(n, _)| *n).max();
     let bucket = match (bucket, lo, hi) {
@@ -137,8 +141,7 @@ pub fn chart(spend: &HashMap<String, HashMap<String, u64>>, bucket: Option<Bucke
     if has_other {
         series.push((OTHER.to_string(), OTHER_COLOUR, rest));
     }
-    let index: HashMap<&str, usize> =
-        models.iter().enumerate().map(|(i, (m, _))| (*m, i.min(PALETTE.len()))).collect();
+    let index: HashMap<&str, usize> = models.iter().enumerate().map(|(i, (m, _))| (*m, i.min(PALETTE.len()))).collect();
 
     let (b_lo, b_hi) = match (lo, hi) {
         (Some(lo), Some(hi)) => (to_bucket(lo), to_bucket(hi)),
@@ -176,7 +179,8 @@ pub fn chart(spend: &HashMap<String, HashMap<String, u64>>, bucket: Option<Bucke
     );
     let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##);
     let unit = if bucket == Bucket::Day { "day" } else { "hour" };
-    let _ = writeln!(s, r##"<text x="{left}" y="26" font-size="17" font-weight="bold" fill="#222">{}</text>"##, esc(title));
+    let _ =
+        writeln!(s, r##"<text x="{left}" y="26" font-size="17" font-weight="bold" fill="#222">{}</text>"##, esc(title));
     let range = if nb > 0 {
         let (a, _) = bucket_label(b_lo, bucket);
         let (b, _) = bucket_label(b_hi, bucket);
@@ -240,7 +244,8 @@ pub fn chart(spend: &HashMap<String, HashMap<String, u64>>, bucket: Option<Bucke
             if *v == 0 {
                 continue;
             }
-            let (name, colour, _) = series.get(j).map(|(n, c, t)| (n.as_str(), *c, *t)).unwrap_or((OTHER, OTHER_COLOUR, 0));
+            let (name, colour, _) =
+                series.get(j).map(|(n, c, t)| (n.as_str(), *c, *t)).unwrap_or((OTHER, OTHER_COLOUR, 0));
             let y0 = y(acc as f64 / 1e6);
             acc = acc.saturating_add(*v);
             let y1 = y(acc as f64 / 1e6);
@@ -279,11 +284,16 @@ pub fn chart(spend: &HashMap<String, HashMap<String, u64>>, bucket: Option<Bucke
 
     // Legend: model, total, share.
     let lx = left + plot_w + 24.0;
-    let _ = writeln!(s, r##"<text x="{lx:.1}" y="{:.1}" font-weight="bold" fill="#222">Model · credits · share</text>"##, top + 4.0);
+    let _ = writeln!(
+        s,
+        r##"<text x="{lx:.1}" y="{:.1}" font-weight="bold" fill="#222">Model · credits · share</text>"##,
+        top + 4.0
+    );
     for (i, (name, colour, total)) in series.iter().enumerate() {
         let ly = top + 22.0 + i as f64 * 22.0;
         let share = if grand > 0 { *total as f64 * 100.0 / grand as f64 } else { 0.0 };
-        let shown: String = if name.chars().count() > 22 { name.chars().take(21).chain(['…']).collect() } else { name.clone() };
+        let shown: String =
+            if name.chars().count() > 22 { name.chars().take(21).chain(['…']).collect() } else { name.clone() };
         let _ = writeln!(s, r#"<rect x="{lx:.1}" y="{:.1}" width="12" height="12" fill="{colour}"/>"#, ly - 10.0);
         let _ = writeln!(
             s,

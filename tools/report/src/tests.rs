@@ -1,7 +1,16 @@
 use super::*;
 
 #[allow(clippy::too_many_arguments)]
-fn rec(time: &str, account: Option<&str>, key: Option<&str>, model: Option<&str>, p: u64, c: u64, credits: f64, estimated: bool) -> String {
+fn rec(
+    time: &str,
+    account: Option<&str>,
+    key: Option<&str>,
+    model: Option<&str>,
+    p: u64,
+    c: u64,
+    credits: f64,
+    estimated: bool,
+) -> String {
     let s = |v: Option<&str>| v.map_or("null".to_string(), |v| format!("\"{v}\""));
     format!(
         r#"{{"account_id":{},"cached_tokens":1,"client_request_id":null,"cluster":"demo_text","complete":true,"completion_tokens":{c},"credits":{credits},"duration_ms":10,"endpoint":"chat_completions","error":null,"estimated":{estimated},"front":"openai","key_id":{},"model":{},"prompt_tokens":{p},"reasoning_tokens":2,"request_id":"x","status":200,"stream":false,"time":"{time}","ttfb_ms":9,"units":null,"upstream":"openai","upstream_model":"m"}}"#,
@@ -30,7 +39,10 @@ fn reads_the_filters_record_shape_and_sums_exactly() {
     let rows = r.rows();
     assert_eq!(rows.len(), 2);
     let (values, t) = rows[0];
-    assert_eq!(values, &[Some("acct-a".to_string()), Some("key-1".into()), Some("qai-flash".into()), Some("2026-11-23".into())]);
+    assert_eq!(
+        values,
+        &[Some("acct-a".to_string()), Some("key-1".into()), Some("qai-flash".into()), Some("2026-11-23".into())]
+    );
     assert_eq!(t.requests, 3);
     assert_eq!((t.prompt_tokens, t.completion_tokens), (106, 57));
     assert_eq!((t.estimated_requests, t.estimated_prompt_tokens, t.estimated_completion_tokens), (1, 40, 30));
@@ -131,10 +143,15 @@ fn a_line_over_the_cap_is_skipped_without_being_kept() {
 
 #[test]
 fn since_and_until_are_inclusive_utc_days() {
-    let lines: Vec<String> = ["2026-11-22T23:59:59.999Z", "2026-11-23T00:00:00.000Z", "2026-11-24T23:59:59.999Z", "2026-11-25T00:00:00.000Z"]
-        .iter()
-        .map(|t| rec(t, None, None, Some("m"), 1, 1, 1.0, false))
-        .collect();
+    let lines: Vec<String> = [
+        "2026-11-22T23:59:59.999Z",
+        "2026-11-23T00:00:00.000Z",
+        "2026-11-24T23:59:59.999Z",
+        "2026-11-25T00:00:00.000Z",
+    ]
+    .iter()
+    .map(|t| rec(t, None, None, Some("m"), 1, 1, 1.0, false))
+    .collect();
     let mut r = Report::new(vec![Dim::Day], Some("2026-11-23".into()), Some("2026-11-24".into()));
     r.feed("f", lines.join("\n").as_bytes()).unwrap();
     assert_eq!(r.total.requests, 2);
@@ -183,10 +200,8 @@ fn csv_has_one_header_and_quotes_what_it_must() {
 
 #[test]
 fn json_has_groups_totals_and_counts() {
-    let lines = vec![
-        rec("2026-11-23T11:00:00.000Z", Some("a"), Some("k"), Some("m"), 3, 4, 1.5, false),
-        "garbage".to_string(),
-    ];
+    let lines =
+        vec![rec("2026-11-23T11:00:00.000Z", Some("a"), Some("k"), Some("m"), 3, 4, 1.5, false), "garbage".to_string()];
     let r = report_of(&lines, &[Dim::Account, Dim::Key, Dim::Model, Dim::Day]);
     let mut out = Vec::new();
     r.write_json(&mut out).unwrap();
@@ -209,7 +224,8 @@ fn json_has_groups_totals_and_counts() {
 #[test]
 fn errors_count_refusals() {
     let ok = rec("2026-11-23T11:00:00.000Z", Some("a"), Some("k"), Some("m"), 3, 4, 1.5, false);
-    let refused = ok.replace("\"status\":200", "\"status\":429").replace("\"error\":null", "\"error\":\"rate_limit_exceeded\"");
+    let refused =
+        ok.replace("\"status\":200", "\"status\":429").replace("\"error\":null", "\"error\":\"rate_limit_exceeded\"");
     // Envoy's own refusals (headers too large) have a status but no gateway code; a stream that
     // failed after its 200 has a code but kept its status.
     let envoy = ok.replace("\"status\":200", "\"status\":431");
@@ -307,8 +323,19 @@ fn check_text(t: &str) -> Result<(), String> {
 fn svg_is_well_formed_and_escapes_model_names() {
     let mut lines = Vec::new();
     for day in 20..=26 {
-        for (i, m) in ["qai-flash", "qai-max", r#"<script>&\"x\""#, "m3", "m4", "m5", "m6", "m7", "m8", "m9"].iter().enumerate() {
-            lines.push(rec(&format!("2026-11-{day}T1{i}:00:00.000Z"), Some("a"), Some("k"), Some(m), 1, 1, (i + 1) as f64 * 0.5, false));
+        for (i, m) in
+            ["qai-flash", "qai-max", r#"<script>&\"x\""#, "m3", "m4", "m5", "m6", "m7", "m8", "m9"].iter().enumerate()
+        {
+            lines.push(rec(
+                &format!("2026-11-{day}T1{i}:00:00.000Z"),
+                Some("a"),
+                Some("k"),
+                Some(m),
+                1,
+                1,
+                (i + 1) as f64 * 0.5,
+                false,
+            ));
         }
     }
     let r = report_of(&lines, &[Dim::Model]);

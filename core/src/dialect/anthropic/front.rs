@@ -4,16 +4,16 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use super::{bad, ins, stop_reason_of};
 use crate::dialect::pivot::{self, text_part, texts_to_content, Finish, PivotRequest};
 use crate::dialect::stream::{Choice, ChoiceFront, FrontState, TextChunk};
 use crate::dialect::validate::{
-    opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array,
-    req_object, req_str, required_model,
+    opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_object,
+    req_str, required_model,
 };
 use crate::errors::GatewayError;
 use crate::sse;
 use crate::usage::Usage;
-use super::{bad, ins, stop_reason_of};
 
 /// Validates an Anthropic Messages request and translates it to an OpenAI chat body.
 pub fn request_to_pivot(body: &Map<String, Value>) -> Result<PivotRequest, GatewayError> {
@@ -162,9 +162,7 @@ fn user_to_pivot(cp: &str, content: Option<&Value>, out: &mut Vec<Value>) -> Res
             "tool_result" => tool_msgs.push(tool_result_to_pivot(o, &bp, &mut parts)?),
             "thinking" | "redacted_thinking" => {}
             "tool_use" => return Err(bad(&format!("{bp}.type"), "'tool_use' blocks belong in assistant messages")),
-            other => {
-                return Err(bad(&format!("{bp}.type"), format!("content block type '{other}' is not supported")))
-            }
+            other => return Err(bad(&format!("{bp}.type"), format!("content block type '{other}' is not supported"))),
         }
     }
     // Tool results answer the previous assistant turn: OpenAI wants them right after it.
@@ -227,7 +225,10 @@ fn tool_result_to_pivot(o: &Map<String, Value>, bp: &str, extra: &mut Vec<Value>
                     "image" => extra.push(image_to_part(bo, &kp)?),
                     "document" => extra.push(document_to_part(bo, &kp)?),
                     other => {
-                        return Err(bad(&format!("{kp}.type"), format!("tool_result block type '{other}' is not supported")))
+                        return Err(bad(
+                            &format!("{kp}.type"),
+                            format!("tool_result block type '{other}' is not supported"),
+                        ))
                     }
                 }
             }
@@ -268,9 +269,7 @@ fn assistant_to_pivot(cp: &str, content: Option<&Value>, out: &mut Vec<Value>) -
                 calls.push(json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}}));
             }
             "thinking" | "redacted_thinking" => {}
-            "tool_result" => {
-                return Err(bad(&format!("{bp}.type"), "'tool_result' blocks belong in user messages"))
-            }
+            "tool_result" => return Err(bad(&format!("{bp}.type"), "'tool_result' blocks belong in user messages")),
             other => {
                 return Err(bad(
                     &format!("{bp}.type"),
@@ -373,8 +372,11 @@ pub fn response_from_pivot(v: &Value, client_model: &str) -> Value {
             "input": input,
         }));
     }
-    let mut finish =
-        choice.and_then(|c| c.get("finish_reason")).and_then(Value::as_str).map(Finish::from_openai).unwrap_or(Finish::Stop);
+    let mut finish = choice
+        .and_then(|c| c.get("finish_reason"))
+        .and_then(Value::as_str)
+        .map(Finish::from_openai)
+        .unwrap_or(Finish::Stop);
     if finish == Finish::Stop && calls.is_some_and(|c| !c.is_empty()) {
         finish = Finish::ToolCalls;
     }
@@ -517,7 +519,8 @@ impl StreamFromPivot {
                 self.close_block(out);
                 let i = self.new_block();
                 self.open = Some(Open::Text(i));
-                let start = json!({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}});
+                let start =
+                    json!({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}});
                 Self::event(out, "content_block_start", &start);
                 i
             }
@@ -541,7 +544,8 @@ impl StreamFromPivot {
                 self.close_block(out);
                 let i = self.new_block();
                 self.open = Some(Open::Tool(i, k));
-                let id = tc.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| format!("toolu_{k}"));
+                let id =
+                    tc.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| format!("toolu_{k}"));
                 let name = f.and_then(|f| f.get("name")).and_then(Value::as_str).unwrap_or("");
                 let start = json!({
                     "type": "content_block_start",
@@ -557,9 +561,6 @@ impl StreamFromPivot {
             Self::event(out, "content_block_delta", &d);
         }
     }
-
-
-
 
     fn close_message(&mut self, out: &mut Vec<u8>) {
         self.start(None, out);

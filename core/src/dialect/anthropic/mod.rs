@@ -33,7 +33,6 @@ pub fn stop_reason_of(f: Finish) -> &'static str {
     }
 }
 
-
 #[cfg(test)]
 #[path = "../tests/anthropic_tests.rs"]
 mod tests;

@@ -6,16 +6,16 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::{bad, finish_from_stop_reason, ins};
 use crate::dialect::pivot::{self, content_texts, Finish};
 use crate::dialect::stream::{ChunkWriter, TextChunk, UpstreamStream};
 use crate::dialect::validate::{
-    opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array,
-    req_object, req_str,
+    opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_object,
+    req_str,
 };
 use crate::errors::GatewayError;
 use crate::sse::Event;
 use crate::usage::Usage;
-use super::{bad, finish_from_stop_reason, ins};
 
 /// The path of the Messages endpoint under an upstream's base path (`/v1` -> `/v1/messages`).
 pub fn upstream_path(base_path: &str) -> String {
@@ -101,11 +101,7 @@ pub fn request_from_pivot(
     match system.len() {
         0 => {}
         1 => ins(&mut out, "system", json!(system.first().cloned().unwrap_or_default())),
-        _ => ins(
-            &mut out,
-            "system",
-            Value::Array(system.iter().map(|t| json!({"type": "text", "text": t})).collect()),
-        ),
+        _ => ins(&mut out, "system", Value::Array(system.iter().map(|t| json!({"type": "text", "text": t})).collect())),
     }
     ins(&mut out, "messages", Value::Array(messages));
     if let Some(stop) = opt_strings(pivot.get("stop"), "stop", true)? {
@@ -219,10 +215,16 @@ fn user_from_pivot(content: Option<&Value>, cp: &str) -> Result<Value, GatewayEr
                         blocks.push(json!({"type": "image", "source": source}));
                     }
                     "file" => {
-                        let data = req_str(part.get("file").and_then(|f| f.get("file_data")), &format!("{pp}.file.file_data"))?;
-                        let (mime, b64) = pivot::split_data_url(data)
-                            .ok_or_else(|| bad(&format!("{pp}.file.file_data"), "only base64 data URLs are supported"))?;
-                        blocks.push(json!({"type": "document", "source": {"type": "base64", "media_type": mime, "data": b64}}));
+                        let data = req_str(
+                            part.get("file").and_then(|f| f.get("file_data")),
+                            &format!("{pp}.file.file_data"),
+                        )?;
+                        let (mime, b64) = pivot::split_data_url(data).ok_or_else(|| {
+                            bad(&format!("{pp}.file.file_data"), "only base64 data URLs are supported")
+                        })?;
+                        blocks.push(
+                            json!({"type": "document", "source": {"type": "base64", "media_type": mime, "data": b64}}),
+                        );
                     }
                     other => {
                         return Err(bad(&format!("{pp}.type"), format!("content part type '{other}' is not supported")))
@@ -254,7 +256,8 @@ fn assistant_from_pivot(obj: &Map<String, Value>, p: &str) -> Result<Option<Valu
         let tp = format!("{p}.tool_calls[{k}]");
         let f = req_object(tc.get("function"), &format!("{tp}.function"))?;
         let name = req_str(f.get("name"), &format!("{tp}.function.name"))?;
-        let id = opt_str(tc.get("id"), &format!("{tp}.id"))?.map(str::to_string).unwrap_or_else(|| format!("toolu_{k}"));
+        let id =
+            opt_str(tc.get("id"), &format!("{tp}.id"))?.map(str::to_string).unwrap_or_else(|| format!("toolu_{k}"));
         let input = match f.get("arguments") {
             Some(Value::String(s)) => pivot::parse_arguments(s),
             Some(o @ Value::Object(_)) => o.clone(),
@@ -443,7 +446,11 @@ impl StreamToPivot {
                         // Input given whole at the start (not the usual `{}` + deltas).
                         if let Some(input) = b.get("input").and_then(Value::as_object).filter(|o| !o.is_empty()) {
                             let args = serde_json::to_string(input).unwrap_or_default();
-                            self.push(out, json!({"tool_calls": [{"index": k, "function": {"arguments": args}}]}), None);
+                            self.push(
+                                out,
+                                json!({"tool_calls": [{"index": k, "function": {"arguments": args}}]}),
+                                None,
+                            );
                         }
                     }
                     _ => {}
@@ -528,7 +535,6 @@ impl UpstreamStream for StreamToPivot {
     fn error(&self) -> Option<&str> {
         self.error.as_deref()
     }
-
 }
 
 /// `{"type":"content_block_delta","index":..,"delta":{"type":"text_delta","text":..}}`, borrowed

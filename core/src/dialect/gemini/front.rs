@@ -3,16 +3,15 @@
 
 use serde_json::{json, Map, Value};
 
+use super::{bad, field, finish_to_gemini, ins};
 use crate::dialect::pivot::{self, text_part, texts_to_content, Finish, PivotRequest};
 use crate::dialect::stream::{Choice, ChoiceFront, FrontState};
 use crate::dialect::validate::{
-    opt_array, opt_choices, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array,
-    req_str,
+    opt_array, opt_choices, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_str,
 };
 use crate::errors::GatewayError;
 use crate::sse;
 use crate::usage::Usage;
-use super::{bad, field, finish_to_gemini, ins};
 
 /// Validates a Gemini `generateContent` body (model and stream from the URL) and translates it
 /// to an OpenAI chat body.
@@ -184,7 +183,10 @@ fn user_to_pivot(p: &str, parts: &[Value], calls: &mut Calls, out: &mut Vec<Valu
         } else if field(o, "functionCall").is_some() {
             return Err(bad(&pp, "functionCall parts belong in 'model' contents"));
         } else {
-            return Err(bad(&pp, format!("'{pp}' has no supported data (text, inlineData, fileData, functionResponse)")));
+            return Err(bad(
+                &pp,
+                format!("'{pp}' has no supported data (text, inlineData, fileData, functionResponse)"),
+            ));
         }
     }
     let had_tools = !tool_msgs.is_empty();
@@ -292,7 +294,8 @@ fn tools_to_pivot(v: Option<&Value>, out: &mut Map<String, Value>) -> Result<boo
                 let mut s = Value::Object(s.clone());
                 lower_types(&mut s);
                 ins(&mut f, "parameters", s);
-            } else if let Some(s) = opt_object(field(d, "parametersJsonSchema"), &format!("{dp}.parametersJsonSchema"))? {
+            } else if let Some(s) = opt_object(field(d, "parametersJsonSchema"), &format!("{dp}.parametersJsonSchema"))?
+            {
                 ins(&mut f, "parameters", Value::Object(s.clone()));
             }
             list.push(json!({"type": "function", "function": f}));
@@ -390,7 +393,8 @@ pub fn response_from_pivot(v: &Value, client_model: &str) -> Value {
         if parts.is_empty() {
             parts.push(json!({"text": ""}));
         }
-        let finish = choice.get("finish_reason").and_then(Value::as_str).map(Finish::from_openai).unwrap_or(Finish::Stop);
+        let finish =
+            choice.get("finish_reason").and_then(Value::as_str).map(Finish::from_openai).unwrap_or(Finish::Stop);
         candidates.push(json!({
             "content": {"role": "model", "parts": parts},
             "finishReason": finish_to_gemini(finish),
@@ -475,7 +479,6 @@ impl StreamFromPivot {
         sse::write_json(out, None, &Value::Object(obj), b"\r\n");
     }
 
-
     fn buffer_tool(&mut self, tc: &Value) {
         let k = tc.get("index").and_then(Value::as_u64).unwrap_or(0);
         let pos = match self.tools.iter().position(|t| t.index == k) {
@@ -498,8 +501,6 @@ impl StreamFromPivot {
             buf.signature = Some(s.to_string());
         }
     }
-
-
 
     fn close_message(&mut self, out: &mut Vec<u8>) {
         let mut parts: Vec<Value> = self

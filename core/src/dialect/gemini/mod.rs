@@ -23,8 +23,14 @@ use super::{bad, ins};
 pub fn finish_from_gemini(s: &str) -> Finish {
     match s {
         "MAX_TOKENS" => Finish::Length,
-        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY"
-        | "IMAGE_PROHIBITED_CONTENT" | "IMAGE_RECITATION" => Finish::ContentFilter,
+        "SAFETY"
+        | "RECITATION"
+        | "BLOCKLIST"
+        | "PROHIBITED_CONTENT"
+        | "SPII"
+        | "IMAGE_SAFETY"
+        | "IMAGE_PROHIBITED_CONTENT"
+        | "IMAGE_RECITATION" => Finish::ContentFilter,
         // STOP, OTHER, LANGUAGE, MALFORMED_FUNCTION_CALL, FINISH_REASON_UNSPECIFIED, ...
         _ => Finish::Stop,
     }
@@ -38,7 +44,6 @@ pub fn finish_to_gemini(f: Finish) -> &'static str {
         Finish::ContentFilter => "SAFETY",
     }
 }
-
 
 fn snake(camel: &str) -> String {
     let mut s = String::with_capacity(camel.len().saturating_add(4));

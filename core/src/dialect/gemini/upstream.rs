@@ -3,6 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::{bad, finish_from_gemini, ins, vfield};
 use crate::dialect::pivot::{self, content_texts, Finish};
 use crate::dialect::stream::{ChunkWriter, UpstreamStream};
 use crate::dialect::validate::{
@@ -11,7 +12,6 @@ use crate::dialect::validate::{
 use crate::errors::GatewayError;
 use crate::sse::Event;
 use crate::usage::Usage;
-use super::{bad, finish_from_gemini, ins, vfield};
 
 /// `{base}/models/{model}:generateContent`, or `:streamGenerateContent?alt=sse` for streams.
 pub fn upstream_path(base_path: &str, model: &str, stream: bool) -> String {
@@ -85,9 +85,13 @@ fn user_parts_from_pivot(content: Option<&Value>, cp: &str) -> Result<Vec<Value>
                         out.push(json!({"inlineData": {"mimeType": format!("audio/{fmt}"), "data": data}}));
                     }
                     "file" => {
-                        let fd = req_str(part.get("file").and_then(|f| f.get("file_data")), &format!("{pp}.file.file_data"))?;
-                        let (mime, data) = pivot::split_data_url(fd)
-                            .ok_or_else(|| bad(&format!("{pp}.file.file_data"), "only base64 data URLs are supported"))?;
+                        let fd = req_str(
+                            part.get("file").and_then(|f| f.get("file_data")),
+                            &format!("{pp}.file.file_data"),
+                        )?;
+                        let (mime, data) = pivot::split_data_url(fd).ok_or_else(|| {
+                            bad(&format!("{pp}.file.file_data"), "only base64 data URLs are supported")
+                        })?;
                         out.push(json!({"inlineData": {"mimeType": mime, "data": data}}));
                     }
                     other => {
@@ -402,7 +406,8 @@ pub fn response_to_pivot(v: &Value) -> Result<(Value, Option<Usage>), String> {
         if !said.calls.is_empty() {
             ins(&mut message, "tool_calls", Value::Array(said.calls));
         }
-        choices.push(json!({"index": index, "message": message, "logprobs": null, "finish_reason": finish.as_openai()}));
+        choices
+            .push(json!({"index": index, "message": message, "logprobs": null, "finish_reason": finish.as_openai()}));
     }
     if choices.is_empty() {
         // No candidates: the prompt itself was blocked.

@@ -2,16 +2,16 @@
 
 use serde_json::{Map, Value};
 
-use crate::dialect::Dialect;
+use super::scan;
 use crate::dialect::pivot::PivotRequest;
 use crate::dialect::stream::FrontStream;
 use crate::dialect::validate::{
     number_in, opt_bool, opt_choices, opt_include_usage, opt_positive, parse_json_object, required_model,
 };
+use crate::dialect::Dialect;
 use crate::errors::{Code, GatewayError};
 use crate::sse;
 use crate::usage;
-use super::scan;
 
 /// A validated chat request.
 #[derive(Debug, Clone)]

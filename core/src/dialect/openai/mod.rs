@@ -12,7 +12,6 @@ pub use super::validate::{parse_json_object, required_model, MAX_CHOICES};
 pub use front::{parse_chat, scan_chat, write_error, ChatRequest, ChatScan, StreamFromPivot};
 pub use upstream::{rewrite_response, upstream_chat_body, OpenAiStream, StreamToPivot};
 
-
 #[cfg(test)]
 #[path = "../tests/openai_tests.rs"]
 mod tests;

@@ -1,8 +1,8 @@
 //! Tests of `dialect/anthropic/` (in their own file, so test code is found by its path).
 use serde_json::{json, Map, Value};
 
-use crate::errors::Code;
 use super::*;
+use crate::errors::Code;
 
 fn obj(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()
@@ -33,19 +33,23 @@ fn validation() {
         {"role": "user", "content": [{"type": "text", "text": 1}]}]})))
     .unwrap_err();
     assert_eq!(e.param.as_deref(), Some("messages[0].content[0].text"));
-    let e = request_to_pivot(&obj(json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+    let e =
+        request_to_pivot(&obj(json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
         "tools": [{"name": "t"}]})))
-    .unwrap_err();
+        .unwrap_err();
     assert_eq!((e.code, e.param.as_deref()), (Code::MissingField, Some("tools[0].input_schema")));
-    let e = request_to_pivot(&obj(json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+    let e =
+        request_to_pivot(&obj(json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
         "temperature": "hot"})))
-    .unwrap_err();
+        .unwrap_err();
     assert_eq!(e.param.as_deref(), Some("temperature"));
 }
 
 #[test]
 fn stop_reasons_both_ways() {
-    for (a, o) in [("end_turn", "stop"), ("max_tokens", "length"), ("tool_use", "tool_calls"), ("refusal", "content_filter")] {
+    for (a, o) in
+        [("end_turn", "stop"), ("max_tokens", "length"), ("tool_use", "tool_calls"), ("refusal", "content_filter")]
+    {
         assert_eq!(finish_from_stop_reason(a).as_openai(), o);
         assert_eq!(stop_reason_of(Finish::from_openai(o)), a);
     }
@@ -73,7 +77,8 @@ fn empty_assistant_turns_are_not_sent_upstream() {
 
 #[test]
 fn a_system_only_conversation_is_refused_before_the_upstream() {
-    let pivot = json!({"model": "m", "messages": [{"role": "system", "content": "s"}, {"role": "assistant", "content": ""}]});
+    let pivot =
+        json!({"model": "m", "messages": [{"role": "system", "content": "s"}, {"role": "assistant", "content": ""}]});
     let e = request_from_pivot(pivot.as_object().unwrap_or(&Map::new()), "up", 100).err();
     assert_eq!(e.map(|e| (e.code, e.param)), Some((Code::BadRequest, Some("messages".to_string()))));
 }

@@ -1,9 +1,9 @@
 //! Tests of `dialect/gemini/` (in their own file, so test code is found by its path).
 use serde_json::{json, Map, Value};
 
-use crate::errors::Code;
-use super::*;
 use super::front::*;
+use super::*;
+use crate::errors::Code;
 
 fn obj(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()
@@ -69,7 +69,9 @@ fn types_lowercased() {
 
 #[test]
 fn a_system_only_conversation_is_refused_before_the_upstream() {
-    let pivot = obj(json!({"model": "m", "messages": [{"role": "system", "content": "s"}, {"role": "developer", "content": "d"}]}));
+    let pivot = obj(
+        json!({"model": "m", "messages": [{"role": "system", "content": "s"}, {"role": "developer", "content": "d"}]}),
+    );
     let e = request_from_pivot(&pivot, "up").err();
     assert_eq!(e.map(|e| (e.code, e.param)), Some((Code::BadRequest, Some("messages".to_string()))));
 }

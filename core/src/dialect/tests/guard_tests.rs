@@ -73,7 +73,14 @@ fn guard_cost() {
     use std::time::Instant;
     let small = br#"{"model":"qai-flash","max_tokens":64,"stream":false,"messages":[{"role":"user","content":"Say hello to the benchmark, briefly please."}]}"#.to_vec();
     let msgs: Vec<String> = (0..400)
-        .map(|i| format!(r#"{{"role":"{}","content":"{} {}"}}"#, if i % 2 == 0 { "user" } else { "assistant" }, "lorem ipsum dolor sit amet ".repeat(9), i))
+        .map(|i| {
+            format!(
+                r#"{{"role":"{}","content":"{} {}"}}"#,
+                if i % 2 == 0 { "user" } else { "assistant" },
+                "lorem ipsum dolor sit amet ".repeat(9),
+                i
+            )
+        })
         .collect();
     let big = format!(r#"{{"model":"qai-flash","messages":[{}]}}"#, msgs.join(",")).into_bytes();
     // The fastest of 20 batches of each (the machine is shared: the minimum is the cost).

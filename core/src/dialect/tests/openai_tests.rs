@@ -1,17 +1,16 @@
 //! Tests of `dialect/openai/` (in their own file, so test code is found by its path).
 use serde_json::{json, Value};
 
+use super::front::*;
+use super::upstream::*;
 use crate::errors::Code;
 use crate::sse::Event;
 use crate::usage::{self, Usage};
-use super::front::*;
-use super::upstream::*;
 
 #[test]
 fn usage_fast_path_agrees_with_the_general_path() {
-    let general = |b: &[u8]| -> Option<Usage> {
-        serde_json::from_slice::<Value>(b).ok().and_then(|v| usage::from_openai(&v))
-    };
+    let general =
+        |b: &[u8]| -> Option<Usage> { serde_json::from_slice::<Value>(b).ok().and_then(|v| usage::from_openai(&v)) };
     for body in [
         &br#"{"id":"x","model":"m","choices":[{"message":{"content":"hi \"there\""}}],"usage":{"prompt_tokens":3,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":1}}}"#[..],
         br#"{"usage":null}"#,
@@ -66,7 +65,11 @@ fn scan_agrees_with_parse_chat() {
         let scanned = scan_chat(b.as_bytes());
         match (&parsed, &scanned) {
             (Ok(p), Some(s)) => {
-                assert_eq!((&p.model, p.stream, p.wants_usage, p.max_tokens), (&s.model, s.stream, s.wants_usage, s.max_tokens), "{b}");
+                assert_eq!(
+                    (&p.model, p.stream, p.wants_usage, p.max_tokens),
+                    (&s.model, s.stream, s.wants_usage, s.max_tokens),
+                    "{b}"
+                );
                 assert_eq!(usage::estimate_prompt_tokens(&p.body), s.prompt_estimate, "{b}");
             }
             (Err(_), None) => {}
@@ -122,14 +125,19 @@ fn validation_codes() {
     assert_eq!(e.param.as_deref(), Some("max_tokens"));
     let e = parse_chat(br#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#).unwrap_err();
     assert_eq!(e.param.as_deref(), Some("stream"));
-    let ok = parse_chat(br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"max_tokens":9,"extra":{"a":1}}"#).unwrap();
+    let ok = parse_chat(
+        br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"max_tokens":9,"extra":{"a":1}}"#,
+    )
+    .unwrap();
     assert!(ok.stream && !ok.wants_usage);
     assert_eq!(ok.max_tokens, Some(9));
 }
 
 #[test]
 fn upstream_body_renames_model_and_asks_for_usage() {
-    let req = parse_chat(br#"{"model":"qai-flash","messages":[{"role":"user","content":"x"}],"stream":true,"custom":1}"#).unwrap();
+    let req =
+        parse_chat(br#"{"model":"qai-flash","messages":[{"role":"user","content":"x"}],"stream":true,"custom":1}"#)
+            .unwrap();
     let wants = req.wants_usage;
     let out: Value = serde_json::from_slice(&upstream_chat_body(&req.into(), wants, "flash-v1").unwrap()).unwrap();
     assert_eq!(out["model"], "flash-v1");

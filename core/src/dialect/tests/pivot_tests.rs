@@ -19,7 +19,8 @@ fn arguments_default_to_empty_object() {
 
 #[test]
 fn pivot_only_fields_are_stripped_for_openai() {
-    let mut b = json!({"model": "m", "messages": [], "top_k": 5, "top_p": 0.5}).as_object().cloned().unwrap_or_default();
+    let mut b =
+        json!({"model": "m", "messages": [], "top_k": 5, "top_p": 0.5}).as_object().cloned().unwrap_or_default();
     strip_pivot_only(&mut b);
     assert_eq!(Value::Object(b), json!({"model": "m", "messages": [], "top_p": 0.5}));
 }

@@ -1,8 +1,8 @@
 //! Tests of `dialect/validate.rs`, and of the fronts giving the same answer for the same field.
 use serde_json::{json, Map, Value};
 
-use crate::dialect::{anthropic, gemini, openai};
 use super::*;
+use crate::dialect::{anthropic, gemini, openai};
 
 #[test]
 fn accessors() {
@@ -13,7 +13,10 @@ fn accessors() {
     assert_eq!(opt_positive(Some(&json!(0)), "x").unwrap_err().message, "'x' must be a positive integer");
     assert_eq!(opt_positive(Some(&json!(5.0)), "x").unwrap_err().message, "'x' must be a positive integer");
     assert_eq!(opt_positive(Some(&json!("5")), "x").unwrap_err().message, "'x' must be an integer");
-    assert_eq!(opt_choices(Some(&json!(9)), "g.candidateCount").unwrap_err().message, "'candidateCount' must be between 1 and 8; got 9");
+    assert_eq!(
+        opt_choices(Some(&json!(9)), "g.candidateCount").unwrap_err().message,
+        "'candidateCount' must be between 1 and 8; got 9"
+    );
     assert_eq!(opt_choices(Some(&json!(8)), "n").unwrap(), Some(8));
     let e = opt_strings(Some(&json!(["a", 1])), "stop", false).unwrap_err();
     assert_eq!(e.param.as_deref(), Some("stop[1]"));
@@ -82,6 +85,9 @@ fn integer_fields_accept_integers_everywhere() {
     assert_eq!((p.max_tokens, p.body.get("top_k")), (Some(5), Some(&json!(3))));
     let g = json!({"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"maxOutputTokens": 5, "topK": 3}});
     assert_eq!(gemini::request_to_pivot(&obj(g), "g", false).unwrap().max_tokens, Some(5));
-    let e = anthropic::request_to_pivot(&obj(json!({"model": "m", "max_tokens": 5, "top_k": 3.0, "messages": [{"role": "user", "content": "x"}]}))).unwrap_err();
+    let e = anthropic::request_to_pivot(&obj(
+        json!({"model": "m", "max_tokens": 5, "top_k": 3.0, "messages": [{"role": "user", "content": "x"}]}),
+    ))
+    .unwrap_err();
     assert_eq!((e.param.as_deref(), e.message.as_str()), (Some("top_k"), "'top_k' must be a non-negative integer"));
 }

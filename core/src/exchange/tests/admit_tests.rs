@@ -146,7 +146,8 @@ fn a_402_refunds_the_rate_slot_and_the_sandbox_call() {
     }
     let statuses: Vec<_> = (0..3).map(|_| run(&uncapped, &s, t, "sk-capq", FREE).1.map(|r| r.status)).collect();
     assert_eq!(statuses, [None, None, Some(429)]);
-    assert!(String::from_utf8_lossy(&run(&uncapped, &s, t + 60_000, "sk-capq", FREE).1.unwrap().body).contains("sandbox_quota_exceeded"));
+    assert!(String::from_utf8_lossy(&run(&uncapped, &s, t + 60_000, "sk-capq", FREE).1.unwrap().body)
+        .contains("sandbox_quota_exceeded"));
 }
 
 #[test]
@@ -165,7 +166,11 @@ fn a_reservation_is_released_after_an_upstream_500_and_after_a_disconnect() {
     let (mut ex, r) = run(&c, &s, 0, "sk-capped", CHAT);
     assert!(r.is_none());
     ex.on_response_headers(200, Some("text/event-stream"));
-    ex.on_response_chunk(b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"abcdefgh\"}}]}\n\n", false, 1 << 20);
+    ex.on_response_chunk(
+        b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"abcdefgh\"}}]}\n\n",
+        false,
+        1 << 20,
+    );
     let out = ex.on_done(&c, &Env { now_ms: 0, store: &s });
     assert!(out.estimated);
     let billed = out.micros;
@@ -190,7 +195,9 @@ fn an_account_over_its_rate_is_refused_at_the_headers_without_counting() {
     }
     for _ in 0..2 {
         let mut ex = Exchange::new();
-        let HeadAction::Reply(r) = ex.on_request_headers(&c, &head_of("POST", "/v1/chat/completions", "Bearer sk-a"), &env) else {
+        let HeadAction::Reply(r) =
+            ex.on_request_headers(&c, &head_of("POST", "/v1/chat/completions", "Bearer sk-a"), &env)
+        else {
             panic!("an account over its rate must be refused at the headers");
         };
         assert_eq!(r.status, 429);
@@ -248,7 +255,8 @@ fn limit_refusals_of_a_known_model_are_counted_and_recorded_under_it() {
     // 402 (spend cap) on the fast path (`m`) and the general one (`m2`, renamed upstream), 429
     // (sandbox quota): the model was named and valid, so the record and the stats carry it.
     let (c, s) = (cfg(), MemoryStore::new());
-    let big = |m: &str| format!(r#"{{"model":"{m}","max_tokens":100000,"messages":[{{"role":"user","content":"hi"}}]}}"#);
+    let big =
+        |m: &str| format!(r#"{{"model":"{m}","max_tokens":100000,"messages":[{{"role":"user","content":"hi"}}]}}"#);
     for (key, body, status, model) in [
         ("sk-capped", big("m"), 402, "m"),
         ("sk-capped", big("m2"), 402, "m2"),

@@ -20,8 +20,14 @@ impl Exchange {
         put("account_id", account.map(|a| Value::String(a.id.clone())).unwrap_or(Value::Null));
         put("endpoint", Value::String(self.endpoint.name().to_string()));
         put("model", self.model.clone().map(Value::String).unwrap_or(Value::Null));
-        put("upstream_model", if forwarded { self.upstream_model.clone().map(Value::String).unwrap_or(Value::Null) } else { Value::Null });
-        put("cluster", if forwarded { cluster.map(|c| Value::String(c.name.clone())).unwrap_or(Value::Null) } else { Value::Null });
+        put(
+            "upstream_model",
+            if forwarded { self.upstream_model.clone().map(Value::String).unwrap_or(Value::Null) } else { Value::Null },
+        );
+        put(
+            "cluster",
+            if forwarded { cluster.map(|c| Value::String(c.name.clone())).unwrap_or(Value::Null) } else { Value::Null },
+        );
         put("front", Value::String(self.front.as_str().to_string()));
         put("upstream", if forwarded { Value::String(self.upstream.as_str().to_string()) } else { Value::Null });
         put("stream", Value::Bool(self.stream));

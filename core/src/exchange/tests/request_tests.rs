@@ -30,7 +30,8 @@ fn the_key_leaves_every_path_and_goog_key_counts_only_on_gemini_paths() {
         assert_eq!(ex.key, None);
     }
     let mut ex = Exchange::new();
-    let head = RequestHead { method: "GET", path: "/v1beta/models", x_goog_api_key: Some("sk-a"), ..Default::default() };
+    let head =
+        RequestHead { method: "GET", path: "/v1beta/models", x_goog_api_key: Some("sk-a"), ..Default::default() };
     let HeadAction::Reply(r) = ex.on_request_headers(&c, &head, &env) else { panic!() };
     assert_eq!(r.status, 200);
     let r = ex.path_strip_failed();
@@ -67,5 +68,8 @@ fn shape_refusals_come_before_any_path_and_use_no_limit() {
 
 #[test]
 fn upload_limit_message_states_the_limit_in_bytes_even_under_one_mb() {
-    assert_eq!(too_large_upload(500_000, 500_001).message, "The upload is larger than the limit of 500000 bytes (500001 bytes)");
+    assert_eq!(
+        too_large_upload(500_000, 500_001).message,
+        "The upload is larger than the limit of 500000 bytes (500001 bytes)"
+    );
 }

@@ -49,7 +49,9 @@ fn stream_chunks_of_whole_unchanged_events_pass_and_any_split_gives_the_same_byt
 #[test]
 fn upstream_errors_tell_the_sdk_whether_to_retry() {
     let (c, s) = (cfg(), MemoryStore::new());
-    for (upstream, status, retry) in [(500u16, "502", "true"), (503, "502", "true"), (429, "429", "true"), (400, "400", "false")] {
+    for (upstream, status, retry) in
+        [(500u16, "502", "true"), (503, "502", "true"), (429, "429", "true"), (400, "400", "false")]
+    {
         let (mut ex, r) = run(&c, &s, 1_700_000_000_000 + u64::from(upstream) * 60_000, "sk-a", CHAT);
         assert!(r.is_none());
         let edits = ex.on_response_headers(upstream, Some("application/json"));

@@ -18,15 +18,7 @@ fn reserve_then_settle_arithmetic() {
     let s = MemoryStore::new();
     let scopes = [SpendScope::key("k", 1_000), SpendScope::account("a", 5_000)];
     let d = reserve(&s, &scopes, 300).unwrap();
-    assert_eq!(
-        d,
-        SpendDecision {
-            allowed: true,
-            reserved_micros: 300,
-            rejected_scope: None,
-            remaining_micros: 700
-        }
-    );
+    assert_eq!(d, SpendDecision { allowed: true, reserved_micros: 300, rejected_scope: None, remaining_micros: 700 });
     assert_eq!(state(&s, "spend:key:k"), (0, 300));
     assert_eq!(state(&s, "spend:acct:a"), (0, 300));
     assert_eq!(s.value("spend:key:k").unwrap(), b"0:300");
@@ -47,22 +39,10 @@ fn estimate_must_fit_the_remaining_budget() {
     let scopes = [SpendScope::key("k", 1_000)];
     assert!(reserve(&s, &scopes, 600).unwrap().allowed);
     let d = reserve(&s, &scopes, 401).unwrap();
-    assert_eq!(
-        d,
-        SpendDecision {
-            allowed: false,
-            reserved_micros: 0,
-            rejected_scope: Some(0),
-            remaining_micros: 400
-        }
-    );
+    assert_eq!(d, SpendDecision { allowed: false, reserved_micros: 0, rejected_scope: Some(0), remaining_micros: 400 });
     assert_eq!(state(&s, "spend:key:k"), (0, 600), "a refusal reserves nothing");
     assert!(reserve(&s, &scopes, 400).unwrap().allowed, "exactly filling the cap is fine");
-    assert_eq!(
-        reserve(&s, &scopes, 0).unwrap().remaining_micros,
-        0,
-        "zero estimate fits a full reservation"
-    );
+    assert_eq!(reserve(&s, &scopes, 0).unwrap().remaining_micros, 0, "zero estimate fits a full reservation");
     assert!(!reserve(&s, &scopes, 1).unwrap().allowed);
 }
 
@@ -98,15 +78,7 @@ fn later_scope_refusal_rolls_back_earlier_reservations() {
     let s = MemoryStore::new();
     let scopes = [SpendScope::key("k", 10_000), SpendScope::account("a", 500)];
     let d = reserve(&s, &scopes, 600).unwrap();
-    assert_eq!(
-        d,
-        SpendDecision {
-            allowed: false,
-            reserved_micros: 0,
-            rejected_scope: Some(1),
-            remaining_micros: 500
-        }
-    );
+    assert_eq!(d, SpendDecision { allowed: false, reserved_micros: 0, rejected_scope: Some(1), remaining_micros: 500 });
     assert_eq!(state(&s, "spend:key:k"), (0, 0), "scope 0 rolled back");
     assert_eq!(state(&s, "spend:acct:a"), (0, 0));
     assert!(reserve(&s, &scopes, 500).unwrap().allowed);
@@ -181,9 +153,7 @@ fn credits_conversion() {
     assert_eq!(credits_to_micros(0.0000011), 2);
     assert_eq!(credits_to_micros(1.0), 1_000_000);
     assert_eq!(credits_to_micros(25.5), 25_500_000);
-    for (c, m) in
-        [(0.29, 290_000), (0.1, 100_000), (0.3, 300_000), (1.000017, 1_000_017), (2.675, 2_675_000)]
-    {
+    for (c, m) in [(0.29, 290_000), (0.1, 100_000), (0.3, 300_000), (1.000017, 1_000_017), (2.675, 2_675_000)] {
         assert_eq!(credits_to_micros(c), m, "{c}");
     }
     for m in [0u64, 1, 7, 999_999, 1_000_001, 123_456_789] {

@@ -34,11 +34,7 @@ fn rpm_admits_exactly_limit_then_rejects_with_retry_after() {
         assert_eq!(d.retry_after_secs, 30, "29.5 s rounds up");
     }
     let start = T0 / 1000;
-    assert_eq!(
-        s.value("rpm:acct").unwrap(),
-        format!("{start}:5").into_bytes(),
-        "rejections don't consume"
-    );
+    assert_eq!(s.value("rpm:acct").unwrap(), format!("{start}:5").into_bytes(), "rejections don't consume");
     let d = check_rpm(&s, "acct", 5, T0 + 59_000).unwrap();
     assert_eq!((d.allowed, d.retry_after_secs), (false, 1));
 }
@@ -62,9 +58,7 @@ fn rpm_window_boundary_is_exact_to_the_millisecond() {
 #[test]
 fn rpm_retry_after_rounds_up_whole_seconds() {
     let s = MemoryStore::new();
-    for (offset, secs) in
-        [(0, 60), (1, 60), (999, 60), (1_000, 59), (1_001, 59), (58_999, 2), (59_000, 1)]
-    {
+    for (offset, secs) in [(0, 60), (1, 60), (999, 60), (1_000, 59), (1_001, 59), (58_999, 2), (59_000, 1)] {
         let d = check_rpm(&s, "z", 0, T0 + offset).unwrap();
         assert_eq!(d.retry_after_secs, secs, "offset {offset}");
         assert_eq!(d.reset_after_ms, 60_000 - offset);

@@ -6,11 +6,11 @@
 //! Scenarios: openai, anthropic, openai-stream, anthropic-stream, bad-key.
 
 use std::time::Instant;
+use tollgate_bench::bench_config_json;
 use tollgate_core::config::Config;
 use tollgate_core::exchange::{BodyAction, Env, Exchange, HeadAction, RequestHead};
 use tollgate_core::keys;
 use tollgate_core::limits::MemoryStore;
-use tollgate_bench::bench_config_json;
 
 const CHUNKS: usize = 200;
 
@@ -26,7 +26,10 @@ fn openai_stream(n: usize) -> Vec<Vec<u8>> {
         v.push(format!("data: {head}{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null,\"logprobs\":null}}]}}\n\n"));
     }
     v.push(format!("data: {head}{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\",\"logprobs\":null}}]}}\n\n"));
-    v.push(format!("data: {head}],\"usage\":{{\"prompt_tokens\":12,\"completion_tokens\":{n},\"total_tokens\":{}}}}}\n\n", n + 12));
+    v.push(format!(
+        "data: {head}],\"usage\":{{\"prompt_tokens\":12,\"completion_tokens\":{n},\"total_tokens\":{}}}}}\n\n",
+        n + 12
+    ));
     v.push("data: [DONE]\n\n".to_string());
     v.into_iter().map(String::into_bytes).collect()
 }
