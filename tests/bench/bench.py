@@ -1,9 +1,14 @@
-"""`make bench`: Tollgate's overhead against plain Envoy, measured side by side in one run.
+"""`make bench`: Tollgate's overhead against plain Envoy and the platform's floor, side by side in one run.
 
-Starts the demo backend, plain Envoy (the demo listener and clusters, no wasm filter) and Envoy
-with Tollgate, drives both with tools/bench's loadgen at a fixed concurrency, alternating the two
-configurations round by round (ABBA order) so machine drift cancels, then measures configuration
-load and per-VM memory with 1k / 100k / 1M keys and the native parse / lookup costs.
+Starts the demo backend and four Envoys on the demo listener and clusters: plain (no wasm filter),
+noop (a proxy-wasm filter that continues at every phase), floor (a proxy-wasm filter that only
+holds the headers, reads the body once, sets the routing header and reads the response: the part
+of Tollgate's work any body-routing filter must do) and Tollgate. The noop and floor filters are
+tools/bench/filters/*, built with the same SDK, toolchain and release profile as Tollgate's. It
+drives each with tools/bench's loadgen at a fixed concurrency, the four configurations
+interleaved round by round (the order reversed every other round) so machine drift cancels, then
+measures configuration load and per-VM memory with 1k / 100k / 1M keys and the native parse /
+lookup costs.
 Prints a table and writes bench-results/bench-<time>.json (and latest.json).
 
 Environment knobs (defaults are what `make bench` publishes):
@@ -32,6 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
 from tollgate_harness import BACKEND_BIN, ROOT, WASM, _wait_http, _wasm_filter, envoy_bin, free_port, render  # noqa: E402
 
 LOADGEN = ROOT / "target" / "release" / "tollgate-loadgen"
+NOOP_WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "bench_noop.wasm"
+FLOOR_WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "bench_floor.wasm"
+# The four configurations, in the order of an even round (odd rounds run them reversed).
+CONFIGS = ("plain", "noop", "floor", "tollgate")
 KEYBENCH = ROOT / "target" / "release" / "tollgate-keybench"
 REPORT_BIN = ROOT / "target" / "release" / "tollgate-report"
 RESULTS = ROOT / "bench-results"
@@ -97,6 +106,40 @@ def plain_doc(gw: int, admin: int, backend: int) -> dict:
         })
     vh["routes"] = deny + [{"match": {"prefix": "/"}, "route": {"cluster": "demo_text", "timeout": "120s"}}]
     return doc
+
+
+def floor_doc(gw: int, admin: int, backend: int, wasm: Path) -> dict:
+    """Plain Envoy's configuration with a wasm filter (`wasm`: the noop or the floor filter) in
+    front of the router, configured as Tollgate's is (same runtime, headers held while the body is
+    read). The non-rejected route takes its cluster from the header the floor filter sets, as
+    Tollgate's does; the noop filter sets none, so its route names the cluster."""
+    doc = plain_doc(gw, admin, backend)
+    hcm = _hcm(doc)
+    name = wasm.stem
+    hcm["http_filters"].insert(0, {
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": name, "root_id": name, "allow_on_headers_stop_iteration": True,
+                "vm_config": {"vm_id": name, "runtime": "envoy.wasm.runtime.v8", "code": {"local": {"filename": str(wasm)}}},
+            },
+        },
+    })
+    if wasm == FLOOR_WASM:
+        routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+        routes[-1]["route"] = {"cluster_header": "x-tollgate-cluster", "timeout": "120s"}
+    return doc
+
+
+def config_doc(which: str, gw: int, admin: int, backend: int) -> dict:
+    if which == "plain":
+        return plain_doc(gw, admin, backend)
+    if which == "noop":
+        return floor_doc(gw, admin, backend, NOOP_WASM)
+    if which == "floor":
+        return floor_doc(gw, admin, backend, FLOOR_WASM)
+    return tollgate_doc(gw, admin, backend)
 
 
 class Proc:
@@ -205,47 +248,79 @@ def aggregate(runs: list[dict], chunks: int | None) -> dict:
     return out
 
 
+def us(cpu_s_per_1k: float | None) -> float | None:
+    """Envoy CPU seconds per 1000 requests -> microseconds per request."""
+    return None if cpu_s_per_1k is None else cpu_s_per_1k * 1000
+
+
+def compare(sc: dict, aggs: dict) -> dict:
+    """One scenario's result: each configuration's aggregate, Tollgate against plain Envoy (the
+    throughput ratio, added latency) and against the floor filter (Envoy CPU per request and
+    unloaded p50 above the floor's; on streams, the CPU per SSE event the client received)."""
+    p, f, t = aggs["plain"], aggs["floor"], aggs["tollgate"]
+    res = {"id": sc["id"], "name": sc["name"], **aggs,
+           "throughput_ratio": t["rps"] / p["rps"] if p["rps"] else None,
+           "added_p50_us": t["p50_us"] - p["p50_us"],
+           "added_p99_us": t["p99_us"] - p["p99_us"],
+           "added_unloaded_p50_us": t["unloaded_p50_us"] - p["unloaded_p50_us"],
+           "cpu_ratio": (t["cpu_s_per_1k"] / p["cpu_s_per_1k"]) if p["cpu_s_per_1k"] else None}
+    over = {"unloaded_p50_us": t["unloaded_p50_us"] - f["unloaded_p50_us"], "cpu_us_per_request": None}
+    if t["cpu_s_per_1k"] is not None and f["cpu_s_per_1k"] is not None:
+        over["cpu_us_per_request"] = us(t["cpu_s_per_1k"]) - us(f["cpu_s_per_1k"])
+        events = t.get("sse_events_per_response") or sc.get("chunks")
+        if sc.get("chunks") and events:
+            over["events_per_response"] = events
+            over["cpu_us_per_event"] = over["cpu_us_per_request"] / events
+    res["over_floor"] = over
+    return res
+
+
+def over_floor_cpu(res: dict) -> str:
+    """Tollgate's Envoy CPU above the floor's, per request (and per event on streams)."""
+    o = res["over_floor"]
+    if o["cpu_us_per_request"] is None:
+        return "-"
+    text = f"{o['cpu_us_per_request']:+.1f} µs/req"
+    if "cpu_us_per_event" in o:
+        text += f" ({o['cpu_us_per_event']:+.2f} µs/event)"
+    return text
+
+
 def run_scenarios(tmp: Path, backend_port: int) -> list[dict]:
-    plain_ports = (free_port(), free_port())
-    toll_ports = (free_port(), free_port())
-    plain, _ = start_envoy(plain_doc(*plain_ports, backend_port), tmp, "plain")
-    toll, _ = start_envoy(tollgate_doc(*toll_ports, backend_port), tmp, "tollgate")
+    envoys, targets = {}, {}
     results = []
     try:
+        for which in CONFIGS:
+            gw, admin = free_port(), free_port()
+            envoys[which], _ = start_envoy(config_doc(which, gw, admin, backend_port), tmp, which)
+            targets[which] = (gw, envoys[which].pid)
         for sc in scenarios():
             if ONLY and sc["id"] not in ONLY:
                 continue
-            runs = {"plain": [], "tollgate": []}
-            targets = {"plain": (plain_ports[0], plain.pid), "tollgate": (toll_ports[0], toll.pid)}
+            runs = {w: [] for w in CONFIGS}
             for rnd in range(ROUNDS):
-                order = ("plain", "tollgate") if rnd % 2 == 0 else ("tollgate", "plain")  # ABBA
-                for which in order:
+                for which in CONFIGS if rnd % 2 == 0 else CONFIGS[::-1]:
                     port, pid = targets[which]
                     runs[which].append(loadgen(port, sc, pid, DURATION, WARMUP))
-            # Unloaded latency: one connection, one request at a time (ABBA again).
-            lat = {"plain": [], "tollgate": []}
+            # Unloaded latency: one connection, one request at a time (interleaved again).
+            lat = {w: [] for w in CONFIGS}
             for rnd in range(2):
-                for which in (("plain", "tollgate") if rnd == 0 else ("tollgate", "plain")):
+                for which in CONFIGS if rnd == 0 else CONFIGS[::-1]:
                     port, pid = targets[which]
                     lat[which].append(loadgen(port, sc, pid, LATENCY_DURATION, 0.3, concurrency=1))
-            p = aggregate(runs["plain"], sc.get("chunks"))
-            t = aggregate(runs["tollgate"], sc.get("chunks"))
-            for which, agg in (("plain", p), ("tollgate", t)):
+            aggs = {}
+            for which in CONFIGS:
+                agg = aggs[which] = aggregate(runs[which], sc.get("chunks"))
                 agg["unloaded_p50_us"] = statistics.median(r["latency_us"]["p50"] for r in lat[which])
                 agg["unloaded_p99_us"] = statistics.median(r["latency_us"]["p99"] for r in lat[which])
-            res = {"id": sc["id"], "name": sc["name"], "plain": p, "tollgate": t,
-                   "throughput_ratio": t["rps"] / p["rps"] if p["rps"] else None,
-                   "added_p50_us": t["p50_us"] - p["p50_us"],
-                   "added_p99_us": t["p99_us"] - p["p99_us"],
-                   "added_unloaded_p50_us": t["unloaded_p50_us"] - p["unloaded_p50_us"],
-                   "cpu_ratio": (t["cpu_s_per_1k"] / p["cpu_s_per_1k"]) if p["cpu_s_per_1k"] else None}
+            res = compare(sc, aggs)
             results.append(res)
-            print(f"  {sc['name']}: plain {p['rps']:.0f} req/s, tollgate {t['rps']:.0f} req/s "
-                  f"(x{res['throughput_ratio']:.2f}), p50 {res['added_p50_us']:+.0f} us loaded, "
-                  f"{res['added_unloaded_p50_us']:+.0f} us unloaded", flush=True)
+            print(f"  {sc['name']}: req/s " + " / ".join(f"{w} {aggs[w]['rps']:.0f}" for w in CONFIGS)
+                  + f"; tollgate over floor: CPU {over_floor_cpu(res)}, "
+                  f"unloaded p50 {res['over_floor']['unloaded_p50_us']:+.0f} us", flush=True)
     finally:
-        toll.stop()
-        plain.stop()
+        for p in envoys.values():
+            p.stop()
     return results
 
 
@@ -358,20 +433,24 @@ def fmt_table(report: dict) -> str:
     s = report["settings"]
     lines.append(f"machine: {m['nproc']} cpus, {m['cpu']}, Envoy {m['envoy']}, {m['date']}")
     lines.append(f"settings: {s['envoy_workers']} Envoy worker(s), {s['concurrency']} connections, "
-                 f"{s['rounds']} rounds x {s['duration_s']} s per configuration (ABBA), .wasm {report['wasm_bytes'] / 1024:.0f} KiB")
+                 f"{s['rounds']} rounds x {s['duration_s']} s per configuration (interleaved), .wasm {report['wasm_bytes'] / 1024:.0f} KiB")
     lines.append("")
-    lines.append("| scenario | plain req/s | tollgate req/s | ratio | plain p50/p99 µs | tollgate p50/p99 µs | added p50 µs | unloaded p50 µs plain / tollgate (added) | Envoy CPU s/1k req plain / tollgate |")
-    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines.append("Configurations: plain Envoy / noop filter / floor filter / Tollgate. \"over floor\": Tollgate minus the floor filter.")
+    lines.append("")
+    lines.append("| scenario | req/s plain / noop / floor / tollgate | tollgate / plain | Envoy CPU µs/req plain / noop / floor / tollgate | CPU over floor | unloaded p50 µs plain / noop / floor / tollgate | p50 over floor | loaded p50/p99 µs plain / tollgate |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in report["scenarios"]:
+        cs = [r[w] for w in CONFIGS]
+        cpu = lambda x: "-" if x is None else f"{us(x):.0f}"  # noqa: E731
+        rates = " / ".join(f"{c['rps']:.0f}" for c in cs)
+        if "chunks_per_s" in r["plain"]:
+            rates += " (" + " / ".join(f"{c['chunks_per_s'] / 1000:.0f}k" for c in cs) + " chunks/s)"
         p, t = r["plain"], r["tollgate"]
-        rate = f"{p['rps']:.0f}", f"{t['rps']:.0f}"
-        if "chunks_per_s" in p:
-            rate = f"{p['rps']:.0f} ({p['chunks_per_s'] / 1000:.0f}k chunks/s)", f"{t['rps']:.0f} ({t['chunks_per_s'] / 1000:.0f}k chunks/s)"
-        cpu = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
-        lines.append(f"| {r['name']} | {rate[0]} | {rate[1]} | {r['throughput_ratio']:.2f} | {p['p50_us']:.0f} / {p['p99_us']:.0f} | "
-                     f"{t['p50_us']:.0f} / {t['p99_us']:.0f} | {r['added_p50_us']:+.0f} | "
-                     f"{p['unloaded_p50_us']:.0f} / {t['unloaded_p50_us']:.0f} ({r['added_unloaded_p50_us']:+.0f}) | "
-                     f"{cpu(p['cpu_s_per_1k'])} / {cpu(t['cpu_s_per_1k'])} |")
+        lines.append(f"| {r['name']} | {rates} | {r['throughput_ratio']:.2f} | "
+                     + " / ".join(cpu(c["cpu_s_per_1k"]) for c in cs) + f" | {over_floor_cpu(r)} | "
+                     + " / ".join(f"{c['unloaded_p50_us']:.0f}" for c in cs)
+                     + f" | {r['over_floor']['unloaded_p50_us']:+.0f} | "
+                     f"{p['p50_us']:.0f}/{p['p99_us']:.0f} / {t['p50_us']:.0f}/{t['p99_us']:.0f} |")
     if report.get("keys"):
         lines.append("")
         lines.append("| keys | config size | Envoy ready (1 worker) | added load time | RSS 1 / 2 workers | added per VM |")
@@ -420,6 +499,7 @@ def budgets(report: dict) -> list[dict]:
             r = sc[sid]
             out.append({"what": f"scenario {sid[0]} chunks/s >= 70% of plain", "met": r["throughput_ratio"] >= 0.7,
                         "measured": f"{r['throughput_ratio'] * 100:.0f}%"})
+    out += floor_targets(sc)
     for k in report.get("keys", []):
         if k["keys"] == 100_000 and "added_per_vm_mb" in k:
             out.append({"what": "100k keys load < 1 s", "met": k["added_ready_s"] < 1, "measured": f"{k['added_ready_s']:+.2f} s"})
@@ -438,6 +518,28 @@ def budgets(report: dict) -> list[dict]:
     return out
 
 
+def floor_targets(sc: dict) -> list[dict]:
+    """Issue 17's targets against the floor filter: on non-streamed requests (scenarios 1 and 2),
+    Tollgate's Envoy CPU per request and its unloaded p50 at most 15 µs above the floor's; on
+    streams (3 and 4), its Envoy CPU at most 0.25 µs per event above the floor's."""
+    out = []
+    for sid in ("1-openai", "2-anthropic"):
+        if sid in sc:
+            o, n = sc[sid]["over_floor"], sid[0]
+            cpu = o["cpu_us_per_request"]
+            out.append({"what": f"scenario {n} Envoy CPU <= 15 µs/req over the floor", "met": cpu is not None and cpu <= 15,
+                        "measured": "-" if cpu is None else f"{cpu:+.1f} µs"})
+            out.append({"what": f"scenario {n} unloaded p50 <= 15 µs over the floor", "met": o["unloaded_p50_us"] <= 15,
+                        "measured": f"{o['unloaded_p50_us']:+.0f} µs"})
+    for sid in ("3-openai-stream", "4-anthropic-stream"):
+        if sid in sc:
+            o = sc[sid]["over_floor"]
+            ev = o.get("cpu_us_per_event")
+            out.append({"what": f"scenario {sid[0]} Envoy CPU <= 0.25 µs/event over the floor", "met": ev is not None and ev <= 0.25,
+                        "measured": "-" if ev is None else f"{ev:+.2f} µs/event ({o['cpu_us_per_request']:+.0f} µs over {o['events_per_response']:.0f} events)"})
+    return out
+
+
 def exit_status(budget_list: list[dict], strict: bool) -> int:
     """0, or 1 when `strict` and a budget was missed (each miss is printed)."""
     missed = [b for b in budget_list if not b["met"]]
@@ -447,9 +549,9 @@ def exit_status(budget_list: list[dict], strict: bool) -> int:
 
 
 def main() -> int:
-    for p in (WASM, BACKEND_BIN, LOADGEN, KEYBENCH, REPORT_BIN):
+    for p in (WASM, NOOP_WASM, FLOOR_WASM, BACKEND_BIN, LOADGEN, KEYBENCH, REPORT_BIN):
         if not p.exists():
-            print(f"{p} is missing: run `make build` (and build tools/bench)", file=sys.stderr)
+            print(f"{p} is missing: run `make bench` (it builds tools/bench and the noop and floor filters)", file=sys.stderr)
             return 1
     t_start = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
