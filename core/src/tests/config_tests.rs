@@ -145,3 +145,105 @@ fn account_metrics_is_opt_in() {
     let on = demo_json().replacen('{', r#"{"account_metrics": true,"#, 1);
     assert!(Config::parse(on.as_bytes()).unwrap().account_metrics);
 }
+
+/// A `Read` handing out at most `piece` bytes a call, as the filter reads the host's buffer.
+struct Pieces<'a> {
+    text: &'a [u8],
+    piece: usize,
+}
+
+impl std::io::Read for Pieces<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.piece).min(self.text.len());
+        let (head, rest) = self.text.split_at(n);
+        buf[..n].copy_from_slice(head);
+        self.text = rest;
+        Ok(n)
+    }
+}
+
+fn keys_json(keys: &[(&str, &str, &str)]) -> String {
+    let list: Vec<String> = keys
+        .iter()
+        .map(|(id, key, account)| {
+            let sha = if key.len() == 64 || key.starts_with('!') { key.trim_start_matches('!').to_string() } else { keys::to_hex(&keys::sha256(key.as_bytes())) };
+            format!(r#"{{"id":"{id}","sha256":"{sha}","account":"{account}"}}"#)
+        })
+        .collect();
+    format!(r#"{{"accounts":[{{"id":"a"}},{{"id":"b"}}],"keys":[{}]}}"#, list.join(","))
+}
+
+#[test]
+fn keys_may_come_before_the_accounts_and_defaults_they_use() {
+    let h = |k: &str| keys::to_hex(&keys::sha256(k.as_bytes()));
+    let j = format!(
+        r#"{{"keys":[{{"id":"k1","sha256":"{}","account":"b"}},{{"id":"k2","sha256":"{}","account":"a","sandbox_daily_quota":3}},
+            {{"id":"k3","sha256":"{}","account":"b","spend_cap":2.5,"log_content":true}}],
+           "accounts":[{{"id":"a"}},{{"id":"b","status":"inactive"}}],
+           "defaults":{{"sandbox_daily_quota":7}}}}"#,
+        h("s1"),
+        h("s2"),
+        h("s3")
+    );
+    let c = Config::parse(j.as_bytes()).unwrap();
+    let got: Vec<_> = c.keys.iter().map(|k| (k.id.as_str(), k.account, k.sandbox_daily_quota, k.spend_cap, k.log_content)).collect();
+    assert_eq!(got, [("k1", 1, 7, None, false), ("k2", 0, 3, None, false), ("k3", 1, 7, Some(2.5), true)]);
+    for (i, s) in ["s1", "s2", "s3"].iter().enumerate() {
+        assert_eq!(c.key_table.lookup(&keys::sha256(s.as_bytes())), Some(i as u32));
+    }
+    assert_eq!(c.key_table.lookup(&keys::sha256(b"s4")), None);
+    assert_eq!(c.keys.capacity(), 3, "the reserved key arrays are trimmed to the keys read");
+}
+
+#[test]
+fn parse_reader_reads_any_pieces_to_the_same_config() {
+    let j = demo_json();
+    let whole = demo();
+    for piece in [1, 7, 4096] {
+        let c = Config::parse_reader(Pieces { text: j.as_bytes(), piece }, j.len()).unwrap();
+        assert_eq!(c.keys, whole.keys, "piece {piece}");
+        assert_eq!(c.accounts, whole.accounts);
+        assert_eq!(c.models.len(), 3);
+        assert_eq!(c.key_table.len(), 2);
+        assert_eq!(c.key_table.lookup(&keys::sha256(b"sk-inactive")), Some(1));
+    }
+    // The size is only a capacity bound: a wrong one changes nothing.
+    let c = Config::parse_reader(Pieces { text: j.as_bytes(), piece: 64 }, 0).unwrap();
+    assert_eq!(c.keys, whole.keys);
+    // Validation errors are the same words; syntax errors keep serde's position.
+    let bad = keys_json(&[("x", "s1", "a"), ("y", "s2", "zz")]);
+    let e = Config::parse_reader(Pieces { text: bad.as_bytes(), piece: 5 }, bad.len()).unwrap_err();
+    assert_eq!(e, "keys[1].account: no account 'zz' in 'accounts'");
+    assert_eq!(e, Config::parse(bad.as_bytes()).unwrap_err());
+    let e = Config::parse_reader(Pieces { text: b"{\"keys\": [}", piece: 3 }, 11).unwrap_err();
+    assert!(e.starts_with("configuration: ") && e.contains("line 1 column 11"), "{e}");
+}
+
+#[test]
+fn the_first_bad_key_is_named_as_a_key_by_key_check_would() {
+    let p = |keys: &[(&str, &str, &str)]| Config::parse(keys_json(keys).as_bytes()).unwrap_err();
+    let bad_sha = "!abc";
+    assert_eq!(p(&[("x", "s1", "a"), ("y", "s2", "zz"), ("z", bad_sha, "a")]), "keys[1].account: no account 'zz' in 'accounts'");
+    assert_eq!(
+        p(&[("x", "s1", "a"), ("y", bad_sha, "a"), ("z", "s3", "zz")]),
+        "keys[1].sha256: must be 64 hexadecimal characters (the SHA-256 of the key)"
+    );
+    // At one key: its sha256, then its account.
+    assert_eq!(p(&[("x", "s1", "a"), ("y", bad_sha, "zz")]), "keys[1].sha256: must be 64 hexadecimal characters (the SHA-256 of the key)");
+    // Two unknown accounts: the first key naming one.
+    assert_eq!(p(&[("x", "s1", "qq"), ("y", "s2", "zz"), ("z", "s3", "qq")]), "keys[0].account: no account 'qq' in 'accounts'");
+    assert_eq!(p(&[("x", "s1", "a"), ("y", "s2", "zz"), ("z", "s3", "qq")]), "keys[1].account: no account 'zz' in 'accounts'");
+    // At one key: its account, then its spend cap.
+    let j = keys_json(&[("x", "s1", "zz")]).replace(r#""account":"zz""#, r#""account":"zz","spend_cap":-1"#);
+    assert_eq!(Config::parse(j.as_bytes()).unwrap_err(), "keys[0].account: no account 'zz' in 'accounts'");
+    let j = keys_json(&[("x", "s1", "a"), ("y", "s2", "zz")]).replace(r#""account":"a""#, r#""account":"a","spend_cap":-1"#);
+    assert_eq!(Config::parse(j.as_bytes()).unwrap_err(), "keys[0].spend_cap: must be a non-negative number");
+    // Ids: an empty one or a repeated one, whichever comes first.
+    assert_eq!(p(&[("a", "s1", "a"), ("", "s2", "a"), ("a", "s3", "a")]), "keys[1].id: must not be empty");
+    assert_eq!(p(&[("a", "s1", "a"), ("a", "s2", "a"), ("", "s3", "a")]), "keys[1].id: duplicate id 'a' (the same as keys[0])");
+    assert_eq!(
+        p(&[("b", "s1", "a"), ("a", "s2", "a"), ("c", "s3", "a"), ("a", "s4", "a"), ("b", "s5", "a"), ("a", "s6", "a")]),
+        "keys[3].id: duplicate id 'a' (the same as keys[1])"
+    );
+    assert_eq!(p(&[("", "s1", "a"), ("", "s2", "a")]), "keys[0].id: must not be empty");
+}
