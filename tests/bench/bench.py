@@ -184,6 +184,22 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+def wasm_vm_mb(pid: int) -> list[float]:
+    """Resident MB of each wasm VM's linear memory in Envoy `pid`. V8 reserves a wasm memory as
+    one large mapping (GiBs, inaccessible) and makes its first pages accessible as the memory
+    grows, which splits off the accessible part as the mapping just before it: that part's Rss
+    is the VM's memory. Envoy's own heap (which holds the configuration text too) is not in it."""
+    vmas = []
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        parts = line.split()
+        if parts and "-" in parts[0] and len(parts) >= 5 and not parts[0].endswith(":"):
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            vmas.append([lo, hi, 0])
+        elif parts and parts[0] == "Rss:" and vmas:
+            vmas[-1][2] = int(parts[1])
+    return [prev[2] / 1024 for prev, cur in zip(vmas, vmas[1:]) if cur[1] - cur[0] >= 1 << 32 and prev[1] == cur[0]]
+
+
 # ---------------------------------------------------------------- scenarios
 
 OPENAI_BODY = {"model": "qai-flash", "max_tokens": 64,
@@ -329,31 +345,42 @@ def run_scenarios(tmp: Path, backend_port: int) -> list[dict]:
 def run_keys(tmp: Path, backend_port: int) -> list[dict]:
     """Envoy with Tollgate and N extra keys, at 1 and 2 workers: time to ready and RSS. Each worker
     adds one VM (the main thread has one too), so RSS(2 workers) - RSS(1 worker) is one VM's cost;
-    the same difference with no extra keys is subtracted to leave what the keys add per VM."""
+    the same difference with no extra keys is subtracted to leave what the keys add per VM.
+    That difference moves with Envoy's own heap (a million keys are 1 GB of it while Envoy reads
+    the configuration), so each VM's memory is also read directly (`wasm_vm_mb`).
+    Envoy itself reads the configuration text first (the bootstrap JSON, then protobuf): the same
+    configuration under the noop filter, which never reads it, measures that part; Tollgate's own
+    part of the ready time is the difference."""
     out = []
     base = None
     for n in [0, *KEY_COUNTS]:
         row = {"keys": n}
-        for w in (1, 2):
+        for label, wasm, workers in (("w1", None, 1), ("w2", None, 2), ("noop_w1", NOOP_WASM, 1)):
             gw, admin = free_port(), free_port()
             doc = tollgate_doc(gw, admin, backend_port, extra_keys=n)
+            if wasm is not None:
+                _wasm_filter(doc)["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = str(wasm)
             cfg_bytes = len(_wasm_filter(doc)["typed_config"]["config"]["configuration"]["value"])
             try:
-                p, ready_s = start_envoy(doc, tmp, f"keys-{n}-{w}", workers=w, timeout=300)
+                p, ready_s = start_envoy(doc, tmp, f"keys-{n}-{label}", workers=workers, timeout=300)
             except RuntimeError as e:
-                row[f"w{w}"] = {"error": str(e)[-500:]}
+                row[label] = {"error": str(e)[-500:]}
                 continue
             try:
                 time.sleep(0.5)
                 ok = subprocess.run([str(LOADGEN), "--url", f"http://127.0.0.1:{gw}/v1/models", "-H",
                                      f"authorization: Bearer {GOOD_KEY}", "--concurrency", "1", "--duration", "0.2",
                                      "--warmup", "0"], capture_output=True, text=True).returncode == 0
-                row[f"w{w}"] = {"ready_s": ready_s, "rss_mb": rss_kb(p.pid) / 1024, "serves": ok}
+                row[label] = {"ready_s": ready_s, "rss_mb": rss_kb(p.pid) / 1024, "serves": ok, "wasm_vms_mb": wasm_vm_mb(p.pid)}
             finally:
                 p.stop()
             row["config_mb"] = cfg_bytes / 1e6
         if "rss_mb" in row.get("w1", {}) and "rss_mb" in row.get("w2", {}):
             row["vm_mb"] = row["w2"]["rss_mb"] - row["w1"]["rss_mb"]
+        if row.get("w1", {}).get("wasm_vms_mb"):
+            row["vm_resident_mb"] = max(row["w1"]["wasm_vms_mb"])
+        if "ready_s" in row.get("w1", {}) and "ready_s" in row.get("noop_w1", {}):
+            row["tollgate_ready_s"] = row["w1"]["ready_s"] - row["noop_w1"]["ready_s"]
         if n == 0:
             base = row
         elif base and "vm_mb" in row and "vm_mb" in base:
@@ -453,16 +480,18 @@ def fmt_table(report: dict) -> str:
                      f"{p['p50_us']:.0f}/{p['p99_us']:.0f} / {t['p50_us']:.0f}/{t['p99_us']:.0f} |")
     if report.get("keys"):
         lines.append("")
-        lines.append("| keys | config size | Envoy ready (1 worker) | added load time | RSS 1 / 2 workers | added per VM |")
-        lines.append("|---:|---:|---:|---:|---:|---:|")
+        lines.append("| keys | config size | ready (1 worker): Tollgate / noop, same config | Tollgate's part (over noop) | added load time (over 0 keys) | RSS 1 / 2 workers | added per VM (RSS) | wasm VM resident |")
+        lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
         for k in report["keys"]:
             w1, w2 = k.get("w1", {}), k.get("w2", {})
-            if "error" in w1 or "error" in w2:
-                lines.append(f"| {k['keys']} | {k.get('config_mb', 0):.1f} MB | failed: {(w1.get('error') or w2.get('error'))[:80]} | | | |")
+            nw = k.get("noop_w1", {})
+            if "error" in w1 or "error" in w2 or "error" in nw:
+                lines.append(f"| {k['keys']} | {k.get('config_mb', 0):.1f} MB | failed: {(w1.get('error') or w2.get('error') or nw.get('error'))[:80]} | | | | | |")
                 continue
-            lines.append(f"| {k['keys']} | {k['config_mb']:.1f} MB | {w1['ready_s']:.2f} s | "
+            lines.append(f"| {k['keys']} | {k['config_mb']:.1f} MB | {w1['ready_s']:.2f} / {nw['ready_s']:.2f} s | "
+                         f"{k.get('tollgate_ready_s', 0):+.2f} s | "
                          f"{k.get('added_ready_s', 0):+.2f} s | {w1['rss_mb']:.0f} / {w2['rss_mb']:.0f} MB | "
-                         f"{k.get('added_per_vm_mb', 0):+.1f} MB |")
+                         f"{k.get('added_per_vm_mb', 0):+.1f} MB | {k.get('vm_resident_mb', float('nan')):.1f} MB |")
     if report.get("native"):
         lines.append("")
         lines.append("| keys (native, one VM's work) | Config::parse | heap after | peak heap in parse | lookup hit | lookup miss | sha256 + lookup |")
@@ -500,14 +529,7 @@ def budgets(report: dict) -> list[dict]:
             out.append({"what": f"scenario {sid[0]} chunks/s >= 70% of plain", "met": r["throughput_ratio"] >= 0.7,
                         "measured": f"{r['throughput_ratio'] * 100:.0f}%"})
     out += floor_targets(sc)
-    for k in report.get("keys", []):
-        if k["keys"] == 100_000 and "added_per_vm_mb" in k:
-            out.append({"what": "100k keys load < 1 s", "met": k["added_ready_s"] < 1, "measured": f"{k['added_ready_s']:+.2f} s"})
-            out.append({"what": "100k keys add < 64 MB per VM", "met": k["added_per_vm_mb"] < 64,
-                        "measured": f"{k['added_per_vm_mb']:+.1f} MB"})
-        if k["keys"] == 1_000_000:
-            ok = all(k.get(w, {}).get("serves") for w in ("w1", "w2"))
-            out.append({"what": "1M keys work", "met": ok, "measured": "serves" if ok else "fails"})
+    out += key_targets(report.get("keys", []))
     rep = report.get("report")
     if rep and rep["records"] >= 1_000_000:
         worst = max(r["seconds"] for r in rep["runs"])
@@ -515,6 +537,37 @@ def budgets(report: dict) -> list[dict]:
         out.append({"what": "usage report over 1M records < 10 s", "met": worst < 10, "measured": f"{worst:.2f} s"})
         out.append({"what": "usage report peak RSS < 64 MB", "met": rss < 64, "measured": f"{rss:.1f} MB"})
     out.append({"what": ".wasm < 1 MB", "met": report["wasm_bytes"] < 1_000_000, "measured": f"{report['wasm_bytes']} bytes"})
+    return out
+
+
+def key_targets(rows: list[dict]) -> list[dict]:
+    """Issue 17's key targets: 100k keys ready in < 0.5 s; 1M keys ready in < 3 s and < 100 MB
+    per VM. The ready time is Tollgate's part: its Envoy's time to ready minus that of Envoy with
+    the same configuration under the noop filter (Envoy's own reading of the configuration text);
+    the total over an Envoy with no keys is printed beside it."""
+    out = []
+    for k in rows:
+        n = k["keys"]
+        if n not in (100_000, 1_000_000):
+            continue
+        name, limit = ("100k", 0.5) if n == 100_000 else ("1M", 3.0)
+        part = k.get("tollgate_ready_s")
+        out.append({"what": f"{name} keys ready < {limit} s (Tollgate's part, over the noop filter with the same configuration)",
+                    "met": part is not None and part < limit,
+                    "measured": "failed" if part is None else
+                    f"{part:+.2f} s (Envoy with Tollgate {k['w1']['ready_s']:.2f} s, with noop {k['noop_w1']['ready_s']:.2f} s, "
+                    f"over no keys {k.get('added_ready_s', float('nan')):+.2f} s)"})
+        vm = k.get("added_per_vm_mb")
+        if n == 1_000_000:
+            res = k.get("vm_resident_mb")
+            out.append({"what": "1M keys < 100 MB per VM (the wasm VM's resident memory)", "met": res is not None and res < 100,
+                        "measured": "failed" if res is None else
+                        f"{res:.1f} MB (RSS with 2 workers minus 1, over no keys: {vm if vm is not None else float('nan'):+.1f} MB)"})
+        else:
+            out.append({"what": "100k keys add < 64 MB per VM", "met": vm is not None and vm < 64,
+                        "measured": "failed" if vm is None else f"{vm:+.1f} MB"})
+        ok = all(k.get(w, {}).get("serves") for w in ("w1", "w2"))
+        out.append({"what": f"{name} keys work", "met": ok, "measured": "serves" if ok else "fails"})
     return out
 
 
