@@ -303,6 +303,12 @@ fn describe_error(json: &[u8], e: &serde_json::Error) -> String {
         return format!("configuration: {e}");
     }
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(json) else { return format!("configuration: {e}") };
+    locate_error(&v).unwrap_or_else(|| format!("configuration: {e}"))
+}
+
+/// The first wrong field of a configuration that is valid JSON, named by its path; None when
+/// every section deserializes (the error, if any, is one of `compile`'s).
+fn locate_error(v: &serde_json::Value) -> Option<String> {
     fn first_bad<'a, T: Deserialize<'a>>(path: &str, v: Option<&'a serde_json::Value>) -> Option<(String, String)> {
         match v? {
             serde_json::Value::Array(items) => items
@@ -329,12 +335,9 @@ fn describe_error(json: &[u8], e: &serde_json::Error) -> String {
         .or_else(|| first_bad::<RawAccount>("accounts", field("accounts")))
         .or_else(|| first_bad::<RawKey>("keys", field("keys")));
     match located {
-        Some((path, msg)) => format!("configuration: {path}: {msg}"),
+        Some((path, msg)) => Some(format!("configuration: {path}: {msg}")),
         // A top-level field: serde's message names it; the position adds nothing.
-        None => match RawConfig::deserialize(&v) {
-            Err(e) => format!("configuration: {e}"),
-            Ok(_) => format!("configuration: {e}"),
-        },
+        None => RawConfig::deserialize(v).err().map(|e| format!("configuration: {e}")),
     }
 }
 
@@ -349,14 +352,21 @@ impl Config {
 
     /// `parse` of a configuration read in pieces from `r` (`len` bytes in all, a bound used only
     /// to size the key table), so that its text is never whole in memory: a million keys are
-    /// 120 MB of JSON. The result is the same; an error is serde's (with its line and column)
-    /// where `parse` names the field's path, so a caller wanting that re-reads the text and
-    /// calls `parse` on the error path.
-    pub fn parse_reader<R: Read>(r: R, len: usize) -> Result<Config, String> {
+    /// 120 MB of JSON. The result is the same; a wrong field's error is serde's (with a line and
+    /// column) where `parse` names the field's path: `explain` gives that from the text, on the
+    /// error path. (`dyn Read`: one copy of the deserializer in the wasm, whatever the reader.)
+    pub fn parse_reader(r: &mut dyn Read, len: usize) -> Result<Config, String> {
         KEY_CAPACITY.with(|c| c.set(key_capacity(len)));
         let raw = serde_json::from_reader::<_, RawConfig>(std::io::BufReader::with_capacity(64 * 1024, r));
         KEY_CAPACITY.with(|c| c.set(0));
         compile(raw.map_err(|e| format!("configuration: {e}"))?)
+    }
+
+    /// What `parse` would say of the configuration `json` that `parse_reader` refused for a wrong
+    /// field: the field's path and serde's message. None for invalid JSON (`parse_reader`'s
+    /// message, with its position, is `parse`'s) or when the error is not a field's.
+    pub fn explain(json: &[u8]) -> Option<String> {
+        locate_error(&serde_json::from_slice::<serde_json::Value>(json).ok()?)
     }
 
     pub fn model(&self, name: &str) -> Option<&Model> {

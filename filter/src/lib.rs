@@ -198,11 +198,11 @@ impl RootContext for Root {
         // Read in pieces, never whole: the VM's memory never shrinks, and a million keys are
         // 120 MB of text. Only an invalid configuration is read whole, for `parse`'s message.
         let parsed = if size == 0 {
-            Config::parse(b"{}")
+            Config::parse_reader(&mut &b"{}"[..], 2)
         } else {
-            Config::parse_reader(HostConfig { offset: 0, len: size }, size).map_err(|e| {
+            Config::parse_reader(&mut HostConfig { offset: 0, len: size }, size).map_err(|e| {
                 match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
-                    Ok(Some(bytes)) => Config::parse(&bytes).err().unwrap_or(e),
+                    Ok(Some(bytes)) => Config::explain(&bytes).unwrap_or(e),
                     Ok(None) => e,
                     Err(read) => format!("cannot read the plugin configuration: {read:?}"),
                 }

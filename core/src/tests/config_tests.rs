@@ -200,7 +200,7 @@ fn parse_reader_reads_any_pieces_to_the_same_config() {
     let j = demo_json();
     let whole = demo();
     for piece in [1, 7, 4096] {
-        let c = Config::parse_reader(Pieces { text: j.as_bytes(), piece }, j.len()).unwrap();
+        let c = Config::parse_reader(&mut Pieces { text: j.as_bytes(), piece }, j.len()).unwrap();
         assert_eq!(c.keys, whole.keys, "piece {piece}");
         assert_eq!(c.accounts, whole.accounts);
         assert_eq!(c.models.len(), 3);
@@ -208,14 +208,14 @@ fn parse_reader_reads_any_pieces_to_the_same_config() {
         assert_eq!(c.key_table.lookup(&keys::sha256(b"sk-inactive")), Some(1));
     }
     // The size is only a capacity bound: a wrong one changes nothing.
-    let c = Config::parse_reader(Pieces { text: j.as_bytes(), piece: 64 }, 0).unwrap();
+    let c = Config::parse_reader(&mut Pieces { text: j.as_bytes(), piece: 64 }, 0).unwrap();
     assert_eq!(c.keys, whole.keys);
     // Validation errors are the same words; syntax errors keep serde's position.
     let bad = keys_json(&[("x", "s1", "a"), ("y", "s2", "zz")]);
-    let e = Config::parse_reader(Pieces { text: bad.as_bytes(), piece: 5 }, bad.len()).unwrap_err();
+    let e = Config::parse_reader(&mut Pieces { text: bad.as_bytes(), piece: 5 }, bad.len()).unwrap_err();
     assert_eq!(e, "keys[1].account: no account 'zz' in 'accounts'");
     assert_eq!(e, Config::parse(bad.as_bytes()).unwrap_err());
-    let e = Config::parse_reader(Pieces { text: b"{\"keys\": [}", piece: 3 }, 11).unwrap_err();
+    let e = Config::parse_reader(&mut Pieces { text: b"{\"keys\": [}", piece: 3 }, 11).unwrap_err();
     assert!(e.starts_with("configuration: ") && e.contains("line 1 column 11"), "{e}");
 }
 
@@ -246,4 +246,22 @@ fn the_first_bad_key_is_named_as_a_key_by_key_check_would() {
         "keys[3].id: duplicate id 'a' (the same as keys[1])"
     );
     assert_eq!(p(&[("", "s1", "a"), ("", "s2", "a")]), "keys[0].id: must not be empty");
+}
+
+#[test]
+fn explain_names_the_wrong_field_as_parse_does() {
+    let bad = br#"{"clusters":[{"name":"c"}],"models":[{"id":"m","type":"text","cluster":"c","prise":{}}]}"#;
+    let from_reader = Config::parse_reader(&mut Pieces { text: bad, piece: 16 }, bad.len()).unwrap_err();
+    assert!(from_reader.contains("unknown field `prise`") && from_reader.contains("line 1 column"), "{from_reader}");
+    assert_eq!(Config::explain(bad).as_deref(), Some("configuration: models[0]: unknown field `prise`, expected one of `id`, `type`, `cluster`, `upstream_model`, `price`, `sandbox`, `default_max_tokens`, `owned_by`, `sizes`, `max_seconds`, `task`"));
+    assert_eq!(Config::explain(bad), Config::parse(bad).err());
+    let top = br#"{"modles":[]}"#;
+    assert_eq!(Config::explain(top), Config::parse(top).err());
+    // Invalid JSON: the reader's message (its position included) is parse's.
+    let syntax = br#"{"keys": [}"#;
+    assert_eq!(Config::explain(syntax), None);
+    assert_eq!(Config::parse_reader(&mut Pieces { text: syntax, piece: 4 }, syntax.len()).err(), Config::parse(syntax).err());
+    // A validation error is not a field's: the reader's message is already parse's.
+    let unknown_account = keys_json(&[("x", "s1", "zz")]);
+    assert_eq!(Config::explain(unknown_account.as_bytes()), None);
 }

@@ -89,7 +89,7 @@ fn main() {
         let before_reader = LIVE.load(Relaxed);
         PEAK.store(before_reader, Relaxed);
         let t0 = Instant::now();
-        let from_reader = Config::parse_reader(Pieces { text: json.as_bytes(), piece: 64 * 1024 }, json.len());
+        let from_reader = Config::parse_reader(&mut Pieces { text: json.as_bytes(), piece: 64 * 1024 }, json.len());
         let parse_reader = t0.elapsed();
         let reader_peak = PEAK.load(Relaxed) - before_reader;
         match from_reader {
