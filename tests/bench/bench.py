@@ -350,7 +350,8 @@ def run_keys(tmp: Path, backend_port: int) -> list[dict]:
     the configuration), so each VM's memory is also read directly (`wasm_vm_mb`).
     Envoy itself reads the configuration text first (the bootstrap JSON, then protobuf): the same
     configuration under the noop filter, which never reads it, measures that part; Tollgate's own
-    part of the ready time is the difference."""
+    part of the ready time is the difference, and the keys' part that difference less the same
+    with no keys (Tollgate's larger module takes longer to compile)."""
     out = []
     base = None
     for n in [0, *KEY_COUNTS]:
@@ -386,6 +387,10 @@ def run_keys(tmp: Path, backend_port: int) -> list[dict]:
         elif base and "vm_mb" in row and "vm_mb" in base:
             row["added_per_vm_mb"] = row["vm_mb"] - base["vm_mb"]
             row["added_ready_s"] = row["w1"]["ready_s"] - base["w1"]["ready_s"]
+        if n and base and "tollgate_ready_s" in row and "tollgate_ready_s" in base:
+            # What the keys cost Tollgate: its part with N keys less its part with none (compiling
+            # its larger module, its start).
+            row["keys_ready_s"] = row["tollgate_ready_s"] - base["tollgate_ready_s"]
         out.append(row)
         print(f"  {n} keys: {json.dumps(row)}", flush=True)
     return out
@@ -480,16 +485,16 @@ def fmt_table(report: dict) -> str:
                      f"{p['p50_us']:.0f}/{p['p99_us']:.0f} / {t['p50_us']:.0f}/{t['p99_us']:.0f} |")
     if report.get("keys"):
         lines.append("")
-        lines.append("| keys | config size | ready (1 worker): Tollgate / noop, same config | Tollgate's part (over noop) | added load time (over 0 keys) | RSS 1 / 2 workers | added per VM (RSS) | wasm VM resident |")
-        lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        lines.append("| keys | config size | ready (1 worker): Tollgate / noop, same config | Tollgate's part (over noop) | the keys' part (over 0 keys) | added load time (over 0 keys) | RSS 1 / 2 workers | added per VM (RSS) | wasm VM resident |")
+        lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for k in report["keys"]:
             w1, w2 = k.get("w1", {}), k.get("w2", {})
             nw = k.get("noop_w1", {})
             if "error" in w1 or "error" in w2 or "error" in nw:
-                lines.append(f"| {k['keys']} | {k.get('config_mb', 0):.1f} MB | failed: {(w1.get('error') or w2.get('error') or nw.get('error'))[:80]} | | | | | |")
+                lines.append(f"| {k['keys']} | {k.get('config_mb', 0):.1f} MB | failed: {(w1.get('error') or w2.get('error') or nw.get('error'))[:80]} | | | | | | |")
                 continue
             lines.append(f"| {k['keys']} | {k['config_mb']:.1f} MB | {w1['ready_s']:.2f} / {nw['ready_s']:.2f} s | "
-                         f"{k.get('tollgate_ready_s', 0):+.2f} s | "
+                         f"{k.get('tollgate_ready_s', 0):+.2f} s | {k.get('keys_ready_s', 0):+.2f} s | "
                          f"{k.get('added_ready_s', 0):+.2f} s | {w1['rss_mb']:.0f} / {w2['rss_mb']:.0f} MB | "
                          f"{k.get('added_per_vm_mb', 0):+.1f} MB | {k.get('vm_resident_mb', float('nan')):.1f} MB |")
     if report.get("native"):
@@ -542,17 +547,17 @@ def budgets(report: dict) -> list[dict]:
 
 def key_targets(rows: list[dict]) -> list[dict]:
     """Issue 17's key targets: 100k keys ready in < 0.5 s; 1M keys ready in < 3 s and < 100 MB
-    per VM. The ready time is Tollgate's part: its Envoy's time to ready minus that of Envoy with
-    the same configuration under the noop filter (Envoy's own reading of the configuration text);
-    the total over an Envoy with no keys is printed beside it."""
+    per VM. The ready time is the keys' part in Tollgate (`run_keys`): Envoy's own reading of the
+    configuration text (measured under the noop filter) and Tollgate's start with no keys are
+    not in it; the totals are printed beside it."""
     out = []
     for k in rows:
         n = k["keys"]
         if n not in (100_000, 1_000_000):
             continue
         name, limit = ("100k", 0.5) if n == 100_000 else ("1M", 3.0)
-        part = k.get("tollgate_ready_s")
-        out.append({"what": f"{name} keys ready < {limit} s (Tollgate's part, over the noop filter with the same configuration)",
+        part = k.get("keys_ready_s")
+        out.append({"what": f"{name} keys ready < {limit} s (the keys' part in Tollgate: over the noop filter with the same configuration, less Tollgate's with no keys)",
                     "met": part is not None and part < limit,
                     "measured": "failed" if part is None else
                     f"{part:+.2f} s (Envoy with Tollgate {k['w1']['ready_s']:.2f} s, with noop {k['noop_w1']['ready_s']:.2f} s, "
