@@ -5,7 +5,6 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::io::Read;
 
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -13,6 +12,8 @@ use serde::{Deserialize, Deserializer};
 use crate::dialect::Dialect;
 use crate::keys::{self, Hash, KeyTable};
 use crate::routing::{AudioTask, Model, ModelType, Price};
+
+pub mod pieces;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -148,46 +149,60 @@ impl<'de> Visitor<'de> for KeysVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawKeys, A::Error> {
-        let cap = KEY_CAPACITY.with(Cell::get).max(seq.size_hint().unwrap_or(0));
-        let mut out = RawKeys { records: Vec::with_capacity(cap), table: Vec::with_capacity(cap), ..RawKeys::default() };
+        let mut out = RawKeys::with_capacity(KEY_CAPACITY.with(Cell::get).max(seq.size_hint().unwrap_or(0)));
         while let Some(k) = seq.next_element::<RawKey>()? {
-            let i = out.records.len();
-            let Ok(idx) = u32::try_from(i) else {
-                return Err(serde::de::Error::custom("keys: too many keys"));
-            };
-            let hash = keys::from_hex(&k.sha256);
-            if out.invalid.is_none() {
-                if hash.is_none() {
-                    out.invalid = Some((i, 0, format!("keys[{i}].sha256: must be 64 hexadecimal characters (the SHA-256 of the key)")));
-                } else if k.spend_cap.is_some() {
-                    if let Err(e) = check_cap(k.spend_cap, &format!("keys[{i}]")) {
-                        out.invalid = Some((i, 2, e));
-                    }
-                }
-            }
-            let next = out.account_ids.len();
-            let account = match out.account_ids.get(k.account.as_ref()) {
-                Some(&(a, _)) => a,
-                None => {
-                    out.account_ids.insert(k.account.into_owned(), (next, i));
-                    next
-                }
-            };
-            if k.sandbox_daily_quota.is_some() {
-                out.own_quota.push(idx);
-            }
-            out.table.push((hash.unwrap_or_default(), idx));
-            out.records.push(KeyRecord {
-                id: k.id,
-                account,
-                spend_cap: k.spend_cap,
-                sandbox_daily_quota: k.sandbox_daily_quota.unwrap_or(0),
-                log_content: k.log_content,
-            });
+            out.push(k).map_err(serde::de::Error::custom)?;
         }
-        out.records.shrink_to_fit();
-        out.table.shrink_to_fit();
+        out.finish();
         Ok(out)
+    }
+}
+
+impl RawKeys {
+    fn with_capacity(cap: usize) -> RawKeys {
+        RawKeys { records: Vec::with_capacity(cap), table: Vec::with_capacity(cap), ..RawKeys::default() }
+    }
+
+    /// Adds the next key of the list.
+    fn push(&mut self, k: RawKey) -> Result<(), &'static str> {
+        let i = self.records.len();
+        let idx = u32::try_from(i).map_err(|_| "keys: too many keys")?;
+        let hash = keys::from_hex(&k.sha256);
+        if self.invalid.is_none() {
+            if hash.is_none() {
+                self.invalid = Some((i, 0, format!("keys[{i}].sha256: must be 64 hexadecimal characters (the SHA-256 of the key)")));
+            } else if k.spend_cap.is_some() {
+                if let Err(e) = check_cap(k.spend_cap, &format!("keys[{i}]")) {
+                    self.invalid = Some((i, 2, e));
+                }
+            }
+        }
+        let next = self.account_ids.len();
+        let account = match self.account_ids.get(k.account.as_ref()) {
+            Some(&(a, _)) => a,
+            None => {
+                self.account_ids.insert(k.account.into_owned(), (next, i));
+                next
+            }
+        };
+        if k.sandbox_daily_quota.is_some() {
+            self.own_quota.push(idx);
+        }
+        self.table.push((hash.unwrap_or_default(), idx));
+        self.records.push(KeyRecord {
+            id: k.id,
+            account,
+            spend_cap: k.spend_cap,
+            sandbox_daily_quota: k.sandbox_daily_quota.unwrap_or(0),
+            log_content: k.log_content,
+        });
+        Ok(())
+    }
+
+    /// Gives back the capacity reserved beyond the keys read (in place: nothing is copied).
+    fn finish(&mut self) {
+        self.records.shrink_to_fit();
+        self.table.shrink_to_fit();
     }
 }
 
@@ -348,25 +363,6 @@ impl Config {
         let raw = serde_json::from_slice::<RawConfig>(json);
         KEY_CAPACITY.with(|c| c.set(0));
         compile(raw.map_err(|e| describe_error(json, &e))?)
-    }
-
-    /// `parse` of a configuration read in pieces from `r` (`len` bytes in all, a bound used only
-    /// to size the key table), so that its text is never whole in memory: a million keys are
-    /// 120 MB of JSON. The result is the same; a wrong field's error is serde's (with a line and
-    /// column) where `parse` names the field's path: `explain` gives that from the text, on the
-    /// error path. (`dyn Read`: one copy of the deserializer in the wasm, whatever the reader.)
-    pub fn parse_reader(r: &mut dyn Read, len: usize) -> Result<Config, String> {
-        KEY_CAPACITY.with(|c| c.set(key_capacity(len)));
-        let raw = serde_json::from_reader::<_, RawConfig>(std::io::BufReader::with_capacity(64 * 1024, r));
-        KEY_CAPACITY.with(|c| c.set(0));
-        compile(raw.map_err(|e| format!("configuration: {e}"))?)
-    }
-
-    /// What `parse` would say of the configuration `json` that `parse_reader` refused for a wrong
-    /// field: the field's path and serde's message. None for invalid JSON (`parse_reader`'s
-    /// message, with its position, is `parse`'s) or when the error is not a field's.
-    pub fn explain(json: &[u8]) -> Option<String> {
-        locate_error(&serde_json::from_slice::<serde_json::Value>(json).ok()?)
     }
 
     pub fn model(&self, name: &str) -> Option<&Model> {

@@ -166,47 +166,20 @@ impl Metrics {
 
 impl Context for Root {}
 
-/// The plugin configuration, read from the host a piece at a time.
-struct HostConfig {
-    offset: usize,
-    len: usize,
-}
-
-impl std::io::Read for HostConfig {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let want = buf.len().min(self.len.saturating_sub(self.offset));
-        if want == 0 {
-            return Ok(0);
-        }
-        match hostcalls::get_buffer(BufferType::PluginConfiguration, self.offset, want) {
-            Ok(Some(piece)) => {
-                let n = piece.len().min(want);
-                if let (Some(to), Some(from)) = (buf.get_mut(..n), piece.get(..n)) {
-                    to.copy_from_slice(from);
-                }
-                self.offset += n;
-                Ok(n)
-            }
-            Ok(None) => Ok(0),
-            Err(e) => Err(std::io::Error::other(format!("cannot read the plugin configuration: {e:?}"))),
-        }
-    }
-}
-
 impl RootContext for Root {
     fn on_configure(&mut self, size: usize) -> bool {
         // Read in pieces, never whole: the VM's memory never shrinks, and a million keys are
-        // 120 MB of text. Only an invalid configuration is read whole, for `parse`'s message.
+        // 120 MB of text (`Config::parse_pieces`).
         let parsed = if size == 0 {
-            Config::parse_reader(&mut &b"{}"[..], 2)
+            Config::parse(b"{}")
         } else {
-            Config::parse_reader(&mut HostConfig { offset: 0, len: size }, size).map_err(|e| {
-                match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
-                    Ok(Some(bytes)) => Config::explain(&bytes).unwrap_or(e),
-                    Ok(None) => e,
-                    Err(read) => format!("cannot read the plugin configuration: {read:?}"),
-                }
-            })
+            Config::parse_pieces(
+                &mut |offset, max| match hostcalls::get_buffer(BufferType::PluginConfiguration, offset, max) {
+                    Ok(piece) => Ok(piece.unwrap_or_default()),
+                    Err(e) => Err(format!("cannot read the plugin configuration: {e:?}")),
+                },
+                size,
+            )
         };
         match parsed {
             Ok(cfg) => {

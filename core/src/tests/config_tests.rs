@@ -146,20 +146,20 @@ fn account_metrics_is_opt_in() {
     assert!(Config::parse(on.as_bytes()).unwrap().account_metrics);
 }
 
-/// A `Read` handing out at most `piece` bytes a call, as the filter reads the host's buffer.
-struct Pieces<'a> {
-    text: &'a [u8],
-    piece: usize,
-}
-
-impl std::io::Read for Pieces<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = buf.len().min(self.piece).min(self.text.len());
-        let (head, rest) = self.text.split_at(n);
-        buf[..n].copy_from_slice(head);
-        self.text = rest;
-        Ok(n)
-    }
+/// `Config::parse_pieces` over `text` read `piece` bytes at a time; also counts the reads and
+/// the largest one asked for.
+fn parse_in_pieces(text: &[u8], piece: usize) -> (Result<Config, String>, usize, usize) {
+    let (mut reads, mut largest) = (0, 0);
+    let got = Config::parse_pieces(
+        &mut |offset, max| {
+            reads += 1;
+            largest = largest.max(max);
+            let end = offset.saturating_add(max.min(piece)).min(text.len());
+            Ok(text.get(offset.min(end)..end).unwrap_or_default().to_vec())
+        },
+        text.len(),
+    );
+    (got, reads, largest)
 }
 
 fn keys_json(keys: &[(&str, &str, &str)]) -> String {
@@ -196,27 +196,61 @@ fn keys_may_come_before_the_accounts_and_defaults_they_use() {
 }
 
 #[test]
-fn parse_reader_reads_any_pieces_to_the_same_config() {
+fn parse_pieces_reads_any_pieces_to_the_same_config() {
     let j = demo_json();
     let whole = demo();
-    for piece in [1, 7, 4096] {
-        let c = Config::parse_reader(&mut Pieces { text: j.as_bytes(), piece }, j.len()).unwrap();
+    for piece in [1, 2, 7, 64, 4096] {
+        let (c, reads, largest) = parse_in_pieces(j.as_bytes(), piece);
+        let c = c.unwrap();
         assert_eq!(c.keys, whole.keys, "piece {piece}");
         assert_eq!(c.accounts, whole.accounts);
+        assert_eq!(c.clusters, whole.clusters);
         assert_eq!(c.models.len(), 3);
+        assert_eq!(c.model("qai-flash").unwrap().upstream_model, "flash-v1");
         assert_eq!(c.key_table.len(), 2);
         assert_eq!(c.key_table.lookup(&keys::sha256(b"sk-inactive")), Some(1));
+        // Never the whole text at once: pieces only, up to the end (one more read finds it).
+        assert_eq!(largest, pieces::PIECE, "piece {piece}");
+        assert_eq!(reads, j.len().div_ceil(piece) + 1, "piece {piece}");
     }
-    // The size is only a capacity bound: a wrong one changes nothing.
-    let c = Config::parse_reader(&mut Pieces { text: j.as_bytes(), piece: 64 }, 0).unwrap();
-    assert_eq!(c.keys, whole.keys);
-    // Validation errors are the same words; syntax errors keep serde's position.
-    let bad = keys_json(&[("x", "s1", "a"), ("y", "s2", "zz")]);
-    let e = Config::parse_reader(&mut Pieces { text: bad.as_bytes(), piece: 5 }, bad.len()).unwrap_err();
-    assert_eq!(e, "keys[1].account: no account 'zz' in 'accounts'");
-    assert_eq!(e, Config::parse(bad.as_bytes()).unwrap_err());
-    let e = Config::parse_reader(&mut Pieces { text: b"{\"keys\": [}", piece: 3 }, 11).unwrap_err();
-    assert!(e.starts_with("configuration: ") && e.contains("line 1 column 11"), "{e}");
+    // Every error is parse's: the text is then read whole and parsed as one.
+    let cases: Vec<Vec<u8>> = vec![
+        keys_json(&[("x", "s1", "a"), ("y", "s2", "zz")]).into_bytes(),
+        br#"{"keys": [}"#.to_vec(),
+        br#"{"keys": [{"id":"k","sha256":"00","account":"a","oops":1}]}"#.to_vec(),
+        br#"{"clusters":[{"name":"c"}],"models":[{"id":"m","type":"text","cluster":"c","prise":{}}]}"#.to_vec(),
+        br#"{"modles":[]}"#.to_vec(),
+        br#"{"keys":[],"keys":[]}"#.to_vec(),
+        br#"{"keys":[],"k\u0065ys":[]}"#.to_vec(),
+        br#"{"accounts":[],"accounts":[]}"#.to_vec(),
+        br#"{"keys":[]} x"#.to_vec(),
+        br#"{"keys":[],}"#.to_vec(),
+        br#"{"keys":[{"id":"k","sha256":"00","account":"a"},]}"#.to_vec(),
+        // Not an object: serde reads a struct from an array too (all defaults), and so does this.
+        br#"[]"#.to_vec(),
+        b"".to_vec(),
+        br#"{"max_body_bytes": 12x}"#.to_vec(),
+        br#"{"max_body_bytes": 12"#.to_vec(),
+    ];
+    for text in &cases {
+        let want = Config::parse(text).err();
+        assert!(want.is_some() || text == b"[]", "{}", String::from_utf8_lossy(text));
+        for piece in [1, 3, 4096] {
+            assert_eq!(parse_in_pieces(text, piece).0.err(), want, "{} / {piece}", String::from_utf8_lossy(text));
+        }
+    }
+    // What the splitting does not take apart still parses, whole: an escaped member name.
+    let escaped = demo_json().replacen("\"keys\"", "\"k\\u0065ys\"", 1);
+    assert_eq!(parse_in_pieces(escaped.as_bytes(), 5).0.unwrap().keys, whole.keys);
+    // Scalars at the very end, strings with escaped quotes and brackets, nested values.
+    let odd = br#"{"span_attributes":true,"clusters":[{"name":"c\"]}","headers":{"x-a":"[{\"}"}}],"max_body_bytes":77}"#;
+    for piece in [1, 2, 5] {
+        let (c, reads, _) = parse_in_pieces(odd, piece);
+        let c = c.unwrap();
+        assert_eq!(reads, odd.len().div_ceil(piece) + 1, "split in pieces, not read again whole");
+        assert_eq!((c.max_body_bytes, c.span_attributes, c.clusters[0].name.as_str()), (77, true, "c\"]}"));
+        assert_eq!(c.clusters[0].headers, [("x-a".to_string(), "[{\"}".to_string())]);
+    }
 }
 
 #[test]
@@ -246,22 +280,4 @@ fn the_first_bad_key_is_named_as_a_key_by_key_check_would() {
         "keys[3].id: duplicate id 'a' (the same as keys[1])"
     );
     assert_eq!(p(&[("", "s1", "a"), ("", "s2", "a")]), "keys[0].id: must not be empty");
-}
-
-#[test]
-fn explain_names_the_wrong_field_as_parse_does() {
-    let bad = br#"{"clusters":[{"name":"c"}],"models":[{"id":"m","type":"text","cluster":"c","prise":{}}]}"#;
-    let from_reader = Config::parse_reader(&mut Pieces { text: bad, piece: 16 }, bad.len()).unwrap_err();
-    assert!(from_reader.contains("unknown field `prise`") && from_reader.contains("line 1 column"), "{from_reader}");
-    assert_eq!(Config::explain(bad).as_deref(), Some("configuration: models[0]: unknown field `prise`, expected one of `id`, `type`, `cluster`, `upstream_model`, `price`, `sandbox`, `default_max_tokens`, `owned_by`, `sizes`, `max_seconds`, `task`"));
-    assert_eq!(Config::explain(bad), Config::parse(bad).err());
-    let top = br#"{"modles":[]}"#;
-    assert_eq!(Config::explain(top), Config::parse(top).err());
-    // Invalid JSON: the reader's message (its position included) is parse's.
-    let syntax = br#"{"keys": [}"#;
-    assert_eq!(Config::explain(syntax), None);
-    assert_eq!(Config::parse_reader(&mut Pieces { text: syntax, piece: 4 }, syntax.len()).err(), Config::parse(syntax).err());
-    // A validation error is not a field's: the reader's message is already parse's.
-    let unknown_account = keys_json(&[("x", "s1", "zz")]);
-    assert_eq!(Config::explain(unknown_account.as_bytes()), None);
 }
