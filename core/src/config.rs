@@ -159,8 +159,14 @@ impl<'de> Visitor<'de> for KeysVisitor {
 }
 
 impl RawKeys {
+    /// Reserves room for `cap` keys when it can (a size that cannot be had, from a wrong length,
+    /// is not an error: the arrays then grow as keys come).
     fn with_capacity(cap: usize) -> RawKeys {
-        RawKeys { records: Vec::with_capacity(cap), table: Vec::with_capacity(cap), ..RawKeys::default() }
+        let mut out = RawKeys::default();
+        if out.records.try_reserve_exact(cap).is_ok() {
+            let _ = out.table.try_reserve_exact(cap);
+        }
+        out
     }
 
     /// Adds the next key of the list.

@@ -281,3 +281,17 @@ fn the_first_bad_key_is_named_as_a_key_by_key_check_would() {
     );
     assert_eq!(p(&[("", "s1", "a"), ("", "s2", "a")]), "keys[0].id: must not be empty");
 }
+
+#[test]
+fn a_length_too_large_to_reserve_is_not_an_error() {
+    let j = demo_json();
+    let c = Config::parse_pieces(
+        &mut |offset, max| {
+            let end = offset.saturating_add(max).min(j.len());
+            Ok(j.as_bytes().get(offset.min(end)..end).unwrap_or_default().to_vec())
+        },
+        usize::MAX,
+    )
+    .unwrap();
+    assert_eq!(c.keys, demo().keys);
+}

@@ -70,20 +70,20 @@ fn main() {
         let heap = LIVE.load(Relaxed) - before;
         let peak = PEAK.load(Relaxed) - before;
         // The same configuration read in pieces, as the filter reads it from the host.
-        let before_reader = LIVE.load(Relaxed);
-        PEAK.store(before_reader, Relaxed);
+        let before_pieces = LIVE.load(Relaxed);
+        PEAK.store(before_pieces, Relaxed);
         let t0 = Instant::now();
         let text = json.as_bytes();
-        let from_reader = Config::parse_pieces(
+        let from_pieces = Config::parse_pieces(
             &mut |offset, max| {
                 let end = offset.saturating_add(max).min(text.len());
                 Ok(text.get(offset.min(end)..end).unwrap_or_default().to_vec())
             },
             text.len(),
         );
-        let parse_reader = t0.elapsed();
-        let reader_peak = PEAK.load(Relaxed) - before_reader;
-        match from_reader {
+        let parse_pieces = t0.elapsed();
+        let pieces_peak = PEAK.load(Relaxed) - before_pieces;
+        match from_pieces {
             Ok(c) if c.keys == cfg.keys && c.accounts == cfg.accounts => drop(c),
             Ok(_) => {
                 eprintln!("{n} keys: parse_pieces disagrees with parse");
@@ -123,7 +123,7 @@ fn main() {
         rows.push(serde_json::json!({
             "keys": n, "config_bytes": json.len(), "parse_ms": parse.as_secs_f64() * 1000.0,
             "heap_mb": mb(heap), "peak_heap_mb": mb(peak),
-            "parse_pieces_ms": parse_reader.as_secs_f64() * 1000.0, "pieces_peak_heap_mb": mb(reader_peak),
+            "parse_pieces_ms": parse_pieces.as_secs_f64() * 1000.0, "pieces_peak_heap_mb": mb(pieces_peak),
             "lookup_hit_ns": hit_ns, "lookup_miss_ns": miss_ns, "hash_and_lookup_ns": hash_lookup_ns,
         }));
         drop(cfg);
