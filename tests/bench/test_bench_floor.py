@@ -2,11 +2,9 @@
 pass requests: a chat request, a streamed one, and a rejection (`make test` runs this; it is cheap:
 one backend, two Envoys, a handful of requests)."""
 import json
-import tempfile
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -15,8 +13,8 @@ from tollgate_harness import BACKEND_BIN, free_port
 
 
 @pytest.fixture(scope="module")
-def backend():
-    tmp = Path(tempfile.mkdtemp(prefix="tollgate-bench-floor-"))
+def backend(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench-floor")
     proc = bench.Proc([str(BACKEND_BIN), "--listen", "127.0.0.1:0", "--port-file", str(tmp / "backend.port"),
                        "--no-capture", "--threads", "1"], tmp / "backend.log")
     try:
