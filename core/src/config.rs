@@ -176,7 +176,11 @@ impl RawKeys {
         let hash = keys::from_hex(&k.sha256);
         if self.invalid.is_none() {
             if hash.is_none() {
-                self.invalid = Some((i, 0, format!("keys[{i}].sha256: must be 64 hexadecimal characters (the SHA-256 of the key)")));
+                self.invalid = Some((
+                    i,
+                    0,
+                    format!("keys[{i}].sha256: must be 64 hexadecimal characters (the SHA-256 of the key)"),
+                ));
             } else if k.spend_cap.is_some() {
                 if let Err(e) = check_cap(k.spend_cap, &format!("keys[{i}]")) {
                     self.invalid = Some((i, 2, e));
@@ -521,7 +525,8 @@ fn compile(raw: RawConfig) -> Result<Config, String> {
             (Some(&a), Some(slot)) => *slot = a,
             _ => {
                 if first_err.as_ref().is_none_or(|(i, check, _)| (*first_key, 1) < (*i, *check)) {
-                    first_err = Some((*first_key, 1, format!("keys[{first_key}].account: no account '{id}' in 'accounts'")));
+                    first_err =
+                        Some((*first_key, 1, format!("keys[{first_key}].account: no account '{id}' in 'accounts'")));
                 }
             }
         }
@@ -598,7 +603,9 @@ fn check_key_ids(keys: &[KeyRecord]) -> Result<(), String> {
         _ => {}
     }
     match repeated {
-        Some((again, first)) => Err(format!("keys[{again}].id: duplicate id '{}' (the same as keys[{first}])", id(again))),
+        Some((again, first)) => {
+            Err(format!("keys[{again}].id: duplicate id '{}' (the same as keys[{first}])", id(again)))
+        }
         None => Ok(()),
     }
 }

@@ -2,19 +2,21 @@
 //! to the pure `Exchange`, and applies what it decides. Every hostcall that can fail is called
 //! through `hostcalls`, which returns a `Result`, never through the SDK's unwrapping helpers.
 
-use tollgate_core::config::Config;
-use tollgate_core::errors::Code;
-use tollgate_core::metrics::{AccountStat, Stat, ACCOUNT_SLOTS, MODEL_SLOTS};
-use tollgate_core::exchange::{BodyAction, ChunkAction, Env, Exchange, HeadAction, HeaderEdit, LocalReply, Outcome, RequestHead, UploadAction};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
-use std::cell::RefCell;
 use std::cell::Cell;
+use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::rc::Rc;
+use tollgate_core::config::Config;
+use tollgate_core::errors::Code;
+use tollgate_core::exchange::{
+    BodyAction, ChunkAction, Env, Exchange, HeadAction, HeaderEdit, LocalReply, Outcome, RequestHead, UploadAction,
+};
+use tollgate_core::metrics::{AccountStat, Stat, ACCOUNT_SLOTS, MODEL_SLOTS};
 
 mod store;
 
@@ -106,7 +108,11 @@ impl Metrics {
                 }
             }
         }
-        Metrics { store_failures: define(tollgate_core::metrics::STORE_FAILURES), per_account: RefCell::new(per_account), ..Metrics::default() }
+        Metrics {
+            store_failures: define(tollgate_core::metrics::STORE_FAILURES),
+            per_account: RefCell::new(per_account),
+            ..Metrics::default()
+        }
     }
 
     /// The id of an account's stat (`None` when `account_metrics` is off).
@@ -209,7 +215,16 @@ impl RootContext for Root {
         let config = self.config.clone()?;
         let mut ex = Exchange::new();
         ex.request_id = self.ids.mint(context_id);
-        Some(Box::new(Http { id: context_id, config, metrics: Rc::clone(&self.metrics), ex, body_size: 0, body_done: false, traced: Cell::new(false), traced_request: Cell::new(false) }))
+        Some(Box::new(Http {
+            id: context_id,
+            config,
+            metrics: Rc::clone(&self.metrics),
+            ex,
+            body_size: 0,
+            body_done: false,
+            traced: Cell::new(false),
+            traced_request: Cell::new(false),
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -297,7 +312,10 @@ impl Http {
 }
 
 fn store_trace_attribute(name: &str, value: &str) {
-    let _ = hostcalls::set_property(vec![format!("{}{name}", tollgate_core::trace::PREFIX).as_str()], Some(value.as_bytes()));
+    let _ = hostcalls::set_property(
+        vec![format!("{}{name}", tollgate_core::trace::PREFIX).as_str()],
+        Some(value.as_bytes()),
+    );
 }
 
 impl Http {

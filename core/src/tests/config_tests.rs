@@ -67,7 +67,9 @@ fn errors_say_what_and_where() {
     let dup = demo_json().replace("sk-inactive", "sk-active");
     let _ = dup; // hashes are computed before replace; build a real duplicate instead
     let h = keys::to_hex(&keys::sha256(b"x"));
-    let j = format!(r#"{{"accounts":[{{"id":"a"}}],"keys":[{{"id":"1","sha256":"{h}","account":"a"}},{{"id":"2","sha256":"{h}","account":"a"}}]}}"#);
+    let j = format!(
+        r#"{{"accounts":[{{"id":"a"}}],"keys":[{{"id":"1","sha256":"{h}","account":"a"}},{{"id":"2","sha256":"{h}","account":"a"}}]}}"#
+    );
     let e = Config::parse(j.as_bytes()).unwrap_err();
     assert_eq!(e, format!("keys[1].sha256: duplicate sha256 {h} (the same as keys[0])"));
 }
@@ -120,9 +122,17 @@ fn unknown_or_mistyped_fields_are_named_by_their_path() {
         {"id":"n","type":"text","cluster":"c","price":{"prompt_per_1k":1}}],
         "accounts":[{"id":"a"}],"keys":[{"id":"k","account":"a","sha256":"00"}]}"#;
     let cases = [
-        (r#""cluster":"c","price":{"prompt_per_1k":1}"#, r#""cluster":"c","prise":{"prompt_per_1k":1}"#, "models[1]: unknown field `prise`"),
+        (
+            r#""cluster":"c","price":{"prompt_per_1k":1}"#,
+            r#""cluster":"c","prise":{"prompt_per_1k":1}"#,
+            "models[1]: unknown field `prise`",
+        ),
         (r#""prompt_per_1k":1"#, r#""prompt_per_1kk":1"#, "models[1].price: unknown field `prompt_per_1kk`"),
-        (r#"{"name":"c"}"#, r#"{"name":"c","headers":{"x-a":1}}"#, "clusters[0]: invalid type: integer `1`, expected a string"),
+        (
+            r#"{"name":"c"}"#,
+            r#"{"name":"c","headers":{"x-a":1}}"#,
+            "clusters[0]: invalid type: integer `1`, expected a string",
+        ),
         (r#"{"id":"a"}"#, r#"{"id":"a","rmp":3}"#, "accounts[0]: unknown field `rmp`"),
         (r#""sha256":"00""#, r#""sha256":"00","spend_cap":"x""#, "keys[0]: invalid type: string \"x\", expected f64"),
         (r#""clusters""#, r#""defaults":{"rpn":1},"clusters""#, "defaults: unknown field `rpn`"),
@@ -166,7 +176,11 @@ fn keys_json(keys: &[(&str, &str, &str)]) -> String {
     let list: Vec<String> = keys
         .iter()
         .map(|(id, key, account)| {
-            let sha = if key.len() == 64 || key.starts_with('!') { key.trim_start_matches('!').to_string() } else { keys::to_hex(&keys::sha256(key.as_bytes())) };
+            let sha = if key.len() == 64 || key.starts_with('!') {
+                key.trim_start_matches('!').to_string()
+            } else {
+                keys::to_hex(&keys::sha256(key.as_bytes()))
+            };
             format!(r#"{{"id":"{id}","sha256":"{sha}","account":"{account}"}}"#)
         })
         .collect();
@@ -186,7 +200,8 @@ fn keys_may_come_before_the_accounts_and_defaults_they_use() {
         h("s3")
     );
     let c = Config::parse(j.as_bytes()).unwrap();
-    let got: Vec<_> = c.keys.iter().map(|k| (k.id.as_str(), k.account, k.sandbox_daily_quota, k.spend_cap, k.log_content)).collect();
+    let got: Vec<_> =
+        c.keys.iter().map(|k| (k.id.as_str(), k.account, k.sandbox_daily_quota, k.spend_cap, k.log_content)).collect();
     assert_eq!(got, [("k1", 1, 7, None, false), ("k2", 0, 3, None, false), ("k3", 1, 7, Some(2.5), true)]);
     for (i, s) in ["s1", "s2", "s3"].iter().enumerate() {
         assert_eq!(c.key_table.lookup(&keys::sha256(s.as_bytes())), Some(i as u32));
@@ -243,7 +258,8 @@ fn parse_pieces_reads_any_pieces_to_the_same_config() {
     let escaped = demo_json().replacen("\"keys\"", "\"k\\u0065ys\"", 1);
     assert_eq!(parse_in_pieces(escaped.as_bytes(), 5).0.unwrap().keys, whole.keys);
     // Scalars at the very end, strings with escaped quotes and brackets, nested values.
-    let odd = br#"{"span_attributes":true,"clusters":[{"name":"c\"]}","headers":{"x-a":"[{\"}"}}],"max_body_bytes":77}"#;
+    let odd =
+        br#"{"span_attributes":true,"clusters":[{"name":"c\"]}","headers":{"x-a":"[{\"}"}}],"max_body_bytes":77}"#;
     for piece in [1, 2, 5] {
         let (c, reads, _) = parse_in_pieces(odd, piece);
         let c = c.unwrap();
@@ -257,26 +273,49 @@ fn parse_pieces_reads_any_pieces_to_the_same_config() {
 fn the_first_bad_key_is_named_as_a_key_by_key_check_would() {
     let p = |keys: &[(&str, &str, &str)]| Config::parse(keys_json(keys).as_bytes()).unwrap_err();
     let bad_sha = "!abc";
-    assert_eq!(p(&[("x", "s1", "a"), ("y", "s2", "zz"), ("z", bad_sha, "a")]), "keys[1].account: no account 'zz' in 'accounts'");
+    assert_eq!(
+        p(&[("x", "s1", "a"), ("y", "s2", "zz"), ("z", bad_sha, "a")]),
+        "keys[1].account: no account 'zz' in 'accounts'"
+    );
     assert_eq!(
         p(&[("x", "s1", "a"), ("y", bad_sha, "a"), ("z", "s3", "zz")]),
         "keys[1].sha256: must be 64 hexadecimal characters (the SHA-256 of the key)"
     );
     // At one key: its sha256, then its account.
-    assert_eq!(p(&[("x", "s1", "a"), ("y", bad_sha, "zz")]), "keys[1].sha256: must be 64 hexadecimal characters (the SHA-256 of the key)");
+    assert_eq!(
+        p(&[("x", "s1", "a"), ("y", bad_sha, "zz")]),
+        "keys[1].sha256: must be 64 hexadecimal characters (the SHA-256 of the key)"
+    );
     // Two unknown accounts: the first key naming one.
-    assert_eq!(p(&[("x", "s1", "qq"), ("y", "s2", "zz"), ("z", "s3", "qq")]), "keys[0].account: no account 'qq' in 'accounts'");
-    assert_eq!(p(&[("x", "s1", "a"), ("y", "s2", "zz"), ("z", "s3", "qq")]), "keys[1].account: no account 'zz' in 'accounts'");
+    assert_eq!(
+        p(&[("x", "s1", "qq"), ("y", "s2", "zz"), ("z", "s3", "qq")]),
+        "keys[0].account: no account 'qq' in 'accounts'"
+    );
+    assert_eq!(
+        p(&[("x", "s1", "a"), ("y", "s2", "zz"), ("z", "s3", "qq")]),
+        "keys[1].account: no account 'zz' in 'accounts'"
+    );
     // At one key: its account, then its spend cap.
     let j = keys_json(&[("x", "s1", "zz")]).replace(r#""account":"zz""#, r#""account":"zz","spend_cap":-1"#);
     assert_eq!(Config::parse(j.as_bytes()).unwrap_err(), "keys[0].account: no account 'zz' in 'accounts'");
-    let j = keys_json(&[("x", "s1", "a"), ("y", "s2", "zz")]).replace(r#""account":"a""#, r#""account":"a","spend_cap":-1"#);
+    let j = keys_json(&[("x", "s1", "a"), ("y", "s2", "zz")])
+        .replace(r#""account":"a""#, r#""account":"a","spend_cap":-1"#);
     assert_eq!(Config::parse(j.as_bytes()).unwrap_err(), "keys[0].spend_cap: must be a non-negative number");
     // Ids: an empty one or a repeated one, whichever comes first.
     assert_eq!(p(&[("a", "s1", "a"), ("", "s2", "a"), ("a", "s3", "a")]), "keys[1].id: must not be empty");
-    assert_eq!(p(&[("a", "s1", "a"), ("a", "s2", "a"), ("", "s3", "a")]), "keys[1].id: duplicate id 'a' (the same as keys[0])");
     assert_eq!(
-        p(&[("b", "s1", "a"), ("a", "s2", "a"), ("c", "s3", "a"), ("a", "s4", "a"), ("b", "s5", "a"), ("a", "s6", "a")]),
+        p(&[("a", "s1", "a"), ("a", "s2", "a"), ("", "s3", "a")]),
+        "keys[1].id: duplicate id 'a' (the same as keys[0])"
+    );
+    assert_eq!(
+        p(&[
+            ("b", "s1", "a"),
+            ("a", "s2", "a"),
+            ("c", "s3", "a"),
+            ("a", "s4", "a"),
+            ("b", "s5", "a"),
+            ("a", "s6", "a")
+        ]),
         "keys[3].id: duplicate id 'a' (the same as keys[1])"
     );
     assert_eq!(p(&[("", "s1", "a"), ("", "s2", "a")]), "keys[0].id: must not be empty");

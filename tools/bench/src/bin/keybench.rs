@@ -8,9 +8,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
+use tollgate_bench::bench_config_json;
 use tollgate_core::config::Config;
 use tollgate_core::keys;
-use tollgate_bench::bench_config_json;
 
 struct Counting;
 static LIVE: AtomicUsize = AtomicUsize::new(0);

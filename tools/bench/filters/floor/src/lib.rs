@@ -45,9 +45,8 @@ impl HttpContext for Floor {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        self.streamed = self
-            .get_http_response_header("content-type")
-            .is_some_and(|v| v.starts_with("text/event-stream"));
+        self.streamed =
+            self.get_http_response_header("content-type").is_some_and(|v| v.starts_with("text/event-stream"));
         Action::Continue
     }
 
