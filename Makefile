@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 4
 
-.PHONY: help build run test unit clippy validate integration node-deps venv wasm-target keytool clean fuzz fuzz-smoke fuzz-tools bench soak prometheus redis
+.PHONY: help build bench-filters run test unit clippy validate integration node-deps venv wasm-target keytool clean fuzz fuzz-smoke fuzz-tools bench soak prometheus redis
 
 help:
 	@echo "make run    build what is missing, start the demo (gateway 127.0.0.1:8080, admin :9901)"
@@ -28,7 +28,7 @@ help:
 	@echo "make build  the wasm filter, the demo backend, the key tool, the report tool and the limits service"
 	@echo "make keytool ARGS='new --account acct-demo'   mint a key / hash one"
 	@echo "make fuzz   every fuzz target for FUZZ_SECONDS (60) each (cargo fuzz, nightly)"
-	@echo "make bench  Tollgate against plain Envoy side by side; table + bench-results/*.json"
+	@echo "make bench  Tollgate against plain Envoy and the noop / floor filters side by side; table + bench-results/*.json"
 	@echo "make soak   SOAK_SECONDS (180) of mixed traffic on 4 workers: records, VM restarts, memory"
 
 $(STAMP): tests/requirements.txt
@@ -113,8 +113,8 @@ redis:
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server && \
 	  { $(SUDO) systemctl stop redis-server 2>/dev/null || true; }; }
 
-integration: build $(STAMP) $(NODE_DEPS) prometheus redis
-	$(PY) -m pytest -q tests/integration tests/bench/test_bench_strict.py $(PYTEST_ARGS)
+integration: build bench-filters $(STAMP) $(NODE_DEPS) prometheus redis
+	$(PY) -m pytest -q tests/integration tests/bench/test_bench_strict.py tests/bench/test_bench_floor.py $(PYTEST_ARGS)
 
 # Fuzzing (fuzz/, its own workspace): nightly and cargo-fuzz are installed when missing.
 fuzz-tools:
@@ -130,8 +130,19 @@ fuzz-smoke: fuzz-tools
 
 test: build unit clippy validate fuzz-smoke integration
 
-# Overhead against plain Envoy, side by side (issue 7): table on stdout, JSON in bench-results/.
-bench: build $(STAMP)
+# The bench's floor filters (tools/bench/filters): a do-nothing proxy-wasm filter and one doing only
+# what any body-routing filter must, built like Tollgate's. Not part of `make build`.
+BENCH_FILTERS := target/wasm32-wasip1/release/bench_noop.wasm target/wasm32-wasip1/release/bench_floor.wasm
+BENCH_FILTERS_SRC := $(shell find tools/bench/filters -name '*.rs' -o -name Cargo.toml)
+
+$(BENCH_FILTERS) &: $(BENCH_FILTERS_SRC) Cargo.lock | wasm-target
+	cargo build --release --locked -p tollgate-bench-noop -p tollgate-bench-floor --target wasm32-wasip1
+
+bench-filters: $(BENCH_FILTERS)
+
+# Overhead against plain Envoy and the floor filters, side by side (issues 7, 17): table on stdout,
+# JSON in bench-results/.
+bench: build bench-filters $(STAMP)
 	cargo build --release --locked -p tollgate-bench
 	$(PY) tests/bench/bench.py
 

@@ -1,20 +1,27 @@
 //! The plugin configuration: a JSON document (Envoy's `configuration` StringValue), parsed,
 //! validated and compiled once in `on_configure`. Any error names what and where.
 
-use crate::dialect::Dialect;
-use crate::keys::{self, KeyTable};
-use crate::routing::{AudioTask, Model, ModelType, Price};
-use serde::Deserialize;
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use serde::de::{SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use crate::dialect::Dialect;
+use crate::keys::{self, Hash, KeyTable};
+use crate::routing::{AudioTask, Model, ModelType, Price};
+
+pub mod pieces;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawConfig<'a> {
+struct RawConfig {
     #[serde(default)]
     accounts: Vec<RawAccount>,
-    #[serde(default, borrow)]
-    keys: Vec<RawKey<'a>>,
+    #[serde(default)]
+    keys: RawKeys,
     #[serde(default)]
     models: Vec<RawModel>,
     #[serde(default)]
@@ -89,6 +96,124 @@ struct RawKey<'a> {
     sandbox_daily_quota: Option<u32>,
     #[serde(default)]
     log_content: bool,
+}
+
+/// The `keys` array, read one entry at a time straight into its compiled form: the key records
+/// and the hash table, with no per-key JSON object or hash string kept (a million keys stay a
+/// million 36-byte table entries and records). Accounts are named by id here and resolved once
+/// `accounts` is read (the two arrays may come in either order); a key whose sha256 or spend cap
+/// is invalid is remembered (the first one) and reported by `compile`, as the other errors are.
+#[derive(Debug, Default)]
+struct RawKeys {
+    records: Vec<KeyRecord>,
+    /// The configured hash and the key's index, in configuration order.
+    table: Vec<(Hash, u32)>,
+    /// Each account id the keys name, with the first key that names it; a record's `account`
+    /// is an index in here until `compile` resolves it.
+    account_ids: HashMap<String, (usize, usize)>,
+    /// The keys that set their own `sandbox_daily_quota`, in order (the others get the default,
+    /// which `defaults` may set after the keys).
+    own_quota: Vec<u32>,
+    /// The first key with an invalid sha256 or spend cap: (its index, which check: 0 sha256,
+    /// 2 spend cap, the message). Check 1 is the account, resolved later.
+    invalid: Option<(usize, u8, String)>,
+}
+
+thread_local! {
+    /// How many keys the configuration being parsed can hold at most (see `key_capacity`): the
+    /// key arrays are reserved once instead of grown by doubling, whose copies would stay
+    /// resident in a wasm VM (its memory never shrinks).
+    static KEY_CAPACITY: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The most keys a configuration of `len` bytes can hold: a key's JSON object is at least 99
+/// bytes (64 hex digits of sha256, `"sha256":""`, `"id":""`, `"account":""`, braces, a comma).
+/// Capacity reserved and never written costs no memory.
+fn key_capacity(len: usize) -> usize {
+    len / 99 + 1
+}
+
+impl<'de> Deserialize<'de> for RawKeys {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_seq(KeysVisitor)
+    }
+}
+
+struct KeysVisitor;
+
+impl<'de> Visitor<'de> for KeysVisitor {
+    type Value = RawKeys;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of keys")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawKeys, A::Error> {
+        let mut out = RawKeys::with_capacity(KEY_CAPACITY.with(Cell::get).max(seq.size_hint().unwrap_or(0)));
+        while let Some(k) = seq.next_element::<RawKey>()? {
+            out.push(k).map_err(serde::de::Error::custom)?;
+        }
+        out.finish();
+        Ok(out)
+    }
+}
+
+impl RawKeys {
+    /// Reserves room for `cap` keys when it can (a size that cannot be had, from a wrong length,
+    /// is not an error: the arrays then grow as keys come).
+    fn with_capacity(cap: usize) -> RawKeys {
+        let mut out = RawKeys::default();
+        if out.records.try_reserve_exact(cap).is_ok() {
+            let _ = out.table.try_reserve_exact(cap);
+        }
+        out
+    }
+
+    /// Adds the next key of the list.
+    fn push(&mut self, k: RawKey) -> Result<(), &'static str> {
+        let i = self.records.len();
+        let idx = u32::try_from(i).map_err(|_| "keys: too many keys")?;
+        let hash = keys::from_hex(&k.sha256);
+        if self.invalid.is_none() {
+            if hash.is_none() {
+                self.invalid = Some((
+                    i,
+                    0,
+                    format!("keys[{i}].sha256: must be 64 hexadecimal characters (the SHA-256 of the key)"),
+                ));
+            } else if k.spend_cap.is_some() {
+                if let Err(e) = check_cap(k.spend_cap, &format!("keys[{i}]")) {
+                    self.invalid = Some((i, 2, e));
+                }
+            }
+        }
+        let next = self.account_ids.len();
+        let account = match self.account_ids.get(k.account.as_ref()) {
+            Some(&(a, _)) => a,
+            None => {
+                self.account_ids.insert(k.account.into_owned(), (next, i));
+                next
+            }
+        };
+        if k.sandbox_daily_quota.is_some() {
+            self.own_quota.push(idx);
+        }
+        self.table.push((hash.unwrap_or_default(), idx));
+        self.records.push(KeyRecord {
+            id: k.id,
+            account,
+            spend_cap: k.spend_cap,
+            sandbox_daily_quota: k.sandbox_daily_quota.unwrap_or(0),
+            log_content: k.log_content,
+        });
+        Ok(())
+    }
+
+    /// Gives back the capacity reserved beyond the keys read (in place: nothing is copied).
+    fn finish(&mut self) {
+        self.records.shrink_to_fit();
+        self.table.shrink_to_fit();
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,6 +337,12 @@ fn describe_error(json: &[u8], e: &serde_json::Error) -> String {
         return format!("configuration: {e}");
     }
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(json) else { return format!("configuration: {e}") };
+    locate_error(&v).unwrap_or_else(|| format!("configuration: {e}"))
+}
+
+/// The first wrong field of a configuration that is valid JSON, named by its path; None when
+/// every section deserializes (the error, if any, is one of `compile`'s).
+fn locate_error(v: &serde_json::Value) -> Option<String> {
     fn first_bad<'a, T: Deserialize<'a>>(path: &str, v: Option<&'a serde_json::Value>) -> Option<(String, String)> {
         match v? {
             serde_json::Value::Array(items) => items
@@ -238,20 +369,19 @@ fn describe_error(json: &[u8], e: &serde_json::Error) -> String {
         .or_else(|| first_bad::<RawAccount>("accounts", field("accounts")))
         .or_else(|| first_bad::<RawKey>("keys", field("keys")));
     match located {
-        Some((path, msg)) => format!("configuration: {path}: {msg}"),
+        Some((path, msg)) => Some(format!("configuration: {path}: {msg}")),
         // A top-level field: serde's message names it; the position adds nothing.
-        None => match RawConfig::deserialize(&v) {
-            Err(e) => format!("configuration: {e}"),
-            Ok(_) => format!("configuration: {e}"),
-        },
+        None => RawConfig::deserialize(v).err().map(|e| format!("configuration: {e}")),
     }
 }
 
 impl Config {
     /// Parses and validates the JSON plugin configuration.
     pub fn parse(json: &[u8]) -> Result<Config, String> {
-        let raw: RawConfig = serde_json::from_slice(json).map_err(|e| describe_error(json, &e))?;
-        compile(raw)
+        KEY_CAPACITY.with(|c| c.set(key_capacity(json.len())));
+        let raw = serde_json::from_slice::<RawConfig>(json);
+        KEY_CAPACITY.with(|c| c.set(0));
+        compile(raw.map_err(|e| describe_error(json, &e))?)
     }
 
     pub fn model(&self, name: &str) -> Option<&Model> {
@@ -278,7 +408,7 @@ fn check_cap(cap: Option<f64>, where_: &str) -> Result<(), String> {
     }
 }
 
-fn compile(raw: RawConfig<'_>) -> Result<Config, String> {
+fn compile(raw: RawConfig) -> Result<Config, String> {
     let defaults = raw.defaults;
     let default_rpm = defaults.rpm.unwrap_or(DEFAULT_RPM);
     let default_image_rpm = defaults.image_rpm.unwrap_or(DEFAULT_IMAGE_RPM);
@@ -394,42 +524,38 @@ fn compile(raw: RawConfig<'_>) -> Result<Config, String> {
         });
     }
 
-    let mut keys_out = Vec::with_capacity(raw.keys.len());
-    let mut table = Vec::with_capacity(keys_out.capacity());
-    for (i, k) in raw.keys.into_iter().enumerate() {
-        // `keys[i]` is written only for an error: a million keys need no million strings.
-        let hash = keys::from_hex(&k.sha256)
-            .ok_or_else(|| format!("keys[{i}].sha256: must be 64 hexadecimal characters (the SHA-256 of the key)"))?;
-        let account = *account_index
-            .get(k.account.as_ref())
-            .ok_or_else(|| format!("keys[{i}].account: no account '{}' in 'accounts'", k.account))?;
-        if k.spend_cap.is_some() {
-            check_cap(k.spend_cap, &format!("keys[{i}]"))?;
+    let RawKeys { records: mut keys_out, table, account_ids, own_quota, invalid } = raw.keys;
+    // The first invalid key, as a key-by-key check would find it: the lowest index, and at one
+    // index its sha256 or spend cap before its account.
+    let mut first_err = invalid;
+    let mut resolved = vec![0usize; account_ids.len()];
+    for (id, (provisional, first_key)) in &account_ids {
+        match (account_index.get(id.as_str()), resolved.get_mut(*provisional)) {
+            (Some(&a), Some(slot)) => *slot = a,
+            _ => {
+                if first_err.as_ref().is_none_or(|(i, check, _)| (*first_key, 1) < (*i, *check)) {
+                    first_err =
+                        Some((*first_key, 1, format!("keys[{first_key}].account: no account '{id}' in 'accounts'")));
+                }
+            }
         }
-        let idx = u32::try_from(i).map_err(|_| "keys: too many keys".to_string())?;
-        table.push((hash, idx));
-        keys_out.push(KeyRecord {
-            id: k.id,
-            account,
-            spend_cap: k.spend_cap,
-            sandbox_daily_quota: k.sandbox_daily_quota.unwrap_or(default_quota),
-            log_content: k.log_content,
-        });
+    }
+    if let Some((_, _, e)) = first_err {
+        return Err(e);
+    }
+    drop(account_ids);
+    let mut own = own_quota.into_iter().peekable();
+    for (i, k) in keys_out.iter_mut().enumerate() {
+        k.account = resolved.get(k.account).copied().unwrap_or(usize::MAX);
+        if own.next_if(|&j| usize::try_from(j).is_ok_and(|j| j == i)).is_none() {
+            k.sandbox_daily_quota = default_quota;
+        }
     }
     let key_table = KeyTable::build(table).map_err(|(h, first, again)| {
         format!("keys[{again}].sha256: duplicate sha256 {} (the same as keys[{first}])", keys::to_hex(&h))
     })?;
     // Key ids name keys in records and logs: two keys with one id would be billed as one.
-    let mut ids: HashMap<&str, usize> = HashMap::with_capacity(keys_out.len());
-    for (i, k) in keys_out.iter().enumerate() {
-        if k.id.is_empty() {
-            return Err(format!("keys[{i}].id: must not be empty"));
-        }
-        if let Some(first) = ids.insert(k.id.as_str(), i) {
-            return Err(format!("keys[{i}].id: duplicate id '{}' (the same as keys[{first}])", k.id));
-        }
-    }
-    drop(ids);
+    check_key_ids(&keys_out)?;
 
     let mut pass_request_headers = Vec::with_capacity(raw.pass_request_headers.len());
     for (i, h) in raw.pass_request_headers.iter().enumerate() {
@@ -461,6 +587,36 @@ fn compile(raw: RawConfig<'_>) -> Result<Config, String> {
         account_metrics: raw.account_metrics,
         pass_request_headers,
     })
+}
+
+/// Refuses an empty or repeated key id, naming the first place a key-by-key check would stop
+/// at. Sorts key indices by id (4 bytes a key) rather than filling a hash map of every id.
+fn check_key_ids(keys: &[KeyRecord]) -> Result<(), String> {
+    let id = |i: u32| keys.get(usize::try_from(i).unwrap_or(usize::MAX)).map_or("", |k| k.id.as_str());
+    let empty = keys.iter().position(|k| k.id.is_empty());
+    let n = u32::try_from(keys.len()).map_err(|_| "keys: too many keys".to_string())?;
+    let mut order: Vec<u32> = (0..n).collect();
+    order.sort_unstable_by(|&a, &b| id(a).cmp(id(b)).then(a.cmp(&b)));
+    // Within a run of equal ids the indices ascend: the second one is where the id repeats.
+    let repeated = order
+        .windows(2)
+        .filter_map(|w| match w {
+            [a, b] if !id(*a).is_empty() && id(*a) == id(*b) => Some((*b, *a)),
+            _ => None,
+        })
+        .min();
+    drop(order);
+    match (empty, repeated) {
+        (Some(e), Some((again, _))) if usize::try_from(again).is_ok_and(|a| a < e) => {}
+        (Some(e), _) => return Err(format!("keys[{e}].id: must not be empty")),
+        _ => {}
+    }
+    match repeated {
+        Some((again, first)) => {
+            Err(format!("keys[{again}].id: duplicate id '{}' (the same as keys[{first}])", id(again)))
+        }
+        None => Ok(()),
+    }
 }
 
 fn valid_header_name(s: &str) -> bool {

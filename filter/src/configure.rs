@@ -8,6 +8,8 @@
 //! rejected, `extension_config_discovery.http_filter.<name>.update_rejected`) and keeps the
 //! previous configuration serving; at start, Envoy does not start.
 
+use std::hash::{DefaultHasher, Hasher};
+
 use proxy_wasm::types::{BufferType, LogLevel};
 use tollgate_core::config::Config;
 use tollgate_core::live;
@@ -32,20 +34,39 @@ fn define_stats() {
     }
 }
 
-/// Reads, parses and validates the plugin configuration; logs and counts the outcome.
-pub fn load() -> Option<Config> {
+/// Reads, parses and validates the plugin configuration of `size` bytes; logs and counts the
+/// outcome. The text is read in pieces and never whole (`Config::parse_pieces`: the VM's memory
+/// never shrinks, and a million keys are 120 MB of text); the document's digest is taken over the
+/// pieces as they are read in order.
+pub fn load(size: usize) -> Option<Config> {
     define_stats();
-    let bytes = match host::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
-        Ok(b) => b,
-        Err(e) => {
-            log(LogLevel::Critical, &format!("tollgate: cannot read the plugin configuration: {e:?}"));
-            return None;
-        }
+    let mut hasher = DefaultHasher::new();
+    let mut hashed = 0usize;
+    let parsed = if size == 0 {
+        hasher.write(b"{}");
+        Config::parse(b"{}")
+    } else {
+        Config::parse_pieces(
+            &mut |offset, max| match host::get_buffer(BufferType::PluginConfiguration, offset, max) {
+                Ok(piece) => {
+                    // The digest covers each byte once, in order (a piece read again, as the
+                    // whole-text fallback does, adds only what is new).
+                    let end = offset.saturating_add(piece.len());
+                    if offset <= hashed && end > hashed {
+                        hasher.write(piece.get(hashed - offset..).unwrap_or_default());
+                        hashed = end;
+                    }
+                    Ok(piece)
+                }
+                Err(e) => Err(format!("cannot read the plugin configuration: status {e}")),
+            },
+            size,
+        )
     };
-    let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
-    let digest = live::digest(bytes);
+    let digest = hasher.finish();
+    let bytes_len = size;
     let store = SharedData;
-    match Config::parse(bytes) {
+    match parsed {
         Ok(cfg) => {
             let first = live::applied(&store, digest);
             log(
@@ -56,7 +77,7 @@ pub fn load() -> Option<Config> {
                     cfg.accounts.len(),
                     cfg.models.len(),
                     cfg.clusters.len(),
-                    bytes.len()
+                    bytes_len
                 ),
             );
             if first {
@@ -75,7 +96,7 @@ pub fn load() -> Option<Config> {
                     &format!(
                         "tollgate: configuration update refused, the previous configuration keeps serving \
                          (document {digest:016x}, {} bytes): {e}",
-                        bytes.len()
+                        bytes_len
                     ),
                 );
             } else {

@@ -188,8 +188,8 @@ impl Metrics {
 impl Context for Root {}
 
 impl RootContext for Root {
-    fn on_configure(&mut self, _size: usize) -> bool {
-        let Some(cfg) = configure::load() else { return false };
+    fn on_configure(&mut self, size: usize) -> bool {
+        let Some(cfg) = configure::load(size) else { return false };
         let metrics = Metrics::new(&cfg);
         self.config = Some(Rc::new(cfg));
         self.metrics = Rc::new(metrics);

@@ -155,3 +155,182 @@ fn account_metrics_is_opt_in() {
     let on = demo_json().replacen('{', r#"{"account_metrics": true,"#, 1);
     assert!(Config::parse(on.as_bytes()).unwrap().account_metrics);
 }
+
+/// `Config::parse_pieces` over `text` read `piece` bytes at a time; also counts the reads and
+/// the largest one asked for.
+fn parse_in_pieces(text: &[u8], piece: usize) -> (Result<Config, String>, usize, usize) {
+    let (mut reads, mut largest) = (0, 0);
+    let got = Config::parse_pieces(
+        &mut |offset, max| {
+            reads += 1;
+            largest = largest.max(max);
+            let end = offset.saturating_add(max.min(piece)).min(text.len());
+            Ok(text.get(offset.min(end)..end).unwrap_or_default().to_vec())
+        },
+        text.len(),
+    );
+    (got, reads, largest)
+}
+
+fn keys_json(keys: &[(&str, &str, &str)]) -> String {
+    let list: Vec<String> = keys
+        .iter()
+        .map(|(id, key, account)| {
+            let sha = if key.len() == 64 || key.starts_with('!') {
+                key.trim_start_matches('!').to_string()
+            } else {
+                keys::to_hex(&keys::sha256(key.as_bytes()))
+            };
+            format!(r#"{{"id":"{id}","sha256":"{sha}","account":"{account}"}}"#)
+        })
+        .collect();
+    format!(r#"{{"accounts":[{{"id":"a"}},{{"id":"b"}}],"keys":[{}]}}"#, list.join(","))
+}
+
+#[test]
+fn keys_may_come_before_the_accounts_and_defaults_they_use() {
+    let h = |k: &str| keys::to_hex(&keys::sha256(k.as_bytes()));
+    let j = format!(
+        r#"{{"keys":[{{"id":"k1","sha256":"{}","account":"b"}},{{"id":"k2","sha256":"{}","account":"a","sandbox_daily_quota":3}},
+            {{"id":"k3","sha256":"{}","account":"b","spend_cap":2.5,"log_content":true}}],
+           "accounts":[{{"id":"a"}},{{"id":"b","status":"inactive"}}],
+           "defaults":{{"sandbox_daily_quota":7}}}}"#,
+        h("s1"),
+        h("s2"),
+        h("s3")
+    );
+    let c = Config::parse(j.as_bytes()).unwrap();
+    let got: Vec<_> =
+        c.keys.iter().map(|k| (k.id.as_str(), k.account, k.sandbox_daily_quota, k.spend_cap, k.log_content)).collect();
+    assert_eq!(got, [("k1", 1, 7, None, false), ("k2", 0, 3, None, false), ("k3", 1, 7, Some(2.5), true)]);
+    for (i, s) in ["s1", "s2", "s3"].iter().enumerate() {
+        assert_eq!(c.key_table.lookup(&keys::sha256(s.as_bytes())), Some(i as u32));
+    }
+    assert_eq!(c.key_table.lookup(&keys::sha256(b"s4")), None);
+    assert_eq!(c.keys.capacity(), 3, "the reserved key arrays are trimmed to the keys read");
+}
+
+#[test]
+fn parse_pieces_reads_any_pieces_to_the_same_config() {
+    let j = demo_json();
+    let whole = demo();
+    for piece in [1, 2, 7, 64, 4096] {
+        let (c, reads, largest) = parse_in_pieces(j.as_bytes(), piece);
+        let c = c.unwrap();
+        assert_eq!(c.keys, whole.keys, "piece {piece}");
+        assert_eq!(c.accounts, whole.accounts);
+        assert_eq!(c.clusters, whole.clusters);
+        assert_eq!(c.models.len(), 3);
+        assert_eq!(c.model("qai-flash").unwrap().upstream_model, "flash-v1");
+        assert_eq!(c.key_table.len(), 2);
+        assert_eq!(c.key_table.lookup(&keys::sha256(b"sk-inactive")), Some(1));
+        // Never the whole text at once: pieces only, up to the end (one more read finds it).
+        assert_eq!(largest, pieces::PIECE, "piece {piece}");
+        assert_eq!(reads, j.len().div_ceil(piece) + 1, "piece {piece}");
+    }
+    // Every error is parse's: the text is then read whole and parsed as one.
+    let cases: Vec<Vec<u8>> = vec![
+        keys_json(&[("x", "s1", "a"), ("y", "s2", "zz")]).into_bytes(),
+        br#"{"keys": [}"#.to_vec(),
+        br#"{"keys": [{"id":"k","sha256":"00","account":"a","oops":1}]}"#.to_vec(),
+        br#"{"clusters":[{"name":"c"}],"models":[{"id":"m","type":"text","cluster":"c","prise":{}}]}"#.to_vec(),
+        br#"{"modles":[]}"#.to_vec(),
+        br#"{"keys":[],"keys":[]}"#.to_vec(),
+        br#"{"keys":[],"k\u0065ys":[]}"#.to_vec(),
+        br#"{"accounts":[],"accounts":[]}"#.to_vec(),
+        br#"{"keys":[]} x"#.to_vec(),
+        br#"{"keys":[],}"#.to_vec(),
+        br#"{"keys":[{"id":"k","sha256":"00","account":"a"},]}"#.to_vec(),
+        // Not an object: serde reads a struct from an array too (all defaults), and so does this.
+        br#"[]"#.to_vec(),
+        b"".to_vec(),
+        br#"{"max_body_bytes": 12x}"#.to_vec(),
+        br#"{"max_body_bytes": 12"#.to_vec(),
+    ];
+    for text in &cases {
+        let want = Config::parse(text).err();
+        assert!(want.is_some() || text == b"[]", "{}", String::from_utf8_lossy(text));
+        for piece in [1, 3, 4096] {
+            assert_eq!(parse_in_pieces(text, piece).0.err(), want, "{} / {piece}", String::from_utf8_lossy(text));
+        }
+    }
+    // What the splitting does not take apart still parses, whole: an escaped member name.
+    let escaped = demo_json().replacen("\"keys\"", "\"k\\u0065ys\"", 1);
+    assert_eq!(parse_in_pieces(escaped.as_bytes(), 5).0.unwrap().keys, whole.keys);
+    // Scalars at the very end, strings with escaped quotes and brackets, nested values.
+    let odd =
+        br#"{"span_attributes":true,"clusters":[{"name":"c\"]}","headers":{"x-a":"[{\"}"}}],"max_body_bytes":77}"#;
+    for piece in [1, 2, 5] {
+        let (c, reads, _) = parse_in_pieces(odd, piece);
+        let c = c.unwrap();
+        assert_eq!(reads, odd.len().div_ceil(piece) + 1, "split in pieces, not read again whole");
+        assert_eq!((c.max_body_bytes, c.span_attributes, c.clusters[0].name.as_str()), (77, true, "c\"]}"));
+        assert_eq!(c.clusters[0].headers, [("x-a".to_string(), "[{\"}".to_string())]);
+    }
+}
+
+#[test]
+fn the_first_bad_key_is_named_as_a_key_by_key_check_would() {
+    let p = |keys: &[(&str, &str, &str)]| Config::parse(keys_json(keys).as_bytes()).unwrap_err();
+    let bad_sha = "!abc";
+    assert_eq!(
+        p(&[("x", "s1", "a"), ("y", "s2", "zz"), ("z", bad_sha, "a")]),
+        "keys[1].account: no account 'zz' in 'accounts'"
+    );
+    assert_eq!(
+        p(&[("x", "s1", "a"), ("y", bad_sha, "a"), ("z", "s3", "zz")]),
+        "keys[1].sha256: must be 64 hexadecimal characters (the SHA-256 of the key)"
+    );
+    // At one key: its sha256, then its account.
+    assert_eq!(
+        p(&[("x", "s1", "a"), ("y", bad_sha, "zz")]),
+        "keys[1].sha256: must be 64 hexadecimal characters (the SHA-256 of the key)"
+    );
+    // Two unknown accounts: the first key naming one.
+    assert_eq!(
+        p(&[("x", "s1", "qq"), ("y", "s2", "zz"), ("z", "s3", "qq")]),
+        "keys[0].account: no account 'qq' in 'accounts'"
+    );
+    assert_eq!(
+        p(&[("x", "s1", "a"), ("y", "s2", "zz"), ("z", "s3", "qq")]),
+        "keys[1].account: no account 'zz' in 'accounts'"
+    );
+    // At one key: its account, then its spend cap.
+    let j = keys_json(&[("x", "s1", "zz")]).replace(r#""account":"zz""#, r#""account":"zz","spend_cap":-1"#);
+    assert_eq!(Config::parse(j.as_bytes()).unwrap_err(), "keys[0].account: no account 'zz' in 'accounts'");
+    let j = keys_json(&[("x", "s1", "a"), ("y", "s2", "zz")])
+        .replace(r#""account":"a""#, r#""account":"a","spend_cap":-1"#);
+    assert_eq!(Config::parse(j.as_bytes()).unwrap_err(), "keys[0].spend_cap: must be a non-negative number");
+    // Ids: an empty one or a repeated one, whichever comes first.
+    assert_eq!(p(&[("a", "s1", "a"), ("", "s2", "a"), ("a", "s3", "a")]), "keys[1].id: must not be empty");
+    assert_eq!(
+        p(&[("a", "s1", "a"), ("a", "s2", "a"), ("", "s3", "a")]),
+        "keys[1].id: duplicate id 'a' (the same as keys[0])"
+    );
+    assert_eq!(
+        p(&[
+            ("b", "s1", "a"),
+            ("a", "s2", "a"),
+            ("c", "s3", "a"),
+            ("a", "s4", "a"),
+            ("b", "s5", "a"),
+            ("a", "s6", "a")
+        ]),
+        "keys[3].id: duplicate id 'a' (the same as keys[1])"
+    );
+    assert_eq!(p(&[("", "s1", "a"), ("", "s2", "a")]), "keys[0].id: must not be empty");
+}
+
+#[test]
+fn a_length_too_large_to_reserve_is_not_an_error() {
+    let j = demo_json();
+    let c = Config::parse_pieces(
+        &mut |offset, max| {
+            let end = offset.saturating_add(max).min(j.len());
+            Ok(j.as_bytes().get(offset.min(end)..end).unwrap_or_default().to_vec())
+        },
+        usize::MAX,
+    )
+    .unwrap();
+    assert_eq!(c.keys, demo().keys);
+}

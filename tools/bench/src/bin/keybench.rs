@@ -1,7 +1,8 @@
 //! `tollgate-keybench N...`: for each key count N, the native cost of what every Envoy VM does with
 //! the configuration: `Config::parse` time, heap held by the parsed `Config`, peak heap during
-//! parsing (the JSON text itself not counted), and key lookup time (hit, miss, and SHA-256 +
-//! lookup as on each request). Prints one JSON document.
+//! parsing (the JSON text itself not counted), the same for `Config::parse_pieces` fed 64 KiB at a
+//! time (as the filter reads it from Envoy), and key lookup time (hit, miss, and SHA-256 + lookup
+//! as on each request). Prints one JSON document.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -68,6 +69,31 @@ fn main() {
         let parse = t0.elapsed();
         let heap = LIVE.load(Relaxed) - before;
         let peak = PEAK.load(Relaxed) - before;
+        // The same configuration read in pieces, as the filter reads it from the host.
+        let before_pieces = LIVE.load(Relaxed);
+        PEAK.store(before_pieces, Relaxed);
+        let t0 = Instant::now();
+        let text = json.as_bytes();
+        let from_pieces = Config::parse_pieces(
+            &mut |offset, max| {
+                let end = offset.saturating_add(max).min(text.len());
+                Ok(text.get(offset.min(end)..end).unwrap_or_default().to_vec())
+            },
+            text.len(),
+        );
+        let parse_pieces = t0.elapsed();
+        let pieces_peak = PEAK.load(Relaxed) - before_pieces;
+        match from_pieces {
+            Ok(c) if c.keys == cfg.keys && c.accounts == cfg.accounts => drop(c),
+            Ok(_) => {
+                eprintln!("{n} keys: parse_pieces disagrees with parse");
+                std::process::exit(1);
+            }
+            Err(e) => {
+                eprintln!("{n} keys: parse_pieces: {e}");
+                std::process::exit(1);
+            }
+        }
         // Lookups: presented keys hashed up front (hit: configured keys; miss: unknown ones).
         let probes = 100_000.min(n.max(1000));
         let hits: Vec<keys::Hash> =
@@ -97,6 +123,7 @@ fn main() {
         rows.push(serde_json::json!({
             "keys": n, "config_bytes": json.len(), "parse_ms": parse.as_secs_f64() * 1000.0,
             "heap_mb": mb(heap), "peak_heap_mb": mb(peak),
+            "parse_pieces_ms": parse_pieces.as_secs_f64() * 1000.0, "pieces_peak_heap_mb": mb(pieces_peak),
             "lookup_hit_ns": hit_ns, "lookup_miss_ns": miss_ns, "hash_and_lookup_ns": hash_lookup_ns,
         }));
         drop(cfg);
