@@ -1,6 +1,6 @@
 //! Which endpoint a request is for, from its method and path alone.
 //!
-//! Paths are accepted under `/v1` and under seed 001's `/api/v1` prefix. Gemini's
+//! Paths are accepted under `/v1` and under the `/api/v1` prefix some platforms document. Gemini's
 //! `models/{model}:generateContent` shares the `/v1/models` prefix with OpenAI's model list, so
 //! classification looks at the method and the `:action` suffix, not just the prefix.
 
@@ -23,7 +23,7 @@ pub enum Endpoint {
     Images,
     /// `POST /v1/videos/generations`.
     Videos,
-    /// `POST /v1/audio/speech`, and seed 002's `POST /api/v1/tts/text_to_audio`.
+    /// `POST /v1/audio/speech`, and the platform-style `POST /api/v1/tts/text_to_audio`.
     Speech,
     /// `POST /v1/audio/transcriptions` (multipart upload).
     Transcriptions,
@@ -138,7 +138,7 @@ pub fn classify(method: &str, full_path: &str) -> Endpoint {
         "videos/generations" => want(is_post, Endpoint::Videos),
         "audio/speech" => want(is_post, Endpoint::Speech),
         "audio/transcriptions" => want(is_post, Endpoint::Transcriptions),
-        // Seed 002 puts text to speech one level up: /api/v1/tts/text_to_audio.
+        // Some platforms put text to speech one level up: /api/v1/tts/text_to_audio.
         "tts/text_to_audio" if path.starts_with("/api/v1/") => want(is_post, Endpoint::Speech),
         _ => {
             if let Some((model, action)) = rest.strip_prefix("models/").and_then(|r| r.rsplit_once(':')) {

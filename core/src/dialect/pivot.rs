@@ -184,7 +184,7 @@ pub fn usage_of(v: &Value) -> Option<Usage> {
     crate::usage::from_openai(v)
 }
 
-/// The `usage.credits_consumed` extension (seed 003), carried through when present.
+/// The `usage.credits_consumed` extension (credits the request cost, as some platforms report it), carried through when present.
 pub fn credits_of(v: &Value) -> Option<Value> {
     v.get("usage").and_then(|u| u.get("credits_consumed")).filter(|c| c.is_number()).cloned()
 }

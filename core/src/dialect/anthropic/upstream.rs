@@ -288,7 +288,7 @@ pub fn usage_from_anthropic(u: &Value) -> Option<Usage> {
 
 /// An Anthropic upstream's message -> an OpenAI `chat.completion` and the usage.
 /// `Err` carries the message of an Anthropic error body or says why the body is not a message.
-/// `usage.credits_consumed` (seed 003) is carried through into the completion's `usage`.
+/// `usage.credits_consumed` (a platform extension: the credits the request cost) is carried through into the completion's `usage`.
 pub fn response_to_pivot(v: &Value) -> Result<(Value, Option<Usage>), String> {
     let obj = v.as_object().ok_or("the Anthropic response is not a JSON object")?;
     if obj.get("type").and_then(Value::as_str) == Some("error") {
