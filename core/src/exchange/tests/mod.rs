@@ -9,6 +9,7 @@ use crate::limits::{self, MemoryStore};
 
 mod admit_tests;
 mod record_tests;
+mod remote_tests;
 mod request_tests;
 mod response_tests;
 
