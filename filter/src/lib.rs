@@ -615,6 +615,11 @@ impl HttpContext for Http {
         if let Err(status) = removed {
             return self.fail_closed("cannot remove the request trailers", status);
         }
+        if self.asking {
+            // The body ends while the limits service is asked: the answer reads all of it.
+            self.body_done = true;
+            return Action::Pause;
+        }
         if self.body_done {
             return Action::Continue;
         }

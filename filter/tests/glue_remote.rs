@@ -26,6 +26,14 @@ fn remote_config() -> String {
         .to_string()
 }
 
+/// The same with a transcription model (streamed multipart uploads).
+fn remote_config_with_audio() -> String {
+    remote_config().replace(
+        r#""models":["#,
+        r#""models":[{"id":"listen-x","type":"audio","task":"transcription","cluster":"oa","price":{"per_second":0.001}},"#,
+    )
+}
+
 fn start_request(envoy: &mut Envoy) -> Stream {
     let mut s = envoy.stream();
     let auth = format!("Bearer {KEY}");
@@ -165,5 +173,33 @@ fn the_local_store_sets_no_tick_and_calls_nothing() {
     assert_eq!(s.request_body(CHAT.as_bytes(), true), Action::Continue);
     s.finish();
     envoy.tick();
+    assert!(with(|h| h.http_calls.is_empty()));
+}
+
+#[test]
+fn an_upload_that_ends_while_the_service_is_asked_is_asked_once() {
+    let mut envoy = Envoy::start(&remote_config_with_audio());
+    let mut s = envoy.stream();
+    let auth = format!("Bearer {KEY}");
+    let ct = "multipart/form-data; boundary=XyZ";
+    s.request_headers(
+        &[(":method", "POST"), (":path", "/v1/audio/transcriptions"), ("authorization", &auth), ("content-type", ct)],
+        false,
+    );
+    let head = "--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nlisten-x\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n";
+    assert_eq!(s.request_body(head.as_bytes(), false), Action::Pause);
+    assert_eq!(with(|h| h.http_calls.len()), 1);
+    // No declared length: the hold covers the largest upload.
+    let admit = body(&with(|h| h.http_calls[0].clone()));
+    assert!(admit["hold_micros"].as_u64().unwrap() > 0);
+    // More of the body, then trailers, while the answer is awaited: held, not asked again.
+    assert_eq!(s.request_body(b"RIFFdata", false), Action::Pause);
+    assert_eq!(s.request_trailers(&[("x-trailer", "1")]), Action::Pause);
+    assert_eq!(with(|h| h.http_calls.len()), 1);
+    let hold = admit["hold_micros"].as_u64().unwrap();
+    envoy.answer_call(Some((200, &admitted(hold))));
+    s.after_call();
+    let up = s.upstream.clone().expect("resumed upstream");
+    assert!(up.body.ends_with(b"RIFFdata"));
     assert!(with(|h| h.http_calls.is_empty()));
 }
