@@ -14,7 +14,7 @@ import pytest
 
 from conftest import Http
 from redis_harness import LimitsService, RedisServer
-from tollgate_harness import Stack
+from tollgate_harness import Stack, render
 
 RPM = 20
 CAPPED_KEY = "sk-demo-capped"
@@ -263,3 +263,15 @@ def test_kill_9_mid_stream_lets_the_hold_expire_and_charges_once(cluster):
     assert status == 200
     record = records(survivor, 1, key_id=f"id-{key}")[0]
     assert settled(redis, key) == {"spent": micros(record), "reserved": 0}
+
+
+def test_a_dangling_limits_cluster_is_reported_before_envoy_starts():
+    import check_clusters
+
+    def remote(cluster):
+        return lambda cfg: {**cfg, "limits": {"store": "remote", "cluster": cluster}}
+
+    doc = render(8080, 9901, {}, patch_filter=remote("limits-nowhere"))
+    (line,) = check_clusters.missing_clusters(doc)
+    assert "limits.cluster 'limits-nowhere' is not a cluster of this Envoy configuration" in line
+    assert check_clusters.missing_clusters(render(8080, 9901, {}, patch_filter=remote("demo_text"))) == []
