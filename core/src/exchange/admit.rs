@@ -30,9 +30,16 @@ impl Exchange {
     /// read then).
     fn rate_window(&mut self, cfg: &Config, env: &Env, count: bool) -> Result<(), GatewayError> {
         // With the limits service, the admission at the body counts and reports the window; the
-        // headers alone neither read nor count it (a model listing is not counted there).
+        // headers alone do not count it (a model listing is not counted there), and only refuse
+        // a window this VM already saw the service refuse (`remote::known_full`).
         if self.remote_limits(cfg) {
-            return Ok(());
+            return match self.known_full(cfg, env.now_ms) {
+                Some((d, what)) if !count => {
+                    self.rate = Some(d);
+                    Err(rate_refusal(&d, what))
+                }
+                _ => Ok(()),
+            };
         }
         let Some(account) = self.account.and_then(|a| cfg.account(a)) else {
             return Err(GatewayError::new(Code::InternalError, "account record missing"));

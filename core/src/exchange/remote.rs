@@ -8,14 +8,28 @@
 //! (503 `service_unavailable`); requests per minute and sandbox quotas follow `limits.fallback`
 //! (`closed`: 503; `local`: this Envoy's own counters at each limit divided by `replicas`).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use super::admit::store_error;
 use super::{Env, Exchange};
 use crate::config::{Config, Fallback, LimitsStore, RemoteLimits};
 use crate::errors::{Code, GatewayError};
 use crate::limits::remote::{self, Admission, AdmitRequest, SettleRequest};
-use crate::limits::{LimitError, SpendScope};
+use crate::limits::{LimitError, RateDecision, SpendScope};
 use crate::pricing;
 use crate::routing::Model;
+
+/// Rate windows the service refused, per VM: rate scope -> (limit, window end in unix ms). Until
+/// that window ends, a request of the scope is refused at its headers, before its body is read
+/// or the service asked (as the local store's peek does). Sound because, on the service, a
+/// window's count only grows until it ends: the filter never gives a slot back there (a refused
+/// admit counts nothing). Keyed with the limit, so a raised limit asks again.
+const FULL_CAP: usize = 4096;
+
+thread_local! {
+    static FULL: RefCell<HashMap<String, (u32, u64)>> = RefCell::new(HashMap::new());
+}
 
 /// The limits service's part of one request.
 #[derive(Debug, Default)]
@@ -37,6 +51,8 @@ pub(crate) struct RemoteState {
     pub(crate) fallbacks: u32,
     /// What a fallback divides each rate limit by (1 unless `fallback: "local"` is in use).
     pub(crate) divisor: u32,
+    /// The asked admit's `now_ms` (the answer's `reset_after_ms` counts from it).
+    asked_ms: u64,
 }
 
 /// A call the glue sends to the limits service's cluster (`POST`, JSON).
@@ -128,6 +144,7 @@ impl Exchange {
             self.remote.hold = Some(scopes);
         }
         self.remote.call = Some(req.body());
+        self.remote.asked_ms = req.now_ms;
         self.remote.asked = Some(req);
         Ok(())
     }
@@ -144,12 +161,13 @@ impl Exchange {
         let Some(account) = self.account.and_then(|i| cfg.account(i)) else {
             return Err(GatewayError::new(Code::InternalError, "account record missing"));
         };
-        let (_, _, what) = self.rate_scope(account);
+        let (scope, limit, what) = self.rate_scope(account);
         // A refused admit holds nothing on the service.
         let held = self.remote.hold.take();
         let rpm = a.windows.first().copied().ok_or_else(|| store_error(LimitError::Unavailable))?;
         self.rate = Some(rpm);
         if !rpm.allowed {
+            remember_full(&scope, limit, self.remote.asked_ms.saturating_add(rpm.reset_after_ms), self.now_ms);
             return Err(super::admit::rate_refusal(&rpm, what));
         }
         if model.sandbox {
@@ -167,6 +185,17 @@ impl Exchange {
             None if scopes.is_empty() => Ok(()),
             None => Err(store_error(LimitError::Unavailable)),
         }
+    }
+
+    /// The account's rate window, if this VM saw the service refuse it and it has not ended: the
+    /// refusal to answer at the headers, and what the window counts.
+    pub(super) fn known_full(&self, cfg: &Config, now_ms: u64) -> Option<(RateDecision, &'static str)> {
+        let account = self.account.and_then(|a| cfg.account(a))?;
+        let (scope, limit, what) = self.rate_scope(account);
+        let until = FULL.with(|f| f.borrow().get(scope.as_ref()).filter(|(l, _)| *l == limit).map(|(_, u)| *u))?;
+        let reset_after_ms = until.checked_sub(now_ms).filter(|ms| *ms > 0)?;
+        let retry_after_secs = reset_after_ms.div_ceil(1000).max(1);
+        Some((RateDecision { allowed: false, limit, remaining: 0, reset_after_ms, retry_after_secs }, what))
     }
 
     /// The call to send to the limits service, once (the glue takes it on an `AskLimits`).
@@ -214,4 +243,19 @@ impl Exchange {
             d => (limit / d).max(limit.min(1)),
         }
     }
+}
+
+/// Remembers that `scope`'s window of `limit` is full until `until_ms` (bounded: past
+/// [`FULL_CAP`] scopes, ended windows are dropped, and if none has ended, all of them).
+fn remember_full(scope: &str, limit: u32, until_ms: u64, now_ms: u64) {
+    FULL.with(|f| {
+        let mut f = f.borrow_mut();
+        if f.len() >= FULL_CAP && !f.contains_key(scope) {
+            f.retain(|_, (_, u)| *u > now_ms);
+            if f.len() >= FULL_CAP {
+                f.clear();
+            }
+        }
+        f.insert(scope.to_string(), (limit, until_ms));
+    });
 }

@@ -112,16 +112,6 @@ fn an_admitted_request_goes_upstream_and_settles_from_the_end() {
 fn refusals_are_the_local_paths_and_hold_nothing() {
     let c = remote_cfg("closed");
     let store = MemoryStore::new();
-    // The rate window is full: 429 with Retry-After and the shared counter's headers.
-    let (mut ex, _) = ask(&c, &store, "sk-capped", CHAT);
-    let reply = json!({"admitted": false, "refused": "window", "index": 0, "windows": [window(false, 100, 0)]});
-    let BodyAction::Reply(r) = answer(&mut ex, &c, &store, Some((200, reply)), CHAT) else { panic!("admitted") };
-    assert_eq!(r.status, 429);
-    assert!(r.headers.contains(&("retry-after".to_string(), "30".to_string())), "{:?}", r.headers);
-    assert!(r.headers.contains(&("x-ratelimit-remaining-requests".to_string(), "0".to_string())));
-    let (o, record) = done(&mut ex, &c, &store);
-    assert_eq!(o.remote_settlement, None);
-    assert_eq!((record["error"].clone(), record["limits"].clone()), (json!("rate_limit_exceeded"), json!("remote")));
     // The cap has not enough left: 402, nothing to settle.
     let (mut ex, _) = ask(&c, &store, "sk-capped", CHAT);
     let reply = json!({"admitted": false, "refused": "cap", "index": 0, "windows": [window(true, 100, 9)], "remaining_micros": 3});
@@ -135,6 +125,17 @@ fn refusals_are_the_local_paths_and_hold_nothing() {
     let BodyAction::Reply(r) = answer(&mut ex, &c, &store, Some((200, reply)), free) else { panic!("admitted") };
     assert_eq!(r.status, 429);
     assert_eq!(ex.error(), Some(Code::SandboxQuotaExceeded));
+    // The rate window is full (last: this VM then refuses the account at its headers).
+    // 429 with Retry-After and the shared counter's headers.
+    let (mut ex, _) = ask(&c, &store, "sk-capped", CHAT);
+    let reply = json!({"admitted": false, "refused": "window", "index": 0, "windows": [window(false, 100, 0)]});
+    let BodyAction::Reply(r) = answer(&mut ex, &c, &store, Some((200, reply)), CHAT) else { panic!("admitted") };
+    assert_eq!(r.status, 429);
+    assert!(r.headers.contains(&("retry-after".to_string(), "30".to_string())), "{:?}", r.headers);
+    assert!(r.headers.contains(&("x-ratelimit-remaining-requests".to_string(), "0".to_string())));
+    let (o, record) = done(&mut ex, &c, &store);
+    assert_eq!(o.remote_settlement, None);
+    assert_eq!((record["error"].clone(), record["limits"].clone()), (json!("rate_limit_exceeded"), json!("remote")));
 }
 
 #[test]
@@ -202,4 +203,36 @@ fn content_is_kept_once_when_the_body_runs_again() {
         json!({"admitted": true, "windows": [window(true, 100, 1)], "remaining_micros": 1, "reserved_micros": 1});
     assert!(matches!(answer(&mut ex2, &c, &store, Some((200, reply)), CHAT), BodyAction::Forward { .. }));
     assert_eq!(ex2.content.as_ref().unwrap().0, CHAT.as_bytes());
+}
+
+#[test]
+fn a_window_the_service_refused_is_refused_at_the_headers_until_it_ends() {
+    let c = remote_cfg("closed");
+    let store = MemoryStore::new();
+    // Asked while the account is under its rate: the headers pass.
+    let (mut ex, _) = ask(&c, &store, "sk-a", CHAT);
+    let reply = json!({"admitted": false, "refused": "window", "index": 0,
+                       "windows": [{"allowed": false, "limit": 3, "remaining": 0, "reset_after_ms": 20_000}]});
+    let BodyAction::Reply(r) = answer(&mut ex, &c, &store, Some((200, reply)), CHAT) else { panic!("admitted") };
+    assert_eq!(r.status, 429);
+    // Within the window: refused at the headers, nothing asked, nothing read.
+    let env = Env { now_ms: NOW + 5_000, store: &store };
+    let mut ex = Exchange::new();
+    let head = RequestHead {
+        method: "POST",
+        path: "/v1/chat/completions",
+        authorization: Some("Bearer sk-a"),
+        ..Default::default()
+    };
+    let HeadAction::Reply(r) = ex.on_request_headers(&c, &head, &env) else { panic!("read the body") };
+    assert_eq!(r.status, 429);
+    assert!(r.headers.contains(&("retry-after".to_string(), "15".to_string())), "{:?}", r.headers);
+    assert!(r.headers.contains(&("x-ratelimit-remaining-requests".to_string(), "0".to_string())));
+    assert_eq!(ex.take_limits_call(), None);
+    // Another account, and the same one once the window ended, are asked.
+    let env = Env { now_ms: NOW + 20_000, store: &store };
+    let mut ex = Exchange::new();
+    assert!(matches!(ex.on_request_headers(&c, &head, &env), HeadAction::ReadBody(_)));
+    let (_, req) = ask(&c, &store, "sk-capped", CHAT);
+    assert_eq!(req.windows[0].key, "rpm:b");
 }
