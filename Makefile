@@ -19,11 +19,13 @@ PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 4
 
-.PHONY: help build bench-filters run test unit clippy validate integration node-deps venv wasm-target keytool clean fuzz fuzz-smoke fuzz-tools bench soak prometheus redis
+.PHONY: help build bench-filters run run-cluster clean-state test unit clippy validate integration node-deps venv wasm-target keytool clean fuzz fuzz-smoke fuzz-tools bench soak prometheus redis
 
 help:
 	@echo "make run    build what is missing, start the demo (gateway 127.0.0.1:8080, admin :9901)"
 	@echo "make run CONFIG=envoy/production-tls.yaml   the bundled Envoy + built filter on any config"
+	@echo "make run-cluster   Redis, the limits service and two Envoys sharing the limits (8080/8081, admins 9901/9902)"
+	@echo "make clean-state   wipe the data make run-cluster keeps (.state/)"
 	@echo "make test   unit tests, clippy, config validation, fuzz smoke, integration tests against real Envoy"
 	@echo "make build  the wasm filter, the demo backend, the key tool, the report tool and the limits service"
 	@echo "make keytool ARGS='new --account acct-demo'   mint a key / hash one"
@@ -68,6 +70,15 @@ node-deps: $(NODE_DEPS)
 CONFIG ?=
 run: build $(STAMP) $(if $(CONFIG),$(TLS_DEV_CERT))
 	cd tests/harness && CONFIG="$(if $(CONFIG),$(abspath $(CONFIG)))" ../../$(PY) run_demo.py
+
+# `make run-cluster`: Redis (data in .state/redis, kept), the limits service and two Envoy replicas
+# (gateways 8080 and 8081, admins 9901 and 9902) sharing the limits, until Ctrl-C.
+run-cluster: build $(STAMP) redis
+	cd tests/harness && ../../$(PY) run_cluster.py
+
+# Wipes what `make run-cluster` keeps (Redis's data: counters, holds, spent credits).
+clean-state:
+	rm -rf .state
 
 keytool: $(KEYTOOL)
 	@$(KEYTOOL) $(ARGS)

@@ -32,6 +32,17 @@ use crate::exchange::Outcome;
 pub const STORE_FAILURES: &str = "tollgate.limits.store_failures";
 /// Spend reservations whose settlement at the end of the exchange failed (`Outcome::settle_failures`).
 pub const SETTLE_FAILURES: &str = "tollgate.limits.settle_failures";
+/// Calls to the limits service (`limits.store: "remote"`) that failed: timeout, reset, a non-200,
+/// an answer that does not fit.
+pub const REMOTE_FAILURES: &str = "tollgate.limits.remote_failures";
+/// Requests whose rate or sandbox limits were decided on this Envoy's own counters because the
+/// limits service failed (`fallback: "local"`).
+pub const REMOTE_FALLBACKS: &str = "tollgate.limits.remote_fallbacks";
+/// Settlements sent to the limits service from the root context, and failed sends retried.
+pub const REMOTE_SETTLEMENTS: &str = "tollgate.limits.remote_settlements";
+pub const REMOTE_SETTLE_RETRIES: &str = "tollgate.limits.remote_settle_retries";
+/// Settlements given up (queue full, or retried too long): their holds expire on the service.
+pub const REMOTE_SETTLE_DROPPED: &str = "tollgate.limits.remote_settle_dropped";
 const NONE: &str = "none";
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 const TOKEN_KINDS: [&str; 4] = ["prompt", "completion", "cached", "reasoning"];
@@ -190,6 +201,13 @@ pub fn all_names(cfg: &Config) -> Vec<String> {
     out.extend(Code::ALL.iter().map(|c| errors(*c)));
     out.push(STORE_FAILURES.to_string());
     out.push(SETTLE_FAILURES.to_string());
+    if matches!(cfg.limits, crate::config::LimitsStore::Remote(_)) {
+        for name in
+            [REMOTE_FAILURES, REMOTE_FALLBACKS, REMOTE_SETTLEMENTS, REMOTE_SETTLE_RETRIES, REMOTE_SETTLE_DROPPED]
+        {
+            out.push(name.to_string());
+        }
+    }
     out
 }
 

@@ -139,6 +139,7 @@ fn refused(cfg: &Config, store: &dyn Counters, f: &Front, key: &str) -> (Exchang
             BodyAction::Forward { edits, body } => {
                 panic!("{}: forwarded upstream with a failing store: {edits:?} {body:?}", f.name)
             }
+            BodyAction::AskLimits => panic!("{}: the local store never asks the limits service", f.name),
         },
     };
     (ex, reply)

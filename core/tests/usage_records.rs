@@ -97,6 +97,7 @@ fn run(cfg: &Config, store: &MemoryStore, front: &str, up: &str, events: &[&str]
     match ex.on_request_body(cfg, body.as_bytes(), &env) {
         BodyAction::Forward { .. } => {}
         BodyAction::Reply(r) => panic!("refused: {}", String::from_utf8_lossy(&r.body)),
+        BodyAction::AskLimits => panic!("the local store never asks the limits service"),
     }
     ex.response_started(1_000_005);
     ex.on_response_headers(200, Some("text/event-stream"));

@@ -65,6 +65,8 @@ extern "C" {
         -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_close_stream(stream_type: StreamType) -> u32;
+    fn proxy_continue_stream(stream_type: StreamType) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
 }
 
 fn status(s: u32) -> Result<(), Status> {
@@ -217,6 +219,40 @@ pub fn serialize_pairs(pairs: &[(String, String)]) -> Vec<u8> {
         out.push(0);
     }
     out
+}
+
+/// Lets a paused request go on (after an `on_http_call_response` decided it).
+pub fn continue_request() -> Result<(), Status> {
+    status(unsafe { proxy_continue_stream(StreamType::HttpRequest) })
+}
+
+/// Calls `on_tick` of the root context every `ms` milliseconds (0 stops it).
+pub fn set_tick_period(ms: u32) -> Result<(), Status> {
+    status(unsafe { proxy_set_tick_period_milliseconds(ms) })
+}
+
+/// `POST`s `body` (JSON) to `path` on Envoy cluster `cluster`; the answer comes to
+/// `on_http_call_response` of the calling context with the returned token. This goes through the
+/// SDK, whose dispatcher must register the token to route the answer; it returns the host's
+/// refusals (`BadArgument` for an unknown cluster, `InternalFailure`) as errors.
+pub fn dispatch_post(cluster: &str, path: &str, body: &[u8], timeout_ms: u64) -> Result<u32, Status> {
+    let headers =
+        vec![(":method", "POST"), (":path", path), (":authority", cluster), ("content-type", "application/json")];
+    let timeout = std::time::Duration::from_millis(timeout_ms);
+    proxy_wasm::hostcalls::dispatch_http_call(cluster, headers, Some(body), Vec::new(), timeout)
+        .map_err(|s| s as Status)
+}
+
+/// The answer to an HTTP call, in `on_http_call_response`: its `:status` (0 when absent: the call
+/// failed or timed out) and its body.
+pub fn http_call_answer(body_size: usize) -> (u16, Vec<u8>) {
+    let status = header_pairs(MapType::HttpCallResponseHeaders)
+        .ok()
+        .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == ":status"))
+        .and_then(|(_, v)| std::str::from_utf8(&v).ok().and_then(|v| v.parse::<u16>().ok()))
+        .unwrap_or(0);
+    let body = get_buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default();
+    (status, body)
 }
 
 /// Parses the ABI's header map (see `serialize_pairs`); `None` if it is malformed. Names are

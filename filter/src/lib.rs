@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
-use tollgate_core::config::Config;
+use tollgate_core::config::{Config, LimitsStore};
 use tollgate_core::errors::Code;
 use tollgate_core::exchange::{
     BodyAction, ChunkAction, Env, Exchange, HeadAction, HeaderEdit, LocalReply, Outcome, RequestHead, UploadAction,
@@ -19,6 +19,7 @@ use tollgate_core::metrics::{AccountStat, Stat, ACCOUNT_SLOTS, MODEL_SLOTS};
 
 mod configure;
 mod host;
+mod settle;
 mod store;
 
 proxy_wasm::main! {{
@@ -45,6 +46,18 @@ struct Root {
     config: Option<Rc<Config>>,
     metrics: Rc<Metrics>,
     ids: Rc<Ids>,
+}
+
+/// The settlement stats of the root context (sent, retried, dropped).
+fn settle_stats(c: &settle::Counts) {
+    use tollgate_core::metrics::{REMOTE_SETTLEMENTS, REMOTE_SETTLE_DROPPED, REMOTE_SETTLE_RETRIES};
+    for (name, n) in
+        [(REMOTE_SETTLEMENTS, c.sent), (REMOTE_SETTLE_RETRIES, c.retried), (REMOTE_SETTLE_DROPPED, c.dropped)]
+    {
+        if n > 0 {
+            add(define(name), n);
+        }
+    }
 }
 
 /// Mints the billing records' request ids: 128 bits from two hashers that std seeds from the
@@ -80,6 +93,8 @@ struct Metrics {
     store_failures: Option<u32>,
     settle_failures: Option<u32>,
     hostcall_failures: Option<u32>,
+    remote_failures: Option<u32>,
+    remote_fallbacks: Option<u32>,
     /// Per-account ids by account index (`account_metrics`; empty when off).
     per_account: RefCell<Vec<[Option<u32>; ACCOUNT_SLOTS]>>,
 }
@@ -123,6 +138,8 @@ impl Metrics {
             store_failures: define(tollgate_core::metrics::STORE_FAILURES),
             settle_failures: define(tollgate_core::metrics::SETTLE_FAILURES),
             hostcall_failures: define(HOSTCALL_FAILURES),
+            remote_failures: define(tollgate_core::metrics::REMOTE_FAILURES),
+            remote_fallbacks: define(tollgate_core::metrics::REMOTE_FALLBACKS),
             per_account: RefCell::new(per_account),
             ..Metrics::default()
         }
@@ -182,14 +199,46 @@ impl Metrics {
         add(self.store_failures, u64::from(o.store_failures));
         add(self.settle_failures, u64::from(o.settle_failures));
         add(self.hostcall_failures, u64::from(hostcall_failures));
+        add(self.remote_failures, u64::from(o.remote_failures));
+        add(self.remote_fallbacks, u64::from(o.remote_fallbacks));
     }
 }
 
-impl Context for Root {}
+impl Context for Root {
+    /// A settlement's answer: done, or back in the queue for the next tick.
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        let (status, body) = host::http_call_answer(body_size);
+        if settle::answered(token, status, &body) == Some(false) {
+            settle_stats(&settle::Counts { retried: 1, ..settle::Counts::default() });
+            log(LogLevel::Warn, &format!("tollgate: a settlement was not accepted (status {status}); retried"));
+        }
+    }
+}
 
 impl RootContext for Root {
+    /// Sends the queued settlements of this VM (see `settle`).
+    fn on_tick(&mut self) {
+        let Some(LimitsStore::Remote(remote)) = self.config.as_ref().map(|c| &c.limits) else { return };
+        if settle::len() == 0 {
+            return;
+        }
+        let counts = settle::drain(host::now_ms(), remote.hold_ttl_ms, |call| {
+            host::dispatch_post(&remote.cluster, call.path, &call.body, remote.timeout_ms.max(1000)).ok()
+        });
+        if counts.dropped > 0 {
+            log(LogLevel::Warn, &format!("tollgate: {} settlements given up; their holds expire", counts.dropped));
+        }
+        settle_stats(&counts);
+    }
+
     fn on_configure(&mut self, size: usize) -> bool {
         let Some(cfg) = configure::load(size) else { return false };
+        if matches!(cfg.limits, LimitsStore::Remote(_)) {
+            if let Err(status) = host::set_tick_period(settle::TICK_MS) {
+                log(LogLevel::Error, &format!("tollgate: cannot set the tick period (status {status})"));
+                return false;
+            }
+        }
         let metrics = Metrics::new(&cfg);
         self.config = Some(Rc::new(cfg));
         self.metrics = Rc::new(metrics);
@@ -211,6 +260,7 @@ impl RootContext for Root {
             traced_request: Cell::new(false),
             present: Vec::new(),
             hostcall_failures: 0,
+            asking: false,
         }))
     }
 
@@ -238,6 +288,8 @@ struct Http {
     present: Vec<(String, Vec<u8>)>,
     /// Hostcalls the host refused during this request (`HOSTCALL_FAILURES`).
     hostcall_failures: u32,
+    /// The request waits for the limits service's answer (paused).
+    asking: bool,
 }
 
 /// The header an edit touches.
@@ -376,6 +428,7 @@ impl Http {
             }
         };
         match self.ex.on_upload_body(cfg, &buffered, size, end_of_stream, &env(&store::SharedData)) {
+            UploadAction::AskLimits => self.ask_limits(cfg),
             UploadAction::NeedMore => Action::Pause,
             UploadAction::Continue => Action::Continue,
             UploadAction::Reply(r) => self.reply(&r),
@@ -417,11 +470,52 @@ impl Http {
         match self.ex.on_request_body(&cfg, &body, &env(&store::SharedData)) {
             BodyAction::Reply(r) => self.reply(&r),
             BodyAction::Forward { edits, body: new_body } => self.forward(&edits, new_body.as_deref(), size),
+            BodyAction::AskLimits => self.ask_limits(&cfg),
+        }
+    }
+
+    /// Sends the exchange's admit to the limits service and pauses the request until
+    /// `on_http_call_response`. A call the host refuses is a failed call, answered now.
+    fn ask_limits(&mut self, cfg: &Config) -> Action {
+        let (Some(call), LimitsStore::Remote(remote)) = (self.ex.take_limits_call(), &cfg.limits) else {
+            let r = self.ex.host_failed();
+            return self.reply(&r);
+        };
+        match host::dispatch_post(&remote.cluster, call.path, &call.body, remote.timeout_ms) {
+            Ok(_) => {
+                self.asking = true;
+                Action::Pause
+            }
+            Err(status) => {
+                log(
+                    LogLevel::Warn,
+                    &format!("tollgate[{}]: cannot call the limits service (status {status})", self.id),
+                );
+                self.ex.on_limits_answer(None, host::now_ms());
+                self.request_body(self.body_size, self.body_done)
+            }
         }
     }
 }
 
-impl Context for Http {}
+impl Context for Http {
+    /// The limits service's answer (or the call's failure: no `:status`): the paused request is
+    /// decided again with it, and goes on, or gets its local reply.
+    fn on_http_call_response(&mut self, _token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        if !self.asking {
+            return;
+        }
+        self.asking = false;
+        let (status, body) = host::http_call_answer(body_size);
+        let answer = (status != 0).then_some((status, body.as_slice()));
+        self.ex.on_limits_answer(answer, host::now_ms());
+        if let Action::Continue = self.request_body(self.body_size, self.body_done) {
+            if let Err(status) = host::continue_request() {
+                self.count_failure("cannot resume the request", status);
+            }
+        }
+    }
+}
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
@@ -493,6 +587,12 @@ impl HttpContext for Http {
         if self.ex.local_reply {
             return Action::Pause;
         }
+        if self.asking {
+            // More of an upload while the limits service is asked: buffered, read at the answer.
+            self.body_size = size;
+            self.body_done = end_of_stream;
+            return Action::Pause;
+        }
         if self.body_done {
             return Action::Continue;
         }
@@ -514,6 +614,11 @@ impl HttpContext for Http {
         }
         if let Err(status) = removed {
             return self.fail_closed("cannot remove the request trailers", status);
+        }
+        if self.asking {
+            // The body ends while the limits service is asked: the answer reads all of it.
+            self.body_done = true;
+            return Action::Pause;
         }
         if self.body_done {
             return Action::Continue;
@@ -585,6 +690,12 @@ impl HttpContext for Http {
         }
         if let Some(f) = &outcome.settle_failure {
             log(LogLevel::Warn, &format!("tollgate[{}]: request {}: {f}", self.id, self.ex.request_id));
+        }
+        if let Some(call) = outcome.remote_settlement.clone() {
+            if !settle::push(call, host::now_ms()) {
+                settle_stats(&settle::Counts { dropped: 1, ..settle::Counts::default() });
+                log(LogLevel::Warn, &format!("tollgate[{}]: settlement queue full; the hold expires", self.id));
+            }
         }
         self.metrics.record(&cfg, &outcome, self.hostcall_failures, self.ex.account);
         // Too late for the span, but access logs can still read them (a stream cut off, a

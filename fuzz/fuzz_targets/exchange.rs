@@ -144,6 +144,7 @@ fn one(store: &MemoryStore, ctl: &[u8; 8], path: &str, body: &[u8], resp: &[u8],
                     UploadAction::NeedMore => {}
                     UploadAction::Continue => {}
                     UploadAction::Forward { .. } => routed = true,
+                    UploadAction::AskLimits => panic!("the local store never asks the limits service"),
                     UploadAction::Reply(r) => {
                         check_reply(ex.front(), &r);
                         done = true;
@@ -169,6 +170,7 @@ fn one(store: &MemoryStore, ctl: &[u8; 8], path: &str, body: &[u8], resp: &[u8],
                         }
                         true
                     }
+                    BodyAction::AskLimits => panic!("the local store never asks the limits service"),
                 }
             }
         }

@@ -1,4 +1,4 @@
-"""Checks that every `clusters[].name` of each Tollgate filter in an Envoy configuration is a
+"""Checks that every `clusters[].name` (and `limits.cluster`) of each Tollgate filter in an Envoy configuration is a
 cluster of that configuration (`static_resources.clusters`), also when the filter's configuration
 comes through ECDS from a file (`config_discovery` with a `path_config_source`). The filter cannot
 see Envoy's clusters, and Envoy answers a request routed to a missing cluster with a bodyless 503 (which
@@ -60,6 +60,11 @@ def missing_clusters(doc: dict) -> list[str]:
             if name not in have:
                 out.append(f"listener {listener}: clusters[{i}].name {name!r} is not a cluster of this Envoy "
                            f"configuration (static_resources.clusters: {', '.join(sorted(map(str, have)))})")
+        # The limits service's cluster (`limits.store: "remote"`): without it every call fails.
+        limits = cfg.get("limits") if isinstance(cfg.get("limits"), dict) else {}
+        if limits.get("store") == "remote" and limits.get("cluster") not in have:
+            out.append(f"listener {listener}: limits.cluster {limits.get('cluster')!r} is not a cluster of this Envoy "
+                       f"configuration (static_resources.clusters: {', '.join(sorted(map(str, have)))})")
     return out
 
 

@@ -5,10 +5,10 @@
 use std::borrow::Cow;
 
 use super::{Env, Exchange, LocalReply};
-use crate::config::{Account, Config};
+use crate::config::{Account, Config, LimitsStore};
 use crate::endpoints::Endpoint;
 use crate::errors::{Code, GatewayError};
-use crate::limits::{self, LimitError};
+use crate::limits::{self, LimitError, RateDecision};
 use crate::pricing::{self, Reservation};
 use crate::routing::Model;
 
@@ -29,6 +29,18 @@ impl Exchange {
     /// rate headers (a reply before the request is counted, a 400 or 413, reports the window as
     /// read then).
     fn rate_window(&mut self, cfg: &Config, env: &Env, count: bool) -> Result<(), GatewayError> {
+        // With the limits service, the admission at the body counts and reports the window; the
+        // headers alone do not count it (a model listing is not counted there), and only refuse
+        // a window this VM already saw the service refuse (`remote::known_full`).
+        if self.remote_limits(cfg) {
+            return match self.known_full(cfg, env.now_ms) {
+                Some((d, what)) if !count => {
+                    self.rate = Some(d);
+                    Err(rate_refusal(&d, what))
+                }
+                _ => Ok(()),
+            };
+        }
         let Some(account) = self.account.and_then(|a| cfg.account(a)) else {
             return Err(GatewayError::new(Code::InternalError, "account record missing"));
         };
@@ -43,25 +55,23 @@ impl Exchange {
         if d.allowed {
             return Ok(());
         }
-        Err(GatewayError::new(
-            Code::RateLimitExceeded,
-            format!(
-                "Rate limit of {} {what} per minute reached for this account; retry after {} s",
-                d.limit, d.retry_after_secs
-            ),
-        )
-        .with_retry_after_ms(d.reset_after_ms))
+        Err(rate_refusal(&d, what))
     }
 
     /// The rate window this request counts in: image generations have their own per-minute limit
     /// (`image_rpm`, as the platform documents it), kept under `rpm:img:{account}`; everything
     /// else shares the account's `rpm:{account}`.
-    fn rate_scope<'c>(&self, account: &'c Account) -> (Cow<'c, str>, u32, &'static str) {
+    pub(super) fn rate_scope<'c>(&self, account: &'c Account) -> (Cow<'c, str>, u32, &'static str) {
         if self.endpoint == Endpoint::Images {
-            (format!("img:{}", account.id).into(), account.image_rpm, "image generations")
+            (format!("img:{}", account.id).into(), self.fallback_limit(account.image_rpm), "image generations")
         } else {
-            (account.id.as_str().into(), account.rpm, "requests")
+            (account.id.as_str().into(), self.fallback_limit(account.rpm), "requests")
         }
+    }
+
+    /// The limits live on the shared limits service and it is being used (not fallen back from).
+    fn remote_limits(&self, cfg: &Config) -> bool {
+        matches!(cfg.limits, LimitsStore::Remote(_)) && self.remote.decided != Some("local_fallback")
     }
 
     /// Sandbox quota and spend caps, after the rate check admitted the request. A rejection
@@ -87,7 +97,8 @@ impl Exchange {
         };
         let mut took_daily = false;
         if model.sandbox {
-            let d = match limits::check_daily(env.store, &key.id, key.sandbox_daily_quota, env.now_ms) {
+            let quota = self.fallback_limit(key.sandbox_daily_quota);
+            let d = match limits::check_daily(env.store, &key.id, quota, env.now_ms) {
                 Ok(d) => d,
                 Err(e) => {
                     refund_rpm();
@@ -96,14 +107,7 @@ impl Exchange {
             };
             if !d.allowed {
                 refund_rpm();
-                return Err(GatewayError::new(
-                    Code::SandboxQuotaExceeded,
-                    format!(
-                        "The free {} tier allows {} calls per key per UTC day; wait until midnight UTC or switch to a paid model",
-                        model.id, d.limit
-                    ),
-                )
-                .with_retry_after(d.retry_after_secs));
+                return Err(sandbox_refusal(model, &d));
             }
             took_daily = true;
         }
@@ -124,10 +128,7 @@ impl Exchange {
             }
             Ok(Reservation::Refused) => {
                 undo_all();
-                Err(GatewayError::new(
-                    Code::InsufficientFunds,
-                    "The spend cap of this key or account is reached (or this request's estimated cost exceeds what is left); raise the cap to continue",
-                ))
+                Err(spend_refusal())
             }
             Err(e) => {
                 undo_all();
@@ -139,6 +140,9 @@ impl Exchange {
     /// The account's window, read without counting, for the rate headers of a reply that is not
     /// counted (404, 405 of an authenticated request); a store failure just leaves them out.
     pub(super) fn note_rate(&mut self, cfg: &Config, env: &Env) {
+        if self.remote_limits(cfg) {
+            return;
+        }
         if let Some(account) = self.account.and_then(|a| cfg.account(a)) {
             let (scope, limit, _) = self.rate_scope(account);
             if let Ok(d) = limits::peek_rpm(env.store, &scope, limit, env.now_ms) {
@@ -174,6 +178,38 @@ pub(super) fn store_error(_: LimitError) -> GatewayError {
     GatewayError::new(
         Code::ServiceUnavailable,
         "The gateway cannot check this request's limits right now; retry shortly",
+    )
+}
+
+/// The 429 of a rate window that is used up.
+pub(super) fn rate_refusal(d: &RateDecision, what: &str) -> GatewayError {
+    GatewayError::new(
+        Code::RateLimitExceeded,
+        format!(
+            "Rate limit of {} {what} per minute reached for this account; retry after {} s",
+            d.limit, d.retry_after_secs
+        ),
+    )
+    .with_retry_after_ms(d.reset_after_ms)
+}
+
+/// The 429 of a sandbox key whose daily quota is used up.
+pub(super) fn sandbox_refusal(model: &Model, d: &RateDecision) -> GatewayError {
+    GatewayError::new(
+        Code::SandboxQuotaExceeded,
+        format!(
+            "The free {} tier allows {} calls per key per UTC day; wait until midnight UTC or switch to a paid model",
+            model.id, d.limit
+        ),
+    )
+    .with_retry_after(d.retry_after_secs)
+}
+
+/// The 402 of a spend cap the request's estimate does not fit.
+pub(super) fn spend_refusal() -> GatewayError {
+    GatewayError::new(
+        Code::InsufficientFunds,
+        "The spend cap of this key or account is reached (or this request's estimated cost exceeds what is left); raise the cap to continue",
     )
 }
 

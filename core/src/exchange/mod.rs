@@ -19,6 +19,7 @@ mod auth;
 mod capture;
 mod record;
 mod redact;
+mod remote;
 mod response;
 mod route;
 mod upload;
@@ -27,10 +28,12 @@ pub use self::admit::format_duration;
 pub use self::capture::CONTENT_LOG_CAP;
 pub use self::record::{client_request_id, format_request_id, rfc3339};
 pub use self::redact::redact_text;
+pub use self::remote::LimitsCall;
 pub use self::upload::UPLOAD_SCAN_LIMIT;
 pub use crate::pricing::{estimate_micros, media_micros, usage_micros};
 pub use crate::reply::LocalReply;
 
+use self::remote::RemoteState;
 use self::response::ResponseMode;
 use self::upload::Upload;
 use crate::dialect::Dialect;
@@ -97,6 +100,9 @@ pub enum UploadAction {
     /// Let this piece through.
     Continue,
     Reply(LocalReply),
+    /// Send `take_limits_call` to the limits service and hold the upload (keep buffering); feed
+    /// the answer to `on_limits_answer`, then call `on_upload_body` again with what is buffered.
+    AskLimits,
 }
 
 #[derive(Debug, PartialEq)]
@@ -107,6 +113,9 @@ pub enum BodyAction {
         edits: Vec<HeaderEdit>,
         body: Option<Vec<u8>>,
     },
+    /// Send `take_limits_call` to the limits service and hold the request; feed the answer to
+    /// `on_limits_answer`, then call `on_request_body` again with the same body.
+    AskLimits,
 }
 
 /// What to do with a response body chunk.
@@ -196,6 +205,8 @@ pub struct Exchange {
     /// The routed cluster's configured credentials (`api_key`, `headers` values): never relayed
     /// in upstream text.
     redact: Vec<String>,
+    /// The limits service's part (`limits.store: "remote"`).
+    remote: RemoteState,
 }
 
 /// The end of an exchange: what to bill and count, and the billing record.
@@ -224,6 +235,14 @@ pub struct Outcome {
     /// What the failed settlement left: the reservation still held on the caps, and the cost the
     /// spent totals miss.
     pub settle_failure: Option<SettleFailure>,
+    /// Calls to the limits service that failed for this request (`tollgate.limits.remote_failures`).
+    pub remote_failures: u32,
+    /// Limits decided on this Envoy's own counters because the service failed
+    /// (`tollgate.limits.remote_fallbacks`).
+    pub remote_fallbacks: u32,
+    /// The settlement of the hold on the limits service, for the glue to send from the root
+    /// context (it outlives the request).
+    pub remote_settlement: Option<LimitsCall>,
 }
 
 impl Exchange {
@@ -269,6 +288,7 @@ impl Exchange {
             response_reply: None,
             completion_budget: 0,
             redact: Vec::new(),
+            remote: RemoteState::default(),
         }
     }
 

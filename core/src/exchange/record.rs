@@ -42,6 +42,9 @@ impl Exchange {
         // failure is not the client's: the record still bills the request, and the glue counts
         // and logs the reservation left held.
         let settle_failure = self.reserved.take().and_then(|hold| hold.settle(env.store, micros).err());
+        // A hold on the limits service settles from the glue's root context (it outlives this
+        // request), idempotently by the request id.
+        let remote_settlement = self.take_remote_settlement(micros);
         let record = self.record(cfg, &billed, estimated, micros);
         let complete = self.local_reply || self.response_done;
         Outcome {
@@ -56,6 +59,9 @@ impl Exchange {
             store_failures: self.store_failures,
             settle_failures: u32::from(settle_failure.is_some()),
             settle_failure,
+            remote_failures: self.remote.failures,
+            remote_fallbacks: self.remote.fallbacks,
+            remote_settlement,
         }
     }
 
@@ -132,6 +138,10 @@ impl Exchange {
         r.field("estimated", &estimated);
         r.field("front", self.front.as_str());
         r.field("key_id", &key.map(|k| k.id.as_str()));
+        if let Some(how) = self.remote.decided {
+            // Only with the limits service: how this request's limits were decided.
+            r.field("limits", how);
+        }
         r.field("model", &self.model);
         r.field("prompt_tokens", &u.prompt_tokens);
         r.field("reasoning_tokens", &u.reasoning_tokens);

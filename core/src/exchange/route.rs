@@ -20,7 +20,9 @@ impl Exchange {
     pub fn on_request_body(&mut self, cfg: &Config, body: &[u8], env: &Env) -> BodyAction {
         self.now_ms = env.now_ms;
         self.request_bytes = body.len();
-        if let Some((req, _)) = &mut self.content {
+        // Kept once: a body decided again with the limits service's answer is the same body.
+        let again = self.limits_answered();
+        if let (Some((req, _)), false) = (&mut self.content, again) {
             req.extend_from_slice(body.get(..CONTENT_LOG_CAP.min(body.len())).unwrap_or(&[]));
         }
         match self.route(cfg, body, env) {
@@ -77,12 +79,13 @@ impl Exchange {
         let model = cfg.model(&client_model).ok_or_else(|| GatewayError::new(Code::InternalError, "model vanished"))?;
         // Named and valid: a refusal by the limits below is counted and recorded under it.
         self.model = Some(client_model.clone());
-        self.check_rpm(cfg, env)?;
-        self.check_model_limits(cfg, env, model, units, max_tokens)?;
+        if !self.admit(cfg, env, model, units, max_tokens)? {
+            return Ok(BodyAction::AskLimits);
+        }
         // A spend reservation is an upper bound the upstream is held to: without a budget from
         // the client, the reserved one goes upstream (in the upstream dialect's field).
         let mut capped = false;
-        if let Some(req) = chat.as_mut().filter(|r| r.max_tokens.is_none() && self.reserved.is_some()) {
+        if let Some(req) = chat.as_mut().filter(|r| r.max_tokens.is_none() && self.holds_spend()) {
             req.body.insert("max_tokens".to_string(), Value::from(model.default_max_tokens));
             capped = true;
         }
@@ -155,17 +158,16 @@ impl Exchange {
         self.prompt_estimate = scan.prompt_estimate;
         // Named and valid: a refusal by the limits below is counted and recorded under it.
         self.model = Some(scan.model);
-        if let Err(e) = self.check_rpm(cfg, env) {
-            return Some(Err(e));
-        }
-        if let Err(e) = self.check_model_limits(cfg, env, model, scan.n as f64, scan.max_tokens) {
-            return Some(Err(e));
+        match self.admit(cfg, env, model, scan.n as f64, scan.max_tokens) {
+            Ok(true) => {}
+            Ok(false) => return Some(Ok(BodyAction::AskLimits)),
+            Err(e) => return Some(Err(e)),
         }
         // Reserved without a client budget: the reserved one goes upstream (see `route`), added
         // at byte level after the opening brace (the object has `model`, so a comma follows;
         // `scan_chat` saw no budget key at all, so none is repeated).
-        let body = match (scan.max_tokens, &self.reserved) {
-            (None, Some(_)) => {
+        let body = match (scan.max_tokens, self.holds_spend()) {
+            (None, true) => {
                 let at = raw.iter().position(|b| *b == b'{').map_or(0, |p| p + 1);
                 let field = format!("\"max_tokens\":{},", model.default_max_tokens);
                 let mut b = Vec::with_capacity(raw.len() + field.len());

@@ -5,7 +5,7 @@
 use super::admit::store_error;
 use super::route::wrong_task;
 use super::{remove, set, Env, Exchange, RequestHead, UploadAction};
-use crate::config::Config;
+use crate::config::{Config, LimitsStore};
 use crate::errors::{Code, GatewayError};
 use crate::media::{self, FieldScan};
 use crate::pricing;
@@ -106,6 +106,12 @@ impl Exchange {
         let Some(model) = self.model.as_deref().and_then(|m| cfg.model(m)) else { return Ok(()) };
         let needed = pricing::media_micros(model, &self.endpoint, units);
         self.units = Some(units);
+        if self.remote.hold.is_some() {
+            return Err(GatewayError::new(
+                Code::BadRequest,
+                format!("The upload is longer than its declared length ({counted} bytes counted)"),
+            ));
+        }
         let Some(hold) = self.reserved.as_mut() else { return Ok(()) };
         match hold.grow_to(env.store, needed) {
             Ok(true) => Ok(()),
@@ -134,14 +140,21 @@ impl Exchange {
         }
         let declared = self.upload.as_ref().and_then(|u| u.declared);
         let seen = self.upload.as_ref().map(|u| u.seen).unwrap_or(0);
-        let units = media::estimated_upload_seconds(declared.unwrap_or(seen));
+        // The limits service cannot be asked again mid-upload: its hold covers the declared
+        // length, or the largest upload when none is declared (a longer one is refused below).
+        let basis = match (&cfg.limits, declared) {
+            (LimitsStore::Remote(_), None) => cfg.max_upload_bytes,
+            _ => declared.unwrap_or(seen),
+        };
+        let units = media::estimated_upload_seconds(basis);
         self.units = Some(units);
         // An estimate until the response reports the seconds it transcribed.
         self.units_estimated = true;
         // Named and valid: a refusal by the limits below is counted and recorded under it.
         self.model = Some(name.to_string());
-        self.check_rpm(cfg, env)?;
-        self.check_model_limits(cfg, env, model, units, None)?;
+        if !self.admit(cfg, env, model, units, None)? {
+            return Ok(UploadAction::AskLimits);
+        }
         let cluster = self.route_to(cfg, model)?;
         let mut body = None;
         let mut length = declared;

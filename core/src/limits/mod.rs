@@ -100,12 +100,13 @@
 //! # Ok::<(), tollgate_core::limits::LimitError>(())
 //! ```
 //!
-//! # Shared across replicas: the remote store (preview)
+//! # Shared across replicas: the remote store
 //!
 //! [`remote`] is the wire side of `tollgate-limits`, a service that keeps the same limits in
 //! Redis for many Envoys (one atomic script per decision, so no CAS loop): it builds the request
 //! bodies from the inputs above and parses the answers into the same [`RateDecision`],
-//! [`SpendDecision`] and [`LimitError`]. The exchange does not use it yet.
+//! [`SpendDecision`] and [`LimitError`]. With `limits.store: "remote"` the exchange asks it
+//! (asynchronously, `exchange/remote.rs`) instead of calling the functions above.
 //!
 //! # Stored keys and values
 //!

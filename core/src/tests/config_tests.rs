@@ -334,3 +334,54 @@ fn a_length_too_large_to_reserve_is_not_an_error() {
     .unwrap();
     assert_eq!(c.keys, demo().keys);
 }
+
+#[test]
+fn limits_store_is_local_by_default_and_remote_is_validated() {
+    let with = |limits: &str| {
+        let j = demo_json().replacen("\"defaults\"", &format!("\"limits\": {limits},\n  \"defaults\""), 1);
+        Config::parse(j.as_bytes())
+    };
+    assert_eq!(demo().limits, LimitsStore::Local);
+    assert_eq!(with(r#"{"store": "local"}"#).unwrap().limits, LimitsStore::Local);
+    assert_eq!(
+        with(r#"{"store": "remote", "cluster": "limits"}"#).unwrap().limits,
+        LimitsStore::Remote(RemoteLimits {
+            cluster: "limits".into(),
+            timeout_ms: DEFAULT_LIMITS_TIMEOUT_MS,
+            fallback: Fallback::Closed,
+            replicas: 1,
+            hold_ttl_ms: DEFAULT_HOLD_TTL_MS,
+        })
+    );
+    let full = r#"{"store": "remote", "cluster": "lim", "timeout_ms": 25, "fallback": "local", "replicas": 3, "hold_ttl_ms": 400000}"#;
+    assert_eq!(
+        with(full).unwrap().limits,
+        LimitsStore::Remote(RemoteLimits {
+            cluster: "lim".into(),
+            timeout_ms: 25,
+            fallback: Fallback::Local,
+            replicas: 3,
+            hold_ttl_ms: 400_000,
+        })
+    );
+    for (limits, error) in [
+        (
+            r#"{"store": "remote", "clutser": "x"}"#,
+            "configuration: limits: unknown field `clutser`, expected one of `store`, `cluster`, `timeout_ms`, `fallback`, `replicas`, `hold_ttl_ms`",
+        ),
+        (r#"{"store": "redis"}"#, r#"limits.store: "redis" is not "local" or "remote""#),
+        (r#"{"store": "remote"}"#, "limits.cluster: the Envoy cluster of the limits service is required"),
+        (r#"{"store": "remote", "cluster": ""}"#, "limits.cluster: the Envoy cluster of the limits service is required"),
+        (r#"{"cluster": "limits"}"#, r#"limits.cluster: only with store "remote""#),
+        (r#"{"store": "remote", "cluster": "l", "timeout_ms": 0}"#, "limits.timeout_ms: must be 1 to 1000"),
+        (r#"{"store": "remote", "cluster": "l", "timeout_ms": 1001}"#, "limits.timeout_ms: must be 1 to 1000"),
+        (r#"{"store": "remote", "cluster": "l", "fallback": "open"}"#, r#"limits.fallback: "open" is not "closed" or "local""#),
+        (r#"{"store": "remote", "cluster": "l", "replicas": 0}"#, "limits.replicas: must be at least 1"),
+        (
+            r#"{"store": "remote", "cluster": "l", "hold_ttl_ms": 999}"#,
+            "limits.hold_ttl_ms: must be at least 1000 (and at least the longest route timeout)",
+        ),
+    ] {
+        assert_eq!(with(limits).unwrap_err(), error, "{limits}");
+    }
+}

@@ -33,6 +33,8 @@ pub const REQUEST_TRAILERS: u32 = 1;
 pub const RESPONSE_HEADERS: u32 = 2;
 pub const REQUEST_BODY: u32 = 0;
 pub const RESPONSE_BODY: u32 = 1;
+pub const HTTP_CALL_RESPONSE_BODY: u32 = 4;
+pub const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
 pub const VM_CONFIGURATION: u32 = 6;
 pub const PLUGIN_CONFIGURATION: u32 = 7;
 
@@ -74,6 +76,31 @@ pub struct Host {
     pub closed: Vec<u32>,
     /// Header writes in order: (map type, "set"/"remove", name).
     pub header_writes: Vec<(u32, &'static str, String)>,
+    /// HTTP calls the filter dispatched and nobody answered yet, in order.
+    pub http_calls: Vec<HttpCall>,
+    /// Refuse `proxy_http_call` with this status (e.g. `BAD_ARGUMENT`: an unknown cluster).
+    pub refuse_http_calls: Option<u32>,
+    next_token: u32,
+    /// The root context's tick period (`proxy_set_tick_period_milliseconds`).
+    pub tick_period_ms: Option<u32>,
+    /// Streams the filter resumed (`proxy_continue_stream`): the stream type.
+    pub continued: Vec<u32>,
+}
+
+/// One `proxy_http_call`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpCall {
+    pub token: u32,
+    pub cluster: String,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+    pub timeout_ms: u32,
+}
+
+impl HttpCall {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
 }
 
 thread_local! {
@@ -180,8 +207,9 @@ pub unsafe extern "C" fn proxy_get_current_time_nanoseconds(t: *mut u64) -> u32 
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_set_tick_period_milliseconds(_p: u32) -> u32 {
+pub unsafe extern "C" fn proxy_set_tick_period_milliseconds(p: u32) -> u32 {
     count("proxy_set_tick_period_milliseconds");
+    with(|h| h.tick_period_ms = Some(p));
     OK
 }
 
@@ -439,8 +467,9 @@ pub unsafe extern "C" fn proxy_enqueue_shared_queue(_q: u32, _d: *const u8, _s: 
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_continue_stream(_t: u32) -> u32 {
+pub unsafe extern "C" fn proxy_continue_stream(t: u32) -> u32 {
     count("proxy_continue_stream");
+    with(|h| h.continued.push(t));
     OK
 }
 
@@ -477,19 +506,35 @@ pub unsafe extern "C" fn proxy_send_local_response(
 
 #[no_mangle]
 pub unsafe extern "C" fn proxy_http_call(
-    _u: *const u8,
-    _us: usize,
-    _h: *const u8,
-    _hs: usize,
-    _b: *const u8,
-    _bs: usize,
+    u: *const u8,
+    us: usize,
+    hd: *const u8,
+    hs: usize,
+    b: *const u8,
+    bs: usize,
     _t: *const u8,
     _ts: usize,
-    _timeout: u32,
-    _token: *mut u32,
+    timeout: u32,
+    token: *mut u32,
 ) -> u32 {
     count("proxy_http_call");
-    INTERNAL_FAILURE
+    let call = HttpCall {
+        token: 0,
+        cluster: text(u, us),
+        headers: deserialize(slice(hd, hs)).into_iter().map(|(k, v)| (k, v.into_bytes())).collect(),
+        body: slice(b, bs).to_vec(),
+        timeout_ms: timeout,
+    };
+    with(|h| {
+        if let Some(status) = h.refuse_http_calls {
+            return status;
+        }
+        h.next_token += 1;
+        let t = h.next_token;
+        *token = t;
+        h.http_calls.push(HttpCall { token: t, ..call });
+        OK
+    })
 }
 
 #[no_mangle]
@@ -642,6 +687,8 @@ extern "C" {
     fn proxy_on_response_headers(context_id: u32, n: usize, end_of_stream: bool) -> Action;
     fn proxy_on_response_body(context_id: u32, size: usize, end_of_stream: bool) -> Action;
     fn proxy_on_log(context_id: u32);
+    fn proxy_on_tick(context_id: u32);
+    fn proxy_on_http_call_response(context_id: u32, token: u32, headers: usize, body_size: usize, trailers: usize);
     fn proxy_on_done(context_id: u32) -> bool;
     fn proxy_on_delete(context_id: u32);
 }
@@ -681,6 +728,35 @@ impl Envoy {
             assert!(proxy_on_vm_start(ROOT, 0));
             proxy_on_configure(ROOT, config.len())
         }
+    }
+
+    /// The root context's tick.
+    pub fn tick(&mut self) {
+        unsafe { proxy_on_tick(ROOT) };
+    }
+
+    /// Answers the oldest outstanding HTTP call: `Some((status, body))`, or `None` for a call
+    /// that failed (a timeout, a reset: no headers). Returns the call.
+    pub fn answer_call(&mut self, answer: Option<(u16, &str)>) -> HttpCall {
+        let call = with(|h| h.http_calls.remove(0));
+        let (headers, body) = match answer {
+            Some((status, body)) => {
+                (vec![(":status".to_string(), status.to_string().into_bytes())], body.as_bytes().to_vec())
+            }
+            None => (Vec::new(), Vec::new()),
+        };
+        let n = headers.len();
+        let size = body.len();
+        with(|h| {
+            h.maps.insert(HTTP_CALL_RESPONSE_HEADERS, headers);
+            h.buffers.insert(HTTP_CALL_RESPONSE_BODY, body);
+        });
+        unsafe { proxy_on_http_call_response(ROOT, call.token, n, size, 0) };
+        with(|h| {
+            h.maps.remove(&HTTP_CALL_RESPONSE_HEADERS);
+            h.buffers.remove(&HTTP_CALL_RESPONSE_BODY);
+        });
+        call
     }
 
     /// A new HTTP stream (`proxy_on_context_create` under the root).
@@ -887,6 +963,17 @@ impl Stream {
 
     pub fn client_header(&self, name: &str) -> Option<String> {
         self.client.as_ref()?.1.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// After the filter handled an HTTP call's answer: a local reply goes to the client, a
+    /// resumed request (`proxy_continue_stream`) goes upstream.
+    pub fn after_call(&mut self) {
+        if self.replied() {
+            self.deliver_local_reply();
+        } else if with(|h| std::mem::take(&mut h.continued)).contains(&0) {
+            self.request_held = false;
+            self.send_upstream();
+        }
     }
 
     /// The request held (headers paused, not yet sent upstream).

@@ -9,6 +9,7 @@ use crate::limits::{self, MemoryStore};
 
 mod admit_tests;
 mod record_tests;
+mod remote_tests;
 mod request_tests;
 mod response_tests;
 
@@ -35,6 +36,7 @@ fn run(cfg: &Config, store: &MemoryStore, now_ms: u64, key: &str, body: &str) ->
     match send(cfg, store, now_ms, key, "/v1/chat/completions", body) {
         (ex, BodyAction::Reply(r)) => (ex, Some(r)),
         (ex, BodyAction::Forward { .. }) => (ex, None),
+        (_, BodyAction::AskLimits) => panic!("the local store never asks the limits service"),
     }
 }
 
@@ -57,6 +59,7 @@ fn forwarded(a: &BodyAction, raw: &str) -> Value {
         BodyAction::Forward { body: Some(b), .. } => serde_json::from_slice(b).unwrap(),
         BodyAction::Forward { body: None, .. } => serde_json::from_str(raw).unwrap(),
         BodyAction::Reply(r) => panic!("refused: {}", String::from_utf8_lossy(&r.body)),
+        BodyAction::AskLimits => panic!("the local store never asks the limits service"),
     }
 }
 

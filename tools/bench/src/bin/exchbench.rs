@@ -90,6 +90,7 @@ fn main() {
                 continue;
             }
             BodyAction::Forward { body, .. } => out_bytes += body.map_or(0, |b| b.len()),
+            BodyAction::AskLimits => continue,
         }
         if stream {
             out_bytes += ex.on_response_headers(200, Some("text/event-stream")).len();
