@@ -50,6 +50,9 @@ fn base64url_round_trips_and_has_one_text_per_hash() {
         assert_eq!(text.len(), 43);
         assert_eq!(from_base64url(text.as_bytes()), Some(hash));
     }
+    // Python's base64.urlsafe_b64encode of the same bytes, without its padding.
+    let known = keys::from_hex("201a63e2069a85ec17a6de3cce09f822ea9803305ada9e7617c9c80e9349a6b9").unwrap();
+    assert_eq!(to_base64url(&known), "IBpj4gaahewXpt48zgn4IuqYAzBa2p52F8nIDpNJprk");
     let zero = to_base64url(&[0; 32]);
     assert_eq!(zero, "A".repeat(43));
     // The last character carries 4 bits: one with a low bit set is another text of the same hash.
