@@ -617,21 +617,37 @@ fn compile(raw: RawConfig) -> Result<Config, String> {
 }
 
 /// Refuses an empty or repeated key id, naming the first place a key-by-key check would stop
-/// at. Sorts key indices by id (4 bytes a key) rather than filling a hash map of every id.
+/// at. Sorts one `u64` a key (a 32-bit fingerprint of the id above the key's index) rather than
+/// filling a hash map of every id or sorting indices by their ids, whose comparisons chase each
+/// id through memory (seconds at a million keys); only keys whose fingerprints are equal have
+/// their ids compared.
 fn check_key_ids(keys: &[KeyRecord], name: &dyn Fn(usize) -> String) -> Result<(), String> {
     let id = |i: u32| keys.get(usize::try_from(i).unwrap_or(usize::MAX)).map_or("", |k| k.id.as_str());
     let empty = keys.iter().position(|k| k.id.is_empty());
-    let n = u32::try_from(keys.len()).map_err(|_| "keys: too many keys".to_string())?;
-    let mut order: Vec<u32> = (0..n).collect();
-    order.sort_unstable_by(|&a, &b| id(a).cmp(id(b)).then(a.cmp(&b)));
-    // Within a run of equal ids the indices ascend: the second one is where the id repeats.
-    let repeated = order
-        .windows(2)
-        .filter_map(|w| match w {
-            [a, b] if !id(*a).is_empty() && id(*a) == id(*b) => Some((*b, *a)),
-            _ => None,
-        })
-        .min();
+    u32::try_from(keys.len()).map_err(|_| "keys: too many keys".to_string())?;
+    let mut order: Vec<u64> = keys.iter().zip(0u64..).map(|(k, i)| (u64::from(fingerprint(&k.id)) << 32) | i).collect();
+    order.sort_unstable();
+    let index = |e: u64| u32::try_from(e & 0xffff_ffff).unwrap_or(u32::MAX);
+    // Within a run of equal fingerprints, sorted by (id, index): the second of equal ids is
+    // where the id repeats.
+    let mut repeated: Option<(u32, u32)> = None;
+    let mut run: Vec<u32> = Vec::new();
+    for group in order.chunk_by(|a, b| a >> 32 == b >> 32).filter(|g| g.len() > 1) {
+        run.clear();
+        run.extend(group.iter().map(|&e| index(e)));
+        run.sort_unstable_by(|&a, &b| id(a).cmp(id(b)).then(a.cmp(&b)));
+        let found = run
+            .windows(2)
+            .filter_map(|w| match w {
+                [a, b] if !id(*a).is_empty() && id(*a) == id(*b) => Some((*b, *a)),
+                _ => None,
+            })
+            .min();
+        repeated = match (repeated, found) {
+            (Some(r), Some(f)) => Some(r.min(f)),
+            (r, f) => r.or(f),
+        };
+    }
     drop(order);
     match (empty, repeated) {
         (Some(e), Some((again, _))) if usize::try_from(again).is_ok_and(|a| a < e) => {}
@@ -645,6 +661,12 @@ fn check_key_ids(keys: &[KeyRecord], name: &dyn Fn(usize) -> String) -> Result<(
         }
         None => Ok(()),
     }
+}
+
+/// FNV-1a of a key id, folded to 32 bits: equal ids have equal fingerprints.
+fn fingerprint(id: &str) -> u32 {
+    let h = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    u32::try_from((h ^ (h >> 32)) & 0xffff_ffff).unwrap_or(0)
 }
 
 /// Where key `i` is configured: `key_table line N` for the first `n_table` keys, `keys[j]` after.
