@@ -112,8 +112,15 @@ struct Fields<'a> {
 
 /// The id of a key whose line gives none: `key-` and the first 12 hex digits of its SHA-256.
 pub fn default_id(hash: &Hash) -> String {
-    let hex = keys::to_hex(hash);
-    format!("key-{}", hex.get(..12).unwrap_or(&hex))
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(16);
+    id.push_str("key-");
+    for &b in hash.iter().take(6) {
+        for d in [b >> 4, b & 15] {
+            id.push(char::from(HEX.get(usize::from(d)).copied().unwrap_or(b'0')));
+        }
+    }
+    id
 }
 
 /// A line's fields, or what is wrong with it.
@@ -159,19 +166,13 @@ fn fields(text: &str) -> Result<Fields<'_>, String> {
 /// Unpadded base64url of 32 bytes (43 characters, the last one's two low bits zero: one text
 /// for each hash).
 pub fn from_base64url(s: &[u8]) -> Option<Hash> {
-    fn val(c: u8) -> Option<u32> {
-        match c {
-            b'A'..=b'Z' => Some(u32::from(c - b'A')),
-            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
-            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
-            b'-' => Some(62),
-            b'_' => Some(63),
-            _ => None,
-        }
-    }
     if s.len() != 43 {
         return None;
     }
+    let val = |c: u8| match B64_VALUE.get(usize::from(c)) {
+        Some(&v) if v < 64 => Some(u32::from(v)),
+        _ => None,
+    };
     let mut h = [0u8; 32];
     let mut out = h.iter_mut();
     for chunk in s.chunks(4) {
@@ -192,12 +193,24 @@ pub fn from_base64url(s: &[u8]) -> Option<Hash> {
     Some(h)
 }
 
+/// Each byte's value as a base64url digit; 64 for a byte that is not one.
+const B64_VALUE: [u8; 256] = {
+    let mut t = [64u8; 256];
+    let mut i = 0;
+    while i < 64 {
+        t[B64_ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+const B64_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
 /// Unpadded base64url of a hash (43 characters).
 pub fn to_base64url(h: &Hash) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut s = String::with_capacity(43);
     let mut put = |v: u32| {
-        if let Some(&c) = ALPHABET.get(usize::try_from(v & 63).unwrap_or(0)) {
+        if let Some(&c) = B64_ALPHABET.get(usize::try_from(v & 63).unwrap_or(0)) {
             s.push(char::from(c));
         }
     };

@@ -155,14 +155,13 @@ impl Doc {
             };
             let mut kept = String::with_capacity(table.len());
             for line in table.split('\n').filter(|l| !l.is_empty()) {
-                let (hash, id) = line_key(line);
                 let hit = match (by, want) {
-                    (Revoke::Hash(_), Some(w)) => hash == Some(w),
-                    (Revoke::Id(want_id), _) => id.as_deref() == Some(want_id),
+                    (Revoke::Hash(_), Some(w)) => line_hash(line) == Some(w),
+                    (Revoke::Id(want_id), _) => line_key(line).1.as_deref() == Some(want_id),
                     _ => false,
                 };
                 if hit {
-                    removed.push(id.unwrap_or_else(|| "?".to_string()));
+                    removed.push(line_key(line).1.unwrap_or_else(|| "?".to_string()));
                 } else {
                     if !kept.is_empty() {
                         kept.push('\n');
@@ -314,14 +313,19 @@ fn table_line(
     Ok(line)
 }
 
-/// A `key_table` line's hash and id (as the filter reads them), when they parse.
-fn line_key(line: &str) -> (Option<Hash>, Option<String>) {
-    let mut parts = line.split(' ');
-    let first = parts.next().unwrap_or_default();
-    let hash = match first.len() {
+/// A `key_table` line's hash, when it parses.
+fn line_hash(line: &str) -> Option<Hash> {
+    let first = line.split(' ').next().unwrap_or_default();
+    match first.len() {
         43 => from_base64url(first.as_bytes()),
         _ => keys::from_hex(first),
-    };
+    }
+}
+
+/// A `key_table` line's hash and id (as the filter reads them), when they parse.
+fn line_key(line: &str) -> (Option<Hash>, Option<String>) {
+    let mut parts = line.split(' ').skip(1);
+    let hash = line_hash(line);
     let id = parts.find_map(|p| p.strip_prefix("id=")).map(str::to_string).or_else(|| hash.as_ref().map(default_id));
     (hash, id)
 }
