@@ -686,6 +686,9 @@ fn field(key: &str, name: &str) -> String {
     }
 }
 
+/// A key's error: its index, which check (0 sha256 or line, 1 account, 2 spend cap), the message.
+type KeyError = (usize, u8, String);
+
 /// One key list's records and hash entries, their key indices moved up by `offset` and their
 /// accounts resolved, with its first error (index, check, message) if any.
 fn resolve_keys(
@@ -694,7 +697,7 @@ fn resolve_keys(
     account_index: &HashMap<String, usize>,
     default_quota: u32,
     name: &dyn Fn(usize) -> String,
-) -> (Vec<KeyRecord>, Vec<(Hash, u32)>, Option<(usize, u8, String)>) {
+) -> (Vec<KeyRecord>, Vec<(Hash, u32)>, Option<KeyError>) {
     let RawKeys { records: mut keys_out, mut table, account_ids, own_quota, invalid } = raw;
     let mut first_err = invalid.map(|(i, check, e)| (i + offset, check, e));
     let mut resolved = vec![0usize; account_ids.len()];

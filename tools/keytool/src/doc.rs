@@ -530,7 +530,7 @@ mod tests {
         let (before, _) = d.render().unwrap();
         assert_eq!(d.convert(true).unwrap(), (2, 1));
         let (cfg, text) = d.render().unwrap();
-        let mut by_id = |c: &Config| {
+        let by_id = |c: &Config| {
             let mut k: Vec<_> =
                 c.keys.iter().map(|k| (k.id.clone(), k.spend_cap, k.sandbox_daily_quota, k.log_content)).collect();
             k.sort_by(|a, b| a.0.cmp(&b.0));
