@@ -152,10 +152,15 @@ $(BENCH_FILTERS) &: $(BENCH_FILTERS_SRC) Cargo.lock | wasm-target
 bench-filters: $(BENCH_FILTERS)
 
 # Overhead against plain Envoy and the floor filters, side by side (issues 7, 17): table on stdout,
-# JSON in bench-results/.
+# JSON in bench-results/. Then live configuration at scale (issue 15): updates of a compact key
+# table of 100k and 1M keys through ECDS (LIVE_BENCH_KEYS, LIVE_BENCH_UPDATES; LIVE_BENCH_KEYS=
+# empty skips it).
+LIVE_BENCH_KEYS ?= 100000,1000000
+LIVE_BENCH_UPDATES ?= 5
 bench: build bench-filters $(STAMP)
 	cargo build --release --locked -p tollgate-bench
 	$(PY) tests/bench/bench.py
+	$(if $(LIVE_BENCH_KEYS),$(PY) tests/bench/live_config_bench.py --keys $(LIVE_BENCH_KEYS) --updates $(LIVE_BENCH_UPDATES))
 
 # A few minutes of mixed valid, hostile and faulty traffic on 4 workers (SOAK_SECONDS, default 180).
 soak: build $(STAMP)

@@ -13,7 +13,10 @@ use crate::dialect::Dialect;
 use crate::keys::{self, Hash, KeyTable};
 use crate::routing::{AudioTask, Model, ModelType, Price};
 
+pub mod key_table;
 pub mod pieces;
+
+use key_table::KeyLines;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +25,9 @@ struct RawConfig {
     accounts: Vec<RawAccount>,
     #[serde(default)]
     keys: RawKeys,
+    /// The compact key list (`key_table`), one line per key.
+    #[serde(default)]
+    key_table: KeyLines,
     #[serde(default)]
     models: Vec<RawModel>,
     #[serde(default)]
@@ -272,7 +278,6 @@ impl RawKeys {
     /// Adds the next key of the list.
     fn push(&mut self, k: RawKey) -> Result<(), &'static str> {
         let i = self.records.len();
-        let idx = u32::try_from(i).map_err(|_| "keys: too many keys")?;
         let hash = keys::from_hex(&k.sha256);
         if self.invalid.is_none() {
             if hash.is_none() {
@@ -287,24 +292,39 @@ impl RawKeys {
                 }
             }
         }
+        self.push_parsed(hash.unwrap_or_default(), k.id, &k.account, k.spend_cap, k.sandbox_daily_quota, k.log_content)
+    }
+
+    /// Adds a key whose fields are read (and checked, or their error recorded in `invalid`).
+    fn push_parsed(
+        &mut self,
+        hash: Hash,
+        id: String,
+        account: &str,
+        spend_cap: Option<f64>,
+        sandbox_daily_quota: Option<u32>,
+        log_content: bool,
+    ) -> Result<(), &'static str> {
+        let i = self.records.len();
+        let idx = u32::try_from(i).map_err(|_| "keys: too many keys")?;
         let next = self.account_ids.len();
-        let account = match self.account_ids.get(k.account.as_ref()) {
+        let account = match self.account_ids.get(account) {
             Some(&(a, _)) => a,
             None => {
-                self.account_ids.insert(k.account.into_owned(), (next, i));
+                self.account_ids.insert(account.to_string(), (next, i));
                 next
             }
         };
-        if k.sandbox_daily_quota.is_some() {
+        if sandbox_daily_quota.is_some() {
             self.own_quota.push(idx);
         }
-        self.table.push((hash.unwrap_or_default(), idx));
+        self.table.push((hash, idx));
         self.records.push(KeyRecord {
-            id: k.id,
+            id,
             account,
-            spend_cap: k.spend_cap,
-            sandbox_daily_quota: k.sandbox_daily_quota.unwrap_or(0),
-            log_content: k.log_content,
+            spend_cap,
+            sandbox_daily_quota: sandbox_daily_quota.unwrap_or(0),
+            log_content,
         });
         Ok(())
     }
@@ -482,8 +502,10 @@ impl Config {
     /// Parses and validates the JSON plugin configuration.
     pub fn parse(json: &[u8]) -> Result<Config, String> {
         KEY_CAPACITY.with(|c| c.set(key_capacity(json.len())));
+        key_table::LINE_CAPACITY.with(|c| c.set(key_table::line_capacity(json.len())));
         let raw = serde_json::from_slice::<RawConfig>(json);
         KEY_CAPACITY.with(|c| c.set(0));
+        key_table::LINE_CAPACITY.with(|c| c.set(0));
         compile(raw.map_err(|e| describe_error(json, &e))?)
     }
 
@@ -627,38 +649,43 @@ fn compile(raw: RawConfig) -> Result<Config, String> {
         });
     }
 
-    let RawKeys { records: mut keys_out, table, account_ids, own_quota, invalid } = raw.keys;
+    // The keys of `key_table` come first (key indices 0..), then those of `keys`: the long list
+    // is never copied to make room for the short one.
+    let compact = raw.key_table.into_keys();
+    let n_table = compact.records.len();
+    let name = |i: usize| key_name(n_table, i);
+    let (mut keys_out, mut table, table_err) = resolve_keys(compact, 0, &account_index, default_quota, &name);
+    let (verbose, verbose_table, verbose_err) = resolve_keys(raw.keys, n_table, &account_index, default_quota, &name);
     // The first invalid key, as a key-by-key check would find it: the lowest index, and at one
     // index its sha256 or spend cap before its account.
-    let mut first_err = invalid;
-    let mut resolved = vec![0usize; account_ids.len()];
-    for (id, (provisional, first_key)) in &account_ids {
-        match (account_index.get(id.as_str()), resolved.get_mut(*provisional)) {
-            (Some(&a), Some(slot)) => *slot = a,
-            _ => {
-                if first_err.as_ref().is_none_or(|(i, check, _)| (*first_key, 1) < (*i, *check)) {
-                    first_err =
-                        Some((*first_key, 1, format!("keys[{first_key}].account: no account '{id}' in 'accounts'")));
-                }
-            }
-        }
-    }
+    let first_err = match (table_err, verbose_err) {
+        (Some(a), Some(b)) => Some(if (b.0, b.1) < (a.0, a.1) { b } else { a }),
+        (a, b) => a.or(b),
+    };
     if let Some((_, _, e)) = first_err {
         return Err(e);
     }
-    drop(account_ids);
-    let mut own = own_quota.into_iter().peekable();
-    for (i, k) in keys_out.iter_mut().enumerate() {
-        k.account = resolved.get(k.account).copied().unwrap_or(usize::MAX);
-        if own.next_if(|&j| usize::try_from(j).is_ok_and(|j| j == i)).is_none() {
-            k.sandbox_daily_quota = default_quota;
-        }
+    if keys_out.is_empty() {
+        (keys_out, table) = (verbose, verbose_table);
+    } else if !verbose.is_empty() {
+        keys_out.reserve_exact(verbose.len());
+        keys_out.extend(verbose);
+        table.reserve_exact(verbose_table.len());
+        table.extend(verbose_table);
     }
+    keys_out.shrink_to_fit();
+    table.shrink_to_fit();
     let key_table = KeyTable::build(table).map_err(|(h, first, again)| {
-        format!("keys[{again}].sha256: duplicate sha256 {} (the same as keys[{first}])", keys::to_hex(&h))
+        let (first, again) = (usize::try_from(first).unwrap_or(0), usize::try_from(again).unwrap_or(0));
+        format!(
+            "{}: duplicate sha256 {} (the same as {})",
+            field(&name(again), "sha256"),
+            keys::to_hex(&h),
+            name(first)
+        )
     })?;
     // Key ids name keys in records and logs: two keys with one id would be billed as one.
-    check_key_ids(&keys_out)?;
+    check_key_ids(&keys_out, &name)?;
 
     let mut pass_request_headers = Vec::with_capacity(raw.pass_request_headers.len());
     for (i, h) in raw.pass_request_headers.iter().enumerate() {
@@ -695,33 +722,121 @@ fn compile(raw: RawConfig) -> Result<Config, String> {
 }
 
 /// Refuses an empty or repeated key id, naming the first place a key-by-key check would stop
-/// at. Sorts key indices by id (4 bytes a key) rather than filling a hash map of every id.
-fn check_key_ids(keys: &[KeyRecord]) -> Result<(), String> {
+/// at. Sorts one `u64` a key (a 32-bit fingerprint of the id above the key's index) rather than
+/// filling a hash map of every id or sorting indices by their ids, whose comparisons chase each
+/// id through memory (seconds at a million keys); only keys whose fingerprints are equal have
+/// their ids compared.
+fn check_key_ids(keys: &[KeyRecord], name: &dyn Fn(usize) -> String) -> Result<(), String> {
     let id = |i: u32| keys.get(usize::try_from(i).unwrap_or(usize::MAX)).map_or("", |k| k.id.as_str());
     let empty = keys.iter().position(|k| k.id.is_empty());
-    let n = u32::try_from(keys.len()).map_err(|_| "keys: too many keys".to_string())?;
-    let mut order: Vec<u32> = (0..n).collect();
-    order.sort_unstable_by(|&a, &b| id(a).cmp(id(b)).then(a.cmp(&b)));
-    // Within a run of equal ids the indices ascend: the second one is where the id repeats.
-    let repeated = order
-        .windows(2)
-        .filter_map(|w| match w {
-            [a, b] if !id(*a).is_empty() && id(*a) == id(*b) => Some((*b, *a)),
-            _ => None,
-        })
-        .min();
+    u32::try_from(keys.len()).map_err(|_| "keys: too many keys".to_string())?;
+    let mut order: Vec<u64> = keys.iter().zip(0u64..).map(|(k, i)| (u64::from(fingerprint(&k.id)) << 32) | i).collect();
+    order.sort_unstable();
+    let index = |e: u64| u32::try_from(e & 0xffff_ffff).unwrap_or(u32::MAX);
+    // Within a run of equal fingerprints, sorted by (id, index): the second of equal ids is
+    // where the id repeats.
+    let mut repeated: Option<(u32, u32)> = None;
+    let mut run: Vec<u32> = Vec::new();
+    for group in order.chunk_by(|a, b| a >> 32 == b >> 32).filter(|g| g.len() > 1) {
+        run.clear();
+        run.extend(group.iter().map(|&e| index(e)));
+        run.sort_unstable_by(|&a, &b| id(a).cmp(id(b)).then(a.cmp(&b)));
+        let found = run
+            .windows(2)
+            .filter_map(|w| match w {
+                [a, b] if !id(*a).is_empty() && id(*a) == id(*b) => Some((*b, *a)),
+                _ => None,
+            })
+            .min();
+        repeated = match (repeated, found) {
+            (Some(r), Some(f)) => Some(r.min(f)),
+            (r, f) => r.or(f),
+        };
+    }
     drop(order);
     match (empty, repeated) {
         (Some(e), Some((again, _))) if usize::try_from(again).is_ok_and(|a| a < e) => {}
-        (Some(e), _) => return Err(format!("keys[{e}].id: must not be empty")),
+        (Some(e), _) => return Err(format!("{}: must not be empty", field(&name(e), "id"))),
         _ => {}
     }
     match repeated {
         Some((again, first)) => {
-            Err(format!("keys[{again}].id: duplicate id '{}' (the same as keys[{first}])", id(again)))
+            let (a, f) = (usize::try_from(again).unwrap_or(0), usize::try_from(first).unwrap_or(0));
+            Err(format!("{}: duplicate id '{}' (the same as {})", field(&name(a), "id"), id(again), name(f)))
         }
         None => Ok(()),
     }
+}
+
+/// FNV-1a of a key id, folded to 32 bits: equal ids have equal fingerprints.
+fn fingerprint(id: &str) -> u32 {
+    let h = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    u32::try_from((h ^ (h >> 32)) & 0xffff_ffff).unwrap_or(0)
+}
+
+/// Where key `i` is configured: `key_table line N` for the first `n_table` keys, `keys[j]` after.
+fn key_name(n_table: usize, i: usize) -> String {
+    match i.checked_sub(n_table) {
+        None => format!("key_table line {}", i + 1),
+        Some(j) => format!("keys[{j}]"),
+    }
+}
+
+/// A key's field named after `key_name`: `keys[3].sha256`, `key_table line 3 (sha256)`.
+fn field(key: &str, name: &str) -> String {
+    if key.starts_with("keys[") {
+        format!("{key}.{name}")
+    } else {
+        format!("{key} ({name})")
+    }
+}
+
+/// A key's error: its index, which check (0 sha256 or line, 1 account, 2 spend cap), the message.
+type KeyError = (usize, u8, String);
+
+/// One key list's records and hash entries, their key indices moved up by `offset` and their
+/// accounts resolved, with its first error (index, check, message) if any.
+fn resolve_keys(
+    raw: RawKeys,
+    offset: usize,
+    account_index: &HashMap<String, usize>,
+    default_quota: u32,
+    name: &dyn Fn(usize) -> String,
+) -> (Vec<KeyRecord>, Vec<(Hash, u32)>, Option<KeyError>) {
+    let RawKeys { records: mut keys_out, mut table, account_ids, own_quota, invalid } = raw;
+    let mut first_err = invalid.map(|(i, check, e)| (i + offset, check, e));
+    let mut resolved = vec![0usize; account_ids.len()];
+    for (id, (provisional, first_key)) in &account_ids {
+        match (account_index.get(id.as_str()), resolved.get_mut(*provisional)) {
+            (Some(&a), Some(slot)) => *slot = a,
+            _ => {
+                let at = first_key + offset;
+                if first_err.as_ref().is_none_or(|(i, check, _)| (at, 1) < (*i, *check)) {
+                    first_err =
+                        Some((at, 1, format!("{}: no account '{id}' in 'accounts'", field(&name(at), "account"))));
+                }
+            }
+        }
+    }
+    drop(account_ids);
+    if first_err.is_some() {
+        return (Vec::new(), Vec::new(), first_err);
+    }
+    let mut own = own_quota.into_iter().peekable();
+    for (i, k) in keys_out.iter_mut().enumerate() {
+        k.account = resolved.get(k.account).copied().unwrap_or(usize::MAX);
+        if own.next_if(|&j| usize::try_from(j).is_ok_and(|j| j == i)).is_none() {
+            k.sandbox_daily_quota = default_quota;
+        }
+    }
+    if let Ok(off) = u32::try_from(offset) {
+        if off > 0 {
+            for e in &mut table {
+                e.1 = e.1.saturating_add(off);
+            }
+        }
+    }
+    (keys_out, table, None)
 }
 
 fn valid_header_name(s: &str) -> bool {

@@ -3,13 +3,17 @@ the time from the file's rename until a newly added key is accepted and the key 
 update before is refused, and Envoy's memory (RSS) across successive updates.
 
     .venv/bin/python tests/bench/live_config_bench.py [--keys 100000,1000000] [--updates 20]
+        [--format table|list]
 
-Needs `make build`. Prints a table and writes bench-results/live_config.json. Each update adds
+`--format table` (the default) writes the keys as the compact `key_table` (one line per key,
+about 60 bytes with these account names); `list` as `keys` objects (about 125 bytes a key), the
+representation before it. Needs `make build`. Prints a table and writes bench-results/live_config.json. Each update adds
 one key and revokes the previous update's key, as `tollgate-keytool` would, but is written by
 this script (the key tool's own time on the same file is measured separately, once per size)."""
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import os
@@ -33,6 +37,15 @@ ACCOUNTS = 100
 def bench_keys(n: int) -> list[dict]:
     return [{"id": f"key-bench-{i}", "account": f"acct-bench-{i % ACCOUNTS}",
              "sha256": hashlib.sha256(f"sk-bench-{i}".encode()).hexdigest()} for i in range(n)]
+
+
+def bench_lines(n: int) -> list[str]:
+    """The same keys as `bench_keys`, as `key_table` lines (their ids the default one)."""
+    return [f"{b64(f'sk-bench-{i}')} acct-bench-{i % ACCOUNTS}" for i in range(n)]
+
+
+def b64(key: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest()).decode().rstrip("=")
 
 
 def rss_kib(pid: int) -> tuple[int, int]:
@@ -104,13 +117,18 @@ class Background:
                 "slowest_s": round(self.slowest, 3)}
 
 
-def run(n: int, updates: int) -> dict:
-    keys = bench_keys(n)
+def run(n: int, updates: int, fmt: str) -> dict:
+    table = fmt == "table"
+    keys = [] if table else bench_keys(n)
+    base_table = "\n".join(bench_lines(n)) if table else ""
 
     def patch(cfg):
         cfg["accounts"] += [{"id": f"acct-bench-{i}", "rpm": 1_000_000} for i in range(ACCOUNTS)]
         next(a for a in cfg["accounts"] if a["id"] == "acct-demo")["rpm"] = 1_000_000
-        cfg["keys"] += keys
+        if table:
+            cfg["key_table"] = base_table
+        else:
+            cfg["keys"] += keys
         return cfg
 
     t_start = time.monotonic()
@@ -118,7 +136,8 @@ def run(n: int, updates: int) -> dict:
                   ready_timeout=600)
     stack.start()
     started = time.monotonic() - t_start
-    out = {"keys": n, "file_bytes": stack.ecds_path.stat().st_size, "start_s": round(started, 2), "updates": []}
+    out = {"keys": n, "format": fmt, "file_bytes": stack.ecds_path.stat().st_size, "start_s": round(started, 2),
+           "updates": []}
     try:
         pid = stack.envoy_proc.pid
         assert status_of(stack.url, "sk-bench-0") == 200
@@ -129,10 +148,14 @@ def run(n: int, updates: int) -> dict:
         previous = None
         for u in range(updates):
             key = f"sk-bench-new-{u}"
-            cfg["keys"].append({"id": f"key-bench-new-{u}", "account": "acct-demo",
-                                "sha256": hashlib.sha256(key.encode()).hexdigest()})
-            if previous is not None:
-                cfg["keys"] = [k for k in cfg["keys"] if k["id"] != f"key-bench-new-{u - 1}"]
+            if table:
+                # The previous update's line is left out: revoked.
+                cfg["key_table"] = base_table + f"\n{b64(key)} acct-demo"
+            else:
+                cfg["keys"].append({"id": f"key-bench-new-{u}", "account": "acct-demo",
+                                    "sha256": hashlib.sha256(key.encode()).hexdigest()})
+                if previous is not None:
+                    cfg["keys"] = [k for k in cfg["keys"] if k["id"] != f"key-bench-new-{u - 1}"]
             text = json.dumps(ecds_document(resource, cfg))
             t0 = rename_into_place(stack.ecds_path, text)
             added = wait_for(stack.url, key, 200, t0)
@@ -154,7 +177,18 @@ def run(n: int, updates: int) -> dict:
         out["keytool_add_key_s"] = round(time.monotonic() - t, 2)
         if r.returncode != 0:
             raise RuntimeError(r.stderr)
-        out["keytool_key_accepted_s"] = round(wait_for(stack.url, r.stdout.strip(), 200, time.monotonic()), 3)
+        new_key = r.stdout.strip()
+        out["keytool_key_accepted_s"] = round(wait_for(stack.url, new_key, 200, time.monotonic()), 3)
+        t = time.monotonic()
+        r = subprocess.run([str(KEYTOOL), "revoke-key", "--key", "-", "--file", str(stack.ecds_path)],
+                           input=new_key, capture_output=True, text=True)
+        out["keytool_revoke_key_s"] = round(time.monotonic() - t, 2)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr)
+        out["keytool_key_refused_s"] = round(wait_for(stack.url, new_key, 401, time.monotonic()), 3)
+        print(f"  key tool: add-key {out['keytool_add_key_s']} s (accepted {out['keytool_key_accepted_s']} s "
+              f"after), revoke-key {out['keytool_revoke_key_s']} s (refused {out['keytool_key_refused_s']} s "
+              "after)", flush=True)
     finally:
         stack.stop()
     return out
@@ -164,22 +198,24 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--keys", default="100000,1000000")
     ap.add_argument("--updates", type=int, default=20)
+    ap.add_argument("--format", choices=("table", "list"), default="table")
     args = ap.parse_args()
     results = []
     for n in (int(x) for x in args.keys.split(",")):
-        print(f"{n} keys:", flush=True)
-        results.append(run(n, args.updates))
+        print(f"{n} keys ({args.format}):", flush=True)
+        results.append(run(n, args.updates, args.format))
     print()
-    print(f"{'keys':>8} {'file MB':>8} {'start s':>8} {'added s (median/max)':>21} {'revoked s (median/max)':>23} "
+    print(f"{'format':>6} {'keys':>8} {'file MB':>8} {'start s':>8} {'added s (median/max)':>21} {'revoked s (median/max)':>23} "
           f"{'RSS MiB start/after 1/after last':>33}")
     for r in results:
         added = sorted(u["added_s"] for u in r["updates"])
         revoked = sorted(u["revoked_s"] for u in r["updates"] if u["revoked_s"] is not None)
         med = lambda xs: xs[len(xs) // 2] if xs else float("nan")  # noqa: E731
         rss = [u["rss_mib"] for u in r["updates"]]
-        print(f"{r['keys']:>8} {r['file_bytes'] / 1e6:>8.1f} {r['start_s']:>8.2f} "
+        print(f"{r['format']:>6} {r['keys']:>8} {r['file_bytes'] / 1e6:>8.1f} {r['start_s']:>8.2f} "
               f"{med(added):>10.3f}/{max(added):<10.3f} {med(revoked):>11.3f}/{max(revoked) if revoked else 0:<11.3f} "
-              f"{r['rss_start_mib']:>11.0f}/{rss[0]:.0f}/{rss[-1]:.0f}")
+              f"{r['rss_start_mib']:>11.0f}/{rss[0]:.0f}/{rss[-1]:.0f}   key tool add/revoke "
+              f"{r['keytool_add_key_s']}/{r['keytool_revoke_key_s']} s")
     out = ROOT / "bench-results"
     out.mkdir(exist_ok=True)
     (out / "live_config.json").write_text(json.dumps(results, indent=2))

@@ -6,6 +6,7 @@
 //! JSON, an escaped member name, a repeated `keys`, a key that does not parse) sends the whole
 //! text to `Config::parse`, so the result and every error message are `parse`'s.
 
+use super::key_table::{line_capacity, KeyLines};
 use super::{compile, key_capacity, Config, RawConfig, RawKey, RawKeys};
 
 /// Reads up to `max` bytes of the configuration from `offset` (fewer or none at its end).
@@ -154,6 +155,7 @@ fn split(sc: &mut Scanner, len: usize) -> Result<RawConfig, Stop> {
     sc.expect(b'{')?;
     let mut rest = b"{".to_vec();
     let mut keys: Option<RawKeys> = None;
+    let mut lines: Option<KeyLines> = None;
     if sc.peek()? == Some(b'}') {
         sc.pos += 1;
     } else {
@@ -164,7 +166,8 @@ fn split(sc: &mut Scanner, len: usize) -> Result<RawConfig, Stop> {
                 return Err(Stop::Whole);
             }
             let is_keys = name == b"\"keys\"";
-            if !is_keys {
+            let is_lines = name == b"\"key_table\"";
+            if !is_keys && !is_lines {
                 if rest.len() > 1 {
                     rest.push(b',');
                 }
@@ -177,6 +180,11 @@ fn split(sc: &mut Scanner, len: usize) -> Result<RawConfig, Stop> {
                     return Err(Stop::Whole);
                 }
                 keys = Some(key_list(sc, len)?);
+            } else if is_lines {
+                if lines.is_some() {
+                    return Err(Stop::Whole);
+                }
+                lines = Some(key_lines(sc, len)?);
             } else {
                 let (s, e) = sc.value()?;
                 rest.extend_from_slice(sc.buf.get(s..e).ok_or(Stop::Whole)?);
@@ -198,6 +206,9 @@ fn split(sc: &mut Scanner, len: usize) -> Result<RawConfig, Stop> {
     let mut raw: RawConfig = serde_json::from_slice(&rest).map_err(|_| Stop::Whole)?;
     if let Some(k) = keys {
         raw.keys = k;
+    }
+    if let Some(l) = lines {
+        raw.key_table = l;
     }
     Ok(raw)
 }
@@ -222,6 +233,47 @@ fn key_list(sc: &mut Scanner, len: usize) -> Result<RawKeys, Stop> {
                 return Ok(out);
             }
             _ => return Err(Stop::Whole),
+        }
+    }
+}
+
+/// Reads the `key_table` string a line at a time, straight from the pieces: a line is handed on
+/// when its `\n` escape or the closing quote is read. Any other escape sends the text to `parse`.
+fn key_lines(sc: &mut Scanner, len: usize) -> Result<KeyLines, Stop> {
+    sc.expect(b'"')?;
+    let mut out = KeyLines::with_capacity(line_capacity(len));
+    // How far from `pos` the current line has been searched already.
+    let mut searched = 0;
+    loop {
+        let rest = sc.buf.get(sc.pos..).unwrap_or_default();
+        let Some(at) = rest.get(searched..).and_then(|r| memchr::memchr2(b'"', b'\\', r)).map(|a| a + searched) else {
+            searched = rest.len();
+            if !sc.fill()? {
+                return Err(Stop::Whole);
+            }
+            continue;
+        };
+        let line = rest.get(..at).unwrap_or_default();
+        match rest.get(at) {
+            Some(b'"') => {
+                out.last(line, true).map_err(|_| Stop::Whole)?;
+                sc.pos += at + 1;
+                return Ok(out);
+            }
+            _ => match rest.get(at + 1) {
+                Some(b'n') => {
+                    out.line(line, true).map_err(|_| Stop::Whole)?;
+                    sc.pos += at + 2;
+                    searched = 0;
+                }
+                Some(_) => return Err(Stop::Whole),
+                None => {
+                    searched = at;
+                    if !sc.fill()? {
+                        return Err(Stop::Whole);
+                    }
+                }
+            },
         }
     }
 }

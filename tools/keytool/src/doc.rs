@@ -10,8 +10,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
+use tollgate_core::config::key_table::{default_id, from_base64url, to_base64url};
 use tollgate_core::config::Config;
-use tollgate_core::keys;
+use tollgate_core::keys::{self, Hash};
 
 const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 
@@ -103,7 +104,16 @@ impl Doc {
             .is_some_and(|a| a.iter().any(|x| x.get("id").and_then(Value::as_str) == Some(id)))
     }
 
-    /// Adds a key record (the key's SHA-256 only) for `account`; returns its id.
+    /// The compact key list's text, when the configuration has one.
+    fn table_mut(&mut self) -> Option<&mut String> {
+        match self.cfg.get_mut("key_table") {
+            Some(Value::String(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Adds a key record (the key's SHA-256 only) for `account`; returns its id. The record is a
+    /// line of `key_table` when the configuration has one, an entry of `keys` otherwise.
     pub fn add_key(
         &mut self,
         key: &str,
@@ -116,9 +126,17 @@ impl Doc {
                 "no account '{account}' in the configuration (add it with set-account --id {account})"
             ));
         }
-        let hash = keys::to_hex(&keys::sha256(key.as_bytes()));
-        let id = id.map(str::to_string).unwrap_or_else(|| format!("key-{}", hash.get(..12).unwrap_or(&hash)));
-        let mut record = json!({"id": id, "account": account, "sha256": hash});
+        let hash = keys::sha256(key.as_bytes());
+        let id = id.map(str::to_string).unwrap_or_else(|| default_id(&hash));
+        if let Some(table) = self.table_mut() {
+            let line = table_line(&hash, account, &id, spend_cap, None, false)?;
+            if !table.is_empty() && !table.ends_with('\n') {
+                table.push('\n');
+            }
+            table.push_str(&line);
+            return Ok(id);
+        }
+        let mut record = json!({"id": id, "account": account, "sha256": keys::to_hex(&hash)});
         if let (Some(cap), Some(obj)) = (spend_cap, record.as_object_mut()) {
             obj.insert("spend_cap".into(), json!(cap));
         }
@@ -126,20 +144,102 @@ impl Doc {
         Ok(id)
     }
 
-    /// Removes the key records whose SHA-256 (lowercase hex) or id is `which`; returns their ids.
+    /// Removes the key records (of `keys` and lines of `key_table`) whose SHA-256 (hex, any
+    /// case) or id is `which`; returns their ids.
     pub fn revoke(&mut self, by: Revoke<'_>) -> Result<Vec<String>, String> {
+        let mut removed = Vec::new();
+        if let Some(table) = self.table_mut() {
+            let want = match by {
+                Revoke::Hash(h) => Some(keys::from_hex(h).ok_or("--hash: must be 64 hexadecimal characters")?),
+                Revoke::Id(_) => None,
+            };
+            let mut kept = String::with_capacity(table.len());
+            for line in table.split('\n').filter(|l| !l.is_empty()) {
+                let hit = match (by, want) {
+                    (Revoke::Hash(_), Some(w)) => line_hash(line) == Some(w),
+                    (Revoke::Id(want_id), _) => line_key(line).1.as_deref() == Some(want_id),
+                    _ => false,
+                };
+                if hit {
+                    removed.push(line_key(line).1.unwrap_or_else(|| "?".to_string()));
+                } else {
+                    if !kept.is_empty() {
+                        kept.push('\n');
+                    }
+                    kept.push_str(line);
+                }
+            }
+            if !removed.is_empty() {
+                *table = kept;
+            }
+        }
+        if self.cfg.get("keys").is_none() {
+            return Ok(removed);
+        }
         let keys = self.list_mut("keys")?;
         let matches = |k: &Value| match by {
             Revoke::Hash(h) => k.get("sha256").and_then(Value::as_str).is_some_and(|s| s.eq_ignore_ascii_case(h)),
             Revoke::Id(id) => k.get("id").and_then(Value::as_str) == Some(id),
         };
-        let removed: Vec<String> = keys
-            .iter()
-            .filter(|k| matches(k))
-            .map(|k| k.get("id").and_then(Value::as_str).unwrap_or("?").to_string())
-            .collect();
+        removed.extend(
+            keys.iter().filter(|k| matches(k)).map(|k| k.get("id").and_then(Value::as_str).unwrap_or("?").to_string()),
+        );
         keys.retain(|k| !matches(k));
         Ok(removed)
+    }
+
+    /// Moves every entry of `keys` that a line can hold into `key_table` (`to_table`), or every
+    /// line of `key_table` into `keys`; returns how many keys moved and how many stayed.
+    pub fn convert(&mut self, to_table: bool) -> Result<(usize, usize), String> {
+        let obj = self.cfg.as_object_mut().ok_or("the configuration is not a JSON object")?;
+        if to_table {
+            let list = match obj.remove("keys") {
+                Some(Value::Array(l)) => l,
+                None => Vec::new(),
+                Some(_) => return Err("'keys' is not a list".to_string()),
+            };
+            let mut table = match obj.remove("key_table") {
+                Some(Value::String(t)) => t,
+                None => String::new(),
+                Some(_) => return Err("'key_table' is not a string".to_string()),
+            };
+            let mut stayed = Vec::new();
+            let mut moved = 0;
+            for k in list {
+                match entry_line(&k) {
+                    Some(line) => {
+                        if !table.is_empty() && !table.ends_with('\n') {
+                            table.push('\n');
+                        }
+                        table.push_str(&line);
+                        moved += 1;
+                    }
+                    None => stayed.push(k),
+                }
+            }
+            let left = stayed.len();
+            if !stayed.is_empty() {
+                obj.insert("keys".into(), Value::Array(stayed));
+            }
+            obj.insert("key_table".into(), Value::String(table));
+            Ok((moved, left))
+        } else {
+            let table = match obj.remove("key_table") {
+                Some(Value::String(t)) => t,
+                None => String::new(),
+                Some(_) => return Err("'key_table' is not a string".to_string()),
+            };
+            let mut moved = Vec::new();
+            for (n, line) in table.split('\n').filter(|l| !l.is_empty()).enumerate() {
+                moved.push(line_entry(line).ok_or(format!("key_table line {}: not a valid line", n + 1))?);
+            }
+            let count = moved.len();
+            let list = self.list_mut("keys")?;
+            let mut all = moved;
+            all.append(list);
+            *list = all;
+            Ok((count, 0))
+        }
     }
 
     /// Sets an account's fields (creating the account when absent); returns the record and
@@ -180,6 +280,98 @@ impl Doc {
         }
         Ok((Value::Object(obj.clone()), created))
     }
+}
+
+/// A `key_table` line: base64url SHA-256, account, and the fields that differ from the defaults.
+fn table_line(
+    hash: &Hash,
+    account: &str,
+    id: &str,
+    cap: Option<f64>,
+    quota: Option<u64>,
+    log: bool,
+) -> Result<String, String> {
+    let plain = |s: &str| !s.is_empty() && !s.chars().any(|c| c == ' ' || c.is_control());
+    if !plain(account) || !plain(id) {
+        return Err(format!(
+            "key '{id}' of account '{account}': a key_table line cannot hold an empty id or account, or one with a space"
+        ));
+    }
+    let mut line = format!("{} {account}", to_base64url(hash));
+    if id != default_id(hash) {
+        line += &format!(" id={id}");
+    }
+    if let Some(c) = cap {
+        line += &format!(" cap={c}");
+    }
+    if let Some(q) = quota {
+        line += &format!(" quota={q}");
+    }
+    if log {
+        line += " log";
+    }
+    Ok(line)
+}
+
+/// A `key_table` line's hash, when it parses.
+fn line_hash(line: &str) -> Option<Hash> {
+    let first = line.split(' ').next().unwrap_or_default();
+    match first.len() {
+        43 => from_base64url(first.as_bytes()),
+        _ => keys::from_hex(first),
+    }
+}
+
+/// A `key_table` line's hash and id (as the filter reads them), when they parse.
+fn line_key(line: &str) -> (Option<Hash>, Option<String>) {
+    let mut parts = line.split(' ').skip(1);
+    let hash = line_hash(line);
+    let id = parts.find_map(|p| p.strip_prefix("id=")).map(str::to_string).or_else(|| hash.as_ref().map(default_id));
+    (hash, id)
+}
+
+/// The `key_table` line of a `keys` entry, None when a line cannot hold it (an unknown field, an
+/// id or account a line cannot hold, a sha256 that is not one).
+fn entry_line(k: &Value) -> Option<String> {
+    let obj = k.as_object()?;
+    let known = ["id", "sha256", "account", "spend_cap", "sandbox_daily_quota", "log_content"];
+    if obj.keys().any(|name| !known.contains(&name.as_str())) {
+        return None;
+    }
+    let hash = keys::from_hex(obj.get("sha256")?.as_str()?)?;
+    let cap = match obj.get("spend_cap") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_f64()?),
+    };
+    let quota = match obj.get("sandbox_daily_quota") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_u64()?),
+    };
+    let log = match obj.get("log_content") {
+        None => false,
+        Some(v) => v.as_bool()?,
+    };
+    table_line(&hash, obj.get("account")?.as_str()?, obj.get("id")?.as_str()?, cap, quota, log).ok()
+}
+
+/// The `keys` entry of a `key_table` line (None when the line does not parse).
+fn line_entry(line: &str) -> Option<Value> {
+    let (hash, id) = line_key(line);
+    let mut parts = line.split(' ').skip(1);
+    let mut obj = Map::new();
+    obj.insert("id".into(), json!(id?));
+    obj.insert("sha256".into(), json!(keys::to_hex(&hash?)));
+    obj.insert("account".into(), json!(parts.next()?));
+    for p in parts {
+        match p.split_once('=') {
+            Some(("cap", v)) => obj.insert("spend_cap".into(), json!(v.parse::<f64>().ok()?)),
+            Some(("quota", v)) => obj.insert("sandbox_daily_quota".into(), json!(v.parse::<u32>().ok()?)),
+            Some(("id", _)) => None,
+            None if p == "log" => obj.insert("log_content".into(), json!(true)),
+            _ => return None,
+        };
+    }
+    Some(Value::Object(obj))
 }
 
 /// Which key records `revoke` removes.
@@ -324,6 +516,57 @@ mod tests {
             Doc::parse(&two, Some("nope")).err().unwrap(),
             "no wasm filter resource named 'nope' with a string configuration"
         );
+    }
+
+    #[test]
+    fn the_compact_key_table_round_trips_through_every_command() {
+        let verbose = CFG.replace(
+            "}]}",
+            r#"},{"id":"k2","account":"a1","spend_cap":2.5,"sandbox_daily_quota":4,"log_content":true,
+                "sha256":"0000000000000000000000000000000000000000000000000000000000000010"},
+               {"id":"has space","account":"a1","sha256":"0000000000000000000000000000000000000000000000000000000000000011"}]}"#,
+        );
+        let mut d = Doc::parse(&ecds(&verbose), None).unwrap();
+        let (before, _) = d.render().unwrap();
+        assert_eq!(d.convert(true).unwrap(), (2, 1));
+        let (cfg, text) = d.render().unwrap();
+        let by_id = |c: &Config| {
+            let mut k: Vec<_> =
+                c.keys.iter().map(|k| (k.id.clone(), k.spend_cap, k.sandbox_daily_quota, k.log_content)).collect();
+            k.sort_by(|a, b| a.0.cmp(&b.0));
+            k
+        };
+        assert_eq!(by_id(&cfg), by_id(&before));
+        let table = inner(&text)["key_table"].as_str().unwrap().to_string();
+        assert_eq!(table, "IBpj4gaahewXpt48zgn4IuqYAzBa2p52F8nIDpNJprk a1 id=k1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAABA a1 id=k2 cap=2.5 quota=4 log");
+        assert_eq!(inner(&text)["keys"].as_array().unwrap().len(), 1, "the id with a space stays in keys");
+        // add-key appends a line (the default id is not written); an id a line cannot hold is refused.
+        let mut d = Doc::parse(&text, None).unwrap();
+        let id = d.add_key("sk-new", "a1", None, Some(1.0)).unwrap();
+        let hash = keys::sha256(b"sk-new");
+        assert_eq!(id, default_id(&hash));
+        assert_eq!(
+            d.add_key("sk-x", "a1", Some("a b"), None).unwrap_err(),
+            "key 'a b' of account 'a1': a key_table line cannot hold an empty id or account, or one with a space"
+        );
+        let (cfg, text) = d.render().unwrap();
+        assert_eq!(cfg.keys.len(), 4);
+        assert!(inner(&text)["key_table"].as_str().unwrap().ends_with(&format!("\n{} a1 cap=1", to_base64url(&hash))));
+        assert_eq!(cfg.key_table.lookup(&hash), Some(2));
+        // revoke-key by hash (any case) and by id, from the table and from the list.
+        let mut d = Doc::parse(&text, None).unwrap();
+        assert_eq!(d.revoke(Revoke::Hash(&keys::to_hex(&hash).to_uppercase())).unwrap(), vec![id.clone()]);
+        assert_eq!(d.revoke(Revoke::Id("k2")).unwrap(), vec!["k2".to_string()]);
+        assert_eq!(d.revoke(Revoke::Id("has space")).unwrap(), vec!["has space".to_string()]);
+        assert_eq!(d.revoke(Revoke::Id("k2")).unwrap(), Vec::<String>::new());
+        let (cfg, text) = d.render().unwrap();
+        assert_eq!(cfg.keys.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(), ["k1"]);
+        // And back to the list: the same keys as before.
+        let mut d = Doc::parse(&text, None).unwrap();
+        assert_eq!(d.convert(false).unwrap(), (1, 0));
+        let (back, text) = d.render().unwrap();
+        assert_eq!(back.keys, Doc::parse(&ecds(CFG), None).unwrap().render().unwrap().0.keys);
+        assert_eq!(inner(&text).get("key_table"), None);
     }
 
     #[test]

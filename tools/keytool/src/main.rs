@@ -7,6 +7,7 @@
 //!   tollgate-keytool revoke-key --file F (--key KEY | --key - | --hash SHA256 | --id KEY_ID)
 //!   tollgate-keytool set-account --file F --id ACCOUNT_ID [--status active|inactive] [--rpm N] [--spend-cap CREDITS|none]
 //!   tollgate-keytool check --file F
+//!   tollgate-keytool convert --file F --to table|list
 //!
 //! `--file` is the ECDS resource file Envoy's `config_discovery` reads (or a bare Tollgate JSON
 //! configuration); `--resource NAME` picks a resource when it holds several. Each edit is checked
@@ -31,6 +32,7 @@ const USAGE: &str = "usage:
   tollgate-keytool revoke-key --file F (--key KEY | --key - | --hash SHA256 | --id KEY_ID)
   tollgate-keytool set-account --file F --id ACCOUNT_ID [--status active|inactive] [--rpm N] [--spend-cap CREDITS|none]
   tollgate-keytool check --file F
+  tollgate-keytool convert --file F --to table|list   (the compact key_table, or the keys list)
 F: the ECDS file Envoy reads (`make run` prints it) or a bare Tollgate JSON configuration;
 --resource NAME picks the resource when the file has several. --key - reads the key from stdin.";
 
@@ -149,6 +151,25 @@ fn run(cmd: &str, args: &Args) -> Result<(), String> {
             }
             let ((record, created), _, file) = edit_file(args, |d| d.set_account(&id, status, rpm, cap))?;
             eprintln!("{} account in {file}: {record}", if created { "added" } else { "updated" });
+            Ok(())
+        }
+        "convert" => {
+            let to_table = match args.opt("--to") {
+                Some("table") => true,
+                Some("list") => false,
+                _ => return Err("--to table or --to list is required".to_string()),
+            };
+            let ((moved, stayed), cfg, file) = edit_file(args, |d| d.convert(to_table))?;
+            let (into, other) = if to_table { ("key_table", "keys") } else { ("keys", "key_table") };
+            eprintln!(
+                "{file}: moved {moved} keys into {into}{}; {} keys in all",
+                if stayed > 0 {
+                    format!(" ({stayed} stay in {other}: a line cannot hold them)")
+                } else {
+                    String::new()
+                },
+                cfg.keys.len()
+            );
             Ok(())
         }
         "check" => {

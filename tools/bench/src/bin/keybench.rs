@@ -9,6 +9,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 use tollgate_bench::bench_config_json;
+use tollgate_core::config::key_table::to_base64url;
 use tollgate_core::config::Config;
 use tollgate_core::keys;
 
@@ -48,6 +49,29 @@ static GLOBAL: Counting = Counting;
 
 fn mb(b: usize) -> f64 {
     b as f64 / (1024.0 * 1024.0)
+}
+
+/// The bench configuration with its synthetic keys (`key-N`) as a `key_table` with the default
+/// key ids, as `tests/bench/bench.py` writes it; the named ones stay in `keys`.
+fn compact(json: &str) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    let Some(obj) = v.as_object_mut() else { return String::new() };
+    let list = obj.remove("keys").and_then(|k| k.as_array().cloned()).unwrap_or_default();
+    let (named, synthetic): (Vec<_>, Vec<_>) = list
+        .into_iter()
+        .partition(|k| k.get("id").and_then(serde_json::Value::as_str).is_some_and(|id| id.starts_with("key-bench")));
+    let mut table = String::with_capacity(synthetic.len() * 64);
+    for k in &synthetic {
+        let s = |f: &str| k.get(f).and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+        let hash = keys::from_hex(&s("sha256")).unwrap_or_default();
+        if !table.is_empty() {
+            table.push('\n');
+        }
+        table.push_str(&format!("{} {}", to_base64url(&hash), s("account")));
+    }
+    obj.insert("keys".into(), named.into());
+    obj.insert("key_table".into(), table.into());
+    v.to_string()
 }
 
 fn main() {
@@ -120,7 +144,36 @@ fn main() {
             eprintln!("{n} keys: lookups wrong ({found_hits} / {found_misses} / {found})");
             std::process::exit(1);
         }
+        // The same keys as a compact `key_table` (one line per key), read in pieces.
+        let table = compact(&json);
+        let before_table = LIVE.load(Relaxed);
+        PEAK.store(before_table, Relaxed);
+        let t0 = Instant::now();
+        let text = table.as_bytes();
+        let from_table = Config::parse_pieces(
+            &mut |offset, max| {
+                let end = offset.saturating_add(max).min(text.len());
+                Ok(text.get(offset.min(end)..end).unwrap_or_default().to_vec())
+            },
+            text.len(),
+        );
+        let table_pieces = t0.elapsed();
+        let table_peak = PEAK.load(Relaxed) - before_table;
+        let table_heap = LIVE.load(Relaxed) - before_table;
+        match from_table {
+            Ok(c) if c.keys.len() == cfg.keys.len() && c.accounts == cfg.accounts => drop(c),
+            Ok(_) => {
+                eprintln!("{n} keys: the key_table disagrees with the keys list");
+                std::process::exit(1);
+            }
+            Err(e) => {
+                eprintln!("{n} keys: key_table: {e}");
+                std::process::exit(1);
+            }
+        }
         rows.push(serde_json::json!({
+            "table_bytes": table.len(), "table_parse_pieces_ms": table_pieces.as_secs_f64() * 1000.0,
+            "table_heap_mb": mb(table_heap), "table_pieces_peak_heap_mb": mb(table_peak),
             "keys": n, "config_bytes": json.len(), "parse_ms": parse.as_secs_f64() * 1000.0,
             "heap_mb": mb(heap), "peak_heap_mb": mb(peak),
             "parse_pieces_ms": parse_pieces.as_secs_f64() * 1000.0, "pieces_peak_heap_mb": mb(pieces_peak),
