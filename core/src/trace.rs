@@ -51,7 +51,7 @@ fn operation(e: &Endpoint) -> &'static str {
 /// The GenAI provider name of an upstream dialect (`gcp.gemini` is the convention's value).
 fn provider(d: Dialect) -> &'static str {
     match d {
-        Dialect::OpenAi => "openai",
+        Dialect::OpenAi | Dialect::OpenAiResponses => "openai",
         Dialect::Anthropic => "anthropic",
         Dialect::Gemini => "gcp.gemini",
     }
