@@ -236,3 +236,24 @@ fn upstream_response_to_the_pivot() {
     assert!(response_to_pivot(&json!({"error": {"message": "boom"}})).unwrap_err().contains("boom"));
     assert!(response_to_pivot(&json!({"id": "x"})).is_err());
 }
+
+#[test]
+fn text_format_and_reasoning_reach_every_upstream() {
+    let req = request_to_pivot(&obj(json!({
+        "model": "m", "input": "x", "reasoning": {"effort": "low"},
+        "text": {"format": {"type": "json_schema", "name": "w", "schema": {"type": "object", "properties": {"a": {"type": "string"}}}}},
+    })))
+    .unwrap();
+    let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+    let a = crate::dialect::anthropic::request_from_pivot(&req.body, "claude", 100).unwrap();
+    assert_eq!(a["output_config"], json!({"format": {"type": "json_schema", "schema": schema}}));
+    // Anthropic and Gemini have no `reasoning_effort`: it is not sent there.
+    assert_eq!(a.get("reasoning_effort"), None);
+    let g = crate::dialect::gemini::request_from_pivot(&req.body, "gem").unwrap();
+    assert_eq!(g["generationConfig"]["responseJsonSchema"], schema);
+    assert_eq!(g["generationConfig"]["responseMimeType"], "application/json");
+    assert_eq!(g.get("reasoning_effort"), None);
+    let r = request_from_pivot(&req.body, "up").unwrap();
+    assert_eq!(r["text"]["format"], json!({"type": "json_schema", "name": "w", "schema": schema}));
+    assert_eq!(r["reasoning"], json!({"effort": "low"}));
+}
