@@ -176,6 +176,7 @@ fn responses_upstream_tool_stream_to_pivot() {
         calls[0],
         &json!([{"index": 0, "id": "call_w1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}])
     );
+    assert!(calls[1..].iter().all(|c| c[0]["index"] == 0), "{calls:?}");
     let args: String = calls[1..].iter().map(|c| c[0]["function"]["arguments"].as_str().unwrap()).collect();
     assert_eq!(args, "{\"location\":\"Paris\"}");
     let finishes: Vec<&str> = chunks.iter().filter_map(|c| c["choices"][0]["finish_reason"].as_str()).collect();
@@ -273,4 +274,39 @@ fn client_stream_reads_back_to_the_same_text() {
     assert_eq!(back, want);
     assert_eq!(up.usage(), orig.usage());
     let _ = anthropic::StreamFromPivot::new("unused");
+}
+
+#[test]
+fn a_late_fragment_of_a_finished_call_is_dropped() {
+    let mut front = responses::StreamFromPivot::new("c", 5);
+    let mut out = Vec::new();
+    let call = |k: u64, id: Option<&str>, args: &str| {
+        let mut tc = json!({"index": k, "function": {"arguments": args}});
+        if let Some(id) = id {
+            tc["id"] = json!(id);
+            tc["function"]["name"] = json!("f");
+        }
+        json!({"id": "chatcmpl-1", "choices": [{"index": 0, "delta": {"tool_calls": [tc]}}]})
+    };
+    front.on_chunk(&call(0, Some("call_a"), "{}"), &mut out);
+    front.on_chunk(&call(1, Some("call_b"), "{"), &mut out);
+    front.on_chunk(&call(0, None, "late"), &mut out);
+    front.on_chunk(&call(1, None, "}"), &mut out);
+    front.on_chunk(
+        &json!({"id": "chatcmpl-1", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
+        &mut out,
+    );
+    front.on_chunk(
+        &json!({"id": "chatcmpl-1", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1}}),
+        &mut out,
+    );
+    let evs = typed(&out);
+    assert_sequence_numbers(&evs);
+    let added: Vec<&Value> =
+        evs.iter().filter(|(n, _)| n == "response.output_item.added").map(|(_, v)| &v["output_index"]).collect();
+    assert_eq!(added, [&json!(0), &json!(1)]);
+    let last = &evs.last().unwrap().1["response"];
+    assert_eq!(last["status"], "completed");
+    let args: Vec<&Value> = last["output"].as_array().unwrap().iter().map(|o| &o["arguments"]).collect();
+    assert_eq!(args, [&json!("{}"), &json!("{}")]);
 }
