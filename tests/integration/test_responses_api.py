@@ -259,3 +259,24 @@ def test_node_openai_responses_create(rs):
         capture_output=True, text=True, timeout=120,
     )
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_no_usage_from_a_responses_upstream_is_estimated(rs, stream):
+    """A Responses-API upstream that reports no usage is billed on the gateway's estimate, marked."""
+    c = oai(rs)
+    raw = c.responses.with_raw_response.create(model="test-responses", input="hello", stream=stream,
+                                               extra_headers={"x-demo-no-usage": "1"})
+    text = "Hello from resp-demo! You said: hello"
+    if stream:
+        deltas = [ev.delta for ev in raw.parse() if ev.type == "response.output_text.delta"]
+        assert "".join(deltas) == text
+    else:
+        r = raw.parse()
+        assert r.output_text == text and r.usage is None
+    rec = rs.billing_record(raw.headers["x-request-id"])
+    assert rec["estimated"] is True and rec["upstream"] == "openai-responses", rec
+    # Prompt: "hello" (5 bytes -> 2 tokens) + 4 for its message + 3 for the reply.
+    # Completion: the reply's 37 bytes of text -> 10 tokens.
+    assert (rec["prompt_tokens"], rec["completion_tokens"]) == (9, 10), rec
+    assert rec["credits"] == credits("test-responses", 9, 10), rec
