@@ -15,6 +15,8 @@ pub enum Endpoint {
     GetModel(String),
     /// `POST /v1/chat/completions`.
     ChatCompletions,
+    /// `POST /v1/responses` (the OpenAI Responses API).
+    Responses,
     /// `POST /v1/messages` (Anthropic Messages).
     Messages,
     /// `POST /v1beta/models/{model}:generateContent` or `:streamGenerateContent` (Gemini).
@@ -42,6 +44,7 @@ impl Endpoint {
     pub fn dialect(&self) -> Dialect {
         match self {
             Endpoint::Messages => Dialect::Anthropic,
+            Endpoint::Responses => Dialect::OpenAiResponses,
             Endpoint::Gemini { .. } | Endpoint::GeminiListModels | Endpoint::GeminiGetModel(_) => Dialect::Gemini,
             _ => Dialect::OpenAi,
         }
@@ -49,7 +52,7 @@ impl Endpoint {
 
     /// A chat endpoint, in any dialect.
     pub fn is_chat(&self) -> bool {
-        matches!(self, Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Gemini { .. })
+        matches!(self, Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Gemini { .. } | Endpoint::Responses)
     }
 
     /// Whether the endpoint carries a JSON body the filter must read before routing.
@@ -61,7 +64,9 @@ impl Endpoint {
     /// The model type the endpoint serves.
     pub fn model_type(&self) -> Option<ModelType> {
         match self {
-            Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Gemini { .. } => Some(ModelType::Text),
+            Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Gemini { .. } | Endpoint::Responses => {
+                Some(ModelType::Text)
+            }
             Endpoint::Images => Some(ModelType::Image),
             Endpoint::Videos => Some(ModelType::Video),
             Endpoint::Speech | Endpoint::Transcriptions => Some(ModelType::Audio),
@@ -87,6 +92,7 @@ impl Endpoint {
             Endpoint::GetModel(_) => "model",
             Endpoint::ChatCompletions => "chat_completions",
             Endpoint::Messages => "messages",
+            Endpoint::Responses => "responses",
             Endpoint::Gemini { .. } => "generate_content",
             Endpoint::GeminiListModels | Endpoint::GeminiGetModel(_) => "models",
             Endpoint::Images => "images",
@@ -134,6 +140,7 @@ pub fn classify(method: &str, full_path: &str) -> Endpoint {
         "models" => want(is_get, Endpoint::ListModels),
         "chat/completions" => want(is_post, Endpoint::ChatCompletions),
         "messages" => want(is_post, Endpoint::Messages),
+        "responses" => want(is_post, Endpoint::Responses),
         "images/generations" => want(is_post, Endpoint::Images),
         "videos/generations" => want(is_post, Endpoint::Videos),
         "audio/speech" => want(is_post, Endpoint::Speech),

@@ -206,7 +206,7 @@ impl GatewayError {
     /// The error's body in the given dialect.
     pub fn body(&self, dialect: Dialect) -> Vec<u8> {
         let v = match dialect {
-            Dialect::OpenAi => json!({
+            Dialect::OpenAi | Dialect::OpenAiResponses => json!({
                 "error": {
                     "message": self.message,
                     "type": self.code.openai_type(),

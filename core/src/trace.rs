@@ -42,7 +42,7 @@ pub const NAMES: [&str; 14] = [
 /// The GenAI operation name of an endpoint (semantic convention values where one exists).
 fn operation(e: &Endpoint) -> &'static str {
     match e {
-        Endpoint::ChatCompletions | Endpoint::Messages => "chat",
+        Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Responses => "chat",
         Endpoint::Gemini { .. } => "generate_content",
         other => other.name(),
     }
@@ -51,7 +51,7 @@ fn operation(e: &Endpoint) -> &'static str {
 /// The GenAI provider name of an upstream dialect (`gcp.gemini` is the convention's value).
 fn provider(d: Dialect) -> &'static str {
     match d {
-        Dialect::OpenAi => "openai",
+        Dialect::OpenAi | Dialect::OpenAiResponses => "openai",
         Dialect::Anthropic => "anthropic",
         Dialect::Gemini => "gcp.gemini",
     }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use crate::dialect::openai::{self, OpenAiStream};
 use crate::dialect::pivot::{self, PivotRequest};
 use crate::dialect::stream::{FrontStream, UpstreamStream};
-use crate::dialect::{anthropic, gemini, Dialect};
+use crate::dialect::{anthropic, gemini, responses, Dialect};
 use crate::errors::{Code, GatewayError};
 use crate::routing::Price;
 use crate::sse::Event;
@@ -46,6 +46,10 @@ pub fn upstream_request(
         Dialect::Gemini => {
             let v = gemini::request_from_pivot(&req.body, upstream_model)?;
             Ok((serde_json::to_vec(&v).ok(), gemini::upstream_path(base_path, upstream_model, req.stream)))
+        }
+        Dialect::OpenAiResponses => {
+            let v = responses::request_from_pivot(&req.body, upstream_model)?;
+            Ok((serde_json::to_vec(&v).ok(), responses::upstream_path(base_path)))
         }
     }
 }
@@ -90,6 +94,20 @@ pub fn response_priced(
     upstream_model: &str,
     price: Option<&Price>,
 ) -> Result<(Option<Vec<u8>>, Option<Usage>), GatewayError> {
+    response_at(front, upstream, body, client_model, upstream_model, price, 0)
+}
+
+/// As `response_priced`; a Responses-front `response` says it was created at `created_at`
+/// (seconds since the epoch).
+pub fn response_at(
+    front: Dialect,
+    upstream: Dialect,
+    body: &[u8],
+    client_model: &str,
+    upstream_model: &str,
+    price: Option<&Price>,
+    created_at: u64,
+) -> Result<(Option<Vec<u8>>, Option<Usage>), GatewayError> {
     if front == Dialect::OpenAi && upstream == Dialect::OpenAi {
         let rename = (client_model != upstream_model).then_some(client_model);
         return Ok(openai::rewrite_response(body, rename));
@@ -105,6 +123,7 @@ pub fn response_priced(
         }
         Dialect::Anthropic => anthropic::response_to_pivot(&v).map_err(|m| invalid_response(&m))?,
         Dialect::Gemini => gemini::response_to_pivot(&v).map_err(|m| invalid_response(&m))?,
+        Dialect::OpenAiResponses => responses::response_to_pivot(&v).map_err(|m| invalid_response(&m))?,
     };
     let out = match front {
         Dialect::OpenAi => {
@@ -122,6 +141,7 @@ pub fn response_priced(
             anthropic::response_from_pivot(&p, client_model)
         }
         Dialect::Gemini => gemini::response_from_pivot(&pivot_v, client_model),
+        Dialect::OpenAiResponses => responses::response_from_pivot(&pivot_v, client_model, created_at),
     };
     Ok((serde_json::to_vec(&out).ok(), usage))
 }
@@ -196,15 +216,18 @@ fn upstream_half(dialect: Dialect, client_model: &str) -> Box<dyn UpstreamStream
         Dialect::OpenAi => Box::new(openai::StreamToPivot::new()),
         Dialect::Anthropic => Box::new(anthropic::StreamToPivot::new().with_model(client_model)),
         Dialect::Gemini => Box::new(gemini::StreamToPivot::new().with_model(client_model)),
+        Dialect::OpenAiResponses => Box::new(responses::StreamToPivot::new().with_model(client_model)),
     }
 }
 
-/// The front half for a client of `dialect`.
-fn front_half(dialect: Dialect, client_model: &str, wants_usage: bool) -> Box<dyn FrontStream> {
+/// The front half for a client of `dialect` (a Responses client's `response` says it was
+/// created at `created_at`).
+fn front_half(dialect: Dialect, client_model: &str, wants_usage: bool, created_at: u64) -> Box<dyn FrontStream> {
     match dialect {
         Dialect::OpenAi => Box::new(openai::StreamFromPivot::new(client_model, wants_usage)),
         Dialect::Anthropic => Box::new(anthropic::StreamFromPivot::new(client_model)),
         Dialect::Gemini => Box::new(gemini::StreamFromPivot::new(client_model)),
+        Dialect::OpenAiResponses => Box::new(responses::StreamFromPivot::new(client_model, created_at)),
     }
 }
 
@@ -222,13 +245,27 @@ impl StreamPipe {
         wants_usage: bool,
         price: Option<Price>,
     ) -> Self {
+        Self::priced_at(front, upstream, client_model, upstream_model, wants_usage, price, 0)
+    }
+
+    /// As `priced`; a Responses client's `response` says it was created at `created_at`
+    /// (seconds since the epoch).
+    pub fn priced_at(
+        front: Dialect,
+        upstream: Dialect,
+        client_model: &str,
+        upstream_model: &str,
+        wants_usage: bool,
+        price: Option<Price>,
+        created_at: u64,
+    ) -> Self {
         if front == Dialect::OpenAi && upstream == Dialect::OpenAi {
             let rename = (client_model != upstream_model).then(|| client_model.to_string());
             return StreamPipe::Fast(OpenAiStream::new(rename, wants_usage));
         }
         StreamPipe::Translated(Box::new(Halves {
             up: upstream_half(upstream, client_model),
-            down: front_half(front, client_model, wants_usage),
+            down: front_half(front, client_model, wants_usage, created_at),
             chunks: Vec::new(),
             usage: None,
             text_bytes: 0,

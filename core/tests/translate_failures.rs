@@ -12,7 +12,7 @@ use tollgate_core::keys;
 use tollgate_core::limits::MemoryStore;
 use tollgate_core::translate;
 
-const FRONTS: [Dialect; 3] = [Dialect::OpenAi, Dialect::Anthropic, Dialect::Gemini];
+const FRONTS: [Dialect; 4] = [Dialect::OpenAi, Dialect::Anthropic, Dialect::Gemini, Dialect::OpenAiResponses];
 
 /// Bodies each upstream dialect may send at status 200 that are not a response, and the reason.
 fn malformed() -> Vec<(Dialect, &'static str, &'static str)> {
@@ -27,6 +27,11 @@ fn malformed() -> Vec<(Dialect, &'static str, &'static str)> {
         (Dialect::Gemini, r#""text""#, "the Gemini response is not a JSON object"),
         (Dialect::OpenAi, r#"{"id":"chatcmpl-1","object":"chat.completion"}"#, "the OpenAI response has no 'choices'"),
         (Dialect::Anthropic, "<html>bad gateway</html>", "not JSON"),
+        (
+            Dialect::OpenAiResponses,
+            r#"{"id":"resp_1","object":"response","status":"completed"}"#,
+            "the Responses API response has no 'output'",
+        ),
     ]
 }
 
@@ -49,10 +54,12 @@ fn cfg() -> Config {
     let j = format!(
         r#"{{"clusters":[{{"name":"co","api_key":"sk-up"}},
                        {{"name":"ca","dialect":"anthropic","api_key":"sk-up"}},
-                       {{"name":"cg","dialect":"gemini","api_key":"sk-up"}}],
+                       {{"name":"cg","dialect":"gemini","api_key":"sk-up"}},
+                       {{"name":"cr","dialect":"openai-responses","api_key":"sk-up"}}],
         "models":[{{"id":"mo","type":"text","cluster":"co","price":{{"prompt_per_1k":1,"completion_per_1k":2}}}},
                   {{"id":"ma","type":"text","cluster":"ca","price":{{"prompt_per_1k":1,"completion_per_1k":2}}}},
-                  {{"id":"mg","type":"text","cluster":"cg","price":{{"prompt_per_1k":1,"completion_per_1k":2}}}}],
+                  {{"id":"mg","type":"text","cluster":"cg","price":{{"prompt_per_1k":1,"completion_per_1k":2}}}},
+                  {{"id":"mr","type":"text","cluster":"cr","price":{{"prompt_per_1k":1,"completion_per_1k":2}}}}],
         "accounts":[{{"id":"a","rpm":1000}}],
         "keys":[{{"id":"open","sha256":"{h}","account":"a"}}]}}"#
     );
@@ -75,6 +82,7 @@ fn exchange(c: &Config, s: &MemoryStore, front: Dialect, model: &str) -> Exchang
             format!("/v1beta/models/{model}:generateContent"),
             r#"{"contents":[{"parts":[{"text":"hi"}]}]}"#.to_string(),
         ),
+        Dialect::OpenAiResponses => ("/v1/responses".to_string(), format!(r#"{{"model":"{model}","input":"hi"}}"#)),
     };
     let head = RequestHead { method: "POST", path: &path, authorization: Some("Bearer sk-open"), ..Default::default() };
     assert!(matches!(ex.on_request_headers(c, &head, &env), HeadAction::ReadBody(_)));
@@ -92,6 +100,7 @@ fn a_malformed_upstream_response_is_a_502_upstream_error_in_the_callers_dialect(
             Dialect::OpenAi => "mo",
             Dialect::Anthropic => "ma",
             Dialect::Gemini => "mg",
+            Dialect::OpenAiResponses => "mr",
         };
         for front in FRONTS {
             if front == Dialect::OpenAi && upstream == Dialect::OpenAi {
@@ -108,7 +117,7 @@ fn a_malformed_upstream_response_is_a_502_upstream_error_in_the_callers_dialect(
             let msg = v["error"]["message"].as_str().unwrap();
             assert_eq!(msg, format!("The generation service sent an invalid response ({reason})"), "{front:?}");
             match front {
-                Dialect::OpenAi => assert_eq!(v["error"]["code"], "upstream_error"),
+                Dialect::OpenAi | Dialect::OpenAiResponses => assert_eq!(v["error"]["code"], "upstream_error"),
                 Dialect::Anthropic => assert_eq!(v["error"]["type"], "api_error"),
                 Dialect::Gemini => assert_eq!(v["error"]["code"], 502),
             }

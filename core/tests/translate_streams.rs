@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 use tollgate_core::dialect::stream::{FrontStream, UpstreamStream};
-use tollgate_core::dialect::{anthropic, gemini, openai};
+use tollgate_core::dialect::{anthropic, gemini, openai, responses};
 use tollgate_core::sse::{Event, Framer};
 use tollgate_core::usage::Usage;
 
@@ -704,9 +704,10 @@ fn the_text_only_path_writes_what_the_whole_read_writes() {
     use tollgate_core::dialect::Dialect;
     use tollgate_core::translate::StreamPipe;
     for fixture in [OPENAI_TEXT, OPENAI_TOOL, OPENAI_SHORT, OPENAI_MIXED] {
-        for front in [Dialect::Anthropic, Dialect::Gemini] {
+        for front in [Dialect::Anthropic, Dialect::Gemini, Dialect::OpenAiResponses] {
             let want = match front {
                 Dialect::Anthropic => run(&mut to_front(anthropic::StreamFromPivot::new("c")), &[fixture]),
+                Dialect::OpenAiResponses => run(&mut to_front(responses::StreamFromPivot::new("c", 0)), &[fixture]),
                 _ => run(&mut to_front(gemini::StreamFromPivot::new("c")), &[fixture]),
             };
             let mut pipe = StreamPipe::new(front, Dialect::OpenAi, "c", "u", false);
@@ -725,12 +726,13 @@ fn the_text_only_path_writes_what_the_whole_read_writes() {
     }
     // From an Anthropic upstream (its `text_delta` events read the same way) to every front.
     for fixture in [ANTHROPIC_TEXT, ANTHROPIC_TOOL, ANTHROPIC_SHORT] {
-        for front in [Dialect::OpenAi, Dialect::Anthropic, Dialect::Gemini] {
+        for front in [Dialect::OpenAi, Dialect::Anthropic, Dialect::Gemini, Dialect::OpenAiResponses] {
             let up = || anthropic::StreamToPivot::new().with_model("c");
             let want = match front {
                 Dialect::OpenAi => run(&mut Pair(up(), openai::StreamFromPivot::new("c", false)), &[fixture]),
                 Dialect::Anthropic => run(&mut Pair(up(), anthropic::StreamFromPivot::new("c")), &[fixture]),
                 Dialect::Gemini => run(&mut Pair(up(), gemini::StreamFromPivot::new("c")), &[fixture]),
+                Dialect::OpenAiResponses => run(&mut Pair(up(), responses::StreamFromPivot::new("c", 0)), &[fixture]),
             };
             let mut pipe = StreamPipe::new(front, Dialect::Anthropic, "c", "u", false);
             let mut framer = Framer::default();

@@ -30,11 +30,13 @@ fn config() -> &'static Config {
         let json = format!(
             r#"{{"clusters":[{{"name":"o","dialect":"openai","api_key":"up-o"}},
                   {{"name":"a","dialect":"anthropic","api_key":"up-a"}},
-                  {{"name":"g","dialect":"gemini","api_key":"up-g"}}],
+                  {{"name":"g","dialect":"gemini","api_key":"up-g"}},
+                  {{"name":"r","dialect":"openai-responses","api_key":"up-r"}}],
                "models":[{{"id":"m","type":"text","cluster":"o","price":{{"prompt_per_1k":1,"completion_per_1k":2}}}},
                  {{"id":"mo","type":"text","cluster":"o","upstream_model":"other"}},
                  {{"id":"ma","type":"text","cluster":"a","upstream_model":"claude"}},
                  {{"id":"mg","type":"text","cluster":"g","upstream_model":"gem"}},
+                 {{"id":"mr","type":"text","cluster":"r","upstream_model":"resp"}},
                  {{"id":"free","type":"text","cluster":"o","sandbox":true}},
                  {{"id":"img","type":"image","cluster":"o","price":{{"per_image":1}}}},
                  {{"id":"vid","type":"video","cluster":"o","price":{{"per_second":1}}}},
@@ -73,7 +75,7 @@ fn check_reply(front: Dialect, r: &LocalReply) {
     }
     if r.status >= 400 {
         let ok = match front {
-            Dialect::OpenAi => v.pointer("/error/message").is_some_and(Value::is_string),
+            Dialect::OpenAi | Dialect::OpenAiResponses => v.pointer("/error/message").is_some_and(Value::is_string),
             Dialect::Anthropic => v["type"] == "error" && v.pointer("/error/type").is_some_and(Value::is_string),
             Dialect::Gemini => {
                 v.pointer("/error/status").is_some_and(Value::is_string)

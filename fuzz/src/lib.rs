@@ -8,14 +8,15 @@ use tollgate_core::errors::GatewayError;
 use tollgate_core::sse::{Event, Framer};
 use tollgate_core::translate;
 
-pub const DIALECTS: [Dialect; 3] = [Dialect::OpenAi, Dialect::Anthropic, Dialect::Gemini];
+pub const DIALECTS: [Dialect; 4] = [Dialect::OpenAi, Dialect::Anthropic, Dialect::Gemini, Dialect::OpenAiResponses];
 
 /// A dialect from a selector byte.
 pub fn dialect(b: u8) -> Dialect {
-    match b % 3 {
+    match b % 4 {
         0 => Dialect::OpenAi,
         1 => Dialect::Anthropic,
-        _ => Dialect::Gemini,
+        2 => Dialect::Gemini,
+        _ => Dialect::OpenAiResponses,
     }
 }
 

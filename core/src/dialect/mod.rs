@@ -1,4 +1,4 @@
-//! The three API dialects Tollgate speaks, to clients (fronts) and to upstreams.
+//! The API dialects Tollgate speaks, to clients (fronts) and to upstreams.
 //! OpenAI Chat Completions is the pivot shape: every other dialect translates to and from it.
 
 pub mod anthropic;
@@ -6,6 +6,7 @@ pub mod gemini;
 pub mod guard;
 pub mod openai;
 pub mod pivot;
+pub mod responses;
 pub mod stream;
 pub mod validate;
 
@@ -22,6 +23,9 @@ pub enum Dialect {
     OpenAi,
     Anthropic,
     Gemini,
+    /// The OpenAI Responses API (`/v1/responses`), as a front and as an upstream.
+    #[serde(rename = "openai-responses")]
+    OpenAiResponses,
 }
 
 impl Dialect {
@@ -30,6 +34,7 @@ impl Dialect {
             Dialect::OpenAi => "openai",
             Dialect::Anthropic => "anthropic",
             Dialect::Gemini => "gemini",
+            Dialect::OpenAiResponses => "openai-responses",
         }
     }
 }

@@ -70,13 +70,14 @@ impl Exchange {
         let is_sse =
             content_type.map(|c| c.trim_start().to_ascii_lowercase().starts_with("text/event-stream")).unwrap_or(false);
         if is_sse {
-            let pipe = StreamPipe::priced(
+            let pipe = StreamPipe::priced_at(
                 self.front,
                 self.upstream,
                 self.model.as_deref().unwrap_or(""),
                 self.upstream_model.as_deref().unwrap_or(""),
                 self.wants_usage,
                 self.price,
+                self.now_ms / 1000,
             );
             self.mode = ResponseMode::Stream {
                 framer: Framer::default(),
@@ -136,13 +137,14 @@ impl Exchange {
                     }
                     return ChunkAction::Pass;
                 }
-                let translated = translate::response_priced(
+                let translated = translate::response_at(
                     self.front,
                     self.upstream,
                     chunk,
                     self.model.as_deref().unwrap_or(""),
                     self.upstream_model.as_deref().unwrap_or(""),
                     self.price.as_ref(),
+                    self.now_ms / 1000,
                 );
                 let (out, usage) = match translated {
                     Ok(x) => x,

@@ -7,7 +7,7 @@ use super::capture::CONTENT_LOG_CAP;
 use super::{remove, set, BodyAction, Env, Exchange, HeaderEdit};
 use crate::config::{Cluster, Config};
 use crate::dialect::pivot::PivotRequest;
-use crate::dialect::{anthropic, gemini, guard, openai, Dialect};
+use crate::dialect::{anthropic, gemini, guard, openai, responses, Dialect};
 use crate::endpoints::Endpoint;
 use crate::errors::{Code, GatewayError};
 use crate::media;
@@ -50,6 +50,7 @@ impl Exchange {
             Endpoint::Gemini { model, stream } => {
                 Some(gemini::request_to_pivot(&openai::parse_json_object(raw)?, model, *stream)?)
             }
+            Endpoint::Responses => Some(responses::request_to_pivot(&openai::parse_json_object(raw)?)?),
             _ => None,
         };
         // A media body, parsed once: validated here, rewritten below if it must change.
@@ -250,7 +251,7 @@ impl Exchange {
         }
         if let Some(k) = &cluster.api_key {
             match cluster.dialect {
-                Dialect::OpenAi => edits.push(set("authorization", format!("Bearer {k}"))),
+                Dialect::OpenAi | Dialect::OpenAiResponses => edits.push(set("authorization", format!("Bearer {k}"))),
                 Dialect::Anthropic => {
                     edits.push(set("x-api-key", k.clone()));
                     edits.push(set("anthropic-version", "2023-06-01"));

@@ -63,3 +63,13 @@ fn gemini_namespace_covers_unknown_gemini_paths_only() {
         assert!(!in_gemini_namespace(p), "{p}");
     }
 }
+
+#[test]
+fn responses_endpoint() {
+    assert_eq!(classify("POST", "/v1/responses"), Endpoint::Responses);
+    assert_eq!(classify("POST", "/api/v1/responses"), Endpoint::Responses);
+    assert_eq!(classify("GET", "/v1/responses"), Endpoint::MethodNotAllowed);
+    assert_eq!(Endpoint::Responses.dialect(), Dialect::OpenAiResponses);
+    assert!(Endpoint::Responses.is_chat() && Endpoint::Responses.needs_body());
+    assert_eq!(Endpoint::Responses.model_type(), Some(ModelType::Text));
+}

@@ -70,7 +70,11 @@ pub async fn messages(ctl: &Controls, body: &[u8]) -> Resp {
     let cap = as_count(req.get("max_tokens"));
     let reply = match pick_tool(&req, &last_user) {
         Some(t) => Reply::Tool(t),
-        None => Reply::Text(Plan::new(&tokens::reply_text(&model, &last_user), ctl.chunks, cap)),
+        None => Reply::Text(Plan::new(
+            &tokens::reply_text(&model, &last_user, req.pointer("/output_config/format/schema")),
+            ctl.chunks,
+            cap,
+        )),
     };
     let (stop_reason, output_tokens) = match &reply {
         Reply::Text(p) => (if p.truncated { "max_tokens" } else { "end_turn" }, p.tokens()),

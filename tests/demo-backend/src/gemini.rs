@@ -109,6 +109,12 @@ fn usage(prompt: u64, candidates: u64) -> Value {
     json!({"promptTokenCount": prompt, "candidatesTokenCount": candidates, "totalTokenCount": prompt + candidates})
 }
 
+/// The JSON schema a request asks the reply to match, if any.
+fn response_schema(req: &Value) -> Option<&Value> {
+    let g = get_any(req, &["generationConfig", "generation_config"])?;
+    get_any(g, &["responseJsonSchema", "response_json_schema", "responseSchema", "response_schema"])
+}
+
 pub async fn generate(ctl: &Controls, route: Route, query: &str, body: &[u8]) -> Resp {
     let req = match parse_object(body) {
         Ok(v) => v,
@@ -132,7 +138,7 @@ pub async fn generate(ctl: &Controls, route: Route, query: &str, body: &[u8]) ->
         .and_then(|g| as_count(get_any(g, &["maxOutputTokens", "max_output_tokens"])));
     let reply = match pick_tool(&req, &last_user) {
         Some(t) => Reply::Tool(t),
-        None => Reply::Text(Plan::new(&tokens::reply_text(&model, &last_user), ctl.chunks, cap)),
+        None => Reply::Text(Plan::new(&tokens::reply_text(&model, &last_user, response_schema(&req)), ctl.chunks, cap)),
     };
     let response_id = rand_hex(22);
 

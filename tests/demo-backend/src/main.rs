@@ -1,7 +1,7 @@
 //! `demo-backend`: the bundled demo LLM generation backend of the Tollgate
 //! gateway and the mock upstream for integration tests and benchmarks.
 //!
-//! Speaks OpenAI Chat Completions, Anthropic Messages and Gemini
+//! Speaks OpenAI Chat Completions and Responses, Anthropic Messages and Gemini
 //! generateContent (plus a few OpenAI media endpoints) with deterministic
 //! replies, and honours `x-demo-*` test-control headers (see `controls.rs`).
 
@@ -12,6 +12,7 @@ mod controls;
 mod gemini;
 mod media;
 mod openai;
+mod responses;
 mod strict;
 mod tokens;
 mod util;
@@ -315,6 +316,7 @@ async fn route(state: &State, parts: &Parts, body: Bytes) -> Resp {
     let gemini_route = gemini::route(path);
     let api = match path {
         "/v1/chat/completions"
+        | "/v1/responses"
         | "/v1/images/generations"
         | "/v1/videos/generations"
         | "/v1/audio/speech"
@@ -437,6 +439,7 @@ async fn route(state: &State, parts: &Parts, body: Bytes) -> Resp {
     match (path, gemini_route) {
         (_, Some(r)) => gemini::generate(&ctl, r, parts.uri.query().unwrap_or(""), &body).await,
         ("/v1/chat/completions", _) => pad(openai::chat(&ctl, &body).await, &parts.headers),
+        ("/v1/responses", _) => responses::create(&ctl, &body).await,
         ("/v1/messages", _) => anthropic::messages(&ctl, &body).await,
         ("/v1/images/generations", _) => media::images(&state.files_host, &body),
         ("/v1/videos/generations", _) => media::videos(&state.files_host, &body),
@@ -448,7 +451,7 @@ async fn route(state: &State, parts: &Parts, body: Bytes) -> Resp {
 /// `--strict`: the real API's 400 for a text request it would refuse (media endpoints are not
 /// checked).
 fn strict_check(api: Api, path: &str, body: &[u8]) -> Option<Resp> {
-    let text = matches!(api, Api::Anthropic | Api::Gemini) || path == "/v1/chat/completions";
+    let text = matches!(api, Api::Anthropic | Api::Gemini) || path == "/v1/chat/completions" || path == "/v1/responses";
     if !text {
         return None;
     }
@@ -456,6 +459,9 @@ fn strict_check(api: Api, path: &str, body: &[u8]) -> Option<Resp> {
     let Ok(serde_json::Value::Object(req)) = serde_json::from_slice::<serde_json::Value>(body) else {
         return None;
     };
+    if path == "/v1/responses" {
+        return responses::strict(&req);
+    }
     let refused = match api {
         Api::OpenAi => strict::openai_chat(&req),
         Api::Anthropic => strict::anthropic_messages(&req),

@@ -55,7 +55,7 @@ pub fn content_text(content: Option<&Value>) -> String {
     }
 }
 
-fn pick_tool(req: &Value, last_user: &str) -> Option<ToolCall> {
+pub fn pick_tool(req: &Value, last_user: &str) -> Option<ToolCall> {
     let tools = req.get("tools")?.as_array().filter(|t| !t.is_empty())?;
     let choice = req.get("tool_choice");
     let named = choice.and_then(|c| c.get("function")).and_then(|f| f.get("name")).and_then(Value::as_str);
@@ -117,7 +117,11 @@ pub async fn chat(ctl: &Controls, body: &[u8]) -> Resp {
                 t.args.tokens(),
             ),
             None => {
-                let plan = Plan::new(&tokens::reply_text(&model, &last_user), ctl.chunks, cap);
+                let plan = Plan::new(
+                    &tokens::reply_text(&model, &last_user, req.pointer("/response_format/json_schema/schema")),
+                    ctl.chunks,
+                    cap,
+                );
                 let finish = if plan.truncated { "length" } else { "stop" };
                 (json!({"role": "assistant", "content": plan.text()}), finish, plan.tokens())
             }
@@ -139,7 +143,11 @@ pub async fn chat(ctl: &Controls, body: &[u8]) -> Resp {
     let ctl = ctl.clone();
     let reply = match tool {
         Some(t) => Reply::Tool(t),
-        None => Reply::Text(Plan::new(&tokens::reply_text(&model, &last_user), ctl.chunks, cap)),
+        None => Reply::Text(Plan::new(
+            &tokens::reply_text(&model, &last_user, req.pointer("/response_format/json_schema/schema")),
+            ctl.chunks,
+            cap,
+        )),
     };
     let completion = match &reply {
         Reply::Tool(t) => t.args.tokens(),

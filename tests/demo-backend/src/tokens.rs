@@ -26,9 +26,34 @@ pub fn message_tokens(text: &str) -> u64 {
     MESSAGE_OVERHEAD + words(text).max(1)
 }
 
-/// The deterministic reply: `Hello from {model}! You said: {echo}`.
-pub fn reply_text(model: &str, last_user: &str) -> String {
-    format!("Hello from {model}! You said: {}", crate::util::truncate_chars(last_user, ECHO_CHARS))
+/// The deterministic reply: `Hello from {model}! You said: {echo}`; or, when the request asks
+/// for JSON matching a schema, `schema_reply` of it.
+pub fn reply_text(model: &str, last_user: &str, schema: Option<&serde_json::Value>) -> String {
+    match schema {
+        Some(s) => schema_reply(s),
+        None => format!("Hello from {model}! You said: {}", crate::util::truncate_chars(last_user, ECHO_CHARS)),
+    }
+}
+
+/// A JSON object matching `schema`'s properties (strings `"demo"`, numbers 1, booleans true,
+/// arrays and objects empty), words separated by single spaces so that a stream splits it and
+/// joins it back unchanged.
+pub fn schema_reply(schema: &serde_json::Value) -> String {
+    use serde_json::Value;
+    let mut fields = Vec::new();
+    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+        for (name, p) in props {
+            let v = match p.get("type").and_then(Value::as_str) {
+                Some("integer" | "number") => "1",
+                Some("boolean") => "true",
+                Some("array") => "[]",
+                Some("object") => "{}",
+                _ => "\"demo\"",
+            };
+            fields.push(format!("{}: {v}", crate::util::json_str(name)));
+        }
+    }
+    format!("{{{}}}", fields.join(", "))
 }
 
 enum Pieces {

@@ -177,6 +177,15 @@ pub fn request_from_pivot(
             ins(&mut out, "tool_choice", c);
         }
     }
+    // Structured output: a JSON schema is Anthropic's `output_config.format` (a bare JSON
+    // object has no equivalent there and is dropped, as before).
+    if let Some(rf) = opt_object(pivot.get("response_format"), "response_format")? {
+        if rf.get("type").and_then(Value::as_str) == Some("json_schema") {
+            if let Some(s) = rf.get("json_schema").and_then(|j| j.get("schema")).filter(|s| s.is_object()) {
+                ins(&mut out, "output_config", json!({"format": {"type": "json_schema", "schema": s}}));
+            }
+        }
+    }
     if opt_bool(pivot.get("stream"), "stream")? == Some(true) {
         ins(&mut out, "stream", Value::Bool(true));
     }

@@ -1,0 +1,660 @@
+//! A Responses API client: its request validated and translated into the pivot; the pivot's
+//! response and stream written out as a `response` object and the Responses stream events.
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use super::usage_json;
+use crate::dialect::pivot::{self, Finish, PivotRequest};
+use crate::dialect::stream::{Choice, ChoiceFront, FrontState, TextChunk};
+use crate::dialect::validate::{
+    number_in, opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, req_str, required_model,
+};
+use crate::dialect::{bad, ins};
+use crate::errors::GatewayError;
+use crate::sse;
+
+/// The 400 for a parameter that needs state the gateway does not keep.
+fn stateless(param: &str, what: &str) -> GatewayError {
+    bad(
+        param,
+        format!("'{param}' is not supported: this gateway keeps no {what}; send the whole conversation in 'input'"),
+    )
+}
+
+/// Validates a Responses request and translates it to an OpenAI chat body.
+pub fn request_to_pivot(body: &Map<String, Value>) -> Result<PivotRequest, GatewayError> {
+    let model = required_model(body)?;
+    if !matches!(body.get("previous_response_id"), None | Some(Value::Null)) {
+        return Err(stateless("previous_response_id", "stored responses"));
+    }
+    if !matches!(body.get("conversation"), None | Some(Value::Null)) {
+        return Err(stateless("conversation", "conversations"));
+    }
+    if opt_bool(body.get("store"), "store")? == Some(true) {
+        return Err(stateless("store", "stored responses (send 'store': false or leave it out)"));
+    }
+    if opt_bool(body.get("background"), "background")? == Some(true) {
+        return Err(bad("background", "'background' is not supported: responses are not stored"));
+    }
+    let stream = opt_bool(body.get("stream"), "stream")?.unwrap_or(false);
+
+    let mut messages: Vec<Value> = Vec::new();
+    if let Some(i) = opt_str(body.get("instructions"), "instructions")? {
+        if !i.is_empty() {
+            messages.push(json!({"role": "system", "content": i}));
+        }
+    }
+    match body.get("input") {
+        None | Some(Value::Null) => return Err(GatewayError::missing("input")),
+        Some(Value::String(s)) => messages.push(json!({"role": "user", "content": s})),
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                item_to_pivot(i, item, &mut messages)?;
+            }
+        }
+        Some(_) => return Err(bad("input", "'input' must be a string or an array of input items")),
+    }
+    if !messages.iter().any(|m| m.get("role").and_then(Value::as_str) != Some("system")) {
+        return Err(bad("input", "'input' must contain at least one message"));
+    }
+
+    let mut out = Map::new();
+    ins(&mut out, "model", Value::String(model.clone()));
+    ins(&mut out, "messages", Value::Array(messages));
+    let max_tokens = opt_positive(body.get("max_output_tokens"), "max_output_tokens")?;
+    if let Some(m) = max_tokens {
+        ins(&mut out, "max_tokens", json!(m));
+    }
+    number_in(body.get("temperature"), "temperature", 0.0, 2.0)?;
+    number_in(body.get("top_p"), "top_p", 0.0, 1.0)?;
+    for field in ["temperature", "top_p"] {
+        if let Some(n) = opt_number(body.get(field), field)? {
+            ins(&mut out, field, n.clone());
+        }
+    }
+    if let Some(u) = opt_str(body.get("user"), "user")? {
+        ins(&mut out, "user", json!(u));
+    }
+    let has_tools = tools_to_pivot(body.get("tools"), &mut out)?;
+    if let Some(tc) = tool_choice_to_pivot(body.get("tool_choice"))? {
+        // OpenAI refuses tool_choice without tools.
+        if has_tools {
+            ins(&mut out, "tool_choice", tc);
+        }
+    }
+    if let Some(p) = opt_bool(body.get("parallel_tool_calls"), "parallel_tool_calls")? {
+        if has_tools {
+            ins(&mut out, "parallel_tool_calls", Value::Bool(p));
+        }
+    }
+    if let Some(text) = opt_object(body.get("text"), "text")? {
+        if let Some(f) = format_to_pivot(text.get("format"))? {
+            ins(&mut out, "response_format", f);
+        }
+    }
+    if let Some(r) = opt_object(body.get("reasoning"), "reasoning")? {
+        if let Some(e) = opt_str(r.get("effort"), "reasoning.effort")? {
+            ins(&mut out, "reasoning_effort", json!(e));
+        }
+    }
+    if stream {
+        ins(&mut out, "stream", Value::Bool(true));
+        ins(&mut out, "stream_options", json!({"include_usage": true}));
+    }
+    Ok(PivotRequest { body: out, model, stream, max_tokens })
+}
+
+/// One item of `input` appended to the pivot messages.
+fn item_to_pivot(i: usize, item: &Value, out: &mut Vec<Value>) -> Result<(), GatewayError> {
+    let p = format!("input[{i}]");
+    let Some(o) = item.as_object() else {
+        return Err(bad(&p, format!("'{p}' must be an object")));
+    };
+    let ty = opt_str(o.get("type"), &format!("{p}.type"))?;
+    match ty {
+        None | Some("message") => message_to_pivot(&p, o, out),
+        Some("function_call") => {
+            let call = json!({
+                "id": req_str(o.get("call_id"), &format!("{p}.call_id"))?,
+                "type": "function",
+                "function": {
+                    "name": req_str(o.get("name"), &format!("{p}.name"))?,
+                    "arguments": req_str(o.get("arguments"), &format!("{p}.arguments"))?,
+                },
+            });
+            // Calls in a row (and after the assistant's text) belong to one assistant message.
+            let last = out.last_mut().filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant"));
+            match last.and_then(Value::as_object_mut) {
+                Some(m) => match m.get_mut("tool_calls").and_then(Value::as_array_mut) {
+                    Some(calls) => calls.push(call),
+                    None => {
+                        m.insert("tool_calls".to_string(), Value::Array(vec![call]));
+                    }
+                },
+                None => out.push(json!({"role": "assistant", "content": null, "tool_calls": [call]})),
+            }
+            Ok(())
+        }
+        Some("function_call_output") => {
+            let call_id = req_str(o.get("call_id"), &format!("{p}.call_id"))?;
+            let content = match o.get("output") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Array(parts)) => {
+                    let mut s = String::new();
+                    for (k, part) in parts.iter().enumerate() {
+                        match part.get("type").and_then(Value::as_str) {
+                            Some("input_text" | "output_text") => {
+                                s.push_str(req_str(part.get("text"), &format!("{p}.output[{k}].text"))?)
+                            }
+                            _ => {
+                                return Err(bad(
+                                    &format!("{p}.output[{k}].type"),
+                                    "only text parts are supported in a function_call_output",
+                                ))
+                            }
+                        }
+                    }
+                    s
+                }
+                None | Some(Value::Null) => return Err(GatewayError::missing(&format!("{p}.output"))),
+                Some(_) => return Err(bad(&format!("{p}.output"), "'output' must be a string or an array of parts")),
+            };
+            out.push(json!({"role": "tool", "tool_call_id": call_id, "content": content}));
+            Ok(())
+        }
+        // The model's own reasoning from an earlier turn: it has no place in the pivot.
+        Some("reasoning") => Ok(()),
+        Some(other) => Err(bad(&format!("{p}.type"), format!("input items of type '{other}' are not supported"))),
+    }
+}
+
+/// An input message (`role` and `content`) appended to the pivot messages.
+fn message_to_pivot(p: &str, o: &Map<String, Value>, out: &mut Vec<Value>) -> Result<(), GatewayError> {
+    let role = req_str(o.get("role"), &format!("{p}.role"))?;
+    let role = match role {
+        "user" | "assistant" | "system" => role,
+        "developer" => "system",
+        other => return Err(bad(&format!("{p}.role"), format!("unknown role '{other}'"))),
+    };
+    let content = match o.get("content") {
+        Some(Value::String(s)) => Value::String(s.clone()),
+        Some(Value::Array(parts)) => {
+            let mut list = Vec::with_capacity(parts.len());
+            for (k, part) in parts.iter().enumerate() {
+                let pp = format!("{p}.content[{k}]");
+                let ty = req_str(part.get("type"), &format!("{pp}.type"))?;
+                match ty {
+                    "input_text" | "output_text" | "refusal" => {
+                        let field = if ty == "refusal" { "refusal" } else { "text" };
+                        list.push(pivot::text_part(req_str(part.get(field), &format!("{pp}.{field}"))?));
+                    }
+                    "input_image" if role == "user" => {
+                        let url = opt_str(part.get("image_url"), &format!("{pp}.image_url"))?.ok_or_else(|| {
+                            bad(
+                                &format!("{pp}.image_url"),
+                                "an input_image needs 'image_url' (file ids are not supported)",
+                            )
+                        })?;
+                        let mut image = Map::new();
+                        ins(&mut image, "url", json!(url));
+                        if let Some(d) = opt_str(part.get("detail"), &format!("{pp}.detail"))? {
+                            ins(&mut image, "detail", json!(d));
+                        }
+                        list.push(json!({"type": "image_url", "image_url": image}));
+                    }
+                    other => {
+                        return Err(bad(
+                            &format!("{pp}.type"),
+                            format!("content parts of type '{other}' are not supported in a {role} message"),
+                        ))
+                    }
+                }
+            }
+            if role == "user" {
+                Value::Array(list)
+            } else {
+                // System and assistant content is text only in every dialect.
+                pivot::texts_to_content(pivot::content_texts(Some(&Value::Array(list))))
+            }
+        }
+        None | Some(Value::Null) => return Err(GatewayError::missing(&format!("{p}.content"))),
+        Some(_) => return Err(bad(&format!("{p}.content"), "'content' must be a string or an array of parts")),
+    };
+    out.push(json!({"role": role, "content": content}));
+    Ok(())
+}
+
+/// Function `tools` -> pivot tools. Whether there are any.
+fn tools_to_pivot(v: Option<&Value>, out: &mut Map<String, Value>) -> Result<bool, GatewayError> {
+    let Some(tools) = opt_array(v, "tools")? else { return Ok(false) };
+    let mut list = Vec::with_capacity(tools.len());
+    for (i, t) in tools.iter().enumerate() {
+        let p = format!("tools[{i}]");
+        let ty = req_str(t.get("type"), &format!("{p}.type"))?;
+        if ty != "function" {
+            return Err(bad(&format!("{p}.type"), format!("tools of type '{ty}' are not supported (only 'function')")));
+        }
+        let mut f = Map::new();
+        ins(&mut f, "name", json!(req_str(t.get("name"), &format!("{p}.name"))?));
+        if let Some(d) = opt_str(t.get("description"), &format!("{p}.description"))? {
+            ins(&mut f, "description", json!(d));
+        }
+        if let Some(params) = opt_object(t.get("parameters"), &format!("{p}.parameters"))? {
+            ins(&mut f, "parameters", Value::Object(params.clone()));
+        }
+        if let Some(s) = opt_bool(t.get("strict"), &format!("{p}.strict"))? {
+            ins(&mut f, "strict", Value::Bool(s));
+        }
+        list.push(json!({"type": "function", "function": f}));
+    }
+    if list.is_empty() {
+        return Ok(false);
+    }
+    ins(out, "tools", Value::Array(list));
+    Ok(true)
+}
+
+/// `tool_choice` -> the pivot's.
+fn tool_choice_to_pivot(v: Option<&Value>) -> Result<Option<Value>, GatewayError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => match s.as_str() {
+            "auto" | "none" | "required" => Ok(Some(json!(s))),
+            other => Err(bad("tool_choice", format!("unknown tool_choice '{other}'"))),
+        },
+        Some(Value::Object(o)) => match req_str(o.get("type"), "tool_choice.type")? {
+            "function" => {
+                Ok(Some(json!({"type": "function", "function": {"name": req_str(o.get("name"), "tool_choice.name")?}})))
+            }
+            other => Err(bad("tool_choice.type", format!("tool_choice of type '{other}' is not supported"))),
+        },
+        Some(_) => Err(bad("tool_choice", "'tool_choice' must be a string or an object")),
+    }
+}
+
+/// `text.format` -> the pivot's `response_format` (`None` for plain text).
+fn format_to_pivot(v: Option<&Value>) -> Result<Option<Value>, GatewayError> {
+    let Some(f) = opt_object(v, "text.format")? else { return Ok(None) };
+    match req_str(f.get("type"), "text.format.type")? {
+        "text" => Ok(None),
+        "json_object" => Ok(Some(json!({"type": "json_object"}))),
+        "json_schema" => {
+            let mut js = Map::new();
+            ins(&mut js, "name", json!(req_str(f.get("name"), "text.format.name")?));
+            let schema = opt_object(f.get("schema"), "text.format.schema")?
+                .ok_or_else(|| GatewayError::missing("text.format.schema"))?;
+            ins(&mut js, "schema", Value::Object(schema.clone()));
+            if let Some(d) = opt_str(f.get("description"), "text.format.description")? {
+                ins(&mut js, "description", json!(d));
+            }
+            if let Some(s) = opt_bool(f.get("strict"), "text.format.strict")? {
+                ins(&mut js, "strict", Value::Bool(s));
+            }
+            Ok(Some(json!({"type": "json_schema", "json_schema": js})))
+        }
+        other => Err(bad("text.format.type", format!("unknown text.format type '{other}'"))),
+    }
+}
+
+/// The response id for a pivot id: `resp_` and the id without its own prefix.
+fn response_id(pivot_id: Option<&str>) -> String {
+    let bare = pivot::bare_id(pivot_id);
+    let bare = bare.strip_prefix("resp_").unwrap_or(bare);
+    if bare.is_empty() {
+        "resp_tollgate".to_string()
+    } else {
+        format!("resp_{bare}")
+    }
+}
+
+/// Status and `incomplete_details` for a finish reason.
+fn status_of(finish: Option<Finish>) -> (&'static str, Value) {
+    match finish {
+        Some(Finish::Length) => ("incomplete", json!({"reason": "max_output_tokens"})),
+        Some(Finish::ContentFilter) => ("incomplete", json!({"reason": "content_filter"})),
+        _ => ("completed", Value::Null),
+    }
+}
+
+/// A `response` object around `output`.
+fn response_object(id: &str, created_at: u64, model: &str, status: &str, output: Vec<Value>) -> Value {
+    json!({
+        "id": id,
+        "object": "response",
+        "created_at": created_at,
+        "status": status,
+        "error": null,
+        "incomplete_details": null,
+        "instructions": null,
+        "max_output_tokens": null,
+        "model": model,
+        "output": output,
+        "parallel_tool_calls": true,
+        "previous_response_id": null,
+        "reasoning": {"effort": null, "summary": null},
+        "store": false,
+        "temperature": null,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": "auto",
+        "tools": [],
+        "top_p": null,
+        "truncation": "disabled",
+        "usage": null,
+        "metadata": {},
+    })
+}
+
+fn output_text(text: &str) -> Value {
+    json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []})
+}
+
+fn message_item(id: &str, status: &str, content: Vec<Value>) -> Value {
+    json!({"id": id, "type": "message", "status": status, "role": "assistant", "content": content})
+}
+
+fn call_item(id: &str, call_id: &str, name: &str, arguments: &str, status: &str) -> Value {
+    json!({"id": id, "type": "function_call", "status": status, "call_id": call_id, "name": name, "arguments": arguments})
+}
+
+/// An OpenAI `chat.completion` -> the `response` object the client expects (first choice).
+pub fn response_from_pivot(v: &Value, client_model: &str, created_at: u64) -> Value {
+    let id = response_id(v.get("id").and_then(Value::as_str));
+    let bare = id.strip_prefix("resp_").unwrap_or(&id).to_string();
+    let choice = v.get("choices").and_then(|c| c.get(0));
+    let msg = choice.and_then(|c| c.get("message"));
+    let mut output: Vec<Value> = Vec::new();
+    let mut content = Vec::new();
+    let text = pivot::content_text(msg.and_then(|m| m.get("content")));
+    if !text.is_empty() {
+        content.push(output_text(&text));
+    }
+    if let Some(r) = msg.and_then(|m| m.get("refusal")).and_then(Value::as_str).filter(|r| !r.is_empty()) {
+        content.push(json!({"type": "refusal", "refusal": r}));
+    }
+    if !content.is_empty() {
+        output.push(message_item(&format!("msg_{bare}"), "completed", content));
+    }
+    let calls = msg.and_then(|m| m.get("tool_calls")).and_then(Value::as_array);
+    for (k, tc) in calls.map(|c| c.as_slice()).unwrap_or(&[]).iter().enumerate() {
+        let f = tc.get("function");
+        let args = match f.and_then(|f| f.get("arguments")) {
+            Some(Value::String(s)) => s.clone(),
+            Some(o @ Value::Object(_)) => o.to_string(),
+            _ => "{}".to_string(),
+        };
+        let call_id = tc.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| format!("call_{k}"));
+        let name = f.and_then(|f| f.get("name")).and_then(Value::as_str).unwrap_or("");
+        output.push(call_item(&format!("fc_{bare}_{k}"), &call_id, name, &args, "completed"));
+    }
+    let finish = choice.and_then(|c| c.get("finish_reason")).and_then(Value::as_str).map(Finish::from_openai);
+    let (status, details) = status_of(finish);
+    let mut r = response_object(&id, created_at, client_model, status, output);
+    if let Some(o) = r.as_object_mut() {
+        ins(o, "incomplete_details", details);
+        if let Some(u) = pivot::usage_of(v) {
+            ins(o, "usage", usage_json(&u));
+        }
+    }
+    r
+}
+
+/// `{"content_index":..,"delta":..,"item_id":..,"logprobs":[],"output_index":..,
+/// "sequence_number":..,"type":"response.output_text.delta"}`, written without a `Value`.
+#[derive(Serialize)]
+struct TextDelta<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    sequence_number: u64,
+    item_id: &'a str,
+    output_index: u64,
+    content_index: u64,
+    delta: &'a str,
+    logprobs: [(); 0],
+}
+
+/// The output item being written.
+#[derive(Debug)]
+enum Open {
+    /// A message: its item id, output index and the text so far.
+    Text { id: String, index: u64, text: String },
+    /// A function call: item id, output index, the pivot's tool-call index, call id, name and
+    /// arguments so far.
+    Tool { id: String, index: u64, pivot_index: u64, call_id: String, name: String, args: String },
+}
+
+/// Pivot chunks -> the Responses event sequence: `response.created`, `response.in_progress`,
+/// per output item `response.output_item.added` .. `response.output_item.done` (a message with
+/// one `output_text` part and its deltas, or a function call and its argument deltas), then
+/// `response.completed` (or `response.incomplete`) with the usage. Every event carries its
+/// `sequence_number`. The usage comes in a chunk after the finish chunk, so the last event
+/// waits for it, `on_done` or `finish`.
+#[derive(Debug)]
+pub struct StreamFromPivot {
+    client_model: String,
+    created_at: u64,
+    id: String,
+    st: FrontState,
+    started: bool,
+    seq: u64,
+    open: Option<Open>,
+    /// The finished output items, for the final response.
+    done: Vec<Value>,
+    /// Pivot tool-call indexes whose item was opened.
+    tools_seen: Vec<u64>,
+}
+
+impl StreamFromPivot {
+    pub fn new(client_model: &str, created_at: u64) -> Self {
+        StreamFromPivot {
+            client_model: client_model.to_string(),
+            created_at,
+            id: String::new(),
+            st: FrontState::default(),
+            started: false,
+            seq: 0,
+            open: None,
+            done: Vec::new(),
+            tools_seen: Vec::new(),
+        }
+    }
+
+    /// One event: `data` with its `type` and `sequence_number`, as `event: {type}`.
+    fn event(&mut self, out: &mut Vec<u8>, ty: &str, mut data: Value) {
+        if let Some(o) = data.as_object_mut() {
+            ins(o, "type", json!(ty));
+            ins(o, "sequence_number", json!(self.seq));
+        }
+        self.seq = self.seq.saturating_add(1);
+        sse::write_json(out, Some(ty), &data, b"\n");
+    }
+
+    fn next_index(&self) -> u64 {
+        (self.done.len() as u64).saturating_add(u64::from(self.open.is_some()))
+    }
+
+    /// The response as it stands, with `status`.
+    fn snapshot(&self, status: &str, output: Vec<Value>) -> Value {
+        response_object(&self.id, self.created_at, &self.client_model, status, output)
+    }
+
+    /// `response.created` and `response.in_progress`, once; the id from the first chunk's.
+    fn start(&mut self, pivot_id: Option<&str>, out: &mut Vec<u8>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        self.id = response_id(pivot_id);
+        let r = self.snapshot("in_progress", Vec::new());
+        self.event(out, "response.created", json!({"response": r}));
+        let r = self.snapshot("in_progress", Vec::new());
+        self.event(out, "response.in_progress", json!({"response": r}));
+    }
+
+    fn bare(&self) -> String {
+        self.id.strip_prefix("resp_").unwrap_or(&self.id).to_string()
+    }
+
+    /// The open item's closing events; the finished item kept for the final response.
+    fn close_item(&mut self, out: &mut Vec<u8>) {
+        let Some(open) = self.open.take() else { return };
+        match open {
+            Open::Text { id, index, text } => {
+                let base = json!({"item_id": id, "output_index": index, "content_index": 0});
+                let mut d = base.clone();
+                if let Some(o) = d.as_object_mut() {
+                    ins(o, "text", json!(text));
+                    ins(o, "logprobs", json!([]));
+                }
+                self.event(out, "response.output_text.done", d);
+                let mut d = base;
+                if let Some(o) = d.as_object_mut() {
+                    ins(o, "part", output_text(&text));
+                }
+                self.event(out, "response.content_part.done", d);
+                let item = message_item(&id, "completed", vec![output_text(&text)]);
+                self.event(out, "response.output_item.done", json!({"output_index": index, "item": item.clone()}));
+                self.done.push(item);
+            }
+            Open::Tool { id, index, call_id, name, args, .. } => {
+                let d = json!({"item_id": id, "output_index": index, "name": name, "arguments": args});
+                self.event(out, "response.function_call_arguments.done", d);
+                let item = call_item(&id, &call_id, &name, &args, "completed");
+                self.event(out, "response.output_item.done", json!({"output_index": index, "item": item.clone()}));
+                self.done.push(item);
+            }
+        }
+    }
+
+    fn text_delta(&mut self, text: &str, out: &mut Vec<u8>) {
+        if !matches!(self.open, Some(Open::Text { .. })) {
+            self.close_item(out);
+            let index = self.next_index();
+            let id = format!("msg_{}_{index}", self.bare());
+            let item = message_item(&id, "in_progress", Vec::new());
+            self.event(out, "response.output_item.added", json!({"output_index": index, "item": item}));
+            let part = json!({"item_id": id, "output_index": index, "content_index": 0, "part": output_text("")});
+            self.event(out, "response.content_part.added", part);
+            self.open = Some(Open::Text { id, index, text: String::new() });
+        }
+        let seq = self.seq;
+        if let Some(Open::Text { id, index, text: all }) = &mut self.open {
+            all.push_str(text);
+            let d = TextDelta {
+                ty: "response.output_text.delta",
+                sequence_number: seq,
+                item_id: id,
+                output_index: *index,
+                content_index: 0,
+                delta: text,
+                logprobs: [],
+            };
+            sse::write_json(out, Some(d.ty), &d, b"\n");
+            self.seq = self.seq.saturating_add(1);
+        }
+    }
+
+    fn tool_fragment(&mut self, tc: &Value, out: &mut Vec<u8>) {
+        let k = tc.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let f = tc.get("function");
+        let same = matches!(&self.open, Some(Open::Tool { pivot_index, .. }) if *pivot_index == k);
+        if !same {
+            if self.tools_seen.contains(&k) {
+                return; // a late fragment of a finished call: its item cannot be reopened
+            }
+            self.tools_seen.push(k);
+            self.close_item(out);
+            let index = self.next_index();
+            let id = format!("fc_{}_{index}", self.bare());
+            let call_id =
+                tc.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| format!("call_{k}"));
+            let name = f.and_then(|f| f.get("name")).and_then(Value::as_str).unwrap_or("").to_string();
+            let item = call_item(&id, &call_id, &name, "", "in_progress");
+            self.event(out, "response.output_item.added", json!({"output_index": index, "item": item}));
+            self.open = Some(Open::Tool { id, index, pivot_index: k, call_id, name, args: String::new() });
+        }
+        let Some(frag) = f.and_then(|f| f.get("arguments")).and_then(Value::as_str).filter(|a| !a.is_empty()) else {
+            return;
+        };
+        let mut d = None;
+        if let Some(Open::Tool { id, index, args, .. }) = &mut self.open {
+            args.push_str(frag);
+            d = Some(json!({"item_id": id, "output_index": index, "delta": frag}));
+        }
+        if let Some(d) = d {
+            self.event(out, "response.function_call_arguments.delta", d);
+        }
+    }
+
+    /// The last event: `response.completed` (or `response.incomplete`, or `response.failed` for
+    /// a stream that ended without a finish reason), with the output and the usage.
+    fn close(&mut self, out: &mut Vec<u8>) {
+        self.start(None, out);
+        self.close_item(out);
+        let output = std::mem::take(&mut self.done);
+        let (ty, status, details) = match self.st.finish {
+            None => ("response.failed", "failed", Value::Null),
+            f => {
+                let (status, details) = status_of(f);
+                (if status == "completed" { "response.completed" } else { "response.incomplete" }, status, details)
+            }
+        };
+        let mut r = self.snapshot(status, output);
+        if let Some(o) = r.as_object_mut() {
+            ins(o, "incomplete_details", details);
+            if let Some(u) = &self.st.usage {
+                ins(o, "usage", usage_json(u));
+            }
+            if self.st.finish.is_none() {
+                let msg = "The generation service ended the stream before the response was complete";
+                ins(o, "error", json!({"code": "server_error", "message": msg}));
+            }
+        }
+        self.event(out, ty, json!({"response": r}));
+    }
+}
+
+impl ChoiceFront for StreamFromPivot {
+    fn state(&mut self) -> &mut FrontState {
+        &mut self.st
+    }
+
+    fn choice(&mut self, chunk: &Value, choice: &Choice, out: &mut Vec<u8>) {
+        self.start(chunk.get("id").and_then(Value::as_str), out);
+        for t in choice.texts() {
+            self.text_delta(t, out);
+        }
+        for tc in choice.tool_calls() {
+            self.tool_fragment(tc, out);
+        }
+    }
+
+    /// Text without a `Value`: the response id from the chunk's id, then the text delta.
+    fn text(&mut self, chunk: &TextChunk, out: &mut Vec<u8>) {
+        self.start(Some(&chunk.id), out);
+        if !chunk.text.is_empty() {
+            self.text_delta(&chunk.text, out);
+        }
+    }
+
+    /// The open item is finished with the message.
+    fn finished(&mut self, out: &mut Vec<u8>) {
+        self.close_item(out);
+    }
+
+    fn end(&mut self, out: &mut Vec<u8>) {
+        self.close(out);
+    }
+
+    /// An `error` event, then `response.failed` with the error; nothing follows them.
+    fn write_error(&mut self, message: &str, out: &mut Vec<u8>) {
+        self.start(None, out);
+        self.event(out, "error", json!({"code": "server_error", "message": message, "param": null}));
+        let output = std::mem::take(&mut self.done);
+        let mut r = self.snapshot("failed", output);
+        if let Some(o) = r.as_object_mut() {
+            ins(o, "error", json!({"code": "server_error", "message": message}));
+        }
+        self.event(out, "response.failed", json!({"response": r}));
+    }
+}
