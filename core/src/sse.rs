@@ -30,6 +30,9 @@ pub struct Framer {
     max_event_bytes: usize,
     /// An event passed the cap: the rest of the stream is dropped.
     failed: bool,
+    /// Emptied `data` strings of delivered events (`recycle`), reused for the next events so
+    /// a stream does not allocate per event.
+    spare: Vec<String>,
 }
 
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
@@ -51,6 +54,21 @@ impl Framer {
             event_bytes: 0,
             max_event_bytes,
             failed: false,
+            spare: Vec::new(),
+        }
+    }
+
+    /// Takes back the events the caller is done with (leaving `events` empty): their `data`
+    /// strings are reused for the next events. A few are kept, none larger than `SPARE_MAX`.
+    pub fn recycle(&mut self, events: &mut Vec<Event>) {
+        const SPARE_COUNT: usize = 16;
+        const SPARE_MAX: usize = 64 * 1024;
+        for ev in events.drain(..) {
+            let mut data = ev.data;
+            if self.spare.len() < SPARE_COUNT && data.capacity() <= SPARE_MAX {
+                data.clear();
+                self.spare.push(data);
+            }
         }
     }
 
@@ -115,8 +133,10 @@ impl Framer {
                         self.process_line(head, out);
                     } else {
                         self.line.extend_from_slice(head);
-                        let line = std::mem::take(&mut self.line);
+                        let mut line = std::mem::take(&mut self.line);
                         self.process_line(&line, out);
+                        line.clear();
+                        self.line = line;
                     }
                     chunk = rest;
                 }
@@ -185,9 +205,12 @@ impl Framer {
 
     fn dispatch(&mut self, out: &mut Vec<Event>) {
         if self.has_fields {
-            out.push(std::mem::take(&mut self.current));
+            let fresh = Event { event: None, data: self.spare.pop().unwrap_or_default() };
+            out.push(std::mem::replace(&mut self.current, fresh));
+        } else {
+            self.current.event = None;
+            self.current.data.clear();
         }
-        self.current = Event::default();
         self.has_fields = false;
         self.data_seen = false;
         self.event_bytes = 0;

@@ -1,7 +1,9 @@
 //! An OpenAI upstream: the request body sent to it; its response and stream read.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
+use memchr::memmem;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -75,6 +77,12 @@ fn usage_only(body: &[u8]) -> Option<Option<Usage>> {
     Some(only.usage.and_then(|u| usage::from_openai(&Value::Object(Map::from_iter([("usage".to_string(), u)])))))
 }
 
+/// The searcher for `"usage"`, built once (building it per event cost more than the search).
+fn usage_finder() -> &'static memmem::Finder<'static> {
+    static FINDER: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\"usage\""));
+    &FINDER
+}
+
 /// OpenAI upstream stream -> OpenAI client stream: model renamed, usage read, the usage chunk
 /// dropped for clients that did not ask for it.
 #[derive(Debug)]
@@ -101,7 +109,7 @@ impl OpenAiStream {
             out.extend_from_slice(b"data: [DONE]\n\n");
             return;
         }
-        let has_usage = memchr::memmem::find(data.as_bytes(), b"\"usage\"").is_some();
+        let has_usage = usage_finder().find(data.as_bytes()).is_some();
         if self.client_model.is_none() && !has_usage {
             self.completion_bytes = self.completion_bytes.saturating_add(usage::text_len_hint(data));
             sse::write_event(out, None, data.as_bytes(), b"\n");
