@@ -171,3 +171,35 @@ proptest::proptest! {
         proptest::prop_assert_eq!(frame_recycled(&chunks), frame_all(&chunks));
     }
 }
+
+proptest::proptest! {
+    #[test]
+    fn json_special_finds_the_first_quote_backslash_or_control(
+        b in proptest::collection::vec(proptest::sample::select(vec![b'a', b'"', b'\\', 0x1f, 0x20, 0x21, 0x7f, 0x80, 0xa2, 0xdc, 0xff, 0]), 0..40),
+    ) {
+        proptest::prop_assert_eq!(json_special(&b), b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20));
+    }
+
+    #[test]
+    fn write_json_str_writes_what_serde_writes(s in "[a\"\\\\\u{0}\u{1f}\u{7f}\u{e9}\u{2028}\u{1F600} ]{0,30}") {
+        let mut out = Vec::new();
+        write_json_str(&mut out, &s);
+        proptest::prop_assert_eq!(out, serde_json::to_vec(&s).unwrap());
+    }
+
+    #[test]
+    fn write_u64_writes_what_serde_writes(n in proptest::prelude::any::<u64>()) {
+        let mut out = Vec::new();
+        write_u64(&mut out, n);
+        proptest::prop_assert_eq!(out, serde_json::to_vec(&n).unwrap());
+    }
+}
+
+#[test]
+fn write_u64_at_the_edges() {
+    for n in [0u64, 9, 10, u64::MAX] {
+        let mut out = Vec::new();
+        write_u64(&mut out, n);
+        assert_eq!(out, n.to_string().into_bytes());
+    }
+}

@@ -8,6 +8,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::chunk;
 use crate::dialect::pivot::PivotRequest;
 use crate::dialect::stream::{TextChunk, UpstreamStream};
 use crate::sse::{self, Event};
@@ -198,13 +199,22 @@ impl UpstreamStream for StreamToPivot {
     }
 
     fn text_event<'e>(&mut self, ev: &'e Event) -> Option<TextChunk<'e>> {
-        let t: TextIn<'e> = serde_json::from_str(ev.data.trim()).ok()?;
-        let [c] = t.choices;
-        if t.usage.is_some() || c.index != 0 || c.finish_reason.is_some() || c.delta.refusal.is_some() {
-            return None;
+        let d = ev.data.trim();
+        if let Some(t) = chunk::text_chunk(d) {
+            return Some(t);
         }
-        Some(TextChunk { id: t.id, text: c.delta.content })
+        text_event_serde(d)
     }
+}
+
+/// `text_event` by serde: every form of a text-only chunk JSON allows.
+pub(super) fn text_event_serde(d: &str) -> Option<TextChunk<'_>> {
+    let t: TextIn<'_> = serde_json::from_str(d).ok()?;
+    let [c] = t.choices;
+    if t.usage.is_some() || c.index != 0 || c.finish_reason.is_some() || c.delta.refusal.is_some() {
+        return None;
+    }
+    Some(TextChunk { id: t.id, text: c.delta.content })
 }
 
 /// A chunk of nothing but text for choice 0, borrowed from the event. Any other delta field, a
