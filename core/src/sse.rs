@@ -30,6 +30,9 @@ pub struct Framer {
     max_event_bytes: usize,
     /// An event passed the cap: the rest of the stream is dropped.
     failed: bool,
+    /// Emptied `data` strings of delivered events (`recycle`), reused for the next events so
+    /// a stream does not allocate per event.
+    spare: Vec<String>,
 }
 
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
@@ -51,6 +54,21 @@ impl Framer {
             event_bytes: 0,
             max_event_bytes,
             failed: false,
+            spare: Vec::new(),
+        }
+    }
+
+    /// Takes back the events the caller is done with (leaving `events` empty): their `data`
+    /// strings are reused for the next events. A few are kept, none larger than `SPARE_MAX`.
+    pub fn recycle(&mut self, events: &mut Vec<Event>) {
+        const SPARE_COUNT: usize = 16;
+        const SPARE_MAX: usize = 64 * 1024;
+        for ev in events.drain(..) {
+            let mut data = ev.data;
+            if self.spare.len() < SPARE_COUNT && data.capacity() <= SPARE_MAX {
+                data.clear();
+                self.spare.push(data);
+            }
         }
     }
 
@@ -115,8 +133,10 @@ impl Framer {
                         self.process_line(head, out);
                     } else {
                         self.line.extend_from_slice(head);
-                        let line = std::mem::take(&mut self.line);
+                        let mut line = std::mem::take(&mut self.line);
                         self.process_line(&line, out);
+                        line.clear();
+                        self.line = line;
                     }
                     chunk = rest;
                 }
@@ -185,9 +205,12 @@ impl Framer {
 
     fn dispatch(&mut self, out: &mut Vec<Event>) {
         if self.has_fields {
-            out.push(std::mem::take(&mut self.current));
+            let fresh = Event { event: None, data: self.spare.pop().unwrap_or_default() };
+            out.push(std::mem::replace(&mut self.current, fresh));
+        } else {
+            self.current.event = None;
+            self.current.data.clear();
         }
-        self.current = Event::default();
         self.has_fields = false;
         self.data_seen = false;
         self.event_bytes = 0;
@@ -236,6 +259,65 @@ pub fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, event: Option
     }
     out.extend_from_slice(eol);
     out.extend_from_slice(eol);
+}
+
+/// The index of the first byte of `b` that a JSON string cannot hold as it is (`"`, `\\`, a
+/// control character), looked for eight bytes at a time.
+pub(crate) fn json_special(b: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut words = b.chunks_exact(8);
+    let mut base = 0usize;
+    for w in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(w);
+        let v = u64::from_le_bytes(bytes);
+        let (q, bs) = (v ^ (LO * u64::from(b'"')), v ^ (LO * u64::from(b'\\')));
+        // The high bit of each byte that is a quote, a backslash or below 0x20 (a byte of 0x80
+        // or more never is); the lowest one is exact.
+        let found = (q.wrapping_sub(LO) & !q | bs.wrapping_sub(LO) & !bs | v.wrapping_sub(LO * 0x20)) & !v & HI;
+        if found != 0 {
+            return Some(base + (found.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    let rest = words.remainder().iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+    Some(base + rest)
+}
+
+/// `s` as a JSON string, byte for byte as serde_json writes it (it escapes only what
+/// `json_special` finds): copied as it is when nothing needs an escape.
+pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    if json_special(s.as_bytes()).is_none() {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
+    let start = out.len();
+    // Writing a string to a Vec cannot fail; an empty string is the fallback.
+    if serde_json::to_writer(&mut *out, s).is_err() {
+        out.truncate(start);
+        out.extend_from_slice(b"\"\"");
+    }
+}
+
+/// `n` in decimal, as serde_json writes it.
+pub(crate) fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        if let Some(d) = digits.get_mut(at) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || at == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(at..).unwrap_or(&[]));
 }
 
 #[cfg(test)]

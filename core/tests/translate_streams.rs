@@ -759,3 +759,21 @@ fn the_text_only_path_writes_what_the_whole_read_writes() {
     }
     assert_eq!(pipe.text_bytes(), ("line\none \"q\" é".len() + 2 + 2 + 12 + 1 + 1) as u64);
 }
+
+proptest::proptest! {
+    /// A text delta (never an empty one: none is written) is byte for byte the event serde writes.
+    #[test]
+    fn anthropic_text_delta_is_the_bytes_serde_writes(text in "[a\"\\\\\n\u{0}\u{1f}\u{7f}\u{e9}\u{2028}\u{1F600} ]{1,30}") {
+        use std::borrow::Cow;
+        use tollgate_core::dialect::stream::TextChunk;
+        let mut s = anthropic::StreamFromPivot::new("c");
+        let mut out = Vec::new();
+        s.on_text(&TextChunk { id: Cow::Borrowed("x"), text: Cow::Borrowed("a") }, &mut out);
+        let n = out.len();
+        s.on_text(&TextChunk { id: Cow::Borrowed("x"), text: Cow::Borrowed(&text) }, &mut out);
+        let mut want = Vec::new();
+        let delta = json!({"delta": {"text": text, "type": "text_delta"}, "index": 0, "type": "content_block_delta"});
+        tollgate_core::sse::write_json(&mut want, Some("content_block_delta"), &delta, b"\n");
+        proptest::prop_assert_eq!(String::from_utf8_lossy(&out[n..]), String::from_utf8_lossy(&want));
+    }
+}

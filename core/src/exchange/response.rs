@@ -186,7 +186,7 @@ impl Exchange {
                 ChunkAction::Replace(e.body(self.front))
             }
             ResponseMode::Stream { framer, pipe, events, out } => {
-                events.clear();
+                framer.recycle(events);
                 out.clear();
                 let pushed = framer.push(chunk, events);
                 if end_of_stream {

@@ -104,3 +104,102 @@ fn oversized_event_is_never_flushed_at_any_split() {
         assert_eq!((out, errors), (want, 1));
     }
 }
+
+/// Frames `chunks` handing every chunk's events back with `recycle` before the next chunk (as
+/// the exchange does), collecting copies of them.
+fn frame_recycled(chunks: &[&[u8]]) -> Vec<Event> {
+    let mut f = Framer::default();
+    let mut events = Vec::new();
+    let mut all = Vec::new();
+    for c in chunks {
+        f.recycle(&mut events);
+        f.push(c, &mut events).unwrap();
+        all.extend(events.iter().cloned());
+    }
+    f.recycle(&mut events);
+    f.finish(&mut events);
+    all.extend(events);
+    all
+}
+
+#[test]
+fn recycled_events_reuse_their_memory_and_frame_the_same() {
+    let mut f = Framer::default();
+    let mut events = Vec::new();
+    let long = format!("data: {}\n\n", "a".repeat(300));
+    f.push(long.as_bytes(), &mut events).unwrap();
+    assert_eq!(events.len(), 1);
+    let cap = events.iter().map(|e| e.data.capacity()).sum::<usize>();
+    assert!(cap >= 300);
+    f.recycle(&mut events);
+    assert_eq!(events.len(), 0);
+    // The event being read when the old one was delivered already has its string; the one
+    // after it is written into the recycled string, and neither carries anything of the old
+    // event.
+    f.push(b"event: e\ndata: b\n\ndata: c\n\n", &mut events).unwrap();
+    assert_eq!(events, vec![ev(Some("e"), "b"), ev(None, "c")]);
+    assert_eq!(events.iter().filter(|e| e.data.capacity() >= 300).count(), 1);
+}
+
+#[test]
+fn a_recycled_string_over_the_cap_is_not_kept() {
+    let mut f = Framer::default();
+    let mut events = Vec::new();
+    let big = format!("data: {}\n\n", "a".repeat(70 * 1024));
+    f.push(big.as_bytes(), &mut events).unwrap();
+    f.recycle(&mut events);
+    f.push(b"data: b\n\ndata: c\n\n", &mut events).unwrap();
+    assert_eq!(events, vec![ev(None, "b"), ev(None, "c")]);
+    assert_eq!(events.iter().filter(|e| e.data.capacity() >= 70 * 1024).count(), 0);
+}
+
+proptest::proptest! {
+    #[test]
+    fn recycling_frames_the_same_events(
+        s in proptest::collection::vec(proptest::sample::select(b"data: x\n\r:event".to_vec()), 0..120),
+        cuts in proptest::collection::vec(0usize..120, 0..6),
+    ) {
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(s.len())).collect();
+        cuts.sort_unstable();
+        let mut chunks: Vec<&[u8]> = Vec::new();
+        let mut at = 0;
+        for c in cuts {
+            chunks.push(&s[at..c]);
+            at = c;
+        }
+        chunks.push(&s[at..]);
+        proptest::prop_assert_eq!(frame_recycled(&chunks), frame_all(&chunks));
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn json_special_finds_the_first_quote_backslash_or_control(
+        b in proptest::collection::vec(proptest::sample::select(vec![b'a', b'"', b'\\', 0x1f, 0x20, 0x21, 0x7f, 0x80, 0xa2, 0xdc, 0xff, 0]), 0..40),
+    ) {
+        proptest::prop_assert_eq!(json_special(&b), b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20));
+    }
+
+    #[test]
+    fn write_json_str_writes_what_serde_writes(s in "[a\"\\\\\u{0}\u{1f}\u{7f}\u{e9}\u{2028}\u{1F600} ]{0,30}") {
+        let mut out = Vec::new();
+        write_json_str(&mut out, &s);
+        proptest::prop_assert_eq!(out, serde_json::to_vec(&s).unwrap());
+    }
+
+    #[test]
+    fn write_u64_writes_what_serde_writes(n in proptest::prelude::any::<u64>()) {
+        let mut out = Vec::new();
+        write_u64(&mut out, n);
+        proptest::prop_assert_eq!(out, serde_json::to_vec(&n).unwrap());
+    }
+}
+
+#[test]
+fn write_u64_at_the_edges() {
+    for n in [0u64, 9, 10, u64::MAX] {
+        let mut out = Vec::new();
+        write_u64(&mut out, n);
+        assert_eq!(out, n.to_string().into_bytes());
+    }
+}

@@ -21,7 +21,88 @@ fn string_len_bytewise(b: &[u8], mut i: usize) -> (u64, usize) {
     (n, i)
 }
 
+/// `text_len_hint` as it was before `find2`: the reference.
+fn text_len_hint_reference(b: &[u8]) -> u64 {
+    const KEYS: [&[u8]; 5] = [b"\"content\"", b"\"text\"", b"\"refusal\"", b"\"arguments\"", b"\"partial_json\""];
+    let mut total = 0u64;
+    let mut i = 0usize;
+    while let Some(off) = b.get(i..).and_then(|rest| memchr::memchr(b'"', rest)) {
+        let start = i + off;
+        let rest = b.get(start..).unwrap_or(&[]);
+        let Some(key) = KEYS.iter().find(|k| rest.starts_with(k)) else {
+            i = string_len_bytewise(b, start + 1).1;
+            continue;
+        };
+        let mut j = start + key.len();
+        while matches!(b.get(j), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            j += 1;
+        }
+        if b.get(j) != Some(&b':') {
+            i = start + key.len();
+            continue;
+        }
+        j += 1;
+        while matches!(b.get(j), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            j += 1;
+        }
+        if b.get(j) != Some(&b'"') {
+            i = j;
+            continue;
+        }
+        let (len, end) = string_len_bytewise(b, j + 1);
+        total = total.saturating_add(len);
+        i = end;
+    }
+    total
+}
+
+/// Pieces of JSON text, keys included, for the property below.
+fn json_pieces() -> Vec<&'static str> {
+    vec![
+        "\"content\"",
+        "\"text\"",
+        "\"refusal\"",
+        "\"arguments\"",
+        "\"partial_json\"",
+        "\"id\"",
+        "\"c\"",
+        ":",
+        " ",
+        ",",
+        "{",
+        "}",
+        "[",
+        "]",
+        "\"",
+        "\\",
+        "\\\"",
+        "\\u00e9",
+        "abc",
+        "null",
+        "\u{e9}",
+        "tok 12 ",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    ]
+}
+
 proptest::proptest! {
+    #[test]
+    fn text_len_hint_matches_the_reference(
+        parts in proptest::collection::vec(proptest::sample::select(json_pieces()), 0..60),
+    ) {
+        let text = parts.concat();
+        proptest::prop_assert_eq!(text_len_hint(&text), text_len_hint_reference(text.as_bytes()));
+    }
+
+    #[test]
+    fn find2_finds_the_first_of_two_bytes(
+        b in proptest::collection::vec(proptest::sample::select(vec![b'a', b'"', b'\\', b'\x80', b'\xff', 0u8]), 0..150),
+        x in proptest::sample::select(vec![b'"', b'\\', b'\x80', 0u8]),
+        y in proptest::sample::select(vec![b'"', b'\\', b'\xff']),
+    ) {
+        proptest::prop_assert_eq!(find2(x, y, &b), b.iter().position(|&c| c == x || c == y));
+    }
+
     #[test]
     fn string_len_matches_the_bytewise_reference(
         b in proptest::collection::vec(proptest::sample::select(vec![b'a', b'"', b'\\', b'u', b'\xc3', b'\n']), 0..40),

@@ -60,7 +60,26 @@ fn snake(camel: &str) -> String {
 
 /// A field by its camelCase name, or its snake_case twin.
 fn field<'a>(o: &'a Map<String, Value>, camel: &str) -> Option<&'a Value> {
-    o.get(camel).or_else(|| o.get(&snake(camel)))
+    if let Some(v) = o.get(camel) {
+        return Some(v);
+    }
+    if !camel.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None; // its snake_case twin is itself
+    }
+    // The twin spelled on the stack (a name is short): no allocation per field looked up.
+    let mut buf = [0u8; 48];
+    let mut n = 0usize;
+    for b in camel.bytes() {
+        let lower = b.to_ascii_lowercase();
+        let part: &[u8] = if b.is_ascii_uppercase() { &[b'_', lower] } else { &[b] };
+        let Some(dst) = buf.get_mut(n..n + part.len()) else { return o.get(&snake(camel)) };
+        dst.copy_from_slice(part);
+        n += part.len();
+    }
+    match buf.get(..n).map(std::str::from_utf8) {
+        Some(Ok(twin)) => o.get(twin),
+        _ => o.get(&snake(camel)),
+    }
 }
 
 fn vfield<'a>(v: &'a Value, camel: &str) -> Option<&'a Value> {

@@ -471,7 +471,7 @@ impl StreamToPivot {
     }
 
     fn read_event(&mut self, ev: &Event, out: &mut Vec<Value>) {
-        let Ok(v) = serde_json::from_str::<Value>(ev.data.trim()) else {
+        let Ok(mut v) = serde_json::from_str::<Value>(ev.data.trim()) else {
             return;
         };
         if !v.is_object() {
@@ -493,7 +493,11 @@ impl StreamToPivot {
             self.usage = Some(u); // cumulative: replace, never add
         }
         self.w.role(out);
-        let cands = v.get("candidates").and_then(Value::as_array).cloned().unwrap_or_default();
+        // Taken out of the event, not copied (nothing below reads them from it).
+        let cands = match v.get_mut("candidates") {
+            Some(Value::Array(a)) => std::mem::take(a),
+            _ => Vec::new(),
+        };
         for (pos, cand) in cands.iter().enumerate() {
             let index = cand.get("index").and_then(Value::as_u64).unwrap_or(pos as u64);
             let first_call = self.cand(index).calls;

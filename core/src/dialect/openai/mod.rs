@@ -4,6 +4,7 @@
 //! fast path from an OpenAI upstream to an OpenAI client that only renames the model and
 //! handles the usage chunk).
 
+mod chunk;
 mod front;
 mod scan;
 mod upstream;

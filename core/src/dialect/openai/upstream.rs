@@ -1,11 +1,14 @@
 //! An OpenAI upstream: the request body sent to it; its response and stream read.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
+use memchr::memmem;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::chunk;
 use crate::dialect::pivot::PivotRequest;
 use crate::dialect::stream::{TextChunk, UpstreamStream};
 use crate::sse::{self, Event};
@@ -75,6 +78,12 @@ fn usage_only(body: &[u8]) -> Option<Option<Usage>> {
     Some(only.usage.and_then(|u| usage::from_openai(&Value::Object(Map::from_iter([("usage".to_string(), u)])))))
 }
 
+/// The searcher for `"usage"`, built once (building it per event cost more than the search).
+fn usage_finder() -> &'static memmem::Finder<'static> {
+    static FINDER: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\"usage\""));
+    &FINDER
+}
+
 /// OpenAI upstream stream -> OpenAI client stream: model renamed, usage read, the usage chunk
 /// dropped for clients that did not ask for it.
 #[derive(Debug)]
@@ -101,7 +110,7 @@ impl OpenAiStream {
             out.extend_from_slice(b"data: [DONE]\n\n");
             return;
         }
-        let has_usage = memchr::memmem::find(data.as_bytes(), b"\"usage\"").is_some();
+        let has_usage = usage_finder().find(data.as_bytes()).is_some();
         if self.client_model.is_none() && !has_usage {
             self.completion_bytes = self.completion_bytes.saturating_add(usage::text_len_hint(data));
             sse::write_event(out, None, data.as_bytes(), b"\n");
@@ -190,13 +199,22 @@ impl UpstreamStream for StreamToPivot {
     }
 
     fn text_event<'e>(&mut self, ev: &'e Event) -> Option<TextChunk<'e>> {
-        let t: TextIn<'e> = serde_json::from_str(ev.data.trim()).ok()?;
-        let [c] = t.choices;
-        if t.usage.is_some() || c.index != 0 || c.finish_reason.is_some() || c.delta.refusal.is_some() {
-            return None;
+        let d = ev.data.trim();
+        if let Some(t) = chunk::text_chunk(d) {
+            return Some(t);
         }
-        Some(TextChunk { id: t.id, text: c.delta.content })
+        text_event_serde(d)
     }
+}
+
+/// `text_event` by serde: every form of a text-only chunk JSON allows.
+pub(super) fn text_event_serde(d: &str) -> Option<TextChunk<'_>> {
+    let t: TextIn<'_> = serde_json::from_str(d).ok()?;
+    let [c] = t.choices;
+    if t.usage.is_some() || c.index != 0 || c.finish_reason.is_some() || c.delta.refusal.is_some() {
+        return None;
+    }
+    Some(TextChunk { id: t.id, text: c.delta.content })
 }
 
 /// A chunk of nothing but text for choice 0, borrowed from the event. Any other delta field, a

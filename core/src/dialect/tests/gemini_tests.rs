@@ -75,3 +75,18 @@ fn a_system_only_conversation_is_refused_before_the_upstream() {
     let e = request_from_pivot(&pivot, "up").err();
     assert_eq!(e.map(|e| (e.code, e.param)), Some((Code::BadRequest, Some("messages".to_string()))));
 }
+
+#[test]
+fn field_reads_the_camel_case_name_or_its_snake_case_twin() {
+    let o = obj(json!({"usageMetadata": 1, "finish_reason": 2, "text": 3, "prompt_token_count": 4}));
+    assert_eq!(field(&o, "usageMetadata"), Some(&json!(1)));
+    assert_eq!(field(&o, "finishReason"), Some(&json!(2)));
+    assert_eq!(field(&o, "text"), Some(&json!(3)));
+    assert_eq!(field(&o, "promptTokenCount"), Some(&json!(4)));
+    assert_eq!(field(&o, "responseId"), None);
+    assert_eq!(field(&o, "Text"), None);
+    // A name longer than the stack buffer still finds its twin.
+    let long = "aVeryLongCamelCaseFieldNameThatGoesPastFortyEightBytes";
+    let o = obj(json!({snake(long): 5}));
+    assert_eq!(field(&o, long), Some(&json!(5)));
+}

@@ -3,7 +3,10 @@
 //! and prints the time per exchange. It is the profiling target for the filter's own work (run
 //! it under `valgrind --tool=callgrind` for repeatable instruction counts): everything Envoy and
 //! the proxy-wasm ABI do around it is measured by `make bench` instead.
-//! Scenarios: openai, anthropic, openai-stream, anthropic-stream, bad-key.
+//! Scenarios: openai, anthropic, openai-stream, anthropic-stream, bad-key, and the other pairs
+//! of stream dialects (client front -> upstream): openai-to-anthropic-stream,
+//! openai-to-gemini-stream, gemini-stream (Gemini front, OpenAI upstream),
+//! anthropic-to-gemini-stream, gemini-to-anthropic-stream.
 
 use std::time::Instant;
 use tollgate_bench::bench_config_json;
@@ -34,11 +37,57 @@ fn openai_stream(n: usize) -> Vec<Vec<u8>> {
     v.into_iter().map(String::into_bytes).collect()
 }
 
+/// An Anthropic upstream's stream of `n` text deltas.
+fn anthropic_stream(n: usize) -> Vec<Vec<u8>> {
+    let mut v = vec![
+        r#"event: message_start
+data: {"type":"message_start","message":{"id":"msg_bench","type":"message","role":"assistant","model":"qai-flash","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":1}}}
+
+"#.to_string(),
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n".to_string(),
+    ];
+    for i in 0..n {
+        v.push(format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"tok{i} \"}}}}\n\n"));
+    }
+    v.push("event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n".to_string());
+    v.push(format!("event: message_delta\ndata: {{\"type\":\"message_delta\",\"delta\":{{\"stop_reason\":\"end_turn\",\"stop_sequence\":null}},\"usage\":{{\"output_tokens\":{n}}}}}\n\n"));
+    v.push("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".to_string());
+    v.into_iter().map(String::into_bytes).collect()
+}
+
+/// A Gemini upstream's stream (`alt=sse`) of `n` text parts, the usage on the last.
+fn gemini_stream(n: usize) -> Vec<Vec<u8>> {
+    let mut v = Vec::new();
+    for i in 0..n {
+        v.push(format!("data: {{\"candidates\":[{{\"content\":{{\"parts\":[{{\"text\":\"tok{i} \"}}],\"role\":\"model\"}},\"index\":0}}],\"usageMetadata\":{{\"promptTokenCount\":12,\"totalTokenCount\":12}},\"modelVersion\":\"qai-flash\"}}\r\n\r\n"));
+    }
+    v.push(format!("data: {{\"candidates\":[{{\"content\":{{\"parts\":[{{\"text\":\"\"}}],\"role\":\"model\"}},\"finishReason\":\"STOP\",\"index\":0}}],\"usageMetadata\":{{\"promptTokenCount\":12,\"candidatesTokenCount\":{n},\"totalTokenCount\":{}}},\"modelVersion\":\"qai-flash\"}}\r\n\r\n", n + 12));
+    v.into_iter().map(String::into_bytes).collect()
+}
+
+/// The bench configuration with one model more per upstream dialect: `qai-anthropic` on an
+/// Anthropic cluster, `qai-gemini` on a Gemini cluster.
+fn config_json() -> String {
+    bench_config_json(0).replacen(
+        r#"{"clusters":[{"name":"demo_text","dialect":"openai"}],"models":["#,
+        r#"{"clusters":[{"name":"demo_text","dialect":"openai"},{"name":"up_anthropic","dialect":"anthropic"},{"name":"up_gemini","dialect":"gemini"}],"models":[{"id":"qai-anthropic","type":"text","cluster":"up_anthropic","price":{"prompt_per_1k":0.1,"completion_per_1k":0.2}},{"id":"qai-gemini","type":"text","cluster":"up_gemini","price":{"prompt_per_1k":0.1,"completion_per_1k":0.2}},"#,
+        1,
+    )
+}
+
+/// The client's dialect in a scenario.
+#[derive(Clone, Copy, PartialEq)]
+enum Front {
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let scenario = args.next().unwrap_or_else(|| "openai".into());
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(10_000);
-    let cfg = match Config::parse(bench_config_json(0).as_bytes()) {
+    let cfg = match Config::parse(config_json().as_bytes()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("config: {e}");
@@ -46,24 +95,43 @@ fn main() {
         }
     };
     let store = MemoryStore::new();
-    let (path, anthropic, stream, key) = match scenario.as_str() {
-        "openai" => ("/v1/chat/completions", false, false, "sk-bench-unlimited"),
-        "anthropic" => ("/v1/messages", true, false, "sk-bench-unlimited"),
-        "openai-stream" => ("/v1/chat/completions", false, true, "sk-bench-unlimited"),
-        "anthropic-stream" => ("/v1/messages", true, true, "sk-bench-unlimited"),
-        "bad-key" => ("/v1/chat/completions", false, false, "sk-bench-not-a-key"),
+    let k = "sk-bench-unlimited";
+    // (client front, model, streamed, key, the upstream's stream)
+    let (front, model, stream, key, events) = match scenario.as_str() {
+        "openai" => (Front::OpenAi, "qai-flash", false, k, Vec::new()),
+        "anthropic" => (Front::Anthropic, "qai-flash", false, k, Vec::new()),
+        "openai-stream" => (Front::OpenAi, "qai-flash", true, k, openai_stream(CHUNKS)),
+        "anthropic-stream" => (Front::Anthropic, "qai-flash", true, k, openai_stream(CHUNKS)),
+        "openai-to-anthropic-stream" => (Front::OpenAi, "qai-anthropic", true, k, anthropic_stream(CHUNKS)),
+        "openai-to-gemini-stream" => (Front::OpenAi, "qai-gemini", true, k, gemini_stream(CHUNKS)),
+        "gemini-stream" => (Front::Gemini, "qai-flash", true, k, openai_stream(CHUNKS)),
+        "anthropic-to-gemini-stream" => (Front::Anthropic, "qai-gemini", true, k, gemini_stream(CHUNKS)),
+        "gemini-to-anthropic-stream" => (Front::Gemini, "qai-anthropic", true, k, anthropic_stream(CHUNKS)),
+        "bad-key" => (Front::OpenAi, "qai-flash", false, "sk-bench-not-a-key", Vec::new()),
         other => {
             eprintln!("unknown scenario {other}");
             std::process::exit(2);
         }
     };
-    let body = format!(
-        r#"{{"model":"qai-flash","max_tokens":{},"stream":{stream},"messages":[{{"role":"user","content":"Say hello to the benchmark, briefly please."}}]}}"#,
-        if stream { 1000 } else { 64 }
-    );
+    let anthropic = front == Front::Anthropic;
+    let gemini_path =
+        format!("/v1beta/models/{model}:{}", if stream { "streamGenerateContent?alt=sse" } else { "generateContent" });
+    let path = match front {
+        Front::OpenAi => "/v1/chat/completions",
+        Front::Anthropic => "/v1/messages",
+        Front::Gemini => gemini_path.as_str(),
+    };
+    let body = match front {
+        Front::Gemini => r#"{"contents":[{"role":"user","parts":[{"text":"Say hello to the benchmark, briefly please."}]}],"generationConfig":{"maxOutputTokens":1000}}"#.to_string(),
+        _ => format!(
+            r#"{{"model":"{model}","max_tokens":{},"stream":{stream},"messages":[{{"role":"user","content":"Say hello to the benchmark, briefly please."}}]}}"#,
+            if stream { 1000 } else { 64 }
+        ),
+    };
     let response = openai_response();
-    let events = openai_stream(CHUNKS);
     let bearer = format!("Bearer {key}");
+    // EXCHBENCH_DUMP=1: the client's bytes of the first exchange's stream on stderr.
+    let dump = std::env::var_os("EXCHBENCH_DUMP").is_some();
     let t0 = Instant::now();
     let mut out_bytes = 0usize;
     for i in 0..n {
@@ -72,9 +140,9 @@ fn main() {
         let head = RequestHead {
             method: "POST",
             path,
-            authorization: if anthropic { None } else { Some(&bearer) },
+            authorization: if front == Front::OpenAi { Some(&bearer) } else { None },
             x_api_key: if anthropic { Some(key) } else { None },
-            x_goog_api_key: None,
+            x_goog_api_key: if front == Front::Gemini { Some(key) } else { None },
             ..Default::default()
         };
         match ex.on_request_headers(&cfg, &head, &env) {
@@ -96,13 +164,26 @@ fn main() {
             out_bytes += ex.on_response_headers(200, Some("text/event-stream")).len();
             for ev in &events {
                 match ex.on_response_chunk(ev, false, 1 << 23) {
-                    tollgate_core::exchange::ChunkAction::Replace(b) => out_bytes += b.len(),
-                    tollgate_core::exchange::ChunkAction::Pass => out_bytes += ev.len(),
+                    tollgate_core::exchange::ChunkAction::Replace(b) => {
+                        out_bytes += b.len();
+                        if dump && i == 0 {
+                            eprint!("{}", String::from_utf8_lossy(&b));
+                        }
+                    }
+                    tollgate_core::exchange::ChunkAction::Pass => {
+                        out_bytes += ev.len();
+                        if dump && i == 0 {
+                            eprint!("{}", String::from_utf8_lossy(ev));
+                        }
+                    }
                     tollgate_core::exchange::ChunkAction::Buffer => {}
                 }
             }
             if let tollgate_core::exchange::ChunkAction::Replace(b) = ex.on_response_chunk(b"", true, 1 << 23) {
                 out_bytes += b.len();
+                if dump && i == 0 {
+                    eprint!("{}", String::from_utf8_lossy(&b));
+                }
             }
         } else {
             out_bytes += ex.on_response_headers(200, Some("application/json")).len();
