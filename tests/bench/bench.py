@@ -42,6 +42,10 @@ NOOP_WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "bench_noop.wasm"
 FLOOR_WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "bench_floor.wasm"
 # The four configurations, in the order of an even round (odd rounds run them reversed).
 CONFIGS = ("plain", "noop", "floor", "tollgate")
+# `BENCH_BASELINE_WASM=path/to/old/tollgate.wasm`: a fifth configuration, Tollgate's with that
+# `.wasm`, run interleaved with the others: a side-by-side A/B of two builds of the filter.
+BASELINE_WASM = os.environ.get("BENCH_BASELINE_WASM", "")
+RUN_CONFIGS = CONFIGS + (("baseline",) if BASELINE_WASM else ())
 KEYBENCH = ROOT / "target" / "release" / "tollgate-keybench"
 REPORT_BIN = ROOT / "target" / "release" / "tollgate-report"
 RESULTS = ROOT / "bench-results"
@@ -143,6 +147,10 @@ def config_doc(which: str, gw: int, admin: int, backend: int) -> dict:
         return floor_doc(gw, admin, backend, NOOP_WASM)
     if which == "floor":
         return floor_doc(gw, admin, backend, FLOOR_WASM)
+    if which == "baseline":
+        doc = tollgate_doc(gw, admin, backend)
+        _wasm_filter(doc)["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = BASELINE_WASM
+        return doc
     return tollgate_doc(gw, admin, backend)
 
 
@@ -310,30 +318,37 @@ def run_scenarios(tmp: Path, backend_port: int) -> list[dict]:
     envoys, targets = {}, {}
     results = []
     try:
-        for which in CONFIGS:
+        for which in RUN_CONFIGS:
             gw, admin = free_port(), free_port()
             envoys[which], _ = start_envoy(config_doc(which, gw, admin, backend_port), tmp, which)
             targets[which] = (gw, envoys[which].pid)
         for sc in scenarios():
             if ONLY and sc["id"] not in ONLY:
                 continue
-            runs = {w: [] for w in CONFIGS}
+            runs = {w: [] for w in RUN_CONFIGS}
             for rnd in range(ROUNDS):
-                for which in CONFIGS if rnd % 2 == 0 else CONFIGS[::-1]:
+                for which in RUN_CONFIGS if rnd % 2 == 0 else RUN_CONFIGS[::-1]:
                     port, pid = targets[which]
                     runs[which].append(loadgen(port, sc, pid, DURATION, WARMUP))
             # Unloaded latency: one connection, one request at a time (interleaved again).
-            lat = {w: [] for w in CONFIGS}
+            lat = {w: [] for w in RUN_CONFIGS}
             for rnd in range(2):
-                for which in CONFIGS if rnd == 0 else CONFIGS[::-1]:
+                for which in RUN_CONFIGS if rnd == 0 else RUN_CONFIGS[::-1]:
                     port, pid = targets[which]
                     lat[which].append(loadgen(port, sc, pid, LATENCY_DURATION, 0.3, concurrency=1))
             aggs = {}
-            for which in CONFIGS:
+            for which in RUN_CONFIGS:
                 agg = aggs[which] = aggregate(runs[which], sc.get("chunks"))
                 agg["unloaded_p50_us"] = statistics.median(r["latency_us"]["p50"] for r in lat[which])
                 agg["unloaded_p99_us"] = statistics.median(r["latency_us"]["p99"] for r in lat[which])
             res = compare(sc, aggs)
+            if BASELINE_WASM:
+                b, t = aggs["baseline"], aggs["tollgate"]
+                res["baseline"] = {k: b.get(k) for k in ("rps", "cpu_s_per_1k", "unloaded_p50_us")}
+                print(f"  {sc['name']}: A/B req/s baseline {b['rps']:.0f} / new {t['rps']:.0f} "
+                      f"({(t['rps'] / b['rps'] - 1) * 100:+.1f}%); Envoy CPU µs/req baseline {us(b['cpu_s_per_1k'])} / new "
+                      f"{us(t['cpu_s_per_1k'])}; unloaded p50 µs baseline {b['unloaded_p50_us']:.0f} / new "
+                      f"{t['unloaded_p50_us']:.0f}", flush=True)
             results.append(res)
             print(f"  {sc['name']}: req/s " + " / ".join(f"{w} {aggs[w]['rps']:.0f}" for w in CONFIGS)
                   + f"; tollgate over floor: CPU {over_floor_cpu(res)}, "
