@@ -73,12 +73,15 @@ run: build $(STAMP) $(if $(CONFIG),$(TLS_DEV_CERT))
 
 # `make run-cluster`: Redis (data in .state/redis, kept), the limits service and two Envoy replicas
 # (gateways 8080 and 8081, admins 9901 and 9902) sharing the limits, until Ctrl-C.
+# STATE_DIR moves what it keeps; GATEWAY_PORTS, ADMIN_PORTS (comma-separated), BACKEND_PORT and
+# REDIS_PORT move its ports.
+STATE_DIR ?= .state
 run-cluster: build $(STAMP) redis
-	cd tests/harness && ../../$(PY) run_cluster.py
+	cd tests/harness && STATE_DIR="$(abspath $(STATE_DIR))" ../../$(PY) run_cluster.py
 
 # Wipes what `make run-cluster` keeps (Redis's data: counters, holds, spent credits).
 clean-state:
-	rm -rf .state
+	rm -rf "$(STATE_DIR)"
 
 keytool: $(KEYTOOL)
 	@$(KEYTOOL) $(ARGS)
