@@ -73,12 +73,15 @@ run: build $(STAMP) $(if $(CONFIG),$(TLS_DEV_CERT))
 
 # `make run-cluster`: Redis (data in .state/redis, kept), the limits service and two Envoy replicas
 # (gateways 8080 and 8081, admins 9901 and 9902) sharing the limits, until Ctrl-C.
+# STATE_DIR moves what it keeps; GATEWAY_PORTS, ADMIN_PORTS (comma-separated), BACKEND_PORT and
+# REDIS_PORT move its ports.
+STATE_DIR ?= .state
 run-cluster: build $(STAMP) redis
-	cd tests/harness && ../../$(PY) run_cluster.py
+	cd tests/harness && STATE_DIR="$(abspath $(STATE_DIR))" ../../$(PY) run_cluster.py
 
 # Wipes what `make run-cluster` keeps (Redis's data: counters, holds, spent credits).
 clean-state:
-	rm -rf .state
+	rm -rf "$(STATE_DIR)"
 
 keytool: $(KEYTOOL)
 	@$(KEYTOOL) $(ARGS)
@@ -154,12 +157,18 @@ bench-filters: $(BENCH_FILTERS)
 # Overhead against plain Envoy and the floor filters, side by side (issues 7, 17): table on stdout,
 # JSON in bench-results/. Then live configuration at scale (issue 15): updates of a compact key
 # table of 100k and 1M keys through ECDS (LIVE_BENCH_KEYS, LIVE_BENCH_UPDATES; LIVE_BENCH_KEYS=
-# empty skips it).
+# empty skips it). Then the shared limits' cost (issue 14): the same Tollgate on the local and the
+# remote store (Redis and the limits service) side by side, short by default: REMOTE_BENCH_ROUNDS
+# rounds of REMOTE_BENCH_SECONDS at concurrency REMOTE_BENCH_CONCURRENCY (REMOTE_BENCH_ROUNDS=0 skips it).
 LIVE_BENCH_KEYS ?= 100000,1000000
 LIVE_BENCH_UPDATES ?= 5
-bench: build bench-filters $(STAMP)
+REMOTE_BENCH_ROUNDS ?= 2
+REMOTE_BENCH_SECONDS ?= 3
+REMOTE_BENCH_CONCURRENCY ?= 16
+bench: build bench-filters $(STAMP) redis
 	cargo build --release --locked -p tollgate-bench
 	$(PY) tests/bench/bench.py
+	$(if $(filter-out 0,$(REMOTE_BENCH_ROUNDS)),BENCH_ROUNDS=$(REMOTE_BENCH_ROUNDS) BENCH_DURATION=$(REMOTE_BENCH_SECONDS) BENCH_CONCURRENCY=$(REMOTE_BENCH_CONCURRENCY) BENCH_LATENCY_DURATION=2 BENCH_WARMUP=1 $(PY) tests/bench/remote_bench.py)
 	$(if $(LIVE_BENCH_KEYS),$(PY) tests/bench/live_config_bench.py --keys $(LIVE_BENCH_KEYS) --updates $(LIVE_BENCH_UPDATES))
 
 # A few minutes of mixed valid, hostile and faulty traffic on 4 workers (SOAK_SECONDS, default 180).

@@ -54,6 +54,10 @@ class RedisServer:
                     return self
             except OSError:
                 pass
+            except RuntimeError as e:
+                # Replaying its append-only file, Redis answers `-LOADING` until it is done.
+                if not str(e).startswith("LOADING"):
+                    raise
             if time.time() > deadline or self.proc.poll() is not None:
                 log = (self.dir / "redis.log").read_text() if (self.dir / "redis.log").exists() else ""
                 raise RuntimeError(f"redis-server did not start: {log[-2000:]}")

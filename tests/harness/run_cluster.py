@@ -2,18 +2,19 @@
 until Ctrl-C: Redis (its data in `.state/redis` of the project, kept across runs; `make
 clean-state` wipes it), the limits service (`tollgate-limits`) on it, the demo backend, and two
 Envoys with Tollgate on `limits.store: "remote"` (gateways 127.0.0.1:8080 and :8081, admins
-:9901 and :9902). GATEWAY_PORTS / ADMIN_PORTS (comma-separated), BACKEND_PORT, REDIS_PORT and
-LIMITS_PORT move them."""
+:9901 and :9902). GATEWAY_PORTS / ADMIN_PORTS (comma-separated), BACKEND_PORT and REDIS_PORT
+move them; STATE_DIR moves the kept state (Redis's data goes in its `redis` folder)."""
 import os
 import shutil
 import signal
 import sys
 import time
+from pathlib import Path
 
 from redis_harness import LimitsService, RedisServer
 from tollgate_harness import DEMO_KEYS, ROOT, Stack, spawn_backend, stop_processes, wait_port_file
 
-STATE = ROOT / ".state" / "redis"
+STATE = Path(os.environ.get("STATE_DIR") or ROOT / ".state") / "redis"
 
 
 def ports(var: str, default: str) -> list[int]:

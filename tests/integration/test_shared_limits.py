@@ -1,6 +1,7 @@
 """The limits shared by Envoy replicas on the limits service (issue 14): real Redis, one
 `tollgate-limits` and two Envoys at `--concurrency 2` configured with `limits.store: "remote"`,
-each with its own demo backend. Every count is asserted exactly."""
+each with its own demo backend (and a third Envoy on `fallback: "closed"` for the outage). Every
+count is asserted exactly."""
 
 import hashlib
 import http.client
@@ -31,13 +32,13 @@ def _avoid_minute_edge(margin=12.0):
 
 
 HOLD_TTL_MS = 5000
-SANDBOX_QUOTA = 10  # the issue's 100, scaled down to keep the module short; the logic is the same
+SANDBOX_QUOTA = 100
 CAP_MICROS = 10_000
 
 
-def _patch(service_cluster, accounts):
+def _patch(service_cluster, accounts, fallback="local"):
     def patch(cfg):
-        cfg["limits"] = {"store": "remote", "cluster": service_cluster, "timeout_ms": 200, "fallback": "local",
+        cfg["limits"] = {"store": "remote", "cluster": service_cluster, "timeout_ms": 200, "fallback": fallback,
                          "replicas": 2, "hold_ttl_ms": HOLD_TTL_MS}
         for acct, key, rpm, extra in accounts:
             cfg["accounts"].append({"id": acct, "rpm": rpm})
@@ -49,15 +50,15 @@ def _patch(service_cluster, accounts):
 # Fresh accounts and keys per run (windows, holds and spent credits live in Redis).
 ACCOUNTS = {name: (f"acct-{name}-{uuid.uuid4().hex[:8]}", f"sk-{name}-{uuid.uuid4().hex[:12]}", rpm, extra)
             for name, rpm, extra in [
-                ("burst", RPM, {}), ("down", RPM, {}), ("back", 1000, {}),
+                ("burst", RPM, {}), ("down", RPM, {}), ("back", 1000, {}), ("shut", RPM, {}),
                 ("sbx", 1000, {"sandbox_daily_quota": SANDBOX_QUOTA}),
                 ("cap", 1000, {"spend_cap": CAP_MICROS / 1e6}),
                 ("kill", 1000, {"spend_cap": 1.0}),
             ]}
 
 
-def envoy(service):
-    return Stack(concurrency=2, patch_filter=_patch("limits", list(ACCOUNTS.values())), extra_clusters=["limits"],
+def envoy(service, fallback="local"):
+    return Stack(concurrency=2, patch_filter=_patch("limits", list(ACCOUNTS.values()), fallback), extra_clusters=["limits"],
                  upstream_overrides={"limits": f"127.0.0.1:{service.port}"})
 
 
@@ -66,13 +67,16 @@ def cluster():
     redis = RedisServer().start()
     service = LimitsService(redis).start()
     envoys = []
+    closed = None
     try:
         for _ in range(2):
             envoys.append(envoy(service).start())
-        yield redis, service, envoys
+        closed = envoy(service, fallback="closed").start()
+        yield redis, service, envoys, closed
     finally:
-        for s in envoys:
-            s.stop()
+        for s in envoys + [closed]:
+            if s is not None:
+                s.stop()
         service.close()
         redis.close()
 
@@ -100,7 +104,7 @@ def records(stack, n, **match):
 
 
 def test_rpm_is_exact_across_both_replicas(cluster):
-    _, _, envoys = cluster
+    _, _, envoys, _ = cluster
     key = ACCOUNTS["burst"][1]
     https = [Http(s.url) for s in envoys]
     _avoid_minute_edge()
@@ -116,13 +120,21 @@ def test_rpm_is_exact_across_both_replicas(cluster):
     assert all(b["error"]["code"] == "rate_limit_exceeded" and "retry-after" in h for _, h, b in limited)
 
 
+def anthropic(http, key):
+    return http.json("POST", "/v1/messages",
+                     {"model": "qai-flash", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+                     {"x-api-key": key, "anthropic-version": "2023-06-01"})
+
+
 def test_redis_down_caps_fail_closed_rpm_falls_back_then_recovers(cluster):
-    redis, _, envoys = cluster
+    redis, _, envoys, closed = cluster
     a, b = envoys
-    http_a = Http(a.url)
+    http_a, http_c = Http(a.url), Http(closed.url)
     key = ACCOUNTS["down"][1]
+    shut_key = ACCOUNTS["shut"][1]
     before_fail = stat(a, "tollgate.limits.remote_failures")
     before_fb = stat(a, "tollgate.limits.remote_fallbacks")
+    assert (stat(closed, "tollgate.limits.remote_failures"), stat(closed, "tollgate.limits.remote_fallbacks")) == (0, 0)
     redis.stop()
     try:
         _avoid_minute_edge()
@@ -130,18 +142,23 @@ def test_redis_down_caps_fail_closed_rpm_falls_back_then_recovers(cluster):
         status, _, body = chat(http_a, CAPPED_KEY)
         assert status == 503
         assert body["error"]["code"] == "service_unavailable"
-        status, _, body = http_a.json(
-            "POST", "/v1/messages",
-            {"model": "qai-flash", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
-            {"x-api-key": CAPPED_KEY, "anthropic-version": "2023-06-01"})
+        status, _, body = anthropic(http_a, CAPPED_KEY)
         assert status == 503
         assert body["type"] == "error" and body["error"]["type"] == "overloaded_error"
         # An uncapped account of 20 rpm on 2 replicas: this Envoy's own counters at 10.
         results = [chat(http_a, key) for _ in range(12)]
         assert [r[0] for r in results] == [200] * 10 + [429] * 2
         assert [r[1]["x-ratelimit-limit-requests"] for r in results] == ["10"] * 12
+        # `fallback: "closed"`: the same uncapped 20 rpm account gets 503 in the caller's dialect.
+        status, _, body = chat(http_c, shut_key)
+        assert (status, body["error"]["code"]) == (503, "service_unavailable")
+        status, _, body = anthropic(http_c, shut_key)
+        assert (status, body["type"], body["error"]["type"]) == (503, "error", "overloaded_error")
     finally:
         redis.start()
+    assert (stat(closed, "tollgate.limits.remote_failures"), stat(closed, "tollgate.limits.remote_fallbacks")) == (2, 0)
+    shut = records(closed, 2, key_id=f"id-{shut_key}")
+    assert [(r["limits"], r["status"], r["error"]) for r in shut] == [("unavailable", 503, "service_unavailable")] * 2
     assert stat(a, "tollgate.limits.remote_failures") - before_fail == 14
     assert stat(a, "tollgate.limits.remote_fallbacks") - before_fb == 12
     down = records(a, 12, key_id=f"id-{key}")
@@ -161,6 +178,11 @@ def test_redis_down_caps_fail_closed_rpm_falls_back_then_recovers(cluster):
     status, _, _ = chat(http_a, CAPPED_KEY)
     assert status == 200
     assert a.billing_record(key_id="key-demo-capped", status=200)["limits"] == "remote"
+    # The closed Envoy recovers too: the shared window, with its 20 rpm.
+    status, headers, _ = chat(http_c, shut_key)
+    assert (status, headers["x-ratelimit-limit-requests"], headers["x-ratelimit-remaining-requests"]) == (200, "20", "19")
+    assert [r["limits"] for r in records(closed, 3, key_id=f"id-{shut_key}")] == ["unavailable"] * 2 + ["remote"]
+    assert stat(closed, "tollgate.limits.remote_failures") == 2
 
 
 def spend_state(redis, key):
@@ -184,17 +206,18 @@ def micros(record):
 
 
 def test_sandbox_quota_is_exact_across_both_replicas(cluster):
-    _, _, envoys = cluster
+    _, _, envoys, _ = cluster
     key = ACCOUNTS["sbx"][1]
     https = [Http(s.url) for s in envoys]
+    # 120 requests, 8 at a time, alternating replicas: exactly the quota admitted, wherever.
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda i: chat(https[i % 2], key, model="qai-hello-world"), range(3 * SANDBOX_QUOTA)))
-    assert sorted(r[0] for r in results) == [200] * SANDBOX_QUOTA + [429] * (2 * SANDBOX_QUOTA)
+        results = list(pool.map(lambda i: chat(https[i % 2], key, model="qai-hello-world"), range(SANDBOX_QUOTA + 20)))
+    assert sorted(r[0] for r in results) == [200] * SANDBOX_QUOTA + [429] * 20
     assert {r[2]["error"]["code"] for r in results if r[0] == 429} == {"sandbox_quota_exceeded"}
 
 
 def test_concurrent_capped_requests_never_spend_past_the_cap(cluster):
-    redis, _, envoys = cluster
+    redis, _, envoys, _ = cluster
     key = ACCOUNTS["cap"][1]
     https = [Http(s.url) for s in envoys]
     with ThreadPoolExecutor(12) as pool:
@@ -217,7 +240,7 @@ def test_concurrent_capped_requests_never_spend_past_the_cap(cluster):
 
 
 def test_restarts_keep_the_sandbox_count_and_spent_credits(cluster):
-    redis, service, envoys = cluster
+    redis, service, envoys, _ = cluster
     sbx_key, cap_key = ACCOUNTS["sbx"][1], ACCOUNTS["cap"][1]
     spent = settled(redis, cap_key)
     assert spent["reserved"] == 0 and spent["spent"] > 0
@@ -230,15 +253,17 @@ def test_restarts_keep_the_sandbox_count_and_spent_credits(cluster):
     for i in range(len(envoys)):
         envoys[i] = envoy(service).start()
     assert spend_state(redis, cap_key) == spent
-    status, _, body = chat(Http(envoys[1].url), sbx_key, model="qai-hello-world")
-    assert (status, body["error"]["code"]) == (429, "sandbox_quota_exceeded")
-    status, _, body = chat(Http(envoys[0].url), cap_key, max_tokens=10_000)
-    assert (status, body["error"]["code"]) == (402, "insufficient_funds")
+    # Both new Envoys see the used quota and the spent credits (a refusal counts nothing).
+    for s in envoys:
+        status, _, body = chat(Http(s.url), sbx_key, model="qai-hello-world")
+        assert (status, body["error"]["code"]) == (429, "sandbox_quota_exceeded")
+        status, _, body = chat(Http(s.url), cap_key, max_tokens=10_000)
+        assert (status, body["error"]["code"]) == (402, "insufficient_funds")
     assert spend_state(redis, cap_key) == spent
 
 
 def test_kill_9_mid_stream_lets_the_hold_expire_and_charges_once(cluster):
-    redis, _, envoys = cluster
+    redis, _, envoys, _ = cluster
     victim, survivor = envoys
     key = ACCOUNTS["kill"][1]
     conn = http.client.HTTPConnection("127.0.0.1", victim.gateway_port, timeout=10)
@@ -252,17 +277,24 @@ def test_kill_9_mid_stream_lets_the_hold_expire_and_charges_once(cluster):
     rid = resp.getheader("x-request-id")
     assert resp.read1(64)
     state = spend_state(redis, key)
-    assert state["spent"] == 0 if "spent" in state else True
-    assert state[f"h:{rid}"] == state["reserved"] > 0
+    hold = state["reserved"]
+    assert hold > 0
+    assert state == {"reserved": hold, f"h:{rid}": hold}
     victim.envoy_proc.kill()
     victim.envoy_proc.wait()
     conn.close()
     time.sleep(HOLD_TTL_MS / 1000 + 0.5)
-    # The next admission on the key purges the expired hold; only this request is charged.
+    # Nothing settled the killed request: its hold is still there, nothing spent.
+    assert spend_state(redis, key) == {"reserved": hold, f"h:{rid}": hold}
+    # The next admission on the key purges the expired hold; only this request is charged, once.
     status, _, _ = chat(Http(survivor.url), key)
     assert status == 200
-    record = records(survivor, 1, key_id=f"id-{key}")[0]
+    (record,) = records(survivor, 1, key_id=f"id-{key}")
+    assert micros(record) > 0
     assert settled(redis, key) == {"spent": micros(record), "reserved": 0}
+    # Settled once: a later look finds the same spend.
+    time.sleep(0.3)
+    assert spend_state(redis, key) == {"spent": micros(record), "reserved": 0}
 
 
 def test_a_dangling_limits_cluster_is_reported_before_envoy_starts():
