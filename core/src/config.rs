@@ -202,6 +202,8 @@ struct RawKey<'a> {
     sandbox_daily_quota: Option<u32>,
     #[serde(default)]
     log_content: bool,
+    /// The models this key may use: exact ids, or prefixes ending in `*` (all models if absent).
+    allowed_models: Option<Vec<String>>,
 }
 
 /// The `keys` array, read one entry at a time straight into its compiled form: the key records
@@ -223,6 +225,9 @@ struct RawKeys {
     /// The first key with an invalid sha256 or spend cap: (its index, which check: 0 sha256,
     /// 2 spend cap, the message). Check 1 is the account, resolved later.
     invalid: Option<(usize, u8, String)>,
+    /// The distinct `allowed_models` lists, in first-use order (a key's `allowed_models` is an
+    /// index in here plus one), with the first key that named each.
+    model_policies: Vec<(ModelPolicy, usize)>,
 }
 
 thread_local! {
@@ -292,7 +297,28 @@ impl RawKeys {
                 }
             }
         }
-        self.push_parsed(hash.unwrap_or_default(), k.id, &k.account, k.spend_cap, k.sandbox_daily_quota, k.log_content)
+        self.push_parsed(
+            hash.unwrap_or_default(),
+            k.id,
+            &k.account,
+            k.spend_cap,
+            k.sandbox_daily_quota,
+            k.log_content,
+        )?;
+        if let Some(list) = k.allowed_models {
+            let policy = ModelPolicy(list.into_boxed_slice());
+            let at = match self.model_policies.iter().position(|(p, _)| *p == policy) {
+                Some(at) => at,
+                None => {
+                    self.model_policies.push((policy, i));
+                    self.model_policies.len() - 1
+                }
+            };
+            if let Some(r) = self.records.last_mut() {
+                r.allowed_models = u32::try_from(at + 1).map_err(|_| "keys: too many allowed_models lists")?;
+            }
+        }
+        Ok(())
     }
 
     /// Adds a key whose fields are read (and checked, or their error recorded in `invalid`).
@@ -325,6 +351,7 @@ impl RawKeys {
             spend_cap,
             sandbox_daily_quota: sandbox_daily_quota.unwrap_or(0),
             log_content,
+            allowed_models: 0,
         });
         Ok(())
     }
@@ -387,6 +414,27 @@ pub struct KeyRecord {
     pub spend_cap: Option<f64>,
     pub sandbox_daily_quota: u32,
     pub log_content: bool,
+    /// The models the key may use: 0 for every model, else `Config::model_policies[n - 1]`.
+    pub allowed_models: u32,
+}
+
+/// A key's `allowed_models`: exact model ids, or prefixes ending in `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelPolicy(pub Box<[String]>);
+
+impl ModelPolicy {
+    /// Whether the model `id` is one of the list's ids or starts with one of its prefixes.
+    pub fn allows(&self, id: &str) -> bool {
+        self.0.iter().any(|p| pattern_matches(p, id))
+    }
+}
+
+/// An `allowed_models` entry against a model id: equal, or a prefix of it when ending in `*`.
+fn pattern_matches(pattern: &str, id: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => id.starts_with(prefix),
+        None => pattern == id,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -428,6 +476,8 @@ pub struct Config {
     pub account_metrics: bool,
     /// Where the limits live (`limits.store`).
     pub limits: LimitsStore,
+    /// The distinct `allowed_models` lists of the keys (see `KeyRecord::allowed_models`).
+    pub model_policies: Vec<ModelPolicy>,
 }
 
 pub const DEFAULT_RPM: u32 = 100;
@@ -524,6 +574,14 @@ impl Config {
     pub fn account(&self, idx: usize) -> Option<&Account> {
         self.accounts.get(idx)
     }
+
+    /// Whether the key may use the model `id` (its `allowed_models`; every model without one).
+    pub fn key_allows(&self, key: &KeyRecord, id: &str) -> bool {
+        match key.allowed_models.checked_sub(1) {
+            None => true,
+            Some(n) => usize::try_from(n).ok().and_then(|n| self.model_policies.get(n)).is_some_and(|p| p.allows(id)),
+        }
+    }
 }
 
 fn check_cap(cap: Option<f64>, where_: &str) -> Result<(), String> {
@@ -533,7 +591,7 @@ fn check_cap(cap: Option<f64>, where_: &str) -> Result<(), String> {
     }
 }
 
-fn compile(raw: RawConfig) -> Result<Config, String> {
+fn compile(mut raw: RawConfig) -> Result<Config, String> {
     let defaults = raw.defaults;
     let default_rpm = defaults.rpm.unwrap_or(DEFAULT_RPM);
     let default_image_rpm = defaults.image_rpm.unwrap_or(DEFAULT_IMAGE_RPM);
@@ -655,6 +713,22 @@ fn compile(raw: RawConfig) -> Result<Config, String> {
     let n_table = compact.records.len();
     let name = |i: usize| key_name(n_table, i);
     let (mut keys_out, mut table, table_err) = resolve_keys(compact, 0, &account_index, default_quota, &name);
+    let mut model_policies = Vec::with_capacity(raw.keys.model_policies.len());
+    for (policy, first) in std::mem::take(&mut raw.keys.model_policies) {
+        let here = field(&name(first + n_table), "allowed_models");
+        if policy.0.is_empty() {
+            return Err(format!("{here}: must name at least one model (leave it out for every model)"));
+        }
+        for p in policy.0.iter() {
+            if p.is_empty() || p == "*" {
+                return Err(format!("{here}: '{p}' is not a model id or a prefix ending in '*'"));
+            }
+            if !models.iter().any(|m: &Model| pattern_matches(p, &m.id)) {
+                return Err(format!("{here}: '{p}' names no model in 'models'"));
+            }
+        }
+        model_policies.push(policy);
+    }
     let (verbose, verbose_table, verbose_err) = resolve_keys(raw.keys, n_table, &account_index, default_quota, &name);
     // The first invalid key, as a key-by-key check would find it: the lowest index, and at one
     // index its sha256 or spend cap before its account.
@@ -718,6 +792,7 @@ fn compile(raw: RawConfig) -> Result<Config, String> {
         span_attributes: raw.span_attributes,
         account_metrics: raw.account_metrics,
         pass_request_headers,
+        model_policies,
     })
 }
 
@@ -803,7 +878,7 @@ fn resolve_keys(
     default_quota: u32,
     name: &dyn Fn(usize) -> String,
 ) -> (Vec<KeyRecord>, Vec<(Hash, u32)>, Option<KeyError>) {
-    let RawKeys { records: mut keys_out, mut table, account_ids, own_quota, invalid } = raw;
+    let RawKeys { records: mut keys_out, mut table, account_ids, own_quota, invalid, model_policies: _ } = raw;
     let mut first_err = invalid.map(|(i, check, e)| (i + offset, check, e));
     let mut resolved = vec![0usize; account_ids.len()];
     for (id, (provisional, first_key)) in &account_ids {

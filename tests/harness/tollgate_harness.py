@@ -29,6 +29,7 @@ DEMO_KEYS = {
     "limited": "sk-demo-limited",
     "capped": "sk-demo-capped",
     "inactive": "sk-demo-inactive",
+    "flash-only": "sk-demo-flash-only",
 }
 
 

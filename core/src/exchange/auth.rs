@@ -69,12 +69,20 @@ impl Exchange {
         }
         match &self.endpoint {
             Endpoint::ListModels => {
-                let data: Vec<Value> = cfg.models.iter().map(model_json).collect();
+                let data: Vec<Value> =
+                    cfg.models.iter().filter(|m| cfg.key_allows(rec, &m.id)).map(model_json).collect();
                 HeadAction::Reply(self.ok_json(&json!({"object": "list", "data": data})))
             }
             Endpoint::GeminiListModels => {
-                let models: Vec<Value> = cfg.models.iter().map(gemini_model_json).collect();
+                let models: Vec<Value> =
+                    cfg.models.iter().filter(|m| cfg.key_allows(rec, &m.id)).map(gemini_model_json).collect();
                 HeadAction::Reply(self.ok_json(&json!({ "models": models })))
+            }
+            Endpoint::GeminiGetModel(id) | Endpoint::GetModel(id)
+                if cfg.model(id.trim_start_matches("models/")).is_some_and(|m| !cfg.key_allows(rec, &m.id)) =>
+            {
+                let id = id.clone();
+                HeadAction::Reply(self.fail(super::route::forbidden_model(id.trim_start_matches("models/"))))
             }
             Endpoint::GeminiGetModel(id) | Endpoint::GetModel(id)
                 if cfg.model(id.trim_start_matches("models/")).is_none() =>

@@ -149,7 +149,9 @@ impl Exchange {
         env: &Env,
     ) -> Option<Result<BodyAction, GatewayError>> {
         let scan = openai::scan_chat(raw)?;
-        let model = cfg.model(&scan.model).filter(|m| m.model_type == ModelType::Text)?;
+        // A model the key may not use takes the general path, which refuses it.
+        let model =
+            cfg.model(&scan.model).filter(|m| m.model_type == ModelType::Text && self.key_allows(cfg, &m.id))?;
         let cluster = cfg.cluster_of(model).filter(|c| c.dialect == Dialect::OpenAi)?;
         if model.upstream_model != scan.model || (scan.stream && !scan.wants_usage) {
             return None;
@@ -204,6 +206,11 @@ impl Exchange {
         self.price = Some(model.price);
     }
 
+    /// Whether the request's key may use the model `id` (its `allowed_models`).
+    pub(super) fn key_allows(&self, cfg: &Config, id: &str) -> bool {
+        self.key.and_then(|k| cfg.key(k)).is_some_and(|rec| cfg.key_allows(rec, id))
+    }
+
     pub(super) fn resolve_model<'c>(
         &self,
         cfg: &'c Config,
@@ -217,6 +224,9 @@ impl Exchange {
             )
             .with_param("model")
         })?;
+        if !self.key_allows(cfg, &model.id) {
+            return Err(forbidden_model(name));
+        }
         if let Some(t) = want {
             if model.model_type != t {
                 return Err(GatewayError::new(
@@ -272,4 +282,9 @@ pub(super) fn wrong_task(name: &str, endpoint: &Endpoint) -> GatewayError {
         format!("The model '{name}' cannot be used on the {} endpoint", endpoint.name()),
     )
     .with_param("model")
+}
+
+/// The 403 for a model outside the key's `allowed_models`.
+pub(super) fn forbidden_model(name: &str) -> GatewayError {
+    GatewayError::new(Code::Forbidden, format!("This API key may not use the model '{name}'")).with_param("model")
 }

@@ -385,3 +385,21 @@ fn limits_store_is_local_by_default_and_remote_is_validated() {
         assert_eq!(with(limits).unwrap_err(), error, "{limits}");
     }
 }
+
+#[test]
+fn allowed_models_must_name_configured_models() {
+    let h = keys::to_hex(&keys::sha256(b"k"));
+    let with = |list: &str| {
+        format!(
+            r#"{{"clusters":[{{"name":"c"}}],"models":[{{"id":"qai-flash","type":"text","cluster":"c"}}],
+            "accounts":[{{"id":"a"}}],"keys":[{{"id":"k","sha256":"{h}","account":"a","allowed_models":{list}}}]}}"#
+        )
+    };
+    assert!(Config::parse(with(r#"["qai-flash"]"#).as_bytes()).is_ok());
+    assert!(Config::parse(with(r#"["qai-*"]"#).as_bytes()).is_ok());
+    let err = |list: &str| Config::parse(with(list).as_bytes()).unwrap_err();
+    assert_eq!(err("[]"), "keys[0].allowed_models: must name at least one model (leave it out for every model)");
+    assert_eq!(err(r#"["*"]"#), "keys[0].allowed_models: '*' is not a model id or a prefix ending in '*'");
+    assert_eq!(err(r#"["qai-max"]"#), "keys[0].allowed_models: 'qai-max' names no model in 'models'");
+    assert_eq!(err(r#"["x*"]"#), "keys[0].allowed_models: 'x*' names no model in 'models'");
+}
