@@ -416,6 +416,8 @@ pub struct StreamFromPivot {
     open: Option<Open>,
     tools_seen: Vec<u64>,
     credits: Option<Value>,
+    /// The prompt's size for `message_start`, before the final usage (`prompt_hint`).
+    prompt: Option<Usage>,
 }
 
 impl StreamFromPivot {
@@ -429,6 +431,7 @@ impl StreamFromPivot {
             open: None,
             tools_seen: Vec::new(),
             credits: None,
+            prompt: None,
         }
     }
 
@@ -457,8 +460,9 @@ impl StreamFromPivot {
         }
         self.started = true;
         self.id = message_id(pivot_id);
-        let input = self.st.usage.map(|u| u.prompt_tokens.saturating_sub(u.cached_tokens)).unwrap_or(0);
-        let cached = self.st.usage.map(|u| u.cached_tokens).unwrap_or(0);
+        let known = self.st.usage.or(self.prompt);
+        let input = known.map(|u| u.prompt_tokens.saturating_sub(u.cached_tokens)).unwrap_or(0);
+        let cached = known.map(|u| u.cached_tokens).unwrap_or(0);
         let start = json!({
             "type": "message_start",
             "message": {
@@ -574,6 +578,10 @@ impl StreamFromPivot {
 impl ChoiceFront for StreamFromPivot {
     fn state(&mut self) -> &mut FrontState {
         &mut self.st
+    }
+
+    fn prompt_hint(&mut self, usage: Usage) {
+        self.prompt = Some(usage);
     }
 
     /// `usage.credits_consumed`, carried with the usage.
