@@ -52,6 +52,23 @@ def test_anthropic_stream_text(stack):
     assert final.usage.output_tokens == len(text.split())
 
 
+def test_anthropic_message_start_carries_input_tokens(stack):
+    # From an Anthropic upstream: the upstream's own count, passed on at `message_start`.
+    args = dict(max_tokens=100, messages=[{"role": "user", "content": "tell me"}])
+    with ant(stack).messages.stream(model="test-claude", **args) as s:
+        events = list(s)
+        final = s.get_final_message()
+    assert events[0].type == "message_start"
+    assert events[0].message.usage.input_tokens == final.usage.input_tokens
+    assert final.usage.input_tokens == 6
+    # From an OpenAI upstream (usage only at the end): the gateway's estimate, 2 tokens of text
+    # ("tell me", 7 bytes) + 4 for the message + 3 for the reply.
+    with ant(stack).messages.stream(model="qai-flash", **args) as s:
+        events = list(s)
+    assert events[0].type == "message_start"
+    assert events[0].message.usage.input_tokens == 9
+
+
 def test_anthropic_tool_use_streamed_and_not(stack):
     args = dict(model="qai-flash", max_tokens=100, tools=[WEATHER_TOOL],
                 messages=[{"role": "user", "content": "what is the weather in Paris"}])
@@ -72,9 +89,15 @@ def test_anthropic_errors_are_its_own_classes(stack):
         ant(stack, "sk-wrong").messages.create(model="qai-flash", max_tokens=10,
                                                messages=[{"role": "user", "content": "x"}])
     assert e.value.body["error"]["type"] == "authentication_error"
-    with pytest.raises(anthropic.BadRequestError) as e:
+    # An unknown model is a 404 `not_found_error`, as from Anthropic's API.
+    with pytest.raises(anthropic.NotFoundError) as e:
         ant(stack).messages.create(model="nope", max_tokens=10, messages=[{"role": "user", "content": "x"}])
-    assert e.value.body["type"] == "error"
+    assert e.value.status_code == 404
+    assert e.value.body["type"] == "error" and e.value.body["error"]["type"] == "not_found_error"
+    with pytest.raises(anthropic.NotFoundError) as e:
+        with ant(stack).messages.stream(model="nope", max_tokens=10, messages=[{"role": "user", "content": "x"}]) as s:
+            list(s)
+    assert e.value.body["error"]["type"] == "not_found_error"
     with pytest.raises(anthropic.NotFoundError):
         ant(stack).messages.with_raw_response.create  # noqa: B018 - attribute exists
         ant(stack).post("/v1/nothing", cast_to=object, body={})
@@ -119,9 +142,13 @@ def test_gemini_errors(stack):
     with pytest.raises(genai_errors.ClientError) as e:
         gem(stack, "sk-wrong").models.generate_content(model="qai-flash", contents="x")
     assert e.value.code == 401 and e.value.status == "UNAUTHENTICATED"
+    # An unknown model is a 404 `NOT_FOUND`, as from Gemini's API.
     with pytest.raises(genai_errors.ClientError) as e:
         gem(stack).models.generate_content(model="nope", contents="x")
-    assert e.value.code == 400 and e.value.status == "INVALID_ARGUMENT"
+    assert e.value.code == 404 and e.value.status == "NOT_FOUND"
+    with pytest.raises(genai_errors.ClientError) as e:
+        list(gem(stack).models.generate_content_stream(model="nope", contents="x"))
+    assert e.value.code == 404 and e.value.status == "NOT_FOUND"
     with pytest.raises(genai_errors.ClientError) as e:
         for _ in range(12):
             gem(stack, "sk-demo-limited").models.generate_content(model="qai-flash", contents="x")

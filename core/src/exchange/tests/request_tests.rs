@@ -73,3 +73,35 @@ fn upload_limit_message_states_the_limit_in_bytes_even_under_one_mb() {
         "The upload is larger than the limit of 500000 bytes (500001 bytes)"
     );
 }
+
+#[test]
+fn an_unknown_model_is_a_404_for_anthropic_and_gemini_clients_and_a_400_for_openai_ones() {
+    let (c, s) = (cfg(), MemoryStore::new());
+    let env = Env { now_ms: 1_700_000_040_000, store: &s };
+    let anthropic_body = r#"{"model":"nope","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
+    let gemini_body = r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}"#;
+    for (path, body, x_api_key, goog, status, want) in [
+        ("/v1/messages", anthropic_body, Some("sk-a"), None, 404, r#""type":"not_found_error""#),
+        ("/v1beta/models/nope:generateContent", gemini_body, None, Some("sk-a"), 404, r#""status":"NOT_FOUND""#),
+        (
+            "/v1beta/models/nope:streamGenerateContent?alt=sse",
+            gemini_body,
+            None,
+            Some("sk-a"),
+            404,
+            r#""status":"NOT_FOUND""#,
+        ),
+    ] {
+        let mut ex = Exchange::new();
+        let head = RequestHead { method: "POST", path, x_api_key, x_goog_api_key: goog, ..Default::default() };
+        let HeadAction::ReadBody(_) = ex.on_request_headers(&c, &head, &env) else { panic!("{path}: refused at head") };
+        let BodyAction::Reply(r) = ex.on_request_body(&c, body.as_bytes(), &env) else { panic!("{path}: admitted") };
+        assert_eq!(r.status, status, "{path}");
+        assert!(String::from_utf8_lossy(&r.body).contains(want), "{path}: {}", String::from_utf8_lossy(&r.body));
+    }
+    let (_, r) =
+        run(&c, &s, 1_700_000_040_000, "sk-a", r#"{"model":"nope","messages":[{"role":"user","content":"hi"}]}"#);
+    let r = r.unwrap();
+    assert_eq!(r.status, 400);
+    assert!(String::from_utf8_lossy(&r.body).contains(r#""code":"invalid_model""#));
+}
