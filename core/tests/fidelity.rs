@@ -86,3 +86,42 @@ fn an_openai_upstreams_own_time_is_kept() {
     let v: Value = serde_json::from_slice(&out.unwrap()).unwrap();
     assert_eq!(v["created"], 17);
 }
+
+#[test]
+fn a_stop_sequence_that_ended_the_turn_reaches_anthropic_clients() {
+    // Streamed: Anthropic upstream -> Anthropic client.
+    let stream = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"c\",\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n\
+event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"one two \"}}\n\n\
+event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n\
+event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"stop_sequence\",\"stop_sequence\":\"three\"},\"usage\":{\"output_tokens\":2}}\n\n\
+event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    let out = run(pipe(Dialect::Anthropic, Dialect::Anthropic), stream.as_bytes());
+    let deltas: Vec<Value> = datas(&out).into_iter().filter(|d| d["type"] == "message_delta").collect();
+    assert_eq!(deltas.len(), 1, "{out}");
+    assert_eq!(deltas[0]["delta"]["stop_reason"], "stop_sequence");
+    assert_eq!(deltas[0]["delta"]["stop_sequence"], "three");
+    // The same stream ended by `end_turn`: no stop sequence.
+    let out = run(
+        pipe(Dialect::Anthropic, Dialect::Anthropic),
+        stream
+            .replace("\"stop_sequence\",\"stop_sequence\":\"three\"", "\"end_turn\",\"stop_sequence\":null")
+            .as_bytes(),
+    );
+    let deltas: Vec<Value> = datas(&out).into_iter().filter(|d| d["type"] == "message_delta").collect();
+    assert_eq!(deltas[0]["delta"]["stop_reason"], "end_turn");
+    assert_eq!(deltas[0]["delta"]["stop_sequence"], Value::Null);
+
+    // Not streamed.
+    let body = br#"{"id":"msg_1","type":"message","role":"assistant","model":"c","content":[{"type":"text","text":"one two "}],"stop_reason":"stop_sequence","stop_sequence":"three","usage":{"input_tokens":5,"output_tokens":2}}"#;
+    let (out, _) = translate::response_at(Dialect::Anthropic, Dialect::Anthropic, body, "m", "c", None, NOW).unwrap();
+    let v: Value = serde_json::from_slice(&out.unwrap()).unwrap();
+    assert_eq!(v["stop_reason"], "stop_sequence");
+    assert_eq!(v["stop_sequence"], "three");
+    // From a vLLM-style OpenAI upstream that names the matched stop string.
+    let body = br#"{"id":"x","object":"chat.completion","created":17,"model":"u","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop","stop_reason":"END"}]}"#;
+    let (out, _) = translate::response_at(Dialect::Anthropic, Dialect::OpenAi, body, "m", "u", None, NOW).unwrap();
+    let v: Value = serde_json::from_slice(&out.unwrap()).unwrap();
+    assert_eq!(v["stop_reason"], "stop_sequence");
+    assert_eq!(v["stop_sequence"], "END");
+}

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{bad, ins, stop_reason_of};
+use super::{bad, ins, stop_reason_of, stop_sequence_of};
 use crate::dialect::pivot::{self, text_part, texts_to_content, Finish, PivotRequest};
 use crate::dialect::stream::{Choice, ChoiceFront, FrontState, TextChunk};
 use crate::dialect::validate::{
@@ -383,14 +383,18 @@ pub fn response_from_pivot(v: &Value, client_model: &str) -> Value {
     if let Some(c) = pivot::credits_of(v) {
         ins(&mut usage, "credits_consumed", c);
     }
+    let (stop_reason, stop_sequence) = match stop_sequence_of(choice) {
+        Some(seq) if finish == Finish::Stop => ("stop_sequence", json!(seq)),
+        _ => (stop_reason_of(finish), Value::Null),
+    };
     json!({
         "id": message_id(v.get("id").and_then(Value::as_str)),
         "type": "message",
         "role": "assistant",
         "model": client_model,
         "content": content,
-        "stop_reason": stop_reason_of(finish),
-        "stop_sequence": null,
+        "stop_reason": stop_reason,
+        "stop_sequence": stop_sequence,
         "usage": usage,
     })
 }
@@ -418,6 +422,8 @@ pub struct StreamFromPivot {
     credits: Option<Value>,
     /// The prompt's size for `message_start`, before the final usage (`prompt_hint`).
     prompt: Option<Usage>,
+    /// The stop sequence that ended the message, when the upstream said which.
+    stop_sequence: Option<String>,
 }
 
 impl StreamFromPivot {
@@ -432,6 +438,7 @@ impl StreamFromPivot {
             tools_seen: Vec::new(),
             credits: None,
             prompt: None,
+            stop_sequence: None,
         }
     }
 
@@ -564,10 +571,13 @@ impl StreamFromPivot {
         if let Some(c) = &self.credits {
             ins(&mut usage, "credits_consumed", c.clone());
         }
-        let reason = self.st.finish.map(|f| Value::String(stop_reason_of(f).to_string())).unwrap_or(Value::Null);
+        let (reason, seq) = match (self.st.finish, &self.stop_sequence) {
+            (Some(Finish::Stop), Some(seq)) => (json!("stop_sequence"), json!(seq)),
+            (f, _) => (f.map(|f| Value::String(stop_reason_of(f).to_string())).unwrap_or(Value::Null), Value::Null),
+        };
         let md = json!({
             "type": "message_delta",
-            "delta": {"stop_reason": reason, "stop_sequence": null},
+            "delta": {"stop_reason": reason, "stop_sequence": seq},
             "usage": usage,
         });
         Self::event(out, "message_delta", &md);
@@ -593,6 +603,10 @@ impl ChoiceFront for StreamFromPivot {
 
     fn choice(&mut self, chunk: &Value, choice: &Choice, out: &mut Vec<u8>) {
         self.start(Some(chunk), out);
+        if choice.finish.is_some() {
+            let first = chunk.get("choices").and_then(|c| c.get(0));
+            self.stop_sequence = stop_sequence_of(first).map(str::to_string);
+        }
         for t in choice.texts() {
             self.text_delta(t, out);
         }
