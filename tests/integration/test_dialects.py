@@ -87,6 +87,20 @@ def test_anthropic_stop_sequence_ends_the_turn(stack):
     assert m.stop_reason == "end_turn" and m.stop_sequence is None
 
 
+@pytest.mark.parametrize("model", ["qai-flash", "test-claude", "test-gemini"])
+def test_anthropic_messages_parse_with_an_output_format(stack, model):
+    import pydantic
+
+    class City(pydantic.BaseModel):
+        name: str
+        population: int
+
+    m = ant(stack).messages.parse(model=model, max_tokens=100, output_format=City,
+                                  messages=[{"role": "user", "content": "a city"}])
+    # The demo upstreams answer a JSON schema with "demo" for strings and 1 for integers.
+    assert m.parsed_output == City(name="demo", population=1)
+
+
 def test_anthropic_tool_use_streamed_and_not(stack):
     args = dict(model="qai-flash", max_tokens=100, tools=[WEATHER_TOOL],
                 messages=[{"role": "user", "content": "what is the weather in Paris"}])

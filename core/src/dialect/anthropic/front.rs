@@ -57,6 +57,19 @@ pub fn request_to_pivot(body: &Map<String, Value>) -> Result<PivotRequest, Gatew
             ins(&mut out, "user", json!(u));
         }
     }
+    // Structured output (`messages.parse(output_format=...)`): `output_config.format` is the
+    // pivot's `response_format` json_schema; the config's other fields have no equivalent.
+    if let Some(oc) = opt_object(body.get("output_config"), "output_config")? {
+        if let Some(f) = opt_object(oc.get("format"), "output_config.format")? {
+            let ty = req_str(f.get("type"), "output_config.format.type")?;
+            if ty != "json_schema" {
+                return Err(bad("output_config.format.type", format!("output format type '{ty}' is not supported")));
+            }
+            let schema = req_object(f.get("schema"), "output_config.format.schema")?;
+            let rf = json!({"type": "json_schema", "json_schema": {"name": "output", "schema": schema}});
+            ins(&mut out, "response_format", rf);
+        }
+    }
     let has_tools = tools_to_pivot(body.get("tools"), &mut out)?;
     if let Some(tc) = opt_object(body.get("tool_choice"), "tool_choice")? {
         let ty = req_str(tc.get("type"), "tool_choice.type")?;
