@@ -234,6 +234,21 @@ def test_gemini_404_is_client_error(stack):
     assert e.value.code == 404
 
 
+def test_gemini_models_list_and_get_on_the_default_api_version(stack, http):
+    # google-genai's default version is v1: GET /v1/models[/{id}] with x-goog-api-key.
+    v1 = gem(stack, version="v1")
+    names = [m.name for m in v1.models.list()]
+    s, _, b = http.json("GET", "/v1/models", headers={"Authorization": f"Bearer {KEY}"})
+    assert s == 200
+    assert names == [f"models/{m['id']}" for m in b["data"]]
+    assert "models/qai-flash" in names
+    m = v1.models.get(model="qai-flash")
+    assert m.name == "models/qai-flash" and "generateContent" in m.supported_actions
+    with pytest.raises(genai_errors.ClientError) as e:
+        v1.models.get(model="no-such-model")
+    assert e.value.code == 404 and e.value.status == "NOT_FOUND"
+
+
 def test_gemini_models_get(stack):
     m = gem(stack).models.get(model="qai-flash")
     assert m.name == "models/qai-flash"

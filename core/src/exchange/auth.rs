@@ -20,6 +20,19 @@ impl Exchange {
         self.now_ms = env.now_ms;
         self.client_request_id = head.request_id.and_then(client_request_id);
         self.endpoint = endpoints::classify(head.method, head.path);
+        // google-genai's default API version is `v1`: its `models.list()` / `models.get()` are
+        // `GET /v1/models[/{id}]` with its key in `x-goog-api-key` or `?key=`. Such a request
+        // (with no OpenAI or Anthropic credential) is a Gemini client's, answered in its shape.
+        let goog_only = head.authorization.is_none()
+            && head.x_api_key.is_none()
+            && (head.x_goog_api_key.is_some() || endpoints::query_param(head.path, "key").is_some());
+        if goog_only {
+            match &self.endpoint {
+                Endpoint::ListModels => self.endpoint = Endpoint::GeminiListModels,
+                Endpoint::GetModel(id) => self.endpoint = Endpoint::GeminiGetModel(id.clone()),
+                _ => {}
+            }
+        }
         self.front = self.endpoint.dialect();
         // A `?key=` leaves the path on every path, known or not, whatever the method (the glue
         // applies it before anything else, so the key reaches neither the upstream nor a log).

@@ -105,3 +105,36 @@ fn an_unknown_model_is_a_404_for_anthropic_and_gemini_clients_and_a_400_for_open
     assert_eq!(r.status, 400);
     assert!(String::from_utf8_lossy(&r.body).contains(r#""code":"invalid_model""#));
 }
+
+#[test]
+fn a_gemini_clients_v1_models_get_the_gemini_catalog() {
+    let c = cfg();
+    let body_of = |head: &RequestHead| {
+        // A fresh store each time: the account's 3 requests a minute are not the point here.
+        let s = MemoryStore::new();
+        let env = Env { now_ms: 1_700_000_040_000, store: &s };
+        let mut ex = Exchange::new();
+        let HeadAction::Reply(r) = ex.on_request_headers(&c, head, &env) else { panic!("not answered") };
+        (r.status, serde_json::from_slice::<Value>(&r.body).unwrap())
+    };
+    // `x-goog-api-key` or `?key=`: Gemini's shape.
+    let goog = RequestHead { method: "GET", path: "/v1/models", x_goog_api_key: Some("sk-a"), ..Default::default() };
+    let (status, v) = body_of(&goog);
+    assert_eq!(status, 200);
+    assert_eq!(v["models"][0]["name"], "models/m");
+    assert_eq!(v.get("data"), None);
+    let (status, v) = body_of(&RequestHead { method: "GET", path: "/v1/models?key=sk-a", ..Default::default() });
+    assert_eq!(status, 200);
+    assert_eq!(v["models"].as_array().map(Vec::len), Some(3));
+    let one = RequestHead { method: "GET", path: "/v1/models/m2", x_goog_api_key: Some("sk-a"), ..Default::default() };
+    let (status, v) = body_of(&one);
+    assert_eq!((status, v["name"].as_str()), (200, Some("models/m2")));
+    let none =
+        RequestHead { method: "GET", path: "/v1/models/nope", x_goog_api_key: Some("sk-a"), ..Default::default() };
+    let (status, v) = body_of(&none);
+    assert_eq!((status, v["error"]["status"].as_str()), (404, Some("NOT_FOUND")));
+    // A bearer key: OpenAI's list, as before.
+    let (status, v) = body_of(&head_of("GET", "/v1/models", "Bearer sk-a"));
+    assert_eq!((status, v["object"].as_str()), (200, Some("list")));
+    assert_eq!(v["data"][0]["id"], "m");
+}
