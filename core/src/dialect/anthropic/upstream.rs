@@ -338,8 +338,10 @@ pub fn response_to_pivot(v: &Value) -> Result<(Value, Option<Usage>), String> {
         ins(&mut message, "tool_calls", Value::Array(calls));
     }
     let mut choice = json!({"index": 0, "message": message, "logprobs": null, "finish_reason": finish.as_openai()});
-    if let Some(seq) = stop_sequence(obj.get("stop_reason"), obj.get("stop_sequence")) {
-        choice["stop_reason"] = json!(seq);
+    if let (Some(seq), Some(c)) =
+        (stop_sequence(obj.get("stop_reason"), obj.get("stop_sequence")), choice.as_object_mut())
+    {
+        ins(c, "stop_reason", json!(seq));
     }
     let usage = obj.get("usage").and_then(usage_from_anthropic);
     let id = obj.get("id").and_then(Value::as_str).unwrap_or("");
