@@ -71,16 +71,17 @@ def test_anthropic_message_start_carries_input_tokens(stack):
 
 def test_anthropic_stop_sequence_ends_the_turn(stack):
     # The demo Anthropic upstream replies "Hello from claude-demo! You said: tell me" and stops
-    # before the first stop sequence it contains, as Anthropic does.
+    # before the first stop sequence it contains, as Anthropic does (its words re-joined: no
+    # trailing space).
     args = dict(model="test-claude", max_tokens=100, stop_sequences=["said", "You"],
                 messages=[{"role": "user", "content": "tell me"}])
     m = ant(stack).messages.create(**args)
     assert m.stop_reason == "stop_sequence" and m.stop_sequence == "You"
-    assert m.content[0].text == "Hello from claude-demo! "
+    assert m.content[0].text == "Hello from claude-demo!"
     with ant(stack).messages.stream(**args) as s:
         text = "".join(s.text_stream)
         final = s.get_final_message()
-    assert text == "Hello from claude-demo! "
+    assert text == "Hello from claude-demo!"
     assert final.stop_reason == "stop_sequence" and final.stop_sequence == "You"
     # No stop sequence in the reply: an ordinary end of turn.
     m = ant(stack).messages.create(**{**args, "stop_sequences": ["zzz"]})
