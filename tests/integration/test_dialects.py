@@ -254,3 +254,15 @@ def test_gemini_models_get(stack):
     m = gem(stack).models.get(model="qai-flash")
     assert m.name == "models/qai-flash"
     assert "generateContent" in m.supported_actions
+
+
+def test_unknown_paths_in_a_dialects_namespace_get_its_errors(stack, http):
+    with pytest.raises(anthropic.NotFoundError) as e:
+        ant(stack).post("/v1/messages/batches", cast_to=object, body={"requests": []})
+    assert e.value.body["type"] == "error" and e.value.body["error"]["type"] == "not_found_error"
+    for path in ["/v1alpha/models/qai-flash", "/v1beta/models/qai-flash:unknownAction"]:
+        s, _, b = http.json("POST", path, {}, headers={"x-goog-api-key": KEY})
+        assert (s, b["error"]["code"], b["error"]["status"]) == (404, 404, "NOT_FOUND"), (path, b)
+    # Elsewhere: OpenAI's shape, as before.
+    s, _, b = http.json("GET", "/v1/nothing", headers={"Authorization": f"Bearer {KEY}"})
+    assert (s, b["error"]["code"]) == (404, "not_found")

@@ -34,6 +34,9 @@ impl Exchange {
             }
         }
         self.front = self.endpoint.dialect();
+        if matches!(self.endpoint, Endpoint::Unknown | Endpoint::MethodNotAllowed) {
+            self.front = namespace_dialect(head.path).unwrap_or(self.front);
+        }
         // A `?key=` leaves the path on every path, known or not, whatever the method (the glue
         // applies it before anything else, so the key reaches neither the upstream nor a log).
         self.path_without_key = endpoints::without_query_param(head.path, "key");
@@ -173,6 +176,21 @@ impl Exchange {
 
 pub(super) fn client_credential_removals() -> Vec<HeaderEdit> {
     vec![remove("authorization"), remove("x-api-key"), remove("x-goog-api-key")]
+}
+
+/// The dialect of a path's namespace, for the errors of paths the gateway does not serve there:
+/// Anthropic's under `/v1/messages/` (batches, count_tokens), Gemini's under `/v1beta/`,
+/// `/v1alpha/` and model actions (`/v1/models/{model}:{action}`); also under `/api`.
+fn namespace_dialect(full_path: &str) -> Option<Dialect> {
+    let path = full_path.split(['?', '#']).next().unwrap_or(full_path);
+    let path = path.strip_prefix("/api").unwrap_or(path);
+    if path.starts_with("/v1/messages/") {
+        Some(Dialect::Anthropic)
+    } else if endpoints::in_gemini_namespace(full_path) || path == "/v1alpha" || path.starts_with("/v1alpha/") {
+        Some(Dialect::Gemini)
+    } else {
+        None
+    }
 }
 
 fn gemini_model_json(m: &Model) -> Value {

@@ -138,3 +138,29 @@ fn a_gemini_clients_v1_models_get_the_gemini_catalog() {
     assert_eq!((status, v["object"].as_str()), (200, Some("list")));
     assert_eq!(v["data"][0]["id"], "m");
 }
+
+#[test]
+fn unknown_paths_in_the_anthropic_and_gemini_namespaces_get_errors_in_that_dialect() {
+    let c = cfg();
+    for (method, path) in [
+        ("POST", "/v1/messages/batches"),
+        ("GET", "/v1alpha/models/m"),
+        ("POST", "/v1beta/models/m:unknownAction"),
+        ("POST", "/v1/models/m:unknownAction"),
+        ("GET", "/v1/nothing"),
+    ] {
+        let s = MemoryStore::new();
+        let env = Env { now_ms: 1_700_000_040_000, store: &s };
+        let mut ex = Exchange::new();
+        let head = RequestHead { method, path, x_api_key: Some("sk-a"), ..Default::default() };
+        let HeadAction::Reply(r) = ex.on_request_headers(&c, &head, &env) else { panic!("{path}: admitted") };
+        let body = String::from_utf8_lossy(&r.body).to_string();
+        assert_eq!(r.status, 404, "{path}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        match path {
+            "/v1/messages/batches" => assert_eq!(v["error"]["type"], "not_found_error", "{body}"),
+            "/v1/nothing" => assert_eq!(v["error"]["code"], "not_found", "{body}"),
+            _ => assert_eq!(v["error"]["status"], "NOT_FOUND", "{path}: {body}"),
+        }
+    }
+}
