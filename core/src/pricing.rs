@@ -40,7 +40,10 @@ pub fn estimate_micros(model: &Model, request_bytes: usize, units: f64, max_toke
         ModelType::Text => {
             let prompt = prompt_tokens_bound(request_bytes);
             let completion = completion_budget(model, max_tokens) as f64 * units.max(1.0);
-            prompt * p.prompt_per_1k / 1000.0 + completion * p.completion_per_1k / 1000.0
+            // Upper bounds: every token at the dearer of its two prices.
+            let prompt_price = p.prompt_per_1k.max(p.cached_per_1k());
+            let completion_price = p.completion_per_1k.max(p.reasoning_per_1k());
+            prompt * prompt_price / 1000.0 + completion * completion_price / 1000.0
         }
         ModelType::Image => units.max(1.0) * p.per_image,
         ModelType::Video | ModelType::Audio => units.max(0.0) * p.per_second,

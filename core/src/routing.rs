@@ -37,6 +37,24 @@ pub struct Price {
     /// Text to speech: credits per 1000 characters of input.
     #[serde(default)]
     pub per_1k_chars: f64,
+    /// Prompt tokens served from the upstream's cache, per 1000; unset: `prompt_per_1k`.
+    #[serde(default)]
+    pub cached_prompt_per_1k: Option<f64>,
+    /// Reasoning tokens, per 1000; unset: `completion_per_1k` (they are completion tokens).
+    #[serde(default)]
+    pub reasoning_per_1k: Option<f64>,
+}
+
+impl Price {
+    /// The price of a cached prompt token, per 1000.
+    pub fn cached_per_1k(&self) -> f64 {
+        self.cached_prompt_per_1k.unwrap_or(self.prompt_per_1k)
+    }
+
+    /// The price of a reasoning token, per 1000.
+    pub fn reasoning_per_1k(&self) -> f64 {
+        self.reasoning_per_1k.unwrap_or(self.completion_per_1k)
+    }
 }
 
 /// What an `audio` model does.

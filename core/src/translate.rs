@@ -130,6 +130,7 @@ pub fn response_at(
             let mut p = pivot_v;
             if let Some(o) = p.as_object_mut() {
                 o.insert("model".to_string(), Value::String(client_model.to_string()));
+                openai::stamp_created(o, created_at);
             }
             p
         }
@@ -170,6 +171,8 @@ pub struct Halves {
     error_sent: bool,
     /// Set for Anthropic fronts: `usage.credits_consumed` at this price.
     price: Option<Price>,
+    /// The upstream's early prompt count went to the front.
+    prompt_hinted: bool,
 }
 
 impl Halves {
@@ -224,7 +227,7 @@ fn upstream_half(dialect: Dialect, client_model: &str) -> Box<dyn UpstreamStream
 /// created at `created_at`).
 fn front_half(dialect: Dialect, client_model: &str, wants_usage: bool, created_at: u64) -> Box<dyn FrontStream> {
     match dialect {
-        Dialect::OpenAi => Box::new(openai::StreamFromPivot::new(client_model, wants_usage)),
+        Dialect::OpenAi => Box::new(openai::StreamFromPivot::at(client_model, wants_usage, created_at)),
         Dialect::Anthropic => Box::new(anthropic::StreamFromPivot::new(client_model)),
         Dialect::Gemini => Box::new(gemini::StreamFromPivot::new(client_model)),
         Dialect::OpenAiResponses => Box::new(responses::StreamFromPivot::new(client_model, created_at)),
@@ -272,7 +275,17 @@ impl StreamPipe {
             finished: false,
             error_sent: false,
             price: if front == Dialect::Anthropic { price } else { None },
+            prompt_hinted: false,
         }))
+    }
+
+    /// The gateway's estimate of the prompt's tokens, for a front that announces the prompt
+    /// size before the upstream reports it (Anthropic's `message_start`).
+    pub fn with_prompt_estimate(mut self, tokens: u64) -> Self {
+        if let StreamPipe::Translated(h) = &mut self {
+            h.down.prompt_hint(Usage { prompt_tokens: tokens, ..Usage::default() });
+        }
+        self
     }
 
     /// Completion text bytes that passed through so far.
@@ -312,6 +325,12 @@ impl StreamPipe {
                     return;
                 }
                 h.up.on_event(ev, &mut h.chunks);
+                if !h.prompt_hinted {
+                    if let Some(u) = h.up.usage().filter(|u| u.prompt_tokens > 0) {
+                        h.prompt_hinted = true;
+                        h.down.prompt_hint(u);
+                    }
+                }
                 h.relay(out);
                 if let Some(msg) = h.up.error().filter(|_| !h.error_sent).map(str::to_string) {
                     h.error(&msg, out);

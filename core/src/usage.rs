@@ -37,10 +37,16 @@ pub fn from_openai(obj: &Value) -> Option<Usage> {
     })
 }
 
-/// Credits for `u` at `price`: prompt and completion tokens at their per-1k prices.
+/// Credits for `u` at `price`: prompt and completion tokens at their per-1k prices; of those,
+/// cached prompt tokens at `cached_prompt_per_1k` and reasoning tokens at `reasoning_per_1k`
+/// when set (a detail larger than its total counts as the total).
 pub fn credits(price: &Price, u: &Usage) -> f64 {
-    u.prompt_tokens as f64 * price.prompt_per_1k / 1000.0
-        + u.completion_tokens as f64 * price.completion_per_1k / 1000.0
+    let cached = u.cached_tokens.min(u.prompt_tokens);
+    let reasoning = u.reasoning_tokens.min(u.completion_tokens);
+    (u.prompt_tokens - cached) as f64 * price.prompt_per_1k / 1000.0
+        + cached as f64 * price.cached_per_1k() / 1000.0
+        + (u.completion_tokens - reasoning) as f64 * price.completion_per_1k / 1000.0
+        + reasoning as f64 * price.reasoning_per_1k() / 1000.0
 }
 
 // ---- The estimator -------------------------------------------------------------------------

@@ -54,6 +54,10 @@ impl<U: UpstreamStream, F: FrontStream> Drive for Pair<U, F> {
     fn event(&mut self, ev: &Event, out: &mut Vec<u8>) {
         let mut chunks = Vec::new();
         self.0.on_event(ev, &mut chunks);
+        // As `StreamPipe`: the upstream's early prompt count goes to the front.
+        if let Some(u) = self.0.usage().filter(|u| u.prompt_tokens > 0) {
+            self.1.prompt_hint(u);
+        }
         chunks.iter().for_each(|c| self.1.on_chunk(c, out));
         if self.0.ended() {
             self.1.on_done(out);

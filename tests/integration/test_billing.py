@@ -194,3 +194,37 @@ def test_limit_refusals_of_a_known_model_are_labelled_with_it(stack, http):
     assert (rec["status"], rec["error"], rec["model"], rec["cluster"], rec["credits"]) == (
         402, "insufficient_funds", "qai-think", None, 0)
     assert refused_4xx() == before + 1
+
+
+@pytest.mark.parametrize("front", ["openai", "anthropic", "gemini"])
+def test_cached_and_reasoning_tokens_reach_the_client_the_record_and_the_metrics(stack, front):
+    def tokens():
+        out = {}
+        for line in stack.stats("prometheus").splitlines():
+            if line.startswith("tollgate_tokens{") and 'model="qai-flash"' in line:
+                out[line.split('kind="')[1].split('"')[0]] = int(line.rsplit(" ", 1)[1])
+        return out
+
+    before = tokens()
+    # The OpenAI upstream reports 1000 prompt tokens (400 of them cached) and 100 completion
+    # tokens (30 of them reasoning).
+    status, headers, body = call(stack, front, "qai-flash", False,
+                                 {"x-demo-usage-fixed": "1000 100", "x-demo-usage-details": "400 30"})
+    assert status == 200
+    rec = stack.billing_record(headers["x-request-id"])
+    assert (rec["prompt_tokens"], rec["completion_tokens"], rec["cached_tokens"], rec["reasoning_tokens"]) == (
+        1000, 100, 400, 30)
+    # qai-flash prices neither apart: cached tokens at the prompt price, reasoning at completion's.
+    assert rec["credits"] == round(1000 * 0.1 / 1000 + 100 * 0.2 / 1000, 6)
+    after = tokens()
+    assert after["cached"] - before.get("cached", 0) == 400
+    assert after["reasoning"] - before.get("reasoning", 0) == 30
+    usage = json.loads(body)["usage" if front != "gemini" else "usageMetadata"]
+    if front == "openai":
+        assert usage["prompt_tokens_details"]["cached_tokens"] == 400
+        assert usage["completion_tokens_details"]["reasoning_tokens"] == 30
+    elif front == "anthropic":
+        assert (usage["input_tokens"], usage["cache_read_input_tokens"], usage["output_tokens"]) == (600, 400, 100)
+    else:
+        assert (usage["promptTokenCount"], usage["cachedContentTokenCount"]) == (1000, 400)
+        assert (usage["candidatesTokenCount"], usage["thoughtsTokenCount"]) == (70, 30)

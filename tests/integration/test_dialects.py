@@ -52,6 +52,56 @@ def test_anthropic_stream_text(stack):
     assert final.usage.output_tokens == len(text.split())
 
 
+def test_anthropic_message_start_carries_input_tokens(stack):
+    # From an Anthropic upstream: the upstream's own count, passed on at `message_start`.
+    args = dict(max_tokens=100, messages=[{"role": "user", "content": "tell me"}])
+    with ant(stack).messages.stream(model="test-claude", **args) as s:
+        events = list(s)
+        final = s.get_final_message()
+    assert events[0].type == "message_start"
+    assert events[0].message.usage.input_tokens == final.usage.input_tokens
+    assert final.usage.input_tokens == 6
+    # From an OpenAI upstream (usage only at the end): the gateway's estimate, 2 tokens of text
+    # ("tell me", 7 bytes) + 4 for the message + 3 for the reply.
+    with ant(stack).messages.stream(model="qai-flash", **args) as s:
+        events = list(s)
+    assert events[0].type == "message_start"
+    assert events[0].message.usage.input_tokens == 9
+
+
+def test_anthropic_stop_sequence_ends_the_turn(stack):
+    # The demo Anthropic upstream replies "Hello from claude-demo! You said: tell me" and stops
+    # before the first stop sequence it contains, as Anthropic does (its words re-joined: no
+    # trailing space).
+    args = dict(model="test-claude", max_tokens=100, stop_sequences=["said", "You"],
+                messages=[{"role": "user", "content": "tell me"}])
+    m = ant(stack).messages.create(**args)
+    assert m.stop_reason == "stop_sequence" and m.stop_sequence == "You"
+    assert m.content[0].text == "Hello from claude-demo!"
+    with ant(stack).messages.stream(**args) as s:
+        text = "".join(s.text_stream)
+        final = s.get_final_message()
+    assert text == "Hello from claude-demo!"
+    assert final.stop_reason == "stop_sequence" and final.stop_sequence == "You"
+    # No stop sequence in the reply: an ordinary end of turn.
+    m = ant(stack).messages.create(**{**args, "stop_sequences": ["zzz"]})
+    assert m.stop_reason == "end_turn" and m.stop_sequence is None
+
+
+@pytest.mark.parametrize("model", ["qai-flash", "test-claude", "test-gemini"])
+def test_anthropic_messages_parse_with_an_output_format(stack, model):
+    import pydantic
+
+    class City(pydantic.BaseModel):
+        name: str
+        population: int
+
+    m = ant(stack).messages.parse(model=model, max_tokens=100, output_format=City,
+                                  messages=[{"role": "user", "content": "a city"}])
+    # The demo upstreams answer a JSON schema with "demo" for strings and 1 for integers.
+    assert m.parsed_output == City(name="demo", population=1)
+
+
 def test_anthropic_tool_use_streamed_and_not(stack):
     args = dict(model="qai-flash", max_tokens=100, tools=[WEATHER_TOOL],
                 messages=[{"role": "user", "content": "what is the weather in Paris"}])
@@ -72,9 +122,15 @@ def test_anthropic_errors_are_its_own_classes(stack):
         ant(stack, "sk-wrong").messages.create(model="qai-flash", max_tokens=10,
                                                messages=[{"role": "user", "content": "x"}])
     assert e.value.body["error"]["type"] == "authentication_error"
-    with pytest.raises(anthropic.BadRequestError) as e:
+    # An unknown model is a 404 `not_found_error`, as from Anthropic's API.
+    with pytest.raises(anthropic.NotFoundError) as e:
         ant(stack).messages.create(model="nope", max_tokens=10, messages=[{"role": "user", "content": "x"}])
-    assert e.value.body["type"] == "error"
+    assert e.value.status_code == 404
+    assert e.value.body["type"] == "error" and e.value.body["error"]["type"] == "not_found_error"
+    with pytest.raises(anthropic.NotFoundError) as e:
+        with ant(stack).messages.stream(model="nope", max_tokens=10, messages=[{"role": "user", "content": "x"}]) as s:
+            list(s)
+    assert e.value.body["error"]["type"] == "not_found_error"
     with pytest.raises(anthropic.NotFoundError):
         ant(stack).messages.with_raw_response.create  # noqa: B018 - attribute exists
         ant(stack).post("/v1/nothing", cast_to=object, body={})
@@ -119,9 +175,13 @@ def test_gemini_errors(stack):
     with pytest.raises(genai_errors.ClientError) as e:
         gem(stack, "sk-wrong").models.generate_content(model="qai-flash", contents="x")
     assert e.value.code == 401 and e.value.status == "UNAUTHENTICATED"
+    # An unknown model is a 404 `NOT_FOUND`, as from Gemini's API.
     with pytest.raises(genai_errors.ClientError) as e:
         gem(stack).models.generate_content(model="nope", contents="x")
-    assert e.value.code == 400 and e.value.status == "INVALID_ARGUMENT"
+    assert e.value.code == 404 and e.value.status == "NOT_FOUND"
+    with pytest.raises(genai_errors.ClientError) as e:
+        list(gem(stack).models.generate_content_stream(model="nope", contents="x"))
+    assert e.value.code == 404 and e.value.status == "NOT_FOUND"
     with pytest.raises(genai_errors.ClientError) as e:
         for _ in range(12):
             gem(stack, "sk-demo-limited").models.generate_content(model="qai-flash", contents="x")
@@ -175,7 +235,34 @@ def test_gemini_404_is_client_error(stack):
     assert e.value.code == 404
 
 
+def test_gemini_models_list_and_get_on_the_default_api_version(stack, http):
+    # google-genai's default version is v1: GET /v1/models[/{id}] with x-goog-api-key.
+    v1 = gem(stack, version="v1")
+    names = [m.name for m in v1.models.list()]
+    s, _, b = http.json("GET", "/v1/models", headers={"Authorization": f"Bearer {KEY}"})
+    assert s == 200
+    assert names == [f"models/{m['id']}" for m in b["data"]]
+    assert "models/qai-flash" in names
+    m = v1.models.get(model="qai-flash")
+    assert m.name == "models/qai-flash" and "generateContent" in m.supported_actions
+    with pytest.raises(genai_errors.ClientError) as e:
+        v1.models.get(model="no-such-model")
+    assert e.value.code == 404 and e.value.status == "NOT_FOUND"
+
+
 def test_gemini_models_get(stack):
     m = gem(stack).models.get(model="qai-flash")
     assert m.name == "models/qai-flash"
     assert "generateContent" in m.supported_actions
+
+
+def test_unknown_paths_in_a_dialects_namespace_get_its_errors(stack, http):
+    with pytest.raises(anthropic.NotFoundError) as e:
+        ant(stack).post("/v1/messages/batches", cast_to=object, body={"requests": []})
+    assert e.value.body["type"] == "error" and e.value.body["error"]["type"] == "not_found_error"
+    for path in ["/v1alpha/models/qai-flash", "/v1beta/models/qai-flash:unknownAction"]:
+        s, _, b = http.json("POST", path, {}, headers={"x-goog-api-key": KEY})
+        assert (s, b["error"]["code"], b["error"]["status"]) == (404, 404, "NOT_FOUND"), (path, b)
+    # Elsewhere: OpenAI's shape, as before.
+    s, _, b = http.json("GET", "/v1/nothing", headers={"Authorization": f"Bearer {KEY}"})
+    assert (s, b["error"]["code"]) == (404, "not_found")

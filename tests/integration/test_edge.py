@@ -381,7 +381,8 @@ def test_h2_request_trailers_do_not_skip_validation_routing_or_billing(edge):
     assert with_trailers["credits"] > 0
     # Invalid with trailers: refused in the dialect, nothing upstream.
     edge.clear_backend_requests()
-    for bad, want in [({**anth, "model": "nope"}, 400), ({**anth, "max_tokens": "x"}, 400)]:
+    # (An unknown model is Anthropic's 404 `not_found_error`.)
+    for bad, want in [({**anth, "model": "nope"}, 404), ({**anth, "max_tokens": "x"}, 400)]:
         status, _, data = h2_request(edge, "/v1/messages", auth, json.dumps(bad).encode(), trailers)
         assert status == want, data
         assert json.loads(data)["type"] == "error"
@@ -418,10 +419,13 @@ def test_requests_envoy_refuses_itself_are_dated_now(edge):
 
 
 def test_goog_key_header_counts_only_on_gemini_paths(edge):
-    for method, path, body in [("POST", "/v1/chat/completions", CHAT), ("GET", "/v1/models", None),
+    for method, path, body in [("POST", "/v1/chat/completions", CHAT),
                                ("POST", "/v1/messages", {"model": "qai-flash", "max_tokens": 5,
                                                          "messages": [{"role": "user", "content": "hi"}]})]:
         status, _, out = request(edge, method, path, {"x-goog-api-key": KEY}, body)
         assert status == 401, (path, out)
     status, _, _ = request(edge, "GET", "/v1beta/models", {"x-goog-api-key": KEY})
     assert status == 200
+    # google-genai's default `v1`: GET /v1/models with its key header is a Gemini client's list.
+    status, _, out = request(edge, "GET", "/v1/models", {"x-goog-api-key": KEY})
+    assert status == 200 and "models" in json.loads(out) and "data" not in json.loads(out), out

@@ -1,6 +1,7 @@
 """The OpenAI front through real Envoy, with the official openai Python SDK as the client."""
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import openai
@@ -209,3 +210,16 @@ def test_node_openai_sdk(stack):
         capture_output=True, text=True, timeout=120,
     )
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("model", ["test-claude", "test-gemini"])
+def test_created_is_the_time_on_translated_responses(stack, model):
+    # Anthropic and Gemini responses have no creation time: the gateway's clock, in seconds.
+    before = int(time.time())
+    r = client(stack).chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+    chunks = list(client(stack).chat.completions.create(model=model, stream=True,
+                                                        messages=[{"role": "user", "content": "hi"}]))
+    after = int(time.time())
+    assert before <= r.created <= after
+    assert len(chunks) > 1
+    assert all(before <= c.created <= after for c in chunks), [c.created for c in chunks]

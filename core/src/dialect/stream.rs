@@ -66,6 +66,11 @@ pub trait FrontStream {
     fn on_text(&mut self, chunk: &TextChunk, out: &mut Vec<u8>) {
         self.on_chunk(&chunk.to_value(), out);
     }
+
+    /// The prompt's size before the final usage: the upstream's own count when it sent one
+    /// early (Anthropic's `message_start`), else the gateway's estimate. A front that announces
+    /// the prompt size at the start of its stream says it; the others ignore it.
+    fn prompt_hint(&mut self, _usage: Usage) {}
 }
 
 /// What every upstream half writes the same way: the message id and model on every chunk (the
@@ -178,6 +183,8 @@ pub trait ChoiceFront {
     {
         FrontStream::on_chunk(self, &chunk.to_value(), out);
     }
+    /// As `FrontStream::prompt_hint`.
+    fn prompt_hint(&mut self, _usage: Usage) {}
     /// The finish reason arrived (it is in `state().finish`).
     fn finished(&mut self, _out: &mut Vec<u8>) {}
     /// The client's closing events; `state().closed` is set after.
@@ -214,6 +221,10 @@ impl<T: ChoiceFront> FrontStream for T {
         if !self.state().closed {
             self.text(chunk, out);
         }
+    }
+
+    fn prompt_hint(&mut self, usage: Usage) {
+        ChoiceFront::prompt_hint(self, usage);
     }
 
     fn on_done(&mut self, out: &mut Vec<u8>) {

@@ -20,7 +20,23 @@ impl Exchange {
         self.now_ms = env.now_ms;
         self.client_request_id = head.request_id.and_then(client_request_id);
         self.endpoint = endpoints::classify(head.method, head.path);
+        // google-genai's default API version is `v1`: its `models.list()` / `models.get()` are
+        // `GET /v1/models[/{id}]` with its key in `x-goog-api-key` or `?key=`. Such a request
+        // (with no OpenAI or Anthropic credential) is a Gemini client's, answered in its shape.
+        let goog_only = head.authorization.is_none()
+            && head.x_api_key.is_none()
+            && (head.x_goog_api_key.is_some() || endpoints::query_param(head.path, "key").is_some());
+        if goog_only {
+            match &self.endpoint {
+                Endpoint::ListModels => self.endpoint = Endpoint::GeminiListModels,
+                Endpoint::GetModel(id) => self.endpoint = Endpoint::GeminiGetModel(id.clone()),
+                _ => {}
+            }
+        }
         self.front = self.endpoint.dialect();
+        if matches!(self.endpoint, Endpoint::Unknown | Endpoint::MethodNotAllowed) {
+            self.front = namespace_dialect(head.path).unwrap_or(self.front);
+        }
         // A `?key=` leaves the path on every path, known or not, whatever the method (the glue
         // applies it before anything else, so the key reaches neither the upstream nor a log).
         self.path_without_key = endpoints::without_query_param(head.path, "key");
@@ -168,6 +184,21 @@ impl Exchange {
 
 pub(super) fn client_credential_removals() -> Vec<HeaderEdit> {
     vec![remove("authorization"), remove("x-api-key"), remove("x-goog-api-key")]
+}
+
+/// The dialect of a path's namespace, for the errors of paths the gateway does not serve there:
+/// Anthropic's under `/v1/messages/` (batches, count_tokens), Gemini's under `/v1beta/`,
+/// `/v1alpha/` and model actions (`/v1/models/{model}:{action}`); also under `/api`.
+fn namespace_dialect(full_path: &str) -> Option<Dialect> {
+    let path = full_path.split(['?', '#']).next().unwrap_or(full_path);
+    let path = path.strip_prefix("/api").unwrap_or(path);
+    if path.starts_with("/v1/messages/") {
+        Some(Dialect::Anthropic)
+    } else if endpoints::in_gemini_namespace(full_path) || path == "/v1alpha" || path.starts_with("/v1alpha/") {
+        Some(Dialect::Gemini)
+    } else {
+        None
+    }
 }
 
 fn gemini_model_json(m: &Model) -> Value {

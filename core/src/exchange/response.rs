@@ -78,7 +78,8 @@ impl Exchange {
                 self.wants_usage,
                 self.price,
                 self.now_ms / 1000,
-            );
+            )
+            .with_prompt_estimate(self.prompt_estimate);
             self.mode = ResponseMode::Stream {
                 framer: Framer::default(),
                 pipe: Box::new(pipe),

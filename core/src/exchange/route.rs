@@ -218,8 +218,14 @@ impl Exchange {
         want: Option<ModelType>,
     ) -> Result<&'c Model, GatewayError> {
         let model = cfg.model(name).ok_or_else(|| {
+            // Anthropic and Gemini answer an unknown model with a 404 (their SDKs raise
+            // `NotFoundError` / a 404 `ClientError`); OpenAI clients keep the 400.
+            let code = match self.front {
+                Dialect::Anthropic | Dialect::Gemini => Code::NotFound,
+                Dialect::OpenAi | Dialect::OpenAiResponses => Code::InvalidModel,
+            };
             GatewayError::new(
-                Code::InvalidModel,
+                code,
                 format!("The model '{name}' does not exist; GET /v1/models lists the available models"),
             )
             .with_param("model")

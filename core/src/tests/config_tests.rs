@@ -129,6 +129,11 @@ fn unknown_or_mistyped_fields_are_named_by_their_path() {
         ),
         (r#""prompt_per_1k":1"#, r#""prompt_per_1kk":1"#, "models[1].price: unknown field `prompt_per_1kk`"),
         (
+            r#""prompt_per_1k":1"#,
+            r#""prompt_per_1k":1,"reasoning_per_1k":"x""#,
+            "models[1].price: invalid type: string \"x\"",
+        ),
+        (
             r#"{"name":"c"}"#,
             r#"{"name":"c","headers":{"x-a":1}}"#,
             "clusters[0]: invalid type: integer `1`, expected a string",
@@ -402,4 +407,23 @@ fn allowed_models_must_name_configured_models() {
     assert_eq!(err(r#"["*"]"#), "keys[0].allowed_models: '*' is not a model id or a prefix ending in '*'");
     assert_eq!(err(r#"["qai-max"]"#), "keys[0].allowed_models: 'qai-max' names no model in 'models'");
     assert_eq!(err(r#"["x*"]"#), "keys[0].allowed_models: 'x*' names no model in 'models'");
+}
+
+#[test]
+fn cached_and_reasoning_prices_are_optional_and_non_negative() {
+    let doc = |price: &str| {
+        format!(
+            r#"{{"clusters":[{{"name":"c"}}],"models":[{{"id":"m","type":"text","cluster":"c","price":{price}}}]}}"#
+        )
+    };
+    let c = Config::parse(doc(r#"{"prompt_per_1k":1,"cached_prompt_per_1k":0.5,"reasoning_per_1k":3}"#).as_bytes())
+        .unwrap();
+    let p = c.model("m").unwrap().price;
+    assert_eq!((p.cached_prompt_per_1k, p.reasoning_per_1k), (Some(0.5), Some(3.0)));
+    let p = Config::parse(doc(r#"{"prompt_per_1k":1}"#).as_bytes()).unwrap().model("m").unwrap().price;
+    assert_eq!((p.cached_prompt_per_1k, p.reasoning_per_1k), (None, None));
+    for name in ["cached_prompt_per_1k", "reasoning_per_1k"] {
+        let e = Config::parse(doc(&format!(r#"{{"{name}":-1}}"#)).as_bytes()).unwrap_err();
+        assert_eq!(e, format!("models[0].price.{name}: must be a non-negative number"));
+    }
 }

@@ -163,3 +163,17 @@ fn openai_usage_with_details() {
     assert_eq!(from_openai(&json!({"usage": null})), None);
     assert_eq!(from_openai(&json!({})), None);
 }
+
+#[test]
+fn cached_and_reasoning_tokens_at_their_own_prices_when_set() {
+    let u = Usage { prompt_tokens: 1000, completion_tokens: 500, cached_tokens: 400, reasoning_tokens: 200 };
+    // Unset: cached tokens are prompt tokens, reasoning tokens completion tokens.
+    let p = Price { prompt_per_1k: 1.0, completion_per_1k: 2.0, ..Default::default() };
+    assert_eq!(credits(&p, &u), 2.0);
+    // 600 x 1 + 400 x 0.25 + 300 x 2 + 200 x 3, per 1000.
+    let p = Price { cached_prompt_per_1k: Some(0.25), reasoning_per_1k: Some(3.0), ..p };
+    assert_eq!(credits(&p, &u), 0.6 + 0.1 + 0.6 + 0.6);
+    // A detail larger than its total (a confused upstream) counts as the total, never more.
+    let odd = Usage { prompt_tokens: 10, completion_tokens: 10, cached_tokens: 50, reasoning_tokens: 50 };
+    assert_eq!(credits(&p, &odd), (10.0 * 0.25 + 10.0 * 3.0) / 1000.0);
+}

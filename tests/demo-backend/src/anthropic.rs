@@ -68,18 +68,34 @@ pub async fn messages(ctl: &Controls, body: &[u8]) -> Resp {
         .unwrap_or_default();
     let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let cap = as_count(req.get("max_tokens"));
+    // As Anthropic: the reply ends before the first of `stop_sequences` it contains.
+    let mut stop_sequence: Option<String> = None;
     let reply = match pick_tool(&req, &last_user) {
         Some(t) => Reply::Tool(t),
-        None => Reply::Text(Plan::new(
-            &tokens::reply_text(&model, &last_user, req.pointer("/output_config/format/schema")),
-            ctl.chunks,
-            cap,
-        )),
+        None => {
+            let mut text = tokens::reply_text(&model, &last_user, req.pointer("/output_config/format/schema"));
+            let stops = req.get("stop_sequences").and_then(Value::as_array);
+            let hit = stops
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .filter_map(|s| text.find(s).map(|at| (at, s)))
+                .min_by_key(|(at, _)| *at);
+            if let Some((at, s)) = hit {
+                text.truncate(at);
+                stop_sequence = Some(s.to_string());
+            }
+            Reply::Text(Plan::new(&text, ctl.chunks, cap))
+        }
     };
     let (stop_reason, output_tokens) = match &reply {
-        Reply::Text(p) => (if p.truncated { "max_tokens" } else { "end_turn" }, p.tokens()),
+        Reply::Text(p) if p.truncated => ("max_tokens", p.tokens()),
+        Reply::Text(p) if stop_sequence.is_some() => ("stop_sequence", p.tokens()),
+        Reply::Text(p) => ("end_turn", p.tokens()),
         Reply::Tool(t) => ("tool_use", t.args.tokens()),
     };
+    let stop_sequence = if stop_reason == "stop_sequence" { stop_sequence } else { None };
     let (input_tokens, output_tokens) = ctl.usage(input_tokens, output_tokens);
     let id = format!("msg_{}", rand_hex(24));
 
@@ -98,7 +114,7 @@ pub async fn messages(ctl: &Controls, body: &[u8]) -> Resp {
             "model": model,
             "content": content,
             "stop_reason": stop_reason,
-            "stop_sequence": null,
+            "stop_sequence": stop_sequence,
         });
         if !ctl.no_usage {
             resp["usage"] = json!({"input_tokens": input_tokens, "output_tokens": output_tokens});
@@ -174,7 +190,7 @@ pub async fn messages(ctl: &Controls, body: &[u8]) -> Resp {
         }
         let mut md = json!({
             "type": "message_delta",
-            "delta": {"stop_reason": stop_reason, "stop_sequence": null},
+            "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
         });
         if !ctl.no_usage {
             md["usage"] = json!({"output_tokens": output_tokens});

@@ -26,6 +26,18 @@ pub struct Controls {
     /// `x-demo-usage-fixed: P C` — report exactly P prompt and C completion tokens, whatever
     /// the request (tests choose the usage instead of recomputing the mock's count).
     pub usage_fixed: Option<(u64, u64)>,
+    /// `x-demo-usage-details: C R` — the OpenAI usage says C cached prompt tokens and R
+    /// reasoning tokens (`prompt_tokens_details`, `completion_tokens_details`).
+    pub usage_details: Option<(u64, u64)>,
+}
+
+/// Two numbers separated by white space.
+fn pair(v: &str) -> Option<(u64, u64)> {
+    let mut it = v.split_whitespace().map(str::parse::<u64>);
+    match (it.next(), it.next(), it.next()) {
+        (Some(Ok(p)), Some(Ok(c)), None) => Some((p, c)),
+        _ => None,
+    }
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -54,13 +66,8 @@ impl Controls {
                 Some("1" | "true" | "yes" | "on")
             ),
             cut_after: number(h, "x-demo-cut-after").map(|n| n as usize),
-            usage_fixed: header(h, "x-demo-usage-fixed").and_then(|v| {
-                let mut it = v.split_whitespace().map(str::parse::<u64>);
-                match (it.next(), it.next(), it.next()) {
-                    (Some(Ok(p)), Some(Ok(c)), None) => Some((p, c)),
-                    _ => None,
-                }
-            }),
+            usage_fixed: header(h, "x-demo-usage-fixed").and_then(pair),
+            usage_details: header(h, "x-demo-usage-details").and_then(pair),
         }
     }
 

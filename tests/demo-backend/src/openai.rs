@@ -77,8 +77,13 @@ pub fn pick_tool(req: &Value, last_user: &str) -> Option<ToolCall> {
     Some(ToolCall { name, args: ToolArgs { has_location } })
 }
 
-fn usage(prompt: u64, completion: u64) -> Value {
-    json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+fn usage(ctl: &Controls, prompt: u64, completion: u64) -> Value {
+    let mut u = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion});
+    if let Some((cached, reasoning)) = ctl.usage_details {
+        u["prompt_tokens_details"] = json!({"cached_tokens": cached});
+        u["completion_tokens_details"] = json!({"reasoning_tokens": reasoning});
+    }
+    u
 }
 
 pub async fn chat(ctl: &Controls, body: &[u8]) -> Resp {
@@ -135,7 +140,7 @@ pub async fn chat(ctl: &Controls, body: &[u8]) -> Resp {
         });
         let (prompt_tokens, completion) = ctl.usage(prompt_tokens, completion);
         if !ctl.no_usage {
-            resp["usage"] = usage(prompt_tokens, completion);
+            resp["usage"] = usage(ctl, prompt_tokens, completion);
         }
         return body::with_usage(body::json(StatusCode::OK, &resp), prompt_tokens, completion);
     }
@@ -223,7 +228,7 @@ pub async fn chat(ctl: &Controls, body: &[u8]) -> Resp {
                 "created": created,
                 "model": model,
                 "choices": [],
-                "usage": usage(prompt_tokens, completion),
+                "usage": usage(&ctl, prompt_tokens, completion),
             });
             if !sink.send(format!("data: {}\n\n", to_json(&u))).await {
                 return;

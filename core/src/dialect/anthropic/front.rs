@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{bad, ins, stop_reason_of};
+use super::{bad, ins, stop_reason_of, stop_sequence_of};
 use crate::dialect::pivot::{self, text_part, texts_to_content, Finish, PivotRequest};
 use crate::dialect::stream::{Choice, ChoiceFront, FrontState, TextChunk};
 use crate::dialect::validate::{
@@ -55,6 +55,19 @@ pub fn request_to_pivot(body: &Map<String, Value>) -> Result<PivotRequest, Gatew
     if let Some(meta) = opt_object(body.get("metadata"), "metadata")? {
         if let Some(u) = opt_str(meta.get("user_id"), "metadata.user_id")? {
             ins(&mut out, "user", json!(u));
+        }
+    }
+    // Structured output (`messages.parse(output_format=...)`): `output_config.format` is the
+    // pivot's `response_format` json_schema; the config's other fields have no equivalent.
+    if let Some(oc) = opt_object(body.get("output_config"), "output_config")? {
+        if let Some(f) = opt_object(oc.get("format"), "output_config.format")? {
+            let ty = req_str(f.get("type"), "output_config.format.type")?;
+            if ty != "json_schema" {
+                return Err(bad("output_config.format.type", format!("output format type '{ty}' is not supported")));
+            }
+            let schema = req_object(f.get("schema"), "output_config.format.schema")?;
+            let rf = json!({"type": "json_schema", "json_schema": {"name": "output", "schema": schema}});
+            ins(&mut out, "response_format", rf);
         }
     }
     let has_tools = tools_to_pivot(body.get("tools"), &mut out)?;
@@ -383,14 +396,18 @@ pub fn response_from_pivot(v: &Value, client_model: &str) -> Value {
     if let Some(c) = pivot::credits_of(v) {
         ins(&mut usage, "credits_consumed", c);
     }
+    let (stop_reason, stop_sequence) = match stop_sequence_of(choice) {
+        Some(seq) if finish == Finish::Stop => ("stop_sequence", json!(seq)),
+        _ => (stop_reason_of(finish), Value::Null),
+    };
     json!({
         "id": message_id(v.get("id").and_then(Value::as_str)),
         "type": "message",
         "role": "assistant",
         "model": client_model,
         "content": content,
-        "stop_reason": stop_reason_of(finish),
-        "stop_sequence": null,
+        "stop_reason": stop_reason,
+        "stop_sequence": stop_sequence,
         "usage": usage,
     })
 }
@@ -416,6 +433,10 @@ pub struct StreamFromPivot {
     open: Option<Open>,
     tools_seen: Vec<u64>,
     credits: Option<Value>,
+    /// The prompt's size for `message_start`, before the final usage (`prompt_hint`).
+    prompt: Option<Usage>,
+    /// The stop sequence that ended the message, when the upstream said which.
+    stop_sequence: Option<String>,
 }
 
 impl StreamFromPivot {
@@ -429,6 +450,8 @@ impl StreamFromPivot {
             open: None,
             tools_seen: Vec::new(),
             credits: None,
+            prompt: None,
+            stop_sequence: None,
         }
     }
 
@@ -457,8 +480,9 @@ impl StreamFromPivot {
         }
         self.started = true;
         self.id = message_id(pivot_id);
-        let input = self.st.usage.map(|u| u.prompt_tokens.saturating_sub(u.cached_tokens)).unwrap_or(0);
-        let cached = self.st.usage.map(|u| u.cached_tokens).unwrap_or(0);
+        let known = self.st.usage.or(self.prompt);
+        let input = known.map(|u| u.prompt_tokens.saturating_sub(u.cached_tokens)).unwrap_or(0);
+        let cached = known.map(|u| u.cached_tokens).unwrap_or(0);
         let start = json!({
             "type": "message_start",
             "message": {
@@ -560,10 +584,13 @@ impl StreamFromPivot {
         if let Some(c) = &self.credits {
             ins(&mut usage, "credits_consumed", c.clone());
         }
-        let reason = self.st.finish.map(|f| Value::String(stop_reason_of(f).to_string())).unwrap_or(Value::Null);
+        let (reason, seq) = match (self.st.finish, &self.stop_sequence) {
+            (Some(Finish::Stop), Some(seq)) => (json!("stop_sequence"), json!(seq)),
+            (f, _) => (f.map(|f| Value::String(stop_reason_of(f).to_string())).unwrap_or(Value::Null), Value::Null),
+        };
         let md = json!({
             "type": "message_delta",
-            "delta": {"stop_reason": reason, "stop_sequence": null},
+            "delta": {"stop_reason": reason, "stop_sequence": seq},
             "usage": usage,
         });
         Self::event(out, "message_delta", &md);
@@ -576,6 +603,10 @@ impl ChoiceFront for StreamFromPivot {
         &mut self.st
     }
 
+    fn prompt_hint(&mut self, usage: Usage) {
+        self.prompt = Some(usage);
+    }
+
     /// `usage.credits_consumed`, carried with the usage.
     fn chunk_seen(&mut self, chunk: &Value) {
         if let (Some(_), Some(c)) = (pivot::usage_of(chunk), pivot::credits_of(chunk)) {
@@ -585,6 +616,10 @@ impl ChoiceFront for StreamFromPivot {
 
     fn choice(&mut self, chunk: &Value, choice: &Choice, out: &mut Vec<u8>) {
         self.start(Some(chunk), out);
+        if choice.finish.is_some() {
+            let first = chunk.get("choices").and_then(|c| c.get(0));
+            self.stop_sequence = stop_sequence_of(first).map(str::to_string);
+        }
         for t in choice.texts() {
             self.text_delta(t, out);
         }

@@ -9,6 +9,8 @@ mod upstream;
 pub use front::{request_to_pivot, response_from_pivot, StreamFromPivot};
 pub use upstream::{request_from_pivot, response_to_pivot, upstream_path, usage_from_anthropic, StreamToPivot};
 
+use serde_json::Value;
+
 use super::pivot::Finish;
 use super::{bad, ins};
 
@@ -21,6 +23,13 @@ pub fn finish_from_stop_reason(s: &str) -> Finish {
         // end_turn, stop_sequence, pause_turn
         _ => Finish::Stop,
     }
+}
+
+/// The stop sequence that ended a pivot choice: its `stop_reason` when a string (the field
+/// vLLM-style OpenAI servers set to the matched stop string, and the Anthropic upstream half
+/// sets from Anthropic's `stop_sequence`).
+pub fn stop_sequence_of(choice: Option<&Value>) -> Option<&str> {
+    choice.and_then(|c| c.get("stop_reason")).and_then(Value::as_str)
 }
 
 /// Pivot finish reason -> Anthropic `stop_reason`.

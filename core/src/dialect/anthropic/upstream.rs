@@ -337,7 +337,12 @@ pub fn response_to_pivot(v: &Value) -> Result<(Value, Option<Usage>), String> {
     if !calls.is_empty() {
         ins(&mut message, "tool_calls", Value::Array(calls));
     }
-    let choice = json!({"index": 0, "message": message, "logprobs": null, "finish_reason": finish.as_openai()});
+    let mut choice = json!({"index": 0, "message": message, "logprobs": null, "finish_reason": finish.as_openai()});
+    if let (Some(seq), Some(c)) =
+        (stop_sequence(obj.get("stop_reason"), obj.get("stop_sequence")), choice.as_object_mut())
+    {
+        ins(c, "stop_reason", json!(seq));
+    }
     let usage = obj.get("usage").and_then(usage_from_anthropic);
     let id = obj.get("id").and_then(Value::as_str).unwrap_or("");
     let model = obj.get("model").and_then(Value::as_str).unwrap_or("");
@@ -346,6 +351,15 @@ pub fn response_to_pivot(v: &Value) -> Result<(Value, Option<Usage>), String> {
         ins(u, "credits_consumed", c);
     }
     Ok((out, usage))
+}
+
+/// Anthropic's `stop_sequence` when `stop_reason` says a stop sequence ended the turn.
+fn stop_sequence<'a>(reason: Option<&Value>, seq: Option<&'a Value>) -> Option<&'a str> {
+    if reason.and_then(Value::as_str) == Some("stop_sequence") {
+        seq.and_then(Value::as_str)
+    } else {
+        None
+    }
 }
 
 fn error_message(v: &Value) -> String {
@@ -490,6 +504,12 @@ impl StreamToPivot {
                     self.finish_sent = true;
                     let f = finish_from_stop_reason(r).as_openai();
                     self.push(out, json!({}), Some(f));
+                    let seq = stop_sequence(v.pointer("/delta/stop_reason"), v.pointer("/delta/stop_sequence"));
+                    if let (Some(seq), Some(Value::Object(c))) =
+                        (seq, out.last_mut().and_then(|c| c.pointer_mut("/choices/0")))
+                    {
+                        ins(c, "stop_reason", json!(seq));
+                    }
                 }
             }
             "message_stop" => {

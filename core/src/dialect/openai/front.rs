@@ -154,17 +154,32 @@ pub fn scan_chat(raw: &[u8]) -> Option<ChatScan> {
 }
 
 /// Pivot chunks written out to an OpenAI client: the client's model name on each, the usage
-/// chunk only for a client that asked for it (`stream_options.include_usage`), `[DONE]` once.
+/// chunk only for a client that asked for it (`stream_options.include_usage`), `[DONE]` once;
+/// a chunk translated from another dialect (`created: 0`) says it was created at `created`.
 #[derive(Debug)]
 pub struct StreamFromPivot {
     model: String,
     wants_usage: bool,
     done: bool,
+    created: u64,
 }
 
 impl StreamFromPivot {
     pub fn new(client_model: &str, wants_usage: bool) -> Self {
-        StreamFromPivot { model: client_model.to_string(), wants_usage, done: false }
+        Self::at(client_model, wants_usage, 0)
+    }
+
+    /// As `new`; chunks without a creation time get `created` (seconds since the epoch).
+    pub fn at(client_model: &str, wants_usage: bool, created: u64) -> Self {
+        StreamFromPivot { model: client_model.to_string(), wants_usage, done: false, created }
+    }
+}
+
+/// Sets `created` to `at` on an OpenAI object that has none (absent or 0), as the objects
+/// translated from Anthropic or Gemini have.
+pub fn stamp_created(o: &mut Map<String, Value>, at: u64) {
+    if at > 0 && o.get("created").and_then(Value::as_u64).unwrap_or(0) == 0 {
+        o.insert("created".to_string(), Value::from(at));
     }
 }
 
@@ -187,6 +202,7 @@ impl FrontStream for StreamFromPivot {
             o.remove("usage");
         }
         o.insert("model".to_string(), Value::String(self.model.clone()));
+        stamp_created(o, self.created);
         sse::write_json(out, None, &v, b"\n");
     }
 

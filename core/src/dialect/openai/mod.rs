@@ -10,7 +10,7 @@ mod scan;
 mod upstream;
 
 pub use super::validate::{parse_json_object, required_model, MAX_CHOICES};
-pub use front::{parse_chat, scan_chat, write_error, ChatRequest, ChatScan, StreamFromPivot};
+pub use front::{parse_chat, scan_chat, stamp_created, write_error, ChatRequest, ChatScan, StreamFromPivot};
 pub use upstream::{rewrite_response, upstream_chat_body, OpenAiStream, StreamToPivot};
 
 #[cfg(test)]

@@ -82,3 +82,27 @@ fn a_system_only_conversation_is_refused_before_the_upstream() {
     let e = request_from_pivot(pivot.as_object().unwrap_or(&Map::new()), "up", 100).err();
     assert_eq!(e.map(|e| (e.code, e.param)), Some((Code::BadRequest, Some("messages".to_string()))));
 }
+
+#[test]
+fn output_config_format_is_the_pivots_json_schema_response_format() {
+    let schema = json!({"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]});
+    let body = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+        "output_config": {"format": {"type": "json_schema", "schema": schema}}});
+    let p = request_to_pivot(&obj(body.clone())).unwrap();
+    assert_eq!(
+        p.body.get("response_format"),
+        Some(&json!({"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}))
+    );
+    // And back out to an Anthropic upstream as the same `output_config.format`.
+    let up = request_from_pivot(&p.body, "up", 5).unwrap();
+    assert_eq!(up["output_config"], json!({"format": {"type": "json_schema", "schema": schema}}));
+    // A format the gateway cannot translate, or a schema that is not an object: 400 naming it.
+    let mut bad_type = body.clone();
+    bad_type["output_config"]["format"]["type"] = json!("regex");
+    let e = request_to_pivot(&obj(bad_type)).unwrap_err();
+    assert_eq!((e.code, e.param.as_deref()), (Code::BadRequest, Some("output_config.format.type")));
+    let mut bad_schema = body;
+    bad_schema["output_config"]["format"]["schema"] = json!("x");
+    let e = request_to_pivot(&obj(bad_schema)).unwrap_err();
+    assert_eq!(e.param.as_deref(), Some("output_config.format.schema"));
+}

@@ -73,3 +73,94 @@ fn upload_limit_message_states_the_limit_in_bytes_even_under_one_mb() {
         "The upload is larger than the limit of 500000 bytes (500001 bytes)"
     );
 }
+
+#[test]
+fn an_unknown_model_is_a_404_for_anthropic_and_gemini_clients_and_a_400_for_openai_ones() {
+    let (c, s) = (cfg(), MemoryStore::new());
+    let env = Env { now_ms: 1_700_000_040_000, store: &s };
+    let anthropic_body = r#"{"model":"nope","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
+    let gemini_body = r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}"#;
+    for (path, body, x_api_key, goog, status, want) in [
+        ("/v1/messages", anthropic_body, Some("sk-a"), None, 404, r#""type":"not_found_error""#),
+        ("/v1beta/models/nope:generateContent", gemini_body, None, Some("sk-a"), 404, r#""status":"NOT_FOUND""#),
+        (
+            "/v1beta/models/nope:streamGenerateContent?alt=sse",
+            gemini_body,
+            None,
+            Some("sk-a"),
+            404,
+            r#""status":"NOT_FOUND""#,
+        ),
+    ] {
+        let mut ex = Exchange::new();
+        let head = RequestHead { method: "POST", path, x_api_key, x_goog_api_key: goog, ..Default::default() };
+        let HeadAction::ReadBody(_) = ex.on_request_headers(&c, &head, &env) else { panic!("{path}: refused at head") };
+        let BodyAction::Reply(r) = ex.on_request_body(&c, body.as_bytes(), &env) else { panic!("{path}: admitted") };
+        assert_eq!(r.status, status, "{path}");
+        assert!(String::from_utf8_lossy(&r.body).contains(want), "{path}: {}", String::from_utf8_lossy(&r.body));
+    }
+    let (_, r) =
+        run(&c, &s, 1_700_000_040_000, "sk-a", r#"{"model":"nope","messages":[{"role":"user","content":"hi"}]}"#);
+    let r = r.unwrap();
+    assert_eq!(r.status, 400);
+    assert!(String::from_utf8_lossy(&r.body).contains(r#""code":"invalid_model""#));
+}
+
+#[test]
+fn a_gemini_clients_v1_models_get_the_gemini_catalog() {
+    let c = cfg();
+    let body_of = |head: &RequestHead| {
+        // A fresh store each time: the account's 3 requests a minute are not the point here.
+        let s = MemoryStore::new();
+        let env = Env { now_ms: 1_700_000_040_000, store: &s };
+        let mut ex = Exchange::new();
+        let HeadAction::Reply(r) = ex.on_request_headers(&c, head, &env) else { panic!("not answered") };
+        (r.status, serde_json::from_slice::<Value>(&r.body).unwrap())
+    };
+    // `x-goog-api-key` or `?key=`: Gemini's shape.
+    let goog = RequestHead { method: "GET", path: "/v1/models", x_goog_api_key: Some("sk-a"), ..Default::default() };
+    let (status, v) = body_of(&goog);
+    assert_eq!(status, 200);
+    assert_eq!(v["models"][0]["name"], "models/m");
+    assert_eq!(v.get("data"), None);
+    let (status, v) = body_of(&RequestHead { method: "GET", path: "/v1/models?key=sk-a", ..Default::default() });
+    assert_eq!(status, 200);
+    assert_eq!(v["models"].as_array().map(Vec::len), Some(3));
+    let one = RequestHead { method: "GET", path: "/v1/models/m2", x_goog_api_key: Some("sk-a"), ..Default::default() };
+    let (status, v) = body_of(&one);
+    assert_eq!((status, v["name"].as_str()), (200, Some("models/m2")));
+    let none =
+        RequestHead { method: "GET", path: "/v1/models/nope", x_goog_api_key: Some("sk-a"), ..Default::default() };
+    let (status, v) = body_of(&none);
+    assert_eq!((status, v["error"]["status"].as_str()), (404, Some("NOT_FOUND")));
+    // A bearer key: OpenAI's list, as before.
+    let (status, v) = body_of(&head_of("GET", "/v1/models", "Bearer sk-a"));
+    assert_eq!((status, v["object"].as_str()), (200, Some("list")));
+    assert_eq!(v["data"][0]["id"], "m");
+}
+
+#[test]
+fn unknown_paths_in_the_anthropic_and_gemini_namespaces_get_errors_in_that_dialect() {
+    let c = cfg();
+    for (method, path) in [
+        ("POST", "/v1/messages/batches"),
+        ("GET", "/v1alpha/models/m"),
+        ("POST", "/v1beta/models/m:unknownAction"),
+        ("POST", "/v1/models/m:unknownAction"),
+        ("GET", "/v1/nothing"),
+    ] {
+        let s = MemoryStore::new();
+        let env = Env { now_ms: 1_700_000_040_000, store: &s };
+        let mut ex = Exchange::new();
+        let head = RequestHead { method, path, x_api_key: Some("sk-a"), ..Default::default() };
+        let HeadAction::Reply(r) = ex.on_request_headers(&c, &head, &env) else { panic!("{path}: admitted") };
+        let body = String::from_utf8_lossy(&r.body).to_string();
+        assert_eq!(r.status, 404, "{path}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        match path {
+            "/v1/messages/batches" => assert_eq!(v["error"]["type"], "not_found_error", "{body}"),
+            "/v1/nothing" => assert_eq!(v["error"]["code"], "not_found", "{body}"),
+            _ => assert_eq!(v["error"]["status"], "NOT_FOUND", "{path}: {body}"),
+        }
+    }
+}
