@@ -7,7 +7,8 @@
 //! text to `Config::parse`, so the result and every error message are `parse`'s.
 
 use super::key_table::{line_capacity, KeyLines};
-use super::{compile, key_capacity, Config, RawConfig, RawKey, RawKeys};
+use super::raw_keys::key_capacity;
+use super::{compile, Config, RawConfig, RawKey, RawKeys};
 
 /// Reads up to `max` bytes of the configuration from `offset` (fewer or none at its end).
 pub type ReadPiece<'a> = dyn FnMut(usize, usize) -> Result<Vec<u8>, String> + 'a;
