@@ -29,6 +29,8 @@ pub enum Endpoint {
     Speech,
     /// `POST /v1/audio/transcriptions` (multipart upload).
     Transcriptions,
+    /// `POST /v1/embeddings`.
+    Embeddings,
     /// `GET /v1beta/models`: the catalog in Gemini's shape.
     GeminiListModels,
     /// `GET /v1beta/models/{id}`: one model in Gemini's shape.
@@ -58,7 +60,14 @@ impl Endpoint {
     /// Whether the endpoint carries a JSON body the filter must read before routing.
     pub fn needs_body(&self) -> bool {
         self.is_chat()
-            || matches!(self, Endpoint::Images | Endpoint::Videos | Endpoint::Speech | Endpoint::Transcriptions)
+            || matches!(
+                self,
+                Endpoint::Images
+                    | Endpoint::Videos
+                    | Endpoint::Speech
+                    | Endpoint::Transcriptions
+                    | Endpoint::Embeddings
+            )
     }
 
     /// The model type the endpoint serves.
@@ -70,6 +79,7 @@ impl Endpoint {
             Endpoint::Images => Some(ModelType::Image),
             Endpoint::Videos => Some(ModelType::Video),
             Endpoint::Speech | Endpoint::Transcriptions => Some(ModelType::Audio),
+            Endpoint::Embeddings => Some(ModelType::Embedding),
             _ => None,
         }
     }
@@ -82,6 +92,7 @@ impl Endpoint {
             Endpoint::Videos => "/videos/generations",
             Endpoint::Speech => "/audio/speech",
             Endpoint::Transcriptions => "/audio/transcriptions",
+            Endpoint::Embeddings => "/embeddings",
             _ => "",
         }
     }
@@ -99,6 +110,7 @@ impl Endpoint {
             Endpoint::Videos => "videos",
             Endpoint::Speech => "speech",
             Endpoint::Transcriptions => "transcriptions",
+            Endpoint::Embeddings => "embeddings",
             Endpoint::MethodNotAllowed => "method_not_allowed",
             Endpoint::Unknown => "unknown",
         }
@@ -145,6 +157,7 @@ pub fn classify(method: &str, full_path: &str) -> Endpoint {
         "videos/generations" => want(is_post, Endpoint::Videos),
         "audio/speech" => want(is_post, Endpoint::Speech),
         "audio/transcriptions" => want(is_post, Endpoint::Transcriptions),
+        "embeddings" => want(is_post, Endpoint::Embeddings),
         // Some platforms put text to speech one level up: /api/v1/tts/text_to_audio.
         "tts/text_to_audio" if path.starts_with("/api/v1/") => want(is_post, Endpoint::Speech),
         _ => {

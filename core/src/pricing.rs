@@ -42,6 +42,9 @@ pub fn estimate_micros(model: &Model, request_bytes: usize, units: f64, max_toke
             let completion = completion_budget(model, max_tokens) as f64 * units.max(1.0);
             prompt * p.prompt_per_1k / 1000.0 + completion * p.completion_per_1k / 1000.0
         }
+        // Input tokens only: the body's size bounds them (a token id is at least 2 bytes of JSON,
+        // so this bound over-counts token arrays at most 2 times).
+        ModelType::Embedding => prompt_tokens_bound(request_bytes) * p.prompt_per_1k / 1000.0,
         ModelType::Image => units.max(1.0) * p.per_image,
         ModelType::Video | ModelType::Audio => units.max(0.0) * p.per_second,
     };
@@ -77,7 +80,7 @@ pub fn admission_micros(
     max_tokens: Option<u64>,
 ) -> u64 {
     match model.model_type {
-        ModelType::Text => estimate_micros(model, request_bytes, units, max_tokens),
+        ModelType::Text | ModelType::Embedding => estimate_micros(model, request_bytes, units, max_tokens),
         _ => media_micros(model, endpoint, units),
     }
 }
@@ -86,7 +89,7 @@ pub fn admission_micros(
 /// billed usage at the model's token prices for text, the billed units for media.
 pub fn cost_micros(model: &Model, endpoint: &Endpoint, billed: &Usage, units: f64) -> u64 {
     match model.model_type {
-        ModelType::Text => usage_micros(model, billed),
+        ModelType::Text | ModelType::Embedding => usage_micros(model, billed),
         _ => media_micros(model, endpoint, units),
     }
 }

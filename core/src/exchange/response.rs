@@ -4,6 +4,7 @@
 use super::redact::{error_finder, redact_bytes, redact_text, upstream_message};
 use super::{remove, set, ChunkAction, Exchange, HeaderEdit, LocalReply};
 use crate::config::Config;
+use crate::embeddings;
 use crate::endpoints::Endpoint;
 use crate::errors::{Code, GatewayError};
 use crate::media;
@@ -60,7 +61,7 @@ impl Exchange {
         if !self.endpoint.is_chat() {
             // Media bodies pass untouched (images can be megabytes of base64); a transcription's
             // small JSON is read for the seconds it bills.
-            self.mode = if self.endpoint == Endpoint::Transcriptions && is_json {
+            self.mode = if matches!(self.endpoint, Endpoint::Transcriptions | Endpoint::Embeddings) && is_json {
                 ResponseMode::BufferJson
             } else {
                 ResponseMode::Pass
@@ -135,6 +136,11 @@ impl Exchange {
                         }
                         None => self.units_estimated = true,
                     }
+                    return ChunkAction::Pass;
+                }
+                if self.endpoint == Endpoint::Embeddings {
+                    // Passed as the upstream sent it; its usage is what is billed.
+                    self.usage = embeddings::response_usage(chunk);
                     return ChunkAction::Pass;
                 }
                 let translated = translate::response_at(

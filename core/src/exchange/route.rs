@@ -8,6 +8,7 @@ use super::{remove, set, BodyAction, Env, Exchange, HeaderEdit};
 use crate::config::{Cluster, Config};
 use crate::dialect::pivot::PivotRequest;
 use crate::dialect::{anthropic, gemini, guard, openai, responses, Dialect};
+use crate::embeddings;
 use crate::endpoints::Endpoint;
 use crate::errors::{Code, GatewayError};
 use crate::media;
@@ -68,13 +69,27 @@ impl Exchange {
                 let body = openai::parse_json_object(raw)?;
                 let name = openai::required_model(&body)?;
                 let model = self.resolve_model(cfg, &name, want_type)?;
-                if !media::task_matches(&self.endpoint, model) {
-                    return Err(wrong_task(&name, &self.endpoint));
+                if self.endpoint == Endpoint::Embeddings {
+                    self.prompt_estimate = embeddings::validate(&body)?;
+                    // Embeddings go only to an upstream that speaks OpenAI's embeddings API.
+                    if cfg.cluster_of(model).is_some_and(|c| c.dialect != Dialect::OpenAi) {
+                        return Err(GatewayError::new(
+                            Code::InvalidModel,
+                            format!("The model '{name}' is served by an upstream without an OpenAI embeddings API"),
+                        )
+                        .with_param("model"));
+                    }
+                    media_body = Some(body);
+                    (name, 1.0, None)
+                } else {
+                    if !media::task_matches(&self.endpoint, model) {
+                        return Err(wrong_task(&name, &self.endpoint));
+                    }
+                    let units = media::validate(&self.endpoint, &body, model)?;
+                    self.units = Some(units);
+                    media_body = Some(body);
+                    (name, units, None)
                 }
-                let units = media::validate(&self.endpoint, &body, model)?;
-                self.units = Some(units);
-                media_body = Some(body);
-                (name, units, None)
             }
         };
         let model = cfg.model(&client_model).ok_or_else(|| GatewayError::new(Code::InternalError, "model vanished"))?;
