@@ -31,6 +31,10 @@ pub enum Endpoint {
     Transcriptions,
     /// `POST /v1/embeddings`.
     Embeddings,
+    /// `POST /v1/messages/count_tokens` (Anthropic).
+    CountTokens,
+    /// `POST /v1beta/models/{model}:countTokens` (Gemini).
+    GeminiCountTokens { model: String },
     /// `GET /v1beta/models`: the catalog in Gemini's shape.
     GeminiListModels,
     /// `GET /v1beta/models/{id}`: one model in Gemini's shape.
@@ -45,9 +49,12 @@ impl Endpoint {
     /// The dialect errors for this endpoint are rendered in.
     pub fn dialect(&self) -> Dialect {
         match self {
-            Endpoint::Messages => Dialect::Anthropic,
+            Endpoint::Messages | Endpoint::CountTokens => Dialect::Anthropic,
             Endpoint::Responses => Dialect::OpenAiResponses,
-            Endpoint::Gemini { .. } | Endpoint::GeminiListModels | Endpoint::GeminiGetModel(_) => Dialect::Gemini,
+            Endpoint::Gemini { .. }
+            | Endpoint::GeminiCountTokens { .. }
+            | Endpoint::GeminiListModels
+            | Endpoint::GeminiGetModel(_) => Dialect::Gemini,
             _ => Dialect::OpenAi,
         }
     }
@@ -57,9 +64,15 @@ impl Endpoint {
         matches!(self, Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Gemini { .. } | Endpoint::Responses)
     }
 
+    /// A token counter, in any dialect.
+    pub fn is_count(&self) -> bool {
+        matches!(self, Endpoint::CountTokens | Endpoint::GeminiCountTokens { .. })
+    }
+
     /// Whether the endpoint carries a JSON body the filter must read before routing.
     pub fn needs_body(&self) -> bool {
         self.is_chat()
+            || self.is_count()
             || matches!(
                 self,
                 Endpoint::Images
@@ -80,6 +93,7 @@ impl Endpoint {
             Endpoint::Videos => Some(ModelType::Video),
             Endpoint::Speech | Endpoint::Transcriptions => Some(ModelType::Audio),
             Endpoint::Embeddings => Some(ModelType::Embedding),
+            Endpoint::CountTokens | Endpoint::GeminiCountTokens { .. } => Some(ModelType::Text),
             _ => None,
         }
     }
@@ -111,6 +125,7 @@ impl Endpoint {
             Endpoint::Speech => "speech",
             Endpoint::Transcriptions => "transcriptions",
             Endpoint::Embeddings => "embeddings",
+            Endpoint::CountTokens | Endpoint::GeminiCountTokens { .. } => "count_tokens",
             Endpoint::MethodNotAllowed => "method_not_allowed",
             Endpoint::Unknown => "unknown",
         }
@@ -152,6 +167,7 @@ pub fn classify(method: &str, full_path: &str) -> Endpoint {
         "models" => want(is_get, Endpoint::ListModels),
         "chat/completions" => want(is_post, Endpoint::ChatCompletions),
         "messages" => want(is_post, Endpoint::Messages),
+        "messages/count_tokens" => want(is_post, Endpoint::CountTokens),
         "responses" => want(is_post, Endpoint::Responses),
         "images/generations" => want(is_post, Endpoint::Images),
         "videos/generations" => want(is_post, Endpoint::Videos),
@@ -162,14 +178,17 @@ pub fn classify(method: &str, full_path: &str) -> Endpoint {
         "tts/text_to_audio" if path.starts_with("/api/v1/") => want(is_post, Endpoint::Speech),
         _ => {
             if let Some((model, action)) = rest.strip_prefix("models/").and_then(|r| r.rsplit_once(':')) {
-                let stream = match action {
-                    "generateContent" => false,
-                    "streamGenerateContent" => true,
-                    _ => return Endpoint::Unknown,
-                };
                 if model.is_empty() || model.contains('/') {
                     return Endpoint::Unknown;
                 }
+                let stream = match action {
+                    "generateContent" => false,
+                    "streamGenerateContent" => true,
+                    "countTokens" => {
+                        return want(is_post, Endpoint::GeminiCountTokens { model: percent_decode(model) })
+                    }
+                    _ => return Endpoint::Unknown,
+                };
                 return want(is_post, Endpoint::Gemini { model: percent_decode(model), stream });
             }
             if let Some(id) = rest.strip_prefix("models/") {

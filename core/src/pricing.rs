@@ -79,6 +79,9 @@ pub fn admission_micros(
     units: f64,
     max_tokens: Option<u64>,
 ) -> u64 {
+    if endpoint.is_count() {
+        return 0;
+    }
     match model.model_type {
         ModelType::Text | ModelType::Embedding => estimate_micros(model, request_bytes, units, max_tokens),
         _ => media_micros(model, endpoint, units),
@@ -88,6 +91,9 @@ pub fn admission_micros(
 /// What a request that reached the upstream is billed, and what its reservation settles at: the
 /// billed usage at the model's token prices for text, the billed units for media.
 pub fn cost_micros(model: &Model, endpoint: &Endpoint, billed: &Usage, units: f64) -> u64 {
+    if endpoint.is_count() {
+        return 0;
+    }
     match model.model_type {
         ModelType::Text | ModelType::Embedding => usage_micros(model, billed),
         _ => media_micros(model, endpoint, units),

@@ -35,6 +35,9 @@ impl Exchange {
     fn route(&mut self, cfg: &Config, raw: &[u8], env: &Env) -> Result<BodyAction, GatewayError> {
         // Every path reads the body the same way, and the upstream cannot read it another way.
         guard::check(raw)?;
+        if self.endpoint.is_count() {
+            return self.route_count(cfg, raw, env);
+        }
         if self.endpoint == Endpoint::ChatCompletions {
             if let Some(a) = self.route_chat_unchanged(cfg, raw, env) {
                 return a;
