@@ -1,7 +1,7 @@
 //! `POST /v1/embeddings`: the request checked before it goes to an OpenAI-dialect upstream, the
 //! prompt tokens it is estimated at, and the usage read from the upstream's response.
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::errors::GatewayError;
 use crate::usage::{self, Usage};
@@ -85,6 +85,61 @@ pub fn response_usage(body: &[u8]) -> Option<Usage> {
     let v: Value = serde_json::from_slice(body).ok()?;
     let prompt = v.get("usage")?.get("prompt_tokens")?.as_u64()?;
     Some(Usage { prompt_tokens: prompt, ..Usage::default() })
+}
+
+/// The text of a Gemini `content` (`{"parts": [{"text"}]}`): its text parts joined by newlines.
+fn gemini_text(content: Option<&Value>, param: &str) -> Result<String, GatewayError> {
+    let parts = content.and_then(|c| c.get("parts")).and_then(Value::as_array);
+    let texts: Option<Vec<&str>> =
+        parts.map(|p| p.iter().filter_map(|x| x.get("text").and_then(Value::as_str)).collect());
+    match texts {
+        Some(t) if t.iter().any(|s| !s.is_empty()) => Ok(t.join("\n")),
+        _ => Err(GatewayError::bad(param, format!("'{param}' must have parts with text"))),
+    }
+}
+
+/// A Gemini `embedContent` (`{content, outputDimensionality}`) or `batchEmbedContents`
+/// (`{requests: [{content, outputDimensionality}]}`) request as an OpenAI embeddings request for
+/// `model` (float vectors; one `dimensions` for the batch, the first request's).
+pub fn from_gemini(body: &Map<String, Value>, model: &str, batch: bool) -> Result<Map<String, Value>, GatewayError> {
+    let mut out = Map::new();
+    out.insert("model".to_string(), Value::String(model.to_string()));
+    let (input, dims) = if batch {
+        let reqs = body
+            .get("requests")
+            .and_then(Value::as_array)
+            .filter(|r| !r.is_empty() && r.len() <= MAX_INPUTS)
+            .ok_or_else(|| {
+                GatewayError::bad("requests", format!("'requests' must be a list of 1 to {MAX_INPUTS} requests"))
+            })?;
+        let texts = reqs
+            .iter()
+            .map(|r| gemini_text(r.get("content"), "requests.content").map(Value::String))
+            .collect::<Result<Vec<_>, _>>()?;
+        let dims = reqs.first().and_then(|r| r.get("outputDimensionality")).cloned();
+        (Value::Array(texts), dims)
+    } else {
+        (Value::String(gemini_text(body.get("content"), "content")?), body.get("outputDimensionality").cloned())
+    };
+    out.insert("input".to_string(), input);
+    if let Some(d) = dims {
+        out.insert("dimensions".to_string(), d);
+    }
+    out.insert("encoding_format".to_string(), Value::String("float".to_string()));
+    Ok(out)
+}
+
+/// An OpenAI embeddings response in Gemini's shape: `{"embedding": {"values"}}`, or
+/// `{"embeddings": [{"values"}]}` for a batch. `None`: not an embeddings response.
+pub fn to_gemini(body: &[u8], batch: bool) -> Option<Vec<u8>> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let data = v.get("data")?.as_array()?;
+    let values: Vec<Value> = data
+        .iter()
+        .map(|d| d.get("embedding").filter(|e| e.is_array()).map(|e| json!({"values": e})))
+        .collect::<Option<_>>()?;
+    let out = if batch { json!({"embeddings": values}) } else { json!({"embedding": values.into_iter().next()?}) };
+    serde_json::to_vec(&out).ok()
 }
 
 #[cfg(test)]

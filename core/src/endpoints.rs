@@ -31,6 +31,9 @@ pub enum Endpoint {
     Transcriptions,
     /// `POST /v1/embeddings`.
     Embeddings,
+    /// `POST /v1beta/models/{model}:embedContent` or `:batchEmbedContents` (Gemini), served by an
+    /// OpenAI-dialect embeddings upstream.
+    GeminiEmbed { model: String, batch: bool },
     /// `POST /v1/messages/count_tokens` (Anthropic).
     CountTokens,
     /// `POST /v1beta/models/{model}:countTokens` (Gemini).
@@ -53,6 +56,7 @@ impl Endpoint {
             Endpoint::Responses => Dialect::OpenAiResponses,
             Endpoint::Gemini { .. }
             | Endpoint::GeminiCountTokens { .. }
+            | Endpoint::GeminiEmbed { .. }
             | Endpoint::GeminiListModels
             | Endpoint::GeminiGetModel(_) => Dialect::Gemini,
             _ => Dialect::OpenAi,
@@ -80,6 +84,7 @@ impl Endpoint {
                     | Endpoint::Speech
                     | Endpoint::Transcriptions
                     | Endpoint::Embeddings
+                    | Endpoint::GeminiEmbed { .. }
             )
     }
 
@@ -92,7 +97,7 @@ impl Endpoint {
             Endpoint::Images => Some(ModelType::Image),
             Endpoint::Videos => Some(ModelType::Video),
             Endpoint::Speech | Endpoint::Transcriptions => Some(ModelType::Audio),
-            Endpoint::Embeddings => Some(ModelType::Embedding),
+            Endpoint::Embeddings | Endpoint::GeminiEmbed { .. } => Some(ModelType::Embedding),
             Endpoint::CountTokens | Endpoint::GeminiCountTokens { .. } => Some(ModelType::Text),
             _ => None,
         }
@@ -106,7 +111,7 @@ impl Endpoint {
             Endpoint::Videos => "/videos/generations",
             Endpoint::Speech => "/audio/speech",
             Endpoint::Transcriptions => "/audio/transcriptions",
-            Endpoint::Embeddings => "/embeddings",
+            Endpoint::Embeddings | Endpoint::GeminiEmbed { .. } => "/embeddings",
             _ => "",
         }
     }
@@ -124,7 +129,7 @@ impl Endpoint {
             Endpoint::Videos => "videos",
             Endpoint::Speech => "speech",
             Endpoint::Transcriptions => "transcriptions",
-            Endpoint::Embeddings => "embeddings",
+            Endpoint::Embeddings | Endpoint::GeminiEmbed { .. } => "embeddings",
             Endpoint::CountTokens | Endpoint::GeminiCountTokens { .. } => "count_tokens",
             Endpoint::MethodNotAllowed => "method_not_allowed",
             Endpoint::Unknown => "unknown",
@@ -186,6 +191,10 @@ pub fn classify(method: &str, full_path: &str) -> Endpoint {
                     "streamGenerateContent" => true,
                     "countTokens" => {
                         return want(is_post, Endpoint::GeminiCountTokens { model: percent_decode(model) })
+                    }
+                    "embedContent" | "batchEmbedContents" => {
+                        let batch = action == "batchEmbedContents";
+                        return want(is_post, Endpoint::GeminiEmbed { model: percent_decode(model), batch });
                     }
                     _ => return Endpoint::Unknown,
                 };

@@ -88,3 +88,30 @@ def test_bad_embedding_options_name_the_parameter(stack):
                         ({"model": MODEL, "input": "x", "encoding_format": "int8"}, "encoding_format")]:
         s, _, b = http.json("POST", "/v1/embeddings", body, {"Authorization": f"Bearer {KEY}"})
         assert (s, b["error"]["param"]) == (400, param), body
+
+
+def test_google_genai_embed_content_single_and_batch(stack):
+    from google import genai
+    from google.genai import types
+    g = genai.Client(api_key=KEY, http_options=types.HttpOptions(base_url=stack.url, api_version="v1beta"))
+    expect = client(stack).embeddings.create(model=MODEL, input=["one two three", "four"], dimensions=4,
+                                             encoding_format="float")
+    one = g.models.embed_content(model=MODEL, contents="one two three",
+                                 config=types.EmbedContentConfig(output_dimensionality=4))
+    # float32 vectors: equal at float32 precision (JSON readers may differ in the last f64 bit).
+    want = [[f32(x) for x in d.embedding] for d in expect.data]
+    assert [[f32(x) for x in e.values] for e in one.embeddings] == want[:1]
+    both = g.models.embed_content(model=MODEL, contents=["one two three", "four"],
+                                  config=types.EmbedContentConfig(output_dimensionality=4))
+    assert [[f32(x) for x in e.values] for e in both.embeddings] == want
+    stack.clear_backend_requests("demo_text")
+    s, h, b = Http(stack.url).json("POST", f"/v1beta/models/{MODEL}:embedContent",
+                                   {"content": {"parts": [{"text": "one two three"}]}, "outputDimensionality": 4},
+                                   {"x-goog-api-key": KEY})
+    assert (s, list(b), [f32(x) for x in b["embedding"]["values"]]) == (200, ["embedding"], want[0])
+    rec = stack.billing_record(h["x-request-id"])
+    assert (rec["endpoint"], rec["front"], rec["prompt_tokens"], rec["estimated"]) == ("embeddings", "gemini", 3, False)
+    assert rec["credits"] == round(3 * PRICE / 1000, 6)
+    s, _, b = Http(stack.url).json("POST", "/v1beta/models/qai-flash:embedContent",
+                                   {"content": {"parts": [{"text": "x"}]}}, {"x-goog-api-key": KEY})
+    assert (s, b["error"]["status"]) == (400, "INVALID_ARGUMENT")

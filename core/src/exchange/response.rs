@@ -61,6 +61,11 @@ impl Exchange {
         if !self.endpoint.is_chat() {
             // Media bodies pass untouched (images can be megabytes of base64); a transcription's
             // small JSON is read for the seconds it bills.
+            if matches!(self.endpoint, Endpoint::GeminiEmbed { .. }) && is_json {
+                // Rewritten into Gemini's shape at the end: its length changes.
+                self.mode = ResponseMode::BufferJson;
+                return vec![remove("content-length")];
+            }
             self.mode = if matches!(self.endpoint, Endpoint::Transcriptions | Endpoint::Embeddings) && is_json {
                 ResponseMode::BufferJson
             } else {
@@ -142,6 +147,22 @@ impl Exchange {
                     // Passed as the upstream sent it; its usage is what is billed.
                     self.usage = embeddings::response_usage(chunk);
                     return ChunkAction::Pass;
+                }
+                if let Endpoint::GeminiEmbed { batch, .. } = self.endpoint {
+                    self.usage = embeddings::response_usage(chunk);
+                    return match embeddings::to_gemini(chunk, batch) {
+                        Some(b) => ChunkAction::Replace(b),
+                        None => {
+                            let e = GatewayError::new(
+                                Code::UpstreamError,
+                                "The embeddings service sent an invalid response",
+                            );
+                            self.status = e.status();
+                            self.error = Some(e.code);
+                            self.status_override = Some(e.status());
+                            ChunkAction::Replace(e.body(self.front))
+                        }
+                    };
                 }
                 let translated = translate::response_at(
                     self.front,

@@ -70,9 +70,14 @@ impl Exchange {
             }
             None => {
                 let body = openai::parse_json_object(raw)?;
-                let name = openai::required_model(&body)?;
+                let (name, body) = match &self.endpoint {
+                    Endpoint::GeminiEmbed { model, batch } => {
+                        (model.clone(), embeddings::from_gemini(&body, model, *batch)?)
+                    }
+                    _ => (openai::required_model(&body)?, body),
+                };
                 let model = self.resolve_model(cfg, &name, want_type)?;
-                if self.endpoint == Endpoint::Embeddings {
+                if matches!(self.endpoint, Endpoint::Embeddings | Endpoint::GeminiEmbed { .. }) {
                     self.prompt_estimate = embeddings::validate(&body)?;
                     // Embeddings go only to an upstream that speaks OpenAI's embeddings API.
                     if cfg.cluster_of(model).is_some_and(|c| c.dialect != Dialect::OpenAi) {
@@ -133,7 +138,8 @@ impl Exchange {
                 // wants `input`.
                 let tts_text =
                     self.endpoint == Endpoint::Speech && !body.contains_key("input") && body.contains_key("text");
-                let body = if model.upstream_model != client_model || tts_text {
+                let converted = matches!(self.endpoint, Endpoint::GeminiEmbed { .. });
+                let body = if model.upstream_model != client_model || tts_text || converted {
                     body.insert("model".to_string(), Value::String(model.upstream_model.clone()));
                     if tts_text {
                         if let Some(t) = body.remove("text") {

@@ -47,3 +47,27 @@ fn the_response_usage_is_its_prompt_tokens() {
     assert_eq!(response_usage(br#"{"object":"list","data":[]}"#), None);
     assert_eq!(response_usage(b"not json"), None);
 }
+
+#[test]
+fn gemini_embed_requests_and_responses_translate() {
+    let one = obj(json!({"content": {"parts": [{"text": "a"}, {"text": "b"}]}, "outputDimensionality": 4}));
+    assert_eq!(
+        from_gemini(&one, "e", false).map(Value::Object),
+        Ok(json!({"model": "e", "input": "a\nb", "dimensions": 4, "encoding_format": "float"}))
+    );
+    let batch =
+        obj(json!({"requests": [{"content": {"parts": [{"text": "x"}]}}, {"content": {"parts": [{"text": "y"}]}}]}));
+    assert_eq!(
+        from_gemini(&batch, "e", true).map(Value::Object),
+        Ok(json!({"model": "e", "input": ["x", "y"], "encoding_format": "float"}))
+    );
+    let e = from_gemini(&obj(json!({"content": {"parts": []}})), "e", false).err();
+    assert_eq!(e.and_then(|e| e.param), Some("content".to_string()));
+    let e = from_gemini(&obj(json!({"requests": []})), "e", true).err();
+    assert_eq!(e.and_then(|e| e.param), Some("requests".to_string()));
+    let up = br#"{"data":[{"embedding":[0.5,1.0]},{"embedding":[2.0]}],"usage":{"prompt_tokens":2}}"#;
+    let got = |b| to_gemini(up, b).and_then(|v| serde_json::from_slice::<Value>(&v).ok());
+    assert_eq!(got(false), Some(json!({"embedding": {"values": [0.5, 1.0]}})));
+    assert_eq!(got(true), Some(json!({"embeddings": [{"values": [0.5, 1.0]}, {"values": [2.0]}]})));
+    assert_eq!(to_gemini(br#"{"data":[{"embedding":"AAAA"}]}"#, false), None);
+}
