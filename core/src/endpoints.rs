@@ -29,6 +29,15 @@ pub enum Endpoint {
     Speech,
     /// `POST /v1/audio/transcriptions` (multipart upload).
     Transcriptions,
+    /// `POST /v1/embeddings`.
+    Embeddings,
+    /// `POST /v1beta/models/{model}:embedContent` or `:batchEmbedContents` (Gemini), served by an
+    /// OpenAI-dialect embeddings upstream.
+    GeminiEmbed { model: String, batch: bool },
+    /// `POST /v1/messages/count_tokens` (Anthropic).
+    CountTokens,
+    /// `POST /v1beta/models/{model}:countTokens` (Gemini).
+    GeminiCountTokens { model: String },
     /// `GET /v1beta/models`: the catalog in Gemini's shape.
     GeminiListModels,
     /// `GET /v1beta/models/{id}`: one model in Gemini's shape.
@@ -43,9 +52,13 @@ impl Endpoint {
     /// The dialect errors for this endpoint are rendered in.
     pub fn dialect(&self) -> Dialect {
         match self {
-            Endpoint::Messages => Dialect::Anthropic,
+            Endpoint::Messages | Endpoint::CountTokens => Dialect::Anthropic,
             Endpoint::Responses => Dialect::OpenAiResponses,
-            Endpoint::Gemini { .. } | Endpoint::GeminiListModels | Endpoint::GeminiGetModel(_) => Dialect::Gemini,
+            Endpoint::Gemini { .. }
+            | Endpoint::GeminiCountTokens { .. }
+            | Endpoint::GeminiEmbed { .. }
+            | Endpoint::GeminiListModels
+            | Endpoint::GeminiGetModel(_) => Dialect::Gemini,
             _ => Dialect::OpenAi,
         }
     }
@@ -55,10 +68,24 @@ impl Endpoint {
         matches!(self, Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Gemini { .. } | Endpoint::Responses)
     }
 
+    /// A token counter, in any dialect.
+    pub fn is_count(&self) -> bool {
+        matches!(self, Endpoint::CountTokens | Endpoint::GeminiCountTokens { .. })
+    }
+
     /// Whether the endpoint carries a JSON body the filter must read before routing.
     pub fn needs_body(&self) -> bool {
         self.is_chat()
-            || matches!(self, Endpoint::Images | Endpoint::Videos | Endpoint::Speech | Endpoint::Transcriptions)
+            || self.is_count()
+            || matches!(
+                self,
+                Endpoint::Images
+                    | Endpoint::Videos
+                    | Endpoint::Speech
+                    | Endpoint::Transcriptions
+                    | Endpoint::Embeddings
+                    | Endpoint::GeminiEmbed { .. }
+            )
     }
 
     /// The model type the endpoint serves.
@@ -70,6 +97,8 @@ impl Endpoint {
             Endpoint::Images => Some(ModelType::Image),
             Endpoint::Videos => Some(ModelType::Video),
             Endpoint::Speech | Endpoint::Transcriptions => Some(ModelType::Audio),
+            Endpoint::Embeddings | Endpoint::GeminiEmbed { .. } => Some(ModelType::Embedding),
+            Endpoint::CountTokens | Endpoint::GeminiCountTokens { .. } => Some(ModelType::Text),
             _ => None,
         }
     }
@@ -82,6 +111,7 @@ impl Endpoint {
             Endpoint::Videos => "/videos/generations",
             Endpoint::Speech => "/audio/speech",
             Endpoint::Transcriptions => "/audio/transcriptions",
+            Endpoint::Embeddings | Endpoint::GeminiEmbed { .. } => "/embeddings",
             _ => "",
         }
     }
@@ -99,6 +129,8 @@ impl Endpoint {
             Endpoint::Videos => "videos",
             Endpoint::Speech => "speech",
             Endpoint::Transcriptions => "transcriptions",
+            Endpoint::Embeddings | Endpoint::GeminiEmbed { .. } => "embeddings",
+            Endpoint::CountTokens | Endpoint::GeminiCountTokens { .. } => "count_tokens",
             Endpoint::MethodNotAllowed => "method_not_allowed",
             Endpoint::Unknown => "unknown",
         }
@@ -140,23 +172,32 @@ pub fn classify(method: &str, full_path: &str) -> Endpoint {
         "models" => want(is_get, Endpoint::ListModels),
         "chat/completions" => want(is_post, Endpoint::ChatCompletions),
         "messages" => want(is_post, Endpoint::Messages),
+        "messages/count_tokens" => want(is_post, Endpoint::CountTokens),
         "responses" => want(is_post, Endpoint::Responses),
         "images/generations" => want(is_post, Endpoint::Images),
         "videos/generations" => want(is_post, Endpoint::Videos),
         "audio/speech" => want(is_post, Endpoint::Speech),
         "audio/transcriptions" => want(is_post, Endpoint::Transcriptions),
+        "embeddings" => want(is_post, Endpoint::Embeddings),
         // Some platforms put text to speech one level up: /api/v1/tts/text_to_audio.
         "tts/text_to_audio" if path.starts_with("/api/v1/") => want(is_post, Endpoint::Speech),
         _ => {
             if let Some((model, action)) = rest.strip_prefix("models/").and_then(|r| r.rsplit_once(':')) {
-                let stream = match action {
-                    "generateContent" => false,
-                    "streamGenerateContent" => true,
-                    _ => return Endpoint::Unknown,
-                };
                 if model.is_empty() || model.contains('/') {
                     return Endpoint::Unknown;
                 }
+                let stream = match action {
+                    "generateContent" => false,
+                    "streamGenerateContent" => true,
+                    "countTokens" => {
+                        return want(is_post, Endpoint::GeminiCountTokens { model: percent_decode(model) })
+                    }
+                    "embedContent" | "batchEmbedContents" => {
+                        let batch = action == "batchEmbedContents";
+                        return want(is_post, Endpoint::GeminiEmbed { model: percent_decode(model), batch });
+                    }
+                    _ => return Endpoint::Unknown,
+                };
                 return want(is_post, Endpoint::Gemini { model: percent_decode(model), stream });
             }
             if let Some(id) = rest.strip_prefix("models/") {

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod dialect;
+pub mod embeddings;
 pub mod endpoints;
 pub mod errors;
 pub mod exchange;

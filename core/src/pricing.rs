@@ -45,6 +45,9 @@ pub fn estimate_micros(model: &Model, request_bytes: usize, units: f64, max_toke
             let completion_price = p.completion_per_1k.max(p.reasoning_per_1k());
             prompt * prompt_price / 1000.0 + completion * completion_price / 1000.0
         }
+        // Input tokens only: the body's size bounds them (a token id is at least 2 bytes of JSON,
+        // so this bound over-counts token arrays at most 2 times).
+        ModelType::Embedding => prompt_tokens_bound(request_bytes) * p.prompt_per_1k / 1000.0,
         ModelType::Image => units.max(1.0) * p.per_image,
         ModelType::Video | ModelType::Audio => units.max(0.0) * p.per_second,
     };
@@ -79,8 +82,11 @@ pub fn admission_micros(
     units: f64,
     max_tokens: Option<u64>,
 ) -> u64 {
+    if endpoint.is_count() {
+        return 0;
+    }
     match model.model_type {
-        ModelType::Text => estimate_micros(model, request_bytes, units, max_tokens),
+        ModelType::Text | ModelType::Embedding => estimate_micros(model, request_bytes, units, max_tokens),
         _ => media_micros(model, endpoint, units),
     }
 }
@@ -88,8 +94,11 @@ pub fn admission_micros(
 /// What a request that reached the upstream is billed, and what its reservation settles at: the
 /// billed usage at the model's token prices for text, the billed units for media.
 pub fn cost_micros(model: &Model, endpoint: &Endpoint, billed: &Usage, units: f64) -> u64 {
+    if endpoint.is_count() {
+        return 0;
+    }
     match model.model_type {
-        ModelType::Text => usage_micros(model, billed),
+        ModelType::Text | ModelType::Embedding => usage_micros(model, billed),
         _ => media_micros(model, endpoint, units),
     }
 }

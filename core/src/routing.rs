@@ -9,6 +9,8 @@ pub enum ModelType {
     Image,
     Video,
     Audio,
+    /// Embeddings (`/v1/embeddings`), billed per input token at `prompt_per_1k`.
+    Embedding,
 }
 
 impl ModelType {
@@ -18,6 +20,7 @@ impl ModelType {
             ModelType::Image => "image",
             ModelType::Video => "video",
             ModelType::Audio => "audio",
+            ModelType::Embedding => "embedding",
         }
     }
 }

@@ -198,7 +198,7 @@ def _class(r):
 
 
 MODELS = ["qai-hello-world", "qai-flash", "qai-pro", "qai-max", "qai-think", "qai-imagine-turbo",
-          "qai-imagine-quality", "qai-motion", "qai-voice", "qai-listen"]
+          "qai-imagine-quality", "qai-motion", "qai-voice", "qai-listen", "qai-embed"]
 
 
 def _with_zeros(counts, keys):

@@ -17,6 +17,7 @@
 mod admit;
 mod auth;
 mod capture;
+mod count;
 mod record;
 mod redact;
 mod remote;
@@ -26,6 +27,7 @@ mod upload;
 
 pub use self::admit::format_duration;
 pub use self::capture::CONTENT_LOG_CAP;
+pub use self::count::ESTIMATED_HEADER;
 pub use self::record::{client_request_id, format_request_id, rfc3339};
 pub use self::redact::redact_text;
 pub use self::remote::LimitsCall;

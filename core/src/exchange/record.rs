@@ -85,7 +85,9 @@ impl Exchange {
     /// The usage to bill and whether it is an estimate.
     fn billed_usage(&self) -> (Usage, bool) {
         let forwarded = self.model.is_some() && !self.local_reply;
-        let text = self.endpoint.model_type() == Some(ModelType::Text);
+        // Token counts bill nothing: no usage, no estimate.
+        let text = matches!(self.endpoint.model_type(), Some(ModelType::Text | ModelType::Embedding))
+            && !self.endpoint.is_count();
         if let (true, true, Some(read)) = (forwarded, text, self.cut_bytes) {
             // Refused as oversized: its usage (at the end of the body) was never seen. Bill the
             // prompt estimate and the bytes read, within the completion budget it authorised.

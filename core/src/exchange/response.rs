@@ -4,6 +4,7 @@
 use super::redact::{error_finder, redact_bytes, redact_text, upstream_message};
 use super::{remove, set, ChunkAction, Exchange, HeaderEdit, LocalReply};
 use crate::config::Config;
+use crate::embeddings;
 use crate::endpoints::Endpoint;
 use crate::errors::{Code, GatewayError};
 use crate::media;
@@ -60,7 +61,12 @@ impl Exchange {
         if !self.endpoint.is_chat() {
             // Media bodies pass untouched (images can be megabytes of base64); a transcription's
             // small JSON is read for the seconds it bills.
-            self.mode = if self.endpoint == Endpoint::Transcriptions && is_json {
+            if matches!(self.endpoint, Endpoint::GeminiEmbed { .. }) && is_json {
+                // Rewritten into Gemini's shape at the end: its length changes.
+                self.mode = ResponseMode::BufferJson;
+                return vec![remove("content-length")];
+            }
+            self.mode = if matches!(self.endpoint, Endpoint::Transcriptions | Endpoint::Embeddings) && is_json {
                 ResponseMode::BufferJson
             } else {
                 ResponseMode::Pass
@@ -137,6 +143,27 @@ impl Exchange {
                         None => self.units_estimated = true,
                     }
                     return ChunkAction::Pass;
+                }
+                if self.endpoint == Endpoint::Embeddings {
+                    // Passed as the upstream sent it; its usage is what is billed.
+                    self.usage = embeddings::response_usage(chunk);
+                    return ChunkAction::Pass;
+                }
+                if let Endpoint::GeminiEmbed { batch, .. } = self.endpoint {
+                    self.usage = embeddings::response_usage(chunk);
+                    return match embeddings::to_gemini(chunk, batch) {
+                        Some(b) => ChunkAction::Replace(b),
+                        None => {
+                            let e = GatewayError::new(
+                                Code::UpstreamError,
+                                "The embeddings service sent an invalid response",
+                            );
+                            self.status = e.status();
+                            self.error = Some(e.code);
+                            self.status_override = Some(e.status());
+                            ChunkAction::Replace(e.body(self.front))
+                        }
+                    };
                 }
                 let translated = translate::response_at(
                     self.front,

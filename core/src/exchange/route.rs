@@ -8,6 +8,7 @@ use super::{remove, set, BodyAction, Env, Exchange, HeaderEdit};
 use crate::config::{Cluster, Config};
 use crate::dialect::pivot::PivotRequest;
 use crate::dialect::{anthropic, gemini, guard, openai, responses, Dialect};
+use crate::embeddings;
 use crate::endpoints::Endpoint;
 use crate::errors::{Code, GatewayError};
 use crate::media;
@@ -34,6 +35,9 @@ impl Exchange {
     fn route(&mut self, cfg: &Config, raw: &[u8], env: &Env) -> Result<BodyAction, GatewayError> {
         // Every path reads the body the same way, and the upstream cannot read it another way.
         guard::check(raw)?;
+        if self.endpoint.is_count() {
+            return self.route_count(cfg, raw, env);
+        }
         if self.endpoint == Endpoint::ChatCompletions {
             if let Some(a) = self.route_chat_unchanged(cfg, raw, env) {
                 return a;
@@ -66,15 +70,34 @@ impl Exchange {
             }
             None => {
                 let body = openai::parse_json_object(raw)?;
-                let name = openai::required_model(&body)?;
+                let (name, body) = match &self.endpoint {
+                    Endpoint::GeminiEmbed { model, batch } => {
+                        (model.clone(), embeddings::from_gemini(&body, model, *batch)?)
+                    }
+                    _ => (openai::required_model(&body)?, body),
+                };
                 let model = self.resolve_model(cfg, &name, want_type)?;
-                if !media::task_matches(&self.endpoint, model) {
-                    return Err(wrong_task(&name, &self.endpoint));
+                if matches!(self.endpoint, Endpoint::Embeddings | Endpoint::GeminiEmbed { .. }) {
+                    self.prompt_estimate = embeddings::validate(&body)?;
+                    // Embeddings go only to an upstream that speaks OpenAI's embeddings API.
+                    if cfg.cluster_of(model).is_some_and(|c| c.dialect != Dialect::OpenAi) {
+                        return Err(GatewayError::new(
+                            Code::InvalidModel,
+                            format!("The model '{name}' is served by an upstream without an OpenAI embeddings API"),
+                        )
+                        .with_param("model"));
+                    }
+                    media_body = Some(body);
+                    (name, 1.0, None)
+                } else {
+                    if !media::task_matches(&self.endpoint, model) {
+                        return Err(wrong_task(&name, &self.endpoint));
+                    }
+                    let units = media::validate(&self.endpoint, &body, model)?;
+                    self.units = Some(units);
+                    media_body = Some(body);
+                    (name, units, None)
                 }
-                let units = media::validate(&self.endpoint, &body, model)?;
-                self.units = Some(units);
-                media_body = Some(body);
-                (name, units, None)
             }
         };
         let model = cfg.model(&client_model).ok_or_else(|| GatewayError::new(Code::InternalError, "model vanished"))?;
@@ -115,7 +138,8 @@ impl Exchange {
                 // wants `input`.
                 let tts_text =
                     self.endpoint == Endpoint::Speech && !body.contains_key("input") && body.contains_key("text");
-                let body = if model.upstream_model != client_model || tts_text {
+                let converted = matches!(self.endpoint, Endpoint::GeminiEmbed { .. });
+                let body = if model.upstream_model != client_model || tts_text || converted {
                     body.insert("model".to_string(), Value::String(model.upstream_model.clone()));
                     if tts_text {
                         if let Some(t) = body.remove("text") {

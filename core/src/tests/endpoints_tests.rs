@@ -33,7 +33,7 @@ fn wrong_method_and_unknown_paths() {
     assert_eq!(classify("POST", "/v1/models"), Endpoint::MethodNotAllowed);
     assert_eq!(classify("GET", "/v2/models"), Endpoint::Unknown);
     assert_eq!(classify("GET", "/"), Endpoint::Unknown);
-    assert_eq!(classify("POST", "/v1/models/qai-flash:embedContent"), Endpoint::Unknown);
+    assert_eq!(classify("POST", "/v1/models/qai-flash:frobnicate"), Endpoint::Unknown);
 }
 
 #[test]
@@ -72,4 +72,22 @@ fn responses_endpoint() {
     assert_eq!(Endpoint::Responses.dialect(), Dialect::OpenAiResponses);
     assert!(Endpoint::Responses.is_chat() && Endpoint::Responses.needs_body());
     assert_eq!(Endpoint::Responses.model_type(), Some(ModelType::Text));
+}
+
+#[test]
+fn embeddings_and_token_counting_endpoints() {
+    for p in ["/v1/embeddings", "/api/v1/embeddings", "/v1/embeddings/"] {
+        assert_eq!(classify("POST", p), Endpoint::Embeddings, "{p}");
+    }
+    assert_eq!(classify("GET", "/v1/embeddings"), Endpoint::MethodNotAllowed);
+    assert_eq!(classify("POST", "/v1/messages/count_tokens"), Endpoint::CountTokens);
+    assert_eq!(Endpoint::CountTokens.dialect(), Dialect::Anthropic);
+    for p in
+        ["/v1beta/models/m%2D1:countTokens?key=k", "/v1/models/m-1:countTokens", "/api/v1beta/models/m-1:countTokens"]
+    {
+        assert_eq!(classify("POST", p), Endpoint::GeminiCountTokens { model: "m-1".into() }, "{p}");
+    }
+    assert_eq!(Endpoint::GeminiCountTokens { model: "m".into() }.dialect(), Dialect::Gemini);
+    assert_eq!(classify("GET", "/v1beta/models/m:countTokens"), Endpoint::MethodNotAllowed);
+    assert_eq!(classify("POST", "/v1beta/models/:countTokens"), Endpoint::Unknown);
 }

@@ -31,6 +31,12 @@ pub fn route(path: &str) -> Option<Route> {
     Some(Route { model: model.to_string(), stream })
 }
 
+/// Whether a path is Gemini's token counter, `/v1beta/models/{model}:countTokens`.
+pub fn is_count_tokens(path: &str) -> bool {
+    let rest = path.strip_prefix("/v1beta/models/").or_else(|| path.strip_prefix("/v1/models/"));
+    rest.and_then(|r| r.strip_suffix(":countTokens")).is_some_and(|m| !m.is_empty() && !m.contains('/'))
+}
+
 fn status_name(code: u16) -> &'static str {
     match code {
         400 => "INVALID_ARGUMENT",

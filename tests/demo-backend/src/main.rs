@@ -9,6 +9,7 @@ mod anthropic;
 mod body;
 mod capture;
 mod controls;
+mod embeddings;
 mod gemini;
 mod media;
 mod openai;
@@ -314,15 +315,17 @@ async fn route(state: &State, parts: &Parts, body: Bytes) -> Resp {
     }
 
     let gemini_route = gemini::route(path);
+    let gemini_count = gemini::is_count_tokens(path);
     let api = match path {
         "/v1/chat/completions"
         | "/v1/responses"
         | "/v1/images/generations"
         | "/v1/videos/generations"
         | "/v1/audio/speech"
-        | "/v1/audio/transcriptions" => Api::OpenAi,
-        "/v1/messages" => Api::Anthropic,
-        _ if gemini_route.is_some() => Api::Gemini,
+        | "/v1/audio/transcriptions"
+        | "/v1/embeddings" => Api::OpenAi,
+        "/v1/messages" | "/v1/messages/count_tokens" => Api::Anthropic,
+        _ if gemini_route.is_some() || gemini_count => Api::Gemini,
         "/health" | "/__demo/requests" | "/v1/files/demo.png" | "/v1/files/demo.mp4" => {
             return method_not_allowed(method, path)
         }
@@ -437,6 +440,9 @@ async fn route(state: &State, parts: &Parts, body: Bytes) -> Resp {
     }
 
     match (path, gemini_route) {
+        _ if gemini_count => embeddings::gemini_count(&body),
+        ("/v1/embeddings", _) => embeddings::create(&ctl, &body),
+        ("/v1/messages/count_tokens", _) => embeddings::anthropic_count(&body),
         (_, Some(r)) => gemini::generate(&ctl, r, parts.uri.query().unwrap_or(""), &body).await,
         ("/v1/chat/completions", _) => pad(openai::chat(&ctl, &body).await, &parts.headers),
         ("/v1/responses", _) => responses::create(&ctl, &body).await,
@@ -452,7 +458,8 @@ async fn route(state: &State, parts: &Parts, body: Bytes) -> Resp {
 /// checked).
 fn strict_check(api: Api, path: &str, body: &[u8]) -> Option<Resp> {
     let text = matches!(api, Api::Anthropic | Api::Gemini) || path == "/v1/chat/completions" || path == "/v1/responses";
-    if !text {
+    // The token counters take the request without a budget: not checked either.
+    if !text || path.ends_with("/count_tokens") || path.ends_with(":countTokens") {
         return None;
     }
     // Bodies that are not JSON objects get each handler's own 400.

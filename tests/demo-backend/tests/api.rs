@@ -852,3 +852,46 @@ fn usage_fixed_reports_exactly_the_chosen_counts() {
     assert_eq!(last["usageMetadata"]["candidatesTokenCount"], 45);
     assert_eq!(last["usageMetadata"]["promptTokenCount"], 123);
 }
+
+#[test]
+fn embeddings_are_deterministic_vectors_of_the_asked_dimensions_with_usage() {
+    let srv = Server::start();
+    let body = json!({"model": "e", "input": ["one two three", "four"], "dimensions": 5});
+    let a = srv.post_json("/v1/embeddings", &[], &body).json();
+    let b = srv.post_json("/v1/embeddings", &[], &body).json();
+    assert_eq!(a, b);
+    assert_eq!(a["data"].as_array().map(Vec::len), Some(2));
+    assert_eq!(a["data"][0]["embedding"].as_array().map(Vec::len), Some(5));
+    assert_eq!(a["data"][1]["index"], 1);
+    assert_eq!(a["usage"], json!({"prompt_tokens": 4, "total_tokens": 4}));
+    // base64: the same floats, as little-endian f32.
+    let body64 =
+        json!({"model": "e", "input": ["one two three", "four"], "dimensions": 5, "encoding_format": "base64"});
+    let c = srv.post_json("/v1/embeddings", &[], &body64).json();
+    let bytes = b64_decode(c["data"][0]["embedding"].as_str().unwrap());
+    let floats: Vec<f32> = bytes.chunks(4).map(|q| f32::from_le_bytes([q[0], q[1], q[2], q[3]])).collect();
+    let expect: Vec<f32> =
+        a["data"][0]["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+    assert_eq!(floats, expect);
+    let none = srv.post_json("/v1/embeddings", &[("x-demo-no-usage", "1")], &body).json();
+    assert_eq!(none.get("usage"), None);
+}
+
+#[test]
+fn token_counters_answer_in_their_dialects() {
+    let srv = Server::start();
+    let a = srv.post_json(
+        "/v1/messages/count_tokens",
+        &[],
+        &json!({"model": "m", "system": "be brief", "messages": [{"role": "user", "content": "hello there you"}]}),
+    );
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json(), json!({"input_tokens": 5}));
+    let g = srv.post_json(
+        "/v1beta/models/m:countTokens",
+        &[],
+        &json!({"contents": [{"role": "user", "parts": [{"text": "hello there"}]}]}),
+    );
+    assert_eq!(g.status, 200);
+    assert_eq!(g.json(), json!({"totalTokens": 2}));
+}

@@ -8,6 +8,8 @@ use crate::keys;
 use crate::limits::{self, MemoryStore};
 
 mod admit_tests;
+mod count_tests;
+mod embeddings_tests;
 mod policy_tests;
 mod record_tests;
 mod remote_tests;
