@@ -281,7 +281,7 @@ def test_the_readme_key_tool_block_runs_as_it_is(live):
     accounts = {a["id"]: a for a in cfg["accounts"]}
     assert accounts["acct-limited"] == {"id": "acct-limited", "status": "active", "rpm": 10, "image_rpm": 2, "spend_cap": 5}
     assert accounts["acct-new"] == {"id": "acct-new", "status": "inactive", "rpm": 60}
-    assert r.stderr.splitlines()[-1].endswith(f"valid: {len(cfg['keys'])} keys, {len(cfg['accounts'])} accounts, 10 models, 4 clusters")
+    assert r.stderr.splitlines()[-1].endswith(f"valid: {len(cfg['keys'])} keys, {len(cfg['accounts'])} accounts, {len(cfg['models'])} models, 4 clusters")
 
 
 def test_the_readme_ecds_filter_is_what_the_harness_runs(live):

@@ -70,7 +70,8 @@ def test_unknown_or_non_text_models_are_refused_in_the_callers_shape(stack):
     http = Http(stack.url)
     s, _, b = http.json("POST", "/v1/messages/count_tokens", {"model": "nope", "messages": MESSAGES},
                         {"x-api-key": KEY, "anthropic-version": "2023-06-01"})
-    assert (s, b["type"]) == (400, "error")
+    # An unknown model is a 404 `not_found_error` for Anthropic clients, as from the real API.
+    assert (s, b["type"], b["error"]["type"]) == (404, "error", "not_found_error")
     s, _, b = http.json("POST", "/v1beta/models/qai-embed:countTokens",
                         {"contents": [{"parts": [{"text": "x"}]}]}, {"x-goog-api-key": KEY})
     assert (s, b["error"]["status"]) == (400, "INVALID_ARGUMENT")
