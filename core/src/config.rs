@@ -17,11 +17,13 @@ pub mod key_table;
 mod limits;
 pub mod pieces;
 mod raw_keys;
+mod router;
 
 use key_table::KeyLines;
 use limits::{compile_limits, RawLimits};
 pub use limits::{Fallback, LimitsStore, RemoteLimits, DEFAULT_HOLD_TTL_MS, DEFAULT_LIMITS_TIMEOUT_MS};
 use raw_keys::{key_capacity, RawKey, RawKeys, KEY_CAPACITY};
+use router::{compile_routers, model_cluster, RawRouter};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,7 +105,8 @@ struct RawModel {
     id: String,
     #[serde(rename = "type")]
     model_type: ModelType,
-    cluster: String,
+    /// Every model but a router (`router`) names its cluster.
+    cluster: Option<String>,
     upstream_model: Option<String>,
     #[serde(default)]
     price: Price,
@@ -115,6 +118,10 @@ struct RawModel {
     sizes: Vec<String>,
     max_seconds: Option<f64>,
     task: Option<AudioTask>,
+    context_window: Option<u64>,
+    #[serde(default)]
+    supports: Vec<crate::router::Capability>,
+    router: Option<RawRouter>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -373,14 +380,13 @@ fn compile(mut raw: RawConfig) -> Result<Config, String> {
 
     let mut models = Vec::with_capacity(raw.models.len());
     let mut model_index = HashMap::new();
+    let mut routers = Vec::new();
     for (i, m) in raw.models.into_iter().enumerate() {
         let here = format!("models[{i}]");
         if m.id.is_empty() {
             return Err(format!("{here}.id: must not be empty"));
         }
-        let cluster = *cluster_index
-            .get(&m.cluster)
-            .ok_or_else(|| format!("{here}.cluster: no cluster named '{}' in 'clusters'", m.cluster))?;
+        let cluster = model_cluster(&here, m.cluster.as_deref(), m.router.is_some(), &cluster_index)?;
         let p = m.price;
         for (name, v) in [
             ("prompt_per_1k", p.prompt_per_1k),
@@ -423,8 +429,13 @@ fn compile(mut raw: RawConfig) -> Result<Config, String> {
             sizes: m.sizes,
             max_seconds: m.max_seconds.unwrap_or(crate::media::DEFAULT_MAX_VIDEO_SECONDS),
             task: m.task,
+            context_window: m.context_window,
+            supports: crate::router::Supports::from_list(&m.supports),
+            router: None,
         });
+        routers.extend(m.router.map(|r| (i, r)));
     }
+    compile_routers(&mut models, routers)?;
 
     let mut accounts = Vec::with_capacity(raw.accounts.len());
     let mut account_index: HashMap<String, usize> = HashMap::new();

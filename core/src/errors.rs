@@ -16,6 +16,8 @@ pub enum Code {
     InvalidModel,
     /// 400: malformed JSON, wrong types, out-of-range values.
     BadRequest,
+    /// 400: the prompt and `max_tokens` fit no context window the request may use.
+    ContextLengthExceeded,
     /// 401: no key, malformed key, unknown key.
     Unauthorized,
     /// 402: spend cap reached.
@@ -42,10 +44,11 @@ pub enum Code {
 
 impl Code {
     /// Every code (for defining one error stat per code).
-    pub const ALL: [Code; 14] = [
+    pub const ALL: [Code; 15] = [
         Code::MissingField,
         Code::InvalidModel,
         Code::BadRequest,
+        Code::ContextLengthExceeded,
         Code::Unauthorized,
         Code::InsufficientFunds,
         Code::Forbidden,
@@ -62,7 +65,7 @@ impl Code {
     /// The HTTP status this code is returned with.
     pub fn status(self) -> u16 {
         match self {
-            Code::MissingField | Code::InvalidModel | Code::BadRequest => 400,
+            Code::MissingField | Code::InvalidModel | Code::BadRequest | Code::ContextLengthExceeded => 400,
             Code::Unauthorized => 401,
             Code::InsufficientFunds => 402,
             Code::Forbidden => 403,
@@ -82,6 +85,7 @@ impl Code {
             Code::MissingField => "missing_field",
             Code::InvalidModel => "invalid_model",
             Code::BadRequest => "bad_request",
+            Code::ContextLengthExceeded => "context_length_exceeded",
             Code::Unauthorized => "unauthorized",
             Code::InsufficientFunds => "insufficient_funds",
             Code::Forbidden => "forbidden",

@@ -16,6 +16,7 @@ pub mod media;
 pub mod metrics;
 pub mod pricing;
 pub mod reply;
+pub mod router;
 pub mod routing;
 pub mod sse;
 pub mod trace;

@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+use crate::router::{Router, Supports};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelType {
@@ -90,4 +92,10 @@ pub struct Model {
     pub max_seconds: f64,
     /// Audio models: speech or transcription (`None`: either).
     pub task: Option<AudioTask>,
+    /// Text models: the context window in tokens (prompt and completion), for router models.
+    pub context_window: Option<u64>,
+    /// Text models: what they accept besides text, for router models.
+    pub supports: Supports,
+    /// A router model (`auto`): the rules that pick the model that serves.
+    pub router: Option<Box<Router>>,
 }

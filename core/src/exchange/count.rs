@@ -50,6 +50,10 @@ impl Exchange {
         if !self.admit(cfg, env, model, 1.0, Some(0))? {
             return Ok(BodyAction::AskLimits);
         }
+        if model.router.is_some() {
+            // A router model (`auto`) has no upstream of its own to count with.
+            return Ok(BodyAction::Reply(self.estimated_count()));
+        }
         let cluster = self.route_to(cfg, model)?;
         if cluster.dialect != self.front {
             return Ok(BodyAction::Reply(self.estimated_count()));

@@ -7,6 +7,7 @@
 //! - `auth.rs`: the request headers (endpoint, key, account, the model list);
 //! - `admit.rs`: the limits (requests per minute, sandbox quota, spend reservation, body caps);
 //! - `route.rs`: the request body (validation, model, cluster, the upstream's request);
+//! - `auto.rs`: a router model (`auto`) picking the model that serves;
 //! - `upload.rs`: a streamed multipart upload (transcriptions);
 //! - `response.rs` and `redact.rs`: the response path and the upstream's errors;
 //! - `record.rs`: the bill, the settlement of the reservation and the billing record;
@@ -16,6 +17,7 @@
 
 mod admit;
 mod auth;
+mod auto;
 mod capture;
 mod count;
 mod record;
@@ -209,6 +211,8 @@ pub struct Exchange {
     redact: Vec<String>,
     /// The limits service's part (`limits.store: "remote"`).
     remote: RemoteState,
+    /// The candidate a router model (`auto`) chose to serve the request.
+    chosen: Option<String>,
 }
 
 /// The end of an exchange: what to bill and count, and the billing record.
@@ -291,6 +295,7 @@ impl Exchange {
             completion_budget: 0,
             redact: Vec::new(),
             remote: RemoteState::default(),
+            chosen: None,
         }
     }
 

@@ -69,7 +69,7 @@ impl Exchange {
     /// `on_done` bills this; the glue also reads it at the end of the response (span attributes,
     /// which Envoy's tracer reads before the log phase).
     pub fn bill(&self, cfg: &Config) -> (Usage, bool, u64) {
-        let model = self.model.as_deref().and_then(|m| cfg.model(m));
+        let model = self.priced_model(cfg);
         let (billed, estimated) = self.billed_usage();
         let forwarded = model.is_some() && !self.local_reply;
         // A response refused as oversized was still generated at the client's request: billed.
@@ -154,6 +154,8 @@ impl Exchange {
         if let Some((_, resp)) = &content {
             r.field("response_body", resp.as_ref());
         }
+        let served = forwarded && ((200..300).contains(&self.status) || self.cut_bytes.is_some());
+        r.field("served_model", &self.served_model(served));
         r.field("status", &self.status);
         r.field("stream", &self.stream);
         r.field("time", rfc3339(self.start_ms).as_str());

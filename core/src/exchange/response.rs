@@ -38,6 +38,7 @@ impl Exchange {
             return Vec::new();
         }
         let mut edits: Vec<HeaderEdit> = self.rate_headers().into_iter().map(|(k, v)| HeaderEdit::Set(k, v)).collect();
+        edits.extend(self.served_model_header());
         edits.extend(self.response_edits(status, content_type));
         edits
     }
@@ -79,7 +80,7 @@ impl Exchange {
             let pipe = StreamPipe::priced_at(
                 self.front,
                 self.upstream,
-                self.model.as_deref().unwrap_or(""),
+                self.shown_model(),
                 self.upstream_model.as_deref().unwrap_or(""),
                 self.wants_usage,
                 self.price,
@@ -169,7 +170,7 @@ impl Exchange {
                     self.front,
                     self.upstream,
                     chunk,
-                    self.model.as_deref().unwrap_or(""),
+                    self.shown_model(),
                     self.upstream_model.as_deref().unwrap_or(""),
                     self.price.as_ref(),
                     self.now_ms / 1000,

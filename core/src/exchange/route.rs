@@ -103,6 +103,8 @@ impl Exchange {
         let model = cfg.model(&client_model).ok_or_else(|| GatewayError::new(Code::InternalError, "model vanished"))?;
         // Named and valid: a refusal by the limits below is counted and recorded under it.
         self.model = Some(client_model.clone());
+        // A router model (`auto`): its chosen candidate is admitted, routed and priced.
+        let model = self.serving_model(cfg, model, chat.as_ref(), units, max_tokens)?;
         if !self.admit(cfg, env, model, units, max_tokens)? {
             return Ok(BodyAction::AskLimits);
         }
@@ -173,9 +175,11 @@ impl Exchange {
         env: &Env,
     ) -> Option<Result<BodyAction, GatewayError>> {
         let scan = openai::scan_chat(raw)?;
-        // A model the key may not use takes the general path, which refuses it.
-        let model =
-            cfg.model(&scan.model).filter(|m| m.model_type == ModelType::Text && self.key_allows(cfg, &m.id))?;
+        // A model the key may not use takes the general path, which refuses it; so does a router
+        // model (`auto`), whose rules read the parsed request.
+        let model = cfg
+            .model(&scan.model)
+            .filter(|m| m.model_type == ModelType::Text && m.router.is_none() && self.key_allows(cfg, &m.id))?;
         let cluster = cfg.cluster_of(model).filter(|c| c.dialect == Dialect::OpenAi)?;
         if model.upstream_model != scan.model || (scan.stream && !scan.wants_usage) {
             return None;

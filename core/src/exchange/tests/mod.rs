@@ -8,6 +8,7 @@ use crate::keys;
 use crate::limits::{self, MemoryStore};
 
 mod admit_tests;
+mod auto_tests;
 mod count_tests;
 mod embeddings_tests;
 mod policy_tests;

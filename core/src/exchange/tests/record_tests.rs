@@ -38,6 +38,8 @@ impl Exchange {
         put("cached_tokens", json!(u.cached_tokens));
         put("reasoning_tokens", json!(u.reasoning_tokens));
         put("units", self.units.filter(|_| forwarded).map(|n| json!(n)).unwrap_or(Value::Null));
+        let served = forwarded && (200..300).contains(&self.status);
+        put("served_model", self.model.clone().filter(|_| served).map(Value::String).unwrap_or(Value::Null));
         put("credits", json!(micros as f64 / 1e6));
         put("estimated", Value::Bool(estimated));
         put("complete", Value::Bool(self.local_reply || self.response_done));
