@@ -198,7 +198,7 @@ def _class(r):
 
 
 MODELS = ["qai-hello-world", "qai-flash", "qai-pro", "qai-max", "qai-think", "qai-imagine-turbo",
-          "qai-imagine-quality", "qai-motion", "qai-voice", "qai-listen", "qai-embed"]
+          "qai-imagine-quality", "qai-motion", "qai-voice", "qai-listen", "qai-embed", "auto"]
 
 
 def _with_zeros(counts, keys):
@@ -223,8 +223,8 @@ def expected_errors_by_model(records):
 
 def expected_errors_by_code(records):
     c = _by(records, lambda r: _key(code=r["error"]), lambda r: 1, lambda r: r["error"] is not None)
-    codes = ["missing_field", "invalid_model", "bad_request", "unauthorized", "insufficient_funds", "forbidden",
-             "not_found", "method_not_allowed", "request_entity_too_large", "rate_limit_exceeded",
+    codes = ["missing_field", "invalid_model", "bad_request", "context_length_exceeded", "unauthorized",
+             "insufficient_funds", "forbidden", "not_found", "method_not_allowed", "request_entity_too_large", "rate_limit_exceeded",
              "sandbox_quota_exceeded", "internal_error", "upstream_error", "service_unavailable"]
     return _with_zeros(c, [_key(code=k) for k in codes])
 

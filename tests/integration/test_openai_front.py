@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CATALOG = {
     "qai-hello-world": "text", "qai-flash": "text", "qai-pro": "text", "qai-max": "text",
     "qai-think": "text", "qai-imagine-turbo": "image", "qai-imagine-quality": "image", "qai-motion": "video",
-    "qai-voice": "audio", "qai-listen": "audio", "qai-embed": "embedding",
+    "qai-voice": "audio", "qai-listen": "audio", "qai-embed": "embedding", "auto": "text",
 }
 
 

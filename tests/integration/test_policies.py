@@ -18,7 +18,7 @@ def test_flash_only_key_lists_one_model(http):
     assert http.json("GET", "/v1/models/qai-flash", headers=AUTH)[0] == 200
     # A key without a list still sees the whole catalog.
     status, _, body = http.json("GET", "/v1/models", headers={"Authorization": "Bearer sk-demo-active"})
-    assert status == 200 and len(body["data"]) == 13  # the demo catalog: 12 generation models and qai-embed
+    assert status == 200 and len(body["data"]) == 14  # the demo catalog: 12 generation models, qai-embed and auto
 
 
 def test_flash_only_key_gets_403_naming_the_model_in_each_dialect(stack, http):
