@@ -13,7 +13,8 @@ fn auto_cfg() -> Config {
                   {{"id":"big","type":"text","cluster":"anth","upstream_model":"up-big","context_window":10000,
                     "supports":["tools","images"],"default_max_tokens":10,
                     "price":{{"prompt_per_1k":10,"completion_per_1k":10}}}},
-                  {{"id":"auto","type":"text","router":{{"candidates":["small","big"]}}}}],
+                  {{"id":"auto","type":"text","router":{{"candidates":["small","big"]}}}},
+                  {{"id":"auto-big","type":"text","router":{{"candidates":["big","small"]}}}}],
         "accounts":[{{"id":"a","rpm":100}}],
         "keys":[{{"id":"k","sha256":"{}","account":"a"}},
                 {{"id":"only-auto","sha256":"{}","account":"a","allowed_models":["auto","big"]}},
@@ -161,5 +162,12 @@ fn a_count_for_auto_is_the_gateways_estimate() {
     };
     assert!(matches!(ex.on_request_headers(&c, &head, &env), HeadAction::ReadBody(_)));
     let BodyAction::Reply(r) = ex.on_request_body(&c, SHORT.as_bytes(), &env) else { panic!("forwarded") };
+    assert_eq!((r.status, header(&r, "x-tollgate-estimated")), (200, Some("true")));
+    // Also when its first candidate's cluster speaks the caller's dialect: no candidate is chosen
+    // to count with, so nothing goes upstream under the router's name.
+    let mut ex = Exchange::new();
+    assert!(matches!(ex.on_request_headers(&c, &head, &env), HeadAction::ReadBody(_)));
+    let body = r#"{"model":"auto-big","messages":[{"role":"user","content":"hi"}]}"#;
+    let BodyAction::Reply(r) = ex.on_request_body(&c, body.as_bytes(), &env) else { panic!("forwarded") };
     assert_eq!((r.status, header(&r, "x-tollgate-estimated")), (200, Some("true")));
 }
