@@ -13,6 +13,7 @@ use crate::dialect::Dialect;
 use crate::keys::{self, Hash, KeyTable};
 use crate::routing::{AudioTask, Model, ModelType, Price};
 
+mod fallbacks;
 pub mod key_table;
 mod limits;
 pub mod pieces;
@@ -115,6 +116,8 @@ struct RawModel {
     sizes: Vec<String>,
     max_seconds: Option<f64>,
     task: Option<AudioTask>,
+    #[serde(default)]
+    fallbacks: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -373,6 +376,7 @@ fn compile(mut raw: RawConfig) -> Result<Config, String> {
 
     let mut models = Vec::with_capacity(raw.models.len());
     let mut model_index = HashMap::new();
+    let mut raw_fallbacks = Vec::with_capacity(raw.models.len());
     for (i, m) in raw.models.into_iter().enumerate() {
         let here = format!("models[{i}]");
         if m.id.is_empty() {
@@ -423,8 +427,11 @@ fn compile(mut raw: RawConfig) -> Result<Config, String> {
             sizes: m.sizes,
             max_seconds: m.max_seconds.unwrap_or(crate::media::DEFAULT_MAX_VIDEO_SECONDS),
             task: m.task,
+            fallbacks: Vec::new(),
         });
+        raw_fallbacks.push(m.fallbacks);
     }
+    fallbacks::resolve(&mut models, &model_index, raw_fallbacks)?;
 
     let mut accounts = Vec::with_capacity(raw.accounts.len());
     let mut account_index: HashMap<String, usize> = HashMap::new();

@@ -90,4 +90,7 @@ pub struct Model {
     pub max_seconds: f64,
     /// Audio models: speech or transcription (`None`: either).
     pub task: Option<AudioTask>,
+    /// Text models: the models (indices into `Config::models`) that serve a request in its place
+    /// when its upstream fails, in order (`crate::config::fallbacks`).
+    pub fallbacks: Vec<usize>,
 }

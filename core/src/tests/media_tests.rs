@@ -16,6 +16,7 @@ fn model(t: ModelType) -> Model {
         sizes: vec!["1024x1024".into(), "512x512".into()],
         max_seconds: 10.0,
         task: None,
+        fallbacks: Vec::new(),
     }
 }
 
