@@ -18,6 +18,7 @@ mod admit;
 mod auth;
 mod capture;
 mod count;
+mod failover;
 mod record;
 mod redact;
 mod remote;
@@ -28,6 +29,9 @@ mod upload;
 pub use self::admit::format_duration;
 pub use self::capture::CONTENT_LOG_CAP;
 pub use self::count::ESTIMATED_HEADER;
+pub use self::failover::{
+    failover_stat, fails_over, Attempt, FailoverCall, FallbackAnswer, FAILOVER_TIMEOUT_MS, MODEL_HEADER,
+};
 pub use self::record::{client_request_id, format_request_id, rfc3339};
 pub use self::redact::redact_text;
 pub use self::remote::LimitsCall;
@@ -209,6 +213,8 @@ pub struct Exchange {
     redact: Vec<String>,
     /// The limits service's part (`limits.store: "remote"`).
     remote: RemoteState,
+    /// What a failover needs (a chat request to a model with `fallbacks`).
+    failover: Option<Box<failover::Failover>>,
 }
 
 /// The end of an exchange: what to bill and count, and the billing record.
@@ -291,6 +297,7 @@ impl Exchange {
             completion_budget: 0,
             redact: Vec::new(),
             remote: RemoteState::default(),
+            failover: None,
         }
     }
 

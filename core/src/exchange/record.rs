@@ -69,7 +69,7 @@ impl Exchange {
     /// `on_done` bills this; the glue also reads it at the end of the response (span attributes,
     /// which Envoy's tracer reads before the log phase).
     pub fn bill(&self, cfg: &Config) -> (Usage, bool, u64) {
-        let model = self.model.as_deref().and_then(|m| cfg.model(m));
+        let model = self.billed_model(cfg);
         let (billed, estimated) = self.billed_usage();
         let forwarded = model.is_some() && !self.local_reply;
         // A response refused as oversized was still generated at the client's request: billed.
@@ -128,6 +128,10 @@ impl Exchange {
         // Written field by field, in the sorted key order a parsed-and-written object has.
         let mut r = Record(Vec::with_capacity(640));
         r.field("account_id", &account.map(|a| a.id.as_str()));
+        if let Some(attempts) = self.attempts() {
+            // Only for a model with `fallbacks`: every upstream attempt, in order.
+            r.field("attempts", &attempts_json(attempts));
+        }
         r.field("cached_tokens", &u.cached_tokens);
         r.field("client_request_id", &self.client_request_id);
         r.field("cluster", &cluster.filter(|_| forwarded).map(|c| c.name.as_str()));
@@ -154,6 +158,8 @@ impl Exchange {
         if let Some((_, resp)) = &content {
             r.field("response_body", resp.as_ref());
         }
+        let served = forwarded && (200..300).contains(&self.status);
+        r.field("served_model", &served.then(|| self.shown_model()));
         r.field("status", &self.status);
         r.field("stream", &self.stream);
         r.field("time", rfc3339(self.start_ms).as_str());
@@ -164,6 +170,18 @@ impl Exchange {
         r.0.push(b'}');
         r.0
     }
+}
+
+/// The record's `attempts`: `[{cluster, latency_ms, model, status}]`.
+fn attempts_json(attempts: &[super::Attempt]) -> Value {
+    attempts
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "cluster": a.cluster, "latency_ms": a.latency_ms, "model": a.model, "status": a.status,
+            })
+        })
+        .collect()
 }
 
 /// A request id in the UUID shape Envoy's own have (version 4, variant 1), from 128 bits the

@@ -43,6 +43,7 @@ impl Exchange {
     }
 
     fn response_edits(&mut self, status: u16, content_type: Option<&str>) -> Vec<HeaderEdit> {
+        self.end_attempt(status, self.now_ms);
         self.status = status;
         if let Some(code) = upstream_failure(status) {
             self.status = code.0;
@@ -79,7 +80,7 @@ impl Exchange {
             let pipe = StreamPipe::priced_at(
                 self.front,
                 self.upstream,
-                self.model.as_deref().unwrap_or(""),
+                self.shown_model(),
                 self.upstream_model.as_deref().unwrap_or(""),
                 self.wants_usage,
                 self.price,
@@ -169,7 +170,7 @@ impl Exchange {
                     self.front,
                     self.upstream,
                     chunk,
-                    self.model.as_deref().unwrap_or(""),
+                    self.shown_model(),
                     self.upstream_model.as_deref().unwrap_or(""),
                     self.price.as_ref(),
                     self.now_ms / 1000,
