@@ -29,6 +29,10 @@ impl Http {
     /// attempt fails over and a fallback can take it, the call is sent and the response held
     /// (`Some(Pause)`); `None` goes on with this response as before.
     pub(crate) fn try_failover(&mut self, status: u16) -> Option<Action> {
+        // No hostcall (not even the clock) for a request that cannot fail over.
+        if !self.ex.may_fail_over(status) {
+            return None;
+        }
         let cfg = Rc::clone(&self.config);
         let call = self.ex.fail_over(&cfg, status, &self.present, &env(&store::SharedData))?;
         Some(self.send_failover(call))

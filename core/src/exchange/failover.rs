@@ -136,6 +136,12 @@ impl Exchange {
         }
     }
 
+    /// Whether a response of `status` would be failed over from (the model has fallbacks, the
+    /// status fails over); whether a fallback is left is known only by trying.
+    pub fn may_fail_over(&self, status: u16) -> bool {
+        self.failover.is_some() && !self.local_reply && fails_over(status)
+    }
+
     /// The upstream answered `status` (its response headers, nothing of it sent yet): the next
     /// attempt if this one fails over and a fallback can take it; `None` to go on with this
     /// response as before. `present` are the request headers the upstream got.
@@ -146,7 +152,7 @@ impl Exchange {
         present: &[(String, Vec<u8>)],
         env: &Env,
     ) -> Option<FailoverCall> {
-        if self.failover.is_none() || self.local_reply || !fails_over(status) {
+        if !self.may_fail_over(status) {
             return None;
         }
         self.now_ms = env.now_ms;
