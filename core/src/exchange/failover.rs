@@ -270,14 +270,14 @@ impl Exchange {
     }
 
     /// The client's request for `model` on `cluster`: its body in the cluster's dialect under
-    /// the model's upstream id (with the model's default budget when spend is held and the client
-    /// gave none, as at routing), and its path.
+    /// the model's upstream id, and its path. When spend is held and the client gave no budget,
+    /// the budget the reservation assumed goes upstream, as it did to the first tier.
     fn fallback_body(&self, model: &Model, cluster: &Cluster) -> Result<(Vec<u8>, String), GatewayError> {
         let raw = self.failover.as_ref().map(|f| f.body.as_slice()).unwrap_or_default();
         let mut req = pivot_of(&self.endpoint, raw)?;
         let capped = req.max_tokens.is_none() && self.holds_spend();
         if capped {
-            req.body.insert("max_tokens".to_string(), Value::from(model.default_max_tokens));
+            req.body.insert("max_tokens".to_string(), Value::from(self.completion_budget));
         }
         let (body, path) = translate::upstream_request(
             self.front,
@@ -311,8 +311,9 @@ impl Exchange {
         let raw = self.failover.as_ref().map(|f| f.body.as_slice()).unwrap_or_default();
         let Ok(req) = pivot_of(&self.endpoint, raw) else { return false };
         let choices = req.body.get("n").and_then(Value::as_u64).unwrap_or(1);
-        let needed =
-            pricing::admission_micros(model, &self.endpoint, self.request_bytes, choices as f64, req.max_tokens);
+        // The budget the first tier was held to (the client's, or the one the reservation assumed).
+        let budget = req.max_tokens.or(Some(self.completion_budget));
+        let needed = pricing::admission_micros(model, &self.endpoint, self.request_bytes, choices as f64, budget);
         match self.reserved.as_mut() {
             Some(hold) => {
                 let ok = matches!(hold.grow_to(env.store, needed), Ok(true));
