@@ -253,3 +253,17 @@ def test_a_model_without_fallbacks_has_no_attempts_and_is_unchanged(stack):
     assert status == 200 and "x-tollgate-model" not in headers
     rec = stack.billing_record(headers["x-request-id"])
     assert (rec["served_model"], rec["credits"]) == ("qai-flash", credits("qai-flash"))
+
+
+def test_envoy_refuses_fallbacks_that_form_a_cycle():
+    def cycle(cfg):
+        for m in cfg["models"]:
+            if m["id"] == "qai-pro":
+                m["fallbacks"] = ["qai-max"]
+        return cfg
+    s = Stack(concurrency=1, start_backend=False, backend_port=1, patch_filter=cycle)
+    with pytest.raises(RuntimeError) as e:
+        s.start()
+    s.stop()
+    assert ("configuration: models[3].fallbacks: 'qai-max' falls back to 'qai-pro', which leads back to "
+            "'qai-max' (fallbacks must not form a cycle)") in str(e.value)
