@@ -262,8 +262,10 @@ def test_envoy_refuses_fallbacks_that_form_a_cycle():
                 m["fallbacks"] = ["qai-max"]
         return cfg
     s = Stack(concurrency=1, start_backend=False, backend_port=1, patch_filter=cycle)
-    with pytest.raises(RuntimeError) as e:
-        s.start()
-    s.stop()
+    try:
+        with pytest.raises(RuntimeError) as e:
+            s.start()
+    finally:
+        s.stop()  # also when Envoy did start (the test then fails)
     assert ("configuration: models[3].fallbacks: 'qai-max' falls back to 'qai-pro', which leads back to "
             "'qai-max' (fallbacks must not form a cycle)") in str(e.value)
