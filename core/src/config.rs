@@ -13,6 +13,7 @@ use crate::dialect::Dialect;
 use crate::keys::{self, Hash, KeyTable};
 use crate::routing::{AudioTask, Model, ModelType, Price};
 
+mod fallbacks;
 pub mod key_table;
 mod limits;
 pub mod pieces;
@@ -122,6 +123,8 @@ struct RawModel {
     #[serde(default)]
     supports: Vec<crate::router::Capability>,
     router: Option<RawRouter>,
+    #[serde(default)]
+    fallbacks: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -381,6 +384,7 @@ fn compile(mut raw: RawConfig) -> Result<Config, String> {
     let mut models = Vec::with_capacity(raw.models.len());
     let mut model_index = HashMap::new();
     let mut routers = Vec::new();
+    let mut raw_fallbacks = Vec::with_capacity(raw.models.len());
     for (i, m) in raw.models.into_iter().enumerate() {
         let here = format!("models[{i}]");
         if m.id.is_empty() {
@@ -432,10 +436,13 @@ fn compile(mut raw: RawConfig) -> Result<Config, String> {
             context_window: m.context_window,
             supports: crate::router::Supports::from_list(&m.supports),
             router: None,
+            fallbacks: Vec::new(),
         });
         routers.extend(m.router.map(|r| (i, r)));
+        raw_fallbacks.push(m.fallbacks);
     }
     compile_routers(&mut models, routers)?;
+    fallbacks::resolve(&mut models, &model_index, raw_fallbacks)?;
 
     let mut accounts = Vec::with_capacity(raw.accounts.len());
     let mut account_index: HashMap<String, usize> = HashMap::new();

@@ -48,7 +48,7 @@ const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 const TOKEN_KINDS: [&str; 4] = ["prompt", "completion", "cached", "reasoning"];
 
 /// `name=.=value;.;`; characters that would break the encoding become `_`.
-fn tag(name: &str, value: &str) -> String {
+pub(crate) fn tag(name: &str, value: &str) -> String {
     let clean: String = value.chars().map(|c| if c == ';' || c == '=' || c.is_control() { '_' } else { c }).collect();
     format!("{name}=.={clean};.;")
 }
@@ -198,6 +198,7 @@ pub fn all_names(cfg: &Config) -> Vec<String> {
             out.push(Stat::Incomplete.name(id));
         }
     }
+    out.extend(cfg.models.iter().filter(|m| !m.fallbacks.is_empty()).map(|m| crate::exchange::failover_stat(&m.id)));
     out.extend(Code::ALL.iter().map(|c| errors(*c)));
     out.push(STORE_FAILURES.to_string());
     out.push(SETTLE_FAILURES.to_string());

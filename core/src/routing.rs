@@ -98,4 +98,7 @@ pub struct Model {
     pub supports: Supports,
     /// A router model (`auto`): the rules that pick the model that serves.
     pub router: Option<Box<Router>>,
+    /// Text models: the models (indices into `Config::models`) that serve a request in its place
+    /// when its upstream fails, in order (`crate::config::fallbacks`).
+    pub fallbacks: Vec<usize>,
 }

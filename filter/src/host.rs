@@ -243,6 +243,15 @@ pub fn dispatch_post(cluster: &str, path: &str, body: &[u8], timeout_ms: u64) ->
         .map_err(|s| s as Status)
 }
 
+/// Sends a request to Envoy cluster `cluster`: these headers (`:method`, `:path` and `:authority`
+/// among them) and body, as `dispatch_post` does.
+pub fn dispatch_call(cluster: &str, headers: &[(String, String)], body: &[u8], timeout_ms: u64) -> Result<u32, Status> {
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let timeout = std::time::Duration::from_millis(timeout_ms);
+    proxy_wasm::hostcalls::dispatch_http_call(cluster, headers, Some(body), Vec::new(), timeout)
+        .map_err(|s| s as Status)
+}
+
 /// The answer to an HTTP call, in `on_http_call_response`: its `:status` (0 when absent: the call
 /// failed or timed out) and its body.
 pub fn http_call_answer(body_size: usize) -> (u16, Vec<u8>) {

@@ -18,6 +18,7 @@ use tollgate_core::exchange::{
 use tollgate_core::metrics::{AccountStat, Stat, ACCOUNT_SLOTS, MODEL_SLOTS};
 
 mod configure;
+mod failover;
 mod host;
 mod settle;
 mod store;
@@ -261,6 +262,7 @@ impl RootContext for Root {
             present: Vec::new(),
             hostcall_failures: 0,
             asking: false,
+            failing: failover::Failing::No,
         }))
     }
 
@@ -290,6 +292,8 @@ struct Http {
     hostcall_failures: u32,
     /// The request waits for the limits service's answer (paused).
     asking: bool,
+    /// A failover to the next tier (`failover`).
+    failing: failover::Failing,
 }
 
 /// The header an edit touches.
@@ -501,7 +505,10 @@ impl Http {
 impl Context for Http {
     /// The limits service's answer (or the call's failure: no `:status`): the paused request is
     /// decided again with it, and goes on, or gets its local reply.
-    fn on_http_call_response(&mut self, _token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        if self.failover_answered(token, body_size) {
+            return;
+        }
         if !self.asking {
             return;
         }
@@ -646,6 +653,9 @@ impl HttpContext for Http {
             |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
         let status = text(":status").and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
         let content_type = text("content-type");
+        if let Some(action) = self.try_failover(status) {
+            return action;
+        }
         let edits = self.ex.on_response_headers(status, content_type.as_deref());
         if end_of_stream {
             // An error without a body (no body phase follows to write ours in): answer now.
@@ -667,6 +677,14 @@ impl HttpContext for Http {
             return Action::Pause;
         }
         Action::Continue
+    }
+
+    /// Trailers of a failed response a failover holds stay held (never let through alone).
+    fn on_http_response_trailers(&mut self, _n: usize) -> Action {
+        match self.failing {
+            failover::Failing::No => Action::Continue,
+            _ => Action::Pause,
+        }
     }
 
     /// The log phase: Envoy runs it for every request, also after a client disconnect or an
@@ -704,6 +722,9 @@ impl HttpContext for Http {
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        if let Some(action) = self.failover_holds(size) {
+            return action;
+        }
         let max = self.config.max_body_bytes;
         if !end_of_stream && self.ex.buffers_response() {
             // Envoy keeps the body buffered and hands over all of it each time: count it, copy it

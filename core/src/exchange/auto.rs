@@ -43,12 +43,17 @@ impl Exchange {
 
     /// The model name the client's response shows: the chosen candidate's for a router model
     /// (as OpenAI answers an alias with the model that served), else the name it asked for.
+    /// A fallback that took over (`failover`) comes first.
     pub(super) fn shown_model(&self) -> &str {
-        self.chosen.as_deref().or(self.model.as_deref()).unwrap_or("")
+        self.shown_model_if_other().or(self.chosen.as_deref()).or(self.model.as_deref()).unwrap_or("")
     }
 
-    /// The model the request is priced and billed at: the chosen candidate, else the named one.
+    /// The model the request is priced and billed at: the fallback that served, else the chosen
+    /// candidate, else the named one.
     pub(super) fn priced_model<'c>(&self, cfg: &'c Config) -> Option<&'c Model> {
+        if let Some((i, _)) = self.failover.as_ref().and_then(|f| f.serving.as_ref()) {
+            return cfg.models.get(*i);
+        }
         self.chosen.as_deref().or(self.model.as_deref()).and_then(|m| cfg.model(m))
     }
 
@@ -60,6 +65,6 @@ impl Exchange {
     /// The record's `served_model`: the model whose upstream answered the request with a
     /// success, `None` when nothing was served.
     pub(super) fn served_model(&self, upstream_ok: bool) -> Option<&str> {
-        self.chosen.as_deref().or(self.model.as_deref()).filter(|_| upstream_ok)
+        Some(self.shown_model()).filter(|m| upstream_ok && !m.is_empty())
     }
 }

@@ -20,6 +20,7 @@ mod auth;
 mod auto;
 mod capture;
 mod count;
+mod failover;
 mod record;
 mod redact;
 mod remote;
@@ -30,6 +31,9 @@ mod upload;
 pub use self::admit::format_duration;
 pub use self::capture::CONTENT_LOG_CAP;
 pub use self::count::ESTIMATED_HEADER;
+pub use self::failover::{
+    failover_stat, fails_over, Attempt, FailoverCall, FallbackAnswer, FAILOVER_TIMEOUT_MS, MODEL_HEADER,
+};
 pub use self::record::{client_request_id, format_request_id, rfc3339};
 pub use self::redact::redact_text;
 pub use self::remote::LimitsCall;
@@ -213,6 +217,8 @@ pub struct Exchange {
     remote: RemoteState,
     /// The candidate a router model (`auto`) chose to serve the request.
     chosen: Option<String>,
+    /// What a failover needs (a chat request to a model with `fallbacks`).
+    failover: Option<Box<failover::Failover>>,
 }
 
 /// The end of an exchange: what to bill and count, and the billing record.
@@ -296,6 +302,7 @@ impl Exchange {
             redact: Vec::new(),
             remote: RemoteState::default(),
             chosen: None,
+            failover: None,
         }
     }
 

@@ -128,6 +128,10 @@ impl Exchange {
         // Written field by field, in the sorted key order a parsed-and-written object has.
         let mut r = Record(Vec::with_capacity(640));
         r.field("account_id", &account.map(|a| a.id.as_str()));
+        if let Some(attempts) = self.attempts() {
+            // Only for a model with `fallbacks`: every upstream attempt, in order.
+            r.field("attempts", &attempts_json(attempts));
+        }
         r.field("cached_tokens", &u.cached_tokens);
         r.field("client_request_id", &self.client_request_id);
         r.field("cluster", &cluster.filter(|_| forwarded).map(|c| c.name.as_str()));
@@ -166,6 +170,18 @@ impl Exchange {
         r.0.push(b'}');
         r.0
     }
+}
+
+/// The record's `attempts`: `[{cluster, latency_ms, model, status}]`.
+fn attempts_json(attempts: &[super::Attempt]) -> Value {
+    attempts
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "cluster": a.cluster, "latency_ms": a.latency_ms, "model": a.model, "status": a.status,
+            })
+        })
+        .collect()
 }
 
 /// A request id in the UUID shape Envoy's own have (version 4, variant 1), from 128 bits the

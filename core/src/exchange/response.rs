@@ -44,6 +44,7 @@ impl Exchange {
     }
 
     fn response_edits(&mut self, status: u16, content_type: Option<&str>) -> Vec<HeaderEdit> {
+        self.end_attempt(status, self.now_ms);
         self.status = status;
         if let Some(code) = upstream_failure(status) {
             self.status = code.0;

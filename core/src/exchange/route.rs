@@ -116,6 +116,7 @@ impl Exchange {
             capped = true;
         }
         let cluster = self.route_to(cfg, model)?;
+        self.keep_for_failover(cfg, model, raw);
         let (new_body, path) = match &chat {
             Some(req) => {
                 let (body, path) = translate::upstream_request(
@@ -210,6 +211,7 @@ impl Exchange {
             _ => None,
         };
         self.routed(model, cluster);
+        self.keep_for_failover(cfg, model, raw);
         let path = format!("{}/chat/completions", cluster.base_path);
         let mut edits = self.upstream_edits(cfg, cluster, path);
         edits.push(set("content-length", body.as_ref().map_or(raw.len(), Vec::len).to_string()));
@@ -227,7 +229,7 @@ impl Exchange {
         Ok(cluster)
     }
 
-    fn routed(&mut self, model: &Model, cluster: &Cluster) {
+    pub(super) fn routed(&mut self, model: &Model, cluster: &Cluster) {
         self.cluster = Some(model.cluster);
         self.upstream_model = Some(model.upstream_model.clone());
         self.upstream = cluster.dialect;

@@ -19,6 +19,7 @@ fn model(t: ModelType) -> Model {
         context_window: None,
         supports: Default::default(),
         router: None,
+        fallbacks: Vec::new(),
     }
 }
 

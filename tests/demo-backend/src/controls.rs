@@ -52,6 +52,27 @@ fn millis(h: &HeaderMap, name: &str) -> Duration {
     Duration::from_millis(number(h, name).unwrap_or(0).min(MAX_DELAY_MS))
 }
 
+/// `x-demo-fail-model: MODEL` or `MODEL=CODE` (CODE 400-599, default 503): a request for the
+/// upstream model MODEL (the body's `model`, or the model in a Gemini path) fails with CODE in
+/// the API's error shape; others are served (a failover test fails one tier only).
+pub fn failing_model(h: &HeaderMap, body: &[u8], path: &str) -> Option<StatusCode> {
+    let v = header(h, "x-demo-fail-model")?;
+    let (model, code) = match v.split_once('=') {
+        Some((m, c)) => (m.trim(), c.trim().parse::<u16>().ok().filter(|c| (400..=599).contains(c))?),
+        None => (v, 503),
+    };
+    let in_body = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|b| b.get("model").and_then(|m| m.as_str()).map(|m| m == model))
+        .unwrap_or(false);
+    let in_path = path.contains(&format!("/models/{model}:"));
+    if in_body || in_path {
+        StatusCode::from_u16(code).ok()
+    } else {
+        None
+    }
+}
+
 impl Controls {
     pub fn from_headers(h: &HeaderMap) -> Self {
         Controls {

@@ -391,7 +391,7 @@ async fn route(state: &State, parts: &Parts, body: Bytes) -> Resp {
             Api::Gemini => gemini::error(status, &msg),
         };
     }
-    if let Some(status) = ctl.status {
+    if let Some(status) = ctl.status.or_else(|| controls::failing_model(&parts.headers, &body, path)) {
         return match api {
             Api::OpenAi => openai::forced_error(status),
             Api::Anthropic => anthropic::forced_error(status),

@@ -11,6 +11,7 @@ mod admit_tests;
 mod auto_tests;
 mod count_tests;
 mod embeddings_tests;
+mod failover_tests;
 mod policy_tests;
 mod record_tests;
 mod remote_tests;

@@ -31,6 +31,11 @@ impl Exchange {
         put("front", Value::String(self.front.as_str().to_string()));
         put("upstream", if forwarded { Value::String(self.upstream.as_str().to_string()) } else { Value::Null });
         put("stream", Value::Bool(self.stream));
+        let served = forwarded && (200..300).contains(&self.status);
+        put(
+            "served_model",
+            if served { self.model.clone().map(Value::String).unwrap_or(Value::Null) } else { Value::Null },
+        );
         put("status", json!(self.status));
         put("error", self.error.map(|c| Value::String(c.as_str().to_string())).unwrap_or(Value::Null));
         put("prompt_tokens", json!(u.prompt_tokens));
