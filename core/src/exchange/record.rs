@@ -128,6 +128,7 @@ impl Exchange {
         // Written field by field, in the sorted key order a parsed-and-written object has.
         let mut r = Record(Vec::with_capacity(640));
         r.field("account_id", &account.map(|a| a.id.as_str()));
+        r.field("cache_creation_tokens", &u.cache_creation_tokens);
         r.field("cached_tokens", &u.cached_tokens);
         r.field("client_request_id", &self.client_request_id);
         r.field("cluster", &cluster.filter(|_| forwarded).map(|c| c.name.as_str()));
