@@ -117,7 +117,7 @@ pub async fn messages(ctl: &Controls, body: &[u8]) -> Resp {
             "stop_sequence": stop_sequence,
         });
         if !ctl.no_usage {
-            resp["usage"] = usage(&ctl, input_tokens, output_tokens);
+            resp["usage"] = usage(ctl, input_tokens, output_tokens);
         }
         return body::with_usage(body::json(StatusCode::OK, &resp), input_tokens, output_tokens);
     }
