@@ -400,6 +400,7 @@ fn compile(mut raw: RawConfig) -> Result<Config, String> {
             ("per_1k_chars", p.per_1k_chars),
             ("cached_prompt_per_1k", p.cached_per_1k()),
             ("reasoning_per_1k", p.reasoning_per_1k()),
+            ("cache_write_per_1k", p.cache_write_per_1k()),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(format!("{here}.price.{name}: must be a non-negative number"));

@@ -42,6 +42,11 @@ pub enum Endpoint {
     GeminiListModels,
     /// `GET /v1beta/models/{id}`: one model in Gemini's shape.
     GeminiGetModel(String),
+    /// `GET /v1/models` with an `anthropic-version` header (the anthropic SDK's `models.list()`):
+    /// the catalog's text models in Anthropic's shape.
+    AnthropicListModels,
+    /// `GET /v1/models/{id}` with an `anthropic-version` header: one model in Anthropic's shape.
+    AnthropicGetModel(String),
     /// A known path with the wrong method.
     MethodNotAllowed,
     /// Anything else.
@@ -52,7 +57,10 @@ impl Endpoint {
     /// The dialect errors for this endpoint are rendered in.
     pub fn dialect(&self) -> Dialect {
         match self {
-            Endpoint::Messages | Endpoint::CountTokens => Dialect::Anthropic,
+            Endpoint::Messages
+            | Endpoint::CountTokens
+            | Endpoint::AnthropicListModels
+            | Endpoint::AnthropicGetModel(_) => Dialect::Anthropic,
             Endpoint::Responses => Dialect::OpenAiResponses,
             Endpoint::Gemini { .. }
             | Endpoint::GeminiCountTokens { .. }
@@ -66,6 +74,19 @@ impl Endpoint {
     /// A chat endpoint, in any dialect.
     pub fn is_chat(&self) -> bool {
         matches!(self, Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Gemini { .. } | Endpoint::Responses)
+    }
+
+    /// A model list or a model of the catalog, in any dialect (answered by the filter).
+    pub fn is_catalog(&self) -> bool {
+        matches!(
+            self,
+            Endpoint::ListModels
+                | Endpoint::GetModel(_)
+                | Endpoint::GeminiListModels
+                | Endpoint::GeminiGetModel(_)
+                | Endpoint::AnthropicListModels
+                | Endpoint::AnthropicGetModel(_)
+        )
     }
 
     /// A token counter, in any dialect.
@@ -124,7 +145,10 @@ impl Endpoint {
             Endpoint::Messages => "messages",
             Endpoint::Responses => "responses",
             Endpoint::Gemini { .. } => "generate_content",
-            Endpoint::GeminiListModels | Endpoint::GeminiGetModel(_) => "models",
+            Endpoint::GeminiListModels
+            | Endpoint::GeminiGetModel(_)
+            | Endpoint::AnthropicListModels
+            | Endpoint::AnthropicGetModel(_) => "models",
             Endpoint::Images => "images",
             Endpoint::Videos => "videos",
             Endpoint::Speech => "speech",
@@ -209,6 +233,12 @@ pub fn classify(method: &str, full_path: &str) -> Endpoint {
             Endpoint::Unknown
         }
     }
+}
+
+/// A streamed Gemini request without `alt=sse`: the real service then streams one JSON array,
+/// which the gateway does not produce (it streams Server-Sent Events only), so it refuses it.
+pub fn gemini_stream_without_sse(endpoint: &Endpoint, full_path: &str) -> bool {
+    matches!(endpoint, Endpoint::Gemini { stream: true, .. }) && query_param(full_path, "alt") != Some("sse")
 }
 
 /// The value of query parameter `name`, if present.

@@ -14,6 +14,8 @@ pub struct HeadValues {
     pub request_id: Option<String>,
     pub content_type: Option<String>,
     pub content_length: Option<String>,
+    /// An `anthropic-version` header is present (its value is not needed).
+    pub anthropic_version: bool,
 }
 
 fn add(slot: &mut Option<String>, value: &[u8]) {
@@ -42,6 +44,10 @@ pub fn collect<K: AsRef<str>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> HeadValues {
             "x-request-id" => &mut h.request_id,
             "content-type" => &mut h.content_type,
             "content-length" => &mut h.content_length,
+            "anthropic-version" => {
+                h.anthropic_version = true;
+                continue;
+            }
             _ => continue,
         };
         add(slot, v);

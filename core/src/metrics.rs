@@ -5,7 +5,7 @@
 //! | stat (Prometheus name)                 | labels              | counts                              |
 //! |----------------------------------------|---------------------|-------------------------------------|
 //! | `tollgate_requests`                    | `model`, `class`    | requests by model and status class  |
-//! | `tollgate_tokens`                      | `model`, `kind`     | billed tokens: prompt, completion, cached, reasoning |
+//! | `tollgate_tokens`                      | `model`, `kind`     | billed tokens: prompt, completion, cached, reasoning, cache_creation |
 //! | `tollgate_usage_estimated`             | `model`             | requests billed on an estimate      |
 //! | `tollgate_microcredits`                | `model`             | billed spend, in millionths of a credit |
 //! | `tollgate_incomplete`                  | `model`             | responses that did not end normally (stream cut, upstream reset, client gone) |
@@ -45,7 +45,7 @@ pub const REMOTE_SETTLE_RETRIES: &str = "tollgate.limits.remote_settle_retries";
 pub const REMOTE_SETTLE_DROPPED: &str = "tollgate.limits.remote_settle_dropped";
 const NONE: &str = "none";
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-const TOKEN_KINDS: [&str; 4] = ["prompt", "completion", "cached", "reasoning"];
+const TOKEN_KINDS: [&str; 5] = ["prompt", "completion", "cached", "reasoning", "cache_creation"];
 
 /// `name=.=value;.;`; characters that would break the encoding become `_`.
 pub(crate) fn tag(name: &str, value: &str) -> String {
@@ -59,7 +59,7 @@ pub(crate) fn tag(name: &str, value: &str) -> String {
 pub enum Stat {
     /// Requests, by status class (index into 1xx..5xx).
     Requests(usize),
-    /// Billed tokens, by kind (prompt, completion, cached, reasoning).
+    /// Billed tokens, by kind (prompt, completion, cached, reasoning, cache_creation).
     Tokens(usize),
     Estimated,
     Microcredits,
@@ -67,7 +67,7 @@ pub enum Stat {
     Incomplete,
 }
 
-/// Slots per model: 5 status classes, 4 token kinds, estimated, microcredits, incomplete.
+/// Slots per model: 5 status classes, 5 token kinds, estimated, microcredits, incomplete.
 pub const MODEL_SLOTS: usize = CLASSES.len() + TOKEN_KINDS.len() + 3;
 
 impl Stat {
@@ -104,12 +104,12 @@ impl Stat {
 pub enum AccountStat {
     /// Requests, by status class (index into 1xx..5xx).
     Requests(usize),
-    /// Billed tokens, by kind (prompt, completion, cached, reasoning).
+    /// Billed tokens, by kind (prompt, completion, cached, reasoning, cache_creation).
     Tokens(usize),
     Microcredits,
 }
 
-/// Slots per account: 5 status classes, 4 token kinds, microcredits.
+/// Slots per account: 5 status classes, 5 token kinds, microcredits.
 pub const ACCOUNT_SLOTS: usize = CLASSES.len() + TOKEN_KINDS.len() + 1;
 
 impl AccountStat {
@@ -153,7 +153,9 @@ pub fn account_increments(o: &Outcome) -> Vec<(AccountStat, u64)> {
     if o.model.is_some() {
         let u = &o.usage;
         for (k, n) in
-            [u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.reasoning_tokens].into_iter().enumerate()
+            [u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.reasoning_tokens, u.cache_creation_tokens]
+                .into_iter()
+                .enumerate()
         {
             if n > 0 {
                 out.push((AccountStat::Tokens(k), n));
@@ -228,7 +230,9 @@ pub fn increments(o: &Outcome) -> Increments<'_> {
     if o.model.is_some() {
         let u = &o.usage;
         for (k, n) in
-            [u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.reasoning_tokens].into_iter().enumerate()
+            [u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.reasoning_tokens, u.cache_creation_tokens]
+                .into_iter()
+                .enumerate()
         {
             if n > 0 {
                 per_model.push((Stat::Tokens(k), n));

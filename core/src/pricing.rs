@@ -41,7 +41,7 @@ pub fn estimate_micros(model: &Model, request_bytes: usize, units: f64, max_toke
             let prompt = prompt_tokens_bound(request_bytes);
             let completion = completion_budget(model, max_tokens) as f64 * units.max(1.0);
             // Upper bounds: every token at the dearer of its two prices.
-            let prompt_price = p.prompt_per_1k.max(p.cached_per_1k());
+            let prompt_price = p.prompt_per_1k.max(p.cached_per_1k()).max(p.cache_write_per_1k());
             let completion_price = p.completion_per_1k.max(p.reasoning_per_1k());
             prompt * prompt_price / 1000.0 + completion * completion_price / 1000.0
         }

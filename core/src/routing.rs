@@ -48,12 +48,20 @@ pub struct Price {
     /// Reasoning tokens, per 1000; unset: `completion_per_1k` (they are completion tokens).
     #[serde(default)]
     pub reasoning_per_1k: Option<f64>,
+    /// Prompt tokens written to the upstream's cache, per 1000; unset: `prompt_per_1k`.
+    #[serde(default)]
+    pub cache_write_per_1k: Option<f64>,
 }
 
 impl Price {
     /// The price of a cached prompt token, per 1000.
     pub fn cached_per_1k(&self) -> f64 {
         self.cached_prompt_per_1k.unwrap_or(self.prompt_per_1k)
+    }
+
+    /// The price of a prompt token written to the cache, per 1000.
+    pub fn cache_write_per_1k(&self) -> f64 {
+        self.cache_write_per_1k.unwrap_or(self.prompt_per_1k)
     }
 
     /// The price of a reasoning token, per 1000.

@@ -11,6 +11,9 @@ pub struct Usage {
     pub cached_tokens: u64,
     /// Reasoning tokens (included in `completion_tokens`).
     pub reasoning_tokens: u64,
+    /// Prompt tokens written to the upstream's cache (Anthropic's `cache_creation_input_tokens`;
+    /// included in `prompt_tokens`).
+    pub cache_creation_tokens: u64,
 }
 
 impl Usage {
@@ -34,17 +37,21 @@ pub fn from_openai(obj: &Value) -> Option<Usage> {
         completion_tokens: u(usage, "completion_tokens"),
         cached_tokens: usage.get("prompt_tokens_details").map(|d| u(d, "cached_tokens")).unwrap_or(0),
         reasoning_tokens: usage.get("completion_tokens_details").map(|d| u(d, "reasoning_tokens")).unwrap_or(0),
+        cache_creation_tokens: usage.get("prompt_tokens_details").map(|d| u(d, "cache_creation_tokens")).unwrap_or(0),
     })
 }
 
 /// Credits for `u` at `price`: prompt and completion tokens at their per-1k prices; of those,
-/// cached prompt tokens at `cached_prompt_per_1k` and reasoning tokens at `reasoning_per_1k`
-/// when set (a detail larger than its total counts as the total).
+/// cached prompt tokens at `cached_prompt_per_1k`, prompt tokens written to the cache at
+/// `cache_write_per_1k` and reasoning tokens at `reasoning_per_1k` when set (details larger than
+/// their total count as the total, cached tokens first).
 pub fn credits(price: &Price, u: &Usage) -> f64 {
     let cached = u.cached_tokens.min(u.prompt_tokens);
+    let written = u.cache_creation_tokens.min(u.prompt_tokens - cached);
     let reasoning = u.reasoning_tokens.min(u.completion_tokens);
-    (u.prompt_tokens - cached) as f64 * price.prompt_per_1k / 1000.0
+    (u.prompt_tokens - cached - written) as f64 * price.prompt_per_1k / 1000.0
         + cached as f64 * price.cached_per_1k() / 1000.0
+        + written as f64 * price.cache_write_per_1k() / 1000.0
         + (u.completion_tokens - reasoning) as f64 * price.completion_per_1k / 1000.0
         + reasoning as f64 * price.reasoning_per_1k() / 1000.0
 }

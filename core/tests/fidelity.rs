@@ -125,3 +125,51 @@ event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
     assert_eq!(v["stop_reason"], "stop_sequence");
     assert_eq!(v["stop_sequence"], "END");
 }
+
+/// An Anthropic upstream's stream whose prompt was 5 new tokens, 7 written to its cache and 3
+/// read from it.
+const ANTHROPIC_CACHE_WRITE: &[u8] = b"event: message_start\n\
+data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"c\",\"usage\":{\"input_tokens\":5,\"cache_creation_input_tokens\":7,\"cache_read_input_tokens\":3,\"output_tokens\":1}}}\n\n\
+event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n\
+event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n\
+event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":2}}\n\n\
+event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+#[test]
+fn cache_writes_reach_anthropic_clients_and_count_as_prompt_tokens_elsewhere() {
+    // Anthropic to Anthropic: `message_start` and the final `message_delta` say it as Anthropic did.
+    let out = run(pipe(Dialect::Anthropic, Dialect::Anthropic).with_prompt_estimate(42), ANTHROPIC_CACHE_WRITE);
+    let u = message_start_usage(&out);
+    assert_eq!(
+        (&u["input_tokens"], &u["cache_creation_input_tokens"], &u["cache_read_input_tokens"]),
+        (&Value::from(5), &Value::from(7), &Value::from(3)),
+        "{out}"
+    );
+    let deltas: Vec<Value> = datas(&out).into_iter().filter(|d| d["type"] == "message_delta").collect();
+    assert_eq!(deltas.len(), 1, "{out}");
+    let u = &deltas[0]["usage"];
+    assert_eq!(
+        (&u["input_tokens"], &u["cache_creation_input_tokens"], &u["cache_read_input_tokens"], &u["output_tokens"]),
+        (&Value::from(5), &Value::from(7), &Value::from(3), &Value::from(2)),
+        "{out}"
+    );
+    // To an OpenAI client: 15 prompt tokens, 3 of them cached, 7 written (an extension field).
+    let out = run(pipe(Dialect::OpenAi, Dialect::Anthropic), ANTHROPIC_CACHE_WRITE);
+    let usage: Vec<Value> = datas(&out).into_iter().filter_map(|d| d.get("usage").cloned()).collect();
+    assert_eq!(usage.len(), 1, "{out}");
+    assert_eq!(usage[0]["prompt_tokens"], 15);
+    assert_eq!(usage[0]["prompt_tokens_details"], serde_json::json!({"cached_tokens": 3, "cache_creation_tokens": 7}));
+    // Not streamed, Anthropic to Anthropic.
+    let body =
+        br#"{"id":"msg_1","type":"message","role":"assistant","model":"c","content":[{"type":"text","text":"Hi"}],
+        "stop_reason":"end_turn","stop_sequence":null,
+        "usage":{"input_tokens":5,"cache_creation_input_tokens":7,"cache_read_input_tokens":3,"output_tokens":2}}"#;
+    let (out, u) = translate::response(Dialect::Anthropic, Dialect::Anthropic, body, "c", "c").unwrap();
+    assert_eq!(u.map(|u| (u.prompt_tokens, u.cached_tokens, u.cache_creation_tokens)), Some((15, 3, 7)));
+    let v: Value = serde_json::from_slice(&out.unwrap()).unwrap();
+    assert_eq!(
+        v["usage"],
+        serde_json::json!({"input_tokens": 5, "cache_creation_input_tokens": 7, "cache_read_input_tokens": 3, "output_tokens": 2})
+    );
+}

@@ -23,7 +23,13 @@ fn anthropic_response_to_pivot() {
                   "cache_read_input_tokens": 20, "credits_consumed": 12}
     });
     let (c, usage) = anthropic::response_to_pivot(&v).unwrap();
-    let want = Usage { prompt_tokens: 35, completion_tokens: 30, cached_tokens: 20, reasoning_tokens: 0 };
+    let want = Usage {
+        prompt_tokens: 35,
+        completion_tokens: 30,
+        cached_tokens: 20,
+        reasoning_tokens: 0,
+        cache_creation_tokens: 5,
+    };
     assert_eq!(usage, Some(want));
     assert_eq!(c["object"], "chat.completion");
     assert_eq!(c["model"], "claude-sonnet-4-20250514");
@@ -41,8 +47,8 @@ fn anthropic_response_to_pivot() {
     assert_eq!(
         c["usage"],
         json!({"prompt_tokens": 35, "completion_tokens": 30, "total_tokens": 65,
-               "prompt_tokens_details": {"cached_tokens": 20}, "completion_tokens_details": {"reasoning_tokens": 0},
-               "credits_consumed": 12})
+               "prompt_tokens_details": {"cached_tokens": 20, "cache_creation_tokens": 5},
+               "completion_tokens_details": {"reasoning_tokens": 0}, "credits_consumed": 12})
     );
     assert_eq!(tollgate_core::usage::from_openai(&c), Some(want));
 
@@ -130,7 +136,16 @@ fn gemini_response_to_pivot() {
         "responseId": "resp-1"
     });
     let (c, usage) = gemini::response_to_pivot(&v).unwrap();
-    assert_eq!(usage, Some(Usage { prompt_tokens: 10, completion_tokens: 12, cached_tokens: 4, reasoning_tokens: 7 }));
+    assert_eq!(
+        usage,
+        Some(Usage {
+            prompt_tokens: 10,
+            completion_tokens: 12,
+            cached_tokens: 4,
+            reasoning_tokens: 7,
+            cache_creation_tokens: 0
+        })
+    );
     assert_eq!(c["usage"]["total_tokens"], 22);
     assert_eq!(c["model"], "gemini-2.5-flash");
     assert_eq!(c["id"], "resp-1");

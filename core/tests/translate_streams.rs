@@ -175,7 +175,13 @@ fn anthropic_text_stream_to_pivot() {
     assert_eq!(s.finish.as_deref(), Some("stop"));
     assert!(s.tools.is_empty());
     // input 25 + cache read 10; output is cumulative: 15, not 1 + 15
-    let want = Usage { prompt_tokens: 35, completion_tokens: 15, cached_tokens: 10, reasoning_tokens: 0 };
+    let want = Usage {
+        prompt_tokens: 35,
+        completion_tokens: 15,
+        cached_tokens: 10,
+        reasoning_tokens: 0,
+        cache_creation_tokens: 0,
+    };
     assert_eq!(s.usage, Some(want));
     assert_eq!(s.usage_chunks, 1);
     assert_eq!(d.0.usage(), Some(want));
@@ -232,7 +238,13 @@ fn gemini_text_stream_to_pivot() {
     assert_eq!(s.text, "The capital of France is Paris — é.");
     assert_eq!(s.finish.as_deref(), Some("stop"));
     // the last cumulative usageMetadata, not a sum: 7 candidates + 12 thoughts
-    let want = Usage { prompt_tokens: 8, completion_tokens: 19, cached_tokens: 3, reasoning_tokens: 12 };
+    let want = Usage {
+        prompt_tokens: 8,
+        completion_tokens: 19,
+        cached_tokens: 3,
+        reasoning_tokens: 12,
+        cache_creation_tokens: 0,
+    };
     assert_eq!(s.usage, Some(want));
     assert_eq!(s.usage_chunks, 1);
     assert_eq!(d.0.usage(), Some(want));

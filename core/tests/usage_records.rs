@@ -22,8 +22,13 @@ const FIXTURES: [(&str, &str, &[u8]); 6] = [
 
 /// The final usage each fixture reports, as the pivot counts it.
 fn expected(name: &str) -> Usage {
-    let u =
-        |p, c, cached, r| Usage { prompt_tokens: p, completion_tokens: c, cached_tokens: cached, reasoning_tokens: r };
+    let u = |p, c, cached, r| Usage {
+        prompt_tokens: p,
+        completion_tokens: c,
+        cached_tokens: cached,
+        reasoning_tokens: r,
+        cache_creation_tokens: 0,
+    };
     match name {
         "openai_text" => u(19, 10, 4, 0),
         "openai_tool" => u(82, 33, 0, 0),

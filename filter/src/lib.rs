@@ -541,6 +541,7 @@ impl HttpContext for Http {
             content_type: h.content_type.as_deref(),
             content_length: h.content_length.as_deref().and_then(|v| v.trim().parse::<u64>().ok()),
             end_of_stream,
+            anthropic_version: h.anthropic_version,
         };
         let cfg = Rc::clone(&self.config);
         let action = self.ex.on_request_headers(&cfg, &head, &env(&store::SharedData));

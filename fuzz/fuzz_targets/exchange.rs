@@ -120,6 +120,7 @@ fn one(store: &MemoryStore, ctl: &[u8; 8], path: &str, body: &[u8], resp: &[u8],
         content_type: Some(if ctl[5] & 2 == 2 { "multipart/form-data; boundary=BB" } else { "application/json" }),
         content_length: (ctl[5] & 4 == 4).then_some(body.len() as u64),
         end_of_stream: ctl[5] & 1 == 1,
+        anthropic_version: ctl[5] & 8 == 8,
     };
     let mut ex = Exchange::new();
     // The glue mints the record's id; the client's own `x-request-id` is kept apart.

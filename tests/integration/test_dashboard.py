@@ -229,13 +229,16 @@ def expected_errors_by_code(records):
     return _with_zeros(c, [_key(code=k) for k in codes])
 
 
+TOKEN_KINDS = ["prompt", "completion", "cached", "reasoning", "cache_creation"]
+
+
 def expected_tokens(records):
     c = Counter()
     for r in records:
         if r["model"]:
-            for kind in ["prompt", "completion", "cached", "reasoning"]:
+            for kind in TOKEN_KINDS:
                 c[_key(model=r["model"], kind=kind)] += r[f"{kind}_tokens"]
-    return _with_zeros(c, [_key(model=m, kind=k) for m in MODELS for k in ["prompt", "completion", "cached", "reasoning"]])
+    return _with_zeros(c, [_key(model=m, kind=k) for m in MODELS for k in TOKEN_KINDS])
 
 
 def _micros(records):
@@ -273,9 +276,9 @@ def expected_account_tokens(records):
     c = Counter()
     for r in records:
         if r["model"] and r["account_id"]:
-            for kind in ["prompt", "completion", "cached", "reasoning"]:
+            for kind in TOKEN_KINDS:
                 c[_key(account=r["account_id"], kind=kind)] += r[f"{kind}_tokens"]
-    return _with_zeros(c, [_key(account=a, kind=k) for a in ACCOUNTS for k in ["prompt", "completion", "cached", "reasoning"]])
+    return _with_zeros(c, [_key(account=a, kind=k) for a in ACCOUNTS for k in TOKEN_KINDS])
 
 
 def expected_account_credits(records):
@@ -366,7 +369,8 @@ def test_account_panels_split_usage_between_two_accounts(prom):
     tokens = p.query(exprs["Tokens by account"])
     assert {k: v for k, v in tokens.items() if dict(k)["account"] == "acct-limited"} == {
         _key(account="acct-limited", kind="prompt"): 35.0, _key(account="acct-limited", kind="completion"): 15.0,
-        _key(account="acct-limited", kind="cached"): 0.0, _key(account="acct-limited", kind="reasoning"): 0.0}
+        _key(account="acct-limited", kind="cached"): 0.0, _key(account="acct-limited", kind="reasoning"): 0.0,
+        _key(account="acct-limited", kind="cache_creation"): 0.0}
     assert tokens[_key(account="acct-demo", kind="prompt")] == expected_account_tokens(records)[_key(account="acct-demo", kind="prompt")]
     credits = p.query(exprs["Credits by account"])
     assert credits[_key(account="acct-limited")] == 0.0065

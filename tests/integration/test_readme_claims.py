@@ -205,6 +205,7 @@ def test_gemini_catalog_lists_generate_methods_only_for_text_models(cstack):
     s, _, b = http.json("GET", "/v1beta/models", headers={"x-goog-api-key": RETRY_KEY})
     assert s == 200
     methods = {m["name"]: m["supportedGenerationMethods"] for m in b["models"]}
-    assert methods["models/qai-flash"] == ["generateContent", "streamGenerateContent"]
+    assert methods["models/qai-flash"] == ["generateContent", "streamGenerateContent", "countTokens"]
+    assert methods["models/qai-embed"] == ["embedContent", "batchEmbedContents"]
     for media in ("qai-imagine-turbo", "qai-motion", "qai-voice", "qai-listen"):
         assert methods[f"models/{media}"] == []

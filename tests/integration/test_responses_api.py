@@ -181,6 +181,19 @@ def test_structured_output_json_schema(rs, model):
     assert set(schema["properties"]) == {"city", "degrees"}
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("model", list(MODELS))
+def test_create_with_a_json_schema_format_puts_the_json_in_output_text(rs, model, stream):
+    # `responses.create` itself (not the `.parse` helper), as the Vercel AI SDK and LangChain call it.
+    fmt = {"type": "json_schema", "name": "weather", "strict": True,
+           "schema": {"type": "object", "properties": {"city": {"type": "string"}, "degrees": {"type": "integer"}},
+                      "required": ["city", "degrees"], "additionalProperties": False}}
+    r = oai(rs).responses.create(model=model, input="weather in Paris as JSON", text={"format": fmt}, stream=stream)
+    if stream:
+        (r,) = [ev.response for ev in r if ev.type == "response.completed"]
+    assert json.loads(r.output_text) == {"city": "demo", "degrees": 1}
+
+
 def test_responses_cluster_from_the_chat_front(rs):
     c = oai(rs)
     rs.clear_backend_requests("demo_responses")

@@ -60,15 +60,23 @@ impl Finish {
     }
 }
 
-/// The OpenAI `usage` object.
+/// The OpenAI `usage` object. Prompt tokens written to the upstream's cache (Anthropic's),
+/// which OpenAI has no field for, are in `prompt_tokens_details.cache_creation_tokens` when there
+/// are any, so an Anthropic front gets them back.
 pub fn usage_json(u: &Usage) -> Value {
-    json!({
+    let mut v = json!({
         "prompt_tokens": u.prompt_tokens,
         "completion_tokens": u.completion_tokens,
         "total_tokens": u.total(),
         "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
         "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
-    })
+    });
+    if u.cache_creation_tokens > 0 {
+        if let Some(Value::Object(d)) = v.get_mut("prompt_tokens_details") {
+            d.insert("cache_creation_tokens".into(), json!(u.cache_creation_tokens));
+        }
+    }
+    v
 }
 
 /// A `chat.completion.chunk` with one choice (index 0).

@@ -11,7 +11,7 @@ use crate::dialect::Dialect;
 use crate::endpoints::{self, Endpoint};
 use crate::errors::{Code, GatewayError};
 use crate::keys::{self, Presented};
-use crate::routing::{Model, ModelType};
+use crate::routing::Model;
 
 impl Exchange {
     /// Request headers: classify, authenticate, answer local endpoints.
@@ -32,6 +32,8 @@ impl Exchange {
                 Endpoint::GetModel(id) => self.endpoint = Endpoint::GeminiGetModel(id.clone()),
                 _ => {}
             }
+        } else if head.anthropic_version {
+            super::models::anthropic_catalog(&mut self.endpoint);
         }
         self.front = self.endpoint.dialect();
         if matches!(self.endpoint, Endpoint::Unknown | Endpoint::MethodNotAllowed) {
@@ -75,10 +77,13 @@ impl Exchange {
                 self.fail(GatewayError::new(Code::Forbidden, "The account of this API key is inactive")),
             );
         }
-        if matches!(
-            self.endpoint,
-            Endpoint::ListModels | Endpoint::GetModel(_) | Endpoint::GeminiListModels | Endpoint::GeminiGetModel(_)
-        ) {
+        if endpoints::gemini_stream_without_sse(&self.endpoint, head.path) {
+            return HeadAction::Reply(self.fail(GatewayError::new(
+                Code::BadRequest,
+                "':streamGenerateContent' requires the query parameter 'alt=sse': this gateway streams Server-Sent Events only",
+            )));
+        }
+        if self.endpoint.is_catalog() {
             if let Err(e) = self.check_rpm(cfg, env) {
                 return HeadAction::Reply(self.fail(e));
             }
@@ -94,6 +99,14 @@ impl Exchange {
                     cfg.models.iter().filter(|m| cfg.key_allows(rec, &m.id)).map(gemini_model_json).collect();
                 HeadAction::Reply(self.ok_json(&json!({ "models": models })))
             }
+            Endpoint::AnthropicListModels => match super::models::anthropic_list(cfg, rec, head.path) {
+                Ok(v) => HeadAction::Reply(self.ok_json(&v)),
+                Err(e) => HeadAction::Reply(self.fail(e)),
+            },
+            Endpoint::AnthropicGetModel(id) => match super::models::anthropic_get(cfg, rec, id) {
+                Ok(v) => HeadAction::Reply(self.ok_json(&v)),
+                Err(e) => HeadAction::Reply(self.fail(e)),
+            },
             Endpoint::GeminiGetModel(id) | Endpoint::GetModel(id)
                 if cfg.model(id.trim_start_matches("models/")).is_some_and(|m| !cfg.key_allows(rec, &m.id)) =>
             {
@@ -202,8 +215,7 @@ fn namespace_dialect(full_path: &str) -> Option<Dialect> {
 }
 
 fn gemini_model_json(m: &Model) -> Value {
-    let methods: &[&str] =
-        if m.model_type == ModelType::Text { &["generateContent", "streamGenerateContent"] } else { &[] };
+    let methods = super::models::gemini_methods(m.model_type);
     json!({"name": format!("models/{}", m.id), "displayName": m.id, "version": "1", "supportedGenerationMethods": methods})
 }
 

@@ -21,6 +21,7 @@ mod auto;
 mod capture;
 mod count;
 mod failover;
+mod models;
 mod record;
 mod redact;
 mod remote;
@@ -86,6 +87,9 @@ pub struct RequestHead<'a> {
     pub content_length: Option<u64>,
     /// The request has no body (headers ended the stream).
     pub end_of_stream: bool,
+    /// It carries an `anthropic-version` header (an Anthropic client): the model list and a
+    /// model are answered in Anthropic's shape.
+    pub anthropic_version: bool,
 }
 
 #[derive(Debug, PartialEq)]

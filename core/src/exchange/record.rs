@@ -132,6 +132,7 @@ impl Exchange {
             // Only for a model with `fallbacks`: every upstream attempt, in order.
             r.field("attempts", &attempts_json(attempts));
         }
+        r.field("cache_creation_tokens", &u.cache_creation_tokens);
         r.field("cached_tokens", &u.cached_tokens);
         r.field("client_request_id", &self.client_request_id);
         r.field("cluster", &cluster.filter(|_| forwarded).map(|c| c.name.as_str()));

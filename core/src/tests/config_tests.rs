@@ -422,7 +422,14 @@ fn cached_and_reasoning_prices_are_optional_and_non_negative() {
     assert_eq!((p.cached_prompt_per_1k, p.reasoning_per_1k), (Some(0.5), Some(3.0)));
     let p = Config::parse(doc(r#"{"prompt_per_1k":1}"#).as_bytes()).unwrap().model("m").unwrap().price;
     assert_eq!((p.cached_prompt_per_1k, p.reasoning_per_1k), (None, None));
-    for name in ["cached_prompt_per_1k", "reasoning_per_1k"] {
+    assert_eq!(p.cache_write_per_1k, None);
+    let p = Config::parse(doc(r#"{"prompt_per_1k":1,"cache_write_per_1k":1.25}"#).as_bytes())
+        .unwrap()
+        .model("m")
+        .unwrap()
+        .price;
+    assert_eq!(p.cache_write_per_1k, Some(1.25));
+    for name in ["cached_prompt_per_1k", "reasoning_per_1k", "cache_write_per_1k"] {
         let e = Config::parse(doc(&format!(r#"{{"{name}":-1}}"#)).as_bytes()).unwrap_err();
         assert_eq!(e, format!("models[0].price.{name}: must be a non-negative number"));
     }

@@ -19,6 +19,9 @@ fn lossy_values_and_joined_repeats() {
     assert_eq!(h.authorization.as_deref(), Some("Bearer \u{fffd}sk"));
     assert_eq!(h.content_length.as_deref(), Some("12"));
     assert_eq!(h.x_goog_api_key, None);
+    assert!(!h.anthropic_version);
+    let h = collect(&[("anthropic-version", b"2023-06-01".as_slice())]);
+    assert!(h.anthropic_version);
 }
 
 #[test]

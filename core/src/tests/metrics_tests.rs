@@ -16,7 +16,7 @@ fn names_carry_tags_and_never_break_the_encoding() {
 #[test]
 fn slots_are_distinct_and_in_range() {
     let mut all: Vec<usize> = (0..5).map(|c| Stat::Requests(c).slot()).collect();
-    all.extend((0..4).map(|k| Stat::Tokens(k).slot()));
+    all.extend((0..5).map(|k| Stat::Tokens(k).slot()));
     all.extend([Stat::Estimated.slot(), Stat::Microcredits.slot(), Stat::Incomplete.slot()]);
     let mut sorted = all.clone();
     sorted.sort_unstable();
@@ -31,7 +31,13 @@ fn increments_for_a_billed_stream_and_for_a_401() {
         status: 200,
         error: None,
         model: Some("m".into()),
-        usage: Usage { prompt_tokens: 10, completion_tokens: 5, cached_tokens: 0, reasoning_tokens: 2 },
+        usage: Usage {
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            cached_tokens: 0,
+            reasoning_tokens: 2,
+            cache_creation_tokens: 0,
+        },
         estimated: true,
         micros: 15,
         complete: true,
@@ -75,7 +81,13 @@ fn a_response_cut_short_counts_as_incomplete_for_its_model() {
         status: 200,
         error: None,
         model: Some("m".into()),
-        usage: Usage { prompt_tokens: 3, completion_tokens: 2, cached_tokens: 0, reasoning_tokens: 0 },
+        usage: Usage {
+            prompt_tokens: 3,
+            completion_tokens: 2,
+            cached_tokens: 0,
+            reasoning_tokens: 0,
+            cache_creation_tokens: 0,
+        },
         estimated: true,
         micros: 0,
         complete: false,
@@ -116,7 +128,7 @@ fn account_stat_names_carry_the_account_tag() {
     );
     assert_eq!(AccountStat::Microcredits.name("a;b=c"), "tollgate.account_microcredits.account=.=a_b_c;.;");
     let mut slots: Vec<usize> = (0..5).map(|c| AccountStat::Requests(c).slot()).collect();
-    slots.extend((0..4).map(|k| AccountStat::Tokens(k).slot()));
+    slots.extend((0..5).map(|k| AccountStat::Tokens(k).slot()));
     slots.push(AccountStat::Microcredits.slot());
     slots.sort_unstable();
     assert_eq!(slots, (0..ACCOUNT_SLOTS).collect::<Vec<_>>());
@@ -131,6 +143,7 @@ fn account_stat_names_carry_the_account_tag() {
             "tollgate.account_tokens.account=.=x;.;kind=.=completion;.;",
             "tollgate.account_tokens.account=.=x;.;kind=.=cached;.;",
             "tollgate.account_tokens.account=.=x;.;kind=.=reasoning;.;",
+            "tollgate.account_tokens.account=.=x;.;kind=.=cache_creation;.;",
             "tollgate.account_microcredits.account=.=x;.;",
         ]
     );
@@ -142,7 +155,13 @@ fn account_increments_match_the_model_ones() {
         status: 200,
         error: None,
         model: Some("m".into()),
-        usage: Usage { prompt_tokens: 10, completion_tokens: 5, cached_tokens: 3, reasoning_tokens: 0 },
+        usage: Usage {
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            cached_tokens: 3,
+            reasoning_tokens: 0,
+            cache_creation_tokens: 0,
+        },
         estimated: false,
         micros: 15,
         complete: true,

@@ -111,11 +111,15 @@ fn the_admission_estimate_takes_the_dearer_of_each_pair_of_prices() {
         {"id":"d","type":"text","cluster":"c","price":{"prompt_per_1k":1,"completion_per_1k":2,
           "cached_prompt_per_1k":4,"reasoning_per_1k":8}},
         {"id":"e","type":"text","cluster":"c","price":{"prompt_per_1k":1,"completion_per_1k":2,
-          "cached_prompt_per_1k":0.1,"reasoning_per_1k":0.5}}]}"#;
+          "cached_prompt_per_1k":0.1,"reasoning_per_1k":0.5}},
+        {"id":"w","type":"text","cluster":"c","price":{"prompt_per_1k":1,"completion_per_1k":2,
+          "cache_write_per_1k":3}}]}"#;
     let c = crate::config::Config::parse(j.as_bytes()).unwrap();
     let est = |id: &str| estimate_micros(c.model(id).unwrap(), 4000, 1.0, Some(1000));
     // 1000 prompt tokens (4000 bytes) + 1000 completion tokens.
     assert_eq!(est("m"), 3_000_000);
     assert_eq!(est("d"), 12_000_000);
     assert_eq!(est("e"), 3_000_000);
+    // Prompt tokens priced as cache writes, at 3 per 1000.
+    assert_eq!(est("w"), 5_000_000);
 }

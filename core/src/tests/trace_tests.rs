@@ -11,7 +11,13 @@ fn a_forwarded_anthropic_front_request_to_a_gemini_upstream_carries_every_gen_ai
     ex.model = Some("test-gemini".into());
     ex.upstream_model = Some("gemini-demo".into());
     ex.request_id = "rid-1".into();
-    let u = Usage { prompt_tokens: 12, completion_tokens: 7, cached_tokens: 0, reasoning_tokens: 0 };
+    let u = Usage {
+        prompt_tokens: 12,
+        completion_tokens: 7,
+        cached_tokens: 0,
+        reasoning_tokens: 0,
+        cache_creation_tokens: 0,
+    };
     let got = attributes(&ex, &(u, true, 2500), Some("acct-demo"));
     let want: Vec<(&str, String)> = vec![
         ("gen_ai.operation.name", "chat".into()),

@@ -158,7 +158,16 @@ fn openai_usage_with_details() {
     let v = json!({"usage": {"prompt_tokens": 25, "completion_tokens": 42, "total_tokens": 67,
         "prompt_tokens_details": {"cached_tokens": 5}, "completion_tokens_details": {"reasoning_tokens": 7}}});
     let got = from_openai(&v).unwrap();
-    assert_eq!(got, Usage { prompt_tokens: 25, completion_tokens: 42, cached_tokens: 5, reasoning_tokens: 7 });
+    assert_eq!(
+        got,
+        Usage {
+            prompt_tokens: 25,
+            completion_tokens: 42,
+            cached_tokens: 5,
+            reasoning_tokens: 7,
+            cache_creation_tokens: 0
+        }
+    );
     assert_eq!(got.total(), 67);
     assert_eq!(from_openai(&json!({"usage": null})), None);
     assert_eq!(from_openai(&json!({})), None);
@@ -166,7 +175,13 @@ fn openai_usage_with_details() {
 
 #[test]
 fn cached_and_reasoning_tokens_at_their_own_prices_when_set() {
-    let u = Usage { prompt_tokens: 1000, completion_tokens: 500, cached_tokens: 400, reasoning_tokens: 200 };
+    let u = Usage {
+        prompt_tokens: 1000,
+        completion_tokens: 500,
+        cached_tokens: 400,
+        reasoning_tokens: 200,
+        cache_creation_tokens: 0,
+    };
     // Unset: cached tokens are prompt tokens, reasoning tokens completion tokens.
     let p = Price { prompt_per_1k: 1.0, completion_per_1k: 2.0, ..Default::default() };
     assert_eq!(credits(&p, &u), 2.0);
@@ -174,6 +189,36 @@ fn cached_and_reasoning_tokens_at_their_own_prices_when_set() {
     let p = Price { cached_prompt_per_1k: Some(0.25), reasoning_per_1k: Some(3.0), ..p };
     assert_eq!(credits(&p, &u), 0.6 + 0.1 + 0.6 + 0.6);
     // A detail larger than its total (a confused upstream) counts as the total, never more.
-    let odd = Usage { prompt_tokens: 10, completion_tokens: 10, cached_tokens: 50, reasoning_tokens: 50 };
+    let odd = Usage {
+        prompt_tokens: 10,
+        completion_tokens: 10,
+        cached_tokens: 50,
+        reasoning_tokens: 50,
+        cache_creation_tokens: 0,
+    };
     assert_eq!(credits(&p, &odd), (10.0 * 0.25 + 10.0 * 3.0) / 1000.0);
+}
+
+#[test]
+fn cache_writes_at_their_own_price_when_set_else_at_the_prompt_price() {
+    let v = json!({"usage": {"prompt_tokens": 25, "completion_tokens": 4,
+        "prompt_tokens_details": {"cached_tokens": 5, "cache_creation_tokens": 12}}});
+    assert_eq!(from_openai(&v).map(|u| (u.cached_tokens, u.cache_creation_tokens)), Some((5, 12)));
+    let u = Usage {
+        prompt_tokens: 1000,
+        completion_tokens: 0,
+        cached_tokens: 100,
+        cache_creation_tokens: 300,
+        ..Usage::default()
+    };
+    let p = Price { prompt_per_1k: 1.0, cached_prompt_per_1k: Some(0.5), ..Default::default() };
+    // Unset: written tokens are prompt tokens. 900 x 1 + 100 x 0.5, per 1000.
+    assert_eq!(credits(&p, &u), 0.95);
+    // 600 x 1 + 100 x 0.5 + 300 x 2, per 1000.
+    let p = Price { cache_write_per_1k: Some(2.0), ..p };
+    assert_eq!(credits(&p, &u), 1.25);
+    // Reads and writes larger than the prompt (a confused upstream): never more than the prompt,
+    // reads first.
+    let odd = Usage { prompt_tokens: 10, cached_tokens: 4, cache_creation_tokens: 50, ..Usage::default() };
+    assert_eq!(credits(&p, &odd), (4.0 * 0.5 + 6.0 * 2.0) / 1000.0);
 }

@@ -117,7 +117,7 @@ pub async fn messages(ctl: &Controls, body: &[u8]) -> Resp {
             "stop_sequence": stop_sequence,
         });
         if !ctl.no_usage {
-            resp["usage"] = json!({"input_tokens": input_tokens, "output_tokens": output_tokens});
+            resp["usage"] = usage(ctl, input_tokens, output_tokens);
         }
         return body::with_usage(body::json(StatusCode::OK, &resp), input_tokens, output_tokens);
     }
@@ -134,7 +134,7 @@ pub async fn messages(ctl: &Controls, body: &[u8]) -> Resp {
             "stop_sequence": null,
         });
         if !ctl.no_usage {
-            message["usage"] = json!({"input_tokens": input_tokens, "output_tokens": 1});
+            message["usage"] = usage(&ctl, input_tokens, 1);
         }
         let start = json!({"type": "message_start", "message": message});
         if !event(&mut sink, "message_start", &to_json(&start)).await {
@@ -201,4 +201,18 @@ pub async fn messages(ctl: &Controls, body: &[u8]) -> Resp {
         event(&mut sink, "message_stop", r#"{"type":"message_stop"}"#).await;
     });
     body::with_usage(resp, input_tokens, output_tokens)
+}
+
+/// An Anthropic `usage` for `prompt` prompt tokens in all: with `x-demo-usage-details`, the
+/// cache reads and writes apart (Anthropic's `input_tokens` counts neither).
+fn usage(ctl: &Controls, prompt: u64, output: u64) -> Value {
+    match ctl.usage_details {
+        Some(d) => json!({
+            "input_tokens": prompt.saturating_sub(d.cached).saturating_sub(d.cache_write),
+            "cache_creation_input_tokens": d.cache_write,
+            "cache_read_input_tokens": d.cached,
+            "output_tokens": output,
+        }),
+        None => json!({"input_tokens": prompt, "output_tokens": output}),
+    }
 }

@@ -26,9 +26,31 @@ pub struct Controls {
     /// `x-demo-usage-fixed: P C` — report exactly P prompt and C completion tokens, whatever
     /// the request (tests choose the usage instead of recomputing the mock's count).
     pub usage_fixed: Option<(u64, u64)>,
-    /// `x-demo-usage-details: C R` — the OpenAI usage says C cached prompt tokens and R
-    /// reasoning tokens (`prompt_tokens_details`, `completion_tokens_details`).
-    pub usage_details: Option<(u64, u64)>,
+    /// `x-demo-usage-details: C R [W]` — of the prompt tokens reported, C were read from a cache
+    /// and W (default 0) written to it; of the completion tokens, R were reasoning. Each API
+    /// says it in its own fields: OpenAI `prompt_tokens_details.cached_tokens` and
+    /// `completion_tokens_details.reasoning_tokens`; Anthropic `cache_read_input_tokens` and
+    /// `cache_creation_input_tokens` (its `input_tokens` the rest; no reasoning count); Gemini
+    /// `cachedContentTokenCount` and `thoughtsTokenCount` (its `candidatesTokenCount` the rest).
+    pub usage_details: Option<UsageDetails>,
+}
+
+/// What `x-demo-usage-details` asks the usage to say.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UsageDetails {
+    pub cached: u64,
+    pub reasoning: u64,
+    pub cache_write: u64,
+}
+
+/// `C R` or `C R W`.
+fn details(v: &str) -> Option<UsageDetails> {
+    let n: Vec<u64> = v.split_whitespace().map(str::parse::<u64>).collect::<Result<_, _>>().ok()?;
+    match n[..] {
+        [cached, reasoning] => Some(UsageDetails { cached, reasoning, cache_write: 0 }),
+        [cached, reasoning, cache_write] => Some(UsageDetails { cached, reasoning, cache_write }),
+        _ => None,
+    }
 }
 
 /// Two numbers separated by white space.
@@ -88,7 +110,7 @@ impl Controls {
             ),
             cut_after: number(h, "x-demo-cut-after").map(|n| n as usize),
             usage_fixed: header(h, "x-demo-usage-fixed").and_then(pair),
-            usage_details: header(h, "x-demo-usage-details").and_then(pair),
+            usage_details: header(h, "x-demo-usage-details").and_then(details),
         }
     }
 

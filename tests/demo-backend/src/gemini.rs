@@ -111,8 +111,18 @@ fn pick_tool(req: &Value, last_user: &str) -> Option<ToolCall> {
     Some(ToolCall { name, args: ToolArgs { has_location } })
 }
 
-fn usage(prompt: u64, candidates: u64) -> Value {
-    json!({"promptTokenCount": prompt, "candidatesTokenCount": candidates, "totalTokenCount": prompt + candidates})
+/// A `usageMetadata` for `prompt` prompt and `completion` completion tokens: with
+/// `x-demo-usage-details`, the cached prompt tokens and the thoughts apart (Gemini's
+/// `candidatesTokenCount` does not count thoughts).
+fn usage(ctl: &Controls, prompt: u64, completion: u64) -> Value {
+    let mut u =
+        json!({"promptTokenCount": prompt, "candidatesTokenCount": completion, "totalTokenCount": prompt + completion});
+    if let Some(d) = ctl.usage_details {
+        u["cachedContentTokenCount"] = json!(d.cached);
+        u["thoughtsTokenCount"] = json!(d.reasoning);
+        u["candidatesTokenCount"] = json!(completion.saturating_sub(d.reasoning));
+    }
+    u
 }
 
 /// The JSON schema a request asks the reply to match, if any.
@@ -172,7 +182,7 @@ pub async fn generate(ctl: &Controls, route: Route, query: &str, body: &[u8]) ->
             }],
         });
         if !ctl.no_usage {
-            resp["usageMetadata"] = usage(prompt_tokens, total);
+            resp["usageMetadata"] = usage(ctl, prompt_tokens, total);
         }
         resp["modelVersion"] = json!(model);
         resp["responseId"] = json!(response_id);
@@ -200,7 +210,7 @@ pub async fn generate(ctl: &Controls, route: Route, query: &str, body: &[u8]) ->
             s.push_str(",\"index\":0}]");
             if !ctl.no_usage {
                 s.push_str(",\"usageMetadata\":");
-                s.push_str(&to_json(&usage(prompt_tokens, so_far)));
+                s.push_str(&to_json(&usage(&ctl, prompt_tokens, so_far)));
             }
             s.push_str(&tail);
             s

@@ -79,9 +79,9 @@ pub fn pick_tool(req: &Value, last_user: &str) -> Option<ToolCall> {
 
 fn usage(ctl: &Controls, prompt: u64, completion: u64) -> Value {
     let mut u = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion});
-    if let Some((cached, reasoning)) = ctl.usage_details {
-        u["prompt_tokens_details"] = json!({"cached_tokens": cached});
-        u["completion_tokens_details"] = json!({"reasoning_tokens": reasoning});
+    if let Some(d) = ctl.usage_details {
+        u["prompt_tokens_details"] = json!({"cached_tokens": d.cached});
+        u["completion_tokens_details"] = json!({"reasoning_tokens": d.reasoning});
     }
     u
 }

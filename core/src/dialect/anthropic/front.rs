@@ -335,14 +335,19 @@ fn tools_to_pivot(v: Option<&Value>, out: &mut Map<String, Value>) -> Result<boo
     Ok(true)
 }
 
-/// Usage -> Anthropic `usage` (input tokens exclude cache reads, as Anthropic counts them).
+/// Usage -> Anthropic `usage` (input tokens exclude cache reads and writes, as Anthropic counts them).
 fn usage_to_anthropic(u: &Usage) -> Map<String, Value> {
     let mut m = Map::new();
-    ins(&mut m, "input_tokens", json!(u.prompt_tokens.saturating_sub(u.cached_tokens)));
-    ins(&mut m, "cache_creation_input_tokens", json!(0));
+    ins(&mut m, "input_tokens", json!(anthropic_input_tokens(u)));
+    ins(&mut m, "cache_creation_input_tokens", json!(u.cache_creation_tokens));
     ins(&mut m, "cache_read_input_tokens", json!(u.cached_tokens));
     ins(&mut m, "output_tokens", json!(u.completion_tokens));
     m
+}
+
+/// Anthropic's `input_tokens`: the prompt tokens neither read from nor written to the cache.
+fn anthropic_input_tokens(u: &Usage) -> u64 {
+    u.prompt_tokens.saturating_sub(u.cached_tokens).saturating_sub(u.cache_creation_tokens)
 }
 
 fn message_id(pivot_id: Option<&str>) -> String {
@@ -481,8 +486,9 @@ impl StreamFromPivot {
         self.started = true;
         self.id = message_id(pivot_id);
         let known = self.st.usage.or(self.prompt);
-        let input = known.map(|u| u.prompt_tokens.saturating_sub(u.cached_tokens)).unwrap_or(0);
+        let input = known.as_ref().map(anthropic_input_tokens).unwrap_or(0);
         let cached = known.map(|u| u.cached_tokens).unwrap_or(0);
+        let written = known.map(|u| u.cache_creation_tokens).unwrap_or(0);
         let start = json!({
             "type": "message_start",
             "message": {
@@ -495,7 +501,7 @@ impl StreamFromPivot {
                 "stop_sequence": null,
                 "usage": {
                     "input_tokens": input,
-                    "cache_creation_input_tokens": 0,
+                    "cache_creation_input_tokens": written,
                     "cache_read_input_tokens": cached,
                     "output_tokens": 0,
                 },

@@ -292,6 +292,7 @@ pub fn usage_from_anthropic(u: &Value) -> Option<Usage> {
         completion_tokens: n("output_tokens"),
         cached_tokens: cache_read,
         reasoning_tokens: 0,
+        cache_creation_tokens: n("cache_creation_input_tokens"),
     })
 }
 
@@ -530,6 +531,7 @@ impl StreamToPivot {
             completion_tokens: self.output_tokens,
             cached_tokens: self.cache_read,
             reasoning_tokens: 0,
+            cache_creation_tokens: self.cache_creation,
         })
     }
 }

@@ -313,6 +313,7 @@ pub fn usage_from_gemini(u: &Value) -> Option<Usage> {
         completion_tokens: n("candidatesTokenCount").saturating_add(thoughts),
         cached_tokens: n("cachedContentTokenCount"),
         reasoning_tokens: thoughts,
+        cache_creation_tokens: 0,
     })
 }
 

@@ -177,6 +177,7 @@ pub fn usage_from_responses(u: &Value) -> Option<Usage> {
         completion_tokens: n(Some(u), "output_tokens"),
         cached_tokens: n(u.get("input_tokens_details"), "cached_tokens"),
         reasoning_tokens: n(u.get("output_tokens_details"), "reasoning_tokens"),
+        cache_creation_tokens: 0,
     })
 }
 

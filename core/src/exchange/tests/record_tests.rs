@@ -40,6 +40,7 @@ impl Exchange {
         put("error", self.error.map(|c| Value::String(c.as_str().to_string())).unwrap_or(Value::Null));
         put("prompt_tokens", json!(u.prompt_tokens));
         put("completion_tokens", json!(u.completion_tokens));
+        put("cache_creation_tokens", json!(u.cache_creation_tokens));
         put("cached_tokens", json!(u.cached_tokens));
         put("reasoning_tokens", json!(u.reasoning_tokens));
         put("units", self.units.filter(|_| forwarded).map(|n| json!(n)).unwrap_or(Value::Null));
@@ -88,7 +89,13 @@ fn record_is_written_as_the_map_wrote_it() {
         x.status = 200;
         f(&mut x);
         let content = x.content.clone();
-        let u = Usage { prompt_tokens: 3, completion_tokens: 4, cached_tokens: 1, reasoning_tokens: 2 };
+        let u = Usage {
+            prompt_tokens: 9,
+            completion_tokens: 4,
+            cached_tokens: 1,
+            reasoning_tokens: 2,
+            cache_creation_tokens: 5,
+        };
         for (est, micros) in [(false, 0u64), (true, 1_234_567)] {
             x.content = content.clone();
             let new = x.record(&c, &u, est, micros);
