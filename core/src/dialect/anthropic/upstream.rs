@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::{bad, finish_from_stop_reason, ins};
 use crate::dialect::pivot::{self, content_texts, Finish};
-use crate::dialect::stream::{ChunkWriter, TextChunk, UpstreamStream};
+use crate::dialect::stream::{object_data, ChunkWriter, Obj, TextChunk, UpstreamStream};
 use crate::dialect::validate::{
     opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_object,
     req_str,
@@ -550,15 +550,15 @@ impl UpstreamStream for StreamToPivot {
     }
 
     /// A `text_delta` (most of a stream) after the role chunk: its text borrowed from the event.
-    fn text_event<'e>(&mut self, ev: &'e Event) -> Option<TextChunk<'e>> {
+    fn text_event<'a>(&'a mut self, ev: &'a Event) -> Option<TextChunk<'a>> {
         if !self.w.role_sent() {
             return None;
         }
-        let e: TextDeltaIn<'e> = serde_json::from_str(ev.data.trim()).ok()?;
-        if e.ty != "content_block_delta" || e.delta.ty != "text_delta" || e.delta.text.is_empty() {
+        let e: TextDeltaIn<'a> = serde_json::from_str(object_data(ev)?).ok()?;
+        if e.ty != "content_block_delta" || e.delta.0.ty != "text_delta" || e.delta.0.text.is_empty() {
             return None;
         }
-        Some(TextChunk { id: Cow::Owned(self.w.id.clone()), text: e.delta.text })
+        Some(TextChunk { id: Cow::Borrowed(&self.w.id), text: e.delta.0.text })
     }
 
     fn error(&self) -> Option<&str> {
@@ -573,7 +573,7 @@ struct TextDeltaIn<'a> {
     #[serde(rename = "type", borrow)]
     ty: Cow<'a, str>,
     #[serde(borrow)]
-    delta: TextIn<'a>,
+    delta: Obj<TextIn<'a>>,
 }
 
 #[derive(Deserialize)]

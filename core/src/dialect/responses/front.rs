@@ -1,7 +1,6 @@
 //! A Responses API client: its request validated and translated into the pivot; the pivot's
 //! response and stream written out as a `response` object and the Responses stream events.
 
-use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::usage_json;
@@ -399,20 +398,6 @@ pub fn response_from_pivot(v: &Value, client_model: &str, created_at: u64) -> Va
     r
 }
 
-/// `{"content_index":..,"delta":..,"item_id":..,"logprobs":[],"output_index":..,
-/// "sequence_number":..,"type":"response.output_text.delta"}`, written without a `Value`.
-#[derive(Serialize)]
-struct TextDelta<'a> {
-    #[serde(rename = "type")]
-    ty: &'static str,
-    sequence_number: u64,
-    item_id: &'a str,
-    output_index: u64,
-    content_index: u64,
-    delta: &'a str,
-    logprobs: [(); 0],
-}
-
 /// The output item being written.
 #[derive(Debug)]
 enum Open {
@@ -540,16 +525,19 @@ impl StreamFromPivot {
         let seq = self.seq;
         if let Some(Open::Text { id, index, text: all }) = &mut self.open {
             all.push_str(text);
-            let d = TextDelta {
-                ty: "response.output_text.delta",
-                sequence_number: seq,
-                item_id: id,
-                output_index: *index,
-                content_index: 0,
-                delta: text,
-                logprobs: [],
-            };
-            sse::write_json(out, Some(d.ty), &d, b"\n");
+            // `{"type":..,"sequence_number":..,"item_id":..,"output_index":..,"content_index":0,
+            // "delta":..,"logprobs":[]}` in this order, written as bytes.
+            out.extend_from_slice(
+                b"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":",
+            );
+            sse::write_u64(out, seq);
+            out.extend_from_slice(b",\"item_id\":");
+            sse::write_json_str(out, id);
+            out.extend_from_slice(b",\"output_index\":");
+            sse::write_u64(out, *index);
+            out.extend_from_slice(b",\"content_index\":0,\"delta\":");
+            sse::write_json_str(out, text);
+            out.extend_from_slice(b",\"logprobs\":[]}\n\n");
             self.seq = self.seq.saturating_add(1);
         }
     }

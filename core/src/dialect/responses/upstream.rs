@@ -1,10 +1,13 @@
 //! An upstream that speaks the Responses API: the pivot request sent as a Responses request
 //! (stateless: `store: false`); its `response` object and its stream events read into the pivot.
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::dialect::pivot::{self, Finish};
-use crate::dialect::stream::{ChunkWriter, UpstreamStream};
+use crate::dialect::stream::{object_data, ChunkWriter, Obj, TextChunk, UpstreamStream};
 use crate::dialect::{bad, ins};
 use crate::errors::GatewayError;
 use crate::sse::Event;
@@ -362,4 +365,29 @@ impl UpstreamStream for StreamToPivot {
     fn error(&self) -> Option<&str> {
         self.error.as_deref()
     }
+
+    /// A non-empty `response.output_text.delta` after the role chunk, while no error came: its
+    /// text borrowed from the event.
+    fn text_event<'a>(&'a mut self, ev: &'a Event) -> Option<TextChunk<'a>> {
+        if self.error.is_some() || !self.w.role_sent() {
+            return None;
+        }
+        let Obj(e): Obj<TextDeltaIn<'a>> = serde_json::from_str(object_data(ev)?).ok()?;
+        let ty = e.ty.as_deref().or(ev.event.as_deref());
+        if ty != Some("response.output_text.delta") || e.delta.is_empty() {
+            return None;
+        }
+        Some(TextChunk { id: Cow::Borrowed(&self.w.id), text: e.delta })
+    }
+}
+
+/// `{"type":"response.output_text.delta","delta":..}` (other members skipped), borrowed from
+/// the event; `type` may be left to the SSE `event:` field, as in `read_event`. A `delta`
+/// that is not a string or a repeated key fails the read (the event is then read whole).
+#[derive(Deserialize)]
+struct TextDeltaIn<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    delta: Cow<'a, str>,
 }
