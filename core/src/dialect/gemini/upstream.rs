@@ -577,7 +577,7 @@ impl UpstreamStream for StreamToPivot {
         if !self.w.role_sent() {
             return None;
         }
-        let e = text_in::read(object_data(ev)?)?;
+        let e = text_in::text_event(object_data(ev)?)?;
         if let (true, Some(id)) = (self.w.id.is_empty(), e.id) {
             self.w.id = id.into_owned();
         }
