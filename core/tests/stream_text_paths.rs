@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 
+use proptest::prelude::Just;
 use serde::Serialize;
 use serde_json::json;
 use tollgate_core::dialect::stream::{FrontStream, TextChunk, UpstreamStream};
@@ -317,5 +318,80 @@ proptest::proptest! {
         let mut want = Vec::new();
         sse::write_json(&mut want, Some(d.ty), &d, b"\n");
         proptest::prop_assert_eq!(String::from_utf8_lossy(&out[n..]), String::from_utf8_lossy(&want));
+    }
+}
+
+/// A string member's value: mostly plain text, sometimes escaped, empty, `null` or a number.
+fn json_text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![6 => "[a-z \u{e9}]{1,6}".prop_map(|t| format!("\"{t}\"")), 1 => Just("\"a\\\"b\"".to_string()),
+        1 => Just("\"\"".to_string()), 1 => Just("null".to_string()), 1 => Just("3".to_string())]
+}
+
+/// Members in any order, sometimes one repeated, sometimes an unknown one, as a JSON object.
+fn object(mut members: Vec<String>, repeat: bool, extra: bool, rotate: usize) -> String {
+    if repeat && !members.is_empty() {
+        // The same key again, with another value when it is a string.
+        members.push(members[0].replacen("\":\"", "\":\"r", 1));
+    }
+    if extra {
+        members.push("\"extra\":{\"x\":[1,null,{\"y\":\"z\"}]}".to_string());
+    }
+    let n = members.len().max(1);
+    members.rotate_left(rotate % n);
+    format!("{{{}}}", members.join(","))
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+    /// Random text events of an Anthropic upstream, to every front: the text-only path (by
+    /// bytes or by serde) writes, bills and counts what the whole read does.
+    #[test]
+    fn random_anthropic_text_events_read_as_the_whole_read(
+        evs in proptest::collection::vec((json_text(), proptest::prelude::any::<(bool, bool, bool, bool, usize)>(),
+            proptest::prop_oneof![Just("text_delta"), Just("thinking_delta")],
+            proptest::prop_oneof![Just("content_block_delta"), Just("ping")]), 1..8),
+    ) {
+        let mut s = String::from("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_p\",\"usage\":{\"input_tokens\":4,\"output_tokens\":1}}}\n\n");
+        for (text, (rep_top, rep_delta, extra, array, rot), dty, ty) in &evs {
+            let delta = object(vec![format!("\"type\":\"{dty}\""), format!("\"text\":{text}")], *rep_delta, *extra, *rot);
+            let delta = if *array { format!("[\"{dty}\",{text}]") } else { delta };
+            let top = object(vec![format!("\"type\":\"{ty}\""), "\"index\":0".to_string(), format!("\"delta\":{delta}")], *rep_top, false, *rot / 3);
+            s.push_str(&format!("event: content_block_delta\ndata: {top}\n\n"));
+        }
+        s.push_str("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":3}}\n\n");
+        s.push_str("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+        for down in DIALECTS {
+            let (want, want_text) = whole_read(Dialect::Anthropic, down, s.as_bytes());
+            let (got, got_text) = pipe_read(Dialect::Anthropic, down, s.as_bytes());
+            proptest::prop_assert_eq!(&got, &want, "{:?}\n{}", down, s);
+            proptest::prop_assert_eq!(got_text, want_text);
+        }
+    }
+
+    /// The same for random text events of a Responses upstream (the type sometimes left to the
+    /// SSE `event:` field).
+    #[test]
+    fn random_responses_text_events_read_as_the_whole_read(
+        evs in proptest::collection::vec((json_text(), proptest::prelude::any::<(bool, bool, bool, usize)>(),
+            proptest::prop_oneof![Just(Some("response.output_text.delta")), Just(Some("response.refusal.delta")), Just(None)],
+            proptest::prop_oneof![Just("response.output_text.delta"), Just("response.other")]), 1..8),
+    ) {
+        let mut s = String::from("event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_p\"}}\n\n");
+        for (text, (rep, extra, array, rot), ty, name) in &evs {
+            let mut members = vec![format!("\"delta\":{text}"), "\"output_index\":0".to_string()];
+            if let Some(t) = ty {
+                members.push(format!("\"type\":\"{t}\""));
+            }
+            let data = if *array { format!("[{text}]") } else { object(members, *rep, *extra, *rot) };
+            s.push_str(&format!("event: {name}\ndata: {data}\n\n"));
+        }
+        s.push_str("event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_p\",\"status\":\"completed\",\"usage\":{\"input_tokens\":5,\"output_tokens\":9}}}\n\n");
+        for down in DIALECTS {
+            let (want, want_text) = whole_read(Dialect::OpenAiResponses, down, s.as_bytes());
+            let (got, got_text) = pipe_read(Dialect::OpenAiResponses, down, s.as_bytes());
+            proptest::prop_assert_eq!(&got, &want, "{:?}\n{}", down, s);
+            proptest::prop_assert_eq!(got_text, want_text);
+        }
     }
 }

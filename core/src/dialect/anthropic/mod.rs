@@ -5,6 +5,7 @@
 
 mod front;
 mod front_stream;
+mod text_in;
 mod upstream;
 
 pub use front::{request_to_pivot, response_from_pivot};

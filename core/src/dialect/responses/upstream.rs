@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::dialect::cursor::Cursor;
 use crate::dialect::pivot::{self, Finish};
 use crate::dialect::stream::{object_data, ChunkWriter, Obj, TextChunk, UpstreamStream};
 use crate::dialect::{bad, ins};
@@ -372,13 +373,39 @@ impl UpstreamStream for StreamToPivot {
         if self.error.is_some() || !self.w.role_sent() {
             return None;
         }
-        let Obj(e): Obj<TextDeltaIn<'a>> = serde_json::from_str(object_data(ev)?).ok()?;
-        let ty = e.ty.as_deref().or(ev.event.as_deref());
-        if ty != Some("response.output_text.delta") || e.delta.is_empty() {
+        let d = object_data(ev)?;
+        let (ty, delta) = match scan_delta(d) {
+            Some((ty, delta)) => (ty, Cow::Borrowed(delta)),
+            None => {
+                let Obj(e): Obj<TextDeltaIn<'a>> = serde_json::from_str(d).ok()?;
+                (e.ty.map(|t| t == "response.output_text.delta"), e.delta)
+            }
+        };
+        let ty = ty.or_else(|| ev.event.as_deref().map(|t| t == "response.output_text.delta"));
+        if ty != Some(true) || delta.is_empty() {
             return None;
         }
-        Some(TextChunk { id: Cow::Borrowed(&self.w.id), text: e.delta })
+        Some(TextChunk { id: Cow::Borrowed(&self.w.id), text: delta })
     }
+}
+
+/// `TextDeltaIn` by bytes, in the usual form (no escape in any string or key, integers only,
+/// each member once): whether `type` says a text delta (`None`: no `type`), and the delta.
+/// `None` for anything else (serde decides then).
+fn scan_delta(data: &str) -> Option<(Option<bool>, &str)> {
+    let mut c = Cursor::new(data);
+    let (mut ty, mut delta) = (None, None);
+    c.members(|c, key| {
+        match key {
+            b"type" if ty.is_none() => ty = Some(c.plain_bytes()? == b"response.output_text.delta"),
+            b"delta" if delta.is_none() => delta = Some(c.plain_str()?),
+            b"type" | b"delta" => return None,
+            _ => c.skip_value(0)?,
+        }
+        Some(())
+    })?;
+    c.end()?;
+    Some((ty, delta?))
 }
 
 /// `{"type":"response.output_text.delta","delta":..}` (other members skipped), borrowed from
