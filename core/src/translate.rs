@@ -332,9 +332,10 @@ impl StreamPipe {
                     // Most of a stream: text for choice 0, nothing else to relay.
                     h.text_bytes = h.text_bytes.saturating_add(t.text.len() as u64);
                     h.down.on_text(&t, out);
-                    // A usage the event carried (Gemini's are cumulative) is the upstream half's;
-                    // the front has started by now, so the hint only keeps the state the same.
-                    h.hint_prompt();
+                    // No prompt hint here: a usage the event carried (Gemini's are cumulative)
+                    // stays with the upstream half, and a front that announces the prompt size
+                    // has already started (an OpenAI upstream's text chunks carry no usage; the
+                    // other halves read text events only after their role chunk went out).
                     return;
                 }
                 h.up.on_event(ev, &mut h.chunks);
