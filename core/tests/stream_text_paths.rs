@@ -395,3 +395,45 @@ proptest::proptest! {
         }
     }
 }
+
+/// The exchange's translator fed in two pieces split at every byte writes what it writes fed
+/// whole, for every front, on the streams of unusual events.
+#[test]
+fn every_two_piece_split_of_the_pipe_gives_identical_output() {
+    let run = |up: Dialect, down: Dialect, pieces: &[&[u8]]| {
+        let mut pipe = StreamPipe::priced_at(down, up, "c", "u", true, None, 7);
+        let mut framer = Framer::default();
+        let mut out = Vec::new();
+        let mut events = Vec::new();
+        for p in pieces {
+            framer.push(p, &mut events).unwrap();
+            for ev in &events {
+                pipe.on_event(ev, &mut out);
+            }
+            events.clear();
+        }
+        framer.finish(&mut events);
+        for ev in &events {
+            pipe.on_event(ev, &mut out);
+        }
+        pipe.finish(&mut out);
+        (out, pipe.usage(), pipe.text_bytes())
+    };
+    let mut checked = 0;
+    for (up, fixture) in [
+        (Dialect::Gemini, GEMINI_MIXED),
+        (Dialect::OpenAiResponses, RESPONSES_MIXED),
+        (Dialect::Anthropic, ANTHROPIC_MIXED),
+    ] {
+        for down in DIALECTS {
+            let whole = run(up, down, &[fixture]);
+            assert!(!whole.0.is_empty());
+            for i in 0..=fixture.len() {
+                let got = run(up, down, &[&fixture[..i], &fixture[i..]]);
+                assert!(got == whole, "{up:?} -> {down:?}: split at {i} differs");
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 12);
+}
