@@ -199,6 +199,16 @@ impl Halves {
         self.chunks.clear();
     }
 
+    /// The upstream's prompt count, to the front once, as soon as the upstream reported one.
+    fn hint_prompt(&mut self) {
+        if !self.prompt_hinted {
+            if let Some(u) = self.up.usage().filter(|u| u.prompt_tokens > 0) {
+                self.prompt_hinted = true;
+                self.down.prompt_hint(u);
+            }
+        }
+    }
+
     fn error(&mut self, msg: &str, out: &mut Vec<u8>) {
         if !self.error_sent {
             self.error_sent = true;
@@ -319,18 +329,17 @@ impl StreamPipe {
             StreamPipe::Translated(h) => {
                 let h = &mut **h;
                 if let Some(t) = h.up.text_event(ev) {
-                    // Most of a stream: text for choice 0, nothing else to note.
+                    // Most of a stream: text for choice 0, nothing else to relay.
                     h.text_bytes = h.text_bytes.saturating_add(t.text.len() as u64);
                     h.down.on_text(&t, out);
+                    // No prompt hint here: a usage the event carried (Gemini's are cumulative)
+                    // stays with the upstream half, and a front that announces the prompt size
+                    // has already started (an OpenAI upstream's text chunks carry no usage; the
+                    // other halves read text events only after their role chunk went out).
                     return;
                 }
                 h.up.on_event(ev, &mut h.chunks);
-                if !h.prompt_hinted {
-                    if let Some(u) = h.up.usage().filter(|u| u.prompt_tokens > 0) {
-                        h.prompt_hinted = true;
-                        h.down.prompt_hint(u);
-                    }
-                }
+                h.hint_prompt();
                 h.relay(out);
                 if let Some(msg) = h.up.error().filter(|_| !h.error_sent).map(str::to_string) {
                     h.error(&msg, out);

@@ -2,6 +2,7 @@
 //! OpenAI Chat Completions is the pivot shape: every other dialect translates to and from it.
 
 pub mod anthropic;
+mod cursor;
 pub mod gemini;
 pub mod guard;
 pub mod openai;

@@ -5,7 +5,12 @@
 //! way: the message id and model, the role chunk first, the usage chunk once.
 
 use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
 
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 
 use crate::dialect::pivot::{self, Finish};
@@ -28,11 +33,39 @@ pub trait UpstreamStream {
         false
     }
 
-    /// An event that is a pivot chunk of nothing but text for choice 0 (most of a stream),
-    /// read into borrowed fields instead of a `Value`; `None`: not one (then `on_event` reads
-    /// it). An upstream half whose events are not pivot chunks keeps the default.
-    fn text_event<'e>(&mut self, _ev: &'e Event) -> Option<TextChunk<'e>> {
+    /// An event whose whole effect is one pivot chunk of nothing but text for choice 0 (most
+    /// of a stream), read into borrowed fields (from the event, or the half's own id) instead
+    /// of a `Value`; `None`: not one (then `on_event` reads it). What the half notes from such
+    /// an event (a cumulative usage, the model name) it notes here as `on_event` would.
+    fn text_event<'a>(&'a mut self, _ev: &'a Event) -> Option<TextChunk<'a>> {
         None
+    }
+}
+
+/// An event's data when it is a JSON object (first byte `{`): a typed read of anything else
+/// (a struct also reads from a JSON array) would not mean what the `Value` read means.
+pub fn object_data(ev: &Event) -> Option<&str> {
+    let d = ev.data.trim();
+    d.starts_with('{').then_some(d)
+}
+
+/// `T` read from a JSON object only: a derived struct also reads from an array, where the
+/// `Value` read of the same event finds no field at all.
+pub struct Obj<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ObjVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjVisitor<T> {
+            type Value = Obj<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Obj<T>, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map)).map(Obj)
+            }
+        }
+        d.deserialize_map(ObjVisitor(PhantomData))
     }
 }
 

@@ -3,12 +3,11 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{bad, finish_from_stop_reason, ins};
+use super::{bad, finish_from_stop_reason, ins, text_in};
 use crate::dialect::pivot::{self, content_texts, Finish};
-use crate::dialect::stream::{ChunkWriter, TextChunk, UpstreamStream};
+use crate::dialect::stream::{object_data, ChunkWriter, TextChunk, UpstreamStream};
 use crate::dialect::validate::{
     opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_object,
     req_str,
@@ -552,36 +551,15 @@ impl UpstreamStream for StreamToPivot {
     }
 
     /// A `text_delta` (most of a stream) after the role chunk: its text borrowed from the event.
-    fn text_event<'e>(&mut self, ev: &'e Event) -> Option<TextChunk<'e>> {
+    fn text_event<'a>(&'a mut self, ev: &'a Event) -> Option<TextChunk<'a>> {
         if !self.w.role_sent() {
             return None;
         }
-        let e: TextDeltaIn<'e> = serde_json::from_str(ev.data.trim()).ok()?;
-        if e.ty != "content_block_delta" || e.delta.ty != "text_delta" || e.delta.text.is_empty() {
-            return None;
-        }
-        Some(TextChunk { id: Cow::Owned(self.w.id.clone()), text: e.delta.text })
+        let text = text_in::text_delta(object_data(ev)?)?;
+        Some(TextChunk { id: Cow::Borrowed(&self.w.id), text })
     }
 
     fn error(&self) -> Option<&str> {
         self.error.as_deref()
     }
-}
-
-/// `{"type":"content_block_delta","index":..,"delta":{"type":"text_delta","text":..}}`, borrowed
-/// from the event (a repeated key or another shape fails the read: the event is then read whole).
-#[derive(Deserialize)]
-struct TextDeltaIn<'a> {
-    #[serde(rename = "type", borrow)]
-    ty: Cow<'a, str>,
-    #[serde(borrow)]
-    delta: TextIn<'a>,
-}
-
-#[derive(Deserialize)]
-struct TextIn<'a> {
-    #[serde(rename = "type", borrow)]
-    ty: Cow<'a, str>,
-    #[serde(borrow)]
-    text: Cow<'a, str>,
 }

@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 
 use super::{bad, field, finish_to_gemini, ins};
 use crate::dialect::pivot::{self, text_part, texts_to_content, Finish, PivotRequest};
-use crate::dialect::stream::{Choice, ChoiceFront, FrontState};
+use crate::dialect::stream::{Choice, ChoiceFront, FrontState, TextChunk};
 use crate::dialect::validate::{
     opt_array, opt_choices, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_str,
 };
@@ -543,6 +543,24 @@ impl ChoiceFront for StreamFromPivot {
         for tc in choice.tool_calls() {
             self.buffer_tool(tc);
         }
+    }
+
+    /// The same bytes as `choice` of the chunk (keys in serde_json's order), written without
+    /// building it.
+    fn text(&mut self, chunk: &TextChunk, out: &mut Vec<u8>) {
+        if self.id.is_empty() {
+            self.id = pivot::bare_id(Some(&chunk.id)).to_string();
+        }
+        if chunk.text.is_empty() {
+            return;
+        }
+        out.extend_from_slice(b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":");
+        sse::write_json_str(out, &chunk.text);
+        out.extend_from_slice(b"}],\"role\":\"model\"},\"index\":0}],\"modelVersion\":");
+        sse::write_json_str(out, &self.client_model);
+        out.extend_from_slice(b",\"responseId\":");
+        sse::write_json_str(out, &self.id);
+        out.extend_from_slice(b"}\r\n\r\n");
     }
 
     /// The final object: the buffered function calls, `finishReason`, `usageMetadata`.

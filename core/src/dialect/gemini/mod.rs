@@ -9,6 +9,7 @@
 //! `extra_content.google.thought_signature` (the convention of Google's OpenAI-compatible API).
 
 mod front;
+mod text_in;
 mod upstream;
 
 pub use front::{request_to_pivot, response_from_pivot, StreamFromPivot};

@@ -1,11 +1,13 @@
 //! A Gemini upstream: the pivot request translated into a `generateContent` request; its
 //! response and its event stream read into the pivot.
 
+use std::borrow::Cow;
+
 use serde_json::{json, Map, Value};
 
-use super::{bad, finish_from_gemini, ins, vfield};
+use super::{bad, finish_from_gemini, ins, text_in, vfield};
 use crate::dialect::pivot::{self, content_texts, Finish};
-use crate::dialect::stream::{ChunkWriter, UpstreamStream};
+use crate::dialect::stream::{object_data, ChunkWriter, TextChunk, UpstreamStream};
 use crate::dialect::validate::{
     opt_array, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_object, req_str,
 };
@@ -568,5 +570,26 @@ impl UpstreamStream for StreamToPivot {
     /// The message of an error object the upstream sent in the stream, if any.
     fn error(&self) -> Option<&str> {
         self.error.as_deref()
+    }
+
+    /// A text-only event after the role chunk: its text borrowed from the event, its id, model
+    /// and usage noted as `read_event` notes them.
+    fn text_event<'a>(&'a mut self, ev: &'a Event) -> Option<TextChunk<'a>> {
+        if !self.w.role_sent() {
+            return None;
+        }
+        let e = text_in::text_event(object_data(ev)?)?;
+        if let (true, Some(id)) = (self.w.id.is_empty(), e.id) {
+            self.w.id = id.into_owned();
+        }
+        if let Some(m) = e.model {
+            if self.w.model != m {
+                self.w.model = m.into_owned();
+            }
+        }
+        if let Some(u) = e.usage {
+            self.usage = Some(u); // cumulative: replace, never add
+        }
+        Some(TextChunk { id: Cow::Borrowed(&self.w.id), text: e.text })
     }
 }

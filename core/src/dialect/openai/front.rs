@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use super::scan;
 use crate::dialect::pivot::PivotRequest;
-use crate::dialect::stream::FrontStream;
+use crate::dialect::stream::{FrontStream, TextChunk};
 use crate::dialect::validate::{
     number_in, opt_bool, opt_choices, opt_include_usage, opt_positive, parse_json_object, required_model,
 };
@@ -204,6 +204,20 @@ impl FrontStream for StreamFromPivot {
         o.insert("model".to_string(), Value::String(self.model.clone()));
         stamp_created(o, self.created);
         sse::write_json(out, None, &v, b"\n");
+    }
+
+    /// The same bytes as `on_chunk` of the chunk (keys in serde_json's order), written without
+    /// building it.
+    fn on_text(&mut self, chunk: &TextChunk, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"data: {\"choices\":[{\"delta\":{\"content\":");
+        sse::write_json_str(out, &chunk.text);
+        out.extend_from_slice(b"},\"finish_reason\":null,\"index\":0,\"logprobs\":null}],\"created\":");
+        sse::write_u64(out, self.created);
+        out.extend_from_slice(b",\"id\":");
+        sse::write_json_str(out, &chunk.id);
+        out.extend_from_slice(b",\"model\":");
+        sse::write_json_str(out, &self.model);
+        out.extend_from_slice(b",\"object\":\"chat.completion.chunk\"}\n\n");
     }
 
     fn on_done(&mut self, out: &mut Vec<u8>) {

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::chunk;
 use crate::dialect::pivot::PivotRequest;
-use crate::dialect::stream::{TextChunk, UpstreamStream};
+use crate::dialect::stream::{object_data, Obj, TextChunk, UpstreamStream};
 use crate::sse::{self, Event};
 use crate::usage::{self, Usage};
 
@@ -198,8 +198,8 @@ impl UpstreamStream for StreamToPivot {
         self.ended
     }
 
-    fn text_event<'e>(&mut self, ev: &'e Event) -> Option<TextChunk<'e>> {
-        let d = ev.data.trim();
+    fn text_event<'a>(&'a mut self, ev: &'a Event) -> Option<TextChunk<'a>> {
+        let d = object_data(ev)?;
         if let Some(t) = chunk::text_chunk(d) {
             return Some(t);
         }
@@ -210,11 +210,11 @@ impl UpstreamStream for StreamToPivot {
 /// `text_event` by serde: every form of a text-only chunk JSON allows.
 pub(super) fn text_event_serde(d: &str) -> Option<TextChunk<'_>> {
     let t: TextIn<'_> = serde_json::from_str(d).ok()?;
-    let [c] = t.choices;
-    if t.usage.is_some() || c.index != 0 || c.finish_reason.is_some() || c.delta.refusal.is_some() {
+    let [Obj(c)] = t.choices;
+    if t.usage.is_some() || c.index != 0 || c.finish_reason.is_some() || c.delta.0.refusal.is_some() {
         return None;
     }
-    Some(TextChunk { id: t.id, text: c.delta.content })
+    Some(TextChunk { id: t.id, text: c.delta.0.content })
 }
 
 /// A chunk of nothing but text for choice 0, borrowed from the event. Any other delta field, a
@@ -225,7 +225,7 @@ struct TextIn<'a> {
     #[serde(borrow, default)]
     id: Cow<'a, str>,
     #[serde(borrow)]
-    choices: [ChoiceIn<'a>; 1],
+    choices: [Obj<ChoiceIn<'a>>; 1],
     usage: Option<IgnoredAny>,
 }
 
@@ -234,7 +234,7 @@ struct ChoiceIn<'a> {
     #[serde(default)]
     index: u64,
     #[serde(borrow)]
-    delta: DeltaIn<'a>,
+    delta: Obj<DeltaIn<'a>>,
     finish_reason: Option<IgnoredAny>,
 }
 

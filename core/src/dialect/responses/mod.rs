@@ -6,9 +6,11 @@
 //! stored response or conversation are refused.
 
 mod front;
+mod front_stream;
 mod upstream;
 
-pub use front::{request_to_pivot, response_from_pivot, StreamFromPivot};
+pub use front::{request_to_pivot, response_from_pivot};
+pub use front_stream::StreamFromPivot;
 pub use upstream::{request_from_pivot, response_to_pivot, upstream_path, usage_from_responses, StreamToPivot};
 
 use serde_json::{json, Value};

@@ -1,10 +1,14 @@
 //! An upstream that speaks the Responses API: the pivot request sent as a Responses request
 //! (stateless: `store: false`); its `response` object and its stream events read into the pivot.
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::dialect::cursor::Cursor;
 use crate::dialect::pivot::{self, Finish};
-use crate::dialect::stream::{ChunkWriter, UpstreamStream};
+use crate::dialect::stream::{object_data, ChunkWriter, Obj, TextChunk, UpstreamStream};
 use crate::dialect::{bad, ins};
 use crate::errors::GatewayError;
 use crate::sse::Event;
@@ -363,4 +367,55 @@ impl UpstreamStream for StreamToPivot {
     fn error(&self) -> Option<&str> {
         self.error.as_deref()
     }
+
+    /// A non-empty `response.output_text.delta` after the role chunk, while no error came: its
+    /// text borrowed from the event.
+    fn text_event<'a>(&'a mut self, ev: &'a Event) -> Option<TextChunk<'a>> {
+        if self.error.is_some() || !self.w.role_sent() {
+            return None;
+        }
+        let d = object_data(ev)?;
+        let (ty, delta) = match scan_delta(d) {
+            Some((ty, delta)) => (ty, Cow::Borrowed(delta)),
+            None => {
+                let Obj(e): Obj<TextDeltaIn<'a>> = serde_json::from_str(d).ok()?;
+                (e.ty.map(|t| t == "response.output_text.delta"), e.delta)
+            }
+        };
+        let ty = ty.or_else(|| ev.event.as_deref().map(|t| t == "response.output_text.delta"));
+        if ty != Some(true) || delta.is_empty() {
+            return None;
+        }
+        Some(TextChunk { id: Cow::Borrowed(&self.w.id), text: delta })
+    }
+}
+
+/// `TextDeltaIn` by bytes, in the usual form (no escape in any string or key, integers only,
+/// each member once): whether `type` says a text delta (`None`: no `type`), and the delta.
+/// `None` for anything else (serde decides then).
+fn scan_delta(data: &str) -> Option<(Option<bool>, &str)> {
+    let mut c = Cursor::new(data);
+    let (mut ty, mut delta) = (None, None);
+    c.members(|c, key| {
+        match key {
+            b"type" if ty.is_none() => ty = Some(c.plain_bytes()? == b"response.output_text.delta"),
+            b"delta" if delta.is_none() => delta = Some(c.plain_str()?),
+            b"type" | b"delta" => return None,
+            _ => c.skip_value(0)?,
+        }
+        Some(())
+    })?;
+    c.end()?;
+    Some((ty, delta?))
+}
+
+/// `{"type":"response.output_text.delta","delta":..}` (other members skipped), borrowed from
+/// the event; `type` may be left to the SSE `event:` field, as in `read_event`. A `delta`
+/// that is not a string or a repeated key fails the read (the event is then read whole).
+#[derive(Deserialize)]
+struct TextDeltaIn<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    delta: Cow<'a, str>,
 }

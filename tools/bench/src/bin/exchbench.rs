@@ -3,10 +3,11 @@
 //! and prints the time per exchange. It is the profiling target for the filter's own work (run
 //! it under `valgrind --tool=callgrind` for repeatable instruction counts): everything Envoy and
 //! the proxy-wasm ABI do around it is measured by `make bench` instead.
-//! Scenarios: openai, anthropic, openai-stream, anthropic-stream, bad-key, and the other pairs
-//! of stream dialects (client front -> upstream): openai-to-anthropic-stream,
-//! openai-to-gemini-stream, gemini-stream (Gemini front, OpenAI upstream),
-//! anthropic-to-gemini-stream, gemini-to-anthropic-stream.
+//! Scenarios: openai, anthropic, gemini, responses (non-streamed, per client front),
+//! openai-stream, anthropic-stream, gemini-stream, responses-stream (each front from an OpenAI
+//! upstream), bad-key, and every other pair of stream dialects as FRONT-to-UPSTREAM-stream
+//! (fronts openai, anthropic, gemini, responses; upstreams anthropic, gemini, responses: the
+//! OpenAI Responses API), e.g. openai-to-anthropic-stream, responses-to-gemini-stream.
 
 use std::time::Instant;
 use tollgate_bench::bench_config_json;
@@ -65,12 +66,64 @@ fn gemini_stream(n: usize) -> Vec<Vec<u8>> {
     v.into_iter().map(String::into_bytes).collect()
 }
 
+/// An OpenAI Responses upstream's stream (as the demo backend sends it: keys sorted, a
+/// `sequence_number` on each event) of `n` text deltas, the usage in `response.completed`.
+fn responses_stream(n: usize) -> Vec<Vec<u8>> {
+    let resp = |status: &str, output: &str, usage: &str| {
+        format!(
+            r#"{{"created_at":1795434432,"error":null,"id":"resp_bench","incomplete_details":null,"model":"qai-flash","object":"response","output":{output},"parallel_tool_calls":true,"status":"{status}","store":false,"tool_choice":"auto","tools":[],"usage":{usage}}}"#
+        )
+    };
+    let mut seq = 0u64;
+    let mut ev = |ty: &str, fields: String| {
+        let sep = if fields.is_empty() { "" } else { "," };
+        let e = format!("event: {ty}\ndata: {{{fields}{sep}\"sequence_number\":{seq},\"type\":\"{ty}\"}}\n\n");
+        seq += 1;
+        e
+    };
+    let start = resp("in_progress", "[]", "null");
+    let mut v = vec![
+        ev("response.created", format!(r#""response":{start}"#)),
+        ev("response.in_progress", format!(r#""response":{start}"#)),
+        ev("response.output_item.added", r#""item":{"content":[],"id":"msg_bench","role":"assistant","status":"in_progress","type":"message"},"output_index":0"#.to_string()),
+        ev("response.content_part.added", r#""content_index":0,"item_id":"msg_bench","output_index":0,"part":{"annotations":[],"text":"","type":"output_text"}"#.to_string()),
+    ];
+    let mut text = String::new();
+    for i in 0..n {
+        let d = format!("tok{i} ");
+        v.push(ev(
+            "response.output_text.delta",
+            format!(r#""content_index":0,"delta":"{d}","item_id":"msg_bench","logprobs":[],"output_index":0"#),
+        ));
+        text.push_str(&d);
+    }
+    v.push(ev(
+        "response.output_text.done",
+        format!(r#""content_index":0,"item_id":"msg_bench","logprobs":[],"output_index":0,"text":"{text}""#),
+    ));
+    let part = format!(r#"{{"annotations":[],"text":"{text}","type":"output_text"}}"#);
+    v.push(ev(
+        "response.content_part.done",
+        format!(r#""content_index":0,"item_id":"msg_bench","output_index":0,"part":{part}"#),
+    ));
+    let item =
+        format!(r#"{{"content":[{part}],"id":"msg_bench","role":"assistant","status":"completed","type":"message"}}"#);
+    v.push(ev("response.output_item.done", format!(r#""item":{item},"output_index":0"#)));
+    let usage = format!(
+        r#"{{"input_tokens":12,"input_tokens_details":{{"cached_tokens":0}},"output_tokens":{n},"output_tokens_details":{{"reasoning_tokens":0}},"total_tokens":{}}}"#,
+        n + 12
+    );
+    let done = resp("completed", &format!("[{item}]"), &usage);
+    v.push(ev("response.completed", format!(r#""response":{done}"#)));
+    v.into_iter().map(String::into_bytes).collect()
+}
+
 /// The bench configuration with one model more per upstream dialect: `qai-anthropic` on an
 /// Anthropic cluster, `qai-gemini` on a Gemini cluster.
 fn config_json() -> String {
     bench_config_json(0).replacen(
         r#"{"clusters":[{"name":"demo_text","dialect":"openai"}],"models":["#,
-        r#"{"clusters":[{"name":"demo_text","dialect":"openai"},{"name":"up_anthropic","dialect":"anthropic"},{"name":"up_gemini","dialect":"gemini"}],"models":[{"id":"qai-anthropic","type":"text","cluster":"up_anthropic","price":{"prompt_per_1k":0.1,"completion_per_1k":0.2}},{"id":"qai-gemini","type":"text","cluster":"up_gemini","price":{"prompt_per_1k":0.1,"completion_per_1k":0.2}},"#,
+        r#"{"clusters":[{"name":"demo_text","dialect":"openai"},{"name":"up_anthropic","dialect":"anthropic"},{"name":"up_gemini","dialect":"gemini"},{"name":"up_responses","dialect":"openai-responses"}],"models":[{"id":"qai-responses","type":"text","cluster":"up_responses","price":{"prompt_per_1k":0.1,"completion_per_1k":0.2}},{"id":"qai-anthropic","type":"text","cluster":"up_anthropic","price":{"prompt_per_1k":0.1,"completion_per_1k":0.2}},{"id":"qai-gemini","type":"text","cluster":"up_gemini","price":{"prompt_per_1k":0.1,"completion_per_1k":0.2}},"#,
         1,
     )
 }
@@ -81,6 +134,8 @@ enum Front {
     OpenAi,
     Anthropic,
     Gemini,
+    /// OpenAI's Responses API (`/v1/responses`).
+    Responses,
 }
 
 fn main() {
@@ -107,6 +162,17 @@ fn main() {
         "gemini-stream" => (Front::Gemini, "qai-flash", true, k, openai_stream(CHUNKS)),
         "anthropic-to-gemini-stream" => (Front::Anthropic, "qai-gemini", true, k, gemini_stream(CHUNKS)),
         "gemini-to-anthropic-stream" => (Front::Gemini, "qai-anthropic", true, k, anthropic_stream(CHUNKS)),
+        "anthropic-to-anthropic-stream" => (Front::Anthropic, "qai-anthropic", true, k, anthropic_stream(CHUNKS)),
+        "gemini-to-gemini-stream" => (Front::Gemini, "qai-gemini", true, k, gemini_stream(CHUNKS)),
+        "openai-to-responses-stream" => (Front::OpenAi, "qai-responses", true, k, responses_stream(CHUNKS)),
+        "anthropic-to-responses-stream" => (Front::Anthropic, "qai-responses", true, k, responses_stream(CHUNKS)),
+        "gemini-to-responses-stream" => (Front::Gemini, "qai-responses", true, k, responses_stream(CHUNKS)),
+        "responses" => (Front::Responses, "qai-flash", false, k, Vec::new()),
+        "gemini" => (Front::Gemini, "qai-flash", false, k, Vec::new()),
+        "responses-stream" => (Front::Responses, "qai-flash", true, k, openai_stream(CHUNKS)),
+        "responses-to-anthropic-stream" => (Front::Responses, "qai-anthropic", true, k, anthropic_stream(CHUNKS)),
+        "responses-to-gemini-stream" => (Front::Responses, "qai-gemini", true, k, gemini_stream(CHUNKS)),
+        "responses-to-responses-stream" => (Front::Responses, "qai-responses", true, k, responses_stream(CHUNKS)),
         "bad-key" => (Front::OpenAi, "qai-flash", false, "sk-bench-not-a-key", Vec::new()),
         other => {
             eprintln!("unknown scenario {other}");
@@ -120,9 +186,14 @@ fn main() {
         Front::OpenAi => "/v1/chat/completions",
         Front::Anthropic => "/v1/messages",
         Front::Gemini => gemini_path.as_str(),
+        Front::Responses => "/v1/responses",
     };
     let body = match front {
         Front::Gemini => r#"{"contents":[{"role":"user","parts":[{"text":"Say hello to the benchmark, briefly please."}]}],"generationConfig":{"maxOutputTokens":1000}}"#.to_string(),
+        Front::Responses => format!(
+            r#"{{"model":"{model}","max_output_tokens":{},"stream":{stream},"input":"Say hello to the benchmark, briefly please."}}"#,
+            if stream { 1000 } else { 64 }
+        ),
         _ => format!(
             r#"{{"model":"{model}","max_tokens":{},"stream":{stream},"messages":[{{"role":"user","content":"Say hello to the benchmark, briefly please."}}]}}"#,
             if stream { 1000 } else { 64 }
@@ -140,7 +211,7 @@ fn main() {
         let head = RequestHead {
             method: "POST",
             path,
-            authorization: if front == Front::OpenAi { Some(&bearer) } else { None },
+            authorization: if matches!(front, Front::OpenAi | Front::Responses) { Some(&bearer) } else { None },
             x_api_key: if anthropic { Some(key) } else { None },
             x_goog_api_key: if front == Front::Gemini { Some(key) } else { None },
             ..Default::default()
