@@ -18,6 +18,7 @@ mod admit;
 mod auth;
 mod capture;
 mod count;
+mod policy;
 mod record;
 mod redact;
 mod remote;
@@ -35,6 +36,7 @@ pub use self::upload::UPLOAD_SCAN_LIMIT;
 pub use crate::pricing::{estimate_micros, media_micros, usage_micros};
 pub use crate::reply::LocalReply;
 
+use self::policy::PolicyState;
 use self::remote::RemoteState;
 use self::response::ResponseMode;
 use self::upload::Upload;
@@ -209,6 +211,8 @@ pub struct Exchange {
     redact: Vec<String>,
     /// The limits service's part (`limits.store: "remote"`).
     remote: RemoteState,
+    /// The per-key and per-account policies' part (key rpm, tokens per minute).
+    policy: PolicyState,
 }
 
 /// The end of an exchange: what to bill and count, and the billing record.
@@ -291,6 +295,7 @@ impl Exchange {
             completion_budget: 0,
             redact: Vec::new(),
             remote: RemoteState::default(),
+            policy: PolicyState::default(),
         }
     }
 
@@ -360,14 +365,16 @@ impl Exchange {
 
     /// `x-ratelimit-*` headers (OpenAI's names) for responses that passed authentication.
     pub fn rate_headers(&self) -> Vec<(String, String)> {
-        match &self.rate {
+        let mut headers = match &self.rate {
             Some(d) => vec![
                 ("x-ratelimit-limit-requests".to_string(), d.limit.to_string()),
                 ("x-ratelimit-remaining-requests".to_string(), d.remaining.to_string()),
                 ("x-ratelimit-reset-requests".to_string(), format_duration(d.reset_after_ms)),
             ],
             None => Vec::new(),
-        }
+        };
+        headers.extend(self.token_headers());
+        headers
     }
 
     /// The request path with its `?key=` removed, once: the glue sets it before replying or
