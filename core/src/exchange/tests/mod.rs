@@ -10,6 +10,7 @@ use crate::limits::{self, MemoryStore};
 mod admit_tests;
 mod count_tests;
 mod embeddings_tests;
+mod limit_policy_tests;
 mod policy_tests;
 mod record_tests;
 mod remote_tests;
