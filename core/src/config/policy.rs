@@ -138,6 +138,59 @@ mod tests {
         spend_cap(cap, period, "keys[0]")
     }
 
+    fn config(accounts: &str, keys: &str, table: &str) -> Result<crate::config::Config, String> {
+        let j = format!(
+            r#"{{"clusters":[{{"name":"c"}}],"models":[{{"id":"m","type":"text","cluster":"c"}}],
+            "accounts":[{accounts}],"keys":[{keys}],"key_table":"{table}"}}"#
+        );
+        crate::config::Config::parse(j.as_bytes())
+    }
+
+    const H1: &str = "0000000000000000000000000000000000000000000000000000000000000001";
+    const H2: &str = "0000000000000000000000000000000000000000000000000000000000000002";
+
+    #[test]
+    fn keys_and_accounts_carry_their_policies_in_both_key_lists() {
+        let keys = format!(
+            r#"{{"id":"k1","sha256":"{H1}","account":"a","rpm":7,"environment":"development",
+                "spend_cap":{{"credits":3,"period":"month"}}}},
+               {{"id":"k2","sha256":"{H2}","account":"b","spend_cap":2,"spend_cap_period":"day"}}"#
+        );
+        let table = format!("{} a id=t1 cap=4 period=day rpm=9 dev\\n{} b id=t2", "3".repeat(64), "4".repeat(64));
+        let c = config(r#"{"id":"a","tpm":5000,"spend_cap":9,"spend_cap_period":"month"},{"id":"b"}"#, &keys, &table)
+            .unwrap();
+        let policy = |id: &str| c.keys.iter().find(|k| k.id == id).map(|k| (k.spend_cap, k.policy));
+        let p = |rpm, cap_period, development| KeyPolicy { rpm, cap_period, development };
+        assert_eq!(policy("k1"), Some((Some(3.0), p(Some(7), CapPeriod::Month, true))));
+        assert_eq!(policy("k2"), Some((Some(2.0), p(None, CapPeriod::Day, false))));
+        assert_eq!(policy("t1"), Some((Some(4.0), p(Some(9), CapPeriod::Day, true))));
+        assert_eq!(policy("t2"), Some((None, KeyPolicy::default())));
+        let a = c.accounts.first().unwrap();
+        assert_eq!(
+            (a.spend_cap, a.policy),
+            (Some(9.0), AccountPolicy { tpm: Some(5000), cap_period: CapPeriod::Month })
+        );
+        assert_eq!(c.accounts.get(1).unwrap().policy, AccountPolicy::default());
+    }
+
+    #[test]
+    fn invalid_policies_are_named() {
+        let key = |extra: &str| format!(r#"{{"id":"k","sha256":"{H1}","account":"a"{extra}}}"#);
+        let err = |accounts: &str, keys: &str, table: &str| config(accounts, keys, table).unwrap_err();
+        let a = r#"{"id":"a"}"#;
+        assert!(err(a, &key(r#","environment":"staging""#), "").contains("keys[0]: unknown variant `staging`"));
+        assert!(
+            err(a, &key(r#","spend_cap_period":"day""#), "").contains("keys[0].spend_cap_period: needs a spend_cap")
+        );
+        assert!(err(r#"{"id":"a","spend_cap":{"credits":1,"period":"week"}}"#, "", "").contains("accounts[0]"));
+        assert!(err(r#"{"id":"a","tpm":-1}"#, "", "").contains("accounts[0]"));
+        let line = |extra: &str| format!("{} a{extra}", "3".repeat(64));
+        assert!(err(a, "", &line(" period=day")).contains("key_table line 1: period: needs cap="));
+        assert!(err(a, "", &line(" cap=1 period=week")).contains("period: must be total, month or day"));
+        assert!(err(a, "", &line(" rpm=x")).contains("rpm: must be a whole number"));
+        assert!(err(a, "", &line(" dev dev")).contains("'dev' is given twice"));
+    }
+
     #[test]
     fn spend_caps_take_a_period_in_either_place() {
         assert_eq!(parse("50", None), Ok((Some(50.0), CapPeriod::Total)));
