@@ -17,12 +17,14 @@ mod fallbacks;
 pub mod key_table;
 mod limits;
 pub mod pieces;
+mod policy;
 mod raw_keys;
 mod router;
 
 use key_table::KeyLines;
 use limits::{compile_limits, RawLimits};
 pub use limits::{Fallback, LimitsStore, RemoteLimits, DEFAULT_HOLD_TTL_MS, DEFAULT_LIMITS_TIMEOUT_MS};
+pub use policy::{AccountPolicy, CapPeriod, Environment, KeyPolicy};
 use raw_keys::{key_capacity, RawKey, RawKeys, KEY_CAPACITY};
 use router::{compile_routers, model_cluster, RawRouter};
 
@@ -86,7 +88,9 @@ struct RawAccount {
     status: AccountStatus,
     rpm: Option<u32>,
     image_rpm: Option<u32>,
-    spend_cap: Option<f64>,
+    spend_cap: Option<policy::RawSpendCap>,
+    spend_cap_period: Option<CapPeriod>,
+    tpm: Option<u32>,
 }
 
 fn active() -> AccountStatus {
@@ -148,6 +152,7 @@ pub struct Account {
     /// Image generations per minute (a separate limit from chat's, as documented).
     pub image_rpm: u32,
     pub spend_cap: Option<f64>,
+    pub policy: AccountPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -160,6 +165,7 @@ pub struct KeyRecord {
     pub log_content: bool,
     /// The models the key may use: 0 for every model, else `Config::model_policies[n - 1]`.
     pub allowed_models: u32,
+    pub policy: KeyPolicy,
 }
 
 /// A key's `allowed_models`: exact model ids, or prefixes ending in `*`.
@@ -328,13 +334,6 @@ impl Config {
     }
 }
 
-fn check_cap(cap: Option<f64>, where_: &str) -> Result<(), String> {
-    match cap {
-        Some(c) if !(c.is_finite() && c >= 0.0) => Err(format!("{where_}.spend_cap: must be a non-negative number")),
-        _ => Ok(()),
-    }
-}
-
 fn compile(mut raw: RawConfig) -> Result<Config, String> {
     let defaults = raw.defaults;
     let default_rpm = defaults.rpm.unwrap_or(DEFAULT_RPM);
@@ -449,7 +448,7 @@ fn compile(mut raw: RawConfig) -> Result<Config, String> {
     let mut account_index: HashMap<String, usize> = HashMap::new();
     for (i, a) in raw.accounts.into_iter().enumerate() {
         let here = format!("accounts[{i}]");
-        check_cap(a.spend_cap, &here)?;
+        let (spend_cap, cap_period) = policy::spend_cap(a.spend_cap, a.spend_cap_period, &here)?;
         if account_index.insert(a.id.clone(), i).is_some() {
             return Err(format!("{here}.id: duplicate id '{}'", a.id));
         }
@@ -458,7 +457,8 @@ fn compile(mut raw: RawConfig) -> Result<Config, String> {
             status: a.status,
             rpm: a.rpm.unwrap_or(default_rpm),
             image_rpm: a.image_rpm.unwrap_or(default_image_rpm),
-            spend_cap: a.spend_cap,
+            spend_cap,
+            policy: AccountPolicy { tpm: a.tpm, cap_period },
         });
     }
 

@@ -111,15 +111,17 @@ pub fn cut_completion_tokens(read_bytes: u64, budget: u64) -> u64 {
     usage::tokens_from_bytes(read_bytes).min(budget)
 }
 
-/// The spend caps a request of `key` (and its `account`) counts against: the key's, then the
-/// account's, those that are set.
-pub fn spend_scopes(key: &KeyRecord, account: Option<&Account>) -> Vec<SpendScope> {
+/// The spend caps a request of `key` (and its `account`) made at `now_ms` counts against: the
+/// key's, then the account's, those that are set, each in its period containing `now_ms` (a
+/// `month` or `day` cap counts in its own entry per UTC period; see `limits::period_suffix`).
+pub fn spend_scopes(key: &KeyRecord, account: Option<&Account>, now_ms: u64) -> Vec<SpendScope> {
     let mut scopes = Vec::new();
     if let Some(cap) = key.spend_cap {
-        scopes.push(SpendScope::key(&key.id, limits::credits_to_micros(cap)));
+        scopes.push(SpendScope::key_in(&key.id, limits::credits_to_micros(cap), key.policy.cap_period, now_ms));
     }
     if let Some((a, cap)) = account.and_then(|a| Some((a, a.spend_cap?))) {
-        scopes.push(SpendScope::account(&a.id, limits::credits_to_micros(cap)));
+        let micros = limits::credits_to_micros(cap);
+        scopes.push(SpendScope::account_in(&a.id, micros, a.policy.cap_period, now_ms));
     }
     scopes
 }

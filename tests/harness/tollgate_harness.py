@@ -30,6 +30,9 @@ DEMO_KEYS = {
     "capped": "sk-demo-capped",
     "inactive": "sk-demo-inactive",
     "flash-only": "sk-demo-flash-only",
+    "tokens": "sk-demo-tokens",
+    "monthly": "sk-demo-monthly",
+    "dev": "sk-demo-dev",
 }
 
 
@@ -284,8 +287,11 @@ class Stack:
         per_cluster_backends: bool | None = None,
         ecds: bool = False,
         ready_timeout: float = 30,
+        envoy_env: dict[str, str] | None = None,
     ):
         self.patch_envoy = patch_envoy
+        # Extra environment for the Envoy process (e.g. libfaketime's, to move its clock).
+        self.envoy_env = envoy_env or {}
         # The filter's configuration through ECDS from `ecds_path` (live updates), not inline.
         self.ecds = ecds
         # Seconds Envoy gets to become ready (a configuration with a million keys takes longer).
@@ -404,6 +410,7 @@ class Stack:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=str(ROOT),
+                env={**os.environ, **self.envoy_env} if self.envoy_env else None,
             )
             try:
                 _wait_http(f"{self.admin}/ready", self.ready_timeout, self.envoy_proc)

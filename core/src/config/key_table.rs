@@ -3,13 +3,14 @@
 //! per key. A line is fields separated by one space:
 //!
 //! ```text
-//! SHA256 ACCOUNT_ID [id=KEY_ID] [cap=CREDITS] [quota=N] [log]
+//! SHA256 ACCOUNT_ID [id=KEY_ID] [cap=CREDITS] [quota=N] [log] [rpm=N] [period=month|day] [dev]
 //! ```
 //!
 //! `SHA256` is the key's SHA-256 in unpadded base64url (43 characters) or hex (64); the key's id
 //! is `key-` and the first 12 hex digits of the SHA-256 unless `id=` gives one (what
 //! `tollgate-keytool add-key` mints); `cap=`, `quota=` and `log` are a `keys` entry's
-//! `spend_cap`, `sandbox_daily_quota` and `log_content`. A trailing newline is allowed, an empty
+//! `spend_cap`, `sandbox_daily_quota` and `log_content`; `rpm=`, `period=` (with `cap=`) and `dev`
+//! its `rpm`, `spend_cap_period` and `environment: "development"`. A trailing newline is allowed, an empty
 //! line is not. Every error names its line (1-based).
 
 use std::fmt;
@@ -17,7 +18,7 @@ use std::fmt;
 use serde::de::Visitor;
 use serde::{Deserialize, Deserializer};
 
-use super::RawKeys;
+use super::{CapPeriod, KeyPolicy, RawKeys};
 use crate::keys::{self, Hash};
 
 /// The keys read from a `key_table`, line by line.
@@ -72,7 +73,11 @@ impl KeyLines {
                     Some(id) => id.to_string(),
                     None => default_id(&f.hash),
                 };
-                self.keys.push_parsed(f.hash, id, f.account, f.cap, f.quota, f.log).map_err(|_| NotText)
+                self.keys.push_parsed(f.hash, id, f.account, f.cap, f.quota, f.log).map_err(|_| NotText)?;
+                if let Some(r) = self.keys.records.last_mut() {
+                    r.policy = f.policy;
+                }
+                Ok(())
             }
         }
     }
@@ -108,6 +113,8 @@ struct Fields<'a> {
     cap: Option<f64>,
     quota: Option<u32>,
     log: bool,
+    /// `rpm=`, `period=`, `dev`.
+    policy: KeyPolicy,
 }
 
 /// The id of a key whose line gives none: `key-` and the first 12 hex digits of its SHA-256.
@@ -140,7 +147,8 @@ fn fields(text: &str) -> Result<Fields<'_>, String> {
     }
     .ok_or("the first field must be the key's SHA-256, in base64url (43 characters) or hex (64)")?;
     let account = parts.next().filter(|a| !a.is_empty()).ok_or("the second field must be the key's account id")?;
-    let mut f = Fields { hash, account, id: None, cap: None, quota: None, log: false };
+    let mut f = Fields { hash, account, id: None, cap: None, quota: None, log: false, policy: KeyPolicy::default() };
+    let mut period = None;
     for part in parts {
         let (name, value) = part.split_once('=').unwrap_or((part, ""));
         let repeated = match (name, part.contains('=')) {
@@ -153,14 +161,41 @@ fn fields(text: &str) -> Result<Fields<'_>, String> {
                 f.quota.replace(value.parse::<u32>().map_err(|_| "quota: must be a whole number")?).is_some()
             }
             ("log", false) => std::mem::replace(&mut f.log, true),
+            ("rpm", true) => {
+                f.policy.rpm.replace(value.parse::<u32>().map_err(|_| "rpm: must be a whole number")?).is_some()
+            }
+            ("period", true) => {
+                period.replace(cap_period(value).ok_or("period: must be total, month or day")?).is_some()
+            }
+            ("dev", false) => std::mem::replace(&mut f.policy.development, true),
             ("", false) => return Err("an empty field (fields are separated by one space)".to_string()),
-            _ => return Err(format!("unknown field '{part}' (id=KEY_ID, cap=CREDITS, quota=N or log)")),
+            _ => {
+                return Err(format!(
+                    "unknown field '{part}' (id=KEY_ID, cap=CREDITS, quota=N, log, rpm=N, period=month|day or dev)"
+                ))
+            }
         };
         if repeated {
             return Err(format!("'{name}' is given twice"));
         }
     }
+    if let Some(p) = period {
+        if f.cap.is_none() {
+            return Err("period: needs cap=".to_string());
+        }
+        f.policy.cap_period = p;
+    }
     Ok(f)
+}
+
+/// A `period=` value.
+fn cap_period(text: &str) -> Option<CapPeriod> {
+    match text {
+        "total" => Some(CapPeriod::Total),
+        "month" => Some(CapPeriod::Month),
+        "day" => Some(CapPeriod::Day),
+        _ => None,
+    }
 }
 
 /// Unpadded base64url of 32 bytes (43 characters, the last one's two low bits zero: one text

@@ -12,8 +12,13 @@ pub(super) struct RawKey<'a> {
     pub(super) sha256: Cow<'a, str>,
     #[serde(borrow)]
     pub(super) account: Cow<'a, str>,
-    pub(super) spend_cap: Option<f64>,
+    pub(super) spend_cap: Option<policy::RawSpendCap>,
+    pub(super) spend_cap_period: Option<CapPeriod>,
     pub(super) sandbox_daily_quota: Option<u32>,
+    /// The key's own requests per minute (beside its account's).
+    pub(super) rpm: Option<u32>,
+    #[serde(default)]
+    pub(super) environment: Environment,
     #[serde(default)]
     pub(super) log_content: bool,
     /// The models this key may use: exact ids, or prefixes ending in `*` (all models if absent).
@@ -98,6 +103,7 @@ impl RawKeys {
     pub(super) fn push(&mut self, k: RawKey) -> Result<(), &'static str> {
         let i = self.records.len();
         let hash = keys::from_hex(&k.sha256);
+        let cap = policy::spend_cap(k.spend_cap, k.spend_cap_period, &format!("keys[{i}]"));
         if self.invalid.is_none() {
             if hash.is_none() {
                 self.invalid = Some((
@@ -105,20 +111,15 @@ impl RawKeys {
                     0,
                     format!("keys[{i}].sha256: must be 64 hexadecimal characters (the SHA-256 of the key)"),
                 ));
-            } else if k.spend_cap.is_some() {
-                if let Err(e) = check_cap(k.spend_cap, &format!("keys[{i}]")) {
-                    self.invalid = Some((i, 2, e));
-                }
+            } else if let Err(e) = &cap {
+                self.invalid = Some((i, 2, e.clone()));
             }
         }
-        self.push_parsed(
-            hash.unwrap_or_default(),
-            k.id,
-            &k.account,
-            k.spend_cap,
-            k.sandbox_daily_quota,
-            k.log_content,
-        )?;
+        let (spend_cap, cap_period) = cap.unwrap_or((None, CapPeriod::Total));
+        self.push_parsed(hash.unwrap_or_default(), k.id, &k.account, spend_cap, k.sandbox_daily_quota, k.log_content)?;
+        if let Some(r) = self.records.last_mut() {
+            r.policy = KeyPolicy { rpm: k.rpm, cap_period, development: k.environment == Environment::Development };
+        }
         if let Some(list) = k.allowed_models {
             let policy = ModelPolicy(list.into_boxed_slice());
             let at = match self.model_policies.iter().position(|(p, _)| *p == policy) {
@@ -166,6 +167,7 @@ impl RawKeys {
             sandbox_daily_quota: sandbox_daily_quota.unwrap_or(0),
             log_content,
             allowed_models: 0,
+            policy: KeyPolicy::default(),
         });
         Ok(())
     }

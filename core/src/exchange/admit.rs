@@ -33,12 +33,21 @@ impl Exchange {
         // headers alone do not count it (a model listing is not counted there), and only refuse
         // a window this VM already saw the service refuse (`remote::known_full`).
         if self.remote_limits(cfg) {
+            if count {
+                return Ok(());
+            }
             return match self.known_full(cfg, env.now_ms) {
-                Some((d, what)) if !count => {
+                Some((d, what)) => {
                     self.rate = Some(d);
                     Err(rate_refusal(&d, what))
                 }
-                _ => Ok(()),
+                None => match self.known_full_key(cfg, env.now_ms) {
+                    Some(d) => {
+                        self.rate = Some(d);
+                        Err(super::policy::key_rate_refusal(&d))
+                    }
+                    None => Ok(()),
+                },
             };
         }
         let Some(account) = self.account.and_then(|a| cfg.account(a)) else {
@@ -52,10 +61,23 @@ impl Exchange {
         };
         let d = d.map_err(store_error)?;
         self.rate = Some(d);
-        if d.allowed {
-            return Ok(());
+        if !d.allowed {
+            return Err(rate_refusal(&d, what));
         }
-        Err(rate_refusal(&d, what))
+        // The key's own window, once the account's admitted the request.
+        match self.check_key_rpm(cfg, env, d, count) {
+            Ok(binding) => {
+                self.rate = Some(binding);
+                Ok(())
+            }
+            Err(e) => {
+                if count {
+                    // Best effort, as every refund: a failed one leaves the slot taken.
+                    let _ = limits::undo_rpm(env.store, &scope, env.now_ms);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// The rate window this request counts in: image generations have their own per-minute limit
@@ -90,13 +112,18 @@ impl Exchange {
         let account = self.account.and_then(|a| cfg.account(a));
         // Refunds are best effort: a failed refund leaves the slot taken (the safe direction).
         let scope = account.map(|a| self.rate_scope(a).0);
+        let own_rpm = super::policy::key_rpm(key).map(|_| key.id.as_str());
         let refund_rpm = || {
             if let Some(s) = &scope {
                 let _ = limits::undo_rpm(env.store, s, env.now_ms);
             }
+            if let Some(id) = own_rpm {
+                let _ = limits::undo_key_rpm(env.store, id, env.now_ms);
+            }
         };
         let mut took_daily = false;
-        if model.sandbox {
+        // A development key is not held to the free models' daily quota.
+        if model.sandbox && !key.policy.development {
             let quota = self.fallback_limit(key.sandbox_daily_quota);
             let d = match limits::check_daily(env.store, &key.id, quota, env.now_ms) {
                 Ok(d) => d,
@@ -120,7 +147,14 @@ impl Exchange {
                 let _ = limits::undo_daily(env.store, &key.id, env.now_ms);
             }
         };
-        match pricing::reserve(env.store, pricing::spend_scopes(key, account), self.estimate_micros) {
+        if let Some(a) = account {
+            if let Err(refused) = self.reserve_tokens(env, a, model, units, max_tokens) {
+                undo_all();
+                return Err(refused.unwrap_or_else(store_error));
+            }
+        }
+        let scopes = pricing::spend_scopes(key, account, env.now_ms);
+        match pricing::reserve(env.store, scopes, self.estimate_micros) {
             Ok(Reservation::Uncapped) => Ok(()),
             Ok(Reservation::Held(hold)) => {
                 self.reserved = Some(hold);
@@ -128,10 +162,12 @@ impl Exchange {
             }
             Ok(Reservation::Refused) => {
                 undo_all();
+                self.settle_local_tokens(env, 0);
                 Err(spend_refusal())
             }
             Err(e) => {
                 undo_all();
+                self.settle_local_tokens(env, 0);
                 Err(store_error(e))
             }
         }
@@ -147,6 +183,9 @@ impl Exchange {
             let (scope, limit, _) = self.rate_scope(account);
             if let Ok(d) = limits::peek_rpm(env.store, &scope, limit, env.now_ms) {
                 self.rate = Some(d);
+                if let Ok(binding) = self.check_key_rpm(cfg, env, d, false) {
+                    self.rate = Some(binding);
+                }
             }
         }
     }

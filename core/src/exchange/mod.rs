@@ -22,6 +22,7 @@ mod capture;
 mod count;
 mod failover;
 mod models;
+mod policy;
 mod record;
 mod redact;
 mod remote;
@@ -42,6 +43,7 @@ pub use self::upload::UPLOAD_SCAN_LIMIT;
 pub use crate::pricing::{estimate_micros, media_micros, usage_micros};
 pub use crate::reply::LocalReply;
 
+use self::policy::PolicyState;
 use self::remote::RemoteState;
 use self::response::ResponseMode;
 use self::upload::Upload;
@@ -223,6 +225,8 @@ pub struct Exchange {
     chosen: Option<String>,
     /// What a failover needs (a chat request to a model with `fallbacks`).
     failover: Option<Box<failover::Failover>>,
+    /// The per-key and per-account policies' part (key rpm, tokens per minute).
+    policy: PolicyState,
 }
 
 /// The end of an exchange: what to bill and count, and the billing record.
@@ -307,6 +311,7 @@ impl Exchange {
             remote: RemoteState::default(),
             chosen: None,
             failover: None,
+            policy: PolicyState::default(),
         }
     }
 
@@ -376,14 +381,16 @@ impl Exchange {
 
     /// `x-ratelimit-*` headers (OpenAI's names) for responses that passed authentication.
     pub fn rate_headers(&self) -> Vec<(String, String)> {
-        match &self.rate {
+        let mut headers = match &self.rate {
             Some(d) => vec![
                 ("x-ratelimit-limit-requests".to_string(), d.limit.to_string()),
                 ("x-ratelimit-remaining-requests".to_string(), d.remaining.to_string()),
                 ("x-ratelimit-reset-requests".to_string(), format_duration(d.reset_after_ms)),
             ],
             None => Vec::new(),
-        }
+        };
+        headers.extend(self.token_headers());
+        headers
     }
 
     /// The request path with its `?key=` removed, once: the glue sets it before replying or

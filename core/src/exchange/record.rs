@@ -44,7 +44,9 @@ impl Exchange {
         let settle_failure = self.reserved.take().and_then(|hold| hold.settle(env.store, micros).err());
         // A hold on the limits service settles from the glue's root context (it outlives this
         // request), idempotently by the request id.
-        let remote_settlement = self.take_remote_settlement(micros);
+        let used = self.tokens_used(&billed);
+        self.settle_local_tokens(env, used);
+        let remote_settlement = self.take_remote_settlement(micros, used);
         let record = self.record(cfg, &billed, estimated, micros);
         let complete = self.local_reply || self.response_done;
         Outcome {

@@ -12,10 +12,11 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use super::admit::store_error;
+use super::policy::{self, TokenHold, WindowLayout};
 use super::{Env, Exchange};
 use crate::config::{Config, Fallback, LimitsStore, RemoteLimits};
 use crate::errors::{Code, GatewayError};
-use crate::limits::remote::{self, Admission, AdmitRequest, SettleRequest};
+use crate::limits::remote::{self, Admission, AdmitRequest, SettleRequest, WindowSettle};
 use crate::limits::{LimitError, RateDecision, SpendScope};
 use crate::pricing;
 use crate::routing::Model;
@@ -84,6 +85,11 @@ impl Exchange {
             return Ok(false);
         };
         let scopes = self.scopes(cfg);
+        if answer.is_err() {
+            // Whether the admit landed is unknown: its tokens are not settled on the service (if
+            // it did land, the estimate stays counted until the window ends: the safe direction).
+            self.policy.tpm_hold = None;
+        }
         match answer {
             Ok(admission) => {
                 self.remote.decided = Some("remote");
@@ -105,11 +111,11 @@ impl Exchange {
         }
     }
 
-    /// The spend caps of the request's key and account.
+    /// The spend caps of the request's key and account, in the periods of the admit's time.
     fn scopes(&self, cfg: &Config) -> Vec<SpendScope> {
         let key = self.key.and_then(|k| cfg.key(k));
         let account = self.account.and_then(|a| cfg.account(a));
-        key.map(|k| pricing::spend_scopes(k, account)).unwrap_or_default()
+        key.map(|k| pricing::spend_scopes(k, account, self.remote.asked_ms)).unwrap_or_default()
     }
 
     /// Builds the admit of this request (the same limits and estimate the local path checks).
@@ -130,12 +136,28 @@ impl Exchange {
         };
         let (scope, limit, _) = self.rate_scope(account);
         let mut req = AdmitRequest::new(env.now_ms).rpm(&scope, limit);
-        if model.sandbox {
+        let mut layout = WindowLayout::default();
+        if let Some(own) = policy::key_rpm(key) {
+            layout.key_rpm = Some(req.windows.len());
+            req = req.key_rpm(&key.id, own);
+        }
+        // A development key is not held to the free models' daily quota.
+        if model.sandbox && !key.policy.development {
+            layout.daily = Some(req.windows.len());
             req = req.daily(&key.id, key.sandbox_daily_quota);
         }
+        if let Some((tpm, tokens)) = self.tpm_of(account, model, units, max_tokens) {
+            layout.tpm = Some(req.windows.len());
+            req = req.tpm(&account.id, tpm, tokens);
+            // Counted on the service, as far as anyone here can tell, until the answer says
+            // otherwise (see the spend hold below).
+            self.policy.tpm_hold =
+                Some(TokenHold { account: account.id.clone(), reserved: tokens, at_ms: env.now_ms, remote: true });
+        }
+        self.policy.layout = layout;
         self.completion_budget = pricing::completion_budget(model, max_tokens);
         self.estimate_micros = pricing::admission_micros(model, &self.endpoint, self.request_bytes, units, max_tokens);
-        let scopes = pricing::spend_scopes(key, Some(account));
+        let scopes = pricing::spend_scopes(key, Some(account), env.now_ms);
         if !scopes.is_empty() {
             req = req.hold(&self.request_id, &scopes, self.estimate_micros, remote.hold_ttl_ms);
             // Held, as far as anyone here can tell, until the answer says otherwise: a call that
@@ -164,16 +186,41 @@ impl Exchange {
         let (scope, limit, what) = self.rate_scope(account);
         // A refused admit holds nothing on the service.
         let held = self.remote.hold.take();
-        let rpm = a.windows.first().copied().ok_or_else(|| store_error(LimitError::Unavailable))?;
+        let estimate = self.policy.tpm_hold.as_ref().map_or(0, |h| h.reserved);
+        if !a.admitted() {
+            self.policy.tpm_hold = None;
+        }
+        let window = |i: usize| a.windows.get(i).copied().ok_or_else(|| store_error(LimitError::Unavailable));
+        let rpm = window(0)?;
         self.rate = Some(rpm);
         if !rpm.allowed {
             remember_full(&scope, limit, self.remote.asked_ms.saturating_add(rpm.reset_after_ms), self.now_ms);
             return Err(super::admit::rate_refusal(&rpm, what));
         }
-        if model.sandbox {
-            let d = a.windows.get(1).copied().ok_or_else(|| store_error(LimitError::Unavailable))?;
+        let layout = self.policy.layout;
+        if let Some(i) = layout.key_rpm {
+            let d = window(i)?;
+            if !d.allowed {
+                self.rate = Some(d);
+                if let Some(key) = self.key.and_then(|k| cfg.key(k)) {
+                    let until = self.remote.asked_ms.saturating_add(d.reset_after_ms);
+                    remember_full(&key_scope(&key.id), d.limit, until, self.now_ms);
+                }
+                return Err(policy::key_rate_refusal(&d));
+            }
+            self.rate = Some(policy::binding(rpm, Some(d)));
+        }
+        if let Some(i) = layout.daily {
+            let d = window(i)?;
             if !d.allowed {
                 return Err(super::admit::sandbox_refusal(model, &d));
+            }
+        }
+        if let Some(i) = layout.tpm {
+            let d = window(i)?;
+            self.policy.tokens = Some(d);
+            if !d.allowed {
+                return Err(policy::token_refusal(&d, estimate));
             }
         }
         match a.spend {
@@ -196,6 +243,17 @@ impl Exchange {
         let reset_after_ms = until.checked_sub(now_ms).filter(|ms| *ms > 0)?;
         let retry_after_secs = reset_after_ms.div_ceil(1000).max(1);
         Some((RateDecision { allowed: false, limit, remaining: 0, reset_after_ms, retry_after_secs }, what))
+    }
+
+    /// The key's own rate window, if this VM saw the service refuse it and it has not ended.
+    pub(super) fn known_full_key(&self, cfg: &Config, now_ms: u64) -> Option<RateDecision> {
+        let key = self.key.and_then(|k| cfg.key(k))?;
+        let limit = policy::key_rpm(key)?;
+        let scope = key_scope(&key.id);
+        let until = FULL.with(|f| f.borrow().get(&scope).filter(|(l, _)| *l == limit).map(|(_, u)| *u))?;
+        let reset_after_ms = until.checked_sub(now_ms).filter(|ms| *ms > 0)?;
+        let retry_after_secs = reset_after_ms.div_ceil(1000).max(1);
+        Some(RateDecision { allowed: false, limit, remaining: 0, reset_after_ms, retry_after_secs })
     }
 
     /// The call to send to the limits service, once (the glue takes it on an `AskLimits`).
@@ -228,10 +286,19 @@ impl Exchange {
         self.reserved.is_some() || self.remote.hold.is_some()
     }
 
-    /// The settlement of the hold on the limits service at the billed cost, once.
-    pub(super) fn take_remote_settlement(&mut self, micros: u64) -> Option<LimitsCall> {
-        let scopes = self.remote.hold.take()?;
-        let body = SettleRequest::new(&self.request_id, &scopes, micros).body();
+    /// The settlement of the hold on the limits service at the billed cost and of the tokens
+    /// reserved there at the tokens used, once.
+    pub(super) fn take_remote_settlement(&mut self, micros: u64, tokens: u64) -> Option<LimitsCall> {
+        let windows: Vec<WindowSettle> = match self.policy.tpm_hold.take_if(|h| h.remote) {
+            Some(h) if h.reserved != tokens => vec![WindowSettle::tpm(&h.account, h.at_ms, h.reserved, tokens)],
+            _ => Vec::new(),
+        };
+        let scopes = match self.remote.hold.take() {
+            Some(scopes) => scopes,
+            None if windows.is_empty() => return None,
+            None => Vec::new(),
+        };
+        let body = SettleRequest::new(&self.request_id, &scopes, micros).with_windows(windows).body();
         Some(LimitsCall { path: remote::SETTLE_PATH, body })
     }
 
@@ -243,6 +310,11 @@ impl Exchange {
             d => (limit / d).max(limit.min(1)),
         }
     }
+}
+
+/// The name a key's own rate window is remembered under in [`FULL`] (never an account's scope).
+fn key_scope(key_id: &str) -> String {
+    format!("\0key:{key_id}")
 }
 
 /// Remembers that `scope`'s window of `limit` is full until `until_ms` (bounded: past

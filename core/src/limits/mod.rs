@@ -117,25 +117,33 @@
 //! | key                    | value                        | written by                   |
 //! |------------------------|------------------------------|------------------------------|
 //! | `rpm:{account_id}`     | `{window_start_secs}:{count}`| [`check_rpm`], [`undo_rpm`]  |
+//! | `rpmk:{key_id}`        | same                         | [`check_key_rpm`], [`undo_key_rpm`] |
+//! | `tpm:{account_id}`     | `{window_start_secs}:{tokens}` | [`reserve_tokens`], [`settle_tokens`] |
 //! | `sbx:{key_id}`         | `{day_start_secs}:{count}`   | [`check_daily`], [`undo_daily`] |
 //! | `spend:key:{key_id}`   | `{spent_micros}:{reserved_micros}` | [`reserve`], [`settle`], [`release`] |
 //! | `spend:acct:{account_id}` | same                      | same                          |
+//! | `spend:key:{key_id}@2026-11`, `…@2026-11-30` | same (a `month` or `day` cap's period; see `period.rs`) | same |
 
 mod cas;
+mod period;
 pub mod remote;
 mod spend;
 mod store;
+mod tokens;
 mod window;
 
 #[cfg(test)]
 mod tests;
 
 pub use cas::{update, Decision, LimitError, DEFAULT_MAX_ATTEMPTS, SETTLE_MAX_ATTEMPTS};
+pub use period::{civil_from_days, period_suffix, utc_date};
 pub use spend::{
     credits_to_micros, micros_to_credits, release, reserve, settle, spend_state, SpendDecision, SpendScope,
     MICROS_PER_CREDIT,
 };
 pub use store::{Counters, MemoryStore, StoreError};
+pub use tokens::{peek_tokens, reserve_tokens, settle_tokens, tpm_key};
 pub use window::{
-    check_daily, check_rpm, daily_key, peek_rpm, rpm_key, undo_daily, undo_rpm, RateDecision, DAY_MS, MINUTE_MS,
+    check_daily, check_key_rpm, check_rpm, daily_key, key_rpm_key, peek_key_rpm, peek_rpm, rpm_key, undo_daily,
+    undo_key_rpm, undo_rpm, RateDecision, DAY_MS, MINUTE_MS,
 };

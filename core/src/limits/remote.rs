@@ -25,7 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use super::cas::LimitError;
 use super::spend::{SpendDecision, SpendScope};
-use super::window::{daily_key, rpm_key, RateDecision, DAY_MS, MINUTE_MS};
+use super::tokens::tpm_key;
+use super::window::{daily_key, key_rpm_key, rpm_key, RateDecision, DAY_MS, MINUTE_MS};
 
 /// Path of the admission call.
 pub const ADMIT_PATH: &str = "/v1/admit";
@@ -53,6 +54,18 @@ pub struct WindowSpec {
     pub limit: u32,
     /// The window's length in milliseconds.
     pub period_ms: u64,
+    /// What this request counts in the window: 1 for a request window, the token estimate for a
+    /// tokens-per-minute window. Admitted only if `count + cost <= limit`.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub cost: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
 }
 
 /// One spend cap: the scope's key (`spend:key:{id}` or `spend:acct:{id}`) and its cap.
@@ -108,13 +121,26 @@ impl AdmitRequest {
     /// Adds the requests-per-minute window of rate scope `scope` (an account id, or
     /// `img:{account}` for image generations), stored as the local store names it.
     pub fn rpm(mut self, scope: &str, limit: u32) -> Self {
-        self.windows.push(WindowSpec { key: rpm_key(scope), limit, period_ms: MINUTE_MS });
+        self.windows.push(WindowSpec { key: rpm_key(scope), limit, period_ms: MINUTE_MS, cost: 1 });
+        self
+    }
+
+    /// Adds API key `key_id`'s own requests-per-minute window.
+    pub fn key_rpm(mut self, key_id: &str, limit: u32) -> Self {
+        self.windows.push(WindowSpec { key: key_rpm_key(key_id), limit, period_ms: MINUTE_MS, cost: 1 });
+        self
+    }
+
+    /// Adds account `account_id`'s tokens-per-minute window, reserving `tokens` in it.
+    pub fn tpm(mut self, account_id: &str, limit: u32, tokens: u64) -> Self {
+        let cost = tokens.min(MAX_EXACT_MICROS);
+        self.windows.push(WindowSpec { key: tpm_key(account_id), limit, period_ms: MINUTE_MS, cost });
         self
     }
 
     /// Adds the sandbox quota of API key `key_id`, per UTC day.
     pub fn daily(mut self, key_id: &str, quota: u32) -> Self {
-        self.windows.push(WindowSpec { key: daily_key(key_id), limit: quota, period_ms: DAY_MS });
+        self.windows.push(WindowSpec { key: daily_key(key_id), limit: quota, period_ms: DAY_MS, cost: 1 });
         self
     }
 
@@ -269,6 +295,39 @@ pub struct SettleRequest {
     pub caps: Vec<String>,
     /// The billed cost in micro-credits.
     pub actual_micros: u64,
+    /// Token windows to settle: the reservation's estimate there is replaced by the tokens used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<WindowSettle>,
+}
+
+/// A tokens-per-minute reservation to settle: in the window that contained the admit's `now_ms`
+/// (if its counter still exists), `count = max(count - reserved + actual, 0)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowSettle {
+    /// The window's key, as admitted.
+    pub key: String,
+    /// The admit's `now_ms`.
+    pub now_ms: u64,
+    /// The window's length in milliseconds.
+    pub period_ms: u64,
+    /// What the admit counted.
+    pub reserved: u64,
+    /// What the request used.
+    pub actual: u64,
+}
+
+impl WindowSettle {
+    /// Settles account `account_id`'s tokens-per-minute reservation of `reserved` tokens made at
+    /// `now_ms` at `actual` tokens.
+    pub fn tpm(account_id: &str, now_ms: u64, reserved: u64, actual: u64) -> Self {
+        Self {
+            key: tpm_key(account_id),
+            now_ms,
+            period_ms: MINUTE_MS,
+            reserved: reserved.min(MAX_EXACT_MICROS),
+            actual: actual.min(MAX_EXACT_MICROS),
+        }
+    }
 }
 
 impl SettleRequest {
@@ -278,7 +337,14 @@ impl SettleRequest {
             reservation: reservation.to_string(),
             caps: scopes.iter().map(|s| s.key.clone()).collect(),
             actual_micros: actual_micros.min(MAX_EXACT_MICROS),
+            windows: Vec::new(),
         }
+    }
+
+    /// Also settles these token windows.
+    pub fn with_windows(mut self, windows: Vec<WindowSettle>) -> Self {
+        self.windows = windows;
+        self
     }
 
     /// The JSON body.
@@ -354,7 +420,7 @@ pub struct PeekRequest {
 impl PeekRequest {
     /// Reads the requests-per-minute window of rate scope `scope`.
     pub fn rpm(scope: &str, limit: u32, now_ms: u64) -> Self {
-        Self { now_ms, window: WindowSpec { key: rpm_key(scope), limit, period_ms: MINUTE_MS } }
+        Self { now_ms, window: WindowSpec { key: rpm_key(scope), limit, period_ms: MINUTE_MS, cost: 1 } }
     }
 
     /// The JSON body.

@@ -30,6 +30,12 @@ pub fn rpm_key(account_id: &str) -> String {
     format!("rpm:{account_id}")
 }
 
+/// The store key of an API key's own requests-per-minute counter (a prefix of its own, so a key
+/// id never meets an account id).
+pub fn key_rpm_key(key_id: &str) -> String {
+    format!("rpmk:{key_id}")
+}
+
 /// The store key of an API key's daily sandbox counter.
 pub fn daily_key(key_id: &str) -> String {
     format!("sbx:{key_id}")
@@ -59,6 +65,32 @@ pub fn check_daily<S: Counters + ?Sized>(
     check_window(store, &daily_key(key_id), quota, now_ms, DAY_MS)
 }
 
+/// Counts one request against API key `key_id`'s own requests-per-minute limit (a key's `rpm`,
+/// beside its account's), as [`check_rpm`] does for an account.
+pub fn check_key_rpm<S: Counters + ?Sized>(
+    store: &S,
+    key_id: &str,
+    limit: u32,
+    now_ms: u64,
+) -> Result<RateDecision, LimitError> {
+    check_window(store, &key_rpm_key(key_id), limit, now_ms, MINUTE_MS)
+}
+
+/// Reads API key `key_id`'s own requests-per-minute window without counting (see [`peek_rpm`]).
+pub fn peek_key_rpm<S: Counters + ?Sized>(
+    store: &S,
+    key_id: &str,
+    limit: u32,
+    now_ms: u64,
+) -> Result<RateDecision, LimitError> {
+    peek_window(store, &key_rpm_key(key_id), limit, now_ms)
+}
+
+/// Gives back a request admitted by [`check_key_rpm`] with the same `now_ms` (see [`undo_rpm`]).
+pub fn undo_key_rpm<S: Counters + ?Sized>(store: &S, key_id: &str, now_ms: u64) -> Result<bool, LimitError> {
+    undo_window(store, &key_rpm_key(key_id), now_ms, MINUTE_MS)
+}
+
 /// Reads `account_id`'s requests-per-minute window without counting anything: `allowed` is
 /// whether [`check_rpm`] would admit one more request now. For refusing at the request headers
 /// an account already over its rate, before its body is read; the request is counted later, by
@@ -69,11 +101,21 @@ pub fn peek_rpm<S: Counters + ?Sized>(
     limit: u32,
     now_ms: u64,
 ) -> Result<RateDecision, LimitError> {
+    peek_window(store, &rpm_key(account_id), limit, now_ms)
+}
+
+/// A requests-per-minute window under `key`, read without counting.
+fn peek_window<S: Counters + ?Sized>(
+    store: &S,
+    key: &str,
+    limit: u32,
+    now_ms: u64,
+) -> Result<RateDecision, LimitError> {
     let start_secs = window_start(now_ms, MINUTE_MS) / 1000;
     if limit == 0 {
         return Ok(decision(false, 0, 0, start_secs, now_ms, MINUTE_MS));
     }
-    let value = store.get(&rpm_key(account_id)).map_err(|_| LimitError::Unavailable)?;
+    let value = store.get(key).map_err(|_| LimitError::Unavailable)?;
     let (start, count) = effective(decode(value.as_ref().map(|(v, _)| v.as_slice())), now_ms, MINUTE_MS);
     Ok(decision(count < u64::from(limit), limit, count, start, now_ms, MINUTE_MS))
 }
@@ -92,13 +134,13 @@ pub fn undo_daily<S: Counters + ?Sized>(store: &S, key_id: &str, now_ms: u64) ->
 }
 
 /// Start (unix ms) of the window of length `period_ms` containing `now_ms`.
-fn window_start(now_ms: u64, period_ms: u64) -> u64 {
+pub(super) fn window_start(now_ms: u64, period_ms: u64) -> u64 {
     now_ms.checked_div(period_ms).and_then(|i| i.checked_mul(period_ms)).unwrap_or(0)
 }
 
 /// Value format: `"{window_start_secs}:{count}"` in decimal ASCII, e.g. `"1700000040:17"`.
 /// Empty or unreadable values read as "no window, count 0".
-fn decode(value: Option<&[u8]>) -> (u64, u64) {
+pub(super) fn decode(value: Option<&[u8]>) -> (u64, u64) {
     value
         .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|s| s.split_once(':'))
@@ -106,7 +148,7 @@ fn decode(value: Option<&[u8]>) -> (u64, u64) {
         .unwrap_or((0, 0))
 }
 
-fn encode(start_secs: u64, count: u64) -> Vec<u8> {
+pub(super) fn encode(start_secs: u64, count: u64) -> Vec<u8> {
     format!("{start_secs}:{count}").into_bytes()
 }
 
@@ -117,7 +159,7 @@ fn encode(start_secs: u64, count: u64) -> Vec<u8> {
 /// taken just before the boundary: the request is counted in that newer window rather than
 /// resurrect the old one. A stored window further ahead can only come from the host clock
 /// stepping back; it is abandoned so an account is not locked out until the clock catches up.
-fn effective(stored: (u64, u64), now_ms: u64, period_ms: u64) -> (u64, u64) {
+pub(super) fn effective(stored: (u64, u64), now_ms: u64, period_ms: u64) -> (u64, u64) {
     let period_secs = period_ms / 1000;
     let current = window_start(now_ms, period_ms) / 1000;
     let (start, count) = stored;
@@ -128,7 +170,14 @@ fn effective(stored: (u64, u64), now_ms: u64, period_ms: u64) -> (u64, u64) {
     }
 }
 
-fn decision(allowed: bool, limit: u32, count: u64, start_secs: u64, now_ms: u64, period_ms: u64) -> RateDecision {
+pub(super) fn decision(
+    allowed: bool,
+    limit: u32,
+    count: u64,
+    start_secs: u64,
+    now_ms: u64,
+    period_ms: u64,
+) -> RateDecision {
     let end_ms = start_secs.saturating_mul(1000).saturating_add(period_ms);
     let reset_after_ms = end_ms.saturating_sub(now_ms);
     let remaining = if allowed { u64::from(limit).saturating_sub(count) } else { 0 };

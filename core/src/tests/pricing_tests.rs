@@ -38,7 +38,7 @@ fn cost_is_the_usage_at_token_prices_or_the_units_at_media_prices() {
 fn a_hold_reserves_on_every_cap_grows_and_settles_at_the_cost() {
     let c = cfg();
     let key = c.key(0).unwrap();
-    let scopes = spend_scopes(key, c.account(key.account));
+    let scopes = spend_scopes(key, c.account(key.account), 0);
     assert_eq!(
         scopes.iter().map(|s| (s.key.as_str(), s.cap_micros)).collect::<Vec<_>>(),
         [("spend:key:k", 10_000), ("spend:acct:a", 1_000_000)]
@@ -83,7 +83,7 @@ fn a_failed_settlement_says_what_stays_held() {
     let c = cfg();
     let key = c.key(0).unwrap();
     let store = Flaky { inner: MemoryStore::new(), down: std::cell::Cell::new(false) };
-    let Ok(Reservation::Held(hold)) = reserve(&store, spend_scopes(key, c.account(key.account)), 4_000) else {
+    let Ok(Reservation::Held(hold)) = reserve(&store, spend_scopes(key, c.account(key.account), 0), 4_000) else {
         panic!("not held")
     };
     store.down.set(true);

@@ -144,6 +144,38 @@ impl Doc {
         Ok(id)
     }
 
+    /// Gives the key record added last (by `add_key`) its policy fields: its own `rpm`, its spend
+    /// cap's period, its environment.
+    pub fn set_new_key_policy(&mut self, p: &KeyFlags) -> Result<(), String> {
+        if let Some(table) = self.table_mut() {
+            let trimmed = table.trim_end_matches('\n').len();
+            table.truncate(trimmed);
+            table.push_str(&p.table_fields());
+            return Ok(());
+        }
+        let keys = self.list_mut("keys")?;
+        let obj = keys.last_mut().and_then(Value::as_object_mut).ok_or("keys: no key to set")?;
+        p.insert_into(obj);
+        Ok(())
+    }
+
+    /// Sets an account's tokens per minute and its spend cap's period (the account exists).
+    pub fn set_account_policy(&mut self, id: &str, tpm: Option<u32>, period: Option<&str>) -> Result<Value, String> {
+        let accounts = self.list_mut("accounts")?;
+        let obj = accounts
+            .iter_mut()
+            .find(|a| a.get("id").and_then(Value::as_str) == Some(id))
+            .and_then(Value::as_object_mut)
+            .ok_or(format!("accounts: no account '{id}'"))?;
+        if let Some(t) = tpm {
+            obj.insert("tpm".into(), json!(t));
+        }
+        if let Some(p) = period {
+            obj.insert("spend_cap_period".into(), json!(p));
+        }
+        Ok(Value::Object(obj.clone()))
+    }
+
     /// Removes the key records (of `keys` and lines of `key_table`) whose SHA-256 (hex, any
     /// case) or id is `which`; returns their ids.
     pub fn revoke(&mut self, by: Revoke<'_>) -> Result<Vec<String>, String> {
@@ -282,6 +314,63 @@ impl Doc {
     }
 }
 
+/// A key's policy fields as `add-key` takes them (`--rpm`, `--spend-cap-period`,
+/// `--environment`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct KeyFlags {
+    pub rpm: Option<u32>,
+    pub period: Option<String>,
+    pub development: bool,
+}
+
+impl KeyFlags {
+    /// The fields as a `key_table` line ends (` rpm=N period=P dev`, those that are set).
+    fn table_fields(&self) -> String {
+        let mut out = String::new();
+        if let Some(r) = self.rpm {
+            out += &format!(" rpm={r}");
+        }
+        if let Some(p) = &self.period {
+            out += &format!(" period={p}");
+        }
+        if self.development {
+            out += " dev";
+        }
+        out
+    }
+
+    /// The fields as a `keys` entry holds them.
+    fn insert_into(&self, obj: &mut Map<String, Value>) {
+        if let Some(r) = self.rpm {
+            obj.insert("rpm".into(), json!(r));
+        }
+        if let Some(p) = &self.period {
+            obj.insert("spend_cap_period".into(), json!(p));
+        }
+        if self.development {
+            obj.insert("environment".into(), json!("development"));
+        }
+    }
+
+    /// The fields of a `keys` entry, None when a line cannot hold them.
+    fn of_entry(obj: &Map<String, Value>) -> Option<KeyFlags> {
+        let rpm = match obj.get("rpm") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(u32::try_from(v.as_u64()?).ok()?),
+        };
+        let period = match obj.get("spend_cap_period") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_str()?.to_string()),
+        };
+        let development = match obj.get("environment").map(Value::as_str) {
+            None | Some(Some("production")) => false,
+            Some(Some("development")) => true,
+            _ => return None,
+        };
+        Some(KeyFlags { rpm, period, development })
+    }
+}
+
 /// A `key_table` line: base64url SHA-256, account, and the fields that differ from the defaults.
 fn table_line(
     hash: &Hash,
@@ -334,7 +423,17 @@ fn line_key(line: &str) -> (Option<Hash>, Option<String>) {
 /// id or account a line cannot hold, a sha256 that is not one).
 fn entry_line(k: &Value) -> Option<String> {
     let obj = k.as_object()?;
-    let known = ["id", "sha256", "account", "spend_cap", "sandbox_daily_quota", "log_content"];
+    let known = [
+        "id",
+        "sha256",
+        "account",
+        "spend_cap",
+        "sandbox_daily_quota",
+        "log_content",
+        "rpm",
+        "spend_cap_period",
+        "environment",
+    ];
     if obj.keys().any(|name| !known.contains(&name.as_str())) {
         return None;
     }
@@ -351,7 +450,9 @@ fn entry_line(k: &Value) -> Option<String> {
         None => false,
         Some(v) => v.as_bool()?,
     };
-    table_line(&hash, obj.get("account")?.as_str()?, obj.get("id")?.as_str()?, cap, quota, log).ok()
+    let flags = KeyFlags::of_entry(obj)?;
+    let line = table_line(&hash, obj.get("account")?.as_str()?, obj.get("id")?.as_str()?, cap, quota, log).ok()?;
+    Some(line + &flags.table_fields())
 }
 
 /// The `keys` entry of a `key_table` line (None when the line does not parse).
@@ -367,7 +468,10 @@ fn line_entry(line: &str) -> Option<Value> {
             Some(("cap", v)) => obj.insert("spend_cap".into(), json!(v.parse::<f64>().ok()?)),
             Some(("quota", v)) => obj.insert("sandbox_daily_quota".into(), json!(v.parse::<u32>().ok()?)),
             Some(("id", _)) => None,
+            Some(("rpm", v)) => obj.insert("rpm".into(), json!(v.parse::<u32>().ok()?)),
+            Some(("period", v)) => obj.insert("spend_cap_period".into(), json!(v)),
             None if p == "log" => obj.insert("log_content".into(), json!(true)),
+            None if p == "dev" => obj.insert("environment".into(), json!("development")),
             _ => return None,
         };
     }
@@ -449,6 +553,46 @@ mod tests {
     fn inner(text: &str) -> Value {
         let d = Doc::parse(text, None).unwrap();
         d.cfg
+    }
+
+    #[test]
+    fn new_keys_and_accounts_take_their_policy_fields_in_either_key_list() {
+        let flags = KeyFlags { rpm: Some(9), period: Some("month".into()), development: true };
+        let mut d = Doc::parse(CFG, None).unwrap();
+        let id = d.add_key("sk-new", "a1", None, Some(2.0)).unwrap();
+        d.set_new_key_policy(&flags).unwrap();
+        d.set_account("a1", None, None, Some(Some(4.0))).unwrap();
+        d.set_account_policy("a1", Some(5000), Some("day")).unwrap();
+        assert!(d.set_account_policy("nobody", Some(1), None).is_err());
+        let (cfg, text) = d.render().unwrap();
+        let key = cfg.keys.iter().find(|k| k.id == id).unwrap();
+        assert_eq!((key.policy.rpm, key.policy.development), (Some(9), true));
+        assert_eq!(key.policy.cap_period, tollgate_core::config::CapPeriod::Month);
+        let a = cfg.accounts.first().unwrap();
+        assert_eq!(a.policy.tpm, Some(5000));
+        assert_eq!(a.policy.cap_period, tollgate_core::config::CapPeriod::Day);
+        let hash = keys::to_hex(&keys::sha256(b"sk-new"));
+        assert_eq!(
+            inner(&text)["keys"][1],
+            json!({"id": id, "account": "a1", "sha256": hash, "spend_cap": 2.0, "rpm": 9,
+                   "spend_cap_period": "month", "environment": "development"})
+        );
+        // Into the compact table and back, the fields are kept.
+        let mut d = Doc::parse(&text, None).unwrap();
+        d.convert(true).unwrap();
+        let (cfg, text) = d.render().unwrap();
+        assert!(inner(&text)["key_table"].as_str().unwrap().ends_with(" cap=2 rpm=9 period=month dev"));
+        assert_eq!(cfg.keys.iter().find(|k| k.id == id).map(|k| k.policy), Some(key.policy));
+        let mut d = Doc::parse(&text, None).unwrap();
+        let other = d.add_key("sk-other", "a1", Some("t2"), None).unwrap();
+        d.set_new_key_policy(&KeyFlags { rpm: Some(3), ..KeyFlags::default() }).unwrap();
+        let (cfg, text) = d.render().unwrap();
+        assert_eq!(cfg.keys.iter().find(|k| k.id == other).and_then(|k| k.policy.rpm), Some(3));
+        let mut d = Doc::parse(&text, None).unwrap();
+        d.convert(false).unwrap();
+        let (cfg, _) = d.render().unwrap();
+        assert_eq!(cfg.keys.iter().find(|k| k.id == id).map(|k| k.policy), Some(key.policy));
+        assert_eq!(cfg.keys.iter().find(|k| k.id == other).and_then(|k| k.policy.rpm), Some(3));
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //!   tollgate-keytool new [--prefix sk-] [--id KEY_ID] [--account ACCOUNT_ID]
 //!   tollgate-keytool hash KEY        (or the key on standard input, to keep it out of shell history)
 //!   tollgate-keytool add-key --file F --account ACCOUNT_ID [--id KEY_ID] [--prefix sk-] [--spend-cap CREDITS]
+//!       [--spend-cap-period total|month|day] [--rpm N] [--environment production|development]
 //!   tollgate-keytool revoke-key --file F (--key KEY | --key - | --hash SHA256 | --id KEY_ID)
 //!   tollgate-keytool set-account --file F --id ACCOUNT_ID [--status active|inactive] [--rpm N] [--spend-cap CREDITS|none]
+//!       [--tpm N] [--spend-cap-period total|month|day]
 //!   tollgate-keytool check --file F
 //!   tollgate-keytool convert --file F --to table|list
 //!
@@ -21,7 +23,7 @@ use std::process::ExitCode;
 
 use tollgate_core::keys;
 
-use crate::doc::{Doc, Revoke};
+use crate::doc::{Doc, KeyFlags, Revoke};
 
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
@@ -29,8 +31,10 @@ const USAGE: &str = "usage:
   tollgate-keytool new [--prefix sk-] [--id KEY_ID] [--account ACCOUNT_ID]
   tollgate-keytool hash [KEY]   (reads the key from standard input when not given)
   tollgate-keytool add-key --file F --account ACCOUNT_ID [--id KEY_ID] [--prefix sk-] [--spend-cap CREDITS]
+      [--spend-cap-period total|month|day] [--rpm N] [--environment production|development]
   tollgate-keytool revoke-key --file F (--key KEY | --key - | --hash SHA256 | --id KEY_ID)
   tollgate-keytool set-account --file F --id ACCOUNT_ID [--status active|inactive] [--rpm N] [--spend-cap CREDITS|none]
+      [--tpm N] [--spend-cap-period total|month|day]
   tollgate-keytool check --file F
   tollgate-keytool convert --file F --to table|list   (the compact key_table, or the keys list)
 F: the ECDS file Envoy reads (`make run` prints it) or a bare Tollgate JSON configuration;
@@ -76,6 +80,15 @@ impl Args {
     }
 }
 
+/// `--spend-cap-period`, checked.
+fn period_flag(args: &Args) -> Result<Option<String>, String> {
+    match args.opt("--spend-cap-period") {
+        None => Ok(None),
+        Some(p @ ("total" | "month" | "day")) => Ok(Some(p.to_string())),
+        Some(p) => Err(format!("--spend-cap-period: 'total', 'month' or 'day', not '{p}'")),
+    }
+}
+
 /// Loads `--file`, applies `edit` under the file's lock, checks the result and replaces the file.
 fn edit_file<T>(
     args: &Args,
@@ -100,7 +113,22 @@ fn run(cmd: &str, args: &Args) -> Result<(), String> {
             let spend_cap = args.num::<f64>("--spend-cap")?;
             let key =
                 random_key(args.opt("--prefix").unwrap_or("sk-")).map_err(|e| format!("cannot get randomness: {e}"))?;
-            let (id, cfg, file) = edit_file(args, |d| d.add_key(&key, &account, args.opt("--id"), spend_cap))?;
+            let flags = KeyFlags {
+                rpm: args.num::<u32>("--rpm")?,
+                period: period_flag(args)?,
+                development: match args.opt("--environment") {
+                    None | Some("production") => false,
+                    Some("development") => true,
+                    Some(e) => return Err(format!("--environment: 'production' or 'development', not '{e}'")),
+                },
+            };
+            let (id, cfg, file) = edit_file(args, |d| {
+                let id = d.add_key(&key, &account, args.opt("--id"), spend_cap)?;
+                if flags != KeyFlags::default() {
+                    d.set_new_key_policy(&flags)?;
+                }
+                Ok(id)
+            })?;
             // The key alone on standard output (for `KEY=$(...)`), everything else on stderr.
             println!("{key}");
             eprintln!(
@@ -146,10 +174,20 @@ fn run(cmd: &str, args: &Args) -> Result<(), String> {
                 Some("none") => Some(None),
                 Some(_) => Some(args.num::<f64>("--spend-cap")?),
             };
-            if status.is_none() && rpm.is_none() && cap.is_none() {
-                return Err("nothing to set: give --status, --rpm or --spend-cap".to_string());
+            let tpm = args.num::<u32>("--tpm")?;
+            let period = period_flag(args)?;
+            if status.is_none() && rpm.is_none() && cap.is_none() && tpm.is_none() && period.is_none() {
+                return Err(
+                    "nothing to set: give --status, --rpm, --spend-cap, --tpm or --spend-cap-period".to_string()
+                );
             }
-            let ((record, created), _, file) = edit_file(args, |d| d.set_account(&id, status, rpm, cap))?;
+            let ((record, created), _, file) = edit_file(args, |d| {
+                let (mut record, created) = d.set_account(&id, status, rpm, cap)?;
+                if tpm.is_some() || period.is_some() {
+                    record = d.set_account_policy(&id, tpm, period.as_deref())?;
+                }
+                Ok((record, created))
+            })?;
             eprintln!("{} account in {file}: {record}", if created { "added" } else { "updated" });
             Ok(())
         }

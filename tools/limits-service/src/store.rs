@@ -52,8 +52,8 @@ end
 /// Admit, all or nothing.
 /// KEYS: the window counters (nw), then per cap its spend hash and holds zset, then the
 /// reservation's settled marker.
-/// ARGV: nw, reservation, hold total, hold ttl ms, then per window limit and expire-at ms,
-/// then per cap its cap.
+/// ARGV: nw, reservation, hold total, hold ttl ms, then per window its limit, expire-at ms and
+/// cost (what the request counts: 1, or a token estimate), then per cap its cap.
 /// Returns {admitted 1|0, refused-by 0 none|1 window|2 cap|3 settled, index (0-based),
 /// cap left (after the hold when admitted; of the refusing cap when refused), window counts
 /// before this request...}.
@@ -67,7 +67,7 @@ local counts = {}
 for i = 1, nw do
   local c = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
   counts[i] = c
-  if c >= tonumber(ARGV[3 + 2 * i]) then
+  if c + tonumber(ARGV[4 + 3 * i]) > tonumber(ARGV[2 + 3 * i]) then
     local out = {0, 1, i - 1, 0}
     for k = 1, i do out[4 + k] = counts[k] end
     return out
@@ -75,7 +75,7 @@ for i = 1, nw do
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local base = 4 + 2 * nw
+local base = 4 + 3 * nw
 local deltas = {}
 local left_min = -1
 if ncap > 0 and redis.call('EXISTS', KEYS[#KEYS]) == 1 then
@@ -99,8 +99,8 @@ for j = 1, ncap do
   if left_min < 0 or left - delta < left_min then left_min = left - delta end
 end
 for i = 1, nw do
-  redis.call('INCR', KEYS[i])
-  redis.call('PEXPIREAT', KEYS[i], ARGV[4 + 2 * i])
+  redis.call('INCRBY', KEYS[i], ARGV[4 + 3 * i])
+  redis.call('PEXPIREAT', KEYS[i], ARGV[3 + 3 * i])
 end
 if hold > 0 then
   for j = 1, ncap do
@@ -117,12 +117,23 @@ for k = 1, nw do out[4 + k] = counts[k] end
 return out
 "#;
 
-/// Settle once. KEYS: the settled marker, then per cap its spend hash and holds zset.
-/// ARGV: reservation, actual cost, marker ttl ms. Returns 1 if charged now, 0 if already settled.
+/// Settle once. KEYS: the settled marker, then per cap its spend hash and holds zset, then the
+/// token windows' counters.
+/// ARGV: reservation, actual cost, marker ttl ms, number of caps, then per token window the
+/// tokens reserved and used. Returns 1 if charged now, 0 if already settled.
 const SETTLE: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local id = ARGV[1]
-for j = 2, #KEYS, 2 do
+local ncap = tonumber(ARGV[4])
+for w = 1, #KEYS - 1 - 2 * ncap do
+  local key = KEYS[1 + 2 * ncap + w]
+  local c = tonumber(redis.call('GET', key) or 'x')
+  if c then
+    local delta = math.max(tonumber(ARGV[4 + 2 * w]) - tonumber(ARGV[3 + 2 * w]), -c)
+    if delta ~= 0 then redis.call('INCRBY', key, int(delta)) end
+  end
+end
+for j = 2, 2 * ncap, 2 do
   local spend, holds = KEYS[j], KEYS[j + 1]
   local mine = redis.call('HGET', spend, 'h:' .. id)
   if mine then
@@ -270,10 +281,14 @@ impl Store {
             check_name("window key", &w.key)?;
             let (start, end) = window(r.now_ms, w.period_ms)?;
             keys.push(window_key(&w.key, start));
+            if w.cost > MAX_EXACT_MICROS {
+                return Err(bad("cost too large"));
+            }
             args.push(w.limit.to_string());
             // Kept one period past its end: a request stamped just before the boundary by a
             // replica whose clock is behind still finds it.
             args.push(end.saturating_add(w.period_ms).to_string());
+            args.push(w.cost.to_string());
             resets.push(end.saturating_sub(r.now_ms));
         }
         if !r.caps.is_empty() {
@@ -309,13 +324,31 @@ impl Store {
         if r.actual_micros > MAX_EXACT_MICROS {
             return Err(bad("actual_micros too large"));
         }
+        if r.windows.len() > MAX_ITEMS {
+            return Err(bad(format!("at most {MAX_ITEMS} windows")));
+        }
         let mut keys = vec![format!("tg:settled:{}", r.reservation)];
         for c in &r.caps {
             check_name("cap key", c)?;
             keys.push(format!("tg:s:{c}"));
             keys.push(format!("tg:h:{c}"));
         }
-        let args = vec![r.reservation.clone(), r.actual_micros.to_string(), self.settled_ttl.as_millis().to_string()];
+        let mut args = vec![
+            r.reservation.clone(),
+            r.actual_micros.to_string(),
+            self.settled_ttl.as_millis().to_string(),
+            r.caps.len().to_string(),
+        ];
+        for w in &r.windows {
+            check_name("window key", &w.key)?;
+            if w.reserved > MAX_EXACT_MICROS || w.actual > MAX_EXACT_MICROS {
+                return Err(bad("window amounts too large"));
+            }
+            let (start, _) = window(w.now_ms, w.period_ms)?;
+            keys.push(window_key(&w.key, start));
+            args.push(w.reserved.to_string());
+            args.push(w.actual.to_string());
+        }
         let reply = self.pool.run(|c| Box::pin(async move { eval(c, SETTLE, &keys, &args).await })).await?;
         match reply {
             Value::Int(n) => Ok(SettleResponse { settled: n == 1 }),
@@ -372,7 +405,7 @@ fn admit_answer(r: &AdmitRequest, resets: &[u64], out: &[i64]) -> Result<AdmitRe
         };
         let count = u64::try_from(*count).unwrap_or(0);
         let allowed = !(*refused == 1 && i == index);
-        let remaining = if allowed { u64::from(w.limit).saturating_sub(count.saturating_add(1)) } else { 0 };
+        let remaining = if allowed { u64::from(w.limit).saturating_sub(count.saturating_add(w.cost)) } else { 0 };
         windows.push(WindowState {
             allowed,
             limit: w.limit,

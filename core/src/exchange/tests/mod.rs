@@ -12,6 +12,7 @@ mod auto_tests;
 mod count_tests;
 mod embeddings_tests;
 mod failover_tests;
+mod limit_policy_tests;
 mod models_tests;
 mod policy_tests;
 mod record_tests;

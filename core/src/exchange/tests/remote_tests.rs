@@ -100,7 +100,8 @@ fn an_admitted_request_goes_upstream_and_settles_from_the_end() {
         SettleRequest {
             reservation: ex.request_id.clone(),
             caps: vec!["spend:key:capped".into()],
-            actual_micros: 15_000
+            actual_micros: 15_000,
+            windows: Vec::new(),
         }
     );
     assert_eq!(record["limits"], json!("remote"));
