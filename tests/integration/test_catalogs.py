@@ -36,7 +36,7 @@ def openai_list(http, key=KEY):
 
 def test_anthropic_sdk_lists_the_text_models_in_anthropic_shape(stack, http):
     text = [m["id"] for m in openai_list(http) if m["type"] == "text"]
-    assert len(text) == 7  # the demo's five, test-claude and test-gemini
+    assert len(text) == 8  # the demo's five, auto, test-claude and test-gemini
     page = ant(stack).models.list()
     assert [m.id for m in page.data] == text
     assert (page.has_more, page.first_id, page.last_id) == (False, text[0], text[-1])
@@ -72,7 +72,7 @@ def test_anthropic_sdk_retrieves_a_model_and_gets_anthropic_errors(stack):
 def test_without_anthropic_version_the_list_stays_openais(http):
     s, _, b = http.json("GET", "/v1/models", headers={"x-api-key": KEY})
     assert s == 200 and b["object"] == "list"
-    assert len(b["data"]) == 13
+    assert len(b["data"]) == 14  # 12 generation models, qai-embed and auto
 
 
 @pytest.mark.parametrize("version", ["v1", "v1beta"])

@@ -269,7 +269,7 @@ def expected_estimated(records):
     return _with_zeros(c, [_key(model=m) for m in MODELS])
 
 
-ACCOUNTS = ["acct-demo", "acct-limited", "acct-capped", "acct-inactive"]
+ACCOUNTS = ["acct-demo", "acct-limited", "acct-capped", "acct-inactive", "acct-tokens"]
 
 
 def expected_account_tokens(records):
