@@ -13,6 +13,7 @@ use crate::dialect::Dialect;
 use crate::keys::{self, Hash, KeyTable};
 use crate::routing::{AudioTask, Model, ModelType, Price};
 
+pub mod key_id;
 pub mod key_table;
 mod limits;
 pub mod pieces;
@@ -142,7 +143,7 @@ pub struct Account {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyRecord {
-    pub id: String,
+    pub id: key_id::KeyId,
     /// Index into `Config::accounts`.
     pub account: usize,
     pub spend_cap: Option<f64>,

@@ -17,6 +17,7 @@ use std::fmt;
 use serde::de::Visitor;
 use serde::{Deserialize, Deserializer};
 
+use super::key_id::KeyId;
 use super::RawKeys;
 use crate::keys::{self, Hash};
 
@@ -69,8 +70,8 @@ impl KeyLines {
             }
             Ok(f) => {
                 let id = match f.id {
-                    Some(id) => id.to_string(),
-                    None => default_id(&f.hash),
+                    Some(id) => KeyId::new(id),
+                    None => default_key_id(&f.hash),
                 };
                 self.keys.push_parsed(f.hash, id, f.account, f.cap, f.quota, f.log).map_err(|_| NotText)
             }
@@ -112,15 +113,19 @@ struct Fields<'a> {
 
 /// The id of a key whose line gives none: `key-` and the first 12 hex digits of its SHA-256.
 pub fn default_id(hash: &Hash) -> String {
+    default_key_id(hash).to_string()
+}
+
+/// `default_id` as the key records hold it (inline: no allocation).
+fn default_key_id(hash: &Hash) -> KeyId {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut id = String::with_capacity(16);
-    id.push_str("key-");
-    for &b in hash.iter().take(6) {
-        for d in [b >> 4, b & 15] {
-            id.push(char::from(HEX.get(usize::from(d)).copied().unwrap_or(b'0')));
+    let mut id = *b"key-000000000000";
+    for (pair, &b) in id.get_mut(4..).unwrap_or_default().chunks_exact_mut(2).zip(hash.iter()) {
+        for (out, d) in pair.iter_mut().zip([b >> 4, b & 15]) {
+            *out = HEX.get(usize::from(d)).copied().unwrap_or(b'0');
         }
     }
-    id
+    KeyId::new(std::str::from_utf8(&id).unwrap_or_default())
 }
 
 /// A line's fields, or what is wrong with it.

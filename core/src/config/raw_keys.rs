@@ -1,6 +1,7 @@
 //! The verbose `keys` list as read from the configuration: one JSON object per key, read one
 //! entry at a time into the key table and records (no list of JSON objects kept).
 
+use super::key_id::KeyId;
 use super::*;
 
 #[derive(Debug, Deserialize)]
@@ -113,7 +114,7 @@ impl RawKeys {
         }
         self.push_parsed(
             hash.unwrap_or_default(),
-            k.id,
+            k.id.into(),
             &k.account,
             k.spend_cap,
             k.sandbox_daily_quota,
@@ -139,7 +140,7 @@ impl RawKeys {
     pub(super) fn push_parsed(
         &mut self,
         hash: Hash,
-        id: String,
+        id: KeyId,
         account: &str,
         spend_cap: Option<f64>,
         sandbox_daily_quota: Option<u32>,

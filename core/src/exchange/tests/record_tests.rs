@@ -16,7 +16,7 @@ impl Exchange {
         put("time", Value::String(rfc3339(self.start_ms)));
         put("client_request_id", self.client_request_id.clone().map(Value::String).unwrap_or(Value::Null));
         put("request_id", Value::String(self.request_id.clone()));
-        put("key_id", key.map(|k| Value::String(k.id.clone())).unwrap_or(Value::Null));
+        put("key_id", key.map(|k| Value::String(k.id.to_string())).unwrap_or(Value::Null));
         put("account_id", account.map(|a| Value::String(a.id.clone())).unwrap_or(Value::Null));
         put("endpoint", Value::String(self.endpoint.name().to_string()));
         put("model", self.model.clone().map(Value::String).unwrap_or(Value::Null));
