@@ -2,8 +2,10 @@
 //! natively through N whole exchanges of a bench scenario, with demo-backend-shaped responses,
 //! and prints the time per exchange. It is the profiling target for the filter's own work (run
 //! it under `valgrind --tool=callgrind` for repeatable instruction counts): everything Envoy and
-//! the proxy-wasm ABI do around it is measured by `make bench` instead.
-//! Scenarios: openai, anthropic, openai-stream, anthropic-stream, bad-key, and the other pairs
+//! the proxy-wasm ABI do around it is measured by `make bench` instead. `EXCHBENCH_CONFIG=file`
+//! runs it on another filter configuration (the demo's, which `make bench` uses).
+//! Scenarios: openai, anthropic, gemini (the three fronts, non-streamed, OpenAI upstream),
+//! openai-stream, anthropic-stream, bad-key, and the other pairs
 //! of stream dialects (client front -> upstream): openai-to-anthropic-stream,
 //! openai-to-gemini-stream, gemini-stream (Gemini front, OpenAI upstream),
 //! anthropic-to-gemini-stream, gemini-to-anthropic-stream.
@@ -87,7 +89,12 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let scenario = args.next().unwrap_or_else(|| "openai".into());
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(10_000);
-    let cfg = match Config::parse(config_json().as_bytes()) {
+    // EXCHBENCH_CONFIG=file: another configuration (e.g. the demo's, as `make bench` runs it).
+    let json = match std::env::var_os("EXCHBENCH_CONFIG") {
+        Some(path) => std::fs::read_to_string(path).unwrap_or_default(),
+        None => config_json(),
+    };
+    let cfg = match Config::parse(json.as_bytes()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("config: {e}");
@@ -100,6 +107,7 @@ fn main() {
     let (front, model, stream, key, events) = match scenario.as_str() {
         "openai" => (Front::OpenAi, "qai-flash", false, k, Vec::new()),
         "anthropic" => (Front::Anthropic, "qai-flash", false, k, Vec::new()),
+        "gemini" => (Front::Gemini, "qai-flash", false, k, Vec::new()),
         "openai-stream" => (Front::OpenAi, "qai-flash", true, k, openai_stream(CHUNKS)),
         "anthropic-stream" => (Front::Anthropic, "qai-flash", true, k, openai_stream(CHUNKS)),
         "openai-to-anthropic-stream" => (Front::OpenAi, "qai-anthropic", true, k, anthropic_stream(CHUNKS)),
