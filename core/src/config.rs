@@ -615,7 +615,7 @@ fn resolve_keys(
     default_quota: u32,
     name: &dyn Fn(usize) -> String,
 ) -> (Vec<KeyRecord>, Vec<(Hash, u32)>, Option<KeyError>) {
-    let RawKeys { records: mut keys_out, mut table, account_ids, own_quota, invalid, model_policies: _ } = raw;
+    let RawKeys { records: mut keys_out, mut table, account_ids, own_quota, invalid, .. } = raw;
     let mut first_err = invalid.map(|(i, check, e)| (i + offset, check, e));
     let mut resolved = vec![0usize; account_ids.len()];
     for (id, (provisional, first_key)) in &account_ids {

@@ -52,13 +52,14 @@ impl KeyLines {
     pub(super) fn line(&mut self, line: &[u8], raw: bool) -> Result<(), NotText> {
         self.lines += 1;
         let n = self.lines;
-        if raw && (line.iter().any(|&b| b < 0x20) || std::str::from_utf8(line).is_err()) {
+        let text = std::str::from_utf8(line);
+        if raw && (text.is_err() || line.iter().any(|&b| b < 0x20)) {
             return Err(NotText);
         }
         if self.keys.invalid.is_some() {
             return Ok(());
         }
-        let parsed = match std::str::from_utf8(line) {
+        let parsed = match text {
             Ok(text) => fields(text),
             Err(_) => Err("not UTF-8 text".to_string()),
         };

@@ -43,6 +43,9 @@ pub(super) struct RawKeys {
     /// The distinct `allowed_models` lists, in first-use order (a key's `allowed_models` is an
     /// index in here plus one), with the first key that named each.
     pub(super) model_policies: Vec<(ModelPolicy, usize)>,
+    /// The account id of the previous key and its index: keys of one account often come in a
+    /// run (a table written per account), which then costs no hash map lookup a key.
+    last_account: Option<(String, usize)>,
 }
 
 thread_local! {
@@ -148,12 +151,19 @@ impl RawKeys {
     ) -> Result<(), &'static str> {
         let i = self.records.len();
         let idx = u32::try_from(i).map_err(|_| "keys: too many keys")?;
-        let next = self.account_ids.len();
-        let account = match self.account_ids.get(account) {
-            Some(&(a, _)) => a,
-            None => {
-                self.account_ids.insert(account.to_string(), (next, i));
-                next
+        let account = match &self.last_account {
+            Some((id, a)) if id == account => *a,
+            _ => {
+                let next = self.account_ids.len();
+                let a = match self.account_ids.get(account) {
+                    Some(&(a, _)) => a,
+                    None => {
+                        self.account_ids.insert(account.to_string(), (next, i));
+                        next
+                    }
+                };
+                self.last_account = Some((account.to_string(), a));
+                a
             }
         };
         if sandbox_daily_quota.is_some() {
