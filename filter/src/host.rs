@@ -144,11 +144,16 @@ pub fn header_pairs(map: MapType) -> Result<Vec<(String, Vec<u8>)>, Status> {
 pub fn header_values<const N: usize>(map: MapType, names: [&str; N]) -> [Option<Vec<u8>>; N] {
     // SAFETY: valid out pointers for the call.
     let bytes = fetch(|d, s| unsafe { proxy_get_header_map_pairs(map, d, s) }).ok().flatten().unwrap_or_default();
+    values_in(&bytes, names)
+}
+
+/// `header_values` of a serialized header map.
+fn values_in<const N: usize>(bytes: &[u8], names: [&str; N]) -> [Option<Vec<u8>>; N] {
     let mut out: [Option<Vec<u8>>; N] = std::array::from_fn(|_| None);
-    if walk_pairs(&bytes, |_, _| {}).is_none() {
+    if walk_pairs(bytes, |_, _| {}).is_none() {
         return out;
     }
-    let _ = walk_pairs(&bytes, |k, v| {
+    let _ = walk_pairs(bytes, |k, v| {
         if let Some(slot) = names.iter().position(|n| n.as_bytes() == k).and_then(|i| out.get_mut(i)) {
             if slot.is_none() {
                 *slot = Some(v.to_vec());
@@ -344,7 +349,10 @@ mod tests {
         assert_eq!(seen, parsed.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.clone())).collect::<Vec<_>>());
         for cut in 1..bytes.len() {
             assert_eq!(walk_pairs(&bytes[..cut], |_, _| {}), None, "cut at {cut}");
+            assert_eq!(values_in(&bytes[..cut], [":status"]), [None], "cut at {cut}");
         }
+        let [status, content_type, absent] = values_in(&bytes, [":status", "content-type", "x-absent"]);
+        assert_eq!((status, content_type, absent), (Some(b"200".to_vec()), Some(b"application/json".to_vec()), None));
     }
 
     #[test]
