@@ -14,6 +14,7 @@ use crate::keys::{self, Hash, KeyTable};
 use crate::routing::{AudioTask, Model, ModelType, Price};
 
 mod fallbacks;
+pub mod key_id;
 pub mod key_table;
 mod limits;
 pub mod pieces;
@@ -157,7 +158,7 @@ pub struct Account {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyRecord {
-    pub id: String,
+    pub id: key_id::KeyId,
     /// Index into `Config::accounts`.
     pub account: usize,
     pub spend_cap: Option<f64>,
@@ -633,7 +634,7 @@ fn resolve_keys(
     default_quota: u32,
     name: &dyn Fn(usize) -> String,
 ) -> (Vec<KeyRecord>, Vec<(Hash, u32)>, Option<KeyError>) {
-    let RawKeys { records: mut keys_out, mut table, account_ids, own_quota, invalid, model_policies: _ } = raw;
+    let RawKeys { records: mut keys_out, mut table, account_ids, own_quota, invalid, .. } = raw;
     let mut first_err = invalid.map(|(i, check, e)| (i + offset, check, e));
     let mut resolved = vec![0usize; account_ids.len()];
     for (id, (provisional, first_key)) in &account_ids {

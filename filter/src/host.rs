@@ -139,6 +139,30 @@ pub fn header_pairs(map: MapType) -> Result<Vec<(String, Vec<u8>)>, Status> {
     parse_pairs(&bytes).ok_or(PARSE_FAILURE)
 }
 
+/// The first value of each of `names` in a header map, read without copying the map into
+/// pairs (no allocation a header); all `None` when the host refuses or the map is malformed.
+pub fn header_values<const N: usize>(map: MapType, names: [&str; N]) -> [Option<Vec<u8>>; N] {
+    // SAFETY: valid out pointers for the call.
+    let bytes = fetch(|d, s| unsafe { proxy_get_header_map_pairs(map, d, s) }).ok().flatten().unwrap_or_default();
+    values_in(&bytes, names)
+}
+
+/// `header_values` of a serialized header map.
+fn values_in<const N: usize>(bytes: &[u8], names: [&str; N]) -> [Option<Vec<u8>>; N] {
+    let mut out: [Option<Vec<u8>>; N] = std::array::from_fn(|_| None);
+    if walk_pairs(bytes, |_, _| {}).is_none() {
+        return out;
+    }
+    let _ = walk_pairs(bytes, |k, v| {
+        if let Some(slot) = names.iter().position(|n| n.as_bytes() == k).and_then(|i| out.get_mut(i)) {
+            if slot.is_none() {
+                *slot = Some(v.to_vec());
+            }
+        }
+    });
+    out
+}
+
 /// Sets a header, replacing every value it had.
 pub fn set_header(map: MapType, name: &str, value: &str) -> Result<(), Status> {
     // SAFETY: live slices.
@@ -267,8 +291,16 @@ pub fn http_call_answer(body_size: usize) -> (u16, Vec<u8>) {
 /// Parses the ABI's header map (see `serialize_pairs`); `None` if it is malformed. Names are
 /// decoded lossily (Envoy's are always ASCII), values kept as bytes.
 pub fn parse_pairs(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    walk_pairs(bytes, |k, v| out.push((String::from_utf8_lossy(k).into_owned(), v.to_vec())))?;
+    Some(out)
+}
+
+/// Calls `f` with each (name, value) of the ABI's header map in order; `None` as soon as the map
+/// is malformed (after the pairs before the fault were visited).
+fn walk_pairs<'a>(bytes: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8])) -> Option<()> {
     if bytes.is_empty() {
-        return Some(Vec::new());
+        return Some(());
     }
     let u32_at = |at: usize| -> Option<usize> {
         let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
@@ -279,7 +311,6 @@ pub fn parse_pairs(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
     if data > bytes.len() {
         return None;
     }
-    let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let k_len = u32_at(4 + i * 8)?;
         let v_len = u32_at(8 + i * 8)?;
@@ -290,9 +321,9 @@ pub fn parse_pairs(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
         if data > bytes.len() {
             return None;
         }
-        out.push((String::from_utf8_lossy(k).into_owned(), v.to_vec()));
+        f(k, v);
     }
-    Some(out)
+    Some(())
 }
 
 #[cfg(test)]
@@ -311,6 +342,26 @@ mod tests {
         }
         assert_eq!(parse_pairs(&[255, 255, 255, 255]), None);
         assert_eq!(parse_pairs(&[]), Some(Vec::new()));
+    }
+
+    #[test]
+    fn a_value_read_in_place_is_the_first_one_a_parse_finds() {
+        let pairs = vec![
+            (":status".to_string(), "200".to_string()),
+            ("content-type".to_string(), "application/json".to_string()),
+            (":status".to_string(), "500".to_string()),
+        ];
+        let bytes = serialize_pairs(&pairs);
+        let mut seen = Vec::new();
+        assert_eq!(walk_pairs(&bytes, |k, v| seen.push((k.to_vec(), v.to_vec()))), Some(()));
+        let parsed = parse_pairs(&bytes).unwrap();
+        assert_eq!(seen, parsed.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.clone())).collect::<Vec<_>>());
+        for cut in 1..bytes.len() {
+            assert_eq!(walk_pairs(&bytes[..cut], |_, _| {}), None, "cut at {cut}");
+            assert_eq!(values_in(&bytes[..cut], [":status"]), [None], "cut at {cut}");
+        }
+        let [status, content_type, absent] = values_in(&bytes, [":status", "content-type", "x-absent"]);
+        assert_eq!((status, content_type, absent), (Some(b"200".to_vec()), Some(b"application/json".to_vec()), None));
     }
 
     #[test]

@@ -648,12 +648,11 @@ impl HttpContext for Http {
         let m = MapType::HttpResponseHeaders;
         // Harmless if refused: no status reads as 0 (an upstream failure: 502), no content type
         // as a body passed through unread.
-        // One hostcall for both.
-        let pairs = host::header_pairs(m).unwrap_or_default();
-        let text =
-            |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
-        let status = text(":status").and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
-        let content_type = text("content-type");
+        // One hostcall for both, read in place (no copy of every response header).
+        let [status, content_type] = host::header_values(m, [":status", "content-type"]);
+        let text = |v: Option<Vec<u8>>| v.map(|v| String::from_utf8_lossy(&v).into_owned());
+        let status = text(status).and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
+        let content_type = text(content_type);
         if let Some(action) = self.try_failover(status) {
             return action;
         }

@@ -129,3 +129,22 @@ def test_an_invalid_line_is_refused_with_its_number_and_nothing_changes(table):
     table.update_config(cfg)
     assert until(table, "sk-table-refused", 200) < 1.0
     assert config_stats(table) == (applied + 1, rejected + 1)
+
+
+def test_table_keys_bill_under_their_ids_default_short_and_long():
+    # Ids of up to 18 bytes are stored in the key record itself, longer ones on the heap: each
+    # kind, and the default id, reaches the billing record as configured.
+    ids = {"sk-ids-default": "key-" + hashlib.sha256(b"sk-ids-default").hexdigest()[:12],
+           "sk-ids-short": "k-short", "sk-ids-18": "exactly-18-bytes-x",
+           "sk-ids-long": "key-with-an-id-longer-than-eighteen-bytes"}
+
+    def patch(cfg):
+        cfg["accounts"].append({"id": "acct-ids", "rpm": 1000})
+        lines = [f"{b64(k)} acct-ids" + ("" if k == "sk-ids-default" else f" id={v}") for k, v in ids.items()]
+        return {"key_table": "\n".join(lines), **cfg}
+
+    with Stack(patch_filter=patch) as s:
+        for key, key_id in ids.items():
+            status, headers, _ = Http(s.url).request("POST", CHAT, HI, {"Authorization": f"Bearer {key}"})
+            assert status == 200, key
+            assert s.billing_record(headers["x-request-id"])["key_id"] == key_id

@@ -18,6 +18,7 @@ use std::fmt;
 use serde::de::Visitor;
 use serde::{Deserialize, Deserializer};
 
+use super::key_id::KeyId;
 use super::{CapPeriod, KeyPolicy, RawKeys};
 use crate::keys::{self, Hash};
 
@@ -52,13 +53,14 @@ impl KeyLines {
     pub(super) fn line(&mut self, line: &[u8], raw: bool) -> Result<(), NotText> {
         self.lines += 1;
         let n = self.lines;
-        if raw && (line.iter().any(|&b| b < 0x20) || std::str::from_utf8(line).is_err()) {
+        let text = std::str::from_utf8(line);
+        if raw && (text.is_err() || line.iter().any(|&b| b < 0x20)) {
             return Err(NotText);
         }
         if self.keys.invalid.is_some() {
             return Ok(());
         }
-        let parsed = match std::str::from_utf8(line) {
+        let parsed = match text {
             Ok(text) => fields(text),
             Err(_) => Err("not UTF-8 text".to_string()),
         };
@@ -70,8 +72,8 @@ impl KeyLines {
             }
             Ok(f) => {
                 let id = match f.id {
-                    Some(id) => id.to_string(),
-                    None => default_id(&f.hash),
+                    Some(id) => KeyId::new(id),
+                    None => default_key_id(&f.hash),
                 };
                 self.keys.push_parsed(f.hash, id, f.account, f.cap, f.quota, f.log).map_err(|_| NotText)?;
                 if let Some(r) = self.keys.records.last_mut() {
@@ -119,15 +121,19 @@ struct Fields<'a> {
 
 /// The id of a key whose line gives none: `key-` and the first 12 hex digits of its SHA-256.
 pub fn default_id(hash: &Hash) -> String {
+    default_key_id(hash).to_string()
+}
+
+/// `default_id` as the key records hold it (inline: no allocation).
+fn default_key_id(hash: &Hash) -> KeyId {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut id = String::with_capacity(16);
-    id.push_str("key-");
-    for &b in hash.iter().take(6) {
-        for d in [b >> 4, b & 15] {
-            id.push(char::from(HEX.get(usize::from(d)).copied().unwrap_or(b'0')));
+    let mut id = *b"key-000000000000";
+    for (pair, &b) in id.get_mut(4..).unwrap_or_default().chunks_exact_mut(2).zip(hash.iter()) {
+        for (out, d) in pair.iter_mut().zip([b >> 4, b & 15]) {
+            *out = HEX.get(usize::from(d)).copied().unwrap_or(b'0');
         }
     }
-    id
+    KeyId::new(std::str::from_utf8(&id).unwrap_or_default())
 }
 
 /// A line's fields, or what is wrong with it.

@@ -1,6 +1,7 @@
 //! The verbose `keys` list as read from the configuration: one JSON object per key, read one
 //! entry at a time into the key table and records (no list of JSON objects kept).
 
+use super::key_id::KeyId;
 use super::*;
 
 #[derive(Debug, Deserialize)]
@@ -47,6 +48,9 @@ pub(super) struct RawKeys {
     /// The distinct `allowed_models` lists, in first-use order (a key's `allowed_models` is an
     /// index in here plus one), with the first key that named each.
     pub(super) model_policies: Vec<(ModelPolicy, usize)>,
+    /// The account id of the previous key and its index: keys of one account often come in a
+    /// run (a table written per account), which then costs no hash map lookup a key.
+    last_account: Option<(String, usize)>,
 }
 
 thread_local! {
@@ -116,7 +120,14 @@ impl RawKeys {
             }
         }
         let (spend_cap, cap_period) = cap.unwrap_or((None, CapPeriod::Total));
-        self.push_parsed(hash.unwrap_or_default(), k.id, &k.account, spend_cap, k.sandbox_daily_quota, k.log_content)?;
+        self.push_parsed(
+            hash.unwrap_or_default(),
+            k.id.into(),
+            &k.account,
+            spend_cap,
+            k.sandbox_daily_quota,
+            k.log_content,
+        )?;
         if let Some(r) = self.records.last_mut() {
             r.policy = KeyPolicy { rpm: k.rpm, cap_period, development: k.environment == Environment::Development };
         }
@@ -140,7 +151,7 @@ impl RawKeys {
     pub(super) fn push_parsed(
         &mut self,
         hash: Hash,
-        id: String,
+        id: KeyId,
         account: &str,
         spend_cap: Option<f64>,
         sandbox_daily_quota: Option<u32>,
@@ -148,12 +159,19 @@ impl RawKeys {
     ) -> Result<(), &'static str> {
         let i = self.records.len();
         let idx = u32::try_from(i).map_err(|_| "keys: too many keys")?;
-        let next = self.account_ids.len();
-        let account = match self.account_ids.get(account) {
-            Some(&(a, _)) => a,
-            None => {
-                self.account_ids.insert(account.to_string(), (next, i));
-                next
+        let account = match &self.last_account {
+            Some((id, a)) if id == account => *a,
+            _ => {
+                let next = self.account_ids.len();
+                let a = match self.account_ids.get(account) {
+                    Some(&(a, _)) => a,
+                    None => {
+                        self.account_ids.insert(account.to_string(), (next, i));
+                        next
+                    }
+                };
+                self.last_account = Some((account.to_string(), a));
+                a
             }
         };
         if sandbox_daily_quota.is_some() {

@@ -192,14 +192,22 @@ fn attempts_json(attempts: &[super::Attempt]) -> Value {
 pub fn format_request_id(hi: u64, lo: u64) -> String {
     let hi = (hi & !0xf000) | 0x4000;
     let lo = (lo & !(0xc000 << 48)) | (0x8000 << 48);
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        hi >> 32,
-        (hi >> 16) & 0xffff,
-        hi & 0xffff,
-        lo >> 48,
-        lo & 0xffff_ffff_ffff
-    )
+    // 8-4-4-4-12 lowercase hex digits, written directly (no formatting machinery per request).
+    let mut out = String::with_capacity(36);
+    for (value, digits) in [(hi >> 32, 8), ((hi >> 16) & 0xffff, 4), (hi & 0xffff, 4), (lo >> 48, 4)] {
+        push_hex(&mut out, value, digits);
+        out.push('-');
+    }
+    push_hex(&mut out, lo & 0xffff_ffff_ffff, 12);
+    out
+}
+
+/// The low `digits` hex digits of `value`, lowercase, most significant first.
+fn push_hex(out: &mut String, value: u64, digits: u32) {
+    for i in (0..digits).rev() {
+        let d = (value >> (4 * i)) & 0xf;
+        out.push(char::from_digit(u32::try_from(d).unwrap_or(0), 16).unwrap_or('0'));
+    }
 }
 
 /// The client's `x-request-id`, kept in the record as `client_request_id`: at most 128
@@ -219,11 +227,45 @@ pub fn rfc3339(ms: u64) -> String {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, ms % 1000)
+    // Written digit by digit (no formatting machinery on every record).
+    let mut out = String::with_capacity(24);
+    push_decimal(&mut out, y, 4);
+    for (sep, value, width) in [
+        ('-', m, 2),
+        ('-', d, 2),
+        ('T', rem / 3600, 2),
+        (':', rem % 3600 / 60, 2),
+        (':', rem % 60, 2),
+        ('.', ms % 1000, 3),
+    ] {
+        out.push(sep);
+        push_decimal(&mut out, value, width);
+    }
+    out.push('Z');
+    out
+}
+
+/// `value` in decimal, zero-padded to at least `width` digits (as `{value:0width$}` writes it).
+fn push_decimal(out: &mut String, value: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut n = value;
+    let mut len = 0;
+    for slot in buf.iter_mut().rev() {
+        *slot = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        n /= 10;
+        len += 1;
+        if n == 0 {
+            break;
+        }
+    }
+    let len = len.max(width.min(buf.len()));
+    for &b in buf.get(buf.len() - len..).unwrap_or_default() {
+        out.push(char::from(b));
+    }
 }
 
 /// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
+pub(super) fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z % 146_097;

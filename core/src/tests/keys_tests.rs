@@ -28,6 +28,28 @@ fn table_lookup_and_duplicates() {
 }
 
 #[test]
+fn hashes_that_share_their_first_bytes_are_ordered_by_the_rest() {
+    // Groups of hashes equal in their first 8 bytes (where the sort compares a number first)
+    // and different after: every one is found, and a repeat within a group is a duplicate.
+    let mut keys: Vec<(Hash, u32)> = Vec::new();
+    for i in 0..400u32 {
+        let mut h = sha256(format!("p{}", i % 7).as_bytes());
+        h[8..].copy_from_slice(&sha256(format!("s{i}").as_bytes())[8..]);
+        keys.push((h, i));
+    }
+    let t = KeyTable::build(keys.clone()).unwrap();
+    for (h, i) in &keys {
+        assert_eq!(t.lookup(h), Some(*i));
+    }
+    let mut other = keys[5].0;
+    other[31] ^= 1;
+    assert_eq!(t.lookup(&other), None);
+    let mut dup = keys.clone();
+    dup.push((keys[123].0, 400));
+    assert_eq!(KeyTable::build(dup).unwrap_err(), (keys[123].0, 123, 400));
+}
+
+#[test]
 fn extraction_rules() {
     assert_eq!(extract(Some("Bearer sk-1"), None, None, None), Presented::Key("sk-1", KeySource::Bearer));
     assert_eq!(extract(Some("bearer   sk-1 "), None, None, None), Presented::Key("sk-1", KeySource::Bearer));

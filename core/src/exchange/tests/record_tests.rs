@@ -16,7 +16,7 @@ impl Exchange {
         put("time", Value::String(rfc3339(self.start_ms)));
         put("client_request_id", self.client_request_id.clone().map(Value::String).unwrap_or(Value::Null));
         put("request_id", Value::String(self.request_id.clone()));
-        put("key_id", key.map(|k| Value::String(k.id.clone())).unwrap_or(Value::Null));
+        put("key_id", key.map(|k| Value::String(k.id.to_string())).unwrap_or(Value::Null));
         put("account_id", account.map(|a| Value::String(a.id.clone())).unwrap_or(Value::Null));
         put("endpoint", Value::String(self.endpoint.name().to_string()));
         put("model", self.model.clone().map(Value::String).unwrap_or(Value::Null));
@@ -142,4 +142,45 @@ fn a_request_envoy_refused_before_the_filter_is_dated_now() {
     let rec: Value = serde_json::from_slice(&o.record).unwrap();
     assert_eq!(rec["time"], rfc3339(now));
     assert_eq!(rec["duration_ms"], 0);
+}
+
+#[test]
+fn dates_and_request_ids_are_written_as_the_formatting_machinery_writes_them() {
+    let by_format = |ms: u64| {
+        let secs = ms / 1000;
+        let rem = secs % 86_400;
+        let (y, m, d) = crate::exchange::record::civil_from_days(secs / 86_400);
+        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, ms % 1000)
+    };
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+    assert_eq!(rfc3339(1_700_000_040_123), "2023-11-14T22:14:00.123Z");
+    assert_eq!(rfc3339(951_782_400_007), "2000-02-29T00:00:00.007Z");
+    // Year 10000 and later: five digits, as `{:04}` writes them.
+    assert_eq!(rfc3339(253_402_300_800_000), "10000-01-01T00:00:00.000Z");
+    let mut ms = 1u64;
+    while ms < 1 << 52 {
+        for t in [ms, ms * 3 + 7, ms * 7 + 999, ms.wrapping_mul(0x9e37) % (1 << 50)] {
+            assert_eq!(rfc3339(t), by_format(t), "{t}");
+        }
+        ms = ms * 2 + 1;
+    }
+    let by_format_id = |hi: u64, lo: u64| {
+        let hi = (hi & !0xf000) | 0x4000;
+        let lo = (lo & !(0xc000 << 48)) | (0x8000 << 48);
+        format!(
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            hi >> 32,
+            (hi >> 16) & 0xffff,
+            hi & 0xffff,
+            lo >> 48,
+            lo & 0xffff_ffff_ffff
+        )
+    };
+    let mut x = 0x0123_4567_89ab_cdefu64;
+    for _ in 0..1000 {
+        let y = x.rotate_left(17) ^ 0xfedc_ba98_7654_3210;
+        assert_eq!(format_request_id(x, y), by_format_id(x, y));
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+    }
+    assert_eq!(format_request_id(0, 0), "00000000-0000-4000-8000-000000000000");
 }

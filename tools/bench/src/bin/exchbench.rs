@@ -2,7 +2,8 @@
 //! natively through N whole exchanges of a bench scenario, with demo-backend-shaped responses,
 //! and prints the time per exchange. It is the profiling target for the filter's own work (run
 //! it under `valgrind --tool=callgrind` for repeatable instruction counts): everything Envoy and
-//! the proxy-wasm ABI do around it is measured by `make bench` instead.
+//! the proxy-wasm ABI do around it is measured by `make bench` instead. `EXCHBENCH_CONFIG=file`
+//! runs it on another filter configuration (the demo's, which `make bench` uses).
 //! Scenarios: openai, anthropic, gemini, responses (non-streamed, per client front),
 //! openai-stream, anthropic-stream, gemini-stream, responses-stream (each front from an OpenAI
 //! upstream), bad-key, and every other pair of stream dialects as FRONT-to-UPSTREAM-stream
@@ -142,7 +143,12 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let scenario = args.next().unwrap_or_else(|| "openai".into());
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(10_000);
-    let cfg = match Config::parse(config_json().as_bytes()) {
+    // EXCHBENCH_CONFIG=file: another configuration (e.g. the demo's, as `make bench` runs it).
+    let json = match std::env::var_os("EXCHBENCH_CONFIG") {
+        Some(path) => std::fs::read_to_string(path).unwrap_or_default(),
+        None => config_json(),
+    };
+    let cfg = match Config::parse(json.as_bytes()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("config: {e}");
@@ -155,6 +161,7 @@ fn main() {
     let (front, model, stream, key, events) = match scenario.as_str() {
         "openai" => (Front::OpenAi, "qai-flash", false, k, Vec::new()),
         "anthropic" => (Front::Anthropic, "qai-flash", false, k, Vec::new()),
+        "gemini" => (Front::Gemini, "qai-flash", false, k, Vec::new()),
         "openai-stream" => (Front::OpenAi, "qai-flash", true, k, openai_stream(CHUNKS)),
         "anthropic-stream" => (Front::Anthropic, "qai-flash", true, k, openai_stream(CHUNKS)),
         "openai-to-anthropic-stream" => (Front::OpenAi, "qai-anthropic", true, k, anthropic_stream(CHUNKS)),
@@ -168,7 +175,6 @@ fn main() {
         "anthropic-to-responses-stream" => (Front::Anthropic, "qai-responses", true, k, responses_stream(CHUNKS)),
         "gemini-to-responses-stream" => (Front::Gemini, "qai-responses", true, k, responses_stream(CHUNKS)),
         "responses" => (Front::Responses, "qai-flash", false, k, Vec::new()),
-        "gemini" => (Front::Gemini, "qai-flash", false, k, Vec::new()),
         "responses-stream" => (Front::Responses, "qai-flash", true, k, openai_stream(CHUNKS)),
         "responses-to-anthropic-stream" => (Front::Responses, "qai-anthropic", true, k, anthropic_stream(CHUNKS)),
         "responses-to-gemini-stream" => (Front::Responses, "qai-gemini", true, k, gemini_stream(CHUNKS)),
