@@ -154,7 +154,8 @@ $(BENCH_FILTERS) &: $(BENCH_FILTERS_SRC) Cargo.lock | wasm-target
 
 bench-filters: $(BENCH_FILTERS)
 
-# Overhead against plain Envoy and the floor filters, side by side (issues 7, 17): table on stdout,
+# The host calls per exchange, counted by the glue's fake host (issue 17). Then the overhead
+# against plain Envoy and the floor filters, side by side (issues 7, 17): table on stdout,
 # JSON in bench-results/. Then live configuration at scale (issue 15): updates of a compact key
 # table of 100k and 1M keys through ECDS (LIVE_BENCH_KEYS, LIVE_BENCH_UPDATES; LIVE_BENCH_KEYS=
 # empty skips it). Then the shared limits' cost (issue 14): the same Tollgate on the local and the
@@ -167,6 +168,7 @@ REMOTE_BENCH_SECONDS ?= 3
 REMOTE_BENCH_CONCURRENCY ?= 16
 bench: build bench-filters $(STAMP) redis
 	cargo build --release --locked -p tollgate-bench
+	cargo test --release --locked -q -p tollgate-filter --test glue_hostcalls -- hostcalls_table --ignored --nocapture
 	$(PY) tests/bench/bench.py
 	$(if $(filter-out 0,$(REMOTE_BENCH_ROUNDS)),BENCH_ROUNDS=$(REMOTE_BENCH_ROUNDS) BENCH_DURATION=$(REMOTE_BENCH_SECONDS) BENCH_CONCURRENCY=$(REMOTE_BENCH_CONCURRENCY) BENCH_LATENCY_DURATION=2 BENCH_WARMUP=1 $(PY) tests/bench/remote_bench.py)
 	$(if $(LIVE_BENCH_KEYS),$(PY) tests/bench/live_config_bench.py --keys $(LIVE_BENCH_KEYS) --updates $(LIVE_BENCH_UPDATES))
