@@ -43,7 +43,8 @@ FLOOR_WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "bench_floor.wasm"
 # The four configurations, in the order of an even round (odd rounds run them reversed).
 CONFIGS = ("plain", "noop", "floor", "tollgate")
 # `BENCH_BASELINE_WASM=path/to/old/tollgate.wasm`: a fifth configuration, Tollgate's with that
-# `.wasm`, run interleaved with the others: a side-by-side A/B of two builds of the filter.
+# `.wasm`, run interleaved with the others: a side-by-side A/B of two builds of the filter. The
+# baseline gets the same configuration less what an older filter refuses (`baseline_config`).
 BASELINE_WASM = os.environ.get("BENCH_BASELINE_WASM", "")
 RUN_CONFIGS = CONFIGS + (("baseline",) if BASELINE_WASM else ())
 KEYBENCH = ROOT / "target" / "release" / "tollgate-keybench"
@@ -140,6 +141,31 @@ def floor_doc(gw: int, admin: int, backend: int, wasm: Path) -> dict:
     return doc
 
 
+def baseline_config(c: dict) -> dict:
+    """The filter configuration less the fields added after the crate split (8cebcaa), which an
+    older filter refuses: embedding and router models, per-model windows, capabilities, fallbacks
+    and cache/reasoning prices, per-key model lists, rates and environments, tokens per minute and
+    cap periods. None of them is on the scenarios' path (the bench key has no policy)."""
+    def cap(o: dict) -> None:
+        if isinstance(o.get("spend_cap"), dict):
+            o["spend_cap"] = o["spend_cap"].get("credits")
+        for k in ("spend_cap_period", "tpm", "environment", "allowed_models"):
+            o.pop(k, None)
+    c = json.loads(json.dumps(c))
+    c["models"] = [m for m in c["models"] if m.get("type") != "embedding" and "router" not in m]
+    for m in c["models"]:
+        for k in ("context_window", "supports", "fallbacks"):
+            m.pop(k, None)
+        for k in ("cached_prompt_per_1k", "reasoning_per_1k", "cache_write_per_1k"):
+            m.get("price", {}).pop(k, None)
+    for a in c.get("accounts", []):
+        cap(a)
+    for key in c.get("keys", []):
+        cap(key)
+        key.pop("rpm", None)
+    return c
+
+
 def config_doc(which: str, gw: int, admin: int, backend: int) -> dict:
     if which == "plain":
         return plain_doc(gw, admin, backend)
@@ -149,7 +175,9 @@ def config_doc(which: str, gw: int, admin: int, backend: int) -> dict:
         return floor_doc(gw, admin, backend, FLOOR_WASM)
     if which == "baseline":
         doc = tollgate_doc(gw, admin, backend)
-        _wasm_filter(doc)["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = BASELINE_WASM
+        cfgv = _wasm_filter(doc)["typed_config"]["config"]
+        cfgv["vm_config"]["code"]["local"]["filename"] = BASELINE_WASM
+        cfgv["configuration"]["value"] = json.dumps(baseline_config(json.loads(cfgv["configuration"]["value"])))
         return doc
     return tollgate_doc(gw, admin, backend)
 
