@@ -108,6 +108,21 @@ pub fn response_at(
     price: Option<&Price>,
     created_at: u64,
 ) -> Result<(Option<Vec<u8>>, Option<Usage>), GatewayError> {
+    response_echoed(front, upstream, body, client_model, upstream_model, price, created_at, None)
+}
+
+/// As `response_at`; a Responses-front `response` repeats the request's settings in `echo`.
+#[allow(clippy::too_many_arguments)]
+pub fn response_echoed(
+    front: Dialect,
+    upstream: Dialect,
+    body: &[u8],
+    client_model: &str,
+    upstream_model: &str,
+    price: Option<&Price>,
+    created_at: u64,
+    echo: Option<&responses::Echo>,
+) -> Result<(Option<Vec<u8>>, Option<Usage>), GatewayError> {
     if front == Dialect::OpenAi && upstream == Dialect::OpenAi {
         let rename = (client_model != upstream_model).then_some(client_model);
         return Ok(openai::rewrite_response(body, rename));
@@ -142,7 +157,7 @@ pub fn response_at(
             anthropic::response_from_pivot(&p, client_model)
         }
         Dialect::Gemini => gemini::response_from_pivot(&pivot_v, client_model),
-        Dialect::OpenAiResponses => responses::response_from_pivot(&pivot_v, client_model, created_at),
+        Dialect::OpenAiResponses => responses::response_from_pivot(&pivot_v, client_model, created_at, echo),
     };
     Ok((serde_json::to_vec(&out).ok(), usage))
 }
@@ -234,13 +249,19 @@ fn upstream_half(dialect: Dialect, client_model: &str) -> Box<dyn UpstreamStream
 }
 
 /// The front half for a client of `dialect` (a Responses client's `response` says it was
-/// created at `created_at`).
-fn front_half(dialect: Dialect, client_model: &str, wants_usage: bool, created_at: u64) -> Box<dyn FrontStream> {
+/// created at `created_at` and repeats the request's settings in `echo`).
+fn front_half(
+    dialect: Dialect,
+    client_model: &str,
+    wants_usage: bool,
+    created_at: u64,
+    echo: Option<Box<responses::Echo>>,
+) -> Box<dyn FrontStream> {
     match dialect {
         Dialect::OpenAi => Box::new(openai::StreamFromPivot::at(client_model, wants_usage, created_at)),
         Dialect::Anthropic => Box::new(anthropic::StreamFromPivot::new(client_model)),
         Dialect::Gemini => Box::new(gemini::StreamFromPivot::new(client_model)),
-        Dialect::OpenAiResponses => Box::new(responses::StreamFromPivot::new(client_model, created_at)),
+        Dialect::OpenAiResponses => Box::new(responses::StreamFromPivot::new(client_model, created_at).with_echo(echo)),
     }
 }
 
@@ -272,13 +293,29 @@ impl StreamPipe {
         price: Option<Price>,
         created_at: u64,
     ) -> Self {
+        Self::priced_echoed(front, upstream, client_model, upstream_model, wants_usage, price, created_at, None)
+    }
+
+    /// As `priced_at`; a Responses client's `response` snapshots repeat the request's settings
+    /// in `echo`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn priced_echoed(
+        front: Dialect,
+        upstream: Dialect,
+        client_model: &str,
+        upstream_model: &str,
+        wants_usage: bool,
+        price: Option<Price>,
+        created_at: u64,
+        echo: Option<Box<responses::Echo>>,
+    ) -> Self {
         if front == Dialect::OpenAi && upstream == Dialect::OpenAi {
             let rename = (client_model != upstream_model).then(|| client_model.to_string());
             return StreamPipe::Fast(OpenAiStream::new(rename, wants_usage));
         }
         StreamPipe::Translated(Box::new(Halves {
             up: upstream_half(upstream, client_model),
-            down: front_half(front, client_model, wants_usage, created_at),
+            down: front_half(front, client_model, wants_usage, created_at, echo),
             chunks: Vec::new(),
             usage: None,
             text_bytes: 0,

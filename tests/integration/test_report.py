@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "target" / "release" / "tollgate-report"
 DIMS = ("account_id", "key_id", "model", "day")
 FIELDS = ("requests", "errors", "prompt_tokens", "completion_tokens", "estimated_requests",
-          "estimated_prompt_tokens", "estimated_completion_tokens", "cached_tokens", "reasoning_tokens", "microcredits")
+          "estimated_prompt_tokens", "estimated_completion_tokens", "cached_tokens", "cache_creation_tokens",
+          "reasoning_tokens", "microcredits")
 # Demo and conftest prices: per 1k prompt, per 1k completion tokens.
 PRICES = {"qai-flash": (0.1, 0.2), "qai-max": (1.5, 4.5), "test-claude": (3.0, 15.0), "test-gemini": (0.3, 2.5)}
 KEY = "sk-demo-active"
@@ -69,6 +70,7 @@ def independent_totals(lines):
         g[pre + "prompt_tokens"] += r["prompt_tokens"]
         g[pre + "completion_tokens"] += r["completion_tokens"]
         g["cached_tokens"] += r["cached_tokens"]
+        g["cache_creation_tokens"] += r.get("cache_creation_tokens", 0)
         g["reasoning_tokens"] += r["reasoning_tokens"]
         g["microcredits"] += round(r["credits"] * 1e6)
     return dict(out)
@@ -116,9 +118,13 @@ def test_report_totals_grow_by_exactly_what_the_test_sent(stack, http, tmp_path)
             ("openai", "qai-max", (38, 99), False), ("anthropic", "test-claude", (2000, 100), False),
             ("anthropic", "test-claude", (10, 990), True), ("gemini", "test-gemini", (500, 40), False),
             ("gemini", "test-gemini", (1, 25), True)]
+    # The first Anthropic request writes 300 of its prompt tokens to the cache (billed as prompt
+    # tokens: the model has no cache-write price).
+    writes = {3: 300}
     ids = []
-    for front, model, usage, stream in sent:
-        status, rid = chat(http, model, usage, stream, front=front)
+    for i, (front, model, usage, stream) in enumerate(sent):
+        extra = {"x-demo-usage-details": f"0 0 {writes[i]}"} if i in writes else None
+        status, rid = chat(http, model, usage, stream, front=front, extra=extra)
         assert status == 200, (front, model)
         ids.append(rid)
     # Billed on an estimate: the upstream reports no usage.
@@ -131,8 +137,9 @@ def test_report_totals_grow_by_exactly_what_the_test_sent(stack, http, tmp_path)
     assert status == 401
 
     recs = [stack.billing_record(r) for r in ids]
-    for rec, (front, model, usage, _) in zip(recs, sent):
+    for i, (rec, (front, model, usage, _)) in enumerate(zip(recs, sent)):
         assert (rec["model"], rec["prompt_tokens"], rec["completion_tokens"], rec["estimated"]) == (model, *usage, False)
+        assert rec["cache_creation_tokens"] == writes.get(i, 0)
         assert round(rec["credits"] * 1e6) == micro(model, *usage)
     est = stack.billing_record(est_id)
     assert est["estimated"] is True and est["prompt_tokens"] > 0 and est["completion_tokens"] > 0
@@ -150,9 +157,10 @@ def test_report_totals_grow_by_exactly_what_the_test_sent(stack, http, tmp_path)
 
     # What our requests add, per group, from the usage the test chose (the estimate from its record).
     expect = defaultdict(lambda: dict.fromkeys(FIELDS, 0))
-    for rec, (_, model, (p, c), _) in zip(recs, sent):
+    for i, (rec, (_, model, (p, c), _)) in enumerate(zip(recs, sent)):
         g = expect[("acct-demo", "key-demo-active", model, rec["time"][:10])]
         g["requests"] += 1
+        g["cache_creation_tokens"] += writes.get(i, 0)
         g["prompt_tokens"] += p
         g["completion_tokens"] += c
         g["microcredits"] += micro(model, p, c)
@@ -214,6 +222,7 @@ def test_report_totals_grow_by_exactly_what_the_test_sent(stack, http, tmp_path)
     assert [r["model"] for r in rows] == [g["model"] or "" for g in by_model["groups"]]
     for r, g in zip(rows, by_model["groups"]):
         assert int(r["requests"]) == g["requests"] and int(r["prompt_tokens"]) == g["prompt_tokens"]
+        assert int(r["cache_creation_tokens"]) == g["cache_creation_tokens"]
         assert round(float(r["credits"]) * 1e6) == g["microcredits"]
 
     # Dates: nothing after the last day, everything from the first.

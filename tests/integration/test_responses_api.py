@@ -194,6 +194,42 @@ def test_create_with_a_json_schema_format_puts_the_json_in_output_text(rs, model
     assert json.loads(r.output_text) == {"city": "demo", "degrees": 1}
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("model", list(MODELS))
+def test_the_response_repeats_the_request_settings(rs, model, stream):
+    # The real API's `response` object says what the request asked for (as the client sent it),
+    # in the whole response and in every streamed snapshot.
+    fmt = {"type": "json_schema", "name": "weather", "strict": True, "description": "the weather",
+           "schema": {"type": "object", "properties": {"city": {"type": "string"}, "degrees": {"type": "integer"}},
+                      "required": ["city", "degrees"], "additionalProperties": False}}
+    r = oai(rs).responses.create(
+        model=model, instructions="answer in JSON", input="weather in Paris", text={"format": fmt},
+        max_output_tokens=300, temperature=0.25, top_p=0.5, tools=[WEATHER], tool_choice="none",
+        parallel_tool_calls=False, metadata={"ticket": "T-7"}, stream=stream)
+    if stream:
+        snapshots = [ev.response for ev in r
+                     if ev.type in ("response.created", "response.in_progress", "response.completed")]
+        assert [s.status for s in snapshots] == ["in_progress", "in_progress", "completed"]
+    else:
+        snapshots = [r]
+    for s in snapshots:
+        assert s.text.format.model_dump(by_alias=True, exclude_none=True) == fmt
+        assert (s.instructions, s.max_output_tokens, s.temperature, s.top_p) == ("answer in JSON", 300, 0.25, 0.5)
+        assert (s.tool_choice, s.parallel_tool_calls, s.metadata) == ("none", False, {"ticket": "T-7"})
+        assert [t.model_dump(exclude_none=True) for t in s.tools] == [WEATHER]
+    assert json.loads(snapshots[-1].output_text) == {"city": "demo", "degrees": 1}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_the_response_says_the_defaults_when_the_request_sets_nothing(rs, stream):
+    r = oai(rs).responses.create(model="qai-flash", input="hi", stream=stream)
+    if stream:
+        (r,) = [ev.response for ev in r if ev.type == "response.completed"]
+    assert r.text.format.type == "text" and r.tools == [] and r.tool_choice == "auto"
+    assert (r.instructions, r.max_output_tokens, r.temperature, r.top_p) == (None, None, None, None)
+    assert (r.parallel_tool_calls, r.metadata) == (True, {})
+
+
 def test_responses_cluster_from_the_chat_front(rs):
     c = oai(rs)
     rs.clear_backend_requests("demo_responses")

@@ -47,6 +47,7 @@ use self::policy::PolicyState;
 use self::remote::RemoteState;
 use self::response::ResponseMode;
 use self::upload::Upload;
+use crate::dialect::responses::Echo;
 use crate::dialect::Dialect;
 use crate::endpoints::Endpoint;
 use crate::errors::{Code, GatewayError};
@@ -158,6 +159,8 @@ pub struct Exchange {
     cluster: Option<usize>,
     stream: bool,
     wants_usage: bool,
+    /// A Responses client's request settings, for its `response` object to repeat.
+    echo: Option<Box<Echo>>,
     /// The dialect of the upstream cluster.
     pub(crate) upstream: Dialect,
     /// Set when the filter answered by itself.
@@ -277,6 +280,7 @@ impl Exchange {
             cluster: None,
             stream: false,
             wants_usage: false,
+            echo: None,
             upstream: Dialect::OpenAi,
             local_reply: false,
             status: 0,

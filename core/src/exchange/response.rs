@@ -78,7 +78,8 @@ impl Exchange {
         let is_sse =
             content_type.map(|c| c.trim_start().to_ascii_lowercase().starts_with("text/event-stream")).unwrap_or(false);
         if is_sse {
-            let pipe = StreamPipe::priced_at(
+            let echo = self.echo.take();
+            let pipe = StreamPipe::priced_echoed(
                 self.front,
                 self.upstream,
                 self.shown_model(),
@@ -86,6 +87,7 @@ impl Exchange {
                 self.wants_usage,
                 self.price,
                 self.now_ms / 1000,
+                echo,
             )
             .with_prompt_estimate(self.prompt_estimate);
             self.mode = ResponseMode::Stream {
@@ -167,7 +169,7 @@ impl Exchange {
                         }
                     };
                 }
-                let translated = translate::response_at(
+                let translated = translate::response_echoed(
                     self.front,
                     self.upstream,
                     chunk,
@@ -175,6 +177,7 @@ impl Exchange {
                     self.upstream_model.as_deref().unwrap_or(""),
                     self.price.as_ref(),
                     self.now_ms / 1000,
+                    self.echo.as_deref(),
                 );
                 let (out, usage) = match translated {
                     Ok(x) => x,

@@ -54,7 +54,13 @@ impl Exchange {
             Endpoint::Gemini { model, stream } => {
                 Some(gemini::request_to_pivot(&openai::parse_json_object(raw)?, model, *stream)?)
             }
-            Endpoint::Responses => Some(responses::request_to_pivot(&openai::parse_json_object(raw)?)?),
+            Endpoint::Responses => {
+                let body = openai::parse_json_object(raw)?;
+                let req = responses::request_to_pivot(&body)?;
+                // The settings the reply repeats, moved out of the parsed request.
+                self.echo = Some(Box::new(responses::Echo::from_request(body)));
+                Some(req)
+            }
             _ => None,
         };
         // A media body, parsed once: validated here, rewritten below if it must change.

@@ -135,6 +135,9 @@ struct Rec<'a> {
     completion_tokens: u64,
     #[serde(default)]
     cached_tokens: Option<u64>,
+    /// Anthropic cache writes (absent from records written before the field existed: 0).
+    #[serde(default)]
+    cache_creation_tokens: Option<u64>,
     #[serde(default)]
     reasoning_tokens: Option<u64>,
     credits: f64,
@@ -155,6 +158,8 @@ pub struct Totals {
     pub estimated_prompt_tokens: u64,
     pub estimated_completion_tokens: u64,
     pub cached_tokens: u64,
+    /// Prompt tokens written to the upstream's cache (Anthropic cache writes).
+    pub cache_creation_tokens: u64,
     pub reasoning_tokens: u64,
     /// Credits in millionths (the filter bills in millionths: the sums are exact).
     pub microcredits: u64,
@@ -175,6 +180,7 @@ impl Totals {
             self.completion_tokens = self.completion_tokens.saturating_add(r.completion_tokens);
         }
         self.cached_tokens = self.cached_tokens.saturating_add(r.cached_tokens.unwrap_or(0));
+        self.cache_creation_tokens = self.cache_creation_tokens.saturating_add(r.cache_creation_tokens.unwrap_or(0));
         self.reasoning_tokens = self.reasoning_tokens.saturating_add(r.reasoning_tokens.unwrap_or(0));
         self.microcredits = self.microcredits.saturating_add(micros);
     }
@@ -188,13 +194,14 @@ impl Totals {
         into.insert("estimated_prompt_tokens".into(), json!(self.estimated_prompt_tokens));
         into.insert("estimated_completion_tokens".into(), json!(self.estimated_completion_tokens));
         into.insert("cached_tokens".into(), json!(self.cached_tokens));
+        into.insert("cache_creation_tokens".into(), json!(self.cache_creation_tokens));
         into.insert("reasoning_tokens".into(), json!(self.reasoning_tokens));
         into.insert("credits".into(), json!(self.microcredits as f64 / 1e6));
         into.insert("microcredits".into(), json!(self.microcredits));
     }
 
     /// The numeric columns, in table / CSV order, credits last.
-    fn cells(&self) -> [u64; 9] {
+    fn cells(&self) -> [u64; 10] {
         [
             self.requests,
             self.errors,
@@ -204,12 +211,13 @@ impl Totals {
             self.estimated_prompt_tokens,
             self.estimated_completion_tokens,
             self.cached_tokens,
+            self.cache_creation_tokens,
             self.reasoning_tokens,
         ]
     }
 }
 
-const NUM_COLUMNS: [&str; 10] = [
+const NUM_COLUMNS: [&str; 11] = [
     "requests",
     "errors",
     "prompt_tokens",
@@ -218,10 +226,11 @@ const NUM_COLUMNS: [&str; 10] = [
     "estimated_prompt_tokens",
     "estimated_completion_tokens",
     "cached_tokens",
+    "cache_creation_tokens",
     "reasoning_tokens",
     "credits",
 ];
-const TABLE_HEADS: [&str; 10] = [
+const TABLE_HEADS: [&str; 11] = [
     "requests",
     "errors",
     "prompt",
@@ -230,6 +239,7 @@ const TABLE_HEADS: [&str; 10] = [
     "est. prompt",
     "est. compl.",
     "cached",
+    "cache writes",
     "reasoning",
     "credits",
 ];
@@ -680,7 +690,7 @@ pub fn generate<W: Write>(w: &mut W, n: u64, start_day: i64, days: u32, seed: u6
         line.clear();
         let _ = write!(
             line,
-            "{{\"account_id\":{acct},\"cached_tokens\":0,\"client_request_id\":null,\"cluster\":\"demo_text\",\"complete\":true,\
+            "{{\"account_id\":{acct},\"cache_creation_tokens\":0,\"cached_tokens\":0,\"client_request_id\":null,\"cluster\":\"demo_text\",\"complete\":true,\
              \"completion_tokens\":{completion},\"credits\":{credits},\"duration_ms\":{},\"endpoint\":\"chat_completions\",\
              \"error\":{error},\"estimated\":{estimated},\"front\":\"openai\",\"key_id\":{keyid},\"model\":{mdl},\
              \"prompt_tokens\":{prompt},\"reasoning_tokens\":0,\"request_id\":\"{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}\",\

@@ -13,7 +13,7 @@ fn rec(
 ) -> String {
     let s = |v: Option<&str>| v.map_or("null".to_string(), |v| format!("\"{v}\""));
     format!(
-        r#"{{"account_id":{},"cached_tokens":1,"client_request_id":null,"cluster":"demo_text","complete":true,"completion_tokens":{c},"credits":{credits},"duration_ms":10,"endpoint":"chat_completions","error":null,"estimated":{estimated},"front":"openai","key_id":{},"model":{},"prompt_tokens":{p},"reasoning_tokens":2,"request_id":"x","status":200,"stream":false,"time":"{time}","ttfb_ms":9,"units":null,"upstream":"openai","upstream_model":"m"}}"#,
+        r#"{{"account_id":{},"cache_creation_tokens":5,"cached_tokens":1,"client_request_id":null,"cluster":"demo_text","complete":true,"completion_tokens":{c},"credits":{credits},"duration_ms":10,"endpoint":"chat_completions","error":null,"estimated":{estimated},"front":"openai","key_id":{},"model":{},"prompt_tokens":{p},"reasoning_tokens":2,"request_id":"x","status":200,"stream":false,"time":"{time}","ttfb_ms":9,"units":null,"upstream":"openai","upstream_model":"m"}}"#,
         s(account),
         s(key),
         s(model)
@@ -31,7 +31,9 @@ fn report_of(lines: &[String], dims: &[Dim]) -> Report {
 fn reads_the_filters_record_shape_and_sums_exactly() {
     let lines = vec![
         rec("2026-11-23T11:44:09.666Z", Some("acct-a"), Some("key-1"), Some("qai-flash"), 6, 7, 0.002, false),
-        rec("2026-11-23T12:00:00.000Z", Some("acct-a"), Some("key-1"), Some("qai-flash"), 100, 50, 0.1, false),
+        // Written before records had `cache_creation_tokens`: it counts 0.
+        rec("2026-11-23T12:00:00.000Z", Some("acct-a"), Some("key-1"), Some("qai-flash"), 100, 50, 0.1, false)
+            .replace("\"cache_creation_tokens\":5,", ""),
         rec("2026-11-23T13:00:00.000Z", Some("acct-a"), Some("key-1"), Some("qai-flash"), 40, 30, 0.01, true),
         rec("2026-11-24T00:00:00.000Z", Some("acct-a"), Some("key-1"), Some("qai-flash"), 1, 1, 0.000001, false),
     ];
@@ -46,10 +48,11 @@ fn reads_the_filters_record_shape_and_sums_exactly() {
     assert_eq!(t.requests, 3);
     assert_eq!((t.prompt_tokens, t.completion_tokens), (106, 57));
     assert_eq!((t.estimated_requests, t.estimated_prompt_tokens, t.estimated_completion_tokens), (1, 40, 30));
-    assert_eq!((t.cached_tokens, t.reasoning_tokens), (3, 6));
+    assert_eq!((t.cached_tokens, t.cache_creation_tokens, t.reasoning_tokens), (3, 10, 6));
     assert_eq!(t.microcredits, 112_000);
     assert_eq!(rows[1].1.microcredits, 1);
     assert_eq!(r.total.requests, 4);
+    assert_eq!(r.total.cache_creation_tokens, 15);
     assert_eq!(r.total.microcredits, 112_001);
     assert_eq!(r.lines, 4);
     assert_eq!(r.skipped_total(), 0);
@@ -192,10 +195,10 @@ fn csv_has_one_header_and_quotes_what_it_must() {
     assert_eq!(rows.len(), 3);
     assert_eq!(
         rows[0],
-        "account_id,key_id,requests,errors,prompt_tokens,completion_tokens,estimated_requests,estimated_prompt_tokens,estimated_completion_tokens,cached_tokens,reasoning_tokens,credits"
+        "account_id,key_id,requests,errors,prompt_tokens,completion_tokens,estimated_requests,estimated_prompt_tokens,estimated_completion_tokens,cached_tokens,cache_creation_tokens,reasoning_tokens,credits"
     );
-    assert_eq!(rows[1], ",k,1,0,0,0,1,3,4,1,2,0.000001");
-    assert_eq!(rows[2], "\"acct,\"\"x\"\"\",'=cmd(),1,0,3,4,0,0,0,1,2,1.500000");
+    assert_eq!(rows[1], ",k,1,0,0,0,1,3,4,1,5,2,0.000001");
+    assert_eq!(rows[2], "\"acct,\"\"x\"\"\",'=cmd(),1,0,3,4,0,0,0,1,5,2,1.500000");
 }
 
 #[test]
@@ -215,10 +218,12 @@ fn json_has_groups_totals_and_counts() {
         j["groups"],
         json!([{"account_id": "a", "key_id": "k", "model": "m", "day": "2026-11-23", "requests": 1, "errors": 0,
                 "prompt_tokens": 3, "completion_tokens": 4, "estimated_requests": 0, "estimated_prompt_tokens": 0,
-                "estimated_completion_tokens": 0, "cached_tokens": 1, "reasoning_tokens": 2, "credits": 1.5,
+                "estimated_completion_tokens": 0, "cached_tokens": 1, "cache_creation_tokens": 5, "reasoning_tokens": 2,
+                "credits": 1.5,
                 "microcredits": 1_500_000}])
     );
     assert_eq!(j["totals"]["microcredits"], 1_500_000);
+    assert_eq!(j["totals"]["cache_creation_tokens"], 5);
 }
 
 #[test]
@@ -253,6 +258,26 @@ fn table_has_a_total_row() {
     assert!(rows[0].starts_with("account  requests  errors"), "{text}");
     assert!(rows[2].starts_with("a ") && rows[2].contains(" 1,234 "), "{text}");
     assert!(rows[5].starts_with("TOTAL") && rows[5].contains("1,001,234") && rows[5].ends_with("3.000000"), "{text}");
+    let heads: Vec<&str> = rows[0].split("  ").map(str::trim).filter(|h| !h.is_empty()).collect();
+    assert_eq!(
+        heads,
+        [
+            "account",
+            "requests",
+            "errors",
+            "prompt",
+            "completion",
+            "est. req",
+            "est. prompt",
+            "est. compl.",
+            "cached",
+            "cache writes",
+            "reasoning",
+            "credits"
+        ]
+    );
+    let total: Vec<&str> = rows[5].split_whitespace().collect();
+    assert_eq!(total, ["TOTAL", "2", "0", "1,001,234", "8", "0", "0", "0", "2", "10", "4", "3.000000"]);
 }
 
 #[test]

@@ -294,6 +294,42 @@ fn format_to_pivot(v: Option<&Value>) -> Result<Option<Value>, GatewayError> {
     }
 }
 
+/// The request's settings a `response` object repeats, as the client sent them (validated by
+/// `request_to_pivot`): `instructions`, `max_output_tokens`, `temperature`, `top_p`,
+/// `tool_choice`, `tools`, `parallel_tool_calls`, `metadata`, `text` and `reasoning.effort`.
+/// Taken out of the request parsed at admission: nothing is parsed again for the reply.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Echo(Map<String, Value>);
+
+impl Echo {
+    /// The settings moved out of a request that `request_to_pivot` accepted.
+    pub fn from_request(mut body: Map<String, Value>) -> Self {
+        let mut e = Map::new();
+        for field in ["instructions", "max_output_tokens", "temperature", "top_p", "tool_choice", "tools"] {
+            if let Some(v) = body.remove(field).filter(|v| !v.is_null()) {
+                ins(&mut e, field, v);
+            }
+        }
+        if let Some(v) = body.remove("parallel_tool_calls").filter(Value::is_boolean) {
+            ins(&mut e, "parallel_tool_calls", v);
+        }
+        if let Some(v) = body.remove("metadata").filter(Value::is_object) {
+            ins(&mut e, "metadata", v);
+        }
+        if let Some(Value::Object(mut text)) = body.remove("text") {
+            if text.get("format").is_none_or(Value::is_null) {
+                ins(&mut text, "format", json!({"type": "text"}));
+            }
+            ins(&mut e, "text", Value::Object(text));
+        }
+        let effort = body.get("reasoning").and_then(|r| r.get("effort")).filter(|v| v.is_string());
+        if let Some(effort) = effort {
+            ins(&mut e, "reasoning", json!({"effort": effort, "summary": null}));
+        }
+        Echo(e)
+    }
+}
+
 /// The response id for a pivot id: `resp_` and the id without its own prefix.
 pub(super) fn response_id(pivot_id: Option<&str>) -> String {
     let bare = pivot::bare_id(pivot_id);
@@ -314,9 +350,16 @@ pub(super) fn status_of(finish: Option<Finish>) -> (&'static str, Value) {
     }
 }
 
-/// A `response` object around `output`.
-pub(super) fn response_object(id: &str, created_at: u64, model: &str, status: &str, output: Vec<Value>) -> Value {
-    json!({
+/// A `response` object around `output`, repeating the request's settings.
+pub(super) fn response_object(
+    id: &str,
+    created_at: u64,
+    model: &str,
+    status: &str,
+    output: Vec<Value>,
+    echo: Option<&Echo>,
+) -> Value {
+    let mut r = json!({
         "id": id,
         "object": "response",
         "created_at": created_at,
@@ -339,7 +382,13 @@ pub(super) fn response_object(id: &str, created_at: u64, model: &str, status: &s
         "truncation": "disabled",
         "usage": null,
         "metadata": {},
-    })
+    });
+    if let (Some(o), Some(Echo(e))) = (r.as_object_mut(), echo) {
+        for (k, v) in e {
+            o.insert(k.clone(), v.clone());
+        }
+    }
+    r
 }
 
 /// An `output_text` content part.
@@ -357,8 +406,9 @@ pub(super) fn call_item(id: &str, call_id: &str, name: &str, arguments: &str, st
     json!({"id": id, "type": "function_call", "status": status, "call_id": call_id, "name": name, "arguments": arguments})
 }
 
-/// An OpenAI `chat.completion` -> the `response` object the client expects (first choice).
-pub fn response_from_pivot(v: &Value, client_model: &str, created_at: u64) -> Value {
+/// An OpenAI `chat.completion` -> the `response` object the client expects (first choice),
+/// repeating the request's settings from `echo`.
+pub fn response_from_pivot(v: &Value, client_model: &str, created_at: u64, echo: Option<&Echo>) -> Value {
     let id = response_id(v.get("id").and_then(Value::as_str));
     let bare = id.strip_prefix("resp_").unwrap_or(&id).to_string();
     let choice = v.get("choices").and_then(|c| c.get(0));
@@ -389,7 +439,7 @@ pub fn response_from_pivot(v: &Value, client_model: &str, created_at: u64) -> Va
     }
     let finish = choice.and_then(|c| c.get("finish_reason")).and_then(Value::as_str).map(Finish::from_openai);
     let (status, details) = status_of(finish);
-    let mut r = response_object(&id, created_at, client_model, status, output);
+    let mut r = response_object(&id, created_at, client_model, status, output, echo);
     if let Some(o) = r.as_object_mut() {
         ins(o, "incomplete_details", details);
         if let Some(u) = pivot::usage_of(v) {

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::front::{call_item, message_item, output_text, response_id, response_object, status_of};
+use super::front::{call_item, message_item, output_text, response_id, response_object, status_of, Echo};
 use super::usage_json;
 use crate::dialect::ins;
 use crate::dialect::stream::{Choice, ChoiceFront, FrontState, TextChunk};
@@ -37,6 +37,8 @@ pub struct StreamFromPivot {
     done: Vec<Value>,
     /// Pivot tool-call indexes whose item was opened.
     tools_seen: Vec<u64>,
+    /// The request's settings every `response` snapshot repeats.
+    echo: Option<Box<Echo>>,
 }
 
 impl StreamFromPivot {
@@ -51,7 +53,14 @@ impl StreamFromPivot {
             open: None,
             done: Vec::new(),
             tools_seen: Vec::new(),
+            echo: None,
         }
+    }
+
+    /// The request's settings for the `response` snapshots to repeat.
+    pub fn with_echo(mut self, echo: Option<Box<Echo>>) -> Self {
+        self.echo = echo;
+        self
     }
 
     /// One event: `data` with its `type` and `sequence_number`, as `event: {type}`.
@@ -70,7 +79,7 @@ impl StreamFromPivot {
 
     /// The response as it stands, with `status`.
     fn snapshot(&self, status: &str, output: Vec<Value>) -> Value {
-        response_object(&self.id, self.created_at, &self.client_model, status, output)
+        response_object(&self.id, self.created_at, &self.client_model, status, output, self.echo.as_deref())
     }
 
     /// `response.created` and `response.in_progress`, once; the id from the first chunk's.

@@ -9,7 +9,7 @@ mod front;
 mod front_stream;
 mod upstream;
 
-pub use front::{request_to_pivot, response_from_pivot};
+pub use front::{request_to_pivot, response_from_pivot, Echo};
 pub use front_stream::StreamFromPivot;
 pub use upstream::{request_from_pivot, response_to_pivot, upstream_path, usage_from_responses, StreamToPivot};
 

@@ -127,7 +127,7 @@ fn response_from_the_pivot() {
         "usage": {"prompt_tokens": 10, "completion_tokens": 4, "prompt_tokens_details": {"cached_tokens": 2},
                   "completion_tokens_details": {"reasoning_tokens": 1}},
     });
-    let r = response_from_pivot(&pivot, "client", 1700000000);
+    let r = response_from_pivot(&pivot, "client", 1700000000, None);
     assert_eq!(r["id"], "resp_xyz");
     assert_eq!(r["object"], "response");
     assert_eq!(r["created_at"], 1700000000);
@@ -148,12 +148,105 @@ fn response_from_the_pivot() {
                "output_tokens_details": {"reasoning_tokens": 1}, "total_tokens": 14})
     );
     let cut = json!({"id": "c", "choices": [{"index": 0, "finish_reason": "length", "message": {"content": "ab"}}]});
-    let r = response_from_pivot(&cut, "client", 1);
+    let r = response_from_pivot(&cut, "client", 1, None);
     assert_eq!(
         (r["status"].clone(), r["incomplete_details"].clone()),
         (json!("incomplete"), json!({"reason": "max_output_tokens"}))
     );
     assert_eq!(r["usage"], Value::Null);
+}
+
+#[test]
+fn the_request_settings_are_echoed_as_sent() {
+    let fmt = json!({"type": "json_schema", "name": "w", "strict": true, "schema": {"type": "object"}});
+    let tool = json!({"type": "function", "name": "f", "parameters": {"type": "object"}});
+    let body = obj(json!({
+        "model": "m", "input": "x", "instructions": "be brief", "max_output_tokens": 64, "temperature": 0.5,
+        "top_p": 0.9, "tool_choice": {"type": "function", "name": "f"}, "tools": [tool],
+        "parallel_tool_calls": false, "metadata": {"k": "v"}, "text": {"format": fmt, "verbosity": "low"},
+        "reasoning": {"effort": "high"}, "user": "u1", "stream": true,
+    }));
+    assert!(request_to_pivot(&body).is_ok());
+    let echo = Echo::from_request(body);
+    let pivot = json!({"id": "chatcmpl-e", "choices": [{"index": 0, "finish_reason": "stop",
+        "message": {"role": "assistant", "content": "ok"}}]});
+    let r = response_from_pivot(&pivot, "client", 5, Some(&echo));
+    let fields = ["instructions", "max_output_tokens", "temperature", "top_p", "tool_choice", "tools"];
+    let got: Vec<Value> = fields.iter().map(|f| r[f].clone()).collect();
+    assert_eq!(
+        got,
+        vec![
+            json!("be brief"),
+            json!(64),
+            json!(0.5),
+            json!(0.9),
+            json!({"type": "function", "name": "f"}),
+            json!([tool])
+        ]
+    );
+    assert_eq!((r["parallel_tool_calls"].clone(), r["metadata"].clone()), (json!(false), json!({"k": "v"})));
+    assert_eq!(r["text"], json!({"format": fmt, "verbosity": "low"}));
+    assert_eq!(r["reasoning"], json!({"effort": "high", "summary": null}));
+    // What the response has no place for stays out; the response's own fields are its own.
+    assert_eq!((r["user"].clone(), r["stream"].clone(), r["input"].clone()), (Value::Null, Value::Null, Value::Null));
+    assert_eq!(
+        (r["model"].clone(), r["status"].clone(), r["store"].clone()),
+        (json!("client"), json!("completed"), json!(false))
+    );
+
+    // Nothing set (or null, or a text without a format): the defaults.
+    let bare = obj(json!({"model": "m", "input": "x", "instructions": null, "tools": null, "text": {}}));
+    assert!(request_to_pivot(&bare).is_ok());
+    let echo = Echo::from_request(bare);
+    let r = response_from_pivot(&pivot, "client", 5, Some(&echo));
+    assert_eq!(r, response_from_pivot(&pivot, "client", 5, None));
+    let defaults: Vec<Value> =
+        ["instructions", "max_output_tokens", "temperature", "top_p", "tool_choice", "tools", "parallel_tool_calls"]
+            .iter()
+            .map(|f| r[f].clone())
+            .collect();
+    assert_eq!(
+        defaults,
+        vec![Value::Null, Value::Null, Value::Null, Value::Null, json!("auto"), json!([]), json!(true)]
+    );
+    assert_eq!((r["text"].clone(), r["metadata"].clone()), (json!({"format": {"type": "text"}}), json!({})));
+}
+
+#[test]
+fn every_streamed_snapshot_echoes_the_request_settings() {
+    use crate::dialect::stream::FrontStream;
+    let body = obj(json!({"model": "m", "input": "x", "instructions": "i", "max_output_tokens": 9,
+        "text": {"format": {"type": "json_object"}}}));
+    let echo = Echo::from_request(body);
+    let mut s = StreamFromPivot::new("client", 5).with_echo(Some(Box::new(echo)));
+    let mut out = Vec::new();
+    s.on_chunk(
+        &json!({"id": "c1", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "{}"}}]}),
+        &mut out,
+    );
+    s.on_chunk(&json!({"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}), &mut out);
+    s.on_chunk(&json!({"id": "c1", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1}}), &mut out);
+    let text = String::from_utf8(out).unwrap();
+    let snapshots: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str::<Value>(d).unwrap())
+        .filter(|v| v.get("response").is_some())
+        .map(|v| v["response"].clone())
+        .collect();
+    let seen: Vec<(Value, Value, Value, Value)> = snapshots
+        .iter()
+        .map(|r| (r["status"].clone(), r["instructions"].clone(), r["max_output_tokens"].clone(), r["text"].clone()))
+        .collect();
+    let fmt = json!({"format": {"type": "json_object"}});
+    assert_eq!(
+        seen,
+        vec![
+            (json!("in_progress"), json!("i"), json!(9), fmt.clone()),
+            (json!("in_progress"), json!("i"), json!(9), fmt.clone()),
+            (json!("completed"), json!("i"), json!(9), fmt),
+        ]
+    );
 }
 
 #[test]
