@@ -248,7 +248,7 @@ fn a_fallback_call_still_out_when_the_exchange_ends_is_an_attempt_without_respon
     assert_eq!((rec["served_model"].clone(), rec["credits"].clone()), (Value::Null, json!(0.0)));
     // The whole cap is free again: a request reserving all of it is admitted.
     let all = r#"{"model":"big","max_tokens":81,"messages":[{"role":"user","content":"hi"}]}"#;
-    let mut next = routed(&c, &s, "sk-capped", all);
+    let next = routed(&c, &s, "sk-capped", all);
     assert_eq!(next.reserved.as_ref().unwrap().reserved_micros(), 1_000_000);
 }
 
