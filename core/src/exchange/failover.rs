@@ -184,7 +184,15 @@ impl Exchange {
         }
         self.response_started(env.now_ms);
         let edits = self.on_response_headers(status, content_type);
-        let out = match self.on_response_chunk(body, true, cfg.max_body_bytes) {
+        // The glue reads at most one byte past `max_body_bytes`. A stream larger than that is
+        // cut there: the events whole before the cut reach the client, the partial one at the
+        // cut does not (the stream is not finished), and it is billed as a stream cut short.
+        let cut = body.len() > cfg.max_body_bytes && matches!(self.mode, super::ResponseMode::Stream { .. });
+        let (body, end) = match body.get(..cfg.max_body_bytes) {
+            Some(b) if cut => (b, false),
+            _ => (body, true),
+        };
+        let out = match self.on_response_chunk(body, end, cfg.max_body_bytes) {
             super::ChunkAction::Replace(b) => b,
             _ => body.to_vec(),
         };

@@ -37,6 +37,11 @@ impl Exchange {
             // bad HTTP): the request is dated now and lasted no time, never 1970.
             self.start_ms = env.now_ms;
         }
+        // An attempt still out (the client left before its answer) ends here, with no response;
+        // a request the gateway answered itself before forwarding had none out.
+        if !self.local_reply {
+            self.end_attempt(0, env.now_ms);
+        }
         let (billed, estimated, micros) = self.bill(cfg);
         // The reservation settles at the billed cost (0 when nothing is billed: a release). A
         // failure is not the client's: the record still bills the request, and the glue counts

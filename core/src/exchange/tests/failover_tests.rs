@@ -228,3 +228,63 @@ fn a_fallback_the_caps_or_the_key_do_not_allow_is_skipped() {
     let call = ex.fail_over(&c, 503, &present(), &env).unwrap();
     assert_eq!((call.cluster.as_str(), ex.shown_model_if_other()), ("b", Some("claude")));
 }
+
+#[test]
+fn a_fallback_call_still_out_when_the_exchange_ends_is_an_attempt_without_response() {
+    // The client left while `mid`'s call was out: the record lists it with status 0, nothing is
+    // billed and the hold is released (settled at 0).
+    let (c, s) = (fcfg(), MemoryStore::new());
+    let mut ex = routed(&c, &s, "sk-capped", BIG);
+    ex.fail_over(&c, 504, &present(), &Env { now_ms: 1_050, store: &s }).unwrap();
+    let o = ex.on_done(&c, &Env { now_ms: 1_300, store: &s });
+    assert!(o.settle_failure.is_none());
+    assert_eq!((o.status, o.micros, o.complete), (0, 0, false));
+    let rec: Value = serde_json::from_slice(&o.record).unwrap();
+    assert_eq!(
+        rec["attempts"],
+        json!([{"model": "big", "cluster": "a", "status": 504, "latency_ms": 50},
+               {"model": "mid", "cluster": "a", "status": 0, "latency_ms": 250}])
+    );
+    assert_eq!((rec["served_model"].clone(), rec["credits"].clone()), (Value::Null, json!(0.0)));
+    // The whole cap is free again: a request reserving all of it is admitted.
+    let all = r#"{"model":"big","max_tokens":81,"messages":[{"role":"user","content":"hi"}]}"#;
+    let next = routed(&c, &s, "sk-capped", all);
+    assert_eq!(next.reserved.as_ref().unwrap().reserved_micros(), 1_000_000);
+}
+
+#[test]
+fn a_streamed_fallback_answer_past_max_body_bytes_is_cut_at_its_last_whole_event() {
+    let (mut c, s) = (fcfg(), MemoryStore::new());
+    let env = Env { now_ms: 1_050, store: &s };
+    let body = r#"{"model":"big","stream":true,"max_tokens":1000,"messages":[{"role":"user","content":"hi"}]}"#;
+    let mut ex = routed(&c, &s, "sk-rich", body);
+    ex.fail_over(&c, 503, &present(), &env).unwrap();
+    let mut sse = Vec::new();
+    for i in 0..40 {
+        let ev = json!({"id": "c", "object": "chat.completion.chunk", "model": "up-mid",
+                        "choices": [{"index": 0, "delta": {"content": format!("tok{i} ")}, "finish_reason": null}]});
+        sse.extend_from_slice(format!("data: {ev}\n\n").as_bytes());
+    }
+    let one = sse.len() / 40;
+    // The glue reads one byte past the cap: the cap falls inside the 10th event.
+    c.max_body_bytes = one * 9 + one / 2;
+    let read = &sse[..c.max_body_bytes + 1];
+    let r = match ex.fallback_answered(&c, 200, Some("text/event-stream"), read, &present(), &env) {
+        FallbackAnswer::Reply(r) => r,
+        FallbackAnswer::Next(_) => panic!("a 200 is served"),
+    };
+    assert_eq!(r.status, 200);
+    let text = String::from_utf8(r.body).unwrap();
+    assert!(text.ends_with("\n\n") && !text.contains("[DONE]"), "{text}");
+    let mut got = String::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        let ev: Value = serde_json::from_str(line.strip_prefix("data: ").unwrap()).unwrap();
+        assert_eq!(ev["model"], "mid");
+        assert_eq!(ev["choices"][0]["finish_reason"], Value::Null);
+        got.push_str(ev["choices"][0]["delta"]["content"].as_str().unwrap());
+    }
+    assert_eq!(got, (0..9).map(|i| format!("tok{i} ")).collect::<String>());
+    let o = ex.on_done(&c, &Env { now_ms: 1_200, store: &s });
+    assert_eq!((o.complete, o.estimated), (false, true));
+    assert_eq!(o.usage.completion_tokens, (got.len() as u64).div_ceil(4));
+}
