@@ -315,8 +315,8 @@ fn locate_error(v: &serde_json::Value) -> Option<String> {
 /// The message of `check`'s error on `v`'s JSON text, without serde's position (a position in
 /// that re-serialized text would point nowhere in the operator's file).
 fn section_error(v: &serde_json::Value, check: fn(&[u8]) -> Option<serde_json::Error>) -> Option<String> {
-    let text = serde_json::to_vec(v).ok()?;
-    let e = check(&text)?;
+    let text = v.to_string();
+    let e = check(text.as_bytes())?;
     let msg = e.to_string();
     let at = format!(" at line {} column {}", e.line(), e.column());
     Some(msg.strip_suffix(at.as_str()).map_or_else(|| msg.clone(), str::to_string))
