@@ -266,39 +266,60 @@ fn describe_error(json: &[u8], e: &serde_json::Error) -> String {
 }
 
 /// The first wrong field of a configuration that is valid JSON, named by its path; None when
-/// every section deserializes (the error, if any, is one of `compile`'s).
+/// every section deserializes (the error, if any, is one of `compile`'s). Each section is
+/// deserialized again from its own JSON text, through the same byte reader as the whole
+/// configuration, so the filter carries one deserializer per type rather than a second one from
+/// `Value`.
 fn locate_error(v: &serde_json::Value) -> Option<String> {
-    fn first_bad<'a, T: Deserialize<'a>>(path: &str, v: Option<&'a serde_json::Value>) -> Option<(String, String)> {
+    /// Whether `text` deserializes as the section's type: its error if not.
+    type Check = fn(&[u8]) -> Option<serde_json::Error>;
+    fn first_bad(path: &str, v: Option<&serde_json::Value>, check: Check) -> Option<(String, String)> {
         match v? {
             serde_json::Value::Array(items) => items
                 .iter()
                 .enumerate()
-                .find_map(|(i, it)| T::deserialize(it).err().map(|e| (format!("{path}[{i}]"), e.to_string()))),
-            other => T::deserialize(other).err().map(|e| (path.to_string(), e.to_string())),
+                .find_map(|(i, it)| section_error(it, check).map(|e| (format!("{path}[{i}]"), e))),
+            other => section_error(other, check).map(|e| (path.to_string(), e)),
         }
     }
     let obj = v.as_object();
     let field = |name: &str| obj.and_then(|o| o.get(name));
     let models = field("models").and_then(serde_json::Value::as_array);
-    let located = first_bad::<RawDefaults>("defaults", field("defaults"))
-        .or_else(|| first_bad::<RawCluster>("clusters", field("clusters")))
+    let located = first_bad("defaults", field("defaults"), |t| serde_json::from_slice::<RawDefaults>(t).err())
+        .or_else(|| first_bad("clusters", field("clusters"), |t| serde_json::from_slice::<RawCluster>(t).err()))
         .or_else(|| {
             // A model's price is a nested object: name it when that is where the error is.
             models.and_then(|ms| {
                 ms.iter().enumerate().find_map(|(i, m)| {
-                    first_bad::<Price>(&format!("models[{i}].price"), m.get("price"))
-                        .or_else(|| first_bad::<RawModel>(&format!("models[{i}]"), Some(m)))
+                    first_bad(&format!("models[{i}].price"), m.get("price"), |t| {
+                        serde_json::from_slice::<Price>(t).err()
+                    })
+                    .or_else(|| {
+                        first_bad(&format!("models[{i}]"), Some(m), |t| serde_json::from_slice::<RawModel>(t).err())
+                    })
                 })
             })
         })
-        .or_else(|| first_bad::<RawAccount>("accounts", field("accounts")))
-        .or_else(|| first_bad::<RawKey>("keys", field("keys")))
-        .or_else(|| first_bad::<RawLimits>("limits", field("limits")));
+        .or_else(|| first_bad("accounts", field("accounts"), |t| serde_json::from_slice::<RawAccount>(t).err()))
+        .or_else(|| first_bad("keys", field("keys"), |t| serde_json::from_slice::<RawKey>(t).err()))
+        .or_else(|| first_bad("limits", field("limits"), |t| serde_json::from_slice::<RawLimits>(t).err()));
     match located {
         Some((path, msg)) => Some(format!("configuration: {path}: {msg}")),
         // A top-level field: serde's message names it; the position adds nothing.
-        None => RawConfig::deserialize(v).err().map(|e| format!("configuration: {e}")),
+        None => {
+            section_error(v, |t| serde_json::from_slice::<RawConfig>(t).err()).map(|e| format!("configuration: {e}"))
+        }
     }
+}
+
+/// The message of `check`'s error on `v`'s JSON text, without serde's position (a position in
+/// that re-serialized text would point nowhere in the operator's file).
+fn section_error(v: &serde_json::Value, check: fn(&[u8]) -> Option<serde_json::Error>) -> Option<String> {
+    let text = v.to_string();
+    let e = check(text.as_bytes())?;
+    let msg = e.to_string();
+    let at = format!(" at line {} column {}", e.line(), e.column());
+    Some(msg.strip_suffix(at.as_str()).map_or_else(|| msg.clone(), str::to_string))
 }
 
 impl Config {

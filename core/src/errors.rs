@@ -195,10 +195,14 @@ impl GatewayError {
         self
     }
 
+    #[cold]
+    #[inline(never)]
     pub fn missing(field: &str) -> Self {
         GatewayError::new(Code::MissingField, format!("'{field}' is a required field")).with_param(field)
     }
 
+    #[cold]
+    #[inline(never)]
     pub fn bad(field: &str, message: impl Into<String>) -> Self {
         GatewayError::new(Code::BadRequest, message).with_param(field)
     }

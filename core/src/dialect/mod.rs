@@ -41,11 +41,14 @@ impl Dialect {
 }
 
 /// A 400 for `param` (the translators' shorthand).
+#[cold]
+#[inline(never)]
 fn bad(param: &str, msg: impl Into<String>) -> GatewayError {
     GatewayError::bad(param, msg)
 }
 
 /// `m[k] = v`.
+#[inline(never)]
 fn ins(m: &mut Map<String, Value>, k: &str, v: Value) {
     m.insert(k.to_string(), v);
 }

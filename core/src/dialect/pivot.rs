@@ -137,7 +137,7 @@ pub fn split_data_url(url: &str) -> Option<(&str, &str)> {
 
 /// Tool-call arguments (a JSON text) as an object; empty or unparseable arguments become `{}`.
 pub fn parse_arguments(args: &str) -> Value {
-    match serde_json::from_str::<Value>(args) {
+    match serde_json::from_slice::<Value>(args.as_bytes()) {
         Ok(v @ Value::Object(_)) => v,
         _ => Value::Object(Map::new()),
     }

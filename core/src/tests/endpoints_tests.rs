@@ -91,3 +91,14 @@ fn embeddings_and_token_counting_endpoints() {
     assert_eq!(classify("GET", "/v1beta/models/m:countTokens"), Endpoint::MethodNotAllowed);
     assert_eq!(classify("POST", "/v1beta/models/:countTokens"), Endpoint::Unknown);
 }
+
+#[test]
+fn split_query_splits_at_the_first_question_mark() {
+    assert_eq!(split_query("/v1/chat/completions?x=1"), ("/v1/chat/completions", Some("x=1")));
+    assert_eq!(split_query("/v1/models?a?b"), ("/v1/models", Some("a?b")));
+    assert_eq!(split_query("/v1/models?"), ("/v1/models", Some("")));
+    assert_eq!(split_query("?"), ("", Some("")));
+    assert_eq!(split_query("/v1/models"), ("/v1/models", None));
+    assert_eq!(split_query("/v1/é?ü=1"), ("/v1/é", Some("ü=1")));
+    assert_eq!(split_query(""), ("", None));
+}

@@ -15,7 +15,7 @@ pub(super) fn text_delta(data: &str) -> Option<Cow<'_, str>> {
     if let Some(t) = scan(data) {
         return Some(Cow::Borrowed(t));
     }
-    let e: TextDeltaIn<'_> = serde_json::from_str(data).ok()?;
+    let e: TextDeltaIn<'_> = serde_json::from_slice(data.as_bytes()).ok()?;
     if e.ty != "content_block_delta" || e.delta.0.ty != "text_delta" || e.delta.0.text.is_empty() {
         return None;
     }

@@ -432,7 +432,7 @@ impl StreamToPivot {
     }
 
     fn read_event(&mut self, ev: &Event, out: &mut Vec<Value>) {
-        let Ok(v) = serde_json::from_str::<Value>(ev.data.trim()) else {
+        let Ok(v) = serde_json::from_slice::<Value>(ev.data.trim().as_bytes()) else {
             return;
         };
         let ty = v.get("type").and_then(Value::as_str).or(ev.event.as_deref()).unwrap_or("");

@@ -136,7 +136,7 @@ fn usage_counts(c: &mut Cursor<'_>) -> Option<Usage> {
 
 /// The event's text and fields, when it is a text-only event with non-empty text.
 pub(super) fn read(data: &str) -> Option<TextEvent<'_>> {
-    let Obj(e): Obj<EventIn<'_>> = serde_json::from_str(data).ok()?;
+    let Obj(e): Obj<EventIn<'_>> = serde_json::from_slice(data.as_bytes()).ok()?;
     if e.error.is_some() {
         return None;
     }

@@ -177,7 +177,7 @@ pub fn request_from_pivot(pivot: &Map<String, Value>, upstream_model: &str) -> R
                     },
                 };
                 let text = pivot::content_text(obj.get("content"));
-                let response = match serde_json::from_str::<Value>(&text) {
+                let response = match serde_json::from_slice::<Value>(text.as_bytes()) {
                     Ok(v @ Value::Object(_)) => v,
                     _ => json!({"content": text}),
                 };
@@ -474,7 +474,7 @@ impl StreamToPivot {
     }
 
     fn read_event(&mut self, ev: &Event, out: &mut Vec<Value>) {
-        let Ok(mut v) = serde_json::from_str::<Value>(ev.data.trim()) else {
+        let Ok(mut v) = serde_json::from_slice::<Value>(ev.data.trim().as_bytes()) else {
             return;
         };
         if !v.is_object() {

@@ -116,7 +116,7 @@ impl OpenAiStream {
             sse::write_event(out, None, data.as_bytes(), b"\n");
             return;
         }
-        let mut v: Value = match serde_json::from_str(data) {
+        let mut v: Value = match serde_json::from_slice(data.as_bytes()) {
             Ok(v) => v,
             Err(_) => {
                 // Not JSON: forward as it came; the client's parser decides.
@@ -174,7 +174,7 @@ impl UpstreamStream for StreamToPivot {
         let d = ev.data.trim();
         if d == "[DONE]" {
             self.ended = true;
-        } else if let Ok(v) = serde_json::from_str::<Value>(d) {
+        } else if let Ok(v) = serde_json::from_slice::<Value>(d.as_bytes()) {
             if let Some(u) = usage::from_openai(&v) {
                 self.usage = Some(u);
             }
@@ -209,7 +209,7 @@ impl UpstreamStream for StreamToPivot {
 
 /// `text_event` by serde: every form of a text-only chunk JSON allows.
 pub(super) fn text_event_serde(d: &str) -> Option<TextChunk<'_>> {
-    let t: TextIn<'_> = serde_json::from_str(d).ok()?;
+    let t: TextIn<'_> = serde_json::from_slice(d.as_bytes()).ok()?;
     let [Obj(c)] = t.choices;
     if t.usage.is_some() || c.index != 0 || c.finish_reason.is_some() || c.delta.0.refusal.is_some() {
         return None;

@@ -280,7 +280,7 @@ impl StreamToPivot {
     }
 
     fn read_event(&mut self, ev: &Event, out: &mut Vec<Value>) {
-        let Ok(v) = serde_json::from_str::<Value>(ev.data.trim()) else {
+        let Ok(v) = serde_json::from_slice::<Value>(ev.data.trim().as_bytes()) else {
             return;
         };
         let ty = v.get("type").and_then(Value::as_str).or(ev.event.as_deref()).unwrap_or("");
@@ -378,7 +378,7 @@ impl UpstreamStream for StreamToPivot {
         let (ty, delta) = match scan_delta(d) {
             Some((ty, delta)) => (ty, Cow::Borrowed(delta)),
             None => {
-                let Obj(e): Obj<TextDeltaIn<'a>> = serde_json::from_str(d).ok()?;
+                let Obj(e): Obj<TextDeltaIn<'a>> = serde_json::from_slice(d.as_bytes()).ok()?;
                 (e.ty.map(|t| t == "response.output_text.delta"), e.delta)
             }
         };
