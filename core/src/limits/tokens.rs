@@ -12,27 +12,18 @@
 
 use super::cas::{update, Decision, LimitError, DEFAULT_MAX_ATTEMPTS, SETTLE_MAX_ATTEMPTS};
 use super::store::Counters;
-use super::window::{decode, effective, encode, window_start, RateDecision, MINUTE_MS};
+use super::window::{decision, decode, effective, encode, window_start, RateDecision, MINUTE_MS};
 
 /// The store key of an account's tokens-per-minute counter.
 pub fn tpm_key(account_id: &str) -> String {
     format!("tpm:{account_id}")
 }
 
-/// A window's decision as the `x-ratelimit-*-tokens` headers report it: `remaining` is the tokens
-/// left in the window after this request's reservation when admitted, 0 when refused (as the
-/// request windows and the limits service report a refusal).
+/// A window's decision as the `x-ratelimit-*-tokens` headers report it (the request windows'
+/// shape over a minute): `remaining` is the tokens left after this request's reservation when
+/// admitted, 0 when refused.
 fn token_decision(allowed: bool, limit: u32, count: u64, start_secs: u64, now_ms: u64) -> RateDecision {
-    let end_ms = start_secs.saturating_mul(1000).saturating_add(MINUTE_MS);
-    let reset_after_ms = end_ms.saturating_sub(now_ms);
-    let remaining = if allowed { u64::from(limit).saturating_sub(count) } else { 0 };
-    RateDecision {
-        allowed,
-        limit,
-        remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
-        reset_after_ms,
-        retry_after_secs: reset_after_ms.div_ceil(1000).max(1),
-    }
+    decision(allowed, limit, count, start_secs, now_ms, MINUTE_MS)
 }
 
 /// Reserves `tokens` in `account_id`'s tokens-per-minute window containing `now_ms`, if they fit
