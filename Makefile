@@ -13,7 +13,7 @@ LIMITS    := target/release/tollgate-limits
 TLS_DEV_CERT := envoy/tls/server.crt
 NODE_DEPS := tests/node/node_modules/.package-lock.json
 ENVOY     = $(shell $(PY) -c 'import envoy,os;print(os.path.join(os.path.dirname(envoy.__file__),"_bin","envoy"))')
-FILTER_SRC := $(shell find filter/src core/src -name '*.rs') filter/Cargo.toml core/Cargo.toml Cargo.toml
+FILTER_SRC := $(shell find filter/src core/src -name '*.rs') filter/Cargo.toml core/Cargo.toml Cargo.toml .cargo/config.toml
 BACKEND_SRC := $(shell find tests/demo-backend/src -name '*.rs') tests/demo-backend/Cargo.toml
 PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
@@ -149,7 +149,7 @@ test: build unit clippy validate fuzz-smoke integration
 BENCH_FILTERS := target/wasm32-wasip1/release/bench_noop.wasm target/wasm32-wasip1/release/bench_floor.wasm
 BENCH_FILTERS_SRC := $(shell find tools/bench/filters -name '*.rs' -o -name Cargo.toml)
 
-$(BENCH_FILTERS) &: $(BENCH_FILTERS_SRC) Cargo.lock | wasm-target
+$(BENCH_FILTERS) &: $(BENCH_FILTERS_SRC) Cargo.lock .cargo/config.toml | wasm-target
 	cargo build --release --locked -p tollgate-bench-noop -p tollgate-bench-floor --target wasm32-wasip1
 
 bench-filters: $(BENCH_FILTERS)

@@ -17,6 +17,7 @@ use tollgate_core::exchange::{
 };
 use tollgate_core::metrics::{AccountStat, Stat, ACCOUNT_SLOTS, MODEL_SLOTS};
 
+mod codegen;
 mod configure;
 mod failover;
 mod host;
