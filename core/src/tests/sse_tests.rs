@@ -113,6 +113,63 @@ fn oversized_event_is_never_flushed_at_any_split() {
     }
 }
 
+/// An event read whole from one chunk with one `data:` line is handed out borrowed from the
+/// chunk (its name too): nothing of it is copied. One split across chunks, or with several
+/// `data:` lines, is gathered into the framer's strings and reads the same.
+#[test]
+fn a_whole_one_line_event_is_lent_from_the_chunk() {
+    let chunk = b"data: {\"a\":1}\n\nevent: x\r\ndata:y\r\n\r\ndata: d1\ndata: d2\n\ndata: pa";
+    let range = chunk.as_ptr_range();
+    let inside = |s: &str| range.contains(&s.as_ptr()) && s.len() < chunk.len();
+    let mut f = Framer::default();
+    let mut seen = Vec::new();
+    f.push_each(chunk, |ev| {
+        let lent = inside(&ev.data) && matches!(ev.data, Cow::Borrowed(_));
+        let name_lent = ev.event.as_deref().map(inside);
+        seen.push((ev.event.as_deref().map(str::to_string), ev.data.to_string(), lent, name_lent));
+    })
+    .unwrap();
+    f.push_each(b"rt\n\n", |ev| seen.push((None, ev.data.to_string(), inside(&ev.data), None))).unwrap();
+    let want = [
+        (None, "{\"a\":1}", true, None),
+        (Some("x"), "y", true, Some(true)),
+        (None, "d1\nd2", false, None),
+        (None, "part", false, None),
+    ];
+    let want: Vec<_> = want.iter().map(|(e, d, l, n)| (e.map(str::to_string), d.to_string(), *l, *n)).collect();
+    assert_eq!(seen, want);
+}
+
+proptest::proptest! {
+    /// Any split of any stream (UTF-8 split inside a character, `\r` and `\n` apart, bytes
+    /// that are not UTF-8, several `data:` lines) frames the events of the whole stream.
+    #[test]
+    fn every_split_frames_the_events_of_the_whole(
+        parts in proptest::collection::vec(proptest::sample::select(vec![
+            "data: ", "data:", "event: ", "\n", "\r", "\r\n", ": c", "x", "\u{e9}", "\u{1F600}", "id: 1", "\u{ff}",
+        ]), 0..40),
+        bad in proptest::prelude::any::<bool>(),
+        cuts in proptest::collection::vec(0usize..200, 0..6),
+    ) {
+        let mut s = parts.concat().into_bytes();
+        if bad && !s.is_empty() {
+            // A byte that is not UTF-8 in the middle.
+            let at = s.len() / 2;
+            s.insert(at, 0xff);
+        }
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(s.len())).collect();
+        cuts.sort_unstable();
+        let mut chunks: Vec<&[u8]> = Vec::new();
+        let mut at = 0;
+        for c in cuts {
+            chunks.push(&s[at..c]);
+            at = c;
+        }
+        chunks.push(&s[at..]);
+        proptest::prop_assert_eq!(frame_all(&chunks), frame_all(&[&s]));
+    }
+}
+
 /// Frames `chunks` handing every chunk's events back with `recycle` before the next chunk (as
 /// the exchange does), collecting copies of them.
 fn frame_recycled(chunks: &[&[u8]]) -> Vec<Event> {
