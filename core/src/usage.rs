@@ -141,13 +141,26 @@ pub fn pivot_text_bytes(v: &Value) -> u64 {
 /// as the byte they stand for (approximately: `\uXXXX` counts 1). For the fast stream path.
 pub fn text_len_hint(data: impl AsRef<[u8]>) -> u64 {
     let b = data.as_ref();
+    text_len_walk(b, &mut Marks::new(b))
+}
+
+/// `text_len_hint`, and whether `"usage"` appears anywhere in `data` (as a key or not): both
+/// from one look at the bytes.
+pub fn text_len_and_usage_key(data: &[u8]) -> (u64, bool) {
+    let mut marks = Marks::new(data);
+    let total = text_len_walk(data, &mut marks);
+    // The marks the walk did not need (after an escape) are still looked at for `"usage"`.
+    marks.by_ref().for_each(drop);
+    (total, marks.usage)
+}
+
+fn text_len_walk(b: &[u8], marks: &mut Marks<'_>) -> u64 {
     let mut total = 0u64;
     // Where the search for the next string starts (outside any string), as in `text_len_from`:
     // from the first escape met inside a string, that walk takes over from here.
     let mut i = 0usize;
     // Without an escape every quote closes the string the one before it opened: the strings
     // are read from the positions of the quotes alone.
-    let mut marks = Marks { b, at: 0, mask: 0 };
     loop {
         // The next string's opening quote (a backslash outside strings is not looked at).
         let start = loop {
@@ -207,11 +220,20 @@ struct Marks<'a> {
     at: usize,
     /// A bit (the high bit of its byte) for each mark of the current word not handed out yet.
     mask: u64,
+    /// A quote handed out opens `"usage"`.
+    usage: bool,
+}
+
+impl<'a> Marks<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        Marks { b, at: 0, mask: 0, usage: false }
+    }
 }
 
 impl Iterator for Marks<'_> {
     type Item = usize;
 
+    #[inline(always)]
     fn next(&mut self) -> Option<usize> {
         const LO: u64 = 0x0101_0101_0101_0101;
         const L7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
@@ -236,7 +258,11 @@ impl Iterator for Marks<'_> {
         }
         let bit = self.mask.trailing_zeros() as usize;
         self.mask &= self.mask - 1;
-        Some(self.at - 8 + bit / 8)
+        let p = self.at - 8 + bit / 8;
+        if self.b.get(p + 1) == Some(&b'u') && self.b.get(p..p + 7) == Some(b"\"usage\"") {
+            self.usage = true;
+        }
+        Some(p)
     }
 }
 

@@ -1,9 +1,7 @@
 //! An OpenAI upstream: the request body sent to it; its response and stream read.
 
 use std::borrow::Cow;
-use std::sync::LazyLock;
 
-use memchr::memmem;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -78,12 +76,6 @@ fn usage_only(body: &[u8]) -> Option<Option<Usage>> {
     Some(only.usage.and_then(|u| usage::from_openai(&Value::Object(Map::from_iter([("usage".to_string(), u)])))))
 }
 
-/// The searcher for `"usage"`, built once (building it per event cost more than the search).
-fn usage_finder() -> &'static memmem::Finder<'static> {
-    static FINDER: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\"usage\""));
-    &FINDER
-}
-
 /// OpenAI upstream stream -> OpenAI client stream: model renamed, usage read, the usage chunk
 /// dropped for clients that did not ask for it.
 #[derive(Debug)]
@@ -126,10 +118,14 @@ impl OpenAiStream {
             return None;
         }
         let data = ev.data.trim();
-        if data == "[DONE]" || usage_finder().find(data.as_bytes()).is_some() {
+        if data == "[DONE]" {
             return None;
         }
-        self.completion_bytes = self.completion_bytes.saturating_add(usage::text_len_hint(data));
+        let (text, has_usage) = usage::text_len_and_usage_key(data.as_bytes());
+        if has_usage {
+            return None;
+        }
+        self.completion_bytes = self.completion_bytes.saturating_add(text);
         Some(data)
     }
 
