@@ -268,3 +268,13 @@ fn write_u64_at_the_edges() {
         assert_eq!(out, n.to_string().into_bytes());
     }
 }
+
+proptest::proptest! {
+    /// The word-at-a-time line end search (the framer's in wasm) finds what memchr finds.
+    #[test]
+    fn line_end_words_finds_the_first_cr_or_lf(
+        b in proptest::collection::vec(proptest::sample::select(vec![b'a', b'\n', b'\r', 0x8a, 0x8d, 0xff, 0, 0x0b]), 0..80),
+    ) {
+        proptest::prop_assert_eq!(line_end_words(&b), memchr::memchr2(b'\n', b'\r', &b));
+    }
+}
