@@ -10,7 +10,7 @@ use crate::dialect::stream::{FrontStream, UpstreamStream};
 use crate::dialect::{anthropic, gemini, responses, Dialect};
 use crate::errors::{Code, GatewayError};
 use crate::routing::Price;
-use crate::sse::Event;
+use crate::sse::{ChunkOut, EventOf};
 use crate::usage::{self, Usage};
 
 /// The upstream request body and path for a validated pivot request.
@@ -360,7 +360,7 @@ impl StreamPipe {
     }
 
     /// One upstream event.
-    pub fn on_event(&mut self, ev: &Event, out: &mut Vec<u8>) {
+    pub fn on_event(&mut self, ev: &EventOf<'_>, out: &mut Vec<u8>) {
         match self {
             StreamPipe::Fast(s) => s.on_event(ev, out),
             StreamPipe::Translated(h) => {
@@ -385,6 +385,22 @@ impl StreamPipe {
                     h.down.on_done(out);
                 }
             }
+        }
+    }
+
+    /// One upstream event, into a chunk's output: an OpenAI-to-OpenAI event passed on
+    /// unchanged is not copied (`ChunkOut`); any other is written as `on_event` writes it.
+    pub fn on_event_out(&mut self, ev: &EventOf<'_>, out: &mut ChunkOut<'_, '_>) {
+        match self {
+            StreamPipe::Fast(s) => s.on_event_out(ev, out),
+            StreamPipe::Translated(_) => self.on_event(ev, out.buf()),
+        }
+    }
+
+    /// `finish` into a chunk's output (an OpenAI-to-OpenAI stream owes nothing at its end).
+    pub fn finish_out(&mut self, out: &mut ChunkOut<'_, '_>) {
+        if let StreamPipe::Translated(_) = self {
+            self.finish(out.buf());
         }
     }
 

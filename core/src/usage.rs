@@ -140,20 +140,155 @@ pub fn pivot_text_bytes(v: &Value) -> u64 {
 /// `"content"`, `"text"`, `"refusal"`, `"arguments"` and `"partial_json"` keys, escapes counted
 /// as the byte they stand for (approximately: `\uXXXX` counts 1). For the fast stream path.
 pub fn text_len_hint(data: impl AsRef<[u8]>) -> u64 {
-    const KEYS: [&[u8]; 5] = [b"\"content\"", b"\"text\"", b"\"refusal\"", b"\"arguments\"", b"\"partial_json\""];
     let b = data.as_ref();
+    text_len_walk(b, &mut Marks::new(b))
+}
+
+/// `text_len_hint`, and whether `"usage"` appears anywhere in `data` (as a key or not): both
+/// from one look at the bytes.
+pub fn text_len_and_usage_key(data: &[u8]) -> (u64, bool) {
+    let mut marks = Marks::new(data);
+    let total = text_len_walk(data, &mut marks);
+    // The marks the walk did not need (after an escape) are still looked at for `"usage"`.
+    marks.by_ref().for_each(drop);
+    (total, marks.usage)
+}
+
+fn text_len_walk(b: &[u8], marks: &mut Marks<'_>) -> u64 {
     let mut total = 0u64;
+    // Where the search for the next string starts (outside any string), as in `text_len_from`:
+    // from the first escape met inside a string, that walk takes over from here.
     let mut i = 0usize;
-    while let Some(off) = b.get(i..).and_then(|rest| find2(b'"', b'"', rest)) {
+    // Without an escape every quote closes the string the one before it opened: the strings
+    // are read from the positions of the quotes alone.
+    loop {
+        // The next string's opening quote (a backslash outside strings is not looked at).
+        let start = loop {
+            match marks.next() {
+                None => return total,
+                Some(p) if b.get(p) == Some(&b'"') => break p,
+                Some(_) => {}
+            }
+        };
+        let end = match marks.next() {
+            // Unterminated: skipped (a key needs its closing quote), nothing more to count.
+            None => return total,
+            Some(p) if b.get(p) == Some(&b'"') => p,
+            Some(_) => return text_len_from(b, i, total),
+        };
+        let name = b.get(start + 1..end).unwrap_or(&[]);
+        if !matches!(name, b"content" | b"text" | b"refusal" | b"arguments" | b"partial_json") {
+            i = end + 1;
+            continue;
+        }
+        let mut j = end + 1;
+        while matches!(b.get(j), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            j += 1;
+        }
+        if b.get(j) != Some(&b':') {
+            i = end + 1;
+            continue;
+        }
+        j += 1;
+        while matches!(b.get(j), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            j += 1;
+        }
+        if b.get(j) != Some(&b'"') {
+            // The next mark is at `j` or after it (a backslash there is outside strings).
+            i = j;
+            continue;
+        }
+        // The value's opening quote is the next mark; its closing quote the one after.
+        let _ = marks.next();
+        match marks.next() {
+            None => return total.saturating_add(b.len().saturating_sub(j + 1) as u64),
+            Some(p) if b.get(p) == Some(&b'"') => {
+                total = total.saturating_add((p - j - 1) as u64);
+                i = p + 1;
+            }
+            Some(_) => return text_len_from(b, i, total),
+        }
+    }
+}
+
+/// The positions of the quotes and backslashes of `b`, in order, found eight bytes at a time
+/// (a stream event's strings are a few bytes long: a search per string costs more to start than
+/// to run).
+struct Marks<'a> {
+    b: &'a [u8],
+    /// Where the word after the current one starts.
+    at: usize,
+    /// A bit (the high bit of its byte) for each mark of the current word not handed out yet.
+    mask: u64,
+    /// A quote handed out opens `"usage"`.
+    usage: bool,
+}
+
+impl<'a> Marks<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        Marks { b, at: 0, mask: 0, usage: false }
+    }
+}
+
+impl Iterator for Marks<'_> {
+    type Item = usize;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<usize> {
+        const LO: u64 = 0x0101_0101_0101_0101;
+        const L7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+        const HI: u64 = 0x8080_8080_8080_8080;
+        // The high bit of each zero byte of `x`, exactly (no carry crosses a byte).
+        let zero = |x: u64| !(((x & L7) + L7) | x) & HI;
+        while self.mask == 0 {
+            let rest = self.b.get(self.at..).filter(|r| !r.is_empty())?;
+            let v = match rest.first_chunk::<8>() {
+                Some(w) => u64::from_le_bytes(*w),
+                None => {
+                    let mut word = [0u8; 8];
+                    for (d, s) in word.iter_mut().zip(rest) {
+                        *d = *s;
+                    }
+                    u64::from_le_bytes(word)
+                }
+            };
+            // The zero bytes padding a short last word are neither mark.
+            self.mask = zero(v ^ (LO * u64::from(b'"'))) | zero(v ^ (LO * u64::from(b'\\')));
+            self.at += 8;
+        }
+        let bit = self.mask.trailing_zeros() as usize;
+        self.mask &= self.mask - 1;
+        let p = self.at - 8 + bit / 8;
+        if self.b.get(p + 1) == Some(&b'u') && self.b.get(p..p + 7) == Some(b"\"usage\"") {
+            self.usage = true;
+        }
+        Some(p)
+    }
+}
+
+/// `text_len_hint` from `i` (outside any string) with `total` counted before it: string by
+/// string, escapes read.
+fn text_len_from(b: &[u8], mut i: usize, mut total: u64) -> u64 {
+    // The gaps between strings are a byte or a few (`":"`, `,"`, `:123,"`): looked through a
+    // byte at a time, which costs less there than a search's setup.
+    while let Some(off) = b.get(i..).and_then(|rest| rest.iter().position(|&c| c == b'"')) {
         let start = i + off;
         let rest = b.get(start..).unwrap_or(&[]);
-        // Every key starts with one of these letters: most strings are told apart by it.
-        let maybe_key = matches!(rest.get(1), Some(b'c' | b't' | b'r' | b'a' | b'p'));
-        let Some(key) = KEYS.iter().find(|k| maybe_key && rest.starts_with(k)) else {
-            // Skip this string (key or value) entirely so values are never read as keys.
-            i = skip_string(b, start + 1);
-            continue;
+        // The keys counted start with different letters: the second byte names the only one
+        // this string can be.
+        let key: &[u8] = match rest.get(1) {
+            Some(b'c') => b"\"content\"",
+            Some(b't') => b"\"text\"",
+            Some(b'r') => b"\"refusal\"",
+            Some(b'a') => b"\"arguments\"",
+            Some(b'p') => b"\"partial_json\"",
+            _ => b"",
         };
+        if key.is_empty() || !rest.starts_with(key) {
+            // Skip this string (key or value) entirely so values are never read as keys.
+            i = string_end(b, start + 1);
+            continue;
+        }
         let mut j = start + key.len();
         while matches!(b.get(j), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             j += 1;
@@ -206,9 +341,18 @@ fn find2(x: u8, y: u8, b: &[u8]) -> Option<usize> {
     memchr::memchr2(x, y, tail).map(|p| p + head.len())
 }
 
-/// Index just past the closing quote of the JSON string whose content starts at `i`.
-fn skip_string(b: &[u8], i: usize) -> usize {
-    string_len(b, i).1
+/// Index just past the closing quote of the JSON string whose content starts at `i` (the end
+/// of `b` when it is not closed).
+fn string_end(b: &[u8], mut i: usize) -> usize {
+    while let Some(rest) = b.get(i..) {
+        let Some(off) = find2(b'"', b'\\', rest) else { return b.len() };
+        i += off;
+        if rest.get(off) == Some(&b'"') {
+            return i + 1;
+        }
+        i += if b.get(i + 1) == Some(&b'u') { 6 } else { 2 };
+    }
+    i
 }
 
 /// (decoded length, index past the closing quote) of the JSON string whose content starts at `i`.

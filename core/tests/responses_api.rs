@@ -49,7 +49,7 @@ fn typed(out: &[u8]) -> Vec<(String, Value)> {
         .into_iter()
         .map(|e| {
             let v: Value = serde_json::from_str(&e.data).unwrap();
-            let name = e.event.unwrap();
+            let name = e.event.unwrap().into_owned();
             assert_eq!(v["type"], json!(name));
             (name, v)
         })

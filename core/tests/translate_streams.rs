@@ -136,7 +136,7 @@ fn anthropic_events(out: &[u8]) -> Vec<(String, Value)> {
     events_of(out)
         .into_iter()
         .map(|e| {
-            let name = e.event.clone().unwrap();
+            let name = e.event.clone().unwrap().into_owned();
             let v: Value = serde_json::from_str(&e.data).unwrap();
             assert_eq!(v["type"], name.as_str(), "event name matches data.type");
             (name, v)

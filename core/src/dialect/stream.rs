@@ -14,13 +14,13 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 
 use crate::dialect::pivot::{self, Finish};
-use crate::sse::Event;
+use crate::sse::EventOf;
 use crate::usage::Usage;
 
 /// An upstream's stream read into pivot chunks, one SSE event at a time.
 pub trait UpstreamStream {
     /// One upstream event: zero or more pivot chunks appended to `out`.
-    fn on_event(&mut self, ev: &Event, out: &mut Vec<Value>);
+    fn on_event(&mut self, ev: &EventOf<'_>, out: &mut Vec<Value>);
     /// The end of the upstream's bytes: whatever is still owed (the usage chunk) to `out`.
     fn finish(&mut self, out: &mut Vec<Value>);
     /// The usage the upstream reported so far (the latest cumulative count).
@@ -37,14 +37,14 @@ pub trait UpstreamStream {
     /// of a stream), read into borrowed fields (from the event, or the half's own id) instead
     /// of a `Value`; `None`: not one (then `on_event` reads it). What the half notes from such
     /// an event (a cumulative usage, the model name) it notes here as `on_event` would.
-    fn text_event<'a>(&'a mut self, _ev: &'a Event) -> Option<TextChunk<'a>> {
+    fn text_event<'a>(&'a mut self, _ev: &'a EventOf<'_>) -> Option<TextChunk<'a>> {
         None
     }
 }
 
 /// An event's data when it is a JSON object (first byte `{`): a typed read of anything else
 /// (a struct also reads from a JSON array) would not mean what the `Value` read means.
-pub fn object_data(ev: &Event) -> Option<&str> {
+pub fn object_data<'a>(ev: &'a EventOf<'_>) -> Option<&'a str> {
     let d = ev.data.trim();
     d.starts_with('{').then_some(d)
 }

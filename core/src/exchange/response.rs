@@ -8,7 +8,7 @@ use crate::embeddings;
 use crate::endpoints::Endpoint;
 use crate::errors::{Code, GatewayError};
 use crate::media;
-use crate::sse::{Event, Framer};
+use crate::sse::{ChunkOut, Framer};
 use crate::translate::{self, StreamPipe};
 use crate::usage;
 
@@ -24,9 +24,8 @@ pub(super) enum ResponseMode {
     /// A buffered chat response grew past `max_body_bytes`: refused with our 502, nothing of it
     /// reaches the client; later pieces are dropped.
     Refused,
-    /// Translate SSE chunk by chunk. `events` and `out` are kept from chunk to chunk so their
-    /// memory is reused.
-    Stream { framer: Framer, pipe: Box<StreamPipe>, events: Vec<Event>, out: Vec<u8> },
+    /// Translate SSE chunk by chunk (`out`: the output buffer, kept from chunk to chunk).
+    Stream { framer: Framer, pipe: Box<StreamPipe>, out: Vec<u8> },
 }
 
 impl Exchange {
@@ -90,12 +89,7 @@ impl Exchange {
                 echo,
             )
             .with_prompt_estimate(self.prompt_estimate);
-            self.mode = ResponseMode::Stream {
-                framer: Framer::default(),
-                pipe: Box::new(pipe),
-                events: Vec::new(),
-                out: Vec::new(),
-            };
+            self.mode = ResponseMode::Stream { framer: Framer::default(), pipe: Box::new(pipe), out: Vec::new() };
             vec![remove("content-length")]
         } else if content_type.map(|c| c.contains("json")).unwrap_or(false) {
             self.mode = ResponseMode::BufferJson;
@@ -218,36 +212,34 @@ impl Exchange {
                 let e = upstream_error(*status, *code, chunk, &self.redact);
                 ChunkAction::Replace(e.body(self.front))
             }
-            ResponseMode::Stream { framer, pipe, events, out } => {
-                framer.recycle(events);
-                out.clear();
-                let pushed = framer.push(chunk, events);
+            ResponseMode::Stream { framer, pipe, out } => {
+                // Each event is handled as the framer finds it, borrowed from the chunk; the
+                // output stays a view of the chunk while the events pass unchanged.
+                let mut o = ChunkOut::new(chunk, out);
+                let pushed = framer.push_each(chunk, |ev| pipe.on_event_out(ev, &mut o));
                 if end_of_stream {
-                    framer.finish(events);
-                }
-                out.reserve(chunk.len() + 64);
-                for ev in events.iter() {
-                    pipe.on_event(ev, out);
+                    framer.finish_each(|ev| pipe.on_event_out(ev, &mut o));
                 }
                 if pushed.is_err() {
-                    pipe.error("The upstream sent an oversized stream event", out);
+                    pipe.error("The upstream sent an oversized stream event", o.buf());
                 }
                 if end_of_stream {
-                    pipe.finish(out);
+                    pipe.finish_out(&mut o);
                 }
                 if let Some(u) = pipe.usage() {
                     self.usage = Some(u);
                 }
                 // Upstream error text relayed in an error event never carries the cluster's
                 // credentials (checked only when the output mentions an error).
-                if !self.redact.is_empty() && error_finder().find(out).is_some() {
-                    redact_bytes(out, &self.redact);
+                if !self.redact.is_empty() && error_finder().find(o.bytes()).is_some() {
+                    redact_bytes(o.buf(), &self.redact);
                 }
                 // Byte for byte what came in (whole events that pass unchanged): let the chunk
                 // through rather than replace it with a copy of itself.
-                if out.as_slice() == chunk {
+                if o.is_chunk() {
                     return ChunkAction::Pass;
                 }
+                o.buf();
                 ChunkAction::Replace(std::mem::take(out))
             }
         }

@@ -1,6 +1,14 @@
 //! Tests of `sse.rs` (in their own file, so test code is found by its path).
 use super::*;
 
+/// The capacity of an owned event's data string (0 when borrowed).
+fn capacity(e: &Event) -> usize {
+    match &e.data {
+        Cow::Owned(s) => s.capacity(),
+        Cow::Borrowed(_) => 0,
+    }
+}
+
 fn frame_all(chunks: &[&[u8]]) -> Vec<Event> {
     let mut f = Framer::default();
     let mut out = Vec::new();
@@ -12,7 +20,7 @@ fn frame_all(chunks: &[&[u8]]) -> Vec<Event> {
 }
 
 fn ev(event: Option<&str>, data: &str) -> Event {
-    Event { event: event.map(str::to_string), data: data.to_string() }
+    Event { event: event.map(|e| Cow::Owned(e.to_string())), data: Cow::Owned(data.to_string()) }
 }
 
 #[test]
@@ -105,6 +113,63 @@ fn oversized_event_is_never_flushed_at_any_split() {
     }
 }
 
+/// An event read whole from one chunk with one `data:` line is handed out borrowed from the
+/// chunk (its name too): nothing of it is copied. One split across chunks, or with several
+/// `data:` lines, is gathered into the framer's strings and reads the same.
+#[test]
+fn a_whole_one_line_event_is_lent_from_the_chunk() {
+    let chunk = b"data: {\"a\":1}\n\nevent: x\r\ndata:y\r\n\r\ndata: d1\ndata: d2\n\ndata: pa";
+    let range = chunk.as_ptr_range();
+    let inside = |s: &str| range.contains(&s.as_ptr()) && s.len() < chunk.len();
+    let mut f = Framer::default();
+    let mut seen = Vec::new();
+    f.push_each(chunk, |ev| {
+        let lent = inside(&ev.data) && matches!(ev.data, Cow::Borrowed(_));
+        let name_lent = ev.event.as_deref().map(inside);
+        seen.push((ev.event.as_deref().map(str::to_string), ev.data.to_string(), lent, name_lent));
+    })
+    .unwrap();
+    f.push_each(b"rt\n\n", |ev| seen.push((None, ev.data.to_string(), inside(&ev.data), None))).unwrap();
+    let want = [
+        (None, "{\"a\":1}", true, None),
+        (Some("x"), "y", true, Some(true)),
+        (None, "d1\nd2", false, None),
+        (None, "part", false, None),
+    ];
+    let want: Vec<_> = want.iter().map(|(e, d, l, n)| (e.map(str::to_string), d.to_string(), *l, *n)).collect();
+    assert_eq!(seen, want);
+}
+
+proptest::proptest! {
+    /// Any split of any stream (UTF-8 split inside a character, `\r` and `\n` apart, bytes
+    /// that are not UTF-8, several `data:` lines) frames the events of the whole stream.
+    #[test]
+    fn every_split_frames_the_events_of_the_whole(
+        parts in proptest::collection::vec(proptest::sample::select(vec![
+            "data: ", "data:", "event: ", "\n", "\r", "\r\n", ": c", "x", "\u{e9}", "\u{1F600}", "id: 1", "\u{ff}",
+        ]), 0..40),
+        bad in proptest::prelude::any::<bool>(),
+        cuts in proptest::collection::vec(0usize..200, 0..6),
+    ) {
+        let mut s = parts.concat().into_bytes();
+        if bad && !s.is_empty() {
+            // A byte that is not UTF-8 in the middle.
+            let at = s.len() / 2;
+            s.insert(at, 0xff);
+        }
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(s.len())).collect();
+        cuts.sort_unstable();
+        let mut chunks: Vec<&[u8]> = Vec::new();
+        let mut at = 0;
+        for c in cuts {
+            chunks.push(&s[at..c]);
+            at = c;
+        }
+        chunks.push(&s[at..]);
+        proptest::prop_assert_eq!(frame_all(&chunks), frame_all(&[&s]));
+    }
+}
+
 /// Frames `chunks` handing every chunk's events back with `recycle` before the next chunk (as
 /// the exchange does), collecting copies of them.
 fn frame_recycled(chunks: &[&[u8]]) -> Vec<Event> {
@@ -129,7 +194,7 @@ fn recycled_events_reuse_their_memory_and_frame_the_same() {
     let long = format!("data: {}\n\n", "a".repeat(300));
     f.push(long.as_bytes(), &mut events).unwrap();
     assert_eq!(events.len(), 1);
-    let cap = events.iter().map(|e| e.data.capacity()).sum::<usize>();
+    let cap = events.iter().map(capacity).sum::<usize>();
     assert!(cap >= 300);
     f.recycle(&mut events);
     assert_eq!(events.len(), 0);
@@ -138,7 +203,7 @@ fn recycled_events_reuse_their_memory_and_frame_the_same() {
     // event.
     f.push(b"event: e\ndata: b\n\ndata: c\n\n", &mut events).unwrap();
     assert_eq!(events, vec![ev(Some("e"), "b"), ev(None, "c")]);
-    assert_eq!(events.iter().filter(|e| e.data.capacity() >= 300).count(), 1);
+    assert_eq!(events.iter().filter(|e| capacity(e) >= 300).count(), 1);
 }
 
 #[test]
@@ -150,7 +215,7 @@ fn a_recycled_string_over_the_cap_is_not_kept() {
     f.recycle(&mut events);
     f.push(b"data: b\n\ndata: c\n\n", &mut events).unwrap();
     assert_eq!(events, vec![ev(None, "b"), ev(None, "c")]);
-    assert_eq!(events.iter().filter(|e| e.data.capacity() >= 70 * 1024).count(), 0);
+    assert_eq!(events.iter().filter(|e| capacity(e) >= 70 * 1024).count(), 0);
 }
 
 proptest::proptest! {
@@ -201,5 +266,15 @@ fn write_u64_at_the_edges() {
         let mut out = Vec::new();
         write_u64(&mut out, n);
         assert_eq!(out, n.to_string().into_bytes());
+    }
+}
+
+proptest::proptest! {
+    /// The word-at-a-time line end search (the framer's in wasm) finds what memchr finds.
+    #[test]
+    fn line_end_words_finds_the_first_cr_or_lf(
+        b in proptest::collection::vec(proptest::sample::select(vec![b'a', b'\n', b'\r', 0x8a, 0x8d, 0xff, 0, 0x0b]), 0..80),
+    ) {
+        proptest::prop_assert_eq!(line_end_words(&b), memchr::memchr2(b'\n', b'\r', &b));
     }
 }

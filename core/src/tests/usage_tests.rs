@@ -222,3 +222,19 @@ fn cache_writes_at_their_own_price_when_set_else_at_the_prompt_price() {
     let odd = Usage { prompt_tokens: 10, cached_tokens: 4, cache_creation_tokens: 50, ..Usage::default() };
     assert_eq!(credits(&p, &odd), (4.0 * 0.5 + 6.0 * 2.0) / 1000.0);
 }
+
+proptest::proptest! {
+    /// The usage check the OpenAI pass-through makes with the text count: `"usage"` anywhere in
+    /// the bytes, as a substring search finds it, and the same count as `text_len_hint`.
+    #[test]
+    fn text_len_and_usage_key_finds_usage_anywhere(
+        parts in proptest::collection::vec(proptest::sample::select(vec![
+            "\"usage\"", "usage", "\"us", "age\"", "\"", "\\", "\\\"", ":", "{", "}", ",", " ",
+            "\"content\"", "\"text\"", "abcdefghij", "\u{e9}", "\\u0075",
+        ]), 0..50),
+    ) {
+        let text = parts.concat();
+        let want = (text_len_hint_reference(text.as_bytes()), text.contains("\"usage\""));
+        proptest::prop_assert_eq!(text_len_and_usage_key(text.as_bytes()), want);
+    }
+}

@@ -13,7 +13,7 @@ use crate::dialect::validate::{
     req_str,
 };
 use crate::errors::GatewayError;
-use crate::sse::Event;
+use crate::sse::EventOf;
 use crate::usage::Usage;
 
 /// The path of the Messages endpoint under an upstream's base path (`/v1` -> `/v1/messages`).
@@ -431,7 +431,7 @@ impl StreamToPivot {
         }
     }
 
-    fn read_event(&mut self, ev: &Event, out: &mut Vec<Value>) {
+    fn read_event(&mut self, ev: &EventOf<'_>, out: &mut Vec<Value>) {
         let Ok(v) = serde_json::from_slice::<Value>(ev.data.trim().as_bytes()) else {
             return;
         };
@@ -536,7 +536,7 @@ impl StreamToPivot {
 }
 
 impl UpstreamStream for StreamToPivot {
-    fn on_event(&mut self, ev: &Event, out: &mut Vec<Value>) {
+    fn on_event(&mut self, ev: &EventOf<'_>, out: &mut Vec<Value>) {
         self.read_event(ev, out);
     }
 
@@ -551,7 +551,7 @@ impl UpstreamStream for StreamToPivot {
     }
 
     /// A `text_delta` (most of a stream) after the role chunk: its text borrowed from the event.
-    fn text_event<'a>(&'a mut self, ev: &'a Event) -> Option<TextChunk<'a>> {
+    fn text_event<'a>(&'a mut self, ev: &'a EventOf<'_>) -> Option<TextChunk<'a>> {
         if !self.w.role_sent() {
             return None;
         }

@@ -12,7 +12,7 @@ use crate::dialect::validate::{
     opt_array, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_object, req_str,
 };
 use crate::errors::GatewayError;
-use crate::sse::Event;
+use crate::sse::EventOf;
 use crate::usage::Usage;
 
 /// `{base}/models/{model}:generateContent`, or `:streamGenerateContent?alt=sse` for streams.
@@ -473,7 +473,7 @@ impl StreamToPivot {
         }
     }
 
-    fn read_event(&mut self, ev: &Event, out: &mut Vec<Value>) {
+    fn read_event(&mut self, ev: &EventOf<'_>, out: &mut Vec<Value>) {
         let Ok(mut v) = serde_json::from_slice::<Value>(ev.data.trim().as_bytes()) else {
             return;
         };
@@ -553,7 +553,7 @@ impl StreamToPivot {
 }
 
 impl UpstreamStream for StreamToPivot {
-    fn on_event(&mut self, ev: &Event, out: &mut Vec<Value>) {
+    fn on_event(&mut self, ev: &EventOf<'_>, out: &mut Vec<Value>) {
         self.read_event(ev, out);
     }
 
@@ -574,7 +574,7 @@ impl UpstreamStream for StreamToPivot {
 
     /// A text-only event after the role chunk: its text borrowed from the event, its id, model
     /// and usage noted as `read_event` notes them.
-    fn text_event<'a>(&'a mut self, ev: &'a Event) -> Option<TextChunk<'a>> {
+    fn text_event<'a>(&'a mut self, ev: &'a EventOf<'_>) -> Option<TextChunk<'a>> {
         if !self.w.role_sent() {
             return None;
         }

@@ -1,9 +1,7 @@
 //! An OpenAI upstream: the request body sent to it; its response and stream read.
 
 use std::borrow::Cow;
-use std::sync::LazyLock;
 
-use memchr::memmem;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -11,7 +9,7 @@ use serde_json::{Map, Value};
 use super::chunk;
 use crate::dialect::pivot::PivotRequest;
 use crate::dialect::stream::{object_data, Obj, TextChunk, UpstreamStream};
-use crate::sse::{self, Event};
+use crate::sse::{self, EventOf};
 use crate::usage::{self, Usage};
 
 /// The body to send to an OpenAI-dialect upstream for an OpenAI client's request: the
@@ -78,12 +76,6 @@ fn usage_only(body: &[u8]) -> Option<Option<Usage>> {
     Some(only.usage.and_then(|u| usage::from_openai(&Value::Object(Map::from_iter([("usage".to_string(), u)])))))
 }
 
-/// The searcher for `"usage"`, built once (building it per event cost more than the search).
-fn usage_finder() -> &'static memmem::Finder<'static> {
-    static FINDER: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\"usage\""));
-    &FINDER
-}
-
 /// OpenAI upstream stream -> OpenAI client stream: model renamed, usage read, the usage chunk
 /// dropped for clients that did not ask for it.
 #[derive(Debug)]
@@ -103,17 +95,47 @@ impl OpenAiStream {
     }
 
     /// Translates one upstream event, appending what the client gets to `out`.
-    pub fn on_event(&mut self, ev: &Event, out: &mut Vec<u8>) {
+    pub fn on_event(&mut self, ev: &EventOf<'_>, out: &mut Vec<u8>) {
+        match self.passed(ev) {
+            Some(data) => sse::write_event(out, None, data.as_bytes(), b"\n"),
+            None => self.rewrite(ev, out),
+        }
+    }
+
+    /// As `on_event`, into a chunk's output: an event passed on unchanged is not copied.
+    pub fn on_event_out(&mut self, ev: &EventOf<'_>, out: &mut sse::ChunkOut<'_, '_>) {
+        match self.passed(ev) {
+            Some(data) => out.data_event(data),
+            None => self.rewrite(ev, out.buf()),
+        }
+    }
+
+    /// The event's data when the client gets it as it is (`data: {data}`): no model to rename,
+    /// no usage in it, not the end marker. Its text is counted then; `None` (nothing noted):
+    /// the event is for `rewrite`.
+    fn passed<'e>(&mut self, ev: &'e EventOf<'_>) -> Option<&'e str> {
+        if self.client_model.is_some() {
+            return None;
+        }
+        let data = ev.data.trim();
+        if data == "[DONE]" {
+            return None;
+        }
+        let (text, has_usage) = usage::text_len_and_usage_key(data.as_bytes());
+        if has_usage {
+            return None;
+        }
+        self.completion_bytes = self.completion_bytes.saturating_add(text);
+        Some(data)
+    }
+
+    /// An event that is not passed as it is: the end marker, a usage read (and the usage chunk
+    /// dropped or its usage removed for clients that did not ask for it), the model renamed.
+    fn rewrite(&mut self, ev: &EventOf<'_>, out: &mut Vec<u8>) {
         let data = ev.data.trim();
         if data == "[DONE]" {
             self.saw_done = true;
             out.extend_from_slice(b"data: [DONE]\n\n");
-            return;
-        }
-        let has_usage = usage_finder().find(data.as_bytes()).is_some();
-        if self.client_model.is_none() && !has_usage {
-            self.completion_bytes = self.completion_bytes.saturating_add(usage::text_len_hint(data));
-            sse::write_event(out, None, data.as_bytes(), b"\n");
             return;
         }
         let mut v: Value = match serde_json::from_slice(data.as_bytes()) {
@@ -170,7 +192,7 @@ impl StreamToPivot {
 }
 
 impl UpstreamStream for StreamToPivot {
-    fn on_event(&mut self, ev: &Event, out: &mut Vec<Value>) {
+    fn on_event(&mut self, ev: &EventOf<'_>, out: &mut Vec<Value>) {
         let d = ev.data.trim();
         if d == "[DONE]" {
             self.ended = true;
@@ -198,7 +220,7 @@ impl UpstreamStream for StreamToPivot {
         self.ended
     }
 
-    fn text_event<'a>(&'a mut self, ev: &'a Event) -> Option<TextChunk<'a>> {
+    fn text_event<'a>(&'a mut self, ev: &'a EventOf<'_>) -> Option<TextChunk<'a>> {
         let d = object_data(ev)?;
         if let Some(t) = chunk::text_chunk(d) {
             return Some(t);

@@ -11,7 +11,7 @@ use crate::dialect::pivot::{self, Finish};
 use crate::dialect::stream::{object_data, ChunkWriter, Obj, TextChunk, UpstreamStream};
 use crate::dialect::{bad, ins};
 use crate::errors::GatewayError;
-use crate::sse::Event;
+use crate::sse::EventOf;
 use crate::usage::Usage;
 
 /// The upstream path of a Responses request.
@@ -279,7 +279,7 @@ impl StreamToPivot {
         self.calls.iter().position(|o| *o == output_index).map(|k| k as u64)
     }
 
-    fn read_event(&mut self, ev: &Event, out: &mut Vec<Value>) {
+    fn read_event(&mut self, ev: &EventOf<'_>, out: &mut Vec<Value>) {
         let Ok(v) = serde_json::from_slice::<Value>(ev.data.trim().as_bytes()) else {
             return;
         };
@@ -350,7 +350,7 @@ impl StreamToPivot {
 }
 
 impl UpstreamStream for StreamToPivot {
-    fn on_event(&mut self, ev: &Event, out: &mut Vec<Value>) {
+    fn on_event(&mut self, ev: &EventOf<'_>, out: &mut Vec<Value>) {
         if self.error.is_none() {
             self.read_event(ev, out);
         }
@@ -370,7 +370,7 @@ impl UpstreamStream for StreamToPivot {
 
     /// A non-empty `response.output_text.delta` after the role chunk, while no error came: its
     /// text borrowed from the event.
-    fn text_event<'a>(&'a mut self, ev: &'a Event) -> Option<TextChunk<'a>> {
+    fn text_event<'a>(&'a mut self, ev: &'a EventOf<'_>) -> Option<TextChunk<'a>> {
         if self.error.is_some() || !self.w.role_sent() {
             return None;
         }

@@ -159,7 +159,7 @@ fn response_rewrite() {
 fn run(stream: &mut OpenAiStream, datas: &[&str]) -> String {
     let mut out = Vec::new();
     for d in datas {
-        stream.on_event(&Event { event: None, data: d.to_string() }, &mut out);
+        stream.on_event(&Event { event: None, data: d.to_string().into() }, &mut out);
     }
     String::from_utf8(out).unwrap()
 }
@@ -202,6 +202,6 @@ fn stream_forwards_a_multi_line_event_line_by_line() {
     let mut framer = crate::sse::Framer::default();
     let mut events = Vec::new();
     framer.push(out.as_bytes(), &mut events).unwrap();
-    let datas: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
+    let datas: Vec<&str> = events.iter().map(|e| &*e.data).collect();
     assert_eq!(datas, vec![data, "not json\n\nstill not"]);
 }

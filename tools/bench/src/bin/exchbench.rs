@@ -207,7 +207,8 @@ fn main() {
     };
     let response = openai_response();
     let bearer = format!("Bearer {key}");
-    // EXCHBENCH_DUMP=1: the client's bytes of the first exchange's stream on stderr.
+    // EXCHBENCH_DUMP=1: the client's bytes of the first exchange's stream on stderr, then its
+    // billing record.
     let dump = std::env::var_os("EXCHBENCH_DUMP").is_some();
     let t0 = Instant::now();
     let mut out_bytes = 0usize;
@@ -268,7 +269,18 @@ fn main() {
                 out_bytes += b.len();
             }
         }
-        ex.on_done(&cfg, &env);
+        let done = ex.on_done(&cfg, &env);
+        if dump && i == 0 {
+            // The billing record and the billed figures after the client's bytes.
+            eprint!(
+                "\n--- record (status {}, estimated {}, complete {}, micros {}): {}\n",
+                done.status,
+                done.estimated,
+                done.complete,
+                done.micros,
+                String::from_utf8_lossy(&done.record)
+            );
+        }
     }
     let el = t0.elapsed();
     let _ = keys::sha256(b"");
