@@ -451,7 +451,14 @@ impl<'de> de::Deserialize<'de> for PartText<'de> {
 }
 
 /// `usage`: `Some` when an object.
-struct UsageField(Option<UsageRead>);
+pub(crate) struct UsageField(Option<UsageRead>);
+
+impl UsageField {
+    /// The usage, as `usage::from_openai` reads it from the object holding this field.
+    pub(crate) fn usage(&self) -> Option<Usage> {
+        self.0.as_ref().map(|u| u.usage)
+    }
+}
 
 /// The counts of `usage` and its details, as `Value::as_u64` reads them.
 #[derive(Default)]

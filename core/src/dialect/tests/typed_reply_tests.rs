@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 
 use super::response;
-use crate::dialect::Dialect;
+use crate::dialect::{openai, Dialect};
 use crate::routing::Price;
 use crate::translate::response_via_value;
 
@@ -134,9 +134,35 @@ fn completion() -> impl Strategy<Value = String> {
     )
 }
 
+/// The OpenAI client's usage (nothing renamed: the typed read of `usage` alone) is the usage a
+/// parsed `Value` gives.
+fn openai_usage_as_parsed(body: &str) {
+    let parsed = serde_json::from_slice::<serde_json::Value>(body.as_bytes()).ok();
+    let (out, usage) = openai::rewrite_response(body.as_bytes(), None);
+    assert_eq!(out, None, "{body}");
+    assert_eq!(usage, parsed.as_ref().and_then(crate::usage::from_openai), "{body}");
+}
+
+#[test]
+fn openai_usage_reads_as_parsed() {
+    for body in [
+        BENCH,
+        r#"{"usage":{"prompt_tokens":100,"completion_tokens":50,"prompt_tokens_details":{"cached_tokens":30,"cache_creation_tokens":20},"completion_tokens_details":{"reasoning_tokens":10}}}"#,
+        r#"{"usage":{"prompt_tokens":1,"prompt_tokens":2,"completion_tokens":-1,"prompt_tokens_details":{"cached_tokens":3.0}}}"#,
+        r#"{"usage":null}"#,
+        r#"{"usage":7}"#,
+        r#"{"usage":[{"prompt_tokens":1}]}"#,
+        r#"{"x":1}"#,
+        r#"{"usage":{"x":{"y":[1e300,"é"]},"completion_tokens_details":{"reasoning_tokens":4}}}"#,
+    ] {
+        openai_usage_as_parsed(body);
+    }
+}
+
 proptest! {
     #[test]
     fn generated_completions_give_the_value_paths_bytes(body in completion()) {
         prop_assert!(same_as_value_path(&body), "not covered: {}", body);
+        openai_usage_as_parsed(&body);
     }
 }
