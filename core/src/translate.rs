@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use crate::dialect::openai::{self, OpenAiStream};
 use crate::dialect::pivot::{self, PivotRequest};
 use crate::dialect::stream::{FrontStream, UpstreamStream};
-use crate::dialect::{anthropic, gemini, responses, Dialect};
+use crate::dialect::{anthropic, gemini, responses, typed_reply, Dialect};
 use crate::errors::{Code, GatewayError};
 use crate::routing::Price;
 use crate::sse::{ChunkOut, EventOf};
@@ -127,6 +127,25 @@ pub fn response_echoed(
         let rename = (client_model != upstream_model).then_some(client_model);
         return Ok(openai::rewrite_response(body, rename));
     }
+    if upstream == Dialect::OpenAi {
+        if let Some(done) = typed_reply::response(front, body, client_model, price) {
+            return Ok(done);
+        }
+    }
+    response_via_value(front, upstream, body, client_model, price, created_at, echo)
+}
+
+/// `response_echoed` through a parsed `Value`: every pair of dialects but OpenAI to OpenAI,
+/// every shape of body.
+pub(crate) fn response_via_value(
+    front: Dialect,
+    upstream: Dialect,
+    body: &[u8],
+    client_model: &str,
+    price: Option<&Price>,
+    created_at: u64,
+    echo: Option<&responses::Echo>,
+) -> Result<(Option<Vec<u8>>, Option<Usage>), GatewayError> {
     let v = serde_json::from_slice::<Value>(body).map_err(|_| invalid_response("not JSON"))?;
     let (pivot_v, usage) = match upstream {
         Dialect::OpenAi => {

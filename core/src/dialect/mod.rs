@@ -9,6 +9,7 @@ pub mod openai;
 pub mod pivot;
 pub mod responses;
 pub mod stream;
+pub mod typed_reply;
 pub mod validate;
 
 use serde::Deserialize;

@@ -8,20 +8,80 @@ use super::{Env, Exchange, Outcome};
 use crate::config::Config;
 use crate::pricing;
 use crate::routing::ModelType;
+use crate::sse::{write_json_str, write_u64};
 use crate::usage::{self, Usage};
 
 /// A JSON object being written (the billing record): `{` before the first field, `,` between.
-struct Record(Vec<u8>);
+pub(super) struct Record(pub(super) Vec<u8>);
 
 impl Record {
-    fn field<T: serde::Serialize + ?Sized>(&mut self, key: &str, value: &T) {
+    pub(super) fn field<T: RecordValue + ?Sized>(&mut self, key: &str, value: &T) {
         self.0.push(if self.0.is_empty() { b'{' } else { b',' });
         self.0.push(b'"');
         self.0.extend_from_slice(key.as_bytes());
         self.0.extend_from_slice(b"\":");
-        // Writing a string, number, bool or null to a Vec cannot fail.
-        if serde_json::to_writer(&mut self.0, value).is_err() {
-            self.0.extend_from_slice(b"null");
+        value.write(&mut self.0);
+    }
+}
+
+/// A record field's value, written as serde_json writes it: strings, integers and booleans
+/// directly (no serializer per field), anything else through serde_json.
+pub(super) trait RecordValue {
+    fn write(&self, out: &mut Vec<u8>);
+}
+
+impl RecordValue for str {
+    fn write(&self, out: &mut Vec<u8>) {
+        write_json_str(out, self);
+    }
+}
+
+impl RecordValue for String {
+    fn write(&self, out: &mut Vec<u8>) {
+        write_json_str(out, self);
+    }
+}
+
+impl RecordValue for u64 {
+    fn write(&self, out: &mut Vec<u8>) {
+        write_u64(out, *self);
+    }
+}
+
+impl RecordValue for u16 {
+    fn write(&self, out: &mut Vec<u8>) {
+        write_u64(out, u64::from(*self));
+    }
+}
+
+impl RecordValue for bool {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(if *self { b"true" } else { b"false" });
+    }
+}
+
+impl RecordValue for Value {
+    fn write(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        // Writing a JSON value to a Vec cannot fail.
+        if serde_json::to_writer(&mut *out, self).is_err() {
+            out.truncate(start);
+            out.extend_from_slice(b"null");
+        }
+    }
+}
+
+impl<T: RecordValue + ?Sized> RecordValue for &T {
+    fn write(&self, out: &mut Vec<u8>) {
+        (**self).write(out);
+    }
+}
+
+impl<T: RecordValue> RecordValue for Option<T> {
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Some(v) => v.write(out),
+            None => out.extend_from_slice(b"null"),
         }
     }
 }

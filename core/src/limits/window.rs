@@ -27,18 +27,26 @@ pub struct RateDecision {
 
 /// The store key of an account's requests-per-minute counter.
 pub fn rpm_key(account_id: &str) -> String {
-    format!("rpm:{account_id}")
+    prefixed("rpm:", account_id)
+}
+
+/// `prefix` then `id`, in one allocation (no formatting machinery per request).
+fn prefixed(prefix: &str, id: &str) -> String {
+    let mut k = String::with_capacity(prefix.len() + id.len());
+    k.push_str(prefix);
+    k.push_str(id);
+    k
 }
 
 /// The store key of an API key's own requests-per-minute counter (a prefix of its own, so a key
 /// id never meets an account id).
 pub fn key_rpm_key(key_id: &str) -> String {
-    format!("rpmk:{key_id}")
+    prefixed("rpmk:", key_id)
 }
 
 /// The store key of an API key's daily sandbox counter.
 pub fn daily_key(key_id: &str) -> String {
-    format!("sbx:{key_id}")
+    prefixed("sbx:", key_id)
 }
 
 /// Counts one request against `account_id`'s requests-per-minute limit, in the fixed 60-second
@@ -149,7 +157,11 @@ pub(super) fn decode(value: Option<&[u8]>) -> (u64, u64) {
 }
 
 pub(super) fn encode(start_secs: u64, count: u64) -> Vec<u8> {
-    format!("{start_secs}:{count}").into_bytes()
+    let mut v = Vec::with_capacity(24);
+    crate::sse::write_u64(&mut v, start_secs);
+    v.push(b':');
+    crate::sse::write_u64(&mut v, count);
+    v
 }
 
 /// Which window a request at `now_ms` is counted in, given the stored one, and the count so far.

@@ -7,7 +7,7 @@ use super::{bad, ins, stop_reason_of, stop_sequence_of};
 use crate::dialect::pivot::{self, text_part, texts_to_content, Finish, PivotRequest};
 use crate::dialect::validate::{
     opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_object,
-    req_str, required_model,
+    req_str, required_model, Lazy, ParamName,
 };
 use crate::errors::GatewayError;
 use crate::usage::Usage;
@@ -140,15 +140,16 @@ fn block<'a>(b: &'a Value, param: &str) -> Result<(&'a Map<String, Value>, &'a s
 }
 
 fn message_to_pivot(i: usize, m: &Value, out: &mut Vec<Value>) -> Result<(), GatewayError> {
-    let p = format!("messages[{i}]");
-    let obj = m.as_object().ok_or_else(|| bad(&p, format!("'{p}' must be an object")))?;
-    let rp = format!("{p}.role");
+    // Names written only for an error (no formatting per message on a valid request).
+    let p = Lazy(|| format!("messages[{i}]"));
+    let obj = m.as_object().ok_or_else(|| bad(&p.name(), format!("'{p}' must be an object")))?;
+    let rp = Lazy(|| format!("messages[{i}].role"));
     let role = req_str(obj.get("role"), &rp)?;
-    let cp = format!("{p}.content");
+    let cp = format!("messages[{i}].content");
     match role {
         "user" => user_to_pivot(&cp, obj.get("content"), out),
         "assistant" => assistant_to_pivot(&cp, obj.get("content"), out),
-        _ => Err(bad(&rp, format!("'{rp}' must be 'user' or 'assistant'"))),
+        _ => Err(bad(&rp.name(), format!("'{rp}' must be 'user' or 'assistant'"))),
     }
 }
 

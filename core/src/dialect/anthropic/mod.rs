@@ -4,11 +4,13 @@
 //! request out to it; its response and stream into the pivot).
 
 mod front;
+mod front_body;
 mod front_stream;
 mod text_in;
 mod upstream;
 
 pub use front::{request_to_pivot, response_from_pivot};
+pub use front_body::write_response;
 pub use front_stream::StreamFromPivot;
 pub use upstream::{request_from_pivot, response_to_pivot, upstream_path, usage_from_anthropic, StreamToPivot};
 

@@ -8,6 +8,7 @@ use crate::dialect::pivot::{self, text_part, texts_to_content, Finish, PivotRequ
 use crate::dialect::stream::{Choice, ChoiceFront, FrontState, TextChunk};
 use crate::dialect::validate::{
     opt_array, opt_choices, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_str,
+    Lazy, ParamName,
 };
 use crate::errors::GatewayError;
 use crate::sse;
@@ -103,25 +104,25 @@ struct Calls {
 }
 
 fn content_to_pivot(i: usize, c: &Value, calls: &mut Calls, out: &mut Vec<Value>) -> Result<(), GatewayError> {
-    let p = format!("contents[{i}]");
-    let obj = c.as_object().ok_or_else(|| bad(&p, format!("'{p}' must be an object")))?;
-    let role = opt_str(obj.get("role"), &format!("{p}.role"))?.unwrap_or("user");
-    let parts = req_array(obj.get("parts"), &format!("{p}.parts"))?;
+    let p = Lazy(|| format!("contents[{i}]"));
+    let obj = c.as_object().ok_or_else(|| bad(&p.name(), format!("'{p}' must be an object")))?;
+    let role = opt_str(obj.get("role"), &Lazy(|| format!("{}.role", p.name())))?.unwrap_or("user");
+    let parts = req_array(obj.get("parts"), &Lazy(|| format!("{}.parts", p.name())))?;
     match role {
         "user" | "function" => user_to_pivot(&p, parts, calls, out),
         "model" => model_to_pivot(&p, parts, calls, out),
-        other => Err(bad(&format!("{p}.role"), format!("role '{other}' must be 'user' or 'model'"))),
+        other => Err(bad(&format!("{}.role", p.name()), format!("role '{other}' must be 'user' or 'model'"))),
     }
 }
 
-fn part_obj<'a>(p: &'a Value, pp: &str) -> Result<&'a Map<String, Value>, GatewayError> {
-    p.as_object().ok_or_else(|| bad(pp, format!("'{pp}' must be an object")))
+fn part_obj<'a>(p: &'a Value, pp: &dyn ParamName) -> Result<&'a Map<String, Value>, GatewayError> {
+    p.as_object().ok_or_else(|| bad(&pp.name(), format!("'{pp}' must be an object")))
 }
 
-fn media_to_part(o: &Map<String, Value>, pp: &str) -> Result<Option<Value>, GatewayError> {
-    if let Some(d) = opt_object(field(o, "inlineData"), &format!("{pp}.inlineData"))? {
-        let mime = req_str(field(d, "mimeType"), &format!("{pp}.inlineData.mimeType"))?;
-        let data = req_str(d.get("data"), &format!("{pp}.inlineData.data"))?;
+fn media_to_part(o: &Map<String, Value>, pp: &dyn ParamName) -> Result<Option<Value>, GatewayError> {
+    if let Some(d) = opt_object(field(o, "inlineData"), &Lazy(|| format!("{}.inlineData", pp.name())))? {
+        let mime = req_str(field(d, "mimeType"), &Lazy(|| format!("{}.inlineData.mimeType", pp.name())))?;
+        let data = req_str(d.get("data"), &Lazy(|| format!("{}.inlineData.data", pp.name())))?;
         let part = if mime.starts_with("image/") {
             json!({"type": "image_url", "image_url": {"url": pivot::data_url(mime, data)}})
         } else if let Some(fmt) = match mime {
@@ -135,56 +136,67 @@ fn media_to_part(o: &Map<String, Value>, pp: &str) -> Result<Option<Value>, Gate
         };
         return Ok(Some(part));
     }
-    if let Some(f) = opt_object(field(o, "fileData"), &format!("{pp}.fileData"))? {
-        let uri = req_str(field(f, "fileUri"), &format!("{pp}.fileData.fileUri"))?;
-        let mime = opt_str(field(f, "mimeType"), &format!("{pp}.fileData.mimeType"))?;
+    if let Some(f) = opt_object(field(o, "fileData"), &Lazy(|| format!("{}.fileData", pp.name())))? {
+        let uri = req_str(field(f, "fileUri"), &Lazy(|| format!("{}.fileData.fileUri", pp.name())))?;
+        let mime = opt_str(field(f, "mimeType"), &Lazy(|| format!("{}.fileData.mimeType", pp.name())))?;
         if mime.is_some_and(|m| !m.starts_with("image/")) {
-            return Err(bad(&format!("{pp}.fileData.mimeType"), "only image files can be passed by URI"));
+            return Err(bad(&format!("{}.fileData.mimeType", pp.name()), "only image files can be passed by URI"));
         }
         return Ok(Some(json!({"type": "image_url", "image_url": {"url": uri}})));
     }
     Ok(None)
 }
 
-fn user_to_pivot(p: &str, parts: &[Value], calls: &mut Calls, out: &mut Vec<Value>) -> Result<(), GatewayError> {
+fn user_to_pivot(
+    p: &dyn ParamName,
+    parts: &[Value],
+    calls: &mut Calls,
+    out: &mut Vec<Value>,
+) -> Result<(), GatewayError> {
     let mut user_parts = Vec::new();
     let mut tool_msgs = Vec::new();
     for (j, part) in parts.iter().enumerate() {
-        let pp = format!("{p}.parts[{j}]");
+        let pp = Lazy(|| format!("{}.parts[{j}]", p.name()));
         let o = part_obj(part, &pp)?;
         if let Some(t) = o.get("text") {
-            let t = opt_str(Some(t), &format!("{pp}.text"))?.unwrap_or("");
+            let t = opt_str(Some(t), &Lazy(|| format!("{}.text", pp.name())))?.unwrap_or("");
             if o.get("thought").and_then(Value::as_bool) != Some(true) {
                 user_parts.push(text_part(t));
             }
-        } else if let Some(fr) = opt_object(field(o, "functionResponse"), &format!("{pp}.functionResponse"))? {
-            let np = format!("{pp}.functionResponse.name");
+        } else if let Some(fr) =
+            opt_object(field(o, "functionResponse"), &Lazy(|| format!("{}.functionResponse", pp.name())))?
+        {
+            let np = Lazy(|| format!("{}.functionResponse.name", pp.name()));
             let name = req_str(fr.get("name"), &np)?;
-            let id = match opt_str(fr.get("id"), &format!("{pp}.functionResponse.id"))? {
+            let id = match opt_str(fr.get("id"), &Lazy(|| format!("{}.functionResponse.id", pp.name())))? {
                 Some(id) => {
                     calls.pending.retain(|(_, pid)| pid != id);
                     id.to_string()
                 }
                 None => {
                     let pos = calls.pending.iter().position(|(n, _)| n == name).ok_or_else(|| {
-                        bad(&np, format!("no earlier functionCall named '{name}' is left for this functionResponse"))
+                        bad(
+                            &np.name(),
+                            format!("no earlier functionCall named '{name}' is left for this functionResponse"),
+                        )
                     })?;
                     calls.pending.remove(pos).1
                 }
             };
-            let response = match opt_object(fr.get("response"), &format!("{pp}.functionResponse.response"))? {
-                Some(r) => Value::Object(r.clone()),
-                None => json!({}),
-            };
+            let response =
+                match opt_object(fr.get("response"), &Lazy(|| format!("{}.functionResponse.response", pp.name())))? {
+                    Some(r) => Value::Object(r.clone()),
+                    None => json!({}),
+                };
             let content = serde_json::to_string(&response).unwrap_or_else(|_| "{}".to_string());
             tool_msgs.push(json!({"role": "tool", "tool_call_id": id, "content": content}));
         } else if let Some(media) = media_to_part(o, &pp)? {
             user_parts.push(media);
         } else if field(o, "functionCall").is_some() {
-            return Err(bad(&pp, "functionCall parts belong in 'model' contents"));
+            return Err(bad(&pp.name(), "functionCall parts belong in 'model' contents"));
         } else {
             return Err(bad(
-                &pp,
+                &pp.name(),
                 format!("'{pp}' has no supported data (text, inlineData, fileData, functionResponse)"),
             ));
         }
@@ -199,40 +211,50 @@ fn user_to_pivot(p: &str, parts: &[Value], calls: &mut Calls, out: &mut Vec<Valu
     Ok(())
 }
 
-fn model_to_pivot(p: &str, parts: &[Value], calls: &mut Calls, out: &mut Vec<Value>) -> Result<(), GatewayError> {
+fn model_to_pivot(
+    p: &dyn ParamName,
+    parts: &[Value],
+    calls: &mut Calls,
+    out: &mut Vec<Value>,
+) -> Result<(), GatewayError> {
     let mut texts = Vec::new();
     let mut tool_calls = Vec::new();
     for (j, part) in parts.iter().enumerate() {
-        let pp = format!("{p}.parts[{j}]");
+        let pp = Lazy(|| format!("{}.parts[{j}]", p.name()));
         let o = part_obj(part, &pp)?;
         if let Some(t) = o.get("text") {
-            let t = opt_str(Some(t), &format!("{pp}.text"))?.unwrap_or("");
+            let t = opt_str(Some(t), &Lazy(|| format!("{}.text", pp.name())))?.unwrap_or("");
             if o.get("thought").and_then(Value::as_bool) != Some(true) {
                 texts.push(t.to_string());
             }
-        } else if let Some(fc) = opt_object(field(o, "functionCall"), &format!("{pp}.functionCall"))? {
-            let name = req_str(fc.get("name"), &format!("{pp}.functionCall.name"))?;
-            let args = match opt_object(fc.get("args"), &format!("{pp}.functionCall.args"))? {
+        } else if let Some(fc) = opt_object(field(o, "functionCall"), &Lazy(|| format!("{}.functionCall", pp.name())))?
+        {
+            let name = req_str(fc.get("name"), &Lazy(|| format!("{}.functionCall.name", pp.name())))?;
+            let args = match opt_object(fc.get("args"), &Lazy(|| format!("{}.functionCall.args", pp.name())))? {
                 Some(a) => Value::Object(a.clone()),
                 None => json!({}),
             };
             let minted = format!("call_{}", calls.minted);
             calls.minted = calls.minted.saturating_add(1);
-            let id = opt_str(fc.get("id"), &format!("{pp}.functionCall.id"))?.map(str::to_string).unwrap_or(minted);
+            let id = opt_str(fc.get("id"), &Lazy(|| format!("{}.functionCall.id", pp.name())))?
+                .map(str::to_string)
+                .unwrap_or(minted);
             calls.pending.push((name.to_string(), id.clone()));
             let mut call = Map::new();
             ins(&mut call, "id", json!(id));
             ins(&mut call, "type", json!("function"));
             let arguments = serde_json::to_string(&args).unwrap_or_else(|_| "{}".to_string());
             ins(&mut call, "function", json!({"name": name, "arguments": arguments}));
-            if let Some(sig) = opt_str(field(o, "thoughtSignature"), &format!("{pp}.thoughtSignature"))? {
+            if let Some(sig) =
+                opt_str(field(o, "thoughtSignature"), &Lazy(|| format!("{}.thoughtSignature", pp.name())))?
+            {
                 ins(&mut call, "extra_content", json!({"google": {"thought_signature": sig}}));
             }
             tool_calls.push(Value::Object(call));
         } else if o.get("thought").and_then(Value::as_bool) == Some(true) || field(o, "thoughtSignature").is_some() {
             // a bare thought or signature part: nothing for the pivot
         } else {
-            return Err(bad(&pp, format!("'{pp}' has no supported data (text, functionCall)")));
+            return Err(bad(&pp.name(), format!("'{pp}' has no supported data (text, functionCall)")));
         }
     }
     let mut msg = Map::new();
@@ -310,7 +332,7 @@ fn tools_to_pivot(v: Option<&Value>, out: &mut Map<String, Value>) -> Result<boo
 
 /// `generationConfig` -> sampling fields. Returns `maxOutputTokens`.
 fn generation_to_pivot(g: &Map<String, Value>, out: &mut Map<String, Value>) -> Result<Option<u64>, GatewayError> {
-    let gp = |f: &str| format!("generationConfig.{f}");
+    let gp = |f: &'static str| Lazy(move || format!("generationConfig.{f}"));
     for (from, to) in [
         ("temperature", "temperature"),
         ("topP", "top_p"),

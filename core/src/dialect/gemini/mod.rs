@@ -9,10 +9,12 @@
 //! `extra_content.google.thought_signature` (the convention of Google's OpenAI-compatible API).
 
 mod front;
+mod front_body;
 mod text_in;
 mod upstream;
 
 pub use front::{request_to_pivot, response_from_pivot, StreamFromPivot};
+pub use front_body::write_response;
 pub use upstream::{request_from_pivot, response_to_pivot, upstream_path, usage_from_gemini, StreamToPivot};
 
 use serde_json::{Map, Value};

@@ -5,6 +5,7 @@
 //! handles the usage chunk).
 
 mod chunk;
+pub mod completion;
 mod front;
 mod scan;
 mod upstream;

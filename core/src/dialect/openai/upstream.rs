@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::chunk;
+use super::completion::UsageField;
 use crate::dialect::pivot::PivotRequest;
 use crate::dialect::stream::{object_data, Obj, TextChunk, UpstreamStream};
 use crate::sse::{self, EventOf};
@@ -64,16 +65,18 @@ pub fn rewrite_response(body: &[u8], client_model: Option<&str>) -> (Option<Vec<
 /// is an object with at most one `usage` member (valid JSON throughout), `None` to let the caller
 /// take the general path (which then decides exactly as before).
 fn usage_only(body: &[u8]) -> Option<Option<Usage>> {
+    // `usage` read typed (its counts as `usage::from_openai` reads them, the rest of it parsed
+    // as a `Value` parse would), never built.
     #[derive(serde::Deserialize)]
     struct Only {
-        usage: Option<Value>,
+        usage: Option<UsageField>,
     }
     // A derived struct would also accept a JSON array (fields by position): objects only.
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return None;
     }
     let only: Only = serde_json::from_slice(body).ok()?;
-    Some(only.usage.and_then(|u| usage::from_openai(&Value::Object(Map::from_iter([("usage".to_string(), u)])))))
+    Some(only.usage.and_then(|u| u.usage()))
 }
 
 /// OpenAI upstream stream -> OpenAI client stream: model renamed, usage read, the usage chunk

@@ -184,3 +184,43 @@ fn dates_and_request_ids_are_written_as_the_formatting_machinery_writes_them() {
     }
     assert_eq!(format_request_id(0, 0), "00000000-0000-4000-8000-000000000000");
 }
+
+proptest::proptest! {
+    /// Each kind of record value is written as serde_json writes it (the record's bytes before).
+    #[test]
+    fn record_values_are_written_as_serde_writes_them(
+        s in "[a\"\\\\\u{0}\u{1f}\u{7f}\u{e9}\u{2028}\u{1F600} ]{0,30}",
+        n in proptest::prelude::any::<u64>(),
+        m in proptest::prelude::any::<u16>(),
+        b in proptest::prelude::any::<bool>(),
+        f in proptest::prelude::any::<f64>(),
+    ) {
+        use super::super::record::Record;
+        let mut r = Record(Vec::new());
+        r.field("s", s.as_str());
+        r.field("owned", &Some(s.clone()));
+        r.field("none", &None::<&str>);
+        r.field("n", &n);
+        r.field("m", &m);
+        r.field("b", &b);
+        r.field("opt_n", &Some(n));
+        r.field("f", &serde_json::Value::from(f));
+        let fields: [(&str, serde_json::Value); 8] = [
+            ("s", s.clone().into()),
+            ("owned", s.clone().into()),
+            ("none", serde_json::Value::Null),
+            ("n", n.into()),
+            ("m", m.into()),
+            ("b", b.into()),
+            ("opt_n", n.into()),
+            ("f", f.into()),
+        ];
+        let mut expected = Vec::new();
+        for (k, v) in fields {
+            expected.push(if expected.is_empty() { b'{' } else { b',' });
+            expected.extend_from_slice(format!("\"{k}\":").as_bytes());
+            serde_json::to_writer(&mut expected, &v).unwrap();
+        }
+        proptest::prop_assert_eq!(String::from_utf8_lossy(&r.0), String::from_utf8_lossy(&expected));
+    }
+}

@@ -250,3 +250,16 @@ fn too_many_conflicts_or_an_outage_fail_closed() {
     assert_eq!(undo_rpm(&s, "a", T0), Err(LimitError::Unavailable));
     assert_eq!(s.inner.value("rpm:a").unwrap(), format!("{}:2", T0 / 1000).into_bytes());
 }
+
+/// The stored value and the store keys, byte for byte (other VMs and the limits service read
+/// the same counters).
+#[test]
+fn stored_values_and_keys_are_spelled_exactly() {
+    assert_eq!(encode(1_700_000_040, 17), b"1700000040:17".to_vec());
+    assert_eq!(encode(0, 0), b"0:0".to_vec());
+    assert_eq!(encode(u64::MAX, 9), format!("{}:9", u64::MAX).into_bytes());
+    assert_eq!(decode(Some(&encode(1_700_000_040, 17))), (1_700_000_040, 17));
+    assert_eq!(rpm_key("acct-1"), "rpm:acct-1");
+    assert_eq!(key_rpm_key("key-1"), "rpmk:key-1");
+    assert_eq!(daily_key(""), "sbx:");
+}
