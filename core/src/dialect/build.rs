@@ -9,7 +9,7 @@ use std::fmt::Arguments;
 
 use serde_json::{Map, Value};
 
-use crate::dialect::validate::{opt_array, opt_object, opt_str, req_object, req_str};
+use crate::dialect::validate::{opt_array, opt_bool, opt_object, opt_str, req_object, req_str};
 use crate::errors::GatewayError;
 
 /// The object of `pairs` (keys in any order: the map sorts them, as `json!`'s did).
@@ -82,5 +82,14 @@ pub(crate) fn opt_array_at<'a>(v: Option<&'a Value>, at: Arguments) -> Result<Op
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(a)) => Ok(Some(a)),
         _ => Err(refusal(v, at, |v, p| opt_array(v, p).err())),
+    }
+}
+
+/// `validate::opt_bool` for the field at `at`.
+pub(crate) fn opt_bool_at(v: Option<&Value>, at: Arguments) -> Result<Option<bool>, GatewayError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        _ => Err(refusal(v, at, |v, p| opt_bool(v, p).err())),
     }
 }

@@ -213,3 +213,106 @@ fn upstream_requests_match_the_golden_file() {
     assert_eq!(got.lines().count(), want.lines().count());
     assert_eq!(got.lines().count(), CORPUS.len() * 3);
 }
+
+/// Requests of the Responses API front: their pivots and refusals.
+const RESPONSES_FRONT: &[(&str, &str)] = &[
+    ("plain", r#"{"model":"m","input":"hi \"x\" \u00e9"}"#),
+    (
+        "full",
+        r#"{"model":"m","instructions":"be brief","input":[{"role":"developer","content":"sys"},{"type":"message","role":"user","content":[{"type":"input_text","text":"a"},{"type":"input_image","image_url":"https://x.test/i.png","detail":"low"},{"type":"input_image","image_url":"data:image/png;base64,AA=="}]},{"role":"assistant","content":[{"type":"output_text","text":"b"},{"type":"refusal","refusal":"no"}]},{"type":"function_call","call_id":"c1","name":"f","arguments":"{\"a\":1}"},{"type":"function_call","call_id":"c2","name":"g","arguments":"{}"},{"type":"function_call_output","call_id":"c1","output":"r1"},{"type":"function_call_output","call_id":"c2","output":[{"type":"input_text","text":"x"},{"type":"output_text","text":"y"}]},{"type":"reasoning","summary":[]},{"role":"user","content":"go"}],"max_output_tokens":100,"temperature":0.5,"top_p":1,"user":"u","tools":[{"type":"function","name":"f","description":"d","parameters":{"type":"object"},"strict":true},{"type":"function","name":"g"}],"tool_choice":{"type":"function","name":"f"},"parallel_tool_calls":false,"text":{"format":{"type":"json_schema","name":"s","schema":{"type":"object"},"description":"dd","strict":true}},"reasoning":{"effort":"high"},"stream":true}"#,
+    ),
+    (
+        "call-first",
+        r#"{"model":"m","input":[{"type":"function_call","call_id":"c1","name":"f","arguments":"{}"},{"role":"user","content":"x"}]}"#,
+    ),
+    (
+        "choice-str",
+        r#"{"model":"m","input":"x","tools":[{"type":"function","name":"f"}],"tool_choice":"required","text":{"format":{"type":"json_object"}}}"#,
+    ),
+    (
+        "choice-no-tools",
+        r#"{"model":"m","input":"x","tool_choice":"auto","parallel_tool_calls":true,"text":{"format":{"type":"text"}}}"#,
+    ),
+    ("no-input", r#"{"model":"m"}"#),
+    ("only-system", r#"{"model":"m","instructions":"s","input":[{"role":"system","content":"x"}]}"#),
+    ("input-number", r#"{"model":"m","input":5}"#),
+    ("item-not-object", r#"{"model":"m","input":[5]}"#),
+    ("item-type-number", r#"{"model":"m","input":[{"type":5}]}"#),
+    ("item-type-unknown", r#"{"model":"m","input":[{"type":"web_search_call"}]}"#),
+    ("call-no-id", r#"{"model":"m","input":[{"type":"function_call","name":"f","arguments":"{}"}]}"#),
+    ("call-no-name", r#"{"model":"m","input":[{"type":"function_call","call_id":"c","arguments":"{}"}]}"#),
+    ("call-args-object", r#"{"model":"m","input":[{"type":"function_call","call_id":"c","name":"f","arguments":{}}]}"#),
+    ("output-no-id", r#"{"model":"m","input":[{"type":"function_call_output","output":"r"}]}"#),
+    ("output-missing", r#"{"model":"m","input":[{"type":"function_call_output","call_id":"c"}]}"#),
+    ("output-number", r#"{"model":"m","input":[{"type":"function_call_output","call_id":"c","output":3}]}"#),
+    (
+        "output-part-image",
+        r#"{"model":"m","input":[{"type":"function_call_output","call_id":"c","output":[{"type":"input_image"}]}]}"#,
+    ),
+    (
+        "output-part-no-text",
+        r#"{"model":"m","input":[{"type":"function_call_output","call_id":"c","output":[{"type":"input_text"}]}]}"#,
+    ),
+    ("role-missing", r#"{"model":"m","input":[{"content":"x"}]}"#),
+    ("role-unknown", r#"{"model":"m","input":[{"role":"tool","content":"x"}]}"#),
+    ("content-missing", r#"{"model":"m","input":[{"role":"user"}]}"#),
+    ("content-number", r#"{"model":"m","input":[{"role":"user","content":1}]}"#),
+    ("part-no-type", r#"{"model":"m","input":[{"role":"user","content":[{"text":"x"}]}]}"#),
+    ("part-no-text", r#"{"model":"m","input":[{"role":"user","content":[{"type":"input_text"}]}]}"#),
+    ("part-no-refusal", r#"{"model":"m","input":[{"role":"assistant","content":[{"type":"refusal","text":"x"}]}]}"#),
+    ("image-no-url", r#"{"model":"m","input":[{"role":"user","content":[{"type":"input_image","file_id":"f"}]}]}"#),
+    ("image-url-number", r#"{"model":"m","input":[{"role":"user","content":[{"type":"input_image","image_url":1}]}]}"#),
+    (
+        "image-detail-number",
+        r#"{"model":"m","input":[{"role":"user","content":[{"type":"input_image","image_url":"u","detail":1}]}]}"#,
+    ),
+    (
+        "image-assistant",
+        r#"{"model":"m","input":[{"role":"assistant","content":[{"type":"input_image","image_url":"u"}]}]}"#,
+    ),
+    ("tool-type", r#"{"model":"m","input":"x","tools":[{"type":"web_search"}]}"#),
+    ("tool-no-type", r#"{"model":"m","input":"x","tools":[{"name":"f"}]}"#),
+    ("tool-no-name", r#"{"model":"m","input":"x","tools":[{"type":"function"}]}"#),
+    ("tool-desc-number", r#"{"model":"m","input":"x","tools":[{"type":"function","name":"f","description":1}]}"#),
+    ("tool-params-string", r#"{"model":"m","input":"x","tools":[{"type":"function","name":"f","parameters":"p"}]}"#),
+    ("tool-strict-string", r#"{"model":"m","input":"x","tools":[{"type":"function","name":"f","strict":"yes"}]}"#),
+    ("tools-empty", r#"{"model":"m","input":"x","tools":[],"tool_choice":"auto"}"#),
+    ("choice-bad", r#"{"model":"m","input":"x","tool_choice":"sometimes"}"#),
+    ("choice-type", r#"{"model":"m","input":"x","tool_choice":{"type":"mcp"}}"#),
+    ("choice-no-name", r#"{"model":"m","input":"x","tool_choice":{"type":"function"}}"#),
+    ("format-bad", r#"{"model":"m","input":"x","text":{"format":{"type":"xml"}}}"#),
+    ("format-no-schema", r#"{"model":"m","input":"x","text":{"format":{"type":"json_schema","name":"s"}}}"#),
+    ("stateful", r#"{"model":"m","input":"x","previous_response_id":"r"}"#),
+    ("store", r#"{"model":"m","input":"x","store":true}"#),
+    ("temp", r#"{"model":"m","input":"x","temperature":3}"#),
+    ("max-bad", r#"{"model":"m","input":"x","max_output_tokens":0}"#),
+    ("effort-number", r#"{"model":"m","input":"x","reasoning":{"effort":1}}"#),
+];
+
+fn render_fronts() -> String {
+    let mut out = String::new();
+    for (name, body) in RESPONSES_FRONT {
+        let m: Map<String, Value> = serde_json::from_str(body).unwrap();
+        let got = match responses::request_to_pivot(&m) {
+            Ok(p) => format!("{} {} {} {:?}", serde_json::to_string(&p.body).unwrap(), p.model, p.stream, p.max_tokens),
+            Err(e) => format!("ERR {} {:?} {}", e.code.as_str(), e.param, e.message),
+        };
+        out.push_str(&format!("{name} responses-front {got}\n"));
+    }
+    out
+}
+
+#[test]
+fn front_requests_match_the_golden_file() {
+    let got = render_fronts();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/dialect/tests/front_golden.txt");
+    if std::env::var_os("TOLLGATE_BLESS").is_some() {
+        std::fs::write(path, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(path).unwrap();
+    for (g, w) in got.lines().zip(want.lines()) {
+        assert_eq!(g, w);
+    }
+    assert_eq!(got.lines().count(), want.lines().count());
+    assert_eq!(got.lines().count(), RESPONSES_FRONT.len());
+}
