@@ -37,15 +37,17 @@ pub fn request_to_pivot(body: &Map<String, Value>) -> Result<PivotRequest, Gatew
     }
     let stream = opt_bool(body.get("stream"), "stream")?.unwrap_or(false);
 
+    // The request's own level keeps `json!` (inline): it is on every request of this front, and
+    // the items below are where the out-of-line builders and lazy paths pay.
     let mut messages: Vec<Value> = Vec::new();
     if let Some(i) = opt_str(body.get("instructions"), "instructions")? {
         if !i.is_empty() {
-            messages.push(message("system", jstr(i)));
+            messages.push(json!({"role": "system", "content": i}));
         }
     }
     match body.get("input") {
         None | Some(Value::Null) => return Err(GatewayError::missing("input")),
-        Some(Value::String(s)) => messages.push(message("user", jstr(s))),
+        Some(Value::String(s)) => messages.push(json!({"role": "user", "content": s})),
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 item_to_pivot(i, item, &mut messages)?;
@@ -72,7 +74,7 @@ pub fn request_to_pivot(body: &Map<String, Value>) -> Result<PivotRequest, Gatew
         }
     }
     if let Some(u) = opt_str(body.get("user"), "user")? {
-        ins(&mut out, "user", jstr(u));
+        ins(&mut out, "user", json!(u));
     }
     let has_tools = tools_to_pivot(body.get("tools"), &mut out)?;
     if let Some(tc) = tool_choice_to_pivot(body.get("tool_choice"))? {
@@ -93,12 +95,12 @@ pub fn request_to_pivot(body: &Map<String, Value>) -> Result<PivotRequest, Gatew
     }
     if let Some(r) = opt_object(body.get("reasoning"), "reasoning")? {
         if let Some(e) = opt_str(r.get("effort"), "reasoning.effort")? {
-            ins(&mut out, "reasoning_effort", jstr(e));
+            ins(&mut out, "reasoning_effort", json!(e));
         }
     }
     if stream {
         ins(&mut out, "stream", Value::Bool(true));
-        ins(&mut out, "stream_options", jobj([("include_usage", Value::Bool(true))]));
+        ins(&mut out, "stream_options", json!({"include_usage": true}));
     }
     Ok(PivotRequest { body: out, model, stream, max_tokens })
 }
