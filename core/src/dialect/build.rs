@@ -93,3 +93,16 @@ pub(crate) fn opt_bool_at(v: Option<&Value>, at: Arguments) -> Result<Option<boo
         _ => Err(refusal(v, at, |v, p| opt_bool(v, p).err())),
     }
 }
+
+/// `check` (a `validate` function) for the field at `at`: checked without a name first, and
+/// named (formatted) only when it refuses.
+pub(crate) fn checked<'a, T>(
+    v: Option<&'a Value>,
+    at: Arguments,
+    check: fn(Option<&'a Value>, &str) -> Result<T, GatewayError>,
+) -> Result<T, GatewayError> {
+    match check(v, "") {
+        Ok(x) => Ok(x),
+        Err(_) => check(v, &std::fmt::format(at)),
+    }
+}

@@ -289,6 +289,110 @@ const RESPONSES_FRONT: &[(&str, &str)] = &[
     ("effort-number", r#"{"model":"m","input":"x","reasoning":{"effort":1}}"#),
 ];
 
+/// Requests of the Gemini front (model `m`, streamed or not): their pivots and refusals.
+const GEMINI_FRONT: &[(&str, &str)] = &[
+    ("plain", r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"generationConfig":{"maxOutputTokens":1000}}"#),
+    (
+        "full",
+        r#"{"systemInstruction":{"parts":[{"text":"s1"},{"text":"s2"}]},"contents":[{"parts":[{"text":"a"},{"text":"t","thought":true},{"inlineData":{"mimeType":"image/png","data":"AA=="}},{"inlineData":{"mimeType":"audio/mpeg","data":"BB"}},{"inlineData":{"mimeType":"audio/x-wav","data":"CC"}},{"inlineData":{"mimeType":"application/pdf","data":"DD"}},{"fileData":{"fileUri":"https://x.test/i.png","mimeType":"image/png"}},{"fileData":{"fileUri":"https://x.test/j"}}]},{"role":"model","parts":[{"text":"b"},{"text":"th","thought":true},{"functionCall":{"name":"f","args":{"a":1}},"thoughtSignature":"sig"},{"functionCall":{"name":"g","id":"gid"}},{"thoughtSignature":"x"}]},{"role":"function","parts":[{"functionResponse":{"name":"f","response":{"r":1}}},{"functionResponse":{"name":"g","id":"gid"}}]},{"role":"user","parts":[{"text":"go"}]}],"generationConfig":{"temperature":0.5,"topP":0.9,"topK":3,"seed":1,"presencePenalty":0.1,"frequencyPenalty":0.2,"maxOutputTokens":9,"stopSequences":["x"],"candidateCount":2,"responseMimeType":"application/json","responseSchema":{"type":"OBJECT","properties":{"a":{"type":"STRING"}}}},"tools":[{"functionDeclarations":[{"name":"f","description":"d","parameters":{"type":"OBJECT"}},{"name":"g","parametersJsonSchema":{"type":"object"}},{"name":"h"}]}],"toolConfig":{"functionCallingConfig":{"mode":"any","allowedFunctionNames":["f"]}}}"#,
+    ),
+    (
+        "sys-string",
+        r#"{"systemInstruction":"be brief","contents":[{"parts":[{"text":"x"}]}],"generationConfig":{"responseMimeType":"application/json","responseJsonSchema":{"type":"object"}}}"#,
+    ),
+    (
+        "json-plain",
+        r#"{"contents":[{"parts":[{"text":"x"}]}],"generationConfig":{"responseMimeType":"application/json","stopSequences":[]}}"#,
+    ),
+    (
+        "modes",
+        r#"{"contents":[{"parts":[{"text":"x"}]}],"tools":[{"functionDeclarations":[{"name":"f"}]}],"toolConfig":{"functionCallingConfig":{"mode":"NONE"}}}"#,
+    ),
+    (
+        "mode-any",
+        r#"{"contents":[{"parts":[{"text":"x"}]}],"tools":[{"functionDeclarations":[{"name":"f"}]}],"toolConfig":{"functionCallingConfig":{"mode":"ANY"}}}"#,
+    ),
+    (
+        "mode-auto-no-tools",
+        r#"{"contents":[{"parts":[{"text":"x"}]}],"toolConfig":{"functionCallingConfig":{"mode":"AUTO"}}}"#,
+    ),
+    (
+        "mode-bad",
+        r#"{"contents":[{"parts":[{"text":"x"}]}],"toolConfig":{"functionCallingConfig":{"mode":"SOMETIMES"}}}"#,
+    ),
+    ("empty-user", r#"{"contents":[{"parts":[]}]}"#),
+    ("no-contents", r#"{}"#),
+    ("contents-empty", r#"{"contents":[]}"#),
+    ("content-not-object", r#"{"contents":[1]}"#),
+    ("role-bad", r#"{"contents":[{"role":"system","parts":[{"text":"x"}]}]}"#),
+    ("role-number", r#"{"contents":[{"role":1,"parts":[{"text":"x"}]}]}"#),
+    ("parts-missing", r#"{"contents":[{"role":"user"}]}"#),
+    ("parts-object", r#"{"contents":[{"role":"user","parts":{}}]}"#),
+    ("part-not-object", r#"{"contents":[{"parts":[{"text":"x"},3]}]}"#),
+    ("model-part-not-object", r#"{"contents":[{"parts":[{"text":"x"}]},{"role":"model","parts":["y"]}]}"#),
+    ("text-number", r#"{"contents":[{"parts":[{"text":5}]}]}"#),
+    ("model-text-number", r#"{"contents":[{"parts":[{"text":"q"}]},{"role":"model","parts":[{"text":5}]}]}"#),
+    ("part-empty", r#"{"contents":[{"parts":[{}]}]}"#),
+    ("model-part-empty", r#"{"contents":[{"parts":[{"text":"q"}]},{"role":"model","parts":[{}]}]}"#),
+    ("call-in-user", r#"{"contents":[{"parts":[{"functionCall":{"name":"f"}}]}]}"#),
+    ("call-no-name", r#"{"contents":[{"parts":[{"text":"q"}]},{"role":"model","parts":[{"functionCall":{}}]}]}"#),
+    (
+        "call-args-bad",
+        r#"{"contents":[{"parts":[{"text":"q"}]},{"role":"model","parts":[{"functionCall":{"name":"f","args":[]}}]}]}"#,
+    ),
+    (
+        "call-id-bad",
+        r#"{"contents":[{"parts":[{"text":"q"}]},{"role":"model","parts":[{"functionCall":{"name":"f","id":1}}]}]}"#,
+    ),
+    (
+        "call-sig-bad",
+        r#"{"contents":[{"parts":[{"text":"q"}]},{"role":"model","parts":[{"functionCall":{"name":"f"},"thoughtSignature":1}]}]}"#,
+    ),
+    ("call-not-object", r#"{"contents":[{"parts":[{"text":"q"}]},{"role":"model","parts":[{"functionCall":"f"}]}]}"#),
+    ("response-unmatched", r#"{"contents":[{"parts":[{"functionResponse":{"name":"f"}}]}]}"#),
+    ("response-no-name", r#"{"contents":[{"parts":[{"functionResponse":{"id":"x"}}]}]}"#),
+    ("response-id-bad", r#"{"contents":[{"parts":[{"functionResponse":{"name":"f","id":2}}]}]}"#),
+    ("response-bad", r#"{"contents":[{"parts":[{"functionResponse":{"name":"f","id":"i","response":"r"}}]}]}"#),
+    ("response-not-object", r#"{"contents":[{"parts":[{"functionResponse":"f"}]}]}"#),
+    ("inline-no-mime", r#"{"contents":[{"parts":[{"inlineData":{"data":"AA"}}]}]}"#),
+    ("inline-no-data", r#"{"contents":[{"parts":[{"inlineData":{"mimeType":"image/png"}}]}]}"#),
+    ("inline-bad", r#"{"contents":[{"parts":[{"inlineData":"x"}]}]}"#),
+    ("file-no-uri", r#"{"contents":[{"parts":[{"fileData":{"mimeType":"image/png"}}]}]}"#),
+    ("file-not-image", r#"{"contents":[{"parts":[{"fileData":{"fileUri":"u","mimeType":"video/mp4"}}]}]}"#),
+    ("file-mime-bad", r#"{"contents":[{"parts":[{"fileData":{"fileUri":"u","mimeType":3}}]}]}"#),
+    ("sys-bad", r#"{"systemInstruction":3,"contents":[{"parts":[{"text":"x"}]}]}"#),
+    ("sys-part-bad", r#"{"systemInstruction":{"parts":[1]},"contents":[{"parts":[{"text":"x"}]}]}"#),
+    ("sys-part-no-text", r#"{"systemInstruction":{"parts":[{}]},"contents":[{"parts":[{"text":"x"}]}]}"#),
+    ("gen-bad", r#"{"contents":[{"parts":[{"text":"x"}]}],"generationConfig":{"topP":"x"}}"#),
+    ("gen-topk-bad", r#"{"contents":[{"parts":[{"text":"x"}]}],"generationConfig":{"topK":1.5}}"#),
+    ("gen-max-bad", r#"{"contents":[{"parts":[{"text":"x"}]}],"generationConfig":{"maxOutputTokens":0}}"#),
+    ("gen-stop-bad", r#"{"contents":[{"parts":[{"text":"x"}]}],"generationConfig":{"stopSequences":"x"}}"#),
+    ("gen-count-bad", r#"{"contents":[{"parts":[{"text":"x"}]}],"generationConfig":{"candidateCount":99}}"#),
+    ("gen-mime-bad", r#"{"contents":[{"parts":[{"text":"x"}]}],"generationConfig":{"responseMimeType":1}}"#),
+    ("gen-seed-bad", r#"{"contents":[{"parts":[{"text":"x"}]}],"generationConfig":{"seed":"1"}}"#),
+    ("tools-bad", r#"{"contents":[{"parts":[{"text":"x"}]}],"tools":[3]}"#),
+    ("tools-search", r#"{"contents":[{"parts":[{"text":"x"}]}],"tools":[{"googleSearch":{}}]}"#),
+    ("tools-decls-bad", r#"{"contents":[{"parts":[{"text":"x"}]}],"tools":[{"functionDeclarations":{}}]}"#),
+    ("tools-decl-bad", r#"{"contents":[{"parts":[{"text":"x"}]}],"tools":[{"functionDeclarations":[1]}]}"#),
+    ("tools-decl-no-name", r#"{"contents":[{"parts":[{"text":"x"}]}],"tools":[{"functionDeclarations":[{}]}]}"#),
+    (
+        "tools-decl-desc-bad",
+        r#"{"contents":[{"parts":[{"text":"x"}]}],"tools":[{"functionDeclarations":[{"name":"f","description":1}]}]}"#,
+    ),
+    (
+        "tools-decl-params-bad",
+        r#"{"contents":[{"parts":[{"text":"x"}]}],"tools":[{"functionDeclarations":[{"name":"f","parameters":1}]}]}"#,
+    ),
+    (
+        "tools-decl-schema-bad",
+        r#"{"contents":[{"parts":[{"text":"x"}]}],"tools":[{"functionDeclarations":[{"name":"f","parametersJsonSchema":1}]}]}"#,
+    ),
+    (
+        "tool-config-bad",
+        r#"{"contents":[{"parts":[{"text":"x"}]}],"toolConfig":{"functionCallingConfig":{"allowedFunctionNames":"f"}}}"#,
+    ),
+];
+
 fn render_fronts() -> String {
     let mut out = String::new();
     for (name, body) in RESPONSES_FRONT {
@@ -299,7 +403,23 @@ fn render_fronts() -> String {
         };
         out.push_str(&format!("{name} responses-front {got}\n"));
     }
+    for (name, body) in GEMINI_FRONT {
+        let m: Map<String, Value> = serde_json::from_str(body).unwrap();
+        for stream in [false, true] {
+            out.push_str(&format!(
+                "{name} gemini-front {stream} {}\n",
+                pivot_of(gemini::request_to_pivot(&m, "m", stream))
+            ));
+        }
+    }
     out
+}
+
+fn pivot_of(r: Result<crate::dialect::pivot::PivotRequest, crate::errors::GatewayError>) -> String {
+    match r {
+        Ok(p) => format!("{} {} {} {:?}", serde_json::to_string(&p.body).unwrap(), p.model, p.stream, p.max_tokens),
+        Err(e) => format!("ERR {} {:?} {}", e.code.as_str(), e.param, e.message),
+    }
 }
 
 #[test]
@@ -314,5 +434,5 @@ fn front_requests_match_the_golden_file() {
         assert_eq!(g, w);
     }
     assert_eq!(got.lines().count(), want.lines().count());
-    assert_eq!(got.lines().count(), RESPONSES_FRONT.len());
+    assert_eq!(got.lines().count(), RESPONSES_FRONT.len() + 2 * GEMINI_FRONT.len());
 }
