@@ -393,6 +393,175 @@ const GEMINI_FRONT: &[(&str, &str)] = &[
     ),
 ];
 
+/// Requests of the Anthropic front: their pivots and refusals.
+const ANTHROPIC_FRONT: &[(&str, &str)] = &[
+    ("plain", r#"{"model":"m","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}"#),
+    (
+        "full",
+        r#"{"model":"m","max_tokens":64,"stream":true,"system":[{"type":"text","text":"s1"},{"type":"text","text":"s2"}],"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AA=="}},{"type":"image","source":{"type":"url","url":"https://x.test/i.png"}},{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JV"},"title":"t.pdf"},{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JV"}},{"type":"document","source":{"type":"text","data":"plain"}},{"type":"thinking","thinking":"x"}]},{"role":"assistant","content":[{"type":"text","text":"b"},{"type":"thinking","thinking":"t"},{"type":"tool_use","id":"tu1","name":"f","input":{"a":1}},{"type":"tool_use","id":"tu2","name":"g"}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"tu1","content":"r1","is_error":false},{"type":"tool_result","tool_use_id":"tu2","content":[{"type":"text","text":"x"},{"type":"image","source":{"type":"url","url":"u"}},{"type":"document","source":{"type":"text","data":"d"}}]},{"type":"text","text":"go"}]},{"role":"assistant","content":"ok"},{"role":"user","content":[{"type":"tool_result","tool_use_id":"z"}]}],"stop_sequences":["x"],"temperature":0.5,"top_p":0.9,"top_k":5,"metadata":{"user_id":"u"},"output_config":{"format":{"type":"json_schema","schema":{"type":"object"}}},"tools":[{"name":"f","description":"d","input_schema":{"type":"object"}},{"type":"custom","name":"g","input_schema":{}}],"tool_choice":{"type":"tool","name":"f","disable_parallel_tool_use":true}}"#,
+    ),
+    (
+        "sys-string",
+        r#"{"model":"m","max_tokens":1,"system":"be brief","messages":[{"role":"user","content":[]}],"stop_sequences":[]}"#,
+    ),
+    (
+        "choices",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],"tools":[{"name":"f","input_schema":{}}],"tool_choice":{"type":"none","disable_parallel_tool_use":true}}"#,
+    ),
+    (
+        "choice-any",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],"tools":[{"name":"f","input_schema":{}}],"tool_choice":{"type":"any"}}"#,
+    ),
+    (
+        "choice-auto-no-tools",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"auto"}}"#,
+    ),
+    (
+        "choice-bad",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"sometimes"}}"#,
+    ),
+    (
+        "choice-tool-no-name",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"tool"}}"#,
+    ),
+    (
+        "empty-assistant",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"},{"role":"assistant","content":[]}]}"#,
+    ),
+    ("no-max", r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#),
+    ("no-messages", r#"{"model":"m","max_tokens":1}"#),
+    ("messages-empty", r#"{"model":"m","max_tokens":1,"messages":[]}"#),
+    ("message-not-object", r#"{"model":"m","max_tokens":1,"messages":[1]}"#),
+    ("role-missing", r#"{"model":"m","max_tokens":1,"messages":[{"content":"x"}]}"#),
+    ("role-bad", r#"{"model":"m","max_tokens":1,"messages":[{"role":"system","content":"x"}]}"#),
+    ("content-missing", r#"{"model":"m","max_tokens":1,"messages":[{"role":"user"}]}"#),
+    ("content-number", r#"{"model":"m","max_tokens":1,"messages":[{"role":"assistant","content":1}]}"#),
+    ("block-not-object", r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[1]}]}"#),
+    ("block-no-type", r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"text":"x"}]}]}"#),
+    ("block-text-missing", r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"text"}]}]}"#),
+    ("block-unknown", r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"video"}]}]}"#),
+    (
+        "block-tool-use-in-user",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"tool_use"}]}]}"#,
+    ),
+    (
+        "block-result-in-assistant",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"assistant","content":[{"type":"tool_result"}]}]}"#,
+    ),
+    (
+        "block-unknown-assistant",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"assistant","content":[{"type":"image"}]}]}"#,
+    ),
+    (
+        "assistant-text-missing",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"assistant","content":[{"type":"text","text":3}]}]}"#,
+    ),
+    (
+        "tool-use-no-id",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"assistant","content":[{"type":"tool_use","name":"f"}]}]}"#,
+    ),
+    (
+        "tool-use-no-name",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"i"}]}]}"#,
+    ),
+    (
+        "tool-use-input-bad",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"i","name":"f","input":[]}]}]}"#,
+    ),
+    ("image-no-source", r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"image"}]}]}"#),
+    (
+        "image-source-type",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"file"}}]}]}"#,
+    ),
+    (
+        "image-no-media",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","data":"x"}}]}]}"#,
+    ),
+    (
+        "image-no-data",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png"}}]}]}"#,
+    ),
+    (
+        "image-no-url",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"url"}}]}]}"#,
+    ),
+    (
+        "doc-source-type",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"url"}}]}]}"#,
+    ),
+    (
+        "doc-title-bad",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"base64","media_type":"a","data":"b"},"title":1}]}]}"#,
+    ),
+    (
+        "doc-text-no-data",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"text"}}]}]}"#,
+    ),
+    (
+        "result-no-id",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"tool_result","content":"x"}]}]}"#,
+    ),
+    (
+        "result-content-bad",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"i","content":3}]}]}"#,
+    ),
+    (
+        "result-block-bad",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"i","content":[{"type":"tool_use"}]}]}]}"#,
+    ),
+    (
+        "result-block-not-object",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"i","content":[1]}]}]}"#,
+    ),
+    (
+        "result-text-missing",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"i","content":[{"type":"text"}]}]}]}"#,
+    ),
+    (
+        "result-image-bad",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"i","content":[{"type":"image","source":{"type":"url"}}]}]}]}"#,
+    ),
+    (
+        "result-is-error-bad",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"i","is_error":"yes"}]}]}"#,
+    ),
+    ("system-bad", r#"{"model":"m","max_tokens":1,"system":3,"messages":[{"role":"user","content":"x"}]}"#),
+    (
+        "system-block-type",
+        r#"{"model":"m","max_tokens":1,"system":[{"type":"image"}],"messages":[{"role":"user","content":"x"}]}"#,
+    ),
+    ("system-block-bad", r#"{"model":"m","max_tokens":1,"system":[1],"messages":[{"role":"user","content":"x"}]}"#),
+    (
+        "system-block-no-text",
+        r#"{"model":"m","max_tokens":1,"system":[{"type":"text"}],"messages":[{"role":"user","content":"x"}]}"#,
+    ),
+    ("tools-bad", r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],"tools":[1]}"#),
+    (
+        "tools-type",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],"tools":[{"type":"web_search_20250305","name":"w"}]}"#,
+    ),
+    (
+        "tools-type-number",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],"tools":[{"type":1}]}"#,
+    ),
+    (
+        "tools-no-name",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],"tools":[{"input_schema":{}}]}"#,
+    ),
+    (
+        "tools-no-schema",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],"tools":[{"name":"f"}]}"#,
+    ),
+    (
+        "tools-desc-bad",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],"tools":[{"name":"f","input_schema":{},"description":1}]}"#,
+    ),
+    (
+        "format-bad",
+        r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],"output_config":{"format":{"type":"xml"}}}"#,
+    ),
+];
+
 fn render_fronts() -> String {
     let mut out = String::new();
     for (name, body) in RESPONSES_FRONT {
@@ -402,6 +571,10 @@ fn render_fronts() -> String {
             Err(e) => format!("ERR {} {:?} {}", e.code.as_str(), e.param, e.message),
         };
         out.push_str(&format!("{name} responses-front {got}\n"));
+    }
+    for (name, body) in ANTHROPIC_FRONT {
+        let m: Map<String, Value> = serde_json::from_str(body).unwrap();
+        out.push_str(&format!("{name} anthropic-front {}\n", pivot_of(anthropic::request_to_pivot(&m))));
     }
     for (name, body) in GEMINI_FRONT {
         let m: Map<String, Value> = serde_json::from_str(body).unwrap();
@@ -434,5 +607,5 @@ fn front_requests_match_the_golden_file() {
         assert_eq!(g, w);
     }
     assert_eq!(got.lines().count(), want.lines().count());
-    assert_eq!(got.lines().count(), RESPONSES_FRONT.len() + 2 * GEMINI_FRONT.len());
+    assert_eq!(got.lines().count(), RESPONSES_FRONT.len() + ANTHROPIC_FRONT.len() + 2 * GEMINI_FRONT.len());
 }
