@@ -16,6 +16,7 @@ use crate::errors::GatewayError;
 use crate::usage::Usage;
 
 /// Validates an Anthropic Messages request and translates it to an OpenAI chat body.
+#[inline(never)]
 pub fn request_to_pivot(body: &Map<String, Value>) -> Result<PivotRequest, GatewayError> {
     let model = required_model(body)?;
     let max_tokens = match body.get("max_tokens") {

@@ -26,6 +26,7 @@ pub fn upstream_path(base_path: &str) -> String {
 /// `max_tokens` (required by Anthropic) comes from `max_completion_tokens`, `max_tokens`, or
 /// `default_max_tokens`. System and developer messages are hoisted into `system`; consecutive
 /// tool results (and the user message after them) share one user message.
+#[inline(never)]
 pub fn request_from_pivot(
     pivot: &Map<String, Value>,
     upstream_model: &str,

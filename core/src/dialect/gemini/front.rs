@@ -16,6 +16,7 @@ use crate::usage::Usage;
 
 /// Validates a Gemini `generateContent` body (model and stream from the URL) and translates it
 /// to an OpenAI chat body.
+#[inline(never)]
 pub fn request_to_pivot(body: &Map<String, Value>, model: &str, stream: bool) -> Result<PivotRequest, GatewayError> {
     if model.is_empty() {
         return Err(GatewayError::missing("model"));

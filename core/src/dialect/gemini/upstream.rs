@@ -130,6 +130,7 @@ fn content(role: &str, parts: Vec<Value>) -> Value {
 /// stream flag go in the URL (`upstream_path`), not the body. System and developer messages
 /// become `systemInstruction`; tool results become `functionResponse` parts named after the call
 /// they answer; consecutive tool results (and the user message after them) share one content.
+#[inline(never)]
 pub fn request_from_pivot(pivot: &Map<String, Value>, upstream_model: &str) -> Result<Value, GatewayError> {
     let _ = upstream_model; // in the URL
     let msgs = req_array(pivot.get("messages"), "messages")?;

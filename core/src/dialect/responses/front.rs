@@ -21,6 +21,7 @@ fn stateless(param: &str, what: &str) -> GatewayError {
 }
 
 /// Validates a Responses request and translates it to an OpenAI chat body.
+#[inline(never)]
 pub fn request_to_pivot(body: &Map<String, Value>) -> Result<PivotRequest, GatewayError> {
     let model = required_model(body)?;
     if !matches!(body.get("previous_response_id"), None | Some(Value::Null)) {
@@ -106,6 +107,7 @@ pub fn request_to_pivot(body: &Map<String, Value>) -> Result<PivotRequest, Gatew
 }
 
 /// One item of `input` appended to the pivot messages.
+#[inline(never)]
 fn item_to_pivot(i: usize, item: &Value, out: &mut Vec<Value>) -> Result<(), GatewayError> {
     let Some(o) = item.as_object() else {
         return Err(bad(&format!("input[{i}]"), format!("'input[{i}]' must be an object")));

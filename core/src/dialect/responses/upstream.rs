@@ -65,6 +65,7 @@ fn message(role: &str, content: Value) -> Value {
 }
 
 /// A pivot (OpenAI chat) body -> a Responses request for `upstream_model`.
+#[inline(never)]
 pub fn request_from_pivot(body: &Map<String, Value>, upstream_model: &str) -> Result<Value, GatewayError> {
     if body.get("n").and_then(Value::as_u64).unwrap_or(1) > 1 {
         return Err(bad("n", "a Responses API upstream returns one choice per request; 'n' must be 1"));
