@@ -2,6 +2,7 @@
 //! OpenAI Chat Completions is the pivot shape: every other dialect translates to and from it.
 
 pub mod anthropic;
+mod build;
 mod cursor;
 pub mod gemini;
 pub mod guard;
@@ -53,3 +54,7 @@ fn bad(param: &str, msg: impl Into<String>) -> GatewayError {
 fn ins(m: &mut Map<String, Value>, k: &str, v: Value) {
     m.insert(k.to_string(), v);
 }
+
+#[cfg(test)]
+#[path = "tests/upstream_golden_tests.rs"]
+mod upstream_golden_tests;

@@ -1,18 +1,22 @@
 //! An Anthropic client: its Messages request validated and translated into the pivot; the
 //! pivot's response written out as an Anthropic message (the stream: `front_stream`).
 
+use std::fmt::Arguments;
+
 use serde_json::{json, Map, Value};
 
 use super::{bad, ins, stop_reason_of, stop_sequence_of};
+use crate::dialect::build::{jobj, jstr, opt_bool_at, opt_object_at, opt_str_at, req_object_at, req_str_at};
 use crate::dialect::pivot::{self, text_part, texts_to_content, Finish, PivotRequest};
 use crate::dialect::validate::{
     opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_object,
-    req_str, required_model, Lazy, ParamName,
+    req_str, required_model,
 };
 use crate::errors::GatewayError;
 use crate::usage::Usage;
 
 /// Validates an Anthropic Messages request and translates it to an OpenAI chat body.
+#[inline(never)]
 pub fn request_to_pivot(body: &Map<String, Value>) -> Result<PivotRequest, GatewayError> {
     let model = required_model(body)?;
     let max_tokens = match body.get("max_tokens") {
@@ -102,12 +106,11 @@ fn system_to_pivot(v: Option<&Value>) -> Result<Option<Value>, GatewayError> {
         Some(Value::Array(blocks)) => {
             let mut texts = Vec::with_capacity(blocks.len());
             for (i, b) in blocks.iter().enumerate() {
-                let p = format!("system[{i}]");
-                let (o, ty) = block(b, &p)?;
+                let (o, ty) = block(b, format_args!("system[{i}]"))?;
                 if ty != "text" {
-                    return Err(bad(&format!("{p}.type"), "system blocks must be of type 'text'"));
+                    return Err(bad(&format!("system[{i}].type"), "system blocks must be of type 'text'"));
                 }
-                texts.push(req_str(o.get("text"), &format!("{p}.text"))?.to_string());
+                texts.push(req_str_at(o.get("text"), format_args!("system[{i}].text"))?.to_string());
             }
             Ok(match texts_to_content(texts) {
                 Value::Null => None,
@@ -123,38 +126,46 @@ enum Content<'a> {
     Blocks(&'a [Value]),
 }
 
-fn content_of<'a>(v: Option<&'a Value>, param: &str) -> Result<Content<'a>, GatewayError> {
+/// The content of a message or tool result at `at` (formatted only when refused).
+fn content_of<'a>(v: Option<&'a Value>, at: Arguments) -> Result<Content<'a>, GatewayError> {
     match v {
-        None | Some(Value::Null) => Err(GatewayError::missing(param)),
         Some(Value::String(s)) => Ok(Content::Text(s)),
         Some(Value::Array(a)) => Ok(Content::Blocks(a)),
-        Some(_) => Err(bad(param, format!("'{param}' must be a string or an array of content blocks"))),
+        None | Some(Value::Null) => Err(GatewayError::missing(&std::fmt::format(at))),
+        Some(_) => {
+            let param = std::fmt::format(at);
+            Err(bad(&param, format!("'{param}' must be a string or an array of content blocks")))
+        }
     }
 }
 
-/// A content block: its object and its `type`.
-fn block<'a>(b: &'a Value, param: &str) -> Result<(&'a Map<String, Value>, &'a str), GatewayError> {
-    let o = b.as_object().ok_or_else(|| bad(param, format!("'{param}' must be an object")))?;
-    let ty = req_str(o.get("type"), &format!("{param}.type"))?;
+/// A content block at `at`: its object and its `type`.
+fn block<'a>(b: &'a Value, at: Arguments) -> Result<(&'a Map<String, Value>, &'a str), GatewayError> {
+    let o = b.as_object().ok_or_else(|| {
+        let param = std::fmt::format(at);
+        bad(&param, format!("'{param}' must be an object"))
+    })?;
+    let ty = req_str_at(o.get("type"), format_args!("{at}.type"))?;
     Ok((o, ty))
 }
 
 fn message_to_pivot(i: usize, m: &Value, out: &mut Vec<Value>) -> Result<(), GatewayError> {
-    // Names written only for an error (no formatting per message on a valid request).
-    let p = Lazy(|| format!("messages[{i}]"));
-    let obj = m.as_object().ok_or_else(|| bad(&p.name(), format!("'{p}' must be an object")))?;
-    let rp = Lazy(|| format!("messages[{i}].role"));
-    let role = req_str(obj.get("role"), &rp)?;
-    let cp = format!("messages[{i}].content");
+    let obj =
+        m.as_object().ok_or_else(|| bad(&format!("messages[{i}]"), format!("'messages[{i}]' must be an object")))?;
+    let role = req_str_at(obj.get("role"), format_args!("messages[{i}].role"))?;
     match role {
-        "user" => user_to_pivot(&cp, obj.get("content"), out),
-        "assistant" => assistant_to_pivot(&cp, obj.get("content"), out),
-        _ => Err(bad(&rp.name(), format!("'{rp}' must be 'user' or 'assistant'"))),
+        "user" => user_to_pivot(i, obj.get("content"), out),
+        "assistant" => assistant_to_pivot(i, obj.get("content"), out),
+        _ => {
+            let rp = format!("messages[{i}].role");
+            Err(bad(&rp, format!("'{rp}' must be 'user' or 'assistant'")))
+        }
     }
 }
 
-fn user_to_pivot(cp: &str, content: Option<&Value>, out: &mut Vec<Value>) -> Result<(), GatewayError> {
-    let blocks = match content_of(content, cp)? {
+/// The user message `messages[i]` (its `content`) appended to the pivot messages.
+fn user_to_pivot(i: usize, content: Option<&Value>, out: &mut Vec<Value>) -> Result<(), GatewayError> {
+    let blocks = match content_of(content, format_args!("messages[{i}].content"))? {
         Content::Text(s) => {
             out.push(json!({"role": "user", "content": s}));
             return Ok(());
@@ -164,80 +175,104 @@ fn user_to_pivot(cp: &str, content: Option<&Value>, out: &mut Vec<Value>) -> Res
     let mut parts = Vec::new();
     let mut tool_msgs = Vec::new();
     for (j, b) in blocks.iter().enumerate() {
-        let bp = format!("{cp}[{j}]");
-        let (o, ty) = block(b, &bp)?;
+        let (o, ty) = block(b, format_args!("messages[{i}].content[{j}]"))?;
         match ty {
-            "text" => parts.push(text_part(req_str(o.get("text"), &format!("{bp}.text"))?)),
-            "image" => parts.push(image_to_part(o, &bp)?),
-            "document" => parts.push(document_to_part(o, &bp)?),
-            "tool_result" => tool_msgs.push(tool_result_to_pivot(o, &bp, &mut parts)?),
+            "text" => {
+                parts.push(text_part(req_str_at(o.get("text"), format_args!("messages[{i}].content[{j}].text"))?))
+            }
+            "image" => parts.push(image_to_part(o, format_args!("messages[{i}].content[{j}]"))?),
+            "document" => parts.push(document_to_part(o, format_args!("messages[{i}].content[{j}]"))?),
+            "tool_result" => tool_msgs.push(tool_result_to_pivot(o, i, j, &mut parts)?),
             "thinking" | "redacted_thinking" => {}
-            "tool_use" => return Err(bad(&format!("{bp}.type"), "'tool_use' blocks belong in assistant messages")),
-            other => return Err(bad(&format!("{bp}.type"), format!("content block type '{other}' is not supported"))),
+            "tool_use" => {
+                return Err(bad(
+                    &format!("messages[{i}].content[{j}].type"),
+                    "'tool_use' blocks belong in assistant messages",
+                ))
+            }
+            other => {
+                return Err(bad(
+                    &format!("messages[{i}].content[{j}].type"),
+                    format!("content block type '{other}' is not supported"),
+                ))
+            }
         }
     }
     // Tool results answer the previous assistant turn: OpenAI wants them right after it.
     let had_tools = !tool_msgs.is_empty();
     out.extend(tool_msgs);
     if !parts.is_empty() {
-        out.push(json!({"role": "user", "content": parts}));
+        out.push(jobj([("role", jstr("user")), ("content", Value::Array(parts))]));
     } else if !had_tools {
-        out.push(json!({"role": "user", "content": ""}));
+        out.push(jobj([("role", jstr("user")), ("content", jstr(""))]));
     }
     Ok(())
 }
 
-fn image_to_part(o: &Map<String, Value>, bp: &str) -> Result<Value, GatewayError> {
-    let sp = format!("{bp}.source");
-    let src = req_object(o.get("source"), &sp)?;
-    let url = match req_str(src.get("type"), &format!("{sp}.type"))? {
-        "base64" => pivot::data_url(
-            req_str(src.get("media_type"), &format!("{sp}.media_type"))?,
-            req_str(src.get("data"), &format!("{sp}.data"))?,
-        ),
-        "url" => req_str(src.get("url"), &format!("{sp}.url"))?.to_string(),
-        other => return Err(bad(&format!("{sp}.type"), format!("image source type '{other}' is not supported"))),
-    };
-    Ok(json!({"type": "image_url", "image_url": {"url": url}}))
+/// The url of an image or document `source` at `{bp}.source` with a base64 `type`.
+fn base64_url(src: &Map<String, Value>, bp: Arguments) -> Result<String, GatewayError> {
+    Ok(pivot::data_url(
+        req_str_at(src.get("media_type"), format_args!("{bp}.source.media_type"))?,
+        req_str_at(src.get("data"), format_args!("{bp}.source.data"))?,
+    ))
 }
 
-fn document_to_part(o: &Map<String, Value>, bp: &str) -> Result<Value, GatewayError> {
-    let sp = format!("{bp}.source");
-    let src = req_object(o.get("source"), &sp)?;
-    match req_str(src.get("type"), &format!("{sp}.type"))? {
-        "base64" => {
-            let url = pivot::data_url(
-                req_str(src.get("media_type"), &format!("{sp}.media_type"))?,
-                req_str(src.get("data"), &format!("{sp}.data"))?,
-            );
-            let name = opt_str(o.get("title"), &format!("{bp}.title"))?.unwrap_or("document.pdf");
-            Ok(json!({"type": "file", "file": {"filename": name, "file_data": url}}))
+/// The image block at `bp` (`o`) as a pivot part.
+fn image_to_part(o: &Map<String, Value>, bp: Arguments) -> Result<Value, GatewayError> {
+    let src = req_object_at(o.get("source"), format_args!("{bp}.source"))?;
+    let url = match req_str_at(src.get("type"), format_args!("{bp}.source.type"))? {
+        "base64" => base64_url(src, bp)?,
+        "url" => req_str_at(src.get("url"), format_args!("{bp}.source.url"))?.to_string(),
+        other => {
+            return Err(bad(&format!("{bp}.source.type"), format!("image source type '{other}' is not supported")))
         }
-        "text" => Ok(text_part(req_str(src.get("data"), &format!("{sp}.data"))?)),
-        other => Err(bad(&format!("{sp}.type"), format!("document source type '{other}' is not supported"))),
+    };
+    Ok(jobj([("type", jstr("image_url")), ("image_url", jobj([("url", Value::String(url))]))]))
+}
+
+/// The document block at `bp` (`o`) as a pivot part.
+fn document_to_part(o: &Map<String, Value>, bp: Arguments) -> Result<Value, GatewayError> {
+    let src = req_object_at(o.get("source"), format_args!("{bp}.source"))?;
+    match req_str_at(src.get("type"), format_args!("{bp}.source.type"))? {
+        "base64" => {
+            let url = base64_url(src, bp)?;
+            let name = opt_str_at(o.get("title"), format_args!("{bp}.title"))?.unwrap_or("document.pdf");
+            let file = jobj([("filename", jstr(name)), ("file_data", Value::String(url))]);
+            Ok(jobj([("type", jstr("file")), ("file", file)]))
+        }
+        "text" => Ok(text_part(req_str_at(src.get("data"), format_args!("{bp}.source.data"))?)),
+        other => Err(bad(&format!("{bp}.source.type"), format!("document source type '{other}' is not supported"))),
     }
 }
 
-/// A `tool_result` block -> an OpenAI `tool` message. Images in the result cannot go in a tool
-/// message: they join the user message that follows (`extra`).
-fn tool_result_to_pivot(o: &Map<String, Value>, bp: &str, extra: &mut Vec<Value>) -> Result<Value, GatewayError> {
-    let id = req_str(o.get("tool_use_id"), &format!("{bp}.tool_use_id"))?;
-    let cp = format!("{bp}.content");
+/// The `tool_result` block `messages[i].content[j]` (`o`) -> an OpenAI `tool` message. Images
+/// in the result cannot go in a tool message: they join the user message that follows (`extra`).
+fn tool_result_to_pivot(
+    o: &Map<String, Value>,
+    i: usize,
+    j: usize,
+    extra: &mut Vec<Value>,
+) -> Result<Value, GatewayError> {
+    let id = req_str_at(o.get("tool_use_id"), format_args!("messages[{i}].content[{j}].tool_use_id"))?;
     let content = match o.get("content") {
         None | Some(Value::Null) => Value::String(String::new()),
         Some(Value::String(s)) => Value::String(s.clone()),
         Some(Value::Array(blocks)) => {
             let mut texts = Vec::new();
             for (k, b) in blocks.iter().enumerate() {
-                let kp = format!("{cp}[{k}]");
-                let (bo, ty) = block(b, &kp)?;
+                let (bo, ty) = block(b, format_args!("messages[{i}].content[{j}].content[{k}]"))?;
                 match ty {
-                    "text" => texts.push(req_str(bo.get("text"), &format!("{kp}.text"))?.to_string()),
-                    "image" => extra.push(image_to_part(bo, &kp)?),
-                    "document" => extra.push(document_to_part(bo, &kp)?),
+                    "text" => texts.push(
+                        req_str_at(bo.get("text"), format_args!("messages[{i}].content[{j}].content[{k}].text"))?
+                            .to_string(),
+                    ),
+                    "image" => extra.push(image_to_part(bo, format_args!("messages[{i}].content[{j}].content[{k}]"))?),
+                    "document" => {
+                        extra.push(document_to_part(bo, format_args!("messages[{i}].content[{j}].content[{k}]"))?)
+                    }
                     other => {
                         return Err(bad(
-                            &format!("{kp}.type"),
+                            &format!("messages[{i}].content[{j}].content[{k}].type"),
                             format!("tool_result block type '{other}' is not supported"),
                         ))
                     }
@@ -248,14 +283,18 @@ fn tool_result_to_pivot(o: &Map<String, Value>, bp: &str, extra: &mut Vec<Value>
                 c => c,
             }
         }
-        Some(_) => return Err(bad(&cp, format!("'{cp}' must be a string or an array of content blocks"))),
+        Some(_) => {
+            let cp = format!("messages[{i}].content[{j}].content");
+            return Err(bad(&cp, format!("'{cp}' must be a string or an array of content blocks")));
+        }
     };
-    opt_bool(o.get("is_error"), &format!("{bp}.is_error"))?;
-    Ok(json!({"role": "tool", "tool_call_id": id, "content": content}))
+    opt_bool_at(o.get("is_error"), format_args!("messages[{i}].content[{j}].is_error"))?;
+    Ok(jobj([("role", jstr("tool")), ("tool_call_id", jstr(id)), ("content", content)]))
 }
 
-fn assistant_to_pivot(cp: &str, content: Option<&Value>, out: &mut Vec<Value>) -> Result<(), GatewayError> {
-    let blocks = match content_of(content, cp)? {
+/// The assistant message `messages[i]` (its `content`) appended to the pivot messages.
+fn assistant_to_pivot(i: usize, content: Option<&Value>, out: &mut Vec<Value>) -> Result<(), GatewayError> {
+    let blocks = match content_of(content, format_args!("messages[{i}].content"))? {
         Content::Text(s) => {
             out.push(json!({"role": "assistant", "content": s}));
             return Ok(());
@@ -265,32 +304,39 @@ fn assistant_to_pivot(cp: &str, content: Option<&Value>, out: &mut Vec<Value>) -
     let mut texts = Vec::new();
     let mut calls = Vec::new();
     for (j, b) in blocks.iter().enumerate() {
-        let bp = format!("{cp}[{j}]");
-        let (o, ty) = block(b, &bp)?;
+        let (o, ty) = block(b, format_args!("messages[{i}].content[{j}]"))?;
         match ty {
-            "text" => texts.push(req_str(o.get("text"), &format!("{bp}.text"))?.to_string()),
+            "text" => {
+                texts.push(req_str_at(o.get("text"), format_args!("messages[{i}].content[{j}].text"))?.to_string())
+            }
             "tool_use" => {
-                let id = req_str(o.get("id"), &format!("{bp}.id"))?;
-                let name = req_str(o.get("name"), &format!("{bp}.name"))?;
-                let input = match opt_object(o.get("input"), &format!("{bp}.input"))? {
+                let id = req_str_at(o.get("id"), format_args!("messages[{i}].content[{j}].id"))?;
+                let name = req_str_at(o.get("name"), format_args!("messages[{i}].content[{j}].name"))?;
+                let input = match opt_object_at(o.get("input"), format_args!("messages[{i}].content[{j}].input"))? {
                     Some(m) => Value::Object(m.clone()),
                     None => Value::Object(Map::new()),
                 };
                 let args = serde_json::to_string(&input).unwrap_or_else(|_| "{}".to_string());
-                calls.push(json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}}));
+                let function = jobj([("name", jstr(name)), ("arguments", Value::String(args))]);
+                calls.push(jobj([("id", jstr(id)), ("type", jstr("function")), ("function", function)]));
             }
             "thinking" | "redacted_thinking" => {}
-            "tool_result" => return Err(bad(&format!("{bp}.type"), "'tool_result' blocks belong in user messages")),
+            "tool_result" => {
+                return Err(bad(
+                    &format!("messages[{i}].content[{j}].type"),
+                    "'tool_result' blocks belong in user messages",
+                ))
+            }
             other => {
                 return Err(bad(
-                    &format!("{bp}.type"),
+                    &format!("messages[{i}].content[{j}].type"),
                     format!("content block type '{other}' is not supported in assistant messages"),
                 ))
             }
         }
     }
     let mut msg = Map::new();
-    ins(&mut msg, "role", json!("assistant"));
+    ins(&mut msg, "role", jstr("assistant"));
     let content = match texts_to_content(texts) {
         Value::Null if calls.is_empty() => Value::String(String::new()),
         c => c,
@@ -310,22 +356,24 @@ fn tools_to_pivot(v: Option<&Value>, out: &mut Map<String, Value>) -> Result<boo
     };
     let mut list = Vec::with_capacity(tools.len());
     for (i, t) in tools.iter().enumerate() {
-        let tp = format!("tools[{i}]");
-        let o = t.as_object().ok_or_else(|| bad(&tp, format!("'{tp}' must be an object")))?;
-        if let Some(ty) = opt_str(o.get("type"), &format!("{tp}.type"))? {
+        let o = t.as_object().ok_or_else(|| bad(&format!("tools[{i}]"), format!("'tools[{i}]' must be an object")))?;
+        if let Some(ty) = opt_str_at(o.get("type"), format_args!("tools[{i}].type"))? {
             if ty != "custom" {
-                return Err(bad(&format!("{tp}.type"), format!("tool type '{ty}' is not supported by this gateway")));
+                return Err(bad(
+                    &format!("tools[{i}].type"),
+                    format!("tool type '{ty}' is not supported by this gateway"),
+                ));
             }
         }
-        let name = req_str(o.get("name"), &format!("{tp}.name"))?;
-        let schema = req_object(o.get("input_schema"), &format!("{tp}.input_schema"))?;
+        let name = req_str_at(o.get("name"), format_args!("tools[{i}].name"))?;
+        let schema = req_object_at(o.get("input_schema"), format_args!("tools[{i}].input_schema"))?;
         let mut f = Map::new();
-        ins(&mut f, "name", json!(name));
-        if let Some(d) = opt_str(o.get("description"), &format!("{tp}.description"))? {
-            ins(&mut f, "description", json!(d));
+        ins(&mut f, "name", jstr(name));
+        if let Some(d) = opt_str_at(o.get("description"), format_args!("tools[{i}].description"))? {
+            ins(&mut f, "description", jstr(d));
         }
         ins(&mut f, "parameters", Value::Object(schema.clone()));
-        list.push(json!({"type": "function", "function": f}));
+        list.push(jobj([("type", jstr("function")), ("function", Value::Object(f))]));
     }
     if list.is_empty() {
         return Ok(false);

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use serde_json::{json, Map, Value};
 
 use super::{bad, finish_from_stop_reason, ins, text_in};
+use crate::dialect::build::{jobj, jstr, opt_array_at, opt_object_at, opt_str_at, req_object_at, req_str_at};
 use crate::dialect::pivot::{self, content_texts, Finish};
 use crate::dialect::stream::{object_data, ChunkWriter, TextChunk, UpstreamStream};
 use crate::dialect::validate::{
@@ -25,6 +26,7 @@ pub fn upstream_path(base_path: &str) -> String {
 /// `max_tokens` (required by Anthropic) comes from `max_completion_tokens`, `max_tokens`, or
 /// `default_max_tokens`. System and developer messages are hoisted into `system`; consecutive
 /// tool results (and the user message after them) share one user message.
+#[inline(never)]
 pub fn request_from_pivot(
     pivot: &Map<String, Value>,
     upstream_model: &str,
@@ -41,52 +43,48 @@ pub fn request_from_pivot(
     // user message join it.
     let mut joinable = false;
     for (i, m) in msgs.iter().enumerate() {
-        let p = format!("messages[{i}]");
-        let obj = m.as_object().ok_or_else(|| bad(&p, format!("'{p}' must be an object")))?;
-        let role = req_str(obj.get("role"), &format!("{p}.role"))?;
-        let cp = format!("{p}.content");
+        let obj = m
+            .as_object()
+            .ok_or_else(|| bad(&format!("messages[{i}]"), format!("'messages[{i}]' must be an object")))?;
+        let role = req_str_at(obj.get("role"), format_args!("messages[{i}].role"))?;
         match role {
             "system" | "developer" => system.extend(content_texts(obj.get("content"))),
             "user" => {
-                let content = user_from_pivot(obj.get("content"), &cp)?;
+                let content = user_from_pivot(obj.get("content"), i)?;
                 if joinable {
                     let blocks = match content {
                         Value::String(s) if s.is_empty() => Vec::new(),
-                        Value::String(s) => vec![json!({"type": "text", "text": s})],
+                        Value::String(s) => vec![text_block(Value::String(s))],
                         Value::Array(a) => a,
                         _ => Vec::new(),
                     };
                     append_blocks(&mut messages, blocks);
                 } else {
-                    messages.push(json!({"role": "user", "content": content}));
+                    messages.push(jobj([("role", jstr("user")), ("content", content)]));
                 }
                 joinable = false;
             }
             "assistant" => {
-                if let Some(msg) = assistant_from_pivot(obj, &p)? {
+                if let Some(msg) = assistant_from_pivot(obj, i)? {
                     messages.push(msg);
                 }
                 joinable = false;
             }
             "tool" => {
-                let id = req_str(obj.get("tool_call_id"), &format!("{p}.tool_call_id"))?;
+                let id = req_str_at(obj.get("tool_call_id"), format_args!("messages[{i}].tool_call_id"))?;
                 let content = match obj.get("content") {
                     Some(Value::String(s)) => Value::String(s.clone()),
-                    c => {
-                        let blocks: Vec<Value> =
-                            content_texts(c).iter().map(|t| json!({"type": "text", "text": t})).collect();
-                        Value::Array(blocks)
-                    }
+                    c => Value::Array(content_texts(c).into_iter().map(|t| text_block(Value::String(t))).collect()),
                 };
-                let result = json!({"type": "tool_result", "tool_use_id": id, "content": content});
+                let result = jobj([("type", jstr("tool_result")), ("tool_use_id", jstr(id)), ("content", content)]);
                 if joinable {
                     append_blocks(&mut messages, vec![result]);
                 } else {
-                    messages.push(json!({"role": "user", "content": [result]}));
+                    messages.push(jobj([("role", jstr("user")), ("content", Value::Array(vec![result]))]));
                 }
                 joinable = true;
             }
-            other => return Err(bad(&format!("{p}.role"), format!("role '{other}' is not supported"))),
+            other => return Err(bad(&format!("messages[{i}].role"), format!("role '{other}' is not supported"))),
         }
     }
 
@@ -95,47 +93,46 @@ pub fn request_from_pivot(
         return Err(bad("messages", "this model needs at least one user or assistant message"));
     }
     let mut out = Map::new();
-    ins(&mut out, "model", json!(upstream_model));
-    ins(&mut out, "max_tokens", json!(max_tokens));
+    ins(&mut out, "model", jstr(upstream_model));
+    ins(&mut out, "max_tokens", Value::from(max_tokens));
     match system.len() {
         0 => {}
-        1 => ins(&mut out, "system", json!(system.first().cloned().unwrap_or_default())),
-        _ => ins(&mut out, "system", Value::Array(system.iter().map(|t| json!({"type": "text", "text": t})).collect())),
+        1 => ins(&mut out, "system", Value::String(system.into_iter().next().unwrap_or_default())),
+        _ => ins(&mut out, "system", Value::Array(system.into_iter().map(|t| text_block(Value::String(t))).collect())),
     }
     ins(&mut out, "messages", Value::Array(messages));
     if let Some(stop) = opt_strings(pivot.get("stop"), "stop", true)? {
         if !stop.is_empty() {
-            ins(&mut out, "stop_sequences", json!(stop));
+            ins(&mut out, "stop_sequences", Value::from(stop));
         }
     }
     if let Some(t) = opt_number(pivot.get("temperature"), "temperature")? {
         // Anthropic's range is 0..1, OpenAI's 0..2.
-        let clamped = if t.as_f64().is_some_and(|x| x > 1.0) { json!(1.0) } else { t.clone() };
+        let clamped = if t.as_f64().is_some_and(|x| x > 1.0) { Value::from(1.0) } else { t.clone() };
         ins(&mut out, "temperature", clamped);
     }
     if let Some(n) = opt_number(pivot.get("top_p"), "top_p")? {
         ins(&mut out, "top_p", n.clone());
     }
     if let Some(k) = opt_uint(pivot.get("top_k"), "top_k")? {
-        ins(&mut out, "top_k", json!(k));
+        ins(&mut out, "top_k", Value::from(k));
     }
     if let Some(u) = opt_str(pivot.get("user"), "user")? {
-        ins(&mut out, "metadata", json!({"user_id": u}));
+        ins(&mut out, "metadata", jobj([("user_id", jstr(u))]));
     }
     let mut has_tools = false;
     if let Some(tools) = opt_array(pivot.get("tools"), "tools")? {
         let mut list = Vec::with_capacity(tools.len());
         for (i, t) in tools.iter().enumerate() {
-            let tp = format!("tools[{i}]");
-            let f = req_object(t.get("function"), &format!("{tp}.function"))?;
+            let f = req_object_at(t.get("function"), format_args!("tools[{i}].function"))?;
             let mut tool = Map::new();
-            ins(&mut tool, "name", json!(req_str(f.get("name"), &format!("{tp}.function.name"))?));
-            if let Some(d) = opt_str(f.get("description"), &format!("{tp}.function.description"))? {
-                ins(&mut tool, "description", json!(d));
+            ins(&mut tool, "name", jstr(req_str_at(f.get("name"), format_args!("tools[{i}].function.name"))?));
+            if let Some(d) = opt_str_at(f.get("description"), format_args!("tools[{i}].function.description"))? {
+                ins(&mut tool, "description", jstr(d));
             }
-            let schema = match opt_object(f.get("parameters"), &format!("{tp}.function.parameters"))? {
+            let schema = match opt_object_at(f.get("parameters"), format_args!("tools[{i}].function.parameters"))? {
                 Some(s) => Value::Object(s.clone()),
-                None => json!({"type": "object", "properties": {}}),
+                None => jobj([("type", jstr("object")), ("properties", Value::Object(Map::new()))]),
             };
             ins(&mut tool, "input_schema", schema);
             list.push(Value::Object(tool));
@@ -150,20 +147,23 @@ pub fn request_from_pivot(
         let mut choice = match pivot.get("tool_choice") {
             None | Some(Value::Null) => {
                 if no_parallel {
-                    Some(json!({"type": "auto"}))
+                    Some(type_object("auto"))
                 } else {
                     None
                 }
             }
             Some(Value::String(s)) => match s.as_str() {
-                "auto" => Some(json!({"type": "auto"})),
-                "required" => Some(json!({"type": "any"})),
-                "none" => Some(json!({"type": "none"})),
+                "auto" => Some(type_object("auto")),
+                "required" => Some(type_object("any")),
+                "none" => Some(type_object("none")),
                 other => return Err(bad("tool_choice", format!("unknown tool_choice '{other}'"))),
             },
             Some(Value::Object(o)) => {
                 let f = req_object(o.get("function"), "tool_choice.function")?;
-                Some(json!({"type": "tool", "name": req_str(f.get("name"), "tool_choice.function.name")?}))
+                Some(jobj([
+                    ("type", jstr("tool")),
+                    ("name", jstr(req_str(f.get("name"), "tool_choice.function.name")?)),
+                ]))
             }
             Some(_) => return Err(bad("tool_choice", "'tool_choice' must be a string or an object")),
         };
@@ -181,7 +181,11 @@ pub fn request_from_pivot(
     if let Some(rf) = opt_object(pivot.get("response_format"), "response_format")? {
         if rf.get("type").and_then(Value::as_str) == Some("json_schema") {
             if let Some(s) = rf.get("json_schema").and_then(|j| j.get("schema")).filter(|s| s.is_object()) {
-                ins(&mut out, "output_config", json!({"format": {"type": "json_schema", "schema": s}}));
+                ins(
+                    &mut out,
+                    "output_config",
+                    jobj([("format", jobj([("type", jstr("json_schema")), ("schema", s.clone())]))]),
+                );
             }
         }
     }
@@ -197,86 +201,113 @@ fn append_blocks(messages: &mut [Value], blocks: Vec<Value>) {
     }
 }
 
-fn user_from_pivot(content: Option<&Value>, cp: &str) -> Result<Value, GatewayError> {
+/// `{"type": "text", "text": text}`.
+fn text_block(text: Value) -> Value {
+    jobj([("type", jstr("text")), ("text", text)])
+}
+
+/// `{"type": ty}`.
+fn type_object(ty: &str) -> Value {
+    jobj([("type", jstr(ty))])
+}
+
+/// The content of the user message `messages[i]`.
+fn user_from_pivot(content: Option<&Value>, i: usize) -> Result<Value, GatewayError> {
     match content {
         None | Some(Value::Null) => Ok(Value::String(String::new())),
         Some(Value::String(s)) => Ok(Value::String(s.clone())),
         Some(Value::Array(parts)) => {
             let mut blocks = Vec::with_capacity(parts.len());
             for (j, part) in parts.iter().enumerate() {
-                let pp = format!("{cp}[{j}]");
                 let ty = part.get("type").and_then(Value::as_str).unwrap_or("text");
                 match ty {
                     "text" => {
-                        let t = req_str(part.get("text"), &format!("{pp}.text"))?;
-                        blocks.push(json!({"type": "text", "text": t}));
+                        let t = req_str_at(part.get("text"), format_args!("messages[{i}].content[{j}].text"))?;
+                        blocks.push(text_block(jstr(t)));
                     }
                     "image_url" => {
                         let url = match part.get("image_url") {
                             Some(Value::String(s)) => s.as_str(),
-                            iu => req_str(iu.and_then(|i| i.get("url")), &format!("{pp}.image_url.url"))?,
+                            iu => req_str_at(
+                                iu.and_then(|i| i.get("url")),
+                                format_args!("messages[{i}].content[{j}].image_url.url"),
+                            )?,
                         };
                         let source = match pivot::split_data_url(url) {
-                            Some((mime, data)) => json!({"type": "base64", "media_type": mime, "data": data}),
-                            None => json!({"type": "url", "url": url}),
+                            Some((mime, data)) => base64_source(mime, data),
+                            None => jobj([("type", jstr("url")), ("url", jstr(url))]),
                         };
-                        blocks.push(json!({"type": "image", "source": source}));
+                        blocks.push(jobj([("type", jstr("image")), ("source", source)]));
                     }
                     "file" => {
-                        let data = req_str(
+                        let data = req_str_at(
                             part.get("file").and_then(|f| f.get("file_data")),
-                            &format!("{pp}.file.file_data"),
+                            format_args!("messages[{i}].content[{j}].file.file_data"),
                         )?;
                         let (mime, b64) = pivot::split_data_url(data).ok_or_else(|| {
-                            bad(&format!("{pp}.file.file_data"), "only base64 data URLs are supported")
+                            bad(
+                                &format!("messages[{i}].content[{j}].file.file_data"),
+                                "only base64 data URLs are supported",
+                            )
                         })?;
-                        blocks.push(
-                            json!({"type": "document", "source": {"type": "base64", "media_type": mime, "data": b64}}),
-                        );
+                        blocks.push(jobj([("type", jstr("document")), ("source", base64_source(mime, b64))]));
                     }
                     other => {
-                        return Err(bad(&format!("{pp}.type"), format!("content part type '{other}' is not supported")))
+                        return Err(bad(
+                            &format!("messages[{i}].content[{j}].type"),
+                            format!("content part type '{other}' is not supported"),
+                        ))
                     }
                 }
             }
             Ok(Value::Array(blocks))
         }
-        Some(_) => Err(bad(cp, format!("'{cp}' must be a string or an array"))),
+        Some(_) => {
+            let cp = format!("messages[{i}].content");
+            Err(bad(&cp, format!("'{cp}' must be a string or an array")))
+        }
     }
 }
 
-fn assistant_from_pivot(obj: &Map<String, Value>, p: &str) -> Result<Option<Value>, GatewayError> {
-    let calls = opt_array(obj.get("tool_calls"), &format!("{p}.tool_calls"))?;
+/// `{"type": "base64", "media_type": mime, "data": data}`.
+fn base64_source(mime: &str, data: &str) -> Value {
+    jobj([("type", jstr("base64")), ("media_type", jstr(mime)), ("data", jstr(data))])
+}
+
+/// The assistant message `messages[i]` (`obj`), or `None` when it has nothing to send.
+fn assistant_from_pivot(obj: &Map<String, Value>, i: usize) -> Result<Option<Value>, GatewayError> {
+    let calls = opt_array_at(obj.get("tool_calls"), format_args!("messages[{i}].tool_calls"))?;
     // An empty assistant turn (OpenAI accepts `"content": ""`) is dropped: Anthropic refuses
     // empty content anywhere but in a final assistant message.
     if let (Some(Value::String(s)), None) = (obj.get("content"), calls) {
         if s.is_empty() {
             return Ok(None);
         }
-        return Ok(Some(json!({"role": "assistant", "content": s})));
+        return Ok(Some(jobj([("role", jstr("assistant")), ("content", jstr(s))])));
     }
     let mut blocks: Vec<Value> = content_texts(obj.get("content"))
         .into_iter()
         .filter(|t| !t.is_empty())
-        .map(|t| json!({"type": "text", "text": t}))
+        .map(|t| text_block(Value::String(t)))
         .collect();
     for (k, tc) in calls.map(|c| c.as_slice()).unwrap_or(&[]).iter().enumerate() {
-        let tp = format!("{p}.tool_calls[{k}]");
-        let f = req_object(tc.get("function"), &format!("{tp}.function"))?;
-        let name = req_str(f.get("name"), &format!("{tp}.function.name"))?;
-        let id =
-            opt_str(tc.get("id"), &format!("{tp}.id"))?.map(str::to_string).unwrap_or_else(|| format!("toolu_{k}"));
+        let f = req_object_at(tc.get("function"), format_args!("messages[{i}].tool_calls[{k}].function"))?;
+        let name = req_str_at(f.get("name"), format_args!("messages[{i}].tool_calls[{k}].function.name"))?;
+        let id = match opt_str_at(tc.get("id"), format_args!("messages[{i}].tool_calls[{k}].id"))? {
+            Some(id) => jstr(id),
+            None => Value::String(format!("toolu_{k}")),
+        };
         let input = match f.get("arguments") {
             Some(Value::String(s)) => pivot::parse_arguments(s),
             Some(o @ Value::Object(_)) => o.clone(),
             _ => Value::Object(Map::new()),
         };
-        blocks.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
+        blocks.push(jobj([("type", jstr("tool_use")), ("id", id), ("name", jstr(name)), ("input", input)]));
     }
     if blocks.is_empty() {
         return Ok(None);
     }
-    Ok(Some(json!({"role": "assistant", "content": blocks})))
+    Ok(Some(jobj([("role", jstr("assistant")), ("content", Value::Array(blocks))])))
 }
 
 /// Anthropic `usage` -> Usage. Prompt tokens include cache writes and reads.

@@ -4,11 +4,11 @@
 use serde_json::{json, Map, Value};
 
 use super::{bad, field, finish_to_gemini, ins};
+use crate::dialect::build::{checked, jobj, jstr, opt_array_at, opt_object_at, opt_str_at, req_str_at};
 use crate::dialect::pivot::{self, text_part, texts_to_content, Finish, PivotRequest};
 use crate::dialect::stream::{Choice, ChoiceFront, FrontState, TextChunk};
 use crate::dialect::validate::{
-    opt_array, opt_choices, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_str,
-    Lazy, ParamName,
+    opt_array, opt_choices, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array,
 };
 use crate::errors::GatewayError;
 use crate::sse;
@@ -16,6 +16,7 @@ use crate::usage::Usage;
 
 /// Validates a Gemini `generateContent` body (model and stream from the URL) and translates it
 /// to an OpenAI chat body.
+#[inline(never)]
 pub fn request_to_pivot(body: &Map<String, Value>, model: &str, stream: bool) -> Result<PivotRequest, GatewayError> {
     if model.is_empty() {
         return Err(GatewayError::missing("model"));
@@ -85,9 +86,10 @@ fn system_to_pivot(v: Option<&Value>) -> Result<Option<Value>, GatewayError> {
     };
     let mut texts = Vec::new();
     for (j, p) in parts.iter().enumerate() {
-        let pp = format!("systemInstruction.parts[{j}]");
-        let o = p.as_object().ok_or_else(|| bad(&pp, format!("'{pp}' must be an object")))?;
-        texts.push(req_str(o.get("text"), &format!("{pp}.text"))?.to_string());
+        let o = p.as_object().ok_or_else(|| {
+            bad(&format!("systemInstruction.parts[{j}]"), format!("'systemInstruction.parts[{j}]' must be an object"))
+        })?;
+        texts.push(req_str_at(o.get("text"), format_args!("systemInstruction.parts[{j}].text"))?.to_string());
     }
     Ok(match texts_to_content(texts) {
         Value::Null => None,
@@ -104,71 +106,79 @@ struct Calls {
 }
 
 fn content_to_pivot(i: usize, c: &Value, calls: &mut Calls, out: &mut Vec<Value>) -> Result<(), GatewayError> {
-    let p = Lazy(|| format!("contents[{i}]"));
-    let obj = c.as_object().ok_or_else(|| bad(&p.name(), format!("'{p}' must be an object")))?;
-    let role = opt_str(obj.get("role"), &Lazy(|| format!("{}.role", p.name())))?.unwrap_or("user");
-    let parts = req_array(obj.get("parts"), &Lazy(|| format!("{}.parts", p.name())))?;
+    let obj =
+        c.as_object().ok_or_else(|| bad(&format!("contents[{i}]"), format!("'contents[{i}]' must be an object")))?;
+    let role = opt_str_at(obj.get("role"), format_args!("contents[{i}].role"))?.unwrap_or("user");
+    let parts = checked(obj.get("parts"), format_args!("contents[{i}].parts"), req_array)?;
     match role {
-        "user" | "function" => user_to_pivot(&p, parts, calls, out),
-        "model" => model_to_pivot(&p, parts, calls, out),
-        other => Err(bad(&format!("{}.role", p.name()), format!("role '{other}' must be 'user' or 'model'"))),
+        "user" | "function" => user_to_pivot(i, parts, calls, out),
+        "model" => model_to_pivot(i, parts, calls, out),
+        other => Err(bad(&format!("contents[{i}].role"), format!("role '{other}' must be 'user' or 'model'"))),
     }
 }
 
-fn part_obj<'a>(p: &'a Value, pp: &dyn ParamName) -> Result<&'a Map<String, Value>, GatewayError> {
-    p.as_object().ok_or_else(|| bad(&pp.name(), format!("'{pp}' must be an object")))
+/// The part `contents[i].parts[j]` as an object.
+fn part_obj(p: &Value, i: usize, j: usize) -> Result<&Map<String, Value>, GatewayError> {
+    p.as_object().ok_or_else(|| {
+        let pp = format!("contents[{i}].parts[{j}]");
+        bad(&pp, format!("'{pp}' must be an object"))
+    })
 }
 
-fn media_to_part(o: &Map<String, Value>, pp: &dyn ParamName) -> Result<Option<Value>, GatewayError> {
-    if let Some(d) = opt_object(field(o, "inlineData"), &Lazy(|| format!("{}.inlineData", pp.name())))? {
-        let mime = req_str(field(d, "mimeType"), &Lazy(|| format!("{}.inlineData.mimeType", pp.name())))?;
-        let data = req_str(d.get("data"), &Lazy(|| format!("{}.inlineData.data", pp.name())))?;
+/// `{"type": "image_url", "image_url": {"url": url}}`.
+fn image_url(url: Value) -> Value {
+    jobj([("type", jstr("image_url")), ("image_url", jobj([("url", url)]))])
+}
+
+/// The media of the part `contents[i].parts[j]` (`o`), if it has any.
+fn media_to_part(o: &Map<String, Value>, i: usize, j: usize) -> Result<Option<Value>, GatewayError> {
+    if let Some(d) = opt_object_at(field(o, "inlineData"), format_args!("contents[{i}].parts[{j}].inlineData"))? {
+        let mime = req_str_at(field(d, "mimeType"), format_args!("contents[{i}].parts[{j}].inlineData.mimeType"))?;
+        let data = req_str_at(d.get("data"), format_args!("contents[{i}].parts[{j}].inlineData.data"))?;
         let part = if mime.starts_with("image/") {
-            json!({"type": "image_url", "image_url": {"url": pivot::data_url(mime, data)}})
+            image_url(Value::String(pivot::data_url(mime, data)))
         } else if let Some(fmt) = match mime {
             "audio/wav" | "audio/x-wav" => Some("wav"),
             "audio/mp3" | "audio/mpeg" => Some("mp3"),
             _ => None,
         } {
-            json!({"type": "input_audio", "input_audio": {"data": data, "format": fmt}})
+            jobj([("type", jstr("input_audio")), ("input_audio", jobj([("data", jstr(data)), ("format", jstr(fmt))]))])
         } else {
-            json!({"type": "file", "file": {"filename": "file", "file_data": pivot::data_url(mime, data)}})
+            let file = jobj([("filename", jstr("file")), ("file_data", Value::String(pivot::data_url(mime, data)))]);
+            jobj([("type", jstr("file")), ("file", file)])
         };
         return Ok(Some(part));
     }
-    if let Some(f) = opt_object(field(o, "fileData"), &Lazy(|| format!("{}.fileData", pp.name())))? {
-        let uri = req_str(field(f, "fileUri"), &Lazy(|| format!("{}.fileData.fileUri", pp.name())))?;
-        let mime = opt_str(field(f, "mimeType"), &Lazy(|| format!("{}.fileData.mimeType", pp.name())))?;
+    if let Some(f) = opt_object_at(field(o, "fileData"), format_args!("contents[{i}].parts[{j}].fileData"))? {
+        let uri = req_str_at(field(f, "fileUri"), format_args!("contents[{i}].parts[{j}].fileData.fileUri"))?;
+        let mime = opt_str_at(field(f, "mimeType"), format_args!("contents[{i}].parts[{j}].fileData.mimeType"))?;
         if mime.is_some_and(|m| !m.starts_with("image/")) {
-            return Err(bad(&format!("{}.fileData.mimeType", pp.name()), "only image files can be passed by URI"));
+            return Err(bad(
+                &format!("contents[{i}].parts[{j}].fileData.mimeType"),
+                "only image files can be passed by URI",
+            ));
         }
-        return Ok(Some(json!({"type": "image_url", "image_url": {"url": uri}})));
+        return Ok(Some(image_url(jstr(uri))));
     }
     Ok(None)
 }
 
-fn user_to_pivot(
-    p: &dyn ParamName,
-    parts: &[Value],
-    calls: &mut Calls,
-    out: &mut Vec<Value>,
-) -> Result<(), GatewayError> {
+/// The user (or function) content `contents[i]` (its `parts`) appended to the pivot messages.
+fn user_to_pivot(i: usize, parts: &[Value], calls: &mut Calls, out: &mut Vec<Value>) -> Result<(), GatewayError> {
     let mut user_parts = Vec::new();
     let mut tool_msgs = Vec::new();
     for (j, part) in parts.iter().enumerate() {
-        let pp = Lazy(|| format!("{}.parts[{j}]", p.name()));
-        let o = part_obj(part, &pp)?;
+        let o = part_obj(part, i, j)?;
         if let Some(t) = o.get("text") {
-            let t = opt_str(Some(t), &Lazy(|| format!("{}.text", pp.name())))?.unwrap_or("");
+            let t = opt_str_at(Some(t), format_args!("contents[{i}].parts[{j}].text"))?.unwrap_or("");
             if o.get("thought").and_then(Value::as_bool) != Some(true) {
                 user_parts.push(text_part(t));
             }
         } else if let Some(fr) =
-            opt_object(field(o, "functionResponse"), &Lazy(|| format!("{}.functionResponse", pp.name())))?
+            opt_object_at(field(o, "functionResponse"), format_args!("contents[{i}].parts[{j}].functionResponse"))?
         {
-            let np = Lazy(|| format!("{}.functionResponse.name", pp.name()));
-            let name = req_str(fr.get("name"), &np)?;
-            let id = match opt_str(fr.get("id"), &Lazy(|| format!("{}.functionResponse.id", pp.name())))? {
+            let name = req_str_at(fr.get("name"), format_args!("contents[{i}].parts[{j}].functionResponse.name"))?;
+            let id = match opt_str_at(fr.get("id"), format_args!("contents[{i}].parts[{j}].functionResponse.id"))? {
                 Some(id) => {
                     calls.pending.retain(|(_, pid)| pid != id);
                     id.to_string()
@@ -176,27 +186,34 @@ fn user_to_pivot(
                 None => {
                     let pos = calls.pending.iter().position(|(n, _)| n == name).ok_or_else(|| {
                         bad(
-                            &np.name(),
+                            &format!("contents[{i}].parts[{j}].functionResponse.name"),
                             format!("no earlier functionCall named '{name}' is left for this functionResponse"),
                         )
                     })?;
                     calls.pending.remove(pos).1
                 }
             };
-            let response =
-                match opt_object(fr.get("response"), &Lazy(|| format!("{}.functionResponse.response", pp.name())))? {
-                    Some(r) => Value::Object(r.clone()),
-                    None => json!({}),
-                };
+            let response = match opt_object_at(
+                fr.get("response"),
+                format_args!("contents[{i}].parts[{j}].functionResponse.response"),
+            )? {
+                Some(r) => Value::Object(r.clone()),
+                None => Value::Object(Map::new()),
+            };
             let content = serde_json::to_string(&response).unwrap_or_else(|_| "{}".to_string());
-            tool_msgs.push(json!({"role": "tool", "tool_call_id": id, "content": content}));
-        } else if let Some(media) = media_to_part(o, &pp)? {
+            tool_msgs.push(jobj([
+                ("role", jstr("tool")),
+                ("tool_call_id", Value::String(id)),
+                ("content", Value::String(content)),
+            ]));
+        } else if let Some(media) = media_to_part(o, i, j)? {
             user_parts.push(media);
         } else if field(o, "functionCall").is_some() {
-            return Err(bad(&pp.name(), "functionCall parts belong in 'model' contents"));
+            return Err(bad(&format!("contents[{i}].parts[{j}]"), "functionCall parts belong in 'model' contents"));
         } else {
+            let pp = format!("contents[{i}].parts[{j}]");
             return Err(bad(
-                &pp.name(),
+                &pp,
                 format!("'{pp}' has no supported data (text, inlineData, fileData, functionResponse)"),
             ));
         }
@@ -211,50 +228,48 @@ fn user_to_pivot(
     Ok(())
 }
 
-fn model_to_pivot(
-    p: &dyn ParamName,
-    parts: &[Value],
-    calls: &mut Calls,
-    out: &mut Vec<Value>,
-) -> Result<(), GatewayError> {
+/// The model content `contents[i]` (its `parts`) appended to the pivot messages.
+fn model_to_pivot(i: usize, parts: &[Value], calls: &mut Calls, out: &mut Vec<Value>) -> Result<(), GatewayError> {
     let mut texts = Vec::new();
     let mut tool_calls = Vec::new();
     for (j, part) in parts.iter().enumerate() {
-        let pp = Lazy(|| format!("{}.parts[{j}]", p.name()));
-        let o = part_obj(part, &pp)?;
+        let o = part_obj(part, i, j)?;
         if let Some(t) = o.get("text") {
-            let t = opt_str(Some(t), &Lazy(|| format!("{}.text", pp.name())))?.unwrap_or("");
+            let t = opt_str_at(Some(t), format_args!("contents[{i}].parts[{j}].text"))?.unwrap_or("");
             if o.get("thought").and_then(Value::as_bool) != Some(true) {
                 texts.push(t.to_string());
             }
-        } else if let Some(fc) = opt_object(field(o, "functionCall"), &Lazy(|| format!("{}.functionCall", pp.name())))?
+        } else if let Some(fc) =
+            opt_object_at(field(o, "functionCall"), format_args!("contents[{i}].parts[{j}].functionCall"))?
         {
-            let name = req_str(fc.get("name"), &Lazy(|| format!("{}.functionCall.name", pp.name())))?;
-            let args = match opt_object(fc.get("args"), &Lazy(|| format!("{}.functionCall.args", pp.name())))? {
+            let name = req_str_at(fc.get("name"), format_args!("contents[{i}].parts[{j}].functionCall.name"))?;
+            let args = match opt_object_at(fc.get("args"), format_args!("contents[{i}].parts[{j}].functionCall.args"))?
+            {
                 Some(a) => Value::Object(a.clone()),
-                None => json!({}),
+                None => Value::Object(Map::new()),
             };
             let minted = format!("call_{}", calls.minted);
             calls.minted = calls.minted.saturating_add(1);
-            let id = opt_str(fc.get("id"), &Lazy(|| format!("{}.functionCall.id", pp.name())))?
+            let id = opt_str_at(fc.get("id"), format_args!("contents[{i}].parts[{j}].functionCall.id"))?
                 .map(str::to_string)
                 .unwrap_or(minted);
             calls.pending.push((name.to_string(), id.clone()));
             let mut call = Map::new();
-            ins(&mut call, "id", json!(id));
-            ins(&mut call, "type", json!("function"));
+            ins(&mut call, "id", Value::String(id));
+            ins(&mut call, "type", jstr("function"));
             let arguments = serde_json::to_string(&args).unwrap_or_else(|_| "{}".to_string());
-            ins(&mut call, "function", json!({"name": name, "arguments": arguments}));
+            ins(&mut call, "function", jobj([("name", jstr(name)), ("arguments", Value::String(arguments))]));
             if let Some(sig) =
-                opt_str(field(o, "thoughtSignature"), &Lazy(|| format!("{}.thoughtSignature", pp.name())))?
+                opt_str_at(field(o, "thoughtSignature"), format_args!("contents[{i}].parts[{j}].thoughtSignature"))?
             {
-                ins(&mut call, "extra_content", json!({"google": {"thought_signature": sig}}));
+                ins(&mut call, "extra_content", jobj([("google", jobj([("thought_signature", jstr(sig))]))]));
             }
             tool_calls.push(Value::Object(call));
         } else if o.get("thought").and_then(Value::as_bool) == Some(true) || field(o, "thoughtSignature").is_some() {
             // a bare thought or signature part: nothing for the pivot
         } else {
-            return Err(bad(&pp.name(), format!("'{pp}' has no supported data (text, functionCall)")));
+            let pp = format!("contents[{i}].parts[{j}]");
+            return Err(bad(&pp, format!("'{pp}' has no supported data (text, functionCall)")));
         }
     }
     let mut msg = Map::new();
@@ -297,30 +312,41 @@ fn tools_to_pivot(v: Option<&Value>, out: &mut Map<String, Value>) -> Result<boo
     };
     let mut list = Vec::new();
     for (i, t) in tools.iter().enumerate() {
-        let tp = format!("tools[{i}]");
-        let o = t.as_object().ok_or_else(|| bad(&tp, format!("'{tp}' must be an object")))?;
-        let decls = opt_array(field(o, "functionDeclarations"), &format!("{tp}.functionDeclarations"))?;
+        let o = t.as_object().ok_or_else(|| bad(&format!("tools[{i}]"), format!("'tools[{i}]' must be an object")))?;
+        let decls = opt_array_at(field(o, "functionDeclarations"), format_args!("tools[{i}].functionDeclarations"))?;
         let Some(decls) = decls else {
             let kind = o.keys().next().map(String::as_str).unwrap_or("empty");
-            return Err(bad(&tp, format!("tool '{kind}' is not supported by this gateway; only functionDeclarations")));
+            return Err(bad(
+                &format!("tools[{i}]"),
+                format!("tool '{kind}' is not supported by this gateway; only functionDeclarations"),
+            ));
         };
         for (j, d) in decls.iter().enumerate() {
-            let dp = format!("{tp}.functionDeclarations[{j}]");
-            let d = d.as_object().ok_or_else(|| bad(&dp, format!("'{dp}' must be an object")))?;
+            let d = d.as_object().ok_or_else(|| {
+                let dp = format!("tools[{i}].functionDeclarations[{j}]");
+                bad(&dp, format!("'{dp}' must be an object"))
+            })?;
             let mut f = Map::new();
-            ins(&mut f, "name", json!(req_str(d.get("name"), &format!("{dp}.name"))?));
-            if let Some(desc) = opt_str(d.get("description"), &format!("{dp}.description"))? {
-                ins(&mut f, "description", json!(desc));
+            let name = req_str_at(d.get("name"), format_args!("tools[{i}].functionDeclarations[{j}].name"))?;
+            ins(&mut f, "name", jstr(name));
+            if let Some(desc) =
+                opt_str_at(d.get("description"), format_args!("tools[{i}].functionDeclarations[{j}].description"))?
+            {
+                ins(&mut f, "description", jstr(desc));
             }
-            if let Some(s) = opt_object(d.get("parameters"), &format!("{dp}.parameters"))? {
+            if let Some(s) =
+                opt_object_at(d.get("parameters"), format_args!("tools[{i}].functionDeclarations[{j}].parameters"))?
+            {
                 let mut s = Value::Object(s.clone());
                 lower_types(&mut s);
                 ins(&mut f, "parameters", s);
-            } else if let Some(s) = opt_object(field(d, "parametersJsonSchema"), &format!("{dp}.parametersJsonSchema"))?
-            {
+            } else if let Some(s) = opt_object_at(
+                field(d, "parametersJsonSchema"),
+                format_args!("tools[{i}].functionDeclarations[{j}].parametersJsonSchema"),
+            )? {
                 ins(&mut f, "parameters", Value::Object(s.clone()));
             }
-            list.push(json!({"type": "function", "function": f}));
+            list.push(jobj([("type", jstr("function")), ("function", Value::Object(f))]));
         }
     }
     if list.is_empty() {
@@ -332,39 +358,38 @@ fn tools_to_pivot(v: Option<&Value>, out: &mut Map<String, Value>) -> Result<boo
 
 /// `generationConfig` -> sampling fields. Returns `maxOutputTokens`.
 fn generation_to_pivot(g: &Map<String, Value>, out: &mut Map<String, Value>) -> Result<Option<u64>, GatewayError> {
-    let gp = |f: &'static str| Lazy(move || format!("generationConfig.{f}"));
-    for (from, to) in [
-        ("temperature", "temperature"),
-        ("topP", "top_p"),
-        ("presencePenalty", "presence_penalty"),
-        ("frequencyPenalty", "frequency_penalty"),
+    for (from, to, param) in [
+        ("temperature", "temperature", "generationConfig.temperature"),
+        ("topP", "top_p", "generationConfig.topP"),
+        ("presencePenalty", "presence_penalty", "generationConfig.presencePenalty"),
+        ("frequencyPenalty", "frequency_penalty", "generationConfig.frequencyPenalty"),
     ] {
-        if let Some(n) = opt_number(field(g, from), &gp(from))? {
+        if let Some(n) = opt_number(field(g, from), param)? {
             ins(out, to, n.clone());
         }
     }
-    if let Some(k) = opt_uint(field(g, "topK"), &gp("topK"))? {
+    if let Some(k) = opt_uint(field(g, "topK"), "generationConfig.topK")? {
         ins(out, "top_k", json!(k));
     }
-    if let Some(s) = opt_number(g.get("seed"), &gp("seed"))? {
+    if let Some(s) = opt_number(g.get("seed"), "generationConfig.seed")? {
         ins(out, "seed", s.clone());
     }
-    let max = opt_positive(field(g, "maxOutputTokens"), &gp("maxOutputTokens"))?;
+    let max = opt_positive(field(g, "maxOutputTokens"), "generationConfig.maxOutputTokens")?;
     if let Some(m) = max {
         ins(out, "max_tokens", json!(m));
     }
-    if let Some(stop) = opt_strings(field(g, "stopSequences"), &gp("stopSequences"), false)? {
+    if let Some(stop) = opt_strings(field(g, "stopSequences"), "generationConfig.stopSequences", false)? {
         if !stop.is_empty() {
             ins(out, "stop", json!(stop));
         }
     }
-    if let Some(n) = opt_choices(field(g, "candidateCount"), &gp("candidateCount"))? {
+    if let Some(n) = opt_choices(field(g, "candidateCount"), "generationConfig.candidateCount")? {
         ins(out, "n", json!(n));
     }
-    if opt_str(field(g, "responseMimeType"), &gp("responseMimeType"))? == Some("application/json") {
-        let schema = match opt_object(field(g, "responseJsonSchema"), &gp("responseJsonSchema"))? {
+    if opt_str(field(g, "responseMimeType"), "generationConfig.responseMimeType")? == Some("application/json") {
+        let schema = match opt_object(field(g, "responseJsonSchema"), "generationConfig.responseJsonSchema")? {
             Some(s) => Some(Value::Object(s.clone())),
-            None => opt_object(field(g, "responseSchema"), &gp("responseSchema"))?.map(|s| {
+            None => opt_object(field(g, "responseSchema"), "generationConfig.responseSchema")?.map(|s| {
                 let mut s = Value::Object(s.clone());
                 lower_types(&mut s);
                 s

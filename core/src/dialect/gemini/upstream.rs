@@ -6,10 +6,11 @@ use std::borrow::Cow;
 use serde_json::{json, Map, Value};
 
 use super::{bad, finish_from_gemini, ins, text_in, vfield};
+use crate::dialect::build::{jobj, jstr, opt_array_at, opt_object_at, opt_str_at, req_object_at, req_str_at};
 use crate::dialect::pivot::{self, content_texts, Finish};
 use crate::dialect::stream::{object_data, ChunkWriter, TextChunk, UpstreamStream};
 use crate::dialect::validate::{
-    opt_array, opt_number, opt_object, opt_positive, opt_str, opt_strings, opt_uint, req_array, req_object, req_str,
+    opt_array, opt_number, opt_object, opt_positive, opt_strings, opt_uint, req_array, req_object, req_str,
 };
 use crate::errors::GatewayError;
 use crate::sse::EventOf;
@@ -63,41 +64,49 @@ fn guess_image_mime(url: &str) -> &'static str {
 fn user_parts_from_pivot(content: Option<&Value>, cp: &str) -> Result<Vec<Value>, GatewayError> {
     match content {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(vec![json!({"text": s})]),
+        Some(Value::String(s)) => Ok(vec![jobj([("text", jstr(s))])]),
         Some(Value::Array(parts)) => {
             let mut out = Vec::with_capacity(parts.len());
             for (j, part) in parts.iter().enumerate() {
-                let pp = format!("{cp}[{j}]");
                 match part.get("type").and_then(Value::as_str).unwrap_or("text") {
-                    "text" => out.push(json!({"text": req_str(part.get("text"), &format!("{pp}.text"))?})),
+                    "text" => {
+                        out.push(jobj([("text", jstr(req_str_at(part.get("text"), format_args!("{cp}[{j}].text"))?))]))
+                    }
                     "image_url" => {
                         let url = match part.get("image_url") {
                             Some(Value::String(s)) => s.as_str(),
-                            iu => req_str(iu.and_then(|i| i.get("url")), &format!("{pp}.image_url.url"))?,
+                            iu => req_str_at(iu.and_then(|i| i.get("url")), format_args!("{cp}[{j}].image_url.url"))?,
                         };
                         out.push(match pivot::split_data_url(url) {
-                            Some((mime, data)) => json!({"inlineData": {"mimeType": mime, "data": data}}),
-                            None => json!({"fileData": {"mimeType": guess_image_mime(url), "fileUri": url}}),
+                            Some((mime, data)) => inline_data(jstr(mime), data),
+                            None => jobj([(
+                                "fileData",
+                                jobj([("mimeType", jstr(guess_image_mime(url))), ("fileUri", jstr(url))]),
+                            )]),
                         });
                     }
                     "input_audio" => {
-                        let a = req_object(part.get("input_audio"), &format!("{pp}.input_audio"))?;
-                        let data = req_str(a.get("data"), &format!("{pp}.input_audio.data"))?;
-                        let fmt = opt_str(a.get("format"), &format!("{pp}.input_audio.format"))?.unwrap_or("wav");
-                        out.push(json!({"inlineData": {"mimeType": format!("audio/{fmt}"), "data": data}}));
+                        let a = req_object_at(part.get("input_audio"), format_args!("{cp}[{j}].input_audio"))?;
+                        let data = req_str_at(a.get("data"), format_args!("{cp}[{j}].input_audio.data"))?;
+                        let fmt =
+                            opt_str_at(a.get("format"), format_args!("{cp}[{j}].input_audio.format"))?.unwrap_or("wav");
+                        out.push(inline_data(Value::String(format!("audio/{fmt}")), data));
                     }
                     "file" => {
-                        let fd = req_str(
+                        let fd = req_str_at(
                             part.get("file").and_then(|f| f.get("file_data")),
-                            &format!("{pp}.file.file_data"),
+                            format_args!("{cp}[{j}].file.file_data"),
                         )?;
                         let (mime, data) = pivot::split_data_url(fd).ok_or_else(|| {
-                            bad(&format!("{pp}.file.file_data"), "only base64 data URLs are supported")
+                            bad(&format!("{cp}[{j}].file.file_data"), "only base64 data URLs are supported")
                         })?;
-                        out.push(json!({"inlineData": {"mimeType": mime, "data": data}}));
+                        out.push(inline_data(jstr(mime), data));
                     }
                     other => {
-                        return Err(bad(&format!("{pp}.type"), format!("content part type '{other}' is not supported")))
+                        return Err(bad(
+                            &format!("{cp}[{j}].type"),
+                            format!("content part type '{other}' is not supported"),
+                        ))
                     }
                 }
             }
@@ -107,10 +116,21 @@ fn user_parts_from_pivot(content: Option<&Value>, cp: &str) -> Result<Vec<Value>
     }
 }
 
+/// `{"inlineData": {"mimeType": mime, "data": data}}`.
+fn inline_data(mime: Value, data: &str) -> Value {
+    jobj([("inlineData", jobj([("mimeType", mime), ("data", jstr(data))]))])
+}
+
+/// A content of `role` made of `parts`.
+fn content(role: &str, parts: Vec<Value>) -> Value {
+    jobj([("role", jstr(role)), ("parts", Value::Array(parts))])
+}
+
 /// An OpenAI chat body -> a Gemini `generateContent` body. The model (`upstream_model`) and the
 /// stream flag go in the URL (`upstream_path`), not the body. System and developer messages
 /// become `systemInstruction`; tool results become `functionResponse` parts named after the call
 /// they answer; consecutive tool results (and the user message after them) share one content.
+#[inline(never)]
 pub fn request_from_pivot(pivot: &Map<String, Value>, upstream_model: &str) -> Result<Value, GatewayError> {
     let _ = upstream_model; // in the URL
     let msgs = req_array(pivot.get("messages"), "messages")?;
@@ -120,18 +140,21 @@ pub fn request_from_pivot(pivot: &Map<String, Value>, upstream_model: &str) -> R
     let mut names: Vec<(String, String)> = Vec::new();
     let mut joinable = false;
     for (i, m) in msgs.iter().enumerate() {
-        let p = format!("messages[{i}]");
-        let obj = m.as_object().ok_or_else(|| bad(&p, format!("'{p}' must be an object")))?;
-        let role = req_str(obj.get("role"), &format!("{p}.role"))?;
-        let cp = format!("{p}.content");
+        let obj = m
+            .as_object()
+            .ok_or_else(|| bad(&format!("messages[{i}]"), format!("'messages[{i}]' must be an object")))?;
+        let role = req_str_at(obj.get("role"), format_args!("messages[{i}].role"))?;
         match role {
             "system" | "developer" => system.extend(content_texts(obj.get("content"))),
             "user" => {
-                let parts = user_parts_from_pivot(obj.get("content"), &cp)?;
+                let parts = match obj.get("content") {
+                    None | Some(Value::Null) => Vec::new(),
+                    c => user_parts_from_pivot(c, &format!("messages[{i}].content"))?,
+                };
                 if joinable {
                     append_parts(&mut contents, parts);
                 } else {
-                    contents.push(json!({"role": "user", "parts": parts}));
+                    contents.push(content("user", parts));
                 }
                 joinable = false;
             }
@@ -139,57 +162,59 @@ pub fn request_from_pivot(pivot: &Map<String, Value>, upstream_model: &str) -> R
                 let mut parts: Vec<Value> = content_texts(obj.get("content"))
                     .into_iter()
                     .filter(|t| !t.is_empty())
-                    .map(|t| json!({"text": t}))
+                    .map(|t| jobj([("text", Value::String(t))]))
                     .collect();
-                let calls = opt_array(obj.get("tool_calls"), &format!("{p}.tool_calls"))?;
+                let calls = opt_array_at(obj.get("tool_calls"), format_args!("messages[{i}].tool_calls"))?;
                 for (k, tc) in calls.map(|c| c.as_slice()).unwrap_or(&[]).iter().enumerate() {
-                    let tp = format!("{p}.tool_calls[{k}]");
-                    let f = req_object(tc.get("function"), &format!("{tp}.function"))?;
-                    let name = req_str(f.get("name"), &format!("{tp}.function.name"))?;
-                    if let Some(id) = opt_str(tc.get("id"), &format!("{tp}.id"))? {
+                    let f = req_object_at(tc.get("function"), format_args!("messages[{i}].tool_calls[{k}].function"))?;
+                    let name = req_str_at(f.get("name"), format_args!("messages[{i}].tool_calls[{k}].function.name"))?;
+                    if let Some(id) = opt_str_at(tc.get("id"), format_args!("messages[{i}].tool_calls[{k}].id"))? {
                         names.push((id.to_string(), name.to_string()));
                     }
                     let args = match f.get("arguments") {
                         Some(Value::String(s)) => pivot::parse_arguments(s),
                         Some(o @ Value::Object(_)) => o.clone(),
-                        _ => json!({}),
+                        _ => Value::Object(Map::new()),
                     };
-                    let mut part = Map::new();
-                    ins(&mut part, "functionCall", json!({"name": name, "args": args}));
-                    if let Some(sig) = tc.pointer("/extra_content/google/thought_signature").and_then(Value::as_str) {
-                        ins(&mut part, "thoughtSignature", json!(sig));
-                    }
-                    parts.push(Value::Object(part));
+                    let call = jobj([("name", jstr(name)), ("args", args)]);
+                    parts.push(match tc.pointer("/extra_content/google/thought_signature").and_then(Value::as_str) {
+                        Some(sig) => jobj([("functionCall", call), ("thoughtSignature", jstr(sig))]),
+                        None => jobj([("functionCall", call)]),
+                    });
                 }
                 if !parts.is_empty() {
-                    contents.push(json!({"role": "model", "parts": parts}));
+                    contents.push(content("model", parts));
                 }
                 joinable = false;
             }
             "tool" => {
-                let ip = format!("{p}.tool_call_id");
-                let id = req_str(obj.get("tool_call_id"), &ip)?;
+                let id = req_str_at(obj.get("tool_call_id"), format_args!("messages[{i}].tool_call_id"))?;
                 let name = match names.iter().rev().find(|(cid, _)| cid == id) {
                     Some((_, n)) => n.clone(),
                     None => match obj.get("name").and_then(Value::as_str) {
                         Some(n) => n.to_string(),
-                        None => return Err(bad(&ip, format!("no earlier tool call has the id '{id}'"))),
+                        None => {
+                            return Err(bad(
+                                &format!("messages[{i}].tool_call_id"),
+                                format!("no earlier tool call has the id '{id}'"),
+                            ))
+                        }
                     },
                 };
                 let text = pivot::content_text(obj.get("content"));
                 let response = match serde_json::from_slice::<Value>(text.as_bytes()) {
                     Ok(v @ Value::Object(_)) => v,
-                    _ => json!({"content": text}),
+                    _ => jobj([("content", Value::String(text))]),
                 };
-                let part = json!({"functionResponse": {"name": name, "response": response}});
+                let part = jobj([("functionResponse", jobj([("name", Value::String(name)), ("response", response)]))]);
                 if joinable {
                     append_parts(&mut contents, vec![part]);
                 } else {
-                    contents.push(json!({"role": "user", "parts": [part]}));
+                    contents.push(content("user", vec![part]));
                 }
                 joinable = true;
             }
-            other => return Err(bad(&format!("{p}.role"), format!("role '{other}' is not supported"))),
+            other => return Err(bad(&format!("messages[{i}].role"), format!("role '{other}' is not supported"))),
         }
     }
 
@@ -199,8 +224,8 @@ pub fn request_from_pivot(pivot: &Map<String, Value>, upstream_model: &str) -> R
     }
     let mut out = Map::new();
     if !system.is_empty() {
-        let parts: Vec<Value> = system.iter().map(|t| json!({"text": t})).collect();
-        ins(&mut out, "systemInstruction", json!({"parts": parts}));
+        let parts: Vec<Value> = system.into_iter().map(|t| jobj([("text", Value::String(t))])).collect();
+        ins(&mut out, "systemInstruction", jobj([("parts", Value::Array(parts))]));
     }
     ins(&mut out, "contents", Value::Array(contents));
 
@@ -217,28 +242,28 @@ pub fn request_from_pivot(pivot: &Map<String, Value>, upstream_model: &str) -> R
         }
     }
     if let Some(k) = opt_uint(pivot.get("top_k"), "top_k")? {
-        ins(&mut g, "topK", json!(k));
+        ins(&mut g, "topK", Value::from(k));
     }
     let max = match opt_positive(pivot.get("max_completion_tokens"), "max_completion_tokens")? {
         Some(m) => Some(m),
         None => opt_positive(pivot.get("max_tokens"), "max_tokens")?,
     };
     if let Some(m) = max {
-        ins(&mut g, "maxOutputTokens", json!(m));
+        ins(&mut g, "maxOutputTokens", Value::from(m));
     }
     if let Some(stop) = opt_strings(pivot.get("stop"), "stop", true)? {
         if !stop.is_empty() {
-            ins(&mut g, "stopSequences", json!(stop));
+            ins(&mut g, "stopSequences", Value::from(stop));
         }
     }
     if let Some(n) = opt_positive(pivot.get("n"), "n")? {
-        ins(&mut g, "candidateCount", json!(n));
+        ins(&mut g, "candidateCount", Value::from(n));
     }
     if let Some(rf) = opt_object(pivot.get("response_format"), "response_format")? {
         match rf.get("type").and_then(Value::as_str) {
-            Some("json_object") => ins(&mut g, "responseMimeType", json!("application/json")),
+            Some("json_object") => ins(&mut g, "responseMimeType", jstr("application/json")),
             Some("json_schema") => {
-                ins(&mut g, "responseMimeType", json!("application/json"));
+                ins(&mut g, "responseMimeType", jstr("application/json"));
                 if let Some(s) = rf.get("json_schema").and_then(|j| j.get("schema")) {
                     ins(&mut g, "responseJsonSchema", s.clone());
                 }
@@ -254,14 +279,13 @@ pub fn request_from_pivot(pivot: &Map<String, Value>, upstream_model: &str) -> R
     if let Some(tools) = opt_array(pivot.get("tools"), "tools")? {
         let mut decls = Vec::with_capacity(tools.len());
         for (i, t) in tools.iter().enumerate() {
-            let tp = format!("tools[{i}]");
-            let f = req_object(t.get("function"), &format!("{tp}.function"))?;
+            let f = req_object_at(t.get("function"), format_args!("tools[{i}].function"))?;
             let mut d = Map::new();
-            ins(&mut d, "name", json!(req_str(f.get("name"), &format!("{tp}.function.name"))?));
-            if let Some(desc) = opt_str(f.get("description"), &format!("{tp}.function.description"))? {
-                ins(&mut d, "description", json!(desc));
+            ins(&mut d, "name", jstr(req_str_at(f.get("name"), format_args!("tools[{i}].function.name"))?));
+            if let Some(desc) = opt_str_at(f.get("description"), format_args!("tools[{i}].function.description"))? {
+                ins(&mut d, "description", jstr(desc));
             }
-            if let Some(s) = opt_object(f.get("parameters"), &format!("{tp}.function.parameters"))? {
+            if let Some(s) = opt_object_at(f.get("parameters"), format_args!("tools[{i}].function.parameters"))? {
                 let mut s = Value::Object(s.clone());
                 sanitize_schema(&mut s);
                 ins(&mut d, "parameters", s);
@@ -270,27 +294,27 @@ pub fn request_from_pivot(pivot: &Map<String, Value>, upstream_model: &str) -> R
         }
         has_tools = !decls.is_empty();
         if has_tools {
-            ins(&mut out, "tools", json!([{"functionDeclarations": decls}]));
+            ins(&mut out, "tools", Value::Array(vec![jobj([("functionDeclarations", Value::Array(decls))])]));
         }
     }
     if has_tools {
         let cfg = match pivot.get("tool_choice") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => match s.as_str() {
-                "auto" => Some(json!({"mode": "AUTO"})),
-                "required" => Some(json!({"mode": "ANY"})),
-                "none" => Some(json!({"mode": "NONE"})),
+                "auto" => Some(jobj([("mode", jstr("AUTO"))])),
+                "required" => Some(jobj([("mode", jstr("ANY"))])),
+                "none" => Some(jobj([("mode", jstr("NONE"))])),
                 other => return Err(bad("tool_choice", format!("unknown tool_choice '{other}'"))),
             },
             Some(Value::Object(o)) => {
                 let f = req_object(o.get("function"), "tool_choice.function")?;
                 let name = req_str(f.get("name"), "tool_choice.function.name")?;
-                Some(json!({"mode": "ANY", "allowedFunctionNames": [name]}))
+                Some(jobj([("mode", jstr("ANY")), ("allowedFunctionNames", Value::Array(vec![jstr(name)]))]))
             }
             Some(_) => return Err(bad("tool_choice", "'tool_choice' must be a string or an object")),
         };
         if let Some(c) = cfg {
-            ins(&mut out, "toolConfig", json!({"functionCallingConfig": c}));
+            ins(&mut out, "toolConfig", jobj([("functionCallingConfig", c)]));
         }
     }
     Ok(Value::Object(out))

@@ -4,6 +4,7 @@
 use serde_json::{json, Map, Value};
 
 use super::usage_json;
+use crate::dialect::build::{jobj, jstr, opt_bool_at, opt_object_at, opt_str_at, req_str_at};
 use crate::dialect::pivot::{self, Finish, PivotRequest};
 use crate::dialect::validate::{
     number_in, opt_array, opt_bool, opt_number, opt_object, opt_positive, opt_str, req_str, required_model,
@@ -20,6 +21,7 @@ fn stateless(param: &str, what: &str) -> GatewayError {
 }
 
 /// Validates a Responses request and translates it to an OpenAI chat body.
+#[inline(never)]
 pub fn request_to_pivot(body: &Map<String, Value>) -> Result<PivotRequest, GatewayError> {
     let model = required_model(body)?;
     if !matches!(body.get("previous_response_id"), None | Some(Value::Null)) {
@@ -36,6 +38,8 @@ pub fn request_to_pivot(body: &Map<String, Value>) -> Result<PivotRequest, Gatew
     }
     let stream = opt_bool(body.get("stream"), "stream")?.unwrap_or(false);
 
+    // The request's own level keeps `json!` (inline): it is on every request of this front, and
+    // the items below are where the out-of-line builders and lazy paths pay.
     let mut messages: Vec<Value> = Vec::new();
     if let Some(i) = opt_str(body.get("instructions"), "instructions")? {
         if !i.is_empty() {
@@ -61,7 +65,7 @@ pub fn request_to_pivot(body: &Map<String, Value>) -> Result<PivotRequest, Gatew
     ins(&mut out, "messages", Value::Array(messages));
     let max_tokens = opt_positive(body.get("max_output_tokens"), "max_output_tokens")?;
     if let Some(m) = max_tokens {
-        ins(&mut out, "max_tokens", json!(m));
+        ins(&mut out, "max_tokens", Value::from(m));
     }
     number_in(body.get("temperature"), "temperature", 0.0, 2.0)?;
     number_in(body.get("top_p"), "top_p", 0.0, 1.0)?;
@@ -103,23 +107,23 @@ pub fn request_to_pivot(body: &Map<String, Value>) -> Result<PivotRequest, Gatew
 }
 
 /// One item of `input` appended to the pivot messages.
+#[inline(never)]
 fn item_to_pivot(i: usize, item: &Value, out: &mut Vec<Value>) -> Result<(), GatewayError> {
-    let p = format!("input[{i}]");
     let Some(o) = item.as_object() else {
-        return Err(bad(&p, format!("'{p}' must be an object")));
+        return Err(bad(&format!("input[{i}]"), format!("'input[{i}]' must be an object")));
     };
-    let ty = opt_str(o.get("type"), &format!("{p}.type"))?;
+    let ty = opt_str_at(o.get("type"), format_args!("input[{i}].type"))?;
     match ty {
-        None | Some("message") => message_to_pivot(&p, o, out),
+        None | Some("message") => message_to_pivot(i, o, out),
         Some("function_call") => {
-            let call = json!({
-                "id": req_str(o.get("call_id"), &format!("{p}.call_id"))?,
-                "type": "function",
-                "function": {
-                    "name": req_str(o.get("name"), &format!("{p}.name"))?,
-                    "arguments": req_str(o.get("arguments"), &format!("{p}.arguments"))?,
-                },
-            });
+            let id = req_str_at(o.get("call_id"), format_args!("input[{i}].call_id"))?;
+            let name = req_str_at(o.get("name"), format_args!("input[{i}].name"))?;
+            let arguments = req_str_at(o.get("arguments"), format_args!("input[{i}].arguments"))?;
+            let call = jobj([
+                ("id", jstr(id)),
+                ("type", jstr("function")),
+                ("function", jobj([("name", jstr(name)), ("arguments", jstr(arguments))])),
+            ]);
             // Calls in a row (and after the assistant's text) belong to one assistant message.
             let last = out.last_mut().filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant"));
             match last.and_then(Value::as_object_mut) {
@@ -129,12 +133,16 @@ fn item_to_pivot(i: usize, item: &Value, out: &mut Vec<Value>) -> Result<(), Gat
                         m.insert("tool_calls".to_string(), Value::Array(vec![call]));
                     }
                 },
-                None => out.push(json!({"role": "assistant", "content": null, "tool_calls": [call]})),
+                None => out.push(jobj([
+                    ("role", jstr("assistant")),
+                    ("content", Value::Null),
+                    ("tool_calls", Value::Array(vec![call])),
+                ])),
             }
             Ok(())
         }
         Some("function_call_output") => {
-            let call_id = req_str(o.get("call_id"), &format!("{p}.call_id"))?;
+            let call_id = req_str_at(o.get("call_id"), format_args!("input[{i}].call_id"))?;
             let content = match o.get("output") {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Array(parts)) => {
@@ -142,11 +150,11 @@ fn item_to_pivot(i: usize, item: &Value, out: &mut Vec<Value>) -> Result<(), Gat
                     for (k, part) in parts.iter().enumerate() {
                         match part.get("type").and_then(Value::as_str) {
                             Some("input_text" | "output_text") => {
-                                s.push_str(req_str(part.get("text"), &format!("{p}.output[{k}].text"))?)
+                                s.push_str(req_str_at(part.get("text"), format_args!("input[{i}].output[{k}].text"))?)
                             }
                             _ => {
                                 return Err(bad(
-                                    &format!("{p}.output[{k}].type"),
+                                    &format!("input[{i}].output[{k}].type"),
                                     "only text parts are supported in a function_call_output",
                                 ))
                             }
@@ -154,55 +162,72 @@ fn item_to_pivot(i: usize, item: &Value, out: &mut Vec<Value>) -> Result<(), Gat
                     }
                     s
                 }
-                None | Some(Value::Null) => return Err(GatewayError::missing(&format!("{p}.output"))),
-                Some(_) => return Err(bad(&format!("{p}.output"), "'output' must be a string or an array of parts")),
+                None | Some(Value::Null) => return Err(GatewayError::missing(&format!("input[{i}].output"))),
+                Some(_) => {
+                    return Err(bad(&format!("input[{i}].output"), "'output' must be a string or an array of parts"))
+                }
             };
-            out.push(json!({"role": "tool", "tool_call_id": call_id, "content": content}));
+            out.push(jobj([
+                ("role", jstr("tool")),
+                ("tool_call_id", jstr(call_id)),
+                ("content", Value::String(content)),
+            ]));
             Ok(())
         }
         // The model's own reasoning from an earlier turn: it has no place in the pivot.
         Some("reasoning") => Ok(()),
-        Some(other) => Err(bad(&format!("{p}.type"), format!("input items of type '{other}' are not supported"))),
+        Some(other) => {
+            Err(bad(&format!("input[{i}].type"), format!("input items of type '{other}' are not supported")))
+        }
     }
 }
 
-/// An input message (`role` and `content`) appended to the pivot messages.
-fn message_to_pivot(p: &str, o: &Map<String, Value>, out: &mut Vec<Value>) -> Result<(), GatewayError> {
-    let role = req_str(o.get("role"), &format!("{p}.role"))?;
+/// `{"role": role, "content": content}`.
+fn message(role: &str, content: Value) -> Value {
+    jobj([("role", jstr(role)), ("content", content)])
+}
+
+/// The input message `input[i]` (`role` and `content`) appended to the pivot messages.
+fn message_to_pivot(i: usize, o: &Map<String, Value>, out: &mut Vec<Value>) -> Result<(), GatewayError> {
+    let role = req_str_at(o.get("role"), format_args!("input[{i}].role"))?;
     let role = match role {
         "user" | "assistant" | "system" => role,
         "developer" => "system",
-        other => return Err(bad(&format!("{p}.role"), format!("unknown role '{other}'"))),
+        other => return Err(bad(&format!("input[{i}].role"), format!("unknown role '{other}'"))),
     };
     let content = match o.get("content") {
         Some(Value::String(s)) => Value::String(s.clone()),
         Some(Value::Array(parts)) => {
             let mut list = Vec::with_capacity(parts.len());
             for (k, part) in parts.iter().enumerate() {
-                let pp = format!("{p}.content[{k}]");
-                let ty = req_str(part.get("type"), &format!("{pp}.type"))?;
+                let ty = req_str_at(part.get("type"), format_args!("input[{i}].content[{k}].type"))?;
                 match ty {
                     "input_text" | "output_text" | "refusal" => {
                         let field = if ty == "refusal" { "refusal" } else { "text" };
-                        list.push(pivot::text_part(req_str(part.get(field), &format!("{pp}.{field}"))?));
+                        list.push(pivot::text_part(req_str_at(
+                            part.get(field),
+                            format_args!("input[{i}].content[{k}].{field}"),
+                        )?));
                     }
                     "input_image" if role == "user" => {
-                        let url = opt_str(part.get("image_url"), &format!("{pp}.image_url"))?.ok_or_else(|| {
-                            bad(
-                                &format!("{pp}.image_url"),
-                                "an input_image needs 'image_url' (file ids are not supported)",
-                            )
-                        })?;
+                        let url = opt_str_at(part.get("image_url"), format_args!("input[{i}].content[{k}].image_url"))?
+                            .ok_or_else(|| {
+                                bad(
+                                    &format!("input[{i}].content[{k}].image_url"),
+                                    "an input_image needs 'image_url' (file ids are not supported)",
+                                )
+                            })?;
                         let mut image = Map::new();
-                        ins(&mut image, "url", json!(url));
-                        if let Some(d) = opt_str(part.get("detail"), &format!("{pp}.detail"))? {
-                            ins(&mut image, "detail", json!(d));
+                        ins(&mut image, "url", jstr(url));
+                        if let Some(d) = opt_str_at(part.get("detail"), format_args!("input[{i}].content[{k}].detail"))?
+                        {
+                            ins(&mut image, "detail", jstr(d));
                         }
-                        list.push(json!({"type": "image_url", "image_url": image}));
+                        list.push(jobj([("type", jstr("image_url")), ("image_url", Value::Object(image))]));
                     }
                     other => {
                         return Err(bad(
-                            &format!("{pp}.type"),
+                            &format!("input[{i}].content[{k}].type"),
                             format!("content parts of type '{other}' are not supported in a {role} message"),
                         ))
                     }
@@ -215,10 +240,10 @@ fn message_to_pivot(p: &str, o: &Map<String, Value>, out: &mut Vec<Value>) -> Re
                 pivot::texts_to_content(pivot::content_texts(Some(&Value::Array(list))))
             }
         }
-        None | Some(Value::Null) => return Err(GatewayError::missing(&format!("{p}.content"))),
-        Some(_) => return Err(bad(&format!("{p}.content"), "'content' must be a string or an array of parts")),
+        None | Some(Value::Null) => return Err(GatewayError::missing(&format!("input[{i}].content"))),
+        Some(_) => return Err(bad(&format!("input[{i}].content"), "'content' must be a string or an array of parts")),
     };
-    out.push(json!({"role": role, "content": content}));
+    out.push(message(role, content));
     Ok(())
 }
 
@@ -227,23 +252,25 @@ fn tools_to_pivot(v: Option<&Value>, out: &mut Map<String, Value>) -> Result<boo
     let Some(tools) = opt_array(v, "tools")? else { return Ok(false) };
     let mut list = Vec::with_capacity(tools.len());
     for (i, t) in tools.iter().enumerate() {
-        let p = format!("tools[{i}]");
-        let ty = req_str(t.get("type"), &format!("{p}.type"))?;
+        let ty = req_str_at(t.get("type"), format_args!("tools[{i}].type"))?;
         if ty != "function" {
-            return Err(bad(&format!("{p}.type"), format!("tools of type '{ty}' are not supported (only 'function')")));
+            return Err(bad(
+                &format!("tools[{i}].type"),
+                format!("tools of type '{ty}' are not supported (only 'function')"),
+            ));
         }
         let mut f = Map::new();
-        ins(&mut f, "name", json!(req_str(t.get("name"), &format!("{p}.name"))?));
-        if let Some(d) = opt_str(t.get("description"), &format!("{p}.description"))? {
-            ins(&mut f, "description", json!(d));
+        ins(&mut f, "name", jstr(req_str_at(t.get("name"), format_args!("tools[{i}].name"))?));
+        if let Some(d) = opt_str_at(t.get("description"), format_args!("tools[{i}].description"))? {
+            ins(&mut f, "description", jstr(d));
         }
-        if let Some(params) = opt_object(t.get("parameters"), &format!("{p}.parameters"))? {
+        if let Some(params) = opt_object_at(t.get("parameters"), format_args!("tools[{i}].parameters"))? {
             ins(&mut f, "parameters", Value::Object(params.clone()));
         }
-        if let Some(s) = opt_bool(t.get("strict"), &format!("{p}.strict"))? {
+        if let Some(s) = opt_bool_at(t.get("strict"), format_args!("tools[{i}].strict"))? {
             ins(&mut f, "strict", Value::Bool(s));
         }
-        list.push(json!({"type": "function", "function": f}));
+        list.push(jobj([("type", jstr("function")), ("function", Value::Object(f))]));
     }
     if list.is_empty() {
         return Ok(false);
@@ -257,12 +284,13 @@ fn tool_choice_to_pivot(v: Option<&Value>) -> Result<Option<Value>, GatewayError
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => match s.as_str() {
-            "auto" | "none" | "required" => Ok(Some(json!(s))),
+            "auto" | "none" | "required" => Ok(Some(jstr(s))),
             other => Err(bad("tool_choice", format!("unknown tool_choice '{other}'"))),
         },
         Some(Value::Object(o)) => match req_str(o.get("type"), "tool_choice.type")? {
             "function" => {
-                Ok(Some(json!({"type": "function", "function": {"name": req_str(o.get("name"), "tool_choice.name")?}})))
+                let name = req_str(o.get("name"), "tool_choice.name")?;
+                Ok(Some(jobj([("type", jstr("function")), ("function", jobj([("name", jstr(name))]))])))
             }
             other => Err(bad("tool_choice.type", format!("tool_choice of type '{other}' is not supported"))),
         },
@@ -275,20 +303,20 @@ fn format_to_pivot(v: Option<&Value>) -> Result<Option<Value>, GatewayError> {
     let Some(f) = opt_object(v, "text.format")? else { return Ok(None) };
     match req_str(f.get("type"), "text.format.type")? {
         "text" => Ok(None),
-        "json_object" => Ok(Some(json!({"type": "json_object"}))),
+        "json_object" => Ok(Some(jobj([("type", jstr("json_object"))]))),
         "json_schema" => {
             let mut js = Map::new();
-            ins(&mut js, "name", json!(req_str(f.get("name"), "text.format.name")?));
+            ins(&mut js, "name", jstr(req_str(f.get("name"), "text.format.name")?));
             let schema = opt_object(f.get("schema"), "text.format.schema")?
                 .ok_or_else(|| GatewayError::missing("text.format.schema"))?;
             ins(&mut js, "schema", Value::Object(schema.clone()));
             if let Some(d) = opt_str(f.get("description"), "text.format.description")? {
-                ins(&mut js, "description", json!(d));
+                ins(&mut js, "description", jstr(d));
             }
             if let Some(s) = opt_bool(f.get("strict"), "text.format.strict")? {
                 ins(&mut js, "strict", Value::Bool(s));
             }
-            Ok(Some(json!({"type": "json_schema", "json_schema": js})))
+            Ok(Some(jobj([("type", jstr("json_schema")), ("json_schema", Value::Object(js))])))
         }
         other => Err(bad("text.format.type", format!("unknown text.format type '{other}'"))),
     }

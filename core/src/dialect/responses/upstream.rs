@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::dialect::build::{jobj, jstr};
 use crate::dialect::cursor::Cursor;
 use crate::dialect::pivot::{self, Finish};
 use crate::dialect::stream::{object_data, ChunkWriter, Obj, TextChunk, UpstreamStream};
@@ -19,30 +20,34 @@ pub fn upstream_path(base_path: &str) -> String {
     format!("{base_path}/responses")
 }
 
-/// A pivot message's content as Responses content parts (`input_text`/`input_image` for the
+/// The content of the pivot message `messages[i]` as Responses content parts (`input_text`/`input_image` for the
 /// user, `output_text` for the assistant).
-fn parts_from_pivot(content: Option<&Value>, assistant: bool, p: &str) -> Result<Value, GatewayError> {
+fn parts_from_pivot(content: Option<&Value>, assistant: bool, i: usize) -> Result<Value, GatewayError> {
     let text_type = if assistant { "output_text" } else { "input_text" };
     match content {
-        None | Some(Value::Null) => Ok(json!([])),
-        Some(Value::String(s)) => Ok(json!([{"type": text_type, "text": s}])),
+        None | Some(Value::Null) => Ok(Value::Array(Vec::new())),
+        Some(Value::String(s)) => Ok(Value::Array(vec![jobj([("type", jstr(text_type)), ("text", jstr(s))])])),
         Some(Value::Array(parts)) => {
             let mut list = Vec::with_capacity(parts.len());
             for (k, part) in parts.iter().enumerate() {
                 match part.get("type").and_then(Value::as_str) {
                     None | Some("text") => {
                         let t = part.get("text").and_then(Value::as_str).unwrap_or("");
-                        list.push(json!({"type": text_type, "text": t}));
+                        list.push(jobj([("type", jstr(text_type)), ("text", jstr(t))]));
                     }
                     Some("image_url") if !assistant => {
                         let img = part.get("image_url");
                         let url = img.and_then(|i| i.get("url")).or(img).and_then(Value::as_str).unwrap_or("");
                         let detail = img.and_then(|i| i.get("detail")).and_then(Value::as_str).unwrap_or("auto");
-                        list.push(json!({"type": "input_image", "image_url": url, "detail": detail}));
+                        list.push(jobj([
+                            ("type", jstr("input_image")),
+                            ("image_url", jstr(url)),
+                            ("detail", jstr(detail)),
+                        ]));
                     }
                     Some(other) => {
                         return Err(bad(
-                            &format!("{p}.content[{k}].type"),
+                            &format!("messages[{i}].content[{k}].type"),
                             format!("content parts of type '{other}' cannot be sent to a Responses API upstream"),
                         ))
                     }
@@ -50,11 +55,17 @@ fn parts_from_pivot(content: Option<&Value>, assistant: bool, p: &str) -> Result
             }
             Ok(Value::Array(list))
         }
-        Some(_) => Err(bad(&format!("{p}.content"), "'content' must be a string or an array of parts")),
+        Some(_) => Err(bad(&format!("messages[{i}].content"), "'content' must be a string or an array of parts")),
     }
 }
 
+/// `{"type": "message", "role": role, "content": content}`.
+fn message(role: &str, content: Value) -> Value {
+    jobj([("type", jstr("message")), ("role", jstr(role)), ("content", content)])
+}
+
 /// A pivot (OpenAI chat) body -> a Responses request for `upstream_model`.
+#[inline(never)]
 pub fn request_from_pivot(body: &Map<String, Value>, upstream_model: &str) -> Result<Value, GatewayError> {
     if body.get("n").and_then(Value::as_u64).unwrap_or(1) > 1 {
         return Err(bad("n", "a Responses API upstream returns one choice per request; 'n' must be 1"));
@@ -69,17 +80,16 @@ pub fn request_from_pivot(body: &Map<String, Value>, upstream_model: &str) -> Re
     let empty = Vec::new();
     let messages = body.get("messages").and_then(Value::as_array).unwrap_or(&empty);
     for (i, m) in messages.iter().enumerate() {
-        let p = format!("messages[{i}]");
         let role = m.get("role").and_then(Value::as_str).unwrap_or("");
         match role {
             "system" | "developer" | "user" => {
-                let content = parts_from_pivot(m.get("content"), false, &p)?;
-                input.push(json!({"type": "message", "role": role, "content": content}));
+                let content = parts_from_pivot(m.get("content"), false, i)?;
+                input.push(message(role, content));
             }
             "assistant" => {
-                let content = parts_from_pivot(m.get("content"), true, &p)?;
+                let content = parts_from_pivot(m.get("content"), true, i)?;
                 if content.as_array().is_some_and(|c| !c.is_empty()) {
-                    input.push(json!({"type": "message", "role": "assistant", "content": content}));
+                    input.push(message("assistant", content));
                 }
                 let calls = m.get("tool_calls").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
                 for tc in calls {
@@ -89,32 +99,32 @@ pub fn request_from_pivot(body: &Map<String, Value>, upstream_model: &str) -> Re
                         Some(v @ Value::Object(_)) => v.to_string(),
                         _ => "{}".to_string(),
                     };
-                    input.push(json!({
-                        "type": "function_call",
-                        "call_id": tc.get("id").and_then(Value::as_str).unwrap_or(""),
-                        "name": f.and_then(|f| f.get("name")).and_then(Value::as_str).unwrap_or(""),
-                        "arguments": args,
-                    }));
+                    input.push(jobj([
+                        ("type", jstr("function_call")),
+                        ("call_id", jstr(tc.get("id").and_then(Value::as_str).unwrap_or(""))),
+                        ("name", jstr(f.and_then(|f| f.get("name")).and_then(Value::as_str).unwrap_or(""))),
+                        ("arguments", Value::String(args)),
+                    ]));
                 }
             }
             "tool" => {
-                input.push(json!({
-                    "type": "function_call_output",
-                    "call_id": m.get("tool_call_id").and_then(Value::as_str).unwrap_or(""),
-                    "output": pivot::content_text(m.get("content")),
-                }));
+                input.push(jobj([
+                    ("type", jstr("function_call_output")),
+                    ("call_id", jstr(m.get("tool_call_id").and_then(Value::as_str).unwrap_or(""))),
+                    ("output", Value::String(pivot::content_text(m.get("content")))),
+                ]));
             }
-            other => return Err(bad(&format!("{p}.role"), format!("unknown role '{other}'"))),
+            other => return Err(bad(&format!("messages[{i}].role"), format!("unknown role '{other}'"))),
         }
     }
     let mut out = Map::new();
-    ins(&mut out, "model", json!(upstream_model));
+    ins(&mut out, "model", jstr(upstream_model));
     ins(&mut out, "input", Value::Array(input));
     // The gateway keeps no state, and asks the upstream to keep none.
     ins(&mut out, "store", Value::Bool(false));
     let cap = body.get("max_completion_tokens").or_else(|| body.get("max_tokens")).and_then(Value::as_u64);
     if let Some(c) = cap {
-        ins(&mut out, "max_output_tokens", json!(c));
+        ins(&mut out, "max_output_tokens", Value::from(c));
     }
     for f in ["temperature", "top_p", "parallel_tool_calls", "user"] {
         if let Some(v) = body.get(f).filter(|v| !v.is_null()) {
@@ -126,8 +136,8 @@ pub fn request_from_pivot(body: &Map<String, Value>, upstream_model: &str) -> Re
         for t in tools {
             let f = t.get("function");
             let mut tool = Map::new();
-            ins(&mut tool, "type", json!("function"));
-            ins(&mut tool, "name", json!(f.and_then(|f| f.get("name")).and_then(Value::as_str).unwrap_or("")));
+            ins(&mut tool, "type", jstr("function"));
+            ins(&mut tool, "name", jstr(f.and_then(|f| f.get("name")).and_then(Value::as_str).unwrap_or("")));
             for k in ["description", "parameters", "strict"] {
                 if let Some(v) = f.and_then(|f| f.get(k)).filter(|v| !v.is_null()) {
                     ins(&mut tool, k, v.clone());
@@ -138,10 +148,10 @@ pub fn request_from_pivot(body: &Map<String, Value>, upstream_model: &str) -> Re
         ins(&mut out, "tools", Value::Array(list));
     }
     match body.get("tool_choice") {
-        Some(Value::String(s)) => ins(&mut out, "tool_choice", json!(s)),
+        Some(Value::String(s)) => ins(&mut out, "tool_choice", jstr(s)),
         Some(Value::Object(o)) => {
             let name = o.get("function").and_then(|f| f.get("name")).and_then(Value::as_str).unwrap_or("");
-            ins(&mut out, "tool_choice", json!({"type": "function", "name": name}));
+            ins(&mut out, "tool_choice", jobj([("type", jstr("function")), ("name", jstr(name))]));
         }
         _ => {}
     }
@@ -149,20 +159,20 @@ pub fn request_from_pivot(body: &Map<String, Value>, upstream_model: &str) -> Re
         match rf.get("type").and_then(Value::as_str) {
             Some("json_schema") => {
                 let mut f = Map::new();
-                ins(&mut f, "type", json!("json_schema"));
+                ins(&mut f, "type", jstr("json_schema"));
                 if let Some(js) = rf.get("json_schema").and_then(Value::as_object) {
                     for (k, v) in js {
                         ins(&mut f, k, v.clone());
                     }
                 }
-                ins(&mut out, "text", json!({"format": f}));
+                ins(&mut out, "text", jobj([("format", Value::Object(f))]));
             }
-            Some("json_object") => ins(&mut out, "text", json!({"format": {"type": "json_object"}})),
+            Some("json_object") => ins(&mut out, "text", jobj([("format", jobj([("type", jstr("json_object"))]))])),
             _ => {}
         }
     }
     if let Some(e) = body.get("reasoning_effort").and_then(Value::as_str) {
-        ins(&mut out, "reasoning", json!({"effort": e}));
+        ins(&mut out, "reasoning", jobj([("effort", jstr(e))]));
     }
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
         ins(&mut out, "stream", Value::Bool(true));
