@@ -4,50 +4,9 @@
 //! real APIs do: `5.0` is refused like `"5"` (an upstream would refuse it too, or read it
 //! differently from the gateway).
 
-use std::borrow::Cow;
-
 use serde_json::{Map, Value};
 
 use crate::errors::{Code, GatewayError};
-
-/// A field's name for its error (`param`): a string, or `Lazy`, a name built only when an
-/// error needs it (no formatting per field on a valid request).
-pub trait ParamName {
-    fn name(&self) -> Cow<'_, str>;
-}
-
-impl ParamName for str {
-    fn name(&self) -> Cow<'_, str> {
-        Cow::Borrowed(self)
-    }
-}
-
-impl ParamName for String {
-    fn name(&self) -> Cow<'_, str> {
-        Cow::Borrowed(self.as_str())
-    }
-}
-
-/// A name written by the closure, when an error needs it.
-pub struct Lazy<F>(pub F);
-
-impl<F: Fn() -> String> std::fmt::Display for Lazy<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&(self.0)())
-    }
-}
-
-impl std::fmt::Display for dyn ParamName + '_ {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.name())
-    }
-}
-
-impl<F: Fn() -> String> ParamName for Lazy<F> {
-    fn name(&self) -> Cow<'_, str> {
-        Cow::Owned((self.0)())
-    }
-}
 
 /// The most choices (`n`, Gemini's `candidateCount`) one request may ask for: each one is a
 /// whole completion, reserved and billed.
@@ -81,124 +40,100 @@ pub fn required_model(body: &Map<String, Value>) -> Result<String, GatewayError>
 }
 
 /// An optional number (kept as the original JSON number).
-pub fn opt_number<'a>(
-    v: Option<&'a Value>,
-    param: &(impl ParamName + ?Sized),
-) -> Result<Option<&'a Value>, GatewayError> {
+pub fn opt_number<'a>(v: Option<&'a Value>, param: &str) -> Result<Option<&'a Value>, GatewayError> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(n @ Value::Number(_)) => Ok(Some(n)),
-        Some(_) => Err(type_error(&param.name(), "a number")),
+        Some(_) => Err(type_error(param, "a number")),
     }
 }
 
 /// An optional number within `min..=max`.
-pub fn number_in(v: Option<&Value>, param: &(impl ParamName + ?Sized), min: f64, max: f64) -> Result<(), GatewayError> {
+pub fn number_in(v: Option<&Value>, param: &str, min: f64, max: f64) -> Result<(), GatewayError> {
     match opt_number(v, param)?.and_then(Value::as_f64) {
-        Some(x) if !(min..=max).contains(&x) => Err(type_error(&param.name(), &format!("between {min} and {max}"))),
+        Some(x) if !(min..=max).contains(&x) => Err(type_error(param, &format!("between {min} and {max}"))),
         _ => Ok(()),
     }
 }
 
 /// An optional non-negative integer (`5.0` is not one).
-pub fn opt_uint(v: Option<&Value>, param: &(impl ParamName + ?Sized)) -> Result<Option<u64>, GatewayError> {
+pub fn opt_uint(v: Option<&Value>, param: &str) -> Result<Option<u64>, GatewayError> {
     match v {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => {
-            n.as_u64().map(Some).ok_or_else(|| type_error(&param.name(), "a non-negative integer"))
-        }
-        Some(_) => Err(type_error(&param.name(), "an integer")),
+        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| type_error(param, "a non-negative integer")),
+        Some(_) => Err(type_error(param, "an integer")),
     }
 }
 
 /// An optional positive integer (token caps, choices; `5.0` is not one).
-pub fn opt_positive(v: Option<&Value>, param: &(impl ParamName + ?Sized)) -> Result<Option<u64>, GatewayError> {
+pub fn opt_positive(v: Option<&Value>, param: &str) -> Result<Option<u64>, GatewayError> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_u64() {
             Some(x) if x >= 1 => Ok(Some(x)),
-            _ => Err(type_error(&param.name(), "a positive integer")),
+            _ => Err(type_error(param, "a positive integer")),
         },
-        Some(_) => Err(type_error(&param.name(), "an integer")),
+        Some(_) => Err(type_error(param, "an integer")),
     }
 }
 
 /// The number of choices (`n`, `candidateCount`): a positive integer up to `MAX_CHOICES`.
-pub fn opt_choices(v: Option<&Value>, param: &(impl ParamName + ?Sized)) -> Result<Option<u64>, GatewayError> {
+pub fn opt_choices(v: Option<&Value>, param: &str) -> Result<Option<u64>, GatewayError> {
     match opt_positive(v, param)? {
-        Some(n) if n > MAX_CHOICES => {
-            let param = param.name();
-            Err(GatewayError::bad(
-                &param,
-                format!(
-                    "'{}' must be between 1 and {MAX_CHOICES}; got {n}",
-                    param.rsplit('.').next().unwrap_or(&param)
-                ),
-            ))
-        }
+        Some(n) if n > MAX_CHOICES => Err(GatewayError::bad(
+            param,
+            format!("'{}' must be between 1 and {MAX_CHOICES}; got {n}", param.rsplit('.').next().unwrap_or(param)),
+        )),
         n => Ok(n),
     }
 }
 
-pub fn opt_str<'a>(v: Option<&'a Value>, param: &(impl ParamName + ?Sized)) -> Result<Option<&'a str>, GatewayError> {
+pub fn opt_str<'a>(v: Option<&'a Value>, param: &str) -> Result<Option<&'a str>, GatewayError> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(type_error(&param.name(), "a string")),
+        Some(_) => Err(type_error(param, "a string")),
     }
 }
 
-pub fn req_str<'a>(v: Option<&'a Value>, param: &(impl ParamName + ?Sized)) -> Result<&'a str, GatewayError> {
-    opt_str(v, param)?.ok_or_else(|| GatewayError::missing(&param.name()))
+pub fn req_str<'a>(v: Option<&'a Value>, param: &str) -> Result<&'a str, GatewayError> {
+    opt_str(v, param)?.ok_or_else(|| GatewayError::missing(param))
 }
 
-pub fn opt_bool(v: Option<&Value>, param: &(impl ParamName + ?Sized)) -> Result<Option<bool>, GatewayError> {
+pub fn opt_bool(v: Option<&Value>, param: &str) -> Result<Option<bool>, GatewayError> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(type_error(&param.name(), "a boolean")),
+        Some(_) => Err(type_error(param, "a boolean")),
     }
 }
 
-pub fn opt_array<'a>(
-    v: Option<&'a Value>,
-    param: &(impl ParamName + ?Sized),
-) -> Result<Option<&'a Vec<Value>>, GatewayError> {
+pub fn opt_array<'a>(v: Option<&'a Value>, param: &str) -> Result<Option<&'a Vec<Value>>, GatewayError> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(a)) => Ok(Some(a)),
-        Some(_) => Err(type_error(&param.name(), "an array")),
+        Some(_) => Err(type_error(param, "an array")),
     }
 }
 
-pub fn req_array<'a>(v: Option<&'a Value>, param: &(impl ParamName + ?Sized)) -> Result<&'a Vec<Value>, GatewayError> {
-    opt_array(v, param)?.ok_or_else(|| GatewayError::missing(&param.name()))
+pub fn req_array<'a>(v: Option<&'a Value>, param: &str) -> Result<&'a Vec<Value>, GatewayError> {
+    opt_array(v, param)?.ok_or_else(|| GatewayError::missing(param))
 }
 
-pub fn opt_object<'a>(
-    v: Option<&'a Value>,
-    param: &(impl ParamName + ?Sized),
-) -> Result<Option<&'a Map<String, Value>>, GatewayError> {
+pub fn opt_object<'a>(v: Option<&'a Value>, param: &str) -> Result<Option<&'a Map<String, Value>>, GatewayError> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(o)) => Ok(Some(o)),
-        Some(_) => Err(type_error(&param.name(), "an object")),
+        Some(_) => Err(type_error(param, "an object")),
     }
 }
 
-pub fn req_object<'a>(
-    v: Option<&'a Value>,
-    param: &(impl ParamName + ?Sized),
-) -> Result<&'a Map<String, Value>, GatewayError> {
-    opt_object(v, param)?.ok_or_else(|| GatewayError::missing(&param.name()))
+pub fn req_object<'a>(v: Option<&'a Value>, param: &str) -> Result<&'a Map<String, Value>, GatewayError> {
+    opt_object(v, param)?.ok_or_else(|| GatewayError::missing(param))
 }
 
 /// An optional array of strings (`stop`-like fields). A lone string is accepted when `lone` is set.
-pub fn opt_strings(
-    v: Option<&Value>,
-    param: &(impl ParamName + ?Sized),
-    lone: bool,
-) -> Result<Option<Vec<String>>, GatewayError> {
+pub fn opt_strings(v: Option<&Value>, param: &str, lone: bool) -> Result<Option<Vec<String>>, GatewayError> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if lone => Ok(Some(vec![s.clone()])),
@@ -207,12 +142,12 @@ pub fn opt_strings(
             for (i, s) in a.iter().enumerate() {
                 match s.as_str() {
                     Some(s) => out.push(s.to_string()),
-                    None => return Err(type_error(&format!("{}[{i}]", param.name()), "a string")),
+                    None => return Err(type_error(&format!("{param}[{i}]"), "a string")),
                 }
             }
             Ok(Some(out))
         }
-        Some(_) => Err(type_error(&param.name(), "an array of strings")),
+        Some(_) => Err(type_error(param, "an array of strings")),
     }
 }
 

@@ -91,26 +91,3 @@ fn integer_fields_accept_integers_everywhere() {
     .unwrap_err();
     assert_eq!((e.param.as_deref(), e.message.as_str()), (Some("top_k"), "'top_k' must be a non-negative integer"));
 }
-
-/// A `Lazy` name is written only for an error, and the error reads as with the name spelled out.
-#[test]
-fn lazy_names_are_written_only_for_errors() {
-    use std::cell::Cell;
-    let built = Cell::new(0u32);
-    let name = Lazy(|| {
-        built.set(built.get() + 1);
-        "contents[0].parts[1].text".to_string()
-    });
-    assert_eq!(opt_str(Some(&json!("hi")), &name).unwrap(), Some("hi"));
-    assert_eq!(opt_positive(Some(&json!(5)), &name).unwrap(), Some(5));
-    assert_eq!(req_array(Some(&json!([])), &name).unwrap().len(), 0);
-    assert_eq!(built.get(), 0);
-    let lazy = opt_str(Some(&json!(5)), &name).unwrap_err();
-    let spelled = opt_str(Some(&json!(5)), "contents[0].parts[1].text").unwrap_err();
-    assert_eq!(built.get(), 1);
-    assert_eq!(lazy.param.as_deref(), Some("contents[0].parts[1].text"));
-    assert_eq!((lazy.message, lazy.param), (spelled.message, spelled.param));
-    let missing = req_str(None, &name).unwrap_err();
-    assert_eq!(built.get(), 2);
-    assert_eq!(missing.param.as_deref(), Some("contents[0].parts[1].text"));
-}
