@@ -116,8 +116,8 @@ pub fn cut_completion_tokens(read_bytes: u64, budget: u64) -> u64 {
 /// `month` or `day` cap counts in its own entry per UTC period; see `limits::period_suffix`).
 pub fn spend_scopes(key: &KeyRecord, account: Option<&Account>, now_ms: u64) -> Vec<SpendScope> {
     let mut scopes = Vec::new();
-    if let Some(cap) = key.spend_cap {
-        scopes.push(SpendScope::key_in(&key.id, limits::credits_to_micros(cap), key.policy.cap_period, now_ms));
+    if let Some(cap) = key.spend_cap() {
+        scopes.push(SpendScope::key_in(&key.id, limits::credits_to_micros(cap), key.policy().cap_period, now_ms));
     }
     if let Some((a, cap)) = account.and_then(|a| Some((a, a.spend_cap?))) {
         let micros = limits::credits_to_micros(cap);

@@ -77,7 +77,7 @@ impl KeyLines {
                 };
                 self.keys.push_parsed(f.hash, id, f.account, f.cap, f.quota, f.log).map_err(|_| NotText)?;
                 if let Some(r) = self.keys.records.last_mut() {
-                    r.policy = f.policy;
+                    r.set_policy(f.policy);
                 }
                 Ok(())
             }

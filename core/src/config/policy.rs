@@ -159,7 +159,7 @@ mod tests {
         let table = format!("{} a id=t1 cap=4 period=day rpm=9 dev\\n{} b id=t2", "3".repeat(64), "4".repeat(64));
         let c = config(r#"{"id":"a","tpm":5000,"spend_cap":9,"spend_cap_period":"month"},{"id":"b"}"#, &keys, &table)
             .unwrap();
-        let policy = |id: &str| c.keys.iter().find(|k| k.id == id).map(|k| (k.spend_cap, k.policy));
+        let policy = |id: &str| c.keys.iter().find(|k| k.id == id).map(|k| (k.spend_cap(), k.policy()));
         let p = |rpm, cap_period, development| KeyPolicy { rpm, cap_period, development };
         assert_eq!(policy("k1"), Some((Some(3.0), p(Some(7), CapPeriod::Month, true))));
         assert_eq!(policy("k2"), Some((Some(2.0), p(None, CapPeriod::Day, false))));

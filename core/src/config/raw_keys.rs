@@ -129,7 +129,7 @@ impl RawKeys {
             k.log_content,
         )?;
         if let Some(r) = self.records.last_mut() {
-            r.policy = KeyPolicy { rpm: k.rpm, cap_period, development: k.environment == Environment::Development };
+            r.set_policy(KeyPolicy { rpm: k.rpm, cap_period, development: k.environment == Environment::Development });
         }
         if let Some(list) = k.allowed_models {
             let policy = ModelPolicy(list.into_boxed_slice());
@@ -178,15 +178,10 @@ impl RawKeys {
             self.own_quota.push(idx);
         }
         self.table.push((hash, idx));
-        self.records.push(KeyRecord {
-            id,
-            account,
-            spend_cap,
-            sandbox_daily_quota: sandbox_daily_quota.unwrap_or(0),
-            log_content,
-            allowed_models: 0,
-            policy: KeyPolicy::default(),
-        });
+        let mut record = KeyRecord::new(id, account, sandbox_daily_quota.unwrap_or(0));
+        record.set_spend_cap(spend_cap);
+        record.set_log_content(log_content);
+        self.records.push(record);
         Ok(())
     }
 

@@ -123,7 +123,7 @@ impl Exchange {
         };
         let mut took_daily = false;
         // A development key is not held to the free models' daily quota.
-        if model.sandbox && !key.policy.development {
+        if model.sandbox && !key.policy().development {
             let quota = self.fallback_limit(key.sandbox_daily_quota);
             let d = match limits::check_daily(env.store, &key.id, quota, env.now_ms) {
                 Ok(d) => d,

@@ -68,7 +68,7 @@ impl Exchange {
         };
         self.key = Some(idx);
         self.account = Some(rec.account);
-        if rec.log_content {
+        if rec.log_content() {
             self.content = Some((Vec::new(), Vec::new()));
         }
         let active = cfg.account(rec.account).map(|a| a.status == AccountStatus::Active).unwrap_or(false);

@@ -350,7 +350,7 @@ impl Exchange {
 
     /// Whether the authenticated key logs content (its record keeps prompt and completion).
     pub fn logs_content(&self, cfg: &crate::config::Config) -> bool {
-        self.key.and_then(|k| cfg.key(k)).is_some_and(|k| k.log_content)
+        self.key.and_then(|k| cfg.key(k)).is_some_and(|k| k.log_content())
     }
 
     /// The caller's dialect (from the endpoint).

@@ -60,7 +60,7 @@ pub(crate) fn binding(account: RateDecision, key: Option<RateDecision>) -> RateD
 
 /// A key's own requests per minute, as the current fallback applies it (see `fallback_limit`).
 pub(crate) fn key_rpm(key: &KeyRecord) -> Option<u32> {
-    key.policy.rpm
+    key.policy().rpm
 }
 
 /// The 429 of a key whose own requests-per-minute window is used up.

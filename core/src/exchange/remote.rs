@@ -142,7 +142,7 @@ impl Exchange {
             req = req.key_rpm(&key.id, own);
         }
         // A development key is not held to the free models' daily quota.
-        if model.sandbox && !key.policy.development {
+        if model.sandbox && !key.policy().development {
             layout.daily = Some(req.windows.len());
             req = req.daily(&key.id, key.sandbox_daily_quota);
         }

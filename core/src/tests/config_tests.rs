@@ -205,8 +205,11 @@ fn keys_may_come_before_the_accounts_and_defaults_they_use() {
         h("s3")
     );
     let c = Config::parse(j.as_bytes()).unwrap();
-    let got: Vec<_> =
-        c.keys.iter().map(|k| (k.id.as_str(), k.account, k.sandbox_daily_quota, k.spend_cap, k.log_content)).collect();
+    let got: Vec<_> = c
+        .keys
+        .iter()
+        .map(|k| (k.id.as_str(), k.account, k.sandbox_daily_quota, k.spend_cap(), k.log_content()))
+        .collect();
     assert_eq!(got, [("k1", 1, 7, None, false), ("k2", 0, 3, None, false), ("k3", 1, 7, Some(2.5), true)]);
     for (i, s) in ["s1", "s2", "s3"].iter().enumerate() {
         assert_eq!(c.key_table.lookup(&keys::sha256(s.as_bytes())), Some(i as u32));

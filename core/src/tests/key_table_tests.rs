@@ -125,7 +125,7 @@ fn a_compact_table_gives_the_same_keys_as_the_verbose_list() {
     assert_eq!(both(&doc("", &[String::new()])).unwrap().keys.len(), 0);
     // Defaults apply to the table's keys as to the list's.
     let c = both(&doc("", &[format!("{} b", to_base64url(&h("x")))])).unwrap();
-    assert_eq!((c.keys[0].sandbox_daily_quota, c.keys[0].account, c.keys[0].spend_cap), (9, 1, None));
+    assert_eq!((c.keys[0].sandbox_daily_quota, c.keys[0].account, c.keys[0].spend_cap()), (9, 1, None));
 }
 
 #[test]
@@ -235,4 +235,35 @@ fn the_table_is_read_in_pieces_split_anywhere() {
     let c = both(&demo).unwrap();
     let ids: Vec<&str> = c.keys.iter().map(|k| k.id.as_str()).collect();
     assert_eq!(ids, ["t1", "k-active", "k-inactive"]);
+}
+
+#[test]
+fn a_key_record_stays_packed() {
+    use crate::config::{CapPeriod, KeyPolicy, KeyRecord};
+    // 48 bytes in the filter (wasm32, also asserted when it builds); 56 with 8-byte pointers
+    // (the id's heap form and the account index are wider).
+    let expected = if cfg!(target_pointer_width = "32") { 48 } else { 56 };
+    assert_eq!(std::mem::size_of::<KeyRecord>(), expected);
+    // Every field packed reads back as set, in every combination.
+    let mut r = KeyRecord::new("k".into(), 3, 7);
+    assert_eq!((r.spend_cap(), r.log_content(), r.policy()), (None, false, KeyPolicy::default()));
+    for cap in [None, Some(0.0), Some(-0.0), Some(2.5), Some(f64::MAX)] {
+        for log in [false, true] {
+            for rpm in [None, Some(0), Some(9), Some(u32::MAX)] {
+                for cap_period in [CapPeriod::Total, CapPeriod::Month, CapPeriod::Day] {
+                    for development in [false, true] {
+                        let p = KeyPolicy { rpm, cap_period, development };
+                        r.set_spend_cap(cap);
+                        r.set_log_content(log);
+                        r.set_policy(p);
+                        assert_eq!(r.spend_cap().map(f64::to_bits), cap.map(f64::to_bits));
+                        assert_eq!((r.log_content(), r.policy()), (log, p));
+                        r.set_log_content(!log);
+                        assert_eq!((r.log_content(), r.policy()), (!log, p));
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!((r.id.as_str(), r.account, r.sandbox_daily_quota, r.allowed_models), ("k", 3, 7, 0));
 }

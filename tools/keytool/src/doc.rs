@@ -566,8 +566,8 @@ mod tests {
         assert!(d.set_account_policy("nobody", Some(1), None).is_err());
         let (cfg, text) = d.render().unwrap();
         let key = cfg.keys.iter().find(|k| k.id == id).unwrap();
-        assert_eq!((key.policy.rpm, key.policy.development), (Some(9), true));
-        assert_eq!(key.policy.cap_period, tollgate_core::config::CapPeriod::Month);
+        assert_eq!((key.policy().rpm, key.policy().development), (Some(9), true));
+        assert_eq!(key.policy().cap_period, tollgate_core::config::CapPeriod::Month);
         let a = cfg.accounts.first().unwrap();
         assert_eq!(a.policy.tpm, Some(5000));
         assert_eq!(a.policy.cap_period, tollgate_core::config::CapPeriod::Day);
@@ -582,17 +582,17 @@ mod tests {
         d.convert(true).unwrap();
         let (cfg, text) = d.render().unwrap();
         assert!(inner(&text)["key_table"].as_str().unwrap().ends_with(" cap=2 rpm=9 period=month dev"));
-        assert_eq!(cfg.keys.iter().find(|k| k.id == id).map(|k| k.policy), Some(key.policy));
+        assert_eq!(cfg.keys.iter().find(|k| k.id == id).map(|k| k.policy()), Some(key.policy()));
         let mut d = Doc::parse(&text, None).unwrap();
         let other = d.add_key("sk-other", "a1", Some("t2"), None).unwrap();
         d.set_new_key_policy(&KeyFlags { rpm: Some(3), ..KeyFlags::default() }).unwrap();
         let (cfg, text) = d.render().unwrap();
-        assert_eq!(cfg.keys.iter().find(|k| k.id == other).and_then(|k| k.policy.rpm), Some(3));
+        assert_eq!(cfg.keys.iter().find(|k| k.id == other).and_then(|k| k.policy().rpm), Some(3));
         let mut d = Doc::parse(&text, None).unwrap();
         d.convert(false).unwrap();
         let (cfg, _) = d.render().unwrap();
-        assert_eq!(cfg.keys.iter().find(|k| k.id == id).map(|k| k.policy), Some(key.policy));
-        assert_eq!(cfg.keys.iter().find(|k| k.id == other).and_then(|k| k.policy.rpm), Some(3));
+        assert_eq!(cfg.keys.iter().find(|k| k.id == id).map(|k| k.policy()), Some(key.policy()));
+        assert_eq!(cfg.keys.iter().find(|k| k.id == other).and_then(|k| k.policy().rpm), Some(3));
     }
 
     #[test]
@@ -676,7 +676,7 @@ mod tests {
         let (cfg, text) = d.render().unwrap();
         let by_id = |c: &Config| {
             let mut k: Vec<_> =
-                c.keys.iter().map(|k| (k.id.clone(), k.spend_cap, k.sandbox_daily_quota, k.log_content)).collect();
+                c.keys.iter().map(|k| (k.id.clone(), k.spend_cap(), k.sandbox_daily_quota, k.log_content())).collect();
             k.sort_by(|a, b| a.0.cmp(&b.0));
             k
         };

@@ -142,7 +142,7 @@ fn a_402_refunds_the_rate_slot_and_the_sandbox_call() {
     }
     let mut uncapped = cfg();
     for k in uncapped.keys.iter_mut() {
-        k.spend_cap = None;
+        k.set_spend_cap(None);
     }
     let statuses: Vec<_> = (0..3).map(|_| run(&uncapped, &s, t, "sk-capq", FREE).1.map(|r| r.status)).collect();
     assert_eq!(statuses, [None, None, Some(429)]);
