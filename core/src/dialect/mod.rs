@@ -58,3 +58,7 @@ fn ins(m: &mut Map<String, Value>, k: &str, v: Value) {
 #[cfg(test)]
 #[path = "tests/upstream_golden_tests.rs"]
 mod upstream_golden_tests;
+
+#[cfg(test)]
+#[path = "tests/front_golden_tests.rs"]
+mod front_golden_tests;

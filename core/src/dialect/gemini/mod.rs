@@ -10,12 +10,16 @@
 
 mod front;
 mod front_body;
+mod front_stream;
 mod text_in;
 mod upstream;
+mod upstream_stream;
 
-pub use front::{request_to_pivot, response_from_pivot, StreamFromPivot};
+pub use front::{request_to_pivot, response_from_pivot};
 pub use front_body::write_response;
-pub use upstream::{request_from_pivot, response_to_pivot, upstream_path, usage_from_gemini, StreamToPivot};
+pub use front_stream::StreamFromPivot;
+pub use upstream::{request_from_pivot, response_to_pivot, upstream_path, usage_from_gemini};
+pub use upstream_stream::StreamToPivot;
 
 use serde_json::{Map, Value};
 
