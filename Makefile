@@ -144,13 +144,15 @@ fuzz-smoke: fuzz-tools
 
 test: build unit clippy validate fuzz-smoke integration
 
-# The bench's floor filters (tools/bench/filters): a do-nothing proxy-wasm filter and one doing only
-# what any body-routing filter must, built like Tollgate's. Not part of `make build`.
-BENCH_FILTERS := target/wasm32-wasip1/release/bench_noop.wasm target/wasm32-wasip1/release/bench_floor.wasm
+# The bench's floor filters (tools/bench/filters): a do-nothing proxy-wasm filter, one doing only
+# what any body-routing filter must, and `calls` (the floor plus Tollgate's host calls on a chat
+# request, for tests/bench/envoy_callgrind.py), built like Tollgate's. Not part of `make build`.
+BENCH_FILTERS := target/wasm32-wasip1/release/bench_noop.wasm target/wasm32-wasip1/release/bench_floor.wasm \
+	target/wasm32-wasip1/release/bench_calls.wasm
 BENCH_FILTERS_SRC := $(shell find tools/bench/filters -name '*.rs' -o -name Cargo.toml)
 
 $(BENCH_FILTERS) &: $(BENCH_FILTERS_SRC) Cargo.lock .cargo/config.toml | wasm-target
-	cargo build --release --locked -p tollgate-bench-noop -p tollgate-bench-floor --target wasm32-wasip1
+	cargo build --release --locked -p tollgate-bench-noop -p tollgate-bench-floor -p tollgate-bench-calls --target wasm32-wasip1
 
 bench-filters: $(BENCH_FILTERS)
 

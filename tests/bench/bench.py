@@ -40,13 +40,19 @@ from tollgate_harness import BACKEND_BIN, ROOT, WASM, _wait_http, _wasm_filter, 
 LOADGEN = ROOT / "target" / "release" / "tollgate-loadgen"
 NOOP_WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "bench_noop.wasm"
 FLOOR_WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "bench_floor.wasm"
+# The floor plus Tollgate's host calls on a chat request (tests/bench/envoy_callgrind.py only).
+CALLS_WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "bench_calls.wasm"
 # The four configurations, in the order of an even round (odd rounds run them reversed).
 CONFIGS = ("plain", "noop", "floor", "tollgate")
 # `BENCH_BASELINE_WASM=path/to/old/tollgate.wasm`: a fifth configuration, Tollgate's with that
 # `.wasm`, run interleaved with the others: a side-by-side A/B of two builds of the filter. The
 # baseline gets the same configuration less what an older filter refuses (`baseline_config`).
 BASELINE_WASM = os.environ.get("BENCH_BASELINE_WASM", "")
-RUN_CONFIGS = CONFIGS + (("baseline",) if BASELINE_WASM else ())
+# `BENCH_CALLS=1`: another configuration, the `calls` filter (tools/bench/filters/calls: the floor
+# plus the host calls Tollgate makes on a chat request, with no logic behind them): what those
+# crossings cost, beside the floor and Tollgate.
+CALLS = os.environ.get("BENCH_CALLS", "") not in ("", "0")
+RUN_CONFIGS = CONFIGS + (("baseline",) if BASELINE_WASM else ()) + (("calls",) if CALLS else ())
 KEYBENCH = ROOT / "target" / "release" / "tollgate-keybench"
 REPORT_BIN = ROOT / "target" / "release" / "tollgate-report"
 RESULTS = ROOT / "bench-results"
@@ -135,7 +141,7 @@ def floor_doc(gw: int, admin: int, backend: int, wasm: Path) -> dict:
             },
         },
     })
-    if wasm == FLOOR_WASM:
+    if wasm in (FLOOR_WASM, CALLS_WASM):
         routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
         routes[-1]["route"] = {"cluster_header": "x-tollgate-cluster", "timeout": "120s"}
     return doc
@@ -173,6 +179,8 @@ def config_doc(which: str, gw: int, admin: int, backend: int) -> dict:
         return floor_doc(gw, admin, backend, NOOP_WASM)
     if which == "floor":
         return floor_doc(gw, admin, backend, FLOOR_WASM)
+    if which == "calls":
+        return floor_doc(gw, admin, backend, CALLS_WASM)
     if which == "baseline":
         doc = tollgate_doc(gw, admin, backend)
         cfgv = _wasm_filter(doc)["typed_config"]["config"]
@@ -376,6 +384,13 @@ def run_scenarios(tmp: Path, backend_port: int) -> list[dict]:
                 print(f"  {sc['name']}: A/B req/s baseline {b['rps']:.0f} / new {t['rps']:.0f} "
                       f"({(t['rps'] / b['rps'] - 1) * 100:+.1f}%); Envoy CPU µs/req baseline {us(b['cpu_s_per_1k'])} / new "
                       f"{us(t['cpu_s_per_1k'])}; unloaded p50 µs baseline {b['unloaded_p50_us']:.0f} / new "
+                      f"{t['unloaded_p50_us']:.0f}", flush=True)
+            if CALLS:
+                c, f, t = aggs["calls"], aggs["floor"], aggs["tollgate"]
+                res["calls"] = {k: c.get(k) for k in ("rps", "cpu_s_per_1k", "unloaded_p50_us")}
+                print(f"  {sc['name']}: Envoy CPU µs/req floor {us(f['cpu_s_per_1k']) or 0:.1f} / calls "
+                      f"{us(c['cpu_s_per_1k']) or 0:.1f} / tollgate {us(t['cpu_s_per_1k']) or 0:.1f}; unloaded p50 µs floor "
+                      f"{f['unloaded_p50_us']:.0f} / calls {c['unloaded_p50_us']:.0f} / tollgate "
                       f"{t['unloaded_p50_us']:.0f}", flush=True)
             results.append(res)
             print(f"  {sc['name']}: req/s " + " / ".join(f"{w} {aggs[w]['rps']:.0f}" for w in CONFIGS)
