@@ -4,6 +4,7 @@
 //! the file.
 use serde_json::{Map, Value};
 
+use super::upstream_golden_tests::assert_golden;
 use super::{anthropic, gemini, responses};
 
 /// Requests of the Responses API front: their pivots and refusals.
@@ -390,14 +391,6 @@ fn pivot_of(r: Result<crate::dialect::pivot::PivotRequest, crate::errors::Gatewa
 #[test]
 fn front_requests_match_the_golden_file() {
     let got = render_fronts();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/dialect/tests/front_golden.txt");
-    if std::env::var_os("TOLLGATE_BLESS").is_some() {
-        std::fs::write(path, &got).unwrap();
-    }
-    let want = std::fs::read_to_string(path).unwrap();
-    for (g, w) in got.lines().zip(want.lines()) {
-        assert_eq!(g, w);
-    }
-    assert_eq!(got.lines().count(), want.lines().count());
+    assert_golden(concat!(env!("CARGO_MANIFEST_DIR"), "/src/dialect/tests/front_golden.txt"), &got);
     assert_eq!(got.lines().count(), RESPONSES_FRONT.len() + ANTHROPIC_FRONT.len() + 2 * GEMINI_FRONT.len());
 }
