@@ -64,9 +64,16 @@ def _secs_to_edge(t, period):
 
 def test_burst_admits_exactly_the_limit(lstack):
     http = Http(lstack.url)
-    _avoid_minute_edge()
-    with ThreadPoolExecutor(max_workers=24) as pool:
-        results = list(pool.map(lambda _: chat(http, BURST_KEY), range(BURST_LIMIT + 30)))
+    for _ in range(3):
+        _avoid_minute_edge()
+        t0 = time.time()
+        with ThreadPoolExecutor(max_workers=24) as pool:
+            results = list(pool.map(lambda _: chat(http, BURST_KEY), range(BURST_LIMIT + 30)))
+        # On a loaded machine a burst can outlast the margin: one that spans two fixed windows
+        # is rightly admitted in both, so it proves nothing; it is sent again in a fresh minute.
+        if int(t0 // 60) == int(time.time() // 60):
+            break
+        time.sleep(60 - time.time() % 60 + 0.2)
     statuses = [s for s, _, _ in results]
     assert statuses.count(200) == BURST_LIMIT, statuses
     assert statuses.count(429) == 30
