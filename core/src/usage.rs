@@ -3,6 +3,8 @@
 use crate::routing::Price;
 use serde_json::{Map, Value};
 
+mod scan;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Usage {
     pub prompt_tokens: u64,
@@ -141,12 +143,18 @@ pub fn pivot_text_bytes(v: &Value) -> u64 {
 /// as the byte they stand for (approximately: `\uXXXX` counts 1). For the fast stream path.
 pub fn text_len_hint(data: impl AsRef<[u8]>) -> u64 {
     let b = data.as_ref();
-    text_len_walk(b, &mut Marks::new(b))
+    match scan::text_len(b, false) {
+        Some((total, _)) => total,
+        None => text_len_walk(b, &mut Marks::new(b)),
+    }
 }
 
 /// `text_len_hint`, and whether `"usage"` appears anywhere in `data` (as a key or not): both
 /// from one look at the bytes.
 pub fn text_len_and_usage_key(data: &[u8]) -> (u64, bool) {
+    if let Some(r) = scan::text_len(data, true) {
+        return r;
+    }
     let mut marks = Marks::new(data);
     let total = text_len_walk(data, &mut marks);
     // The marks the walk did not need (after an escape) are still looked at for `"usage"`.
