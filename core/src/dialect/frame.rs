@@ -1,0 +1,71 @@
+//! The frame of a stream's previous text event: its bytes before the text and after it. Most
+//! events of a stream differ from the one before only in their text, so a byte-level reader that
+//! read one event remembers its frame, and the next event that is the same prefix, a string
+//! without escapes or control characters, and the same suffix is read by comparing bytes. A
+//! reader may remember a frame only when its own read of the event depends on the text in no
+//! way but its being such a string: any other such string in its place would read the same.
+
+use crate::sse;
+
+#[derive(Debug, Default)]
+pub(crate) struct Frame {
+    /// The previous event's bytes before its text, then those after it.
+    bytes: Vec<u8>,
+    /// The length of the part before the text; 0: no frame (an event's text never starts it:
+    /// it is inside a string, after the opening `{`).
+    split: usize,
+}
+
+impl Frame {
+    /// The span of `data`'s text when `data` is the frame's prefix, a string's content without
+    /// escapes or control characters, and the frame's suffix.
+    pub(crate) fn text_span(&self, data: &str) -> Option<(usize, usize)> {
+        if self.split == 0 {
+            return None;
+        }
+        let (pre, suf) = (self.bytes.get(..self.split)?, self.bytes.get(self.split..)?);
+        let b = data.as_bytes();
+        if !same(b.get(..self.split)?, pre) {
+            return None;
+        }
+        let rest = b.get(self.split..)?;
+        // The text ends at its first quote, backslash or control character: the suffix starts
+        // with the closing quote, so anything else there differs from it.
+        let len = sse::json_special(rest)?;
+        same(rest.get(len..)?, suf).then_some((self.split, self.split + len))
+    }
+
+    /// `data` read with its text at `start..end`: its frame is kept for the next event (the
+    /// buffer is reused). A span that cannot be one (empty prefix, out of bounds) clears it.
+    pub(crate) fn remember(&mut self, data: &str, start: usize, end: usize) {
+        let b = data.as_bytes();
+        self.bytes.clear();
+        self.split = 0;
+        if let (Some(pre @ [_, ..]), Some(suf)) = (b.get(..start), b.get(end..)) {
+            self.bytes.extend_from_slice(pre);
+            self.bytes.extend_from_slice(suf);
+            self.split = start;
+        }
+    }
+}
+
+/// `a == b`, compared eight bytes at a time (a byte loop where the target's `memcmp` is one).
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (p, q) in (&mut x).zip(&mut y) {
+        let (Ok(p), Ok(q)) = (<[u8; 8]>::try_from(p), <[u8; 8]>::try_from(q)) else {
+            return false;
+        };
+        if u64::from_ne_bytes(p) != u64::from_ne_bytes(q) {
+            return false;
+        }
+    }
+    x.remainder() == y.remainder()
+}
+
+#[cfg(test)]
+#[path = "tests/frame_tests.rs"]
+mod tests;
