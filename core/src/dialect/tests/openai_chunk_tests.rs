@@ -1,8 +1,9 @@
 //! Tests of `openai/chunk.rs`: the byte-level read agrees with the serde read it stands in for.
+use std::borrow::Cow;
+
 use super::super::upstream::text_event_serde;
 use super::*;
 use crate::dialect::stream::TextChunk;
-use std::borrow::Cow;
 
 /// The event's id and text, when it is a text-only chunk for choice 0 in the usual form.
 fn text_chunk(data: &str) -> Option<TextChunk<'_>> {
