@@ -72,3 +72,30 @@ fn same_compares_every_byte() {
         }
     }
 }
+
+#[test]
+fn a_free_integer_may_change() {
+    let mut f = Frame::default();
+    let d = r#"{"t":"tok","n":17,"z":1}"#;
+    f.remember_with_slot(d, 6, 9, Some((15, 17)));
+    for (d, want) in [
+        (r#"{"t":"tok","n":17,"z":1}"#, Some((6, 9))),
+        (r#"{"t":"ab","n":18,"z":1}"#, Some((6, 8))),
+        (r#"{"t":"","n":0,"z":1}"#, Some((6, 6))),
+        (r#"{"t":"x","n":123456789,"z":1}"#, Some((6, 7))),
+        (r#"{"t":"x","n":017,"z":1}"#, None),
+        (r#"{"t":"x","n":-1,"z":1}"#, None),
+        (r#"{"t":"x","n":,"z":1}"#, None),
+        (r#"{"t":"x","n":1.5,"z":1}"#, None),
+        (r#"{"t":"x","n":1,"z":2}"#, None),
+        (r#"{"t":"x","m":1,"z":1}"#, None),
+        (r#"{"t":"x","n":1"#, None),
+    ] {
+        assert_eq!(f.text_span(d), want, "{d}");
+    }
+    // A slot before the text's end, or of anything but digits, is no frame.
+    f.remember_with_slot(d, 6, 9, Some((3, 4)));
+    assert_eq!(f.text_span(d), None);
+    f.remember_with_slot(d, 6, 9, Some((14, 17)));
+    assert_eq!(f.text_span(d), None);
+}
