@@ -83,7 +83,7 @@ impl Frame {
 }
 
 /// `a == b`, compared eight bytes at a time (a byte loop where the target's `memcmp` is one).
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -13,6 +13,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 
+use crate::dialect::frame;
 use crate::dialect::pivot::{self, Finish};
 use crate::sse::{self, EventOf};
 use crate::usage::Usage;
@@ -97,7 +98,7 @@ pub struct TextTail {
 impl TextTail {
     /// The bytes for `key`: those built for it last, or written by `build` now.
     pub fn get(&mut self, key: &[u8], build: impl FnOnce(&mut Vec<u8>)) -> &[u8] {
-        if !self.built || self.key != key {
+        if !self.built || !frame::same(&self.key, key) {
             self.key.clear();
             self.key.extend_from_slice(key);
             self.bytes.clear();

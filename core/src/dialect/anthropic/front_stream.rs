@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 use super::front::{anthropic_input_tokens, message_id, usage_to_anthropic};
 use super::{ins, stop_reason_of, stop_sequence_of};
 use crate::dialect::pivot::{self, Finish};
-use crate::dialect::stream::{write_text_event, Choice, ChoiceFront, FrontState, TextChunk, TextTail};
+use crate::dialect::stream::{Choice, ChoiceFront, FrontState, TextChunk};
 use crate::sse;
 use crate::usage::Usage;
 
@@ -34,8 +34,6 @@ pub struct StreamFromPivot {
     prompt: Option<Usage>,
     /// The stop sequence that ended the message, when the upstream said which.
     stop_sequence: Option<String>,
-    /// A text delta's bytes after its text, for the block's index.
-    tail: TextTail,
 }
 
 impl StreamFromPivot {
@@ -51,7 +49,6 @@ impl StreamFromPivot {
             credits: None,
             prompt: None,
             stop_sequence: None,
-            tail: TextTail::default(),
         }
     }
 
@@ -135,12 +132,11 @@ impl StreamFromPivot {
         };
         // The event every text delta is, written as bytes: the same bytes as `sse::write_json`
         // of `{"delta":{"text":..,"type":"text_delta"},"index":..,"type":"content_block_delta"}`.
-        let tail = self.tail.get(&index.to_le_bytes(), |t| {
-            t.extend_from_slice(b",\"type\":\"text_delta\"},\"index\":");
-            sse::write_u64(t, index);
-            t.extend_from_slice(b",\"type\":\"content_block_delta\"}\n\n");
-        });
-        write_text_event(out, b"event: content_block_delta\ndata: {\"delta\":{\"text\":", text, tail);
+        out.extend_from_slice(b"event: content_block_delta\ndata: {\"delta\":{\"text\":");
+        sse::write_json_str(out, text);
+        out.extend_from_slice(b",\"type\":\"text_delta\"},\"index\":");
+        sse::write_u64(out, index);
+        out.extend_from_slice(b",\"type\":\"content_block_delta\"}\n\n");
     }
 
     fn tool_fragment(&mut self, tc: &Value, out: &mut Vec<u8>) {
