@@ -82,21 +82,15 @@ impl Frame {
     }
 }
 
-/// `a == b`, compared eight bytes at a time (a byte loop where the target's `memcmp` is one).
+/// `a == b`, compared eight bytes at a time without a branch per word (a byte loop where the
+/// target's `memcmp` is one).
 pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
-    for (p, q) in (&mut x).zip(&mut y) {
-        let (Ok(p), Ok(q)) = (<[u8; 8]>::try_from(p), <[u8; 8]>::try_from(q)) else {
-            return false;
-        };
-        if u64::from_ne_bytes(p) != u64::from_ne_bytes(q) {
-            return false;
-        }
-    }
-    x.remainder() == y.remainder()
+    let ((x, xr), (y, yr)) = (a.as_chunks::<8>(), b.as_chunks::<8>());
+    let diff = x.iter().zip(y).fold(0u64, |d, (p, q)| d | (u64::from_ne_bytes(*p) ^ u64::from_ne_bytes(*q)));
+    diff == 0 && xr == yr
 }
 
 #[cfg(test)]
