@@ -389,7 +389,9 @@ impl UpstreamStream for StreamToPivot {
         }
         let d = object_data(ev)?;
         let (ty, delta) = match scan_delta(d, &mut self.framed) {
-            Some((ty, delta)) => (ty, Cow::Borrowed(delta)),
+            Some(Some((ty, delta))) => (ty, Cow::Borrowed(delta)),
+            // Read whole without a `delta`: serde finds none either (`read_event` reads it).
+            Some(None) => return None,
             None => {
                 let Obj(e): Obj<TextDeltaIn<'a>> = serde_json::from_slice(d.as_bytes()).ok()?;
                 (e.ty.map(|t| t == "response.output_text.delta"), e.delta)
@@ -405,17 +407,20 @@ impl UpstreamStream for StreamToPivot {
 
 /// `TextDeltaIn` by bytes, in the usual form (no escape in any string or key, integers only,
 /// each member once): whether `type` says a text delta (`None`: no `type`), and the delta.
-/// `None` for anything else (serde decides then). An event in the frame of the latest one read
-/// this way, around another plain delta and with another sequence number, is read by comparing
-/// bytes.
-fn scan_delta<'a>(data: &'a str, framed: &mut Framed) -> Option<(Option<bool>, &'a str)> {
+/// `Some(None)`: an object in the usual form without a `delta` (no text delta: serde's read
+/// fails too); `None` for anything else (serde decides then). An event in the frame of the
+/// latest one read this way, around another plain delta and with another sequence number, is
+/// read by comparing bytes.
+#[allow(clippy::option_option)]
+fn scan_delta<'a>(data: &'a str, framed: &mut Framed) -> Option<Option<(Option<bool>, &'a str)>> {
     if let Some((a, b)) = framed.frame.text_span(data) {
-        return Some((framed.ty, data.get(a..b)?));
+        return Some(Some((framed.ty, data.get(a..b)?)));
     }
     let d = scan_spans(data)?;
-    framed.frame.remember_with_slot(data, d.delta.0, d.delta.1, d.seq.filter(|&(a, _)| a >= d.delta.1));
+    let Some(delta) = d.delta else { return Some(None) };
+    framed.frame.remember_with_slot(data, delta.0, delta.1, d.seq.filter(|&(a, _)| a >= delta.1));
     framed.ty = d.ty;
-    Some((d.ty, data.get(d.delta.0..d.delta.1)?))
+    Some(Some((d.ty, data.get(delta.0..delta.1)?)))
 }
 
 /// The frame of the latest text delta read by bytes, and what its `type` said.
@@ -428,7 +433,8 @@ struct Framed {
 /// `scan_delta`'s read by bytes.
 struct DeltaSpans {
     ty: Option<bool>,
-    delta: (usize, usize),
+    /// `None`: no `delta` member.
+    delta: Option<(usize, usize)>,
     /// The span of an unsigned `sequence_number` (skipped: its value changes nothing).
     seq: Option<(usize, usize)>,
 }
@@ -453,7 +459,7 @@ fn scan_spans(data: &str) -> Option<DeltaSpans> {
         Some(())
     })?;
     c.end()?;
-    Some(DeltaSpans { ty, delta: delta?, seq })
+    Some(DeltaSpans { ty, delta, seq })
 }
 
 /// `{"type":"response.output_text.delta","delta":..}` (other members skipped), borrowed from
