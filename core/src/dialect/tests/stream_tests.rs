@@ -30,10 +30,13 @@ fn both(make: impl Fn() -> Box<dyn FrontStream>, texts: &[(&str, &str)]) -> (Str
     (String::from_utf8_lossy(&x).into_owned(), String::from_utf8_lossy(&y).into_owned())
 }
 
+/// A maker of fresh front halves.
+type MakeFront = Box<dyn Fn() -> Box<dyn FrontStream>>;
+
 #[test]
 fn every_front_writes_text_as_its_chunk() {
     let texts = [("c1", ""), ("c1", "a"), ("c1", "b\"c\n"), ("c2", "d"), ("c2", ""), ("c1", "h\u{e9}"), ("", "e")];
-    let fronts: [(&str, Box<dyn Fn() -> Box<dyn FrontStream>>); 4] = [
+    let fronts: [(&str, MakeFront); 4] = [
         ("openai", Box::new(|| Box::new(openai::StreamFromPivot::at("m", false, 7)))),
         ("anthropic", Box::new(|| Box::new(anthropic::StreamFromPivot::new("m")))),
         ("gemini", Box::new(|| Box::new(gemini::StreamFromPivot::new("m")))),
