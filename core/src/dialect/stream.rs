@@ -46,7 +46,9 @@ pub trait UpstreamStream {
 /// An event's data when it is a JSON object (first byte `{`): a typed read of anything else
 /// (a struct also reads from a JSON array) would not mean what the `Value` read means.
 pub fn object_data<'a>(ev: &'a EventOf<'_>) -> Option<&'a str> {
-    let d = ev.data.trim();
+    let d: &str = &ev.data;
+    // An event that starts and ends with a brace (the usual one) has nothing to trim.
+    let d = if d.starts_with('{') && d.ends_with('}') { d } else { d.trim() };
     d.starts_with('{').then_some(d)
 }
 

@@ -52,3 +52,22 @@ fn every_front_writes_text_as_its_chunk() {
     assert_eq!(text.matches(r#""id":"c2""#).count(), 2);
     assert_eq!(text.matches(r#""id":"c1""#).count(), 4);
 }
+
+#[test]
+fn object_data_is_the_trimmed_object() {
+    for (data, want) in [
+        ("{}", Some("{}")),
+        ("{\"a\":1}", Some("{\"a\":1}")),
+        (" {} ", Some("{}")),
+        ("{} \n", Some("{}")),
+        ("\u{a0}{\"a\":1}\u{2028}", Some("{\"a\":1}")),
+        ("{\"a\":1", Some("{\"a\":1")),
+        ("[1]", None),
+        (" [1] ", None),
+        ("x{}", None),
+        ("", None),
+    ] {
+        let ev = EventOf { event: None, data: Cow::Borrowed(data) };
+        assert_eq!(object_data(&ev), want, "{data:?}");
+    }
+}
