@@ -6,8 +6,9 @@ over N is printed. Counts do not depend on the machine's load, so two filters co
 
 WHICH is a `.wasm` path (Tollgate's configuration with that filter; `baseline` strips the fields
 an older filter refuses, see bench.baseline_config) or one of `plain`, `noop`, `floor`, `calls`
-(tools/bench/filters, `make bench-filters`). SCEN=openai|anthropic|stream|badkey picks the
-scenario (default openai). Needs `make build bench-filters` and valgrind.
+(tools/bench/filters, `make bench-filters`). SCEN=openai|anthropic|stream|astream|badkey picks
+the scenario (default openai; `stream` is bench.py's scenario 3, `astream` its scenario 4: the
+Anthropic front's 200-event stream from the demo backend's OpenAI upstream). Needs `make build bench-filters` and valgrind.
 """
 import http.client
 import json
@@ -62,6 +63,10 @@ def main() -> None:
         elif scen == "stream":
             path, hdr = "/v1/chat/completions", {"authorization": "Bearer " + bench.GOOD_KEY, "x-demo-chunks": "200"}
             body = {**bench.OPENAI_BODY, "stream": True, "max_tokens": 1000}
+        elif scen == "astream":
+            path = "/v1/messages"
+            hdr = {"x-api-key": bench.GOOD_KEY, "anthropic-version": "2023-06-01", "x-demo-chunks": "200"}
+            body = {**bench.ANTHROPIC_BODY, "stream": True, "max_tokens": 1000}
         elif scen == "badkey":
             path, hdr, body = "/v1/chat/completions", {"authorization": "Bearer " + bench.BAD_KEY}, bench.OPENAI_BODY
         else:

@@ -9,12 +9,16 @@ const MAX_DEPTH: u32 = 8;
 
 /// A position in a JSON text.
 pub(crate) struct Cursor<'a> {
-    s: &'a str,
     b: &'a [u8],
     i: usize,
 }
 
 impl<'a> Cursor<'a> {
+    /// The cursor's offset in the text.
+    pub(crate) fn pos(&self) -> usize {
+        self.i
+    }
+
     pub(crate) fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
@@ -34,20 +38,14 @@ impl<'a> Cursor<'a> {
         rest.starts_with(word).then(|| self.i += word.len())
     }
 
-    /// A string without escapes or control characters, borrowed.
-    pub(crate) fn plain_str(&mut self) -> Option<&'a str> {
-        let (start, end) = self.plain_span()?;
-        // Cut at ASCII quotes of a `str`: on character boundaries.
-        self.s.get(start..end)
-    }
-
-    /// `plain_str`'s bytes (for keys, compared as bytes).
+    /// A string without escapes or control characters, borrowed (for keys, compared as bytes).
     pub(crate) fn plain_bytes(&mut self) -> Option<&'a [u8]> {
         let (start, end) = self.plain_span()?;
         self.b.get(start..end)
     }
 
-    /// The span of a string without escapes or control characters; the cursor past it.
+    /// The span of a string without escapes or control characters (cut at ASCII quotes of a
+    /// `str`: on character boundaries); the cursor past it.
     pub(crate) fn plain_span(&mut self) -> Option<(usize, usize)> {
         self.eat(b'"')?;
         let start = self.i;
@@ -128,7 +126,7 @@ impl<'a> Cursor<'a> {
     }
 
     pub(crate) fn new(data: &'a str) -> Self {
-        Cursor { s: data, b: data.as_bytes(), i: 0 }
+        Cursor { b: data.as_bytes(), i: 0 }
     }
 
     /// Only whitespace is left.

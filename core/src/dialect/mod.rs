@@ -4,6 +4,7 @@
 pub mod anthropic;
 mod build;
 mod cursor;
+mod frame;
 pub mod gemini;
 pub mod guard;
 pub mod openai;

@@ -13,8 +13,9 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 
+use crate::dialect::frame;
 use crate::dialect::pivot::{self, Finish};
-use crate::sse::EventOf;
+use crate::sse::{self, EventOf};
 use crate::usage::Usage;
 
 /// An upstream's stream read into pivot chunks, one SSE event at a time.
@@ -45,7 +46,9 @@ pub trait UpstreamStream {
 /// An event's data when it is a JSON object (first byte `{`): a typed read of anything else
 /// (a struct also reads from a JSON array) would not mean what the `Value` read means.
 pub fn object_data<'a>(ev: &'a EventOf<'_>) -> Option<&'a str> {
-    let d = ev.data.trim();
+    let d: &str = &ev.data;
+    // An event that starts and ends with a brace (the usual one) has nothing to trim.
+    let d = if d.starts_with('{') && d.ends_with('}') { d } else { d.trim() };
     d.starts_with('{').then_some(d)
 }
 
@@ -83,6 +86,37 @@ impl TextChunk<'_> {
     pub fn to_value(&self) -> Value {
         pivot::chunk(&self.id, "", json!({"content": self.text}), None)
     }
+}
+
+/// The bytes a front writes after each text delta's text, built once and kept while what they
+/// say (`key`: the chunk's id, the block's index) stays the same.
+#[derive(Debug, Default)]
+pub struct TextTail {
+    key: Vec<u8>,
+    bytes: Vec<u8>,
+    built: bool,
+}
+
+impl TextTail {
+    /// The bytes for `key`: those built for it last, or written by `build` now.
+    pub fn get(&mut self, key: &[u8], build: impl FnOnce(&mut Vec<u8>)) -> &[u8] {
+        if !self.built || !frame::same(&self.key, key) {
+            self.key.clear();
+            self.key.extend_from_slice(key);
+            self.bytes.clear();
+            build(&mut self.bytes);
+            self.built = true;
+        }
+        &self.bytes
+    }
+}
+
+/// `head`, `text` as a JSON string (as `sse::write_json_str`), then `tail`, reserved at once.
+pub fn write_text_event(out: &mut Vec<u8>, head: &[u8], text: &str, tail: &[u8]) {
+    out.reserve(head.len() + text.len() + 2 + tail.len());
+    out.extend_from_slice(head);
+    sse::write_json_str(out, text);
+    out.extend_from_slice(tail);
 }
 
 /// Pivot chunks written out to a client in its dialect's stream shape.
@@ -274,3 +308,7 @@ impl<T: ChoiceFront> FrontStream for T {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "tests/stream_tests.rs"]
+mod tests;

@@ -8,12 +8,18 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use crate::dialect::cursor::Cursor;
+use crate::dialect::frame::Frame;
 use crate::dialect::stream::Obj;
 
-/// The text of a non-empty `text_delta` event.
-pub(super) fn text_delta(data: &str) -> Option<Cow<'_, str>> {
-    if let Some(t) = scan(data) {
-        return Some(Cow::Borrowed(t));
+/// The text of a non-empty `text_delta` event: by `frame` when the event is the frame of the latest one read by bytes around
+/// another non-empty text; an event read by bytes leaves its frame there.
+pub(super) fn text_delta_framed<'a>(data: &'a str, frame: &mut Frame) -> Option<Cow<'a, str>> {
+    if let Some((a, b)) = frame.text_span(data).filter(|&(a, b)| a < b) {
+        return data.get(a..b).map(Cow::Borrowed);
+    }
+    if let Some((a, b)) = scan_span(data) {
+        frame.remember(data, a, b);
+        return data.get(a..b).map(Cow::Borrowed);
     }
     let e: TextDeltaIn<'_> = serde_json::from_slice(data.as_bytes()).ok()?;
     if e.ty != "content_block_delta" || e.delta.0.ty != "text_delta" || e.delta.0.text.is_empty() {
@@ -22,8 +28,10 @@ pub(super) fn text_delta(data: &str) -> Option<Cow<'_, str>> {
     Some(e.delta.0.text)
 }
 
-/// `text_delta` by bytes; `None` for anything it does not read (serde decides then).
-pub(super) fn scan(data: &str) -> Option<&str> {
+/// `text_delta_framed` by bytes, as the span of the text; `None` for anything it does not read
+/// (serde decides then). The read depends on the text in no way but its being a non-empty
+/// string without escapes or control characters.
+pub(super) fn scan_span(data: &str) -> Option<(usize, usize)> {
     let mut c = Cursor::new(data);
     let (mut ty, mut text) = (None, None);
     c.members(|c, key| {
@@ -37,16 +45,16 @@ pub(super) fn scan(data: &str) -> Option<&str> {
     })?;
     c.end()?;
     let text = text?;
-    (ty? == b"content_block_delta" && !text.is_empty()).then_some(text)
+    (ty? == b"content_block_delta" && text.0 < text.1).then_some(text)
 }
 
-/// `{"type":"text_delta","text":..}`: its text.
-fn delta<'a>(c: &mut Cursor<'a>) -> Option<&'a str> {
+/// `{"type":"text_delta","text":..}`: the span of its text.
+fn delta(c: &mut Cursor<'_>) -> Option<(usize, usize)> {
     let (mut ty, mut text) = (None, None);
     c.members(|c, key| {
         match key {
             b"type" if ty.is_none() => ty = Some(c.plain_bytes()?),
-            b"text" if text.is_none() => text = Some(c.plain_str()?),
+            b"text" if text.is_none() => text = Some(c.plain_span()?),
             b"type" | b"text" => return None,
             _ => c.skip_value(1)?,
         }
@@ -73,3 +81,7 @@ struct TextIn<'a> {
     #[serde(borrow)]
     text: Cow<'a, str>,
 }
+
+#[cfg(test)]
+#[path = "../tests/anthropic_text_in_tests.rs"]
+mod tests;

@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::{bad, finish_from_stop_reason, ins, text_in};
 use crate::dialect::build::{jobj, jstr, opt_array_at, opt_object_at, opt_str_at, req_object_at, req_str_at};
+use crate::dialect::frame::Frame;
 use crate::dialect::pivot::{self, content_texts, Finish};
 use crate::dialect::stream::{object_data, ChunkWriter, TextChunk, UpstreamStream};
 use crate::dialect::validate::{
@@ -418,6 +419,9 @@ pub struct StreamToPivot {
     output_tokens: u64,
     finish_sent: bool,
     error: Option<String>,
+    /// The frame of the latest text delta read by bytes (the next one in it is read by
+    /// comparing bytes).
+    frame: Frame,
 }
 
 impl StreamToPivot {
@@ -586,7 +590,7 @@ impl UpstreamStream for StreamToPivot {
         if !self.w.role_sent() {
             return None;
         }
-        let text = text_in::text_delta(object_data(ev)?)?;
+        let text = text_in::text_delta_framed(object_data(ev)?, &mut self.frame)?;
         Some(TextChunk { id: Cow::Borrowed(&self.w.id), text })
     }
 

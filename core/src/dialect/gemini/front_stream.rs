@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 use super::front::{function_call_part, usage_to_gemini};
 use super::{finish_to_gemini, ins};
 use crate::dialect::pivot;
-use crate::dialect::stream::{Choice, ChoiceFront, FrontState, TextChunk};
+use crate::dialect::stream::{write_text_event, Choice, ChoiceFront, FrontState, TextChunk, TextTail};
 use crate::sse;
 use crate::usage::Usage;
 
@@ -30,6 +30,8 @@ pub struct StreamFromPivot {
     id: String,
     st: FrontState,
     tools: Vec<ToolBuf>,
+    /// A text event's bytes after its text, for the response id.
+    tail: TextTail,
 }
 
 impl StreamFromPivot {
@@ -39,6 +41,7 @@ impl StreamFromPivot {
             id: String::new(),
             st: FrontState::default(),
             tools: Vec::new(),
+            tail: TextTail::default(),
         }
     }
 
@@ -138,13 +141,15 @@ impl ChoiceFront for StreamFromPivot {
         if chunk.text.is_empty() {
             return;
         }
-        out.extend_from_slice(b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":");
-        sse::write_json_str(out, &chunk.text);
-        out.extend_from_slice(b"}],\"role\":\"model\"},\"index\":0}],\"modelVersion\":");
-        sse::write_json_str(out, &self.client_model);
-        out.extend_from_slice(b",\"responseId\":");
-        sse::write_json_str(out, &self.id);
-        out.extend_from_slice(b"}\r\n\r\n");
+        let (model, id) = (&self.client_model, &self.id);
+        let tail = self.tail.get(id.as_bytes(), |t| {
+            t.extend_from_slice(b"}],\"role\":\"model\"},\"index\":0}],\"modelVersion\":");
+            sse::write_json_str(t, model);
+            t.extend_from_slice(b",\"responseId\":");
+            sse::write_json_str(t, id);
+            t.extend_from_slice(b"}\r\n\r\n");
+        });
+        write_text_event(out, b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":", &chunk.text, tail);
     }
 
     /// The final object: the buffered function calls, `finishReason`, `usageMetadata`.

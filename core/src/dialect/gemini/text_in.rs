@@ -11,6 +11,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use crate::dialect::cursor::Cursor;
+use crate::dialect::frame::Frame;
 use crate::dialect::stream::Obj;
 use crate::usage::Usage;
 
@@ -25,7 +26,8 @@ pub(super) struct TextEvent<'a> {
 }
 
 /// The event's text and fields, when it is a text-only event with non-empty text: read by
-/// bytes in the usual form, else by serde.
+/// bytes in the usual form, else by serde (`Framed::text_event` reads a stream's events).
+#[cfg(test)]
 pub(super) fn text_event(data: &str) -> Option<TextEvent<'_>> {
     scan(data).or_else(|| read(data))
 }
@@ -33,14 +35,50 @@ pub(super) fn text_event(data: &str) -> Option<TextEvent<'_>> {
 /// `read` of an event in the usual form (no escape in any string or key, integers only, each
 /// member once in one spelling, nesting of at most a few levels), by bytes; `None` for anything
 /// else (`read` decides then).
+#[cfg(test)]
 pub(super) fn scan(data: &str) -> Option<TextEvent<'_>> {
+    scan_found(data)?.event(data)
+}
+
+/// Where `scan` found the text, the id and the model in an event, and the usage it read.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    text: (usize, usize),
+    id: Option<(usize, usize)>,
+    model: Option<(usize, usize)>,
+    usage: Option<Usage>,
+}
+
+impl Found {
+    fn event<'a>(&self, data: &'a str) -> Option<TextEvent<'a>> {
+        let at = |s: Option<(usize, usize)>| match s {
+            Some((a, b)) => data.get(a..b).map(|t| Some(Cow::Borrowed(t))),
+            None => Some(None),
+        };
+        let text = data.get(self.text.0..self.text.1)?;
+        Some(TextEvent { text: Cow::Borrowed(text), id: at(self.id)?, model: at(self.model)?, usage: self.usage })
+    }
+
+    /// The spans moved as they are when the text at `from` is replaced by one of `len` bytes
+    /// (the spans are never inside the text).
+    fn moved(&self, from: (usize, usize), len: usize) -> Found {
+        let m = |s: Option<(usize, usize)>| {
+            s.map(|(a, b)| if a >= from.1 { (a - from.1 + from.0 + len, b - from.1 + from.0 + len) } else { (a, b) })
+        };
+        Found { text: (from.0, from.0 + len), id: m(self.id), model: m(self.model), usage: self.usage }
+    }
+}
+
+/// `scan`'s read, as spans. It depends on the text in no way but its being a non-empty string
+/// without escapes or control characters.
+fn scan_found(data: &str) -> Option<Found> {
     let mut c = Cursor::new(data);
     let (mut text, mut id, mut model, mut usage) = (None, None, None, None);
     c.members(|c, key| {
         match key {
             b"candidates" if text.is_none() => text = Some(c.one(candidate)?),
-            b"responseId" | b"response_id" if id.is_none() => id = Some(c.plain_str()?),
-            b"modelVersion" | b"model_version" if model.is_none() => model = Some(c.plain_str()?),
+            b"responseId" | b"response_id" if id.is_none() => id = Some(c.plain_span()?),
+            b"modelVersion" | b"model_version" if model.is_none() => model = Some(c.plain_span()?),
             b"usageMetadata" | b"usage_metadata" if usage.is_none() => usage = Some(usage_counts(c)?),
             b"candidates" | b"responseId" | b"response_id" | b"modelVersion" | b"model_version" | b"usageMetadata"
             | b"usage_metadata" | b"error" => return None,
@@ -49,15 +87,35 @@ pub(super) fn scan(data: &str) -> Option<TextEvent<'_>> {
         Some(())
     })?;
     c.end()?;
-    let text = text?;
-    if text.is_empty() {
-        return None;
+    let text = text.filter(|&(a, b)| a < b)?;
+    Some(Found { text, id, model, usage })
+}
+
+/// `text_event` with the frame of the latest event read by bytes: an event in that frame around
+/// another non-empty text reads as that one did, by comparing bytes.
+#[derive(Debug, Default)]
+pub(super) struct Framed {
+    frame: Frame,
+    /// The latest event's spans, the text's at the frame's split and empty.
+    found: Option<Found>,
+}
+
+impl Framed {
+    pub(super) fn text_event<'a>(&mut self, data: &'a str) -> Option<TextEvent<'a>> {
+        if let (Some((a, b)), Some(f)) = (self.frame.text_span(data).filter(|&(a, b)| a < b), &self.found) {
+            return f.moved((a, a), b - a).event(data);
+        }
+        if let Some(f) = scan_found(data) {
+            self.frame.remember(data, f.text.0, f.text.1);
+            self.found = Some(f.moved(f.text, 0));
+            return f.event(data);
+        }
+        read(data)
     }
-    Some(TextEvent { text: Cow::Borrowed(text), id: id.map(Cow::Borrowed), model: model.map(Cow::Borrowed), usage })
 }
 
 /// A candidate of index 0 without a finish reason, whose content is one text part: its text.
-fn candidate<'a>(c: &mut Cursor<'a>) -> Option<&'a str> {
+fn candidate(c: &mut Cursor<'_>) -> Option<(usize, usize)> {
     let (mut index, mut text) = (false, None);
     c.members(|c, key| {
         match key {
@@ -85,12 +143,12 @@ fn candidate<'a>(c: &mut Cursor<'a>) -> Option<&'a str> {
     text
 }
 
-/// A part of text that is not a thought: its text.
-fn text_part<'a>(c: &mut Cursor<'a>) -> Option<&'a str> {
+/// A part of text that is not a thought: the span of its text.
+fn text_part(c: &mut Cursor<'_>) -> Option<(usize, usize)> {
     let (mut text, mut thought) = (None, false);
     c.members(|c, key| {
         match key {
-            b"text" if text.is_none() => text = Some(c.plain_str()?),
+            b"text" if text.is_none() => text = Some(c.plain_span()?),
             b"thought" if !thought => {
                 thought = true;
                 c.lit(b"false")?;

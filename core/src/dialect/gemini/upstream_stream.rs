@@ -29,6 +29,8 @@ pub struct StreamToPivot {
     spare: CandState,
     usage: Option<Usage>,
     error: Option<String>,
+    /// The frame of the latest text event read by bytes.
+    framed: text_in::Framed,
 }
 
 impl StreamToPivot {
@@ -158,7 +160,7 @@ impl UpstreamStream for StreamToPivot {
         if !self.w.role_sent() {
             return None;
         }
-        let e = text_in::text_event(object_data(ev)?)?;
+        let e = self.framed.text_event(object_data(ev)?)?;
         if let (true, Some(id)) = (self.w.id.is_empty(), e.id) {
             self.w.id = id.into_owned();
         }

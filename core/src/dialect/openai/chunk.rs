@@ -4,13 +4,30 @@
 //! it; anything else (an escape, a fraction, a `usage` member, a repeated key, deep nesting) is
 //! `None`, and the caller reads the event with serde as before.
 
-use std::borrow::Cow;
-
 use crate::dialect::cursor::Cursor;
-use crate::dialect::stream::TextChunk;
 
-/// The event's id and text, when it is a text-only chunk for choice 0 in the usual form.
-pub(super) fn text_chunk(data: &str) -> Option<TextChunk<'_>> {
+/// Where a text chunk's id and text are in its event.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Spans {
+    /// `None`: no `id` member (the id is empty).
+    pub id: Option<(usize, usize)>,
+    /// `None`: no `content` member (the text is empty).
+    pub text: Option<(usize, usize)>,
+}
+
+impl Spans {
+    pub(super) fn id<'a>(&self, data: &'a str) -> Option<&'a str> {
+        self.id.map_or(Some(""), |(a, b)| data.get(a..b))
+    }
+
+    pub(super) fn text<'a>(&self, data: &'a str) -> Option<&'a str> {
+        self.text.map_or(Some(""), |(a, b)| data.get(a..b))
+    }
+}
+
+/// `text_chunk`'s read, as the spans of the id and the text. The read depends on the text in
+/// no way but its being a string without escapes or control characters.
+pub(super) fn spans(data: &str) -> Option<Spans> {
     let mut c = Cursor::new(data);
     c.ws();
     c.eat(b'{')?;
@@ -22,7 +39,7 @@ pub(super) fn text_chunk(data: &str) -> Option<TextChunk<'_>> {
         c.eat(b':')?;
         c.ws();
         match key {
-            b"id" if id.is_none() => id = Some(c.plain_str()?),
+            b"id" if id.is_none() => id = Some(c.plain_span()?),
             b"choices" if text.is_none() => text = Some(c.choices()?),
             b"id" | b"choices" | b"usage" => return None,
             _ => c.skip_value(0)?,
@@ -34,12 +51,13 @@ pub(super) fn text_chunk(data: &str) -> Option<TextChunk<'_>> {
         }
     }
     c.end()?;
-    Some(TextChunk { id: Cow::Borrowed(id.unwrap_or("")), text: Cow::Borrowed(text?) })
+    Some(Spans { id, text: text? })
 }
 
 impl<'a> Cursor<'a> {
-    /// `[{choice}]`: exactly one choice, index 0, no finish reason, a delta of text: its text.
-    fn choices(&mut self) -> Option<&'a str> {
+    /// `[{choice}]`: exactly one choice, index 0, no finish reason, a delta of text: the span
+    /// of its text (`None`: no `content`).
+    fn choices(&mut self) -> Option<Option<(usize, usize)>> {
         self.eat(b'[')?;
         self.ws();
         self.eat(b'{')?;
@@ -76,13 +94,14 @@ impl<'a> Cursor<'a> {
         text
     }
 
-    /// `{b"content": "...", b"role": ..., b"refusal": null}`, each at most once, nothing else.
-    fn delta(&mut self) -> Option<&'a str> {
+    /// `{b"content": "...", b"role": ..., b"refusal": null}`, each at most once, nothing else:
+    /// the span of the content (`None`: no `content`).
+    fn delta(&mut self) -> Option<Option<(usize, usize)>> {
         self.eat(b'{')?;
         self.ws();
         let (mut content, mut role, mut refusal) = (None, false, false);
         if self.eat(b'}').is_some() {
-            return Some("");
+            return Some(None);
         }
         loop {
             self.ws();
@@ -91,7 +110,7 @@ impl<'a> Cursor<'a> {
             self.eat(b':')?;
             self.ws();
             match key {
-                b"content" if content.is_none() => content = Some(self.plain_str()?),
+                b"content" if content.is_none() => content = Some(self.plain_span()?),
                 b"role" if !role => {
                     role = true;
                     self.skip_value(2)?;
@@ -108,7 +127,7 @@ impl<'a> Cursor<'a> {
                 break;
             }
         }
-        Some(content.unwrap_or(""))
+        Some(content)
     }
 }
 

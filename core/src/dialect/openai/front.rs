@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use super::scan;
 use crate::dialect::pivot::PivotRequest;
-use crate::dialect::stream::{FrontStream, TextChunk};
+use crate::dialect::stream::{write_text_event, FrontStream, TextChunk, TextTail};
 use crate::dialect::validate::{
     number_in, opt_bool, opt_choices, opt_include_usage, opt_positive, parse_json_object, required_model,
 };
@@ -162,6 +162,8 @@ pub struct StreamFromPivot {
     wants_usage: bool,
     done: bool,
     created: u64,
+    /// A text chunk's bytes after its text, for the chunk's id.
+    tail: TextTail,
 }
 
 impl StreamFromPivot {
@@ -171,7 +173,13 @@ impl StreamFromPivot {
 
     /// As `new`; chunks without a creation time get `created` (seconds since the epoch).
     pub fn at(client_model: &str, wants_usage: bool, created: u64) -> Self {
-        StreamFromPivot { model: client_model.to_string(), wants_usage, done: false, created }
+        StreamFromPivot {
+            model: client_model.to_string(),
+            wants_usage,
+            done: false,
+            created,
+            tail: TextTail::default(),
+        }
     }
 }
 
@@ -209,15 +217,17 @@ impl FrontStream for StreamFromPivot {
     /// The same bytes as `on_chunk` of the chunk (keys in serde_json's order), written without
     /// building it.
     fn on_text(&mut self, chunk: &TextChunk, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"data: {\"choices\":[{\"delta\":{\"content\":");
-        sse::write_json_str(out, &chunk.text);
-        out.extend_from_slice(b"},\"finish_reason\":null,\"index\":0,\"logprobs\":null}],\"created\":");
-        sse::write_u64(out, self.created);
-        out.extend_from_slice(b",\"id\":");
-        sse::write_json_str(out, &chunk.id);
-        out.extend_from_slice(b",\"model\":");
-        sse::write_json_str(out, &self.model);
-        out.extend_from_slice(b",\"object\":\"chat.completion.chunk\"}\n\n");
+        let (created, model) = (self.created, &self.model);
+        let tail = self.tail.get(chunk.id.as_bytes(), |t| {
+            t.extend_from_slice(b"},\"finish_reason\":null,\"index\":0,\"logprobs\":null}],\"created\":");
+            sse::write_u64(t, created);
+            t.extend_from_slice(b",\"id\":");
+            sse::write_json_str(t, &chunk.id);
+            t.extend_from_slice(b",\"model\":");
+            sse::write_json_str(t, model);
+            t.extend_from_slice(b",\"object\":\"chat.completion.chunk\"}\n\n");
+        });
+        write_text_event(out, b"data: {\"choices\":[{\"delta\":{\"content\":", &chunk.text, tail);
     }
 
     fn on_done(&mut self, out: &mut Vec<u8>) {

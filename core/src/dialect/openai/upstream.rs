@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::chunk;
 use super::completion::UsageField;
+use crate::dialect::frame::Frame;
 use crate::dialect::pivot::PivotRequest;
 use crate::dialect::stream::{object_data, Obj, TextChunk, UpstreamStream};
 use crate::sse::{self, EventOf};
@@ -186,6 +187,10 @@ pub struct StreamToPivot {
     usage: Option<Usage>,
     error: Option<&'static str>,
     ended: bool,
+    /// The frame of the latest text chunk read by bytes, and where its id is (in the part
+    /// before the text): the next chunk in the same frame is read by comparing bytes.
+    frame: Frame,
+    frame_id: Option<(usize, usize)>,
 }
 
 impl StreamToPivot {
@@ -225,8 +230,17 @@ impl UpstreamStream for StreamToPivot {
 
     fn text_event<'a>(&'a mut self, ev: &'a EventOf<'_>) -> Option<TextChunk<'a>> {
         let d = object_data(ev)?;
-        if let Some(t) = chunk::text_chunk(d) {
-            return Some(t);
+        if let Some((a, b)) = self.frame.text_span(d) {
+            // The latest text chunk's bytes around another plain text: read as it was.
+            let s = chunk::Spans { id: self.frame_id, text: Some((a, b)) };
+            return Some(TextChunk { id: Cow::Borrowed(s.id(d)?), text: Cow::Borrowed(s.text(d)?) });
+        }
+        if let Some(s) = chunk::spans(d) {
+            if let Some((a, b)) = s.text.filter(|&(a, _)| s.id.is_none_or(|(_, id_end)| id_end < a)) {
+                self.frame.remember(d, a, b);
+                self.frame_id = s.id;
+            }
+            return Some(TextChunk { id: Cow::Borrowed(s.id(d)?), text: Cow::Borrowed(s.text(d)?) });
         }
         text_event_serde(d)
     }

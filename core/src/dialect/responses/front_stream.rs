@@ -11,8 +11,9 @@ use crate::sse;
 /// The output item being written.
 #[derive(Debug)]
 enum Open {
-    /// A message: its item id, output index and the text so far.
-    Text { id: String, index: u64, text: String },
+    /// A message: its item id, output index and the text so far; `mid` is the bytes every text
+    /// delta of it carries between its sequence number and its delta.
+    Text { id: String, index: u64, text: String, mid: Vec<u8> },
     /// A function call: item id, output index, the pivot's tool-call index, call id, name and
     /// arguments so far.
     Tool { id: String, index: u64, pivot_index: u64, call_id: String, name: String, args: String },
@@ -103,7 +104,7 @@ impl StreamFromPivot {
     fn close_item(&mut self, out: &mut Vec<u8>) {
         let Some(open) = self.open.take() else { return };
         match open {
-            Open::Text { id, index, text } => {
+            Open::Text { id, index, text, .. } => {
                 let base = json!({"item_id": id, "output_index": index, "content_index": 0});
                 let mut d = base.clone();
                 if let Some(o) = d.as_object_mut() {
@@ -139,24 +140,28 @@ impl StreamFromPivot {
             self.event(out, "response.output_item.added", json!({"output_index": index, "item": item}));
             let part = json!({"item_id": id, "output_index": index, "content_index": 0, "part": output_text("")});
             self.event(out, "response.content_part.added", part);
-            self.open = Some(Open::Text { id, index, text: String::new() });
+            // `,"item_id":..,"output_index":..,"content_index":0,"delta":`
+            let mut mid = b",\"item_id\":".to_vec();
+            sse::write_json_str(&mut mid, &id);
+            mid.extend_from_slice(b",\"output_index\":");
+            sse::write_u64(&mut mid, index);
+            mid.extend_from_slice(b",\"content_index\":0,\"delta\":");
+            self.open = Some(Open::Text { id, index, text: String::new(), mid });
         }
         let seq = self.seq;
-        if let Some(Open::Text { id, index, text: all }) = &mut self.open {
+        if let Some(Open::Text { text: all, mid, .. }) = &mut self.open {
             all.push_str(text);
             // `{"type":..,"sequence_number":..,"item_id":..,"output_index":..,"content_index":0,
             // "delta":..,"logprobs":[]}` in this order, written as bytes.
-            out.extend_from_slice(
-                b"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":",
-            );
+            const HEAD: &[u8] =
+                b"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":";
+            const TAIL: &[u8] = b",\"logprobs\":[]}\n\n";
+            out.reserve(HEAD.len() + 20 + mid.len() + text.len() + 2 + TAIL.len());
+            out.extend_from_slice(HEAD);
             sse::write_u64(out, seq);
-            out.extend_from_slice(b",\"item_id\":");
-            sse::write_json_str(out, id);
-            out.extend_from_slice(b",\"output_index\":");
-            sse::write_u64(out, *index);
-            out.extend_from_slice(b",\"content_index\":0,\"delta\":");
+            out.extend_from_slice(mid);
             sse::write_json_str(out, text);
-            out.extend_from_slice(b",\"logprobs\":[]}\n\n");
+            out.extend_from_slice(TAIL);
             self.seq = self.seq.saturating_add(1);
         }
     }

@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 
 use crate::dialect::build::{jobj, jstr};
 use crate::dialect::cursor::Cursor;
+use crate::dialect::frame::Frame;
 use crate::dialect::pivot::{self, Finish};
 use crate::dialect::stream::{object_data, ChunkWriter, Obj, TextChunk, UpstreamStream};
 use crate::dialect::{bad, ins};
@@ -272,6 +273,8 @@ pub struct StreamToPivot {
     usage: Option<Usage>,
     finished: bool,
     error: Option<String>,
+    /// The frame of the latest text delta read by bytes.
+    framed: Framed,
 }
 
 impl StreamToPivot {
@@ -385,8 +388,10 @@ impl UpstreamStream for StreamToPivot {
             return None;
         }
         let d = object_data(ev)?;
-        let (ty, delta) = match scan_delta(d) {
-            Some((ty, delta)) => (ty, Cow::Borrowed(delta)),
+        let (ty, delta) = match scan_delta(d, &mut self.framed) {
+            Some(Some((ty, delta))) => (ty, Cow::Borrowed(delta)),
+            // Read whole without a `delta`: serde finds none either (`read_event` reads it).
+            Some(None) => return None,
             None => {
                 let Obj(e): Obj<TextDeltaIn<'a>> = serde_json::from_slice(d.as_bytes()).ok()?;
                 (e.ty.map(|t| t == "response.output_text.delta"), e.delta)
@@ -402,21 +407,59 @@ impl UpstreamStream for StreamToPivot {
 
 /// `TextDeltaIn` by bytes, in the usual form (no escape in any string or key, integers only,
 /// each member once): whether `type` says a text delta (`None`: no `type`), and the delta.
-/// `None` for anything else (serde decides then).
-fn scan_delta(data: &str) -> Option<(Option<bool>, &str)> {
+/// `Some(None)`: an object in the usual form without a `delta` (no text delta: serde's read
+/// fails too); `None` for anything else (serde decides then). An event in the frame of the
+/// latest one read this way, around another plain delta and with another sequence number, is
+/// read by comparing bytes.
+#[allow(clippy::option_option)]
+fn scan_delta<'a>(data: &'a str, framed: &mut Framed) -> Option<Option<(Option<bool>, &'a str)>> {
+    if let Some((a, b)) = framed.frame.text_span(data) {
+        return Some(Some((framed.ty, data.get(a..b)?)));
+    }
+    let d = scan_spans(data)?;
+    let Some(delta) = d.delta else { return Some(None) };
+    framed.frame.remember_with_slot(data, delta.0, delta.1, d.seq.filter(|&(a, _)| a >= delta.1));
+    framed.ty = d.ty;
+    Some(Some((d.ty, data.get(delta.0..delta.1)?)))
+}
+
+/// The frame of the latest text delta read by bytes, and what its `type` said.
+#[derive(Debug, Default)]
+struct Framed {
+    frame: Frame,
+    ty: Option<bool>,
+}
+
+/// `scan_delta`'s read by bytes.
+struct DeltaSpans {
+    ty: Option<bool>,
+    /// `None`: no `delta` member.
+    delta: Option<(usize, usize)>,
+    /// The span of an unsigned `sequence_number` (skipped: its value changes nothing).
+    seq: Option<(usize, usize)>,
+}
+
+/// `scan_delta` by bytes, as spans. The read depends on the delta in no way but its being a
+/// string without escapes or control characters, nor on the sequence number's value.
+fn scan_spans(data: &str) -> Option<DeltaSpans> {
     let mut c = Cursor::new(data);
-    let (mut ty, mut delta) = (None, None);
+    let (mut ty, mut delta, mut seq) = (None, None, None);
     c.members(|c, key| {
         match key {
             b"type" if ty.is_none() => ty = Some(c.plain_bytes()? == b"response.output_text.delta"),
-            b"delta" if delta.is_none() => delta = Some(c.plain_str()?),
+            b"delta" if delta.is_none() => delta = Some(c.plain_span()?),
             b"type" | b"delta" => return None,
+            b"sequence_number" if c.peek().is_some_and(|b| b.is_ascii_digit()) => {
+                let start = c.pos();
+                c.integer()?;
+                seq = Some((start, c.pos()));
+            }
             _ => c.skip_value(0)?,
         }
         Some(())
     })?;
     c.end()?;
-    Some((ty, delta?))
+    Some(DeltaSpans { ty, delta, seq })
 }
 
 /// `{"type":"response.output_text.delta","delta":..}` (other members skipped), borrowed from
@@ -429,3 +472,7 @@ struct TextDeltaIn<'a> {
     #[serde(borrow)]
     delta: Cow<'a, str>,
 }
+
+#[cfg(test)]
+#[path = "../tests/responses_upstream_tests.rs"]
+mod tests;

@@ -109,3 +109,60 @@ fn key_spellings_are_both_read() {
     assert_eq!(scan(&d), read(&d));
     assert!(scan(&d).is_some());
 }
+
+/// Events of a stream for the property below: the usual event around texts plain, empty and
+/// not plain, its id and model before or after the text, its usage changed, other events.
+fn stream_events() -> Vec<String> {
+    let usual = |text: &str| USUAL.replace("tok1 ", text);
+    let first = |text: &str| {
+        format!(
+            r#"{{"responseId":"r-2","modelVersion":"m-2","candidates":[{{"content":{{"parts":[{{"text":"{text}"}}]}},"index":0}}],"usageMetadata":{{"promptTokenCount":7}}}}"#
+        )
+    };
+    vec![
+        usual("tok 1 "),
+        usual("t"),
+        usual(""),
+        usual("h\u{e9} \u{1f600}"),
+        usual("a\\nb"),
+        usual("a\\\"b"),
+        usual("a\u{1}b"),
+        usual("a\"b"),
+        usual("tok").replace("\"promptTokenCount\":12", "\"promptTokenCount\":13"),
+        usual("tok").replace("\"r-1\"", "\"r-1b\""),
+        usual("tok").replace("\"index\":0", "\"index\":0.5"),
+        usual("tok").replace("]}", "],\"finishReason\":\"STOP\"}"),
+        first("tok"),
+        first("a much longer text"),
+        first(""),
+        first("x").replace("\"m-2\"", "\"m-23\""),
+        r#"{"candidates":[{"content":{"parts":[{"text":"tok"}]}}]"#.into(),
+    ]
+}
+
+proptest! {
+    /// One frame kept across a stream: every event reads as it reads alone.
+    #[test]
+    fn a_stream_is_read_as_each_event_alone(events in proptest::collection::vec(proptest::sample::select(stream_events()), 0..16)) {
+        let mut framed = Framed::default();
+        for d in &events {
+            prop_assert_eq!(framed.text_event(d), text_event(d), "{}", d);
+        }
+    }
+}
+
+#[test]
+fn the_usual_stream_is_read_by_its_frame() {
+    let mut framed = Framed::default();
+    let ev = |t: &str| USUAL.replace("tok1 ", t);
+    let want = |t: &'static str| TextEvent {
+        text: Cow::Borrowed(t),
+        id: Some(Cow::Borrowed("r-1")),
+        model: Some(Cow::Borrowed("qai-flash")),
+        usage: Some(Usage { prompt_tokens: 12, ..Usage::default() }),
+    };
+    assert_eq!(framed.text_event(&ev("a")), Some(want("a")));
+    assert_eq!(framed.text_event(&ev("a much longer one")), Some(want("a much longer one")));
+    assert_eq!(framed.text_event(&ev("")), None);
+    assert_eq!(framed.text_event(&ev("b")), Some(want("b")));
+}

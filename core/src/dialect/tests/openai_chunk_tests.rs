@@ -1,6 +1,15 @@
 //! Tests of `openai/chunk.rs`: the byte-level read agrees with the serde read it stands in for.
+use std::borrow::Cow;
+
 use super::super::upstream::text_event_serde;
 use super::*;
+use crate::dialect::stream::TextChunk;
+
+/// The event's id and text, when it is a text-only chunk for choice 0 in the usual form.
+fn text_chunk(data: &str) -> Option<TextChunk<'_>> {
+    let s = spans(data)?;
+    Some(TextChunk { id: Cow::Borrowed(s.id(data)?), text: Cow::Borrowed(s.text(data)?) })
+}
 
 fn fast(d: &str) -> Option<(String, String)> {
     text_chunk(d).map(|t| (t.id.into_owned(), t.text.into_owned()))
@@ -112,4 +121,70 @@ proptest::proptest! {
             proptest::prop_assert_eq!(got, serde(&d));
         }
     }
+}
+
+/// `text_event` of one event by a stream half (`None`: not a text chunk).
+fn by_half(half: &mut crate::dialect::openai::StreamToPivot, d: &str) -> Option<(String, String)> {
+    use crate::dialect::stream::UpstreamStream;
+    let ev = crate::sse::EventOf { event: None, data: Cow::Borrowed(d) };
+    half.text_event(&ev).map(|t| (t.id.into_owned(), t.text.into_owned()))
+}
+
+/// Events of a stream for the property below: the usual chunk around texts plain and not,
+/// the role chunk, the id after the choices or changed, a finish chunk, a cut event.
+fn stream_events() -> Vec<String> {
+    let usual = |id: &str, text: &str| {
+        format!(
+            r#"{{"id":"{id}","object":"chat.completion.chunk","created":1,"model":"m","choices":[{{"index":0,"delta":{{"content":"{text}"}},"finish_reason":null,"logprobs":null}}]}}"#
+        )
+    };
+    vec![
+        usual("c1", "tok 1 "),
+        usual("c1", ""),
+        usual("c1", "h\u{e9} \u{1f600}"),
+        usual("c1", "a\\nb"),
+        usual("c1", "a\\\"b"),
+        usual("c1", "a\u{1}b"),
+        usual("c1", "a\"b"),
+        usual("c2", "tok"),
+        usual("c\\u0031", "tok"),
+        usual("c1", "tok").replace(r#""created":1"#, r#""created":1.5"#),
+        usual("c1", "tok").replace("]}", "],\"usage\":null}"),
+        usual("c1", "tok").replace("\"finish_reason\":null", "\"finish_reason\":\"stop\""),
+        r#"{"id":"c1","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#.into(),
+        r#"{"choices":[{"index":0,"delta":{"content":"tok"}}],"id":"c3"}"#.into(),
+        r#"{"choices":[{"index":0,"delta":{"content":"t2"}}],"id":"c3"}"#.into(),
+        r#"{"choices":[{"index":0,"delta":{"content":"tok"}}]}"#.into(),
+        r#"{"choices":[{"index":0,"delta":{"content":"tok"}}]} "#.into(),
+        r#"{"choices":[{"index":0,"delta":{}}]}"#.into(),
+        r#"{"choices":[{"index":0,"delta":{"content":"tok"}}"#.into(),
+        r#"{"choices":[{"index":0,"delta":{"content":"#.into(),
+    ]
+}
+
+proptest::proptest! {
+    /// A stream half that remembers the frame of its latest text chunk reads every event of a
+    /// stream as a fresh half reads it alone.
+    #[test]
+    fn a_stream_is_read_as_each_event_alone(events in proptest::collection::vec(proptest::sample::select(stream_events()), 0..16)) {
+        let mut half = crate::dialect::openai::StreamToPivot::new();
+        for d in &events {
+            let alone = by_half(&mut crate::dialect::openai::StreamToPivot::new(), d);
+            proptest::prop_assert_eq!(by_half(&mut half, d), alone, "{}", d);
+        }
+    }
+}
+
+#[test]
+fn the_usual_stream_is_read_by_its_frame() {
+    let mut half = crate::dialect::openai::StreamToPivot::new();
+    let ev = |t: &str| {
+        format!(
+            r#"{{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{{"index":0,"delta":{{"content":"{t}"}},"finish_reason":null,"logprobs":null}}]}}"#
+        )
+    };
+    assert_eq!(by_half(&mut half, &ev("a")), Some(("c1".into(), "a".into())));
+    assert_eq!(by_half(&mut half, &ev("bc")), Some(("c1".into(), "bc".into())));
+    assert_eq!(by_half(&mut half, &ev("b\\nc")), Some(("c1".into(), "b\nc".into())));
+    assert_eq!(by_half(&mut half, &ev("")), Some(("c1".into(), String::new())));
 }
