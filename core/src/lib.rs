@@ -2,6 +2,7 @@
 //! in, decisions out, tested natively. The proxy-wasm glue (the `tollgate-filter` crate) is the
 //! only code that talks to Envoy; this crate does not depend on proxy-wasm at all.
 
+mod ascii;
 pub mod config;
 pub mod dialect;
 pub mod embeddings;

@@ -70,10 +70,10 @@ impl Default for Framer {
 
 /// `b` as text: borrowed when it is UTF-8, repaired (U+FFFD) otherwise.
 fn text(b: &[u8]) -> Cow<'_, str> {
-    // `from_utf8` checks ASCII a word at a time; the lossy path is for broken input only.
-    match std::str::from_utf8(b) {
-        Ok(t) => Cow::Borrowed(t),
-        Err(_) => String::from_utf8_lossy(b),
+    // ASCII (most events) is checked 16 bytes at a time; the lossy path is for broken input only.
+    match crate::ascii::utf8(b) {
+        Some(t) => Cow::Borrowed(t),
+        None => String::from_utf8_lossy(b),
     }
 }
 
@@ -157,7 +157,10 @@ impl Framer {
             }
         }
         while let Some(rest) = chunk.get(at..).filter(|r| !r.is_empty()) {
-            let Some(pos) = line_end(rest) else {
+            // The blank line that ends an event starts right where the last line ended: found
+            // without a search.
+            let found = if matches!(rest.first(), Some(b'\n' | b'\r')) { Some(0) } else { line_end(rest) };
+            let Some(pos) = found else {
                 self.event_bytes = self.event_bytes.saturating_add(rest.len());
                 if self.event_bytes > self.max_event_bytes {
                     return Err(TooLarge);
@@ -315,6 +318,18 @@ impl Framer {
         self.data = Part::Absent;
         self.has_fields = false;
         self.event_bytes = 0;
+    }
+}
+
+/// `s.trim()`, without decoding a character when `s` starts and ends with ASCII that is not
+/// white space (an event's JSON data: `{...}`).
+#[inline]
+pub fn trim(s: &str) -> &str {
+    let kept = |b: Option<&u8>| b.is_some_and(|&b| b < 0x80 && !matches!(b, b'\t'..=b'\r' | b' '));
+    if kept(s.as_bytes().first()) && kept(s.as_bytes().last()) {
+        s
+    } else {
+        s.trim()
     }
 }
 

@@ -766,12 +766,17 @@ impl HttpContext for Http {
         match action {
             ChunkAction::Pass => Action::Continue,
             ChunkAction::Buffer => Action::Pause,
-            ChunkAction::Replace(out) => match host::set_buffer(BufferType::HttpResponseBody, 0, size, &out) {
-                Ok(()) => Action::Continue,
-                // The upstream's bytes must not reach the client in their place (another
-                // dialect, unredacted error text).
-                Err(status) => self.drop_response("cannot rewrite the response body", status),
-            },
+            ChunkAction::Replace(out) => {
+                let set = host::set_buffer(BufferType::HttpResponseBody, 0, size, &out);
+                // The host has copied the bytes: the next chunk is written into the same memory.
+                self.ex.recycle_output(out);
+                match set {
+                    Ok(()) => Action::Continue,
+                    // The upstream's bytes must not reach the client in their place (another
+                    // dialect, unredacted error text).
+                    Err(status) => self.drop_response("cannot rewrite the response body", status),
+                }
+            }
         }
     }
 }

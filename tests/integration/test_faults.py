@@ -192,6 +192,33 @@ def test_malformed_stream_to_an_openai_client_is_relayed_and_billed(fs):
     next_request_works(fs, "openai")
 
 
+UTF8_HEAD = b'data: {"id":"c","object":"chat.completion.chunk","model":"qai-flash","choices":['
+
+
+def test_stream_text_that_is_not_ascii_passes_and_a_byte_that_is_not_utf8_is_repaired(fs):
+    # The framer checks an event's text as ASCII first, then as UTF-8: non-ASCII text (a
+    # character split across two upstream chunks, an emoji) reaches an OpenAI client byte for
+    # byte, a byte that is not UTF-8 as U+FFFD; the usage chunk is read and dropped.
+    status, headers, raw, complete = call(fs, "openai", stream=True, faults={"x-demo-fault": "utf8-sse"})
+    assert (status, complete) == (200, True)
+    assert raw == (UTF8_HEAD + '{"index":0,"delta":{"content":"caf\u00e9 \U0001F600 d\u00e9j\u00e0 vu"}}]}\n\n'.encode()
+                   + UTF8_HEAD + '{"index":0,"delta":{"content":"bad \ufffd byte"}}]}\n\n'.encode()
+                   + UTF8_HEAD + b'{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+                   + b"data: [DONE]\n\n"), raw
+    rec = fs.billing_record(headers["x-request-id"])
+    assert (rec["prompt_tokens"], rec["completion_tokens"], rec["estimated"]) == (3, 4, False)
+
+
+def test_stream_text_that_is_not_ascii_is_translated_whole(fs):
+    status, headers, raw, complete = call(fs, "anthropic", stream=True, faults={"x-demo-fault": "utf8-sse"})
+    assert (status, complete) == (200, True)
+    deltas = [json.loads(l[6:])["delta"]["text"] for l in raw.decode().splitlines()
+              if l.startswith("data: ") and '"text_delta"' in l]
+    assert deltas == ["caf\u00e9 \U0001F600 d\u00e9j\u00e0 vu", "bad \ufffd byte"], raw
+    rec = fs.billing_record(headers["x-request-id"])
+    assert (rec["prompt_tokens"], rec["completion_tokens"], rec["estimated"]) == (3, 4, False)
+
+
 @pytest.mark.parametrize("front", ["openai", "anthropic", "gemini"])
 def test_no_usage_is_estimated(fs, front):
     status, headers, _, _ = call(fs, front, stream=True, faults={"x-demo-no-usage": "1"})

@@ -245,6 +245,19 @@ impl Exchange {
         }
     }
 
+    /// Gives back the bytes of a `ChunkAction::Replace` once the host has copied them: a stream
+    /// writes its next chunks into the same memory rather than a new buffer each time (kept up
+    /// to `KEEP_OUTPUT` bytes of capacity).
+    pub fn recycle_output(&mut self, mut buf: Vec<u8>) {
+        const KEEP_OUTPUT: usize = 256 * 1024;
+        if let ResponseMode::Stream { out, .. } = &mut self.mode {
+            if out.capacity() == 0 && buf.capacity() <= KEEP_OUTPUT {
+                buf.clear();
+                *out = buf;
+            }
+        }
+    }
+
     /// A non-final piece of a buffered response, when the host keeps the whole body so far and
     /// hands over only its size (`total`): counted, not copied. `Buffer` until the end, unless it
     /// is past `max_body` (see `over_cap`).

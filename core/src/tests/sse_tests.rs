@@ -278,3 +278,12 @@ proptest::proptest! {
         proptest::prop_assert_eq!(line_end_words(&b), memchr::memchr2(b'\n', b'\r', &b));
     }
 }
+
+proptest::proptest! {
+    /// `trim` is `str::trim`, white space of every kind at either end (ASCII, `\x0b`, U+0085,
+    /// U+00A0, U+3000) or none.
+    #[test]
+    fn trim_is_str_trim(s in "[ \t\n\x0b\x0c\r\u{1c}\u{85}\u{a0}\u{3000}{}a\u{e9}]{0,12}") {
+        proptest::prop_assert_eq!(trim(&s), s.trim());
+    }
+}

@@ -411,6 +411,28 @@ async fn route(state: &State, parts: &Parts, body: Bytes) -> Resp {
                 "data: {not json\n\nevent: message_start\ndata: [[[\n\ndata: {\"choices\":7,\"usage\":\"x\"}\n\n: keepalive\n\ndata: [DONE]\n\n",
             )
         }
+        Some("utf8-sse") => {
+            // An OpenAI stream whose text is not ASCII: `é` split across two pieces, an emoji,
+            // then an event with a byte that is not UTF-8 (0xff), the finish, the usage and the end marker.
+            return body::stream("text/event-stream", Duration::from_millis(2), |mut sink| async move {
+                let head = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"qai-flash\",\"choices\":[";
+                let pieces: [Vec<u8>; 6] = [
+                    [format!("{head}{{\"index\":0,\"delta\":{{\"content\":\"caf").as_bytes(), b"\xc3"].concat(),
+                    [&b"\xa9 \xf0\x9f\x98\x80 d\xc3\xa9j\xc3\xa0 vu\"}}]}\n\n"[..]].concat(),
+                    [format!("{head}{{\"index\":0,\"delta\":{{\"content\":\"bad ").as_bytes(), b"\xff byte\"}}]}\n\n"]
+                        .concat(),
+                    format!("{head}{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\n").into_bytes(),
+                    format!("{head}],\"usage\":{{\"prompt_tokens\":3,\"completion_tokens\":4,\"total_tokens\":7}}}}\n\n")
+                        .into_bytes(),
+                    b"data: [DONE]\n\n".to_vec(),
+                ];
+                for p in pieces {
+                    if !sink.send(p).await {
+                        return;
+                    }
+                }
+            });
+        }
         Some("html") => return body::full(StatusCode::OK, "text/html", "<html><body>hello</body></html>"),
         // JSON, but no response of any dialect (no choices, content or candidates).
         Some("not-a-response") => {

@@ -121,7 +121,7 @@ impl OpenAiStream {
         if self.client_model.is_some() {
             return None;
         }
-        let data = ev.data.trim();
+        let data = sse::trim(&ev.data);
         if data == "[DONE]" {
             return None;
         }
@@ -136,7 +136,7 @@ impl OpenAiStream {
     /// An event that is not passed as it is: the end marker, a usage read (and the usage chunk
     /// dropped or its usage removed for clients that did not ask for it), the model renamed.
     fn rewrite(&mut self, ev: &EventOf<'_>, out: &mut Vec<u8>) {
-        let data = ev.data.trim();
+        let data = sse::trim(&ev.data);
         if data == "[DONE]" {
             self.saw_done = true;
             out.extend_from_slice(b"data: [DONE]\n\n");

@@ -47,6 +47,43 @@ fn stream_chunks_of_whole_unchanged_events_pass_and_any_split_gives_the_same_byt
 }
 
 #[test]
+fn a_streams_replaced_chunks_are_written_into_the_memory_given_back() {
+    let c = cfg();
+    // `m2` is `up-m2` upstream: every event is rewritten with the client's name.
+    let body = r#"{"model":"m2","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let (mut ex, r) = run(&c, &MemoryStore::new(), 0, "sk-a", body);
+    assert!(r.is_none());
+    ex.on_response_headers(200, Some("text/event-stream"));
+    let ev = b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"},\"index\":0}],\"model\":\"up-m2\"}\n\n";
+    let want = b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"},\"index\":0}],\"model\":\"m2\"}\n\n";
+    fn replaced(ex: &mut Exchange, ev: &[u8]) -> Vec<u8> {
+        match ex.on_response_chunk(ev, false, 1 << 20) {
+            ChunkAction::Replace(b) => b,
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut first = replaced(&mut ex, ev);
+    assert_eq!(first, want);
+    // A capacity no chunk of this size is given otherwise: the buffer is recognized by it.
+    first.reserve(10_000);
+    let (at, cap) = (first.as_ptr(), first.capacity());
+    ex.recycle_output(first);
+    for _ in 0..3 {
+        let b = replaced(&mut ex, ev);
+        assert_eq!(b, want);
+        assert_eq!((b.as_ptr(), b.capacity()), (at, cap), "written into the buffer given back");
+        ex.recycle_output(b);
+    }
+    // Kept by the caller: the next chunk is written into a new buffer, the same bytes.
+    let kept = replaced(&mut ex, ev);
+    let next = replaced(&mut ex, ev);
+    assert_eq!((kept.as_ptr(), kept.capacity()), (at, cap));
+    assert_ne!(next.as_ptr(), at);
+    assert!(next.capacity() < 1_000, "{}", next.capacity());
+    assert_eq!((kept.as_slice(), next.as_slice()), (&want[..], &want[..]));
+}
+
+#[test]
 fn upstream_errors_tell_the_sdk_whether_to_retry() {
     let (c, s) = (cfg(), MemoryStore::new());
     for (upstream, status, retry) in

@@ -247,6 +247,8 @@ fn main() {
                         if dump && i == 0 {
                             eprint!("{}", String::from_utf8_lossy(&b));
                         }
+                        // As the glue does once the host has copied them.
+                        ex.recycle_output(b);
                     }
                     tollgate_core::exchange::ChunkAction::Pass => {
                         out_bytes += ev.len();
