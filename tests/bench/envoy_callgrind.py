@@ -8,7 +8,8 @@ WHICH is a `.wasm` path (Tollgate's configuration with that filter; `baseline` s
 an older filter refuses, see bench.baseline_config) or one of `plain`, `noop`, `floor`, `calls`
 (tools/bench/filters, `make bench-filters`). SCEN=openai|anthropic|stream|astream|badkey picks
 the scenario (default openai; `stream` is bench.py's scenario 3, `astream` its scenario 4: the
-Anthropic front's 200-event stream from the demo backend's OpenAI upstream). Needs `make build bench-filters` and valgrind.
+Anthropic front's 200-event stream from the demo backend's OpenAI upstream; CHUNKS=N another number of events: the
+slope between two lengths is one more event's cost). Needs `make build bench-filters` and valgrind.
 """
 import http.client
 import json
@@ -61,11 +62,11 @@ def main() -> None:
             path, hdr, body = ("/v1/messages", {"x-api-key": bench.GOOD_KEY, "anthropic-version": "2023-06-01"},
                                bench.ANTHROPIC_BODY)
         elif scen == "stream":
-            path, hdr = "/v1/chat/completions", {"authorization": "Bearer " + bench.GOOD_KEY, "x-demo-chunks": "200"}
+            path, hdr = "/v1/chat/completions", {"authorization": "Bearer " + bench.GOOD_KEY, "x-demo-chunks": os.environ.get("CHUNKS", "200")}
             body = {**bench.OPENAI_BODY, "stream": True, "max_tokens": 1000}
         elif scen == "astream":
             path = "/v1/messages"
-            hdr = {"x-api-key": bench.GOOD_KEY, "anthropic-version": "2023-06-01", "x-demo-chunks": "200"}
+            hdr = {"x-api-key": bench.GOOD_KEY, "anthropic-version": "2023-06-01", "x-demo-chunks": os.environ.get("CHUNKS", "200")}
             body = {**bench.ANTHROPIC_BODY, "stream": True, "max_tokens": 1000}
         elif scen == "badkey":
             path, hdr, body = "/v1/chat/completions", {"authorization": "Bearer " + bench.BAD_KEY}, bench.OPENAI_BODY
