@@ -172,9 +172,10 @@ impl Exchange {
     }
 
     /// The common case of an OpenAI chat request to an OpenAI upstream whose body goes on as it
-    /// came (the model keeps its name; a stream already asks for usage): read with
-    /// `openai::scan_chat`, never built. `None`: take the general path, which decides the same
-    /// way for these requests and words every error.
+    /// came (the model keeps its name; a stream that does not ask for usage and has no
+    /// `stream_options` gets them at byte level): read with `openai::scan_chat`, never built.
+    /// `None`: take the general path, which decides the same way for these requests and words
+    /// every error.
     fn route_chat_unchanged(
         &mut self,
         cfg: &Config,
@@ -188,7 +189,10 @@ impl Exchange {
             .model(&scan.model)
             .filter(|m| m.model_type == ModelType::Text && m.router.is_none() && self.key_allows(cfg, &m.id))?;
         let cluster = cfg.cluster_of(model).filter(|c| c.dialect == Dialect::OpenAi)?;
-        if model.upstream_model != scan.model || (scan.stream && !scan.wants_usage) {
+        // A stream must ask the upstream for usage: `stream_options` is added when absent; one
+        // the client sent is merged by the general path.
+        let add_usage = scan.stream && !scan.wants_usage;
+        if model.upstream_model != scan.model || (add_usage && scan.has_stream_options) {
             return None;
         }
         self.wants_usage = scan.wants_usage;
@@ -203,19 +207,28 @@ impl Exchange {
         }
         // Reserved without a client budget: the reserved one goes upstream (see `route`), added
         // at byte level after the opening brace (the object has `model`, so a comma follows;
-        // `scan_chat` saw no budget key at all, so none is repeated).
-        let body = match (scan.max_tokens, self.holds_spend()) {
-            (None, true) => {
-                let at = raw.iter().position(|b| *b == b'{').map_or(0, |p| p + 1);
-                let field = format!("\"max_tokens\":{},", model.default_max_tokens);
-                let mut b = Vec::with_capacity(raw.len() + field.len());
-                b.extend_from_slice(raw.get(..at).unwrap_or_default());
-                b.extend_from_slice(field.as_bytes());
-                b.extend_from_slice(raw.get(at..).unwrap_or_default());
-                Some(b)
-            }
+        // `scan_chat` saw no budget key at all, so none is repeated); so is a stream's
+        // `stream_options` (none was sent).
+        let budget = match (scan.max_tokens, self.holds_spend()) {
+            (None, true) => Some(model.default_max_tokens),
             _ => None,
         };
+        let body = (budget.is_some() || add_usage).then(|| {
+            const USAGE: &[u8] = br#""stream_options":{"include_usage":true},"#;
+            let at = raw.iter().position(|b| *b == b'{').map_or(0, |p| p + 1);
+            let mut b = Vec::with_capacity(raw.len() + USAGE.len() + 32);
+            b.extend_from_slice(raw.get(..at).unwrap_or_default());
+            if let Some(max) = budget {
+                b.extend_from_slice(b"\"max_tokens\":");
+                b.extend_from_slice(max.to_string().as_bytes());
+                b.push(b',');
+            }
+            if add_usage {
+                b.extend_from_slice(USAGE);
+            }
+            b.extend_from_slice(raw.get(at..).unwrap_or_default());
+            b
+        });
         self.routed(model, cluster);
         self.keep_for_failover(cfg, model, raw);
         let path = format!("{}/chat/completions", cluster.base_path);

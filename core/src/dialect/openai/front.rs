@@ -106,6 +106,8 @@ pub struct ChatScan {
     pub model: String,
     pub stream: bool,
     pub wants_usage: bool,
+    /// The body has a `stream_options` member (of any value).
+    pub has_stream_options: bool,
     pub max_tokens: Option<u64>,
     /// Choices asked for (`n`, 1 when absent).
     pub n: u64,
@@ -129,6 +131,7 @@ pub fn scan_chat(raw: &[u8]) -> Option<ChatScan> {
     let (messages, bytes) = top.messages?;
     let stream = opt_bool(top.stream.as_ref(), "stream").ok()?.unwrap_or(false);
     let wants_usage = opt_include_usage(top.stream_options.as_ref()).ok()?;
+    let has_stream_options = top.stream_options.is_some();
     // A budget key sent as `null` reads as no budget: if one must be added upstream, the general
     // path replaces it (a byte-level insert would repeat the key).
     let null_budget = top.max_tokens.is_some() || top.max_completion_tokens.is_some();
@@ -150,7 +153,7 @@ pub fn scan_chat(raw: &[u8]) -> Option<ChatScan> {
     let prompt_estimate = usage::tokens_from_bytes(bytes)
         .saturating_add(messages.saturating_mul(usage::TOKENS_PER_MESSAGE))
         .saturating_add(usage::REPLY_TOKENS);
-    Some(ChatScan { model, stream, wants_usage, max_tokens, n, prompt_estimate })
+    Some(ChatScan { model, stream, wants_usage, has_stream_options, max_tokens, n, prompt_estimate })
 }
 
 /// Pivot chunks written out to an OpenAI client: the client's model name on each, the usage

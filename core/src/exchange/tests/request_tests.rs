@@ -164,3 +164,40 @@ fn unknown_paths_in_the_anthropic_and_gemini_namespaces_get_errors_in_that_diale
         }
     }
 }
+
+#[test]
+fn a_stream_without_stream_options_gets_them_at_byte_level_and_one_with_them_is_merged() {
+    let c = cfg();
+    // No `stream_options`: the client's bytes go on with the member added after the brace.
+    let body = r#"{"model":"m", "stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let (ex, a) = send(&c, &MemoryStore::new(), 0, "sk-a", "/v1/chat/completions", body);
+    assert!(!ex.wants_usage());
+    let BodyAction::Forward { edits, body: Some(b) } = &a else { panic!("no body") };
+    assert_eq!(
+        String::from_utf8_lossy(b),
+        r#"{"stream_options":{"include_usage":true},"model":"m", "stream":true,"messages":[{"role":"user","content":"hi"}]}"#
+    );
+    assert!(edits.contains(&HeaderEdit::Set("content-length".into(), b.len().to_string())));
+    // With it (asking for nothing, `null`, or other members): merged by the general path,
+    // the member once, the client's other options kept.
+    for opts in [r#"{"include_usage":false}"#, "null", r#"{"x":1}"#] {
+        let body = format!(
+            r#"{{"model":"m","stream":true,"stream_options":{opts},"messages":[{{"role":"user","content":"hi"}}]}}"#
+        );
+        let (ex, a) = send(&c, &MemoryStore::new(), 0, "sk-a", "/v1/chat/completions", &body);
+        assert!(!ex.wants_usage());
+        let BodyAction::Forward { body: Some(b), .. } = &a else { panic!("no body: {opts}") };
+        assert_eq!(String::from_utf8_lossy(b).matches("stream_options").count(), 1, "{opts}");
+        let up = forwarded(&a, &body);
+        assert_eq!(up["stream_options"]["include_usage"], true, "{opts}");
+        assert_eq!(up["stream_options"]["x"].as_u64(), (opts == r#"{"x":1}"#).then_some(1), "{opts}");
+    }
+    // Asked for by the client, or not a stream: the bytes go on unchanged.
+    for body in [
+        r#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#,
+        r#"{"model":"m","stream":false,"messages":[{"role":"user","content":"hi"}]}"#,
+    ] {
+        let (_, a) = send(&c, &MemoryStore::new(), 0, "sk-a", "/v1/chat/completions", body);
+        assert!(matches!(a, BodyAction::Forward { body: None, .. }), "{body}");
+    }
+}
