@@ -93,6 +93,11 @@ pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     diff == 0 && xr == yr
 }
 
+/// Texts a frame must tell apart, for the upstream readers' property tests: plain, one byte,
+/// empty, not ASCII, and with an escape, an escaped quote, a control character, a raw quote.
+#[cfg(test)]
+pub(crate) const TEST_TEXTS: [&str; 8] = ["tok 1 ", "t", "", "h\u{e9} \u{1f600}", "a\\nb", "a\\\"b", "a\u{1}b", "a\"b"];
+
 #[cfg(test)]
 #[path = "tests/frame_tests.rs"]
 mod tests;

@@ -12,15 +12,8 @@ fn stream_events() -> Vec<String> {
     let usual = |text: &str| {
         format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{text}"}}}}"#)
     };
-    vec![
-        usual("tok 1 "),
-        usual("t"),
-        usual(""),
-        usual("h\u{e9} \u{1f600}"),
-        usual("a\\nb"),
-        usual("a\\\"b"),
-        usual("a\u{1}b"),
-        usual("a\"b"),
+    let mut events: Vec<String> = crate::dialect::frame::TEST_TEXTS.iter().map(|t| usual(t)).collect();
+    events.extend([
         usual("tok").replace("\"index\":0", "\"index\":1.5"),
         r#"{"delta":{"text":"tok","type":"text_delta"},"type":"content_block_delta"}"#.into(),
         r#"{"delta":{"text":"","type":"text_delta"},"type":"content_block_delta"}"#.into(),
@@ -28,7 +21,8 @@ fn stream_events() -> Vec<String> {
         r#"{"delta":{"text":"tok","type":"input_json_delta"},"type":"content_block_delta"}"#.into(),
         r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"tok"}"#.into(),
         r#"{"type":"message_stop"}"#.into(),
-    ]
+    ]);
+    events
 }
 
 proptest::proptest! {

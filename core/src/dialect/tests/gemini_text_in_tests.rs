@@ -119,15 +119,8 @@ fn stream_events() -> Vec<String> {
             r#"{{"responseId":"r-2","modelVersion":"m-2","candidates":[{{"content":{{"parts":[{{"text":"{text}"}}]}},"index":0}}],"usageMetadata":{{"promptTokenCount":7}}}}"#
         )
     };
-    vec![
-        usual("tok 1 "),
-        usual("t"),
-        usual(""),
-        usual("h\u{e9} \u{1f600}"),
-        usual("a\\nb"),
-        usual("a\\\"b"),
-        usual("a\u{1}b"),
-        usual("a\"b"),
+    let mut events: Vec<String> = crate::dialect::frame::TEST_TEXTS.iter().map(|t| usual(t)).collect();
+    events.extend([
         usual("tok").replace("\"promptTokenCount\":12", "\"promptTokenCount\":13"),
         usual("tok").replace("\"r-1\"", "\"r-1b\""),
         usual("tok").replace("\"index\":0", "\"index\":0.5"),
@@ -137,7 +130,8 @@ fn stream_events() -> Vec<String> {
         first(""),
         first("x").replace("\"m-2\"", "\"m-23\""),
         r#"{"candidates":[{"content":{"parts":[{"text":"tok"}]}}]"#.into(),
-    ]
+    ]);
+    events
 }
 
 proptest! {
