@@ -1,10 +1,9 @@
 //! One error type for everything the gateway refuses or fails at, rendered in the caller's
 //! dialect (OpenAI, Anthropic or Gemini error shape) with that dialect's status conventions.
 
-use serde_json::json;
-
 use crate::dialect::Dialect;
 use crate::reply::LocalReply;
+use crate::sse::{write_json_str, write_u64};
 
 /// What went wrong, as the gateway's own stable codes (the documented error codes of the platform the
 /// gateway stands in for, plus a few of our own).
@@ -211,30 +210,45 @@ impl GatewayError {
         self.status_override.unwrap_or_else(|| self.code.status())
     }
 
-    /// The error's body in the given dialect.
+    /// The error's body in the given dialect, written as bytes: the members in the order
+    /// serde_json's sorted map gave them (`code`, `message`, `param`, `type` for OpenAI;
+    /// `error` before `type` for Anthropic; `code`, `message`, `status` for Gemini), strings
+    /// escaped as serde_json escapes them.
     pub fn body(&self, dialect: Dialect) -> Vec<u8> {
-        let v = match dialect {
-            Dialect::OpenAi | Dialect::OpenAiResponses => json!({
-                "error": {
-                    "message": self.message,
-                    "type": self.code.openai_type(),
-                    "param": self.param,
-                    "code": self.code.as_str(),
+        let mut out = Vec::with_capacity(self.message.len() + 96);
+        match dialect {
+            Dialect::OpenAi | Dialect::OpenAiResponses => {
+                out.extend_from_slice(b"{\"error\":{\"code\":");
+                write_json_str(&mut out, self.code.as_str());
+                out.extend_from_slice(b",\"message\":");
+                write_json_str(&mut out, &self.message);
+                out.extend_from_slice(b",\"param\":");
+                match &self.param {
+                    Some(p) => write_json_str(&mut out, p),
+                    None => out.extend_from_slice(b"null"),
                 }
-            }),
-            Dialect::Anthropic => json!({
-                "type": "error",
-                "error": { "type": self.code.anthropic_type(), "message": self.message },
-            }),
-            Dialect::Gemini => json!({
-                "error": {
-                    "code": self.status(),
-                    "message": self.message,
-                    "status": self.code.gemini_status(),
-                }
-            }),
-        };
-        serde_json::to_vec(&v).unwrap_or_default()
+                out.extend_from_slice(b",\"type\":");
+                write_json_str(&mut out, self.code.openai_type());
+                out.extend_from_slice(b"}}");
+            }
+            Dialect::Anthropic => {
+                out.extend_from_slice(b"{\"error\":{\"message\":");
+                write_json_str(&mut out, &self.message);
+                out.extend_from_slice(b",\"type\":");
+                write_json_str(&mut out, self.code.anthropic_type());
+                out.extend_from_slice(b"},\"type\":\"error\"}");
+            }
+            Dialect::Gemini => {
+                out.extend_from_slice(b"{\"error\":{\"code\":");
+                write_u64(&mut out, u64::from(self.status()));
+                out.extend_from_slice(b",\"message\":");
+                write_json_str(&mut out, &self.message);
+                out.extend_from_slice(b",\"status\":");
+                write_json_str(&mut out, self.code.gemini_status());
+                out.extend_from_slice(b"}}");
+            }
+        }
+        out
     }
 
     /// The Anthropic `event: error` frame for an error that happens after a stream began.
