@@ -2,7 +2,7 @@
 //! the OpenAI pivot: requests, non-streamed responses and streams. OpenAI to OpenAI keeps a fast
 //! path that only renames the model and handles the usage chunk.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::dialect::openai::{self, OpenAiStream};
 use crate::dialect::pivot::{self, PivotRequest};
@@ -29,15 +29,7 @@ pub fn upstream_request(
             if front == Dialect::OpenAi {
                 return Ok((openai::upstream_chat_body(req, wants_usage, upstream_model), path));
             }
-            let mut body = req.body.clone();
-            pivot::strip_pivot_only(&mut body);
-            body.insert("model".to_string(), Value::String(upstream_model.to_string()));
-            if req.stream {
-                let mut opts = Map::new();
-                opts.insert("include_usage".to_string(), Value::Bool(true));
-                body.insert("stream_options".to_string(), Value::Object(opts));
-            }
-            Ok((serde_json::to_vec(&Value::Object(body)).ok(), path))
+            Ok((openai::pivot_chat_body(&req.body, upstream_model, req.stream), path))
         }
         Dialect::Anthropic => {
             let v = anthropic::request_from_pivot(&req.body, upstream_model, default_max_tokens)?;

@@ -7,11 +7,13 @@
 mod chunk;
 pub mod completion;
 mod front;
+mod pivot_write;
 mod scan;
 mod upstream;
 
 pub use super::validate::{parse_json_object, required_model, MAX_CHOICES};
 pub use front::{parse_chat, scan_chat, stamp_created, write_error, ChatRequest, ChatScan, StreamFromPivot};
+pub use pivot_write::pivot_chat_body;
 pub use upstream::{rewrite_response, upstream_chat_body, OpenAiStream, StreamToPivot};
 
 #[cfg(test)]
