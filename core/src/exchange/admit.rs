@@ -11,6 +11,7 @@ use crate::errors::{Code, GatewayError};
 use crate::limits::{self, LimitError, RateDecision};
 use crate::pricing::{self, Reservation};
 use crate::routing::Model;
+use crate::sse::write_u64;
 
 impl Exchange {
     /// The account's requests-per-minute check, counting this request. On rejection, the 429 to
@@ -254,11 +255,12 @@ pub(super) fn spend_refusal() -> GatewayError {
 
 /// `1s`, `12s`, `250ms`: the OpenAI style of `x-ratelimit-reset-requests`.
 pub fn format_duration(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else {
-        format!("{}s", ms.div_ceil(1000))
-    }
+    let (n, unit) = if ms < 1000 { (ms, "ms") } else { (ms.div_ceil(1000), "s") };
+    // Written directly (no formatting machinery per request).
+    let mut out = Vec::with_capacity(24);
+    write_u64(&mut out, n);
+    out.extend_from_slice(unit.as_bytes());
+    String::from_utf8(out).unwrap_or_default()
 }
 
 pub(super) fn too_large_body(max: usize, got: u64) -> GatewayError {

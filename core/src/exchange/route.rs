@@ -13,6 +13,7 @@ use crate::endpoints::Endpoint;
 use crate::errors::{Code, GatewayError};
 use crate::media;
 use crate::routing::{Model, ModelType};
+use crate::sse::write_u64;
 use crate::translate;
 use crate::usage;
 
@@ -220,7 +221,7 @@ impl Exchange {
             b.extend_from_slice(raw.get(..at).unwrap_or_default());
             if let Some(max) = budget {
                 b.extend_from_slice(b"\"max_tokens\":");
-                b.extend_from_slice(max.to_string().as_bytes());
+                write_u64(&mut b, u64::from(max));
                 b.push(b',');
             }
             if add_usage {
@@ -231,7 +232,7 @@ impl Exchange {
         });
         self.routed(model, cluster);
         self.keep_for_failover(cfg, model, raw);
-        let path = format!("{}/chat/completions", cluster.base_path);
+        let path = [cluster.base_path.as_str(), "/chat/completions"].concat();
         let mut edits = self.upstream_edits(cfg, cluster, path);
         edits.push(set("content-length", body.as_ref().map_or(raw.len(), Vec::len).to_string()));
         edits.push(set("content-type", "application/json"));

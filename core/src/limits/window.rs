@@ -38,6 +38,41 @@ fn prefixed(prefix: &str, id: &str) -> String {
     k
 }
 
+/// The longest store key the per-request checks build without an allocation.
+const STACK_KEY: usize = 96;
+
+/// A store key, `prefix` then `id`, built for one call: on the stack when it fits in
+/// [`STACK_KEY`] bytes (the ids of a configuration are short), else in a `String`. Either way
+/// the same text as [`prefixed`].
+enum WindowKey {
+    Stack([u8; STACK_KEY], usize),
+    Heap(String),
+}
+
+impl WindowKey {
+    fn new(prefix: &str, id: &str) -> Self {
+        let len = prefix.len() + id.len();
+        if len > STACK_KEY {
+            return WindowKey::Heap(prefixed(prefix, id));
+        }
+        let mut buf = [0u8; STACK_KEY];
+        let (head, rest) = buf.split_at_mut(prefix.len().min(STACK_KEY));
+        head.copy_from_slice(prefix.as_bytes());
+        if let Some(tail) = rest.get_mut(..id.len()) {
+            tail.copy_from_slice(id.as_bytes());
+        }
+        WindowKey::Stack(buf, len)
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Two `str`s one after the other are UTF-8: the check cannot fail.
+            WindowKey::Stack(buf, len) => buf.get(..*len).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or(""),
+            WindowKey::Heap(s) => s,
+        }
+    }
+}
+
 /// The store key of an API key's own requests-per-minute counter (a prefix of its own, so a key
 /// id never meets an account id).
 pub fn key_rpm_key(key_id: &str) -> String {
@@ -58,7 +93,8 @@ pub fn check_rpm<S: Counters + ?Sized>(
     limit: u32,
     now_ms: u64,
 ) -> Result<RateDecision, LimitError> {
-    check_window(store, &rpm_key(account_id), limit, now_ms, MINUTE_MS)
+    let key = WindowKey::new("rpm:", account_id);
+    check_window(store, key.as_str(), limit, now_ms, MINUTE_MS)
 }
 
 /// Counts one request against API key `key_id`'s daily sandbox quota, in the UTC day containing
@@ -70,7 +106,8 @@ pub fn check_daily<S: Counters + ?Sized>(
     quota: u32,
     now_ms: u64,
 ) -> Result<RateDecision, LimitError> {
-    check_window(store, &daily_key(key_id), quota, now_ms, DAY_MS)
+    let key = WindowKey::new("sbx:", key_id);
+    check_window(store, key.as_str(), quota, now_ms, DAY_MS)
 }
 
 /// Counts one request against API key `key_id`'s own requests-per-minute limit (a key's `rpm`,
@@ -81,7 +118,8 @@ pub fn check_key_rpm<S: Counters + ?Sized>(
     limit: u32,
     now_ms: u64,
 ) -> Result<RateDecision, LimitError> {
-    check_window(store, &key_rpm_key(key_id), limit, now_ms, MINUTE_MS)
+    let key = WindowKey::new("rpmk:", key_id);
+    check_window(store, key.as_str(), limit, now_ms, MINUTE_MS)
 }
 
 /// Reads API key `key_id`'s own requests-per-minute window without counting (see [`peek_rpm`]).
@@ -91,12 +129,14 @@ pub fn peek_key_rpm<S: Counters + ?Sized>(
     limit: u32,
     now_ms: u64,
 ) -> Result<RateDecision, LimitError> {
-    peek_window(store, &key_rpm_key(key_id), limit, now_ms)
+    let key = WindowKey::new("rpmk:", key_id);
+    peek_window(store, key.as_str(), limit, now_ms)
 }
 
 /// Gives back a request admitted by [`check_key_rpm`] with the same `now_ms` (see [`undo_rpm`]).
 pub fn undo_key_rpm<S: Counters + ?Sized>(store: &S, key_id: &str, now_ms: u64) -> Result<bool, LimitError> {
-    undo_window(store, &key_rpm_key(key_id), now_ms, MINUTE_MS)
+    let key = WindowKey::new("rpmk:", key_id);
+    undo_window(store, key.as_str(), now_ms, MINUTE_MS)
 }
 
 /// Reads `account_id`'s requests-per-minute window without counting anything: `allowed` is
@@ -109,7 +149,8 @@ pub fn peek_rpm<S: Counters + ?Sized>(
     limit: u32,
     now_ms: u64,
 ) -> Result<RateDecision, LimitError> {
-    peek_window(store, &rpm_key(account_id), limit, now_ms)
+    let key = WindowKey::new("rpm:", account_id);
+    peek_window(store, key.as_str(), limit, now_ms)
 }
 
 /// A requests-per-minute window under `key`, read without counting.
@@ -133,12 +174,14 @@ fn peek_window<S: Counters + ?Sized>(
 /// moved on (or the count is already 0), so it can never refund another window's request.
 /// Uses the [`SETTLE_MAX_ATTEMPTS`] bound.
 pub fn undo_rpm<S: Counters + ?Sized>(store: &S, account_id: &str, now_ms: u64) -> Result<bool, LimitError> {
-    undo_window(store, &rpm_key(account_id), now_ms, MINUTE_MS)
+    let key = WindowKey::new("rpm:", account_id);
+    undo_window(store, key.as_str(), now_ms, MINUTE_MS)
 }
 
 /// Gives back a request admitted by [`check_daily`] with the same `now_ms`; see [`undo_rpm`].
 pub fn undo_daily<S: Counters + ?Sized>(store: &S, key_id: &str, now_ms: u64) -> Result<bool, LimitError> {
-    undo_window(store, &daily_key(key_id), now_ms, DAY_MS)
+    let key = WindowKey::new("sbx:", key_id);
+    undo_window(store, key.as_str(), now_ms, DAY_MS)
 }
 
 /// Start (unix ms) of the window of length `period_ms` containing `now_ms`.
@@ -150,10 +193,24 @@ pub(super) fn window_start(now_ms: u64, period_ms: u64) -> u64 {
 /// Empty or unreadable values read as "no window, count 0".
 pub(super) fn decode(value: Option<&[u8]>) -> (u64, u64) {
     value
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(|s| s.split_once(':'))
-        .and_then(|(w, c)| Some((w.parse().ok()?, c.parse().ok()?)))
+        .and_then(|v| {
+            let colon = memchr::memchr(b':', v)?;
+            Some((parse_u64(v.get(..colon)?)?, parse_u64(v.get(colon + 1..)?)?))
+        })
         .unwrap_or((0, 0))
+}
+
+/// A decimal `u64` as `str::parse` reads one (an optional `+`, then at least one ASCII digit,
+/// no overflow), straight from the bytes.
+fn parse_u64(b: &[u8]) -> Option<u64> {
+    let digits = b.strip_prefix(b"+").unwrap_or(b);
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, d| match d {
+        b'0'..=b'9' => n.checked_mul(10)?.checked_add(u64::from(d - b'0')),
+        _ => None,
+    })
 }
 
 pub(super) fn encode(start_secs: u64, count: u64) -> Vec<u8> {

@@ -183,6 +183,11 @@ fn format_duration_style() {
     assert_eq!(format_duration(250), "250ms");
     assert_eq!(format_duration(1000), "1s");
     assert_eq!(format_duration(12_001), "13s");
+    assert_eq!(format_duration(0), "0ms");
+    assert_eq!(format_duration(999), "999ms");
+    assert_eq!(format_duration(1001), "2s");
+    assert_eq!(format_duration(60_000), "60s");
+    assert_eq!(format_duration(u64::MAX), format!("{}s", u64::MAX.div_ceil(1000)));
 }
 
 #[test]

@@ -263,3 +263,54 @@ fn stored_values_and_keys_are_spelled_exactly() {
     assert_eq!(key_rpm_key("key-1"), "rpmk:key-1");
     assert_eq!(daily_key(""), "sbx:");
 }
+
+/// The window value's reading before it read bytes: UTF-8, split at the first `:`, each side
+/// `str::parse`d.
+fn decode_via_str(value: Option<&[u8]>) -> (u64, u64) {
+    value
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|s| s.split_once(':'))
+        .and_then(|(w, c)| Some((w.parse().ok()?, c.parse().ok()?)))
+        .unwrap_or((0, 0))
+}
+
+#[test]
+fn decode_reads_what_str_parse_read() {
+    let cases: [&[u8]; 14] = [
+        b"1700000040:17",
+        b"+1700000040:+17",
+        b"1:2:3",
+        b":5",
+        b"5:",
+        b"+:5",
+        b"-1:5",
+        b"18446744073709551615:18446744073709551615",
+        b"18446744073709551616:1",
+        b"1:18446744073709551616",
+        b" 1:2",
+        b"1:2\xff",
+        b"\xff1:2",
+        b"",
+    ];
+    for c in cases {
+        assert_eq!(decode(Some(c)), decode_via_str(Some(c)), "{:?}", String::from_utf8_lossy(c));
+    }
+    assert_eq!(decode(Some(b"1700000040:17")), (1_700_000_040, 17));
+    assert_eq!(decode(None), (0, 0));
+}
+
+proptest::proptest! {
+    #[test]
+    fn decode_is_the_str_parse_reading(v in proptest::collection::vec(proptest::sample::select(b"0123456789:+- \xff\xc3\xa9a".to_vec()), 0..24)) {
+        proptest::prop_assert_eq!(decode(Some(&v)), decode_via_str(Some(&v)));
+    }
+
+    #[test]
+    fn a_window_key_is_the_prefixed_string(id in "[a-z0-9_\u{e9}\u{1F600}-]{0,120}") {
+        for prefix in ["rpm:", "rpmk:", "sbx:"] {
+            let k = WindowKey::new(prefix, &id);
+            let want = prefixed(prefix, &id);
+            proptest::prop_assert_eq!(k.as_str(), want.as_str());
+        }
+    }
+}
