@@ -92,7 +92,7 @@ fn upload_routes_at_any_split_renames_the_model_and_counts_the_rest() {
         assert!(text.contains("\r\n\r\nwhisper-large\r\n--BB"), "{text}");
         let delta = "whisper-large".len() - "listen".len();
         assert!(
-            edits.contains(&HeaderEdit::Set("content-length".into(), (body.len() + delta).to_string())),
+            edits.contains(&HeaderEdit::Set("content-length".into(), (body.len() + delta).to_string().into())),
             "{edits:?}"
         );
         assert!(edits.contains(&HeaderEdit::Set(":path".into(), "/v1/audio/transcriptions".into())));

@@ -49,7 +49,7 @@ fn every_upstream_status_maps_to_its_status_code_and_retry_advice() {
         let body = br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
         assert!(matches!(ex.on_request_body(&c, body, &env), BodyAction::Forward { .. }));
         let edits = ex.on_response_headers(upstream, Some("application/json"));
-        assert!(edits.contains(&HeaderEdit::Set(":status".into(), status.to_string())), "{upstream}: {edits:?}");
+        assert!(edits.contains(&HeaderEdit::Set(":status".into(), status.to_string().into())), "{upstream}: {edits:?}");
         assert!(edits.contains(&HeaderEdit::Set("x-should-retry".into(), retry.into())), "{upstream}: {edits:?}");
         let upstream_body = format!(r#"{{"error":{{"message":"upstream says {upstream}","type":"x"}}}}"#);
         let ChunkAction::Replace(out) = ex.on_response_chunk(upstream_body.as_bytes(), true, 1 << 20) else {

@@ -358,7 +358,7 @@ impl Http {
                 HeaderEdit::Set(k, v) => host::set_header(m, k, v).map(|()| {
                     // `replace` leaves one value: the new one.
                     self.present.retain(|(p, _)| !p.eq_ignore_ascii_case(k));
-                    self.present.push((k.clone(), v.as_bytes().to_vec()));
+                    self.present.push((k.to_string(), v.as_bytes().to_vec()));
                 }),
                 HeaderEdit::Remove(k) if same.next().is_some() => {
                     host::remove_header(m, k).map(|()| self.present.retain(|(p, _)| !p.eq_ignore_ascii_case(k)))
@@ -571,7 +571,7 @@ impl HttpContext for Http {
             HeadAction::ReadBody(mut edits) => {
                 // Only the allowlisted client headers go upstream (tollgate_core::headers::forwarded).
                 for name in tollgate_core::headers::not_forwarded(&pairs, &cfg.pass_request_headers) {
-                    edits.push(HeaderEdit::Remove(name.to_string()));
+                    edits.push(HeaderEdit::Remove(name.to_string().into()));
                 }
                 self.present = pairs;
                 let written = [
@@ -758,9 +758,9 @@ impl HttpContext for Http {
             // invalid, not when its response was larger than the gateway buffers.
             let retry = if self.ex.refused_oversized() { "false" } else { "true" };
             self.edit_response(&[
-                HeaderEdit::Set(":status".to_string(), status.to_string()),
-                HeaderEdit::Set("content-type".to_string(), "application/json".to_string()),
-                HeaderEdit::Set("x-should-retry".to_string(), retry.to_string()),
+                HeaderEdit::Set(":status".into(), status.to_string().into()),
+                HeaderEdit::Set("content-type".into(), "application/json".into()),
+                HeaderEdit::Set("x-should-retry".into(), retry.into()),
             ]);
         }
         match action {

@@ -172,7 +172,7 @@ impl Exchange {
                     )));
                 }
                 let mut edits = client_credential_removals();
-                edits.push(remove(&cfg.cluster_header));
+                edits.push(remove(cfg.cluster_header.clone()));
                 if self.endpoint == Endpoint::Transcriptions {
                     if let Err(e) = self.start_upload(cfg, head) {
                         return HeadAction::Reply(self.fail(e));

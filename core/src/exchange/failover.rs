@@ -202,7 +202,7 @@ impl Exchange {
             if let super::HeaderEdit::Set(k, v) = e {
                 if !k.starts_with(':') && k != "content-length" {
                     headers.retain(|(h, _)| *h != k);
-                    headers.push((k, v));
+                    headers.push((k.into_owned(), v.into_owned()));
                 }
             }
         }
@@ -252,11 +252,11 @@ impl Exchange {
                     super::HeaderEdit::Set(k, _) if k == cfg.cluster_header => {}
                     super::HeaderEdit::Set(k, v) if k.starts_with(':') => {
                         pseudo.retain(|(p, _)| *p != k);
-                        pseudo.push((k, v));
+                        pseudo.push((k.into_owned(), v.into_owned()));
                     }
                     super::HeaderEdit::Set(k, v) => {
                         headers.retain(|(h, _)| *h != k);
-                        headers.push((k, v));
+                        headers.push((k.into_owned(), v.into_owned()));
                     }
                     super::HeaderEdit::Remove(k) => headers.retain(|(h, _)| *h != k),
                 }

@@ -15,6 +15,8 @@
 //!
 //! What things cost, and the reserve-then-settle policy, is `crate::pricing`.
 
+use std::borrow::Cow;
+
 mod admit;
 mod auth;
 mod auto;
@@ -56,18 +58,20 @@ use crate::pricing::{SettleFailure, SpendHold};
 use crate::routing::Price;
 use crate::usage::Usage;
 
+/// An edit of the request's or the response's headers. Names and values are `Cow`s: the
+/// constant ones (most names, `application/json`) are not allocated per request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeaderEdit {
-    Set(String, String),
-    Remove(String),
+    Set(Cow<'static, str>, Cow<'static, str>),
+    Remove(Cow<'static, str>),
 }
 
-fn set(k: &str, v: impl Into<String>) -> HeaderEdit {
-    HeaderEdit::Set(k.to_string(), v.into())
+fn set(k: impl Into<Cow<'static, str>>, v: impl Into<Cow<'static, str>>) -> HeaderEdit {
+    HeaderEdit::Set(k.into(), v.into())
 }
 
-fn remove(k: &str) -> HeaderEdit {
-    HeaderEdit::Remove(k.to_string())
+fn remove(k: impl Into<Cow<'static, str>>) -> HeaderEdit {
+    HeaderEdit::Remove(k.into())
 }
 
 /// What the host provides for one decision: the time and the shared counter store.

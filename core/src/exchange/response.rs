@@ -36,7 +36,8 @@ impl Exchange {
             self.mode = ResponseMode::Pass;
             return Vec::new();
         }
-        let mut edits: Vec<HeaderEdit> = self.rate_headers().into_iter().map(|(k, v)| HeaderEdit::Set(k, v)).collect();
+        let mut edits: Vec<HeaderEdit> =
+            self.rate_headers().into_iter().map(|(k, v)| HeaderEdit::Set(k.into(), v.into())).collect();
         edits.extend(self.served_model_header());
         edits.extend(self.response_edits(status, content_type));
         edits

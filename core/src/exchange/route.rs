@@ -306,7 +306,7 @@ impl Exchange {
             cluster.api_key.iter().chain(cluster.headers.iter().map(|(_, v)| v)).filter(|v| !v.is_empty()).cloned(),
         );
         let mut edits = vec![
-            set(&cfg.cluster_header, cluster.name.clone()),
+            set(cfg.cluster_header.clone(), cluster.name.clone()),
             set(":path", path),
             remove("accept-encoding"),
             remove("anthropic-version"),
@@ -326,7 +326,7 @@ impl Exchange {
             }
         }
         for (k, v) in &cluster.headers {
-            edits.push(set(k, v.clone()));
+            edits.push(set(k.clone(), v.clone()));
         }
         edits
     }

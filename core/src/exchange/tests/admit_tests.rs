@@ -87,7 +87,7 @@ fn a_reservation_without_max_tokens_is_the_default_times_n_and_is_sent_upstream(
     assert_eq!(up["max_tokens"], 16);
     assert_eq!(up["messages"][0]["content"], "hi");
     let BodyAction::Forward { edits, body: Some(b) } = &a else { panic!("no body") };
-    assert!(edits.contains(&HeaderEdit::Set("content-length".into(), b.len().to_string())));
+    assert!(edits.contains(&HeaderEdit::Set("content-length".into(), b.len().to_string().into())));
     // n = 3 at the default (17_000 + 3 x 16_000) is too big for the 50_000 cap: 402.
     let n3 = r#"{"model":"m","n":3,"messages":[{"role":"user","content":"hi"}]}"#;
     let (ex, r) = run(&c, &s(), 0, "sk-capped", n3);

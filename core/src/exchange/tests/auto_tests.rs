@@ -30,7 +30,7 @@ const SHORT: &str = r#"{"model":"auto","messages":[{"role":"user","content":"hi"
 
 fn edit<'a>(edits: &'a [HeaderEdit], name: &str) -> Option<&'a str> {
     edits.iter().find_map(|e| match e {
-        HeaderEdit::Set(k, v) if k == name => Some(v.as_str()),
+        HeaderEdit::Set(k, v) if k == name => Some(v.as_ref()),
         _ => None,
     })
 }

@@ -42,7 +42,7 @@ fn count(c: &Config, s: &MemoryStore, path: &str, body: &str) -> (Exchange, Body
 fn edit<'a>(a: &'a BodyAction, name: &str) -> Option<&'a str> {
     match a {
         BodyAction::Forward { edits, .. } => edits.iter().find_map(|e| match e {
-            HeaderEdit::Set(k, v) if k == name => Some(v.as_str()),
+            HeaderEdit::Set(k, v) if k == name => Some(v.as_ref()),
             _ => None,
         }),
         _ => None,

@@ -20,7 +20,7 @@ const EMB: &str = r#"{"model":"emb","input":["hello world","abc"],"dimensions":8
 fn path_of(a: &BodyAction) -> Option<&str> {
     match a {
         BodyAction::Forward { edits, .. } => edits.iter().find_map(|e| match e {
-            HeaderEdit::Set(k, v) if k == ":path" => Some(v.as_str()),
+            HeaderEdit::Set(k, v) if k == ":path" => Some(v.as_ref()),
             _ => None,
         }),
         _ => None,

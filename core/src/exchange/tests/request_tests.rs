@@ -177,7 +177,7 @@ fn a_stream_without_stream_options_gets_them_at_byte_level_and_one_with_them_is_
         String::from_utf8_lossy(b),
         r#"{"stream_options":{"include_usage":true},"model":"m", "stream":true,"messages":[{"role":"user","content":"hi"}]}"#
     );
-    assert!(edits.contains(&HeaderEdit::Set("content-length".into(), b.len().to_string())));
+    assert!(edits.contains(&HeaderEdit::Set("content-length".into(), b.len().to_string().into())));
     // With it (asking for nothing, `null`, or other members): merged by the general path,
     // the member once, the client's other options kept.
     for opts in [r#"{"include_usage":false}"#, "null", r#"{"x":1}"#] {
