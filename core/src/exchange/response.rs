@@ -75,8 +75,10 @@ impl Exchange {
             };
             return Vec::new();
         }
-        let is_sse =
-            content_type.map(|c| c.trim_start().to_ascii_lowercase().starts_with("text/event-stream")).unwrap_or(false);
+        // `text/event-stream` in any case, compared in place (no lowercased copy).
+        let is_sse = content_type.is_some_and(|c| {
+            c.trim_start().as_bytes().get(..17).is_some_and(|p| p.eq_ignore_ascii_case(b"text/event-stream"))
+        });
         if is_sse {
             let echo = self.echo.take();
             let pipe = StreamPipe::priced_echoed(

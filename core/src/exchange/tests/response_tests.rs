@@ -122,3 +122,25 @@ fn a_bodyless_upstream_error_is_answered_in_the_callers_dialect() {
     assert_eq!(v["error"]["message"], "The generation service failed (upstream status 503): no details");
     assert_eq!(header(&r, "x-should-retry"), Some("true"));
 }
+
+#[test]
+fn an_event_stream_is_known_by_its_content_type_in_any_case() {
+    let c = cfg();
+    let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let cases = [
+        ("text/event-stream", true),
+        ("  Text/Event-Stream; charset=utf-8", true),
+        ("TEXT/EVENT-STREAMING", true),
+        ("text/event-strea", false),
+        ("t\u{e9}xt/event-stream", false),
+        ("x text/event-stream", false),
+        ("application/json", false),
+        ("", false),
+    ];
+    for (ct, sse) in cases {
+        let (mut ex, r) = run(&c, &MemoryStore::new(), 0, "sk-a", body);
+        assert!(r.is_none());
+        ex.on_response_headers(200, Some(ct));
+        assert_eq!(matches!(ex.mode, super::super::response::ResponseMode::Stream { .. }), sse, "{ct:?}");
+    }
+}
