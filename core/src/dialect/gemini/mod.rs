@@ -65,28 +65,44 @@ fn snake(camel: &str) -> String {
     s
 }
 
-/// A field by its camelCase name, or its snake_case twin.
+/// A field by its camelCase name, or its snake_case twin (the camelCase one first).
 fn field<'a>(o: &'a Map<String, Value>, camel: &str) -> Option<&'a Value> {
-    if let Some(v) = o.get(camel) {
-        return Some(v);
+    let uppers = camel.bytes().filter(u8::is_ascii_uppercase).count();
+    if uppers == 0 {
+        return o.get(camel); // its snake_case twin is itself
     }
-    if !camel.bytes().any(|b| b.is_ascii_uppercase()) {
-        return None; // its snake_case twin is itself
+    if o.len() > SMALL_OBJECT {
+        return o.get(camel).or_else(|| o.get(&snake(camel)));
     }
-    // The twin spelled on the stack (a name is short): no allocation per field looked up.
-    let mut buf = [0u8; 48];
-    let mut n = 0usize;
-    for b in camel.bytes() {
-        let lower = b.to_ascii_lowercase();
-        let part: &[u8] = if b.is_ascii_uppercase() { &[b'_', lower] } else { &[b] };
-        let Some(dst) = buf.get_mut(n..n + part.len()) else { return o.get(&snake(camel)) };
-        dst.copy_from_slice(part);
-        n += part.len();
+    // A request's objects are small: one walk over the keys, each told apart by its length
+    // first, the twin compared byte by byte without being spelled out.
+    let twin_len = camel.len() + uppers;
+    let mut twin = None;
+    for (k, v) in o {
+        if k == camel {
+            return Some(v);
+        }
+        if twin.is_none() && k.len() == twin_len && is_snake_twin(k.as_bytes(), camel.as_bytes()) {
+            twin = Some(v);
+        }
     }
-    match buf.get(..n).map(std::str::from_utf8) {
-        Some(Ok(twin)) => o.get(twin),
-        _ => o.get(&snake(camel)),
-    }
+    twin
+}
+
+/// Objects up to this many members are searched by one walk over their keys (`field`).
+const SMALL_OBJECT: usize = 16;
+
+/// Whether `k` is `snake(camel)`: each ASCII capital as `_` and its lowercase, any other byte
+/// as itself.
+fn is_snake_twin(k: &[u8], camel: &[u8]) -> bool {
+    let mut ks = k.iter();
+    camel.iter().all(|&b| {
+        if b.is_ascii_uppercase() {
+            ks.next() == Some(&b'_') && ks.next() == Some(&b.to_ascii_lowercase())
+        } else {
+            ks.next() == Some(&b)
+        }
+    }) && ks.next().is_none()
 }
 
 fn vfield<'a>(v: &'a Value, camel: &str) -> Option<&'a Value> {

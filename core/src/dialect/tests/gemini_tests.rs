@@ -90,3 +90,40 @@ fn field_reads_the_camel_case_name_or_its_snake_case_twin() {
     let o = obj(json!({snake(long): 5}));
     assert_eq!(field(&o, long), Some(&json!(5)));
 }
+
+/// `field` as it was: the camelCase name looked up, then its snake_case twin spelled out.
+fn field_via_get<'a>(o: &'a Map<String, Value>, camel: &str) -> Option<&'a Value> {
+    o.get(camel).or_else(|| if camel.bytes().any(|b| b.is_ascii_uppercase()) { o.get(&snake(camel)) } else { None })
+}
+
+#[test]
+fn field_finds_the_camel_name_first_then_its_snake_twin() {
+    let o: Map<String, Value> = serde_json::from_str(
+        r#"{"max_output_tokens":1,"maxOutputTokens":2,"top_k":3,"candidate_countx":4,"response_mime_type":5}"#,
+    )
+    .unwrap();
+    assert_eq!(field(&o, "maxOutputTokens"), Some(&Value::from(2)));
+    assert_eq!(field(&o, "topK"), Some(&Value::from(3)));
+    assert_eq!(field(&o, "candidateCount"), None);
+    assert_eq!(field(&o, "responseMimeType"), Some(&Value::from(5)));
+    assert_eq!(field(&o, "top_k"), Some(&Value::from(3)));
+    assert_eq!(field(&o, "topk"), None);
+}
+
+proptest::proptest! {
+    #[test]
+    fn field_is_the_lookup_of_the_name_then_its_twin(
+        keys in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "topK", "top_k", "top_K", "topk", "_top_k", "top_kk", "maxOutputTokens", "max_output_tokens",
+                "max_outputTokens", "mimeType", "mime_type", "mime_typé", "mimeTypé", "mime_typ", "x", "",
+                "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "b0", "b1", "b2", "b3", "b4", "b5",
+            ]),
+            0..24,
+        ),
+        camel in proptest::sample::select(vec!["topK", "maxOutputTokens", "mimeType", "mimeTypé", "x", "top_k", "A"]),
+    ) {
+        let o: Map<String, Value> = keys.iter().enumerate().map(|(i, k)| (k.to_string(), Value::from(i))).collect();
+        proptest::prop_assert_eq!(field(&o, camel), field_via_get(&o, camel));
+    }
+}
