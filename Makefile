@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 4
 
-.PHONY: help build bench-filters run run-cluster clean-state test unit clippy validate integration node-deps venv wasm-target keytool clean fuzz fuzz-smoke fuzz-tools bench soak prometheus redis
+.PHONY: help build wasm-opt-check binaryen bench-filters run run-cluster clean-state test unit clippy validate integration node-deps venv wasm-target keytool clean fuzz fuzz-smoke fuzz-tools bench soak prometheus redis
 
 help:
 	@echo "make run    build what is missing, start the demo (gateway 127.0.0.1:8080, admin :9901)"
@@ -43,8 +43,21 @@ venv: $(STAMP)
 wasm-target:
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 
-$(WASM): $(FILTER_SRC) Cargo.lock | wasm-target
+# The filter: cargo's module, then binaryen's wasm-opt over it in place (WASM_OPT_FLAGS; the
+# module's features named, as the stripped module does not list them). `wasm-opt-check` redoes
+# the pass when the module is cargo's again: cargo links target/.../release/tollgate.wasm to its
+# deps/ copy on every build of the package, even one with nothing to do, so a module equal to
+# deps/tollgate.wasm has not been through wasm-opt.
+WASM_DEPS := target/wasm32-wasip1/release/deps/tollgate.wasm
+WASM_OPT_FLAGS := -O2 --merge-similar-functions --enable-simd --enable-bulk-memory --enable-sign-ext \
+	--enable-mutable-globals --enable-nontrapping-float-to-int
+$(WASM): $(FILTER_SRC) Cargo.lock | wasm-target binaryen
 	cargo build --release --locked -p tollgate-filter --target wasm32-wasip1
+	wasm-opt $(WASM_OPT_FLAGS) $@ -o $@.opt && mv $@.opt $@
+
+wasm-opt-check: $(WASM) | binaryen
+	@if cmp -s $(WASM) $(WASM_DEPS); then echo "wasm-opt $(WASM_OPT_FLAGS) $(WASM)"; \
+	  wasm-opt $(WASM_OPT_FLAGS) $(WASM) -o $(WASM).opt && mv $(WASM).opt $(WASM); fi
 
 $(BACKEND): $(BACKEND_SRC) Cargo.lock
 	cargo build --release --locked -p tollgate-demo-backend
@@ -58,7 +71,7 @@ $(REPORT): $(shell find tools/report/src -name '*.rs') tools/report/Cargo.toml C
 $(LIMITS): $(shell find tools/limits-service/src core/src -name '*.rs') tools/limits-service/Cargo.toml core/Cargo.toml Cargo.lock
 	cargo build --release --locked -p tollgate-limits
 
-build: wasm-target $(WASM) $(BACKEND) $(KEYTOOL) $(REPORT) $(LIMITS)
+build: wasm-target $(WASM) wasm-opt-check $(BACKEND) $(KEYTOOL) $(REPORT) $(LIMITS)
 
 $(NODE_DEPS): tests/node/package.json tests/node/package-lock.json
 	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
@@ -101,7 +114,7 @@ $(TLS_DEV_CERT):
 	  -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
 	  -keyout envoy/tls/server.key -out $@ 2>/dev/null
 
-validate: $(STAMP) $(WASM) $(TLS_DEV_CERT)
+validate: $(STAMP) $(WASM) wasm-opt-check $(TLS_DEV_CERT)
 	$(PY) tests/harness/check_clusters.py envoy/*.yaml
 	@for f in envoy/*.yaml; do \
 	  echo "envoy --mode validate $$f"; \
@@ -117,6 +130,12 @@ prometheus:
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus && \
 	  { $(SUDO) systemctl stop prometheus 2>/dev/null || true; }; }
+
+# Debian's binaryen for wasm-opt, the filter's post-link pass (above), installed when missing.
+binaryen:
+	@command -v wasm-opt >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends binaryen; }
 
 # Debian's redis-server for the shared limits service tests (tests/integration/test_limits_service.py),
 # installed when missing; the tests run the binary themselves on a free port with a temp dir. As

@@ -70,10 +70,10 @@ impl KeyTable {
     /// Builds the table; on a duplicated hash, returns the hash and the two key indices that
     /// carry it (lower index first).
     pub fn build(mut entries: Vec<(Hash, u32)>) -> Result<Self, (Hash, u32, u32)> {
-        // By the first 8 bytes as one number, the rest only when those are equal: a
-        // million 32-byte comparisons through `memcmp` were most of the sort's time.
-        let prefix = |h: &Hash| u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]);
-        entries.sort_unstable_by(|a, b| prefix(&a.0).cmp(&prefix(&b.0)).then_with(|| a.0.cmp(&b.0)));
+        // By hash, then key index (so the two indices a repeated hash reports are its lowest
+        // two), with a byte-wise radix sort in place: no comparisons chasing memory at a
+        // million keys, and none of the standard sort's code in the .wasm.
+        crate::sort::radix_sort(&mut entries);
         for w in entries.windows(2) {
             if let [a, b] = w {
                 if a.0 == b.0 {

@@ -19,6 +19,7 @@ pub mod pricing;
 pub mod reply;
 pub mod router;
 pub mod routing;
+mod sort;
 pub mod sse;
 pub mod trace;
 pub mod translate;

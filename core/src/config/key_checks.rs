@@ -17,7 +17,7 @@ pub(super) fn check_key_ids(keys: &[KeyRecord], name: &dyn Fn(usize) -> String) 
     let empty = keys.iter().position(|k| k.id.is_empty());
     u32::try_from(keys.len()).map_err(|_| "keys: too many keys".to_string())?;
     let mut order: Vec<u64> = keys.iter().zip(0u64..).map(|(k, i)| (u64::from(fingerprint(&k.id)) << 32) | i).collect();
-    order.sort_unstable();
+    crate::sort::radix_sort(&mut order);
     let index = |e: u64| u32::try_from(e & 0xffff_ffff).unwrap_or(u32::MAX);
     // Within a run of equal fingerprints, sorted by (id, index): the second of equal ids is
     // where the id repeats.
@@ -26,7 +26,7 @@ pub(super) fn check_key_ids(keys: &[KeyRecord], name: &dyn Fn(usize) -> String) 
     for group in order.chunk_by(|a, b| a >> 32 == b >> 32).filter(|g| g.len() > 1) {
         run.clear();
         run.extend(group.iter().map(|&e| index(e)));
-        run.sort_unstable_by(|&a, &b| id(a).cmp(id(b)).then(a.cmp(&b)));
+        crate::sort::heap_sort_by(&mut run, |&a, &b| (id(a), a) < (id(b), b));
         let found = run
             .windows(2)
             .filter_map(|w| match w {

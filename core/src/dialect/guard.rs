@@ -197,7 +197,7 @@ fn repeated(keys: &mut [Cow<'_, [u8]>]) -> Result<(), GatewayError> {
     let twice = if keys.len() <= PAIRWISE_KEYS {
         keys.iter().enumerate().find_map(|(i, k)| keys.get(i + 1..).unwrap_or_default().contains(k).then_some(k))
     } else {
-        keys.sort_unstable();
+        crate::sort::heap_sort_by(keys, |a, b| a < b);
         keys.windows(2).find_map(|w| match w {
             [a, b] if a == b => Some(a),
             _ => None,

@@ -50,6 +50,16 @@ fn hashes_that_share_their_first_bytes_are_ordered_by_the_rest() {
 }
 
 #[test]
+fn a_hash_given_three_times_names_its_first_two_keys() {
+    // The table is sorted by hash, then key index: the duplicate reported is always the same.
+    let mut keys: Vec<(Hash, u32)> = (0..300u32).map(|i| (sha256(format!("k{i}").as_bytes()), i)).collect();
+    for (at, i) in [(0, 290u32), (150, 17), (299, 205)] {
+        keys[at] = (sha256(b"twice"), i);
+    }
+    assert_eq!(KeyTable::build(keys).unwrap_err(), (sha256(b"twice"), 17, 205));
+}
+
+#[test]
 fn extraction_rules() {
     assert_eq!(extract(Some("Bearer sk-1"), None, None, None), Presented::Key("sk-1", KeySource::Bearer));
     assert_eq!(extract(Some("bearer   sk-1 "), None, None, None), Presented::Key("sk-1", KeySource::Bearer));
