@@ -498,29 +498,62 @@ pub(crate) fn write_u64(out: &mut Vec<u8>, mut n: u64) {
 
 /// The client's bytes for one chunk of a stream, kept as a view of the chunk while they are the
 /// chunk's own bytes (events passed on unchanged), so a chunk that goes out as it came is never
-/// copied; they are written into `out` from the first event that differs.
+/// copied; they are written into `out` from the first event that differs. With a `head_min`,
+/// the chunk's bytes before that event stay out of `out` when they are at least that many: the
+/// output is then `chunk[..head()]` followed by `out` (the host keeps or re-reads them itself).
 pub struct ChunkOut<'c, 'o> {
     chunk: &'c [u8],
     /// `chunk[..same]` is the output so far (while not `written`).
     same: usize,
-    /// The output is in `out`.
+    /// The output is in `out` (after `chunk[..head]`).
     written: bool,
+    /// The chunk's first bytes the output starts with that `out` does not hold.
+    head: usize,
+    /// The fewest bytes left out of `out` as a head (`usize::MAX`: none ever are).
+    head_min: usize,
     out: &'o mut Vec<u8>,
 }
 
 impl<'c, 'o> ChunkOut<'c, 'o> {
     /// An output for `chunk`, written (when it must be) into `out`, which is cleared.
     pub fn new(chunk: &'c [u8], out: &'o mut Vec<u8>) -> Self {
+        Self::with_head(chunk, out, usize::MAX)
+    }
+
+    /// As `new`, a head of at least `head_min` bytes left out of `out` (`head`).
+    pub fn with_head(chunk: &'c [u8], out: &'o mut Vec<u8>, head_min: usize) -> Self {
         out.clear();
-        ChunkOut { chunk, same: 0, written: false, out }
+        ChunkOut { chunk, same: 0, written: false, head: 0, head_min, out }
     }
 
     /// The output as bytes to write to (from here on it is no longer a view of the chunk).
     pub fn buf(&mut self) -> &mut Vec<u8> {
         if !self.written {
             self.written = true;
-            self.out.reserve(self.chunk.len() + 64);
-            self.out.extend_from_slice(self.chunk.get(..self.same).unwrap_or(&[]));
+            if self.same >= self.head_min {
+                self.head = self.same;
+                self.out.reserve(self.chunk.len().saturating_sub(self.same) + 64);
+            } else {
+                self.out.reserve(self.chunk.len() + 64);
+                self.out.extend_from_slice(self.chunk.get(..self.same).unwrap_or(&[]));
+            }
+        }
+        self.out
+    }
+
+    /// How many of the chunk's first bytes the output starts with outside `out` (0 unless
+    /// `with_head` and the output was written).
+    pub fn head(&self) -> usize {
+        self.head
+    }
+
+    /// The output whole in `out`: a head left out is copied in front.
+    pub fn join(&mut self) -> &mut Vec<u8> {
+        self.buf();
+        if self.head > 0 {
+            let head = self.chunk.get(..self.head).unwrap_or(&[]);
+            self.out.splice(0..0, head.iter().copied());
+            self.head = 0;
         }
         self.out
     }
@@ -548,7 +581,7 @@ impl<'c, 'o> ChunkOut<'c, 'o> {
         write_event(self.buf(), None, data.as_bytes(), b"\n");
     }
 
-    /// The output so far.
+    /// The output so far (when no head is left out of `out`: see `pieces`).
     pub fn bytes(&self) -> &[u8] {
         if self.written {
             self.out
@@ -557,10 +590,35 @@ impl<'c, 'o> ChunkOut<'c, 'o> {
         }
     }
 
+    /// The output so far, in (at most) two pieces: the chunk's head and `out`.
+    pub fn pieces(&self) -> (&[u8], &[u8]) {
+        if self.written {
+            (self.chunk.get(..self.head).unwrap_or(&[]), self.out)
+        } else {
+            (self.chunk.get(..self.same).unwrap_or(&[]), &[])
+        }
+    }
+
+    /// Whether `finder`'s needle is in the output (across its two pieces too).
+    pub fn contains(&self, finder: &memchr::memmem::Finder<'_>) -> bool {
+        let (head, rest) = self.pieces();
+        if finder.find(head).is_some() || finder.find(rest).is_some() {
+            return true;
+        }
+        // A needle across the two pieces: the head's last bytes then the rest's first.
+        let n = finder.needle().len().saturating_sub(1);
+        if n == 0 || head.is_empty() || rest.is_empty() {
+            return false;
+        }
+        let mut seam = head.get(head.len().saturating_sub(n)..).unwrap_or(&[]).to_vec();
+        seam.extend_from_slice(rest.get(..n.min(rest.len())).unwrap_or(&[]));
+        finder.find(&seam).is_some()
+    }
+
     /// Whether the output is exactly the chunk (it can then be let through as it came).
     pub fn is_chunk(&self) -> bool {
         if self.written {
-            self.out.as_slice() == self.chunk
+            self.chunk.get(self.head..) == Some(self.out.as_slice())
         } else {
             self.same == self.chunk.len()
         }

@@ -26,20 +26,23 @@ fn pipe(kind: u8) -> StreamPipe {
     }
 }
 
-/// The exchange's way (`exchange/response.rs`).
-fn lent(kind: u8, chunks: &[&[u8]]) -> (Pieces, Option<u64>, u64) {
+/// The exchange's way (`exchange/response.rs`); with `head_min`, the chunk's unchanged first
+/// bytes left out of the buffer when at least that many (as the glue asks), then joined here.
+fn lent(kind: u8, chunks: &[&[u8]], head_min: usize) -> (Pieces, Option<u64>, u64) {
     let (mut framer, mut p, mut out) = (Framer::default(), pipe(kind), Vec::new());
     let mut pieces = Vec::new();
     for (i, chunk) in chunks.iter().enumerate() {
         let last = i + 1 == chunks.len();
-        let mut o = ChunkOut::new(chunk, &mut out);
+        let mut o = ChunkOut::with_head(chunk, &mut out, head_min);
         framer.push_each(chunk, |ev| p.on_event_out(ev, &mut o)).unwrap();
         if last {
             framer.finish_each(|ev| p.on_event_out(ev, &mut o));
             p.finish_out(&mut o);
         }
         let passed = o.is_chunk();
-        pieces.push((o.bytes().to_vec(), passed));
+        let (head, rest) = o.pieces();
+        assert!(head_min == usize::MAX || o.head() == 0 || o.head() >= head_min, "a head shorter than asked");
+        pieces.push(([head, rest].concat(), passed));
     }
     (pieces, p.usage().map(|u| u.completion_tokens), p.text_bytes())
 }
@@ -98,6 +101,7 @@ proptest! {
         parts in proptest::collection::vec(piece(), 1..8),
         cuts in proptest::collection::vec(0usize..400, 0..5),
         kind in 0u8..4,
+        head_min in prop_oneof![Just(usize::MAX), Just(0usize), 1usize..200],
     ) {
         let stream = parts.concat();
         let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(stream.len())).collect();
@@ -109,7 +113,7 @@ proptest! {
             at = c;
         }
         chunks.push(&stream[at..]);
-        prop_assert_eq!(lent(kind, &chunks), copied(kind, &chunks));
+        prop_assert_eq!(lent(kind, &chunks, head_min), copied(kind, &chunks));
     }
 }
 
@@ -140,4 +144,48 @@ fn a_chunk_is_written_from_the_first_event_that_changes() {
     assert_eq!(o.bytes(), [TEXT, TEXT].concat().as_bytes());
     assert_eq!(out, [TEXT, TEXT].concat().as_bytes());
     assert_eq!(p.usage().map(|u| (u.prompt_tokens, u.completion_tokens)), Some((2, 3)));
+}
+
+/// With a head asked for, the events before the first one that changes stay out of the buffer:
+/// the output is the chunk's first bytes, then the buffer (nothing copied twice).
+#[test]
+fn the_unchanged_head_of_a_written_chunk_can_stay_out_of_the_buffer() {
+    let chunk = [TEXT, TEXT, USAGE, TEXT].concat();
+    let head = 2 * TEXT.len();
+    for (head_min, want_head) in [(head, head), (head + 1, 0), (1, head)] {
+        let (mut framer, mut p, mut out) = (Framer::default(), pipe(0), Vec::new());
+        let mut o = ChunkOut::with_head(chunk.as_bytes(), &mut out, head_min);
+        framer.push_each(chunk.as_bytes(), |ev| p.on_event_out(ev, &mut o)).unwrap();
+        assert!(!o.is_chunk());
+        assert_eq!(o.head(), want_head, "head_min {head_min}");
+        let (h, rest) = o.pieces();
+        assert_eq!([h, rest].concat(), [TEXT, TEXT, TEXT].concat().as_bytes());
+        assert_eq!(out.len(), 3 * TEXT.len() - want_head, "head_min {head_min}");
+    }
+}
+
+/// A needle in the output is found in the head, in the buffer and across the two.
+#[test]
+fn a_needle_is_found_across_the_head_and_the_buffer() {
+    let chunk = [TEXT, USAGE].concat();
+    let mut out = Vec::new();
+    let mut o = ChunkOut::with_head(chunk.as_bytes(), &mut out, 1);
+    o.data_event(TEXT.strip_prefix("data: ").and_then(|t| t.strip_suffix("\n\n")).unwrap());
+    o.buf().extend_from_slice(b"error");
+    assert_eq!(o.head(), TEXT.len());
+    for (needle, found) in [
+        ("}]}\n\ner", true),
+        ("}]}\n\ne", true),
+        ("\nerror", true),
+        ("\n\nerror", true),
+        ("h\u{e9}", true),
+        ("rror", true),
+        ("\n\nx", false),
+    ] {
+        let finder = memchr::memmem::Finder::new(needle.as_bytes());
+        assert_eq!(o.contains(&finder), found, "{needle:?}");
+    }
+    assert_eq!(o.join().as_slice(), [TEXT, "error"].concat().as_bytes());
+    assert_eq!(o.head(), 0);
+    assert!(o.contains(&memchr::memmem::Finder::new(b"}]}\n\ner")), "joined");
 }

@@ -749,7 +749,7 @@ impl HttpContext for Http {
                 Err(status) => return self.drop_response("cannot read the response body", status),
             }
         };
-        let action = self.ex.on_response_chunk(&chunk, end_of_stream, max);
+        let (action, head) = self.ex.on_response_chunk_head(&chunk, end_of_stream, max, KEEP_HEAD_MIN);
         if end_of_stream {
             self.store_trace_attributes();
         }
@@ -767,7 +767,14 @@ impl HttpContext for Http {
             ChunkAction::Pass => Action::Continue,
             ChunkAction::Buffer => Action::Pause,
             ChunkAction::Replace(out) => {
-                let set = host::set_buffer(BufferType::HttpResponseBody, 0, size, &out);
+                let set = match chunk.get(..head).filter(|h| !h.is_empty()) {
+                    // The chunk's unchanged first bytes go back from the chunk read (Envoy drops
+                    // the whole buffer and prepends them), then the rest is appended: they are
+                    // not copied into `out` first.
+                    Some(h) => host::set_buffer(BufferType::HttpResponseBody, 0, size, h)
+                        .and_then(|()| host::set_buffer(BufferType::HttpResponseBody, h.len(), 0, &out)),
+                    None => host::set_buffer(BufferType::HttpResponseBody, 0, size, &out),
+                };
                 // The host has copied the bytes: the next chunk is written into the same memory.
                 self.ex.recycle_output(out);
                 match set {
@@ -780,6 +787,12 @@ impl HttpContext for Http {
         }
     }
 }
+
+/// The fewest unchanged bytes at the start of a rewritten stream chunk that are written back
+/// from the chunk read, with a second host call appending the rest, rather than copied in front
+/// of the rest (see `on_response_chunk_head`): below this, one more crossing costs more than
+/// the copy.
+const KEEP_HEAD_MIN: usize = 4096;
 
 impl Http {
     /// The response body cannot be read or rewritten: the client must not get the upstream's

@@ -53,6 +53,18 @@ impl Frame {
         same(num.get(digits..)?, suf.get(z..)?).then_some((self.split, self.split + len))
     }
 
+    /// Whether a frame is kept.
+    pub(crate) fn is_set(&self) -> bool {
+        self.split != 0
+    }
+
+    /// No frame kept.
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.split = 0;
+        self.slot = None;
+    }
+
     /// `data` read with its text at `start..end`: its frame is kept for the next event (the
     /// buffer is reused). A span that cannot be one (empty prefix, out of bounds) clears it.
     pub(crate) fn remember(&mut self, data: &str, start: usize, end: usize) {

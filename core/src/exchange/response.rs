@@ -106,24 +106,49 @@ impl Exchange {
     /// A response body chunk. `whole` is the full buffered body when `end_of_stream` in a
     /// buffering mode; otherwise the current chunk.
     pub fn on_response_chunk(&mut self, chunk: &[u8], end_of_stream: bool, max_body: usize) -> ChunkAction {
+        self.on_response_chunk_head(chunk, end_of_stream, max_body, usize::MAX).0
+    }
+
+    /// As `on_response_chunk`, where a stream chunk's `Replace` may leave out the chunk's first
+    /// bytes the client gets unchanged, when they are at least `head_min`: `(action, head)`, the
+    /// client's bytes being `chunk[..head]` and then the replacement's (the host can keep or
+    /// re-read them without a copy here). `head` is 0 for every other action.
+    pub fn on_response_chunk_head(
+        &mut self,
+        chunk: &[u8],
+        end_of_stream: bool,
+        max_body: usize,
+        head_min: usize,
+    ) -> (ChunkAction, usize) {
         if end_of_stream {
             self.response_done = true;
         }
-        let action = self.response_chunk(chunk, end_of_stream, max_body);
+        let mut head = 0;
+        let action = self.response_chunk(chunk, end_of_stream, max_body, head_min, &mut head);
         if self.content.is_some() {
             match &action {
                 ChunkAction::Pass => self.capture_response(chunk),
                 ChunkAction::Replace(b) => {
                     let b = b.clone();
+                    self.capture_response(chunk.get(..head).unwrap_or(&[]));
                     self.capture_response(&b);
                 }
                 ChunkAction::Buffer => {}
             }
         }
-        action
+        (action, head)
     }
 
-    fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool, max_body: usize) -> ChunkAction {
+    /// The action for a chunk; a stream's `Replace` that leaves out the chunk's first bytes
+    /// sets `head` to their count.
+    fn response_chunk(
+        &mut self,
+        chunk: &[u8],
+        end_of_stream: bool,
+        max_body: usize,
+        head_min: usize,
+        head: &mut usize,
+    ) -> ChunkAction {
         match &mut self.mode {
             ResponseMode::Pass => ChunkAction::Pass,
             ResponseMode::Refused => ChunkAction::Replace(Vec::new()),
@@ -218,7 +243,7 @@ impl Exchange {
             ResponseMode::Stream { framer, pipe, out } => {
                 // Each event is handled as the framer finds it, borrowed from the chunk; the
                 // output stays a view of the chunk while the events pass unchanged.
-                let mut o = ChunkOut::new(chunk, out);
+                let mut o = ChunkOut::with_head(chunk, out, head_min);
                 let pushed = framer.push_each(chunk, |ev| pipe.on_event_out(ev, &mut o));
                 if end_of_stream {
                     framer.finish_each(|ev| pipe.on_event_out(ev, &mut o));
@@ -234,8 +259,8 @@ impl Exchange {
                 }
                 // Upstream error text relayed in an error event never carries the cluster's
                 // credentials (checked only when the output mentions an error).
-                if !self.redact.is_empty() && error_finder().find(o.bytes()).is_some() {
-                    redact_bytes(o.buf(), &self.redact);
+                if !self.redact.is_empty() && o.contains(error_finder()) {
+                    redact_bytes(o.join(), &self.redact);
                 }
                 // Byte for byte what came in (whole events that pass unchanged): let the chunk
                 // through rather than replace it with a copy of itself.
@@ -243,6 +268,7 @@ impl Exchange {
                     return ChunkAction::Pass;
                 }
                 o.buf();
+                *head = o.head();
                 ChunkAction::Replace(std::mem::take(out))
             }
         }

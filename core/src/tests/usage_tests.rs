@@ -85,6 +85,25 @@ fn json_pieces() -> Vec<&'static str> {
         "\u{e9}",
         "tok 12 ",
         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        // Near misses of the counted keys (read a word at a time by their length): one byte
+        // changed, one short, one long, and the keys' first words inside longer strings.
+        "\"contenu\"",
+        "\"refusax\"",
+        "\"argumentx\"",
+        "\"argument\"",
+        "\"partial_jsox\"",
+        "\"partial_json_\"",
+        "\"partial_\"",
+        "\"tex\"",
+        "\"texts\"",
+        "\"Text\"",
+        "\"created\"",
+        "\"choices\"",
+        // A key inside a value, escaped and not.
+        "\"a\\\"content\\\":\\\"b\"",
+        "content\":\"",
+        "\n",
+        "\t",
     ]
 }
 
@@ -216,11 +235,46 @@ proptest::proptest! {
     fn text_len_and_usage_key_finds_usage_anywhere(
         parts in proptest::collection::vec(proptest::sample::select(vec![
             "\"usage\"", "usage", "\"us", "age\"", "\"", "\\", "\\\"", ":", "{", "}", ",", " ",
-            "\"content\"", "\"text\"", "abcdefghij", "\u{e9}", "\\u0075",
+            "\"content\"", "\"text\"", "abcdefghij", "\u{e9}", "\\u0075", "\"usag", "\"usage",
+            "\"Usage\"", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
         ]), 0..50),
     ) {
         let text = parts.concat();
         let want = (text_len_hint_reference(text.as_bytes()), text.contains("\"usage\""));
         proptest::prop_assert_eq!(text_len_and_usage_key(text.as_bytes()), want);
+    }
+}
+
+/// Every counted key, its near misses, `"usage"` and escaped text at every offset from a block
+/// boundary (keys and values split across two 64-byte blocks, the last block whole or partial,
+/// events shorter than a block): the same count and usage answer as the reference.
+#[test]
+fn text_count_matches_the_reference_at_every_offset() {
+    let events: [&str; 10] = [
+        // An escape in one block, its string closed in the next (with no escape) before a
+        // counted value, and one that opens there and closes in the block after.
+        r#"{"content":"a\"bcdefghijklmnopqrstuvwxyz0123456789","text":"tok","refusal":"abcdefghijklmnopqrstuvwxyz0123456789"}"#,
+        r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"tok5 "},"finish_reason":null}]}"#,
+        r#"{"text":"ab","refusal":"cd","arguments":"ef","partial_json":"gh","content" : "ij"}"#,
+        r#"{"texT":"ab","refusaL":"cd","argumentS":"ef","partial_jsoN":"gh","contenT":"ij","text":1}"#,
+        r#"{"content":"a\"content\":\"b\u00e9\\","text":"x\ny"}"#,
+        r#"{"choices":[],"usage":{"prompt_tokens":1},"content":"z"}"#,
+        r#"{"content":"has \"usage\" inside","x":"a\"usage\"b"}"#,
+        r#"{"content":"unterminated"#,
+        r#"{"content":"unterminated \"escaped\u00"#,
+        r#""usage""text":"a""#,
+    ];
+    for ev in events {
+        for pad in 0..=130 {
+            let text = format!("{}{ev}", " ".repeat(pad));
+            let want = (text_len_hint_reference(text.as_bytes()), text.contains("\"usage\""));
+            assert_eq!(text_len_and_usage_key(text.as_bytes()), want, "pad {pad}: {ev}");
+            assert_eq!(text_len_hint(&text), want.0, "pad {pad}: {ev}");
+            for tail in 1..=3 {
+                let text = format!("{text}{}", "x".repeat(tail * 21));
+                let want = (text_len_hint_reference(text.as_bytes()), text.contains("\"usage\""));
+                assert_eq!(text_len_and_usage_key(text.as_bytes()), want, "pad {pad} tail {tail}: {ev}");
+            }
+        }
     }
 }

@@ -254,10 +254,17 @@ pub unsafe extern "C" fn proxy_set_buffer_bytes(
         if h.refuse_buffer_writes.contains(&kind) {
             return INTERNAL_FAILURE;
         }
+        // As Envoy's `Buffer::copyFrom` on a body: from the start, `len` bytes dropped and the
+        // data put in front of what is left; at or past the end, appended; anywhere else
+        // refused.
         let b = h.buffers.entry(kind).or_default();
-        let start = start.min(b.len());
-        let end = start.saturating_add(len).min(b.len());
-        b.splice(start..end, new);
+        if start == 0 {
+            b.splice(..len.min(b.len()), new);
+        } else if start >= b.len() {
+            b.extend_from_slice(&new);
+        } else {
+            return BAD_ARGUMENT;
+        }
         OK
     })
 }

@@ -91,11 +91,98 @@ pub struct OpenAiStream {
     pub saw_done: bool,
     /// Completion text seen, in bytes (for estimates when usage never comes).
     pub completion_bytes: u64,
+    /// The frame of the latest event passed as it came: the next one in it is counted without
+    /// the scan.
+    pass: PassFrame,
+}
+
+/// The frame (`Frame`) of an event the pass-through passed, and the text count of its bytes
+/// around the text. The text's string is a counted value (checked when it is remembered, see
+/// `remember`): the count reads such a string's length only, so an event that is the same
+/// bytes around another plain string counts `base` plus that string's length, and holds
+/// `"usage"` only when that string is `usage` (the frame's bytes hold none, and a string
+/// without quotes meets the frame's bytes only at its two quotes).
+#[derive(Debug, Default)]
+struct PassFrame {
+    frame: Frame,
+    /// The count of the frame's bytes around an empty text.
+    base: u64,
+    /// Events in a row that did not fit the frame: at `PassFrame::MAX_MISSES`, no frame is
+    /// remembered any more on this stream (its events differ in more than their text).
+    misses: u8,
+}
+
+impl PassFrame {
+    const MAX_MISSES: u8 = 2;
+
+    /// The text count of `data` when it fits the frame (and its text is not `usage`).
+    #[inline]
+    fn count(&mut self, data: &str) -> Option<u64> {
+        if !self.frame.is_set() {
+            return None;
+        }
+        match self.frame.text_span(data) {
+            Some((s, e)) if data.as_bytes().get(s..e) != Some(b"usage") => {
+                self.misses = 0;
+                Some(self.base.saturating_add((e - s) as u64))
+            }
+            _ => {
+                self.misses = self.misses.saturating_add(1);
+                None
+            }
+        }
+    }
+
+    /// Remembers the frame of `data` (counted by the scan, without `"usage"`) around the plain
+    /// start of its last `content` or `arguments` string value, when that string is counted:
+    /// the same bytes around an empty text and around `ab` count 2 apart (a string that is not
+    /// a counted value counts 0 for either, neither being a key).
+    #[cold]
+    fn remember(&mut self, data: &str) {
+        self.frame.clear();
+        if self.misses >= Self::MAX_MISSES {
+            return;
+        }
+        let b = data.as_bytes();
+        let Some((s, e)) = [&b"\"content\":\""[..], b"\"arguments\":\""].iter().find_map(|key| {
+            let s = memchr::memmem::rfind(b, key)? + key.len();
+            Some((s, s + sse::json_special(b.get(s..)?)?))
+        }) else {
+            return;
+        };
+        let (pre, suf) = (b.get(..s).unwrap_or(&[]), b.get(e..).unwrap_or(&[]));
+        let mut probe = Vec::with_capacity(pre.len() + suf.len() + 2);
+        probe.extend_from_slice(pre);
+        probe.extend_from_slice(suf);
+        // (The frame's bytes hold no `"usage"`: `data`, scanned, holds none.)
+        let empty = usage::text_len_hint(&probe);
+        probe.truncate(pre.len());
+        probe.extend_from_slice(b"ab");
+        probe.extend_from_slice(suf);
+        if usage::text_len_hint(&probe) != empty.saturating_add(2) {
+            return;
+        }
+        self.base = empty;
+        self.frame.remember(data, s, e);
+    }
 }
 
 impl OpenAiStream {
     pub fn new(client_model: Option<String>, client_wants_usage: bool) -> Self {
-        OpenAiStream { client_model, client_wants_usage, usage: None, saw_done: false, completion_bytes: 0 }
+        OpenAiStream {
+            client_model,
+            client_wants_usage,
+            usage: None,
+            saw_done: false,
+            completion_bytes: 0,
+            pass: PassFrame::default(),
+        }
+    }
+
+    /// Whether the next event in the latest passed event's frame is counted from it (for tests).
+    #[cfg(test)]
+    pub(crate) fn counts_by_frame(&self) -> bool {
+        self.pass.frame.is_set()
     }
 
     /// Translates one upstream event, appending what the client gets to `out`.
@@ -125,11 +212,16 @@ impl OpenAiStream {
         if data == "[DONE]" {
             return None;
         }
+        if let Some(text) = self.pass.count(data) {
+            self.completion_bytes = self.completion_bytes.saturating_add(text);
+            return Some(data);
+        }
         let (text, has_usage) = usage::text_len_and_usage_key(data.as_bytes());
         if has_usage {
             return None;
         }
         self.completion_bytes = self.completion_bytes.saturating_add(text);
+        self.pass.remember(data);
         Some(data)
     }
 

@@ -205,3 +205,29 @@ fn stream_forwards_a_multi_line_event_line_by_line() {
     let datas: Vec<&str> = events.iter().map(|e| &*e.data).collect();
     assert_eq!(datas, vec![data, "not json\n\nstill not"]);
 }
+
+/// The pass-through keeps the frame of a steady stream's events (each next one counted from
+/// it), takes a new one when the bytes around the text change once, and stops after two
+/// events in a row that fit none (a field that changes on every event).
+#[test]
+fn the_pass_through_counts_a_steady_stream_by_its_frame_and_gives_up_on_a_changing_one() {
+    let ev = |head: &str, text: &str| Event {
+        event: None,
+        data: std::borrow::Cow::Owned(format!(r#"{{"id":"{head}","choices":[{{"delta":{{"content":"{text}"}}}}]}}"#)),
+    };
+    let mut s = OpenAiStream::new(None, false);
+    let mut out = Vec::new();
+    assert!(!s.counts_by_frame());
+    s.on_event(&ev("a", "x"), &mut out);
+    assert!(s.counts_by_frame());
+    s.on_event(&ev("a", "yy"), &mut out);
+    s.on_event(&ev("b", "zzz"), &mut out);
+    assert!(s.counts_by_frame(), "one miss: the new event's frame is kept");
+    s.on_event(&ev("b", "w"), &mut out);
+    assert_eq!(s.completion_bytes, 7);
+    for (i, t) in ["c", "d", "e", "f"].iter().enumerate() {
+        s.on_event(&ev(t, "v"), &mut out);
+        assert_eq!(s.counts_by_frame(), i == 0, "after {} misses in a row", i + 1);
+    }
+    assert_eq!(s.completion_bytes, 11);
+}
