@@ -15,6 +15,7 @@ pub mod limits;
 pub mod live;
 pub mod media;
 pub mod metrics;
+pub mod number;
 pub mod pricing;
 pub mod reply;
 pub mod router;

@@ -74,13 +74,9 @@ fn number(body: &Map<String, Value>, k: &str) -> Result<Option<f64>, GatewayErro
     match body.get(k) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n.as_f64().map(Some).ok_or_else(|| bad(k, format!("'{k}' must be a number"))),
-        Some(Value::String(s)) => s
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|f| f.is_finite())
-            .map(Some)
-            .ok_or_else(|| bad(k, format!("'{k}' must be a number"))),
+        Some(Value::String(s)) => {
+            crate::number::parse_f64(s.trim()).map(Some).ok_or_else(|| bad(k, format!("'{k}' must be a number")))
+        }
         Some(_) => Err(bad(k, format!("'{k}' must be a number"))),
     }
 }

@@ -160,7 +160,7 @@ fn fields(text: &str) -> Result<Fields<'_>, String> {
         let repeated = match (name, part.contains('=')) {
             ("id", true) if !value.is_empty() => f.id.replace(value).is_some(),
             ("cap", true) => {
-                let cap = value.parse::<f64>().ok().filter(|c| c.is_finite() && *c >= 0.0);
+                let cap = crate::number::parse_f64(value).filter(|c| *c >= 0.0);
                 f.cap.replace(cap.ok_or("cap: must be a non-negative number")?).is_some()
             }
             ("quota", true) => {
