@@ -129,9 +129,8 @@ impl Exchange {
             match &action {
                 ChunkAction::Pass => self.capture_response(chunk),
                 ChunkAction::Replace(b) => {
-                    let b = b.clone();
                     self.capture_response(chunk.get(..head).unwrap_or(&[]));
-                    self.capture_response(&b);
+                    self.capture_response(b);
                 }
                 ChunkAction::Buffer => {}
             }
